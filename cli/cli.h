@@ -1,0 +1,94 @@
+/*
+ * cli.h - the relayq command: one program, many commands
+ *
+ * relayq.c dispatches on the command word (or on the program name, when
+ * invoked as sendmail or mailq) to one *_main() function per command. The
+ * commands share the configuration loader and the clients of the daemons'
+ * sockets (control.c).
+ */
+#ifndef RELAYQ_CLI_H
+#define RELAYQ_CLI_H
+
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "ipc.h"
+#include "qstore.h"
+#include "vstr.h"
+
+/* One command: what the user types, and the function that runs it. */
+typedef struct CLI_CMD {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the command word */
+    const char *usage;                 /* arguments, for the usage line */
+} CLI_CMD;
+
+/* relayq.c */
+const char *relayq_config_file(const char *path);
+void relayq_load_config(const char *path);
+void relayq_usage(const char *command, const char *args) __attribute__((noreturn));
+char *relayq_printable(const char *text, size_t limit);
+
+/* start.c */
+int start_main(int argc, char **argv);
+int start_stop_main(int argc, char **argv);
+int start_reload_main(int argc, char **argv);
+int start_status_main(int argc, char **argv);
+
+/* check.c */
+int check_main(int argc, char **argv);
+int check_run(const char *path);
+
+/* sendmail.c */
+#define SENDMAIL_PIECE_MAX 65536 /* longest piece of a line handled at once */
+
+/* Standard input, read in pieces that never cross a line end. */
+typedef struct SENDMAIL_INPUT {
+    int fd;
+    char *buf; /* SENDMAIL_PIECE_MAX bytes read ahead */
+    size_t pos;
+    size_t len;
+    int eof;        /* read(2) returned 0 */
+    int line_start; /* the next byte starts a line */
+} SENDMAIL_INPUT;
+
+/* One logical header of the message: its lines, continuation lines included. */
+typedef struct SENDMAIL_HDR {
+    size_t offset; /* in the header buffer */
+    size_t len;
+    size_t name_len; /* the field name, without blanks and colon */
+    int drop;        /* not written to the queue (Bcc) */
+} SENDMAIL_HDR;
+
+int sendmail_main(int argc, char **argv);
+
+/* mailq.c */
+/* One listing of the queue in progress. */
+typedef struct MAILQ_STATE {
+    QSTORE_TXN *txn; /* the read snapshot being listed */
+    FILE *out;       /* where the listing goes until the snapshot ends */
+    int json;        /* postqueue -j objects instead of the -p layout */
+    char **active;   /* ids qmgr is delivering now, sorted */
+    size_t nactive;
+    size_t count;          /* messages listed */
+    long long total_bytes; /* their sizes */
+    VSTR *why;             /* the first read error, which stops the listing */
+    int failed;
+} MAILQ_STATE;
+
+int mailq_main(int argc, char **argv);
+
+/* flush.c */
+int flush_main(int argc, char **argv);
+
+/* control.c */
+#define CONTROL_OK 0       /* a reply arrived */
+#define CONTROL_DOWN (-1)  /* nobody listens on the socket */
+#define CONTROL_ERROR (-2) /* the server broke the protocol or timed out */
+
+int control_request(const char *socket_name, const char *protocol, const IPC_REC *request,
+                    int timeout_ms, IPC_REC **reply, VSTR *why);
+char *control_socket_path(const char *socket_name);
+int control_master_pid(pid_t *pid, VSTR *why);
+
+#endif

@@ -1,0 +1,141 @@
+/*
+ * control - the client side of the daemons' public sockets and of
+ *	master's pid file
+ *
+ * control_socket_path()
+ *	the absolute name of a socket under the configured queue directory;
+ *	the caller frees it.
+ * control_request()
+ *	connect to a socket, check the protocol the server announces, send
+ *	one request record and wait for one reply record, all within
+ *	timeout_ms. Returns CONTROL_OK with the reply (the caller frees it),
+ *	CONTROL_DOWN when nobody listens (the daemon is not running: the
+ *	reason is the bare system error), or CONTROL_ERROR when the server
+ *	misbehaved or was too slow.
+ * control_master_pid()
+ *	whether master runs: its pid file exists and its flock(2) lock is
+ *	held. Returns 1 with the pid (0 when the file holds none yet or any
+ *	more), 0 when master does not run, -1 with a reason when the file
+ *	cannot be examined.
+ *
+ * The configuration must be loaded. Nothing here exits; the commands
+ * decide what a failure means to the user.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ipc.h"
+#include "mail_proto.h"
+#include "mymalloc.h"
+#include "params.h"
+#include "qdir.h"
+
+#define CONTROL_PID_MAX 64 /* bytes of the pid file that are read */
+
+/* control_socket_path - a socket of the configured queue directory */
+char *control_socket_path(const char *socket_name)
+{
+    return qdir_path(var_str("queue_directory"), socket_name);
+}
+
+/* control_down_reason - keep only the system error of a failed connect */
+static void control_down_reason(VSTR *why, const char *path)
+{
+    VSTR *prefix = vstr_alloc(100);
+
+    /* unix_connect says "connect to PATH: error"; callers name the path themselves. */
+    vstr_sprintf(prefix, "connect to %s: ", path);
+    if (strncmp(vstr_str(why), vstr_str(prefix), vstr_len(prefix)) == 0)
+        vstr_consume(why, vstr_len(prefix));
+    vstr_free(prefix);
+}
+
+/* control_request - one request, one reply */
+int control_request(const char *socket_name, const char *protocol, const IPC_REC *request,
+                    int timeout_ms, IPC_REC **reply, VSTR *why)
+{
+    char *path = control_socket_path(socket_name);
+    IPC_CHAN *chan;
+    int ret = CONTROL_ERROR;
+
+    *reply = NULL;
+    if ((chan = ipc_client_open(path, protocol, timeout_ms, why)) == NULL) {
+        /*
+         * A failed connect means nobody listens: the daemon is down, an
+         * expected state that callers word differently from a misbehaving
+         * server.
+         */
+        if (strncmp(vstr_str(why), "connect to ", 11) == 0) {
+            control_down_reason(why, path);
+            ret = CONTROL_DOWN;
+        }
+        myfree(path);
+        return ret;
+    }
+    if (ipc_chan_send_wait(chan, request, timeout_ms, why) == 0 &&
+        (*reply = ipc_chan_recv_wait(chan, timeout_ms, why)) != NULL)
+        ret = CONTROL_OK;
+    ipc_chan_free(chan);
+    myfree(path);
+    return ret;
+}
+
+/* control_master_pid - is master running, and as which process */
+int control_master_pid(pid_t *pid, VSTR *why)
+{
+    char *path = qdir_path(var_str("queue_directory"), MASTER_LOCK_FILE);
+    char buf[CONTROL_PID_MAX + 1];
+    ssize_t got;
+    long num;
+    char *end;
+    int fd;
+    int ret = -1;
+
+    *pid = 0;
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+        if (errno == ENOENT) {
+            ret = 0;
+        } else {
+            vstr_sprintf(why, "open %s: %s", path, strerror(errno));
+        }
+        myfree(path);
+        return ret;
+    }
+    /* A lock we can take is a lock nobody holds: master is not running. */
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        close(fd);
+        myfree(path);
+        return 0;
+    }
+    if (errno != EWOULDBLOCK) {
+        vstr_sprintf(why, "lock %s: %s", path, strerror(errno));
+    } else if ((got = read(fd, buf, CONTROL_PID_MAX)) < 0) {
+        vstr_sprintf(why, "read %s: %s", path, strerror(errno));
+    } else {
+        buf[got] = '\0';
+        errno = 0;
+        num = strtol(buf, &end, 10);
+        /* kill() with 0, 1 or a negative pid would signal far more than master. */
+        /*
+         * Master locks before it writes its pid, and may empty the file as
+         * it exits: the lock alone says it runs. kill() with 0, 1 or a
+         * negative pid would signal far more than master: 0 means unknown.
+         */
+        if (end == buf || (*end != '\0' && *end != '\n') || errno != 0 || num <= 1 || num > INT_MAX)
+            *pid = 0;
+        else
+            *pid = (pid_t)num;
+        ret = 1;
+    }
+    close(fd);
+    myfree(path);
+    return ret;
+}

@@ -1,0 +1,178 @@
+/*
+ * relayq - the user's command: start, stop, check, queue and inspect mail
+ *
+ * main()
+ *	dispatch on the program name first (invoked as "sendmail" or
+ *	"mailq" it is that command, so it can stand in for the system's
+ *	sendmail), else on the first argument ("relayq COMMAND [args]").
+ *	"relayq -c FILE COMMAND" is accepted too and sets the configuration
+ *	file of a command that has no -c of its own.
+ * relayq_config_file()
+ *	the configuration file to use: -c FILE of the command, else the -c
+ *	given before the command word, else params_default_path().
+ * relayq_load_config()
+ *	load the configuration (-c FILE, else $RELAYQ_CONFIG, else the
+ *	built-in path) or exit EX_CONFIG with its "file:line: reason" line.
+ * relayq_usage()
+ *	print a one-line usage and exit EX_USAGE.
+ * relayq_printable()
+ *	a bounded, printable copy of untrusted text for a diagnostic; the
+ *	caller frees it.
+ *
+ * Diagnostics go to standard error as "relayq: fatal: reason"; exit codes
+ * come from sysexits.h so that scripts and mail programs can tell a
+ * temporary failure from a permanent one.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "cli.h"
+#include "msg.h"
+#include "mymalloc.h"
+#include "params.h"
+
+#define RELAYQ_QUOTE_DEFAULT 100 /* bytes of untrusted text shown in a message */
+
+/* The configuration file named before the command word ("relayq -c FILE cmd"). */
+static const char *relayq_config_path;
+
+static const CLI_CMD relayq_commands[] = {
+    {"start", start_main, "[-c FILE] [-f]"},
+    {"stop", start_stop_main, "[-c FILE]"},
+    {"reload", start_reload_main, "[-c FILE]"},
+    {"status", start_status_main, "[-c FILE]"},
+    {"check", check_main, "[-c FILE]"},
+    {"sendmail", sendmail_main,
+     "[-c FILE] [-t] [-i] [-f SENDER] [-F NAME] [-N DSN] [-R RET] [-V ENVID] [RCPT...]"},
+    {"mailq", mailq_main, "[-c FILE] [--json]"},
+    {"flush", flush_main, "[-c FILE] [-i QUEUE_ID]... [-s DOMAIN]..."},
+    {NULL, NULL, NULL},
+};
+
+/* relayq_config_file - the file a command reads */
+const char *relayq_config_file(const char *path)
+{
+    if (path != NULL)
+        return path;
+    if (relayq_config_path != NULL)
+        return relayq_config_path;
+    return params_default_path();
+}
+
+/* relayq_load_config - load the configuration or exit EX_CONFIG */
+void relayq_load_config(const char *path)
+{
+    VSTR *why = vstr_alloc(128);
+
+    if (params_load(relayq_config_file(path), why) == NULL)
+        msg_fatal_status(EX_CONFIG, "%s", vstr_str(why));
+    vstr_free(why);
+}
+
+/* relayq_usage - a one-line usage, then EX_USAGE */
+void relayq_usage(const char *command, const char *args)
+{
+    const CLI_CMD *cmd;
+
+    if (args == NULL)
+        for (cmd = relayq_commands; cmd->name; cmd++)
+            if (strcmp(cmd->name, command) == 0)
+                args = cmd->usage;
+    fprintf(stderr, "usage: relayq %s %s\n", command, args ? args : "");
+    exit(EX_USAGE);
+}
+
+/* relayq_printable - a bounded copy with control and non-ASCII bytes shown as "?" */
+char *relayq_printable(const char *text, size_t limit)
+{
+    VSTR *buf = vstr_alloc(64);
+    char *copy;
+    size_t i;
+
+    if (limit == 0)
+        limit = RELAYQ_QUOTE_DEFAULT;
+    for (i = 0; text[i] && i < limit; i++) {
+        unsigned char ch = (unsigned char)text[i];
+
+        vstr_addch(buf, ch >= 0x20 && ch < 0x7f ? ch : '?');
+    }
+    if (text[i])
+        vstr_strcat(buf, "...");
+    copy = mystrdup(vstr_str(buf));
+    vstr_free(buf);
+    return copy;
+}
+
+/* relayq_all_usage - the list of commands */
+static void relayq_all_usage(FILE *fp)
+{
+    const CLI_CMD *cmd;
+
+    fprintf(fp, "usage: relayq [-c FILE] COMMAND [args]\ncommands:\n");
+    for (cmd = relayq_commands; cmd->name; cmd++)
+        fprintf(fp, "  relayq %s %s\n", cmd->name, cmd->usage);
+}
+
+/* relayq_short_usage - the one-line usage of the program, then EX_USAGE */
+static void relayq_short_usage(void)
+{
+    const CLI_CMD *cmd;
+
+    fprintf(stderr, "usage: relayq [-c FILE] ");
+    for (cmd = relayq_commands; cmd->name; cmd++)
+        fprintf(stderr, "%s%s", cmd == relayq_commands ? "" : "|", cmd->name);
+    fprintf(stderr, " [args] (relayq --help lists them)\n");
+    exit(EX_USAGE);
+}
+
+/* relayq_find - the command of a name, or NULL */
+static const CLI_CMD *relayq_find(const char *name)
+{
+    const CLI_CMD *cmd;
+
+    for (cmd = relayq_commands; cmd->name; cmd++)
+        if (strcmp(cmd->name, name) == 0)
+            return cmd;
+    return NULL;
+}
+
+/* main - dispatch on the program name or the command word */
+int main(int argc, char **argv)
+{
+    const char *base;
+    const CLI_CMD *cmd;
+
+    msg_init("relayq", MSG_TO_STDERR_PLAIN);
+    if (argc < 1 || argv[0] == NULL)
+        msg_fatal_status(EX_USAGE, "no program name");
+    base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+    if (strcmp(base, "sendmail") == 0)
+        return sendmail_main(argc, argv);
+    if (strcmp(base, "mailq") == 0)
+        return mailq_main(argc, argv);
+
+    argc--, argv++;
+    if (argc >= 2 && strcmp(argv[0], "-c") == 0) {
+        relayq_config_path = argv[1];
+        argc -= 2, argv += 2;
+    }
+    if (argc == 0)
+        relayq_short_usage();
+    if (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0 ||
+        strcmp(argv[0], "help") == 0) {
+        relayq_all_usage(stdout);
+        return 0;
+    }
+    if ((cmd = relayq_find(argv[0])) == NULL) {
+        char *shown = relayq_printable(argv[0], 0);
+
+        fprintf(stderr, "relayq: fatal: unknown command \"%s\"\n", shown);
+        myfree(shown);
+        relayq_short_usage();
+    }
+    return cmd->run(argc, argv);
+}

@@ -1,0 +1,768 @@
+/*
+ * sendmail - the sendmail-compatible mail submission command
+ *
+ * sendmail_main()
+ *	"relayq sendmail [options] [RCPT...]", also run as "sendmail": read a
+ *	message from standard input and leave it in the queue's maildrop/
+ *	directory for pickup. Exit 0 only when the file is durably there:
+ *	written, fsynced and renamed to its final name, and the rename
+ *	fsynced. Every failure is one line on standard error and a sysexits
+ *	code (EX_USAGE for bad options, EX_DATAERR for bad addresses and
+ *	oversized mail, EX_CONFIG, EX_CANTCREAT, EX_TEMPFAIL), and leaves
+ *	nothing in maildrop/.
+ *
+ * Options are those of Postfix's sendmail: -t (recipients from To:, Cc:,
+ * Bcc:), -i / -oi (a lone "." line is data), -f, -F, -N, -R, -V; the
+ * common flags of other programs (-odi, -oem, -v, -B, -bm, -U, -L, -o*)
+ * are accepted and ignored; -bp is mailq.
+ *
+ * The message is streamed: only the header section is held in memory
+ * (to find -t recipients and drop Bcc:), the body goes straight to the
+ * temporary file, and the size limit is checked as it grows. A signal or
+ * a fatal error removes the temporary file (atexit and signal handlers).
+ *
+ * After the rename, pickup is woken through its public socket; that is
+ * best effort, since pickup also scans maildrop/ on its own.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "cli.h"
+#include "iostuff.h"
+#include "mail_proto.h"
+#include "maildrop.h"
+#include "msg.h"
+#include "mymalloc.h"
+#include "params.h"
+#include "qdir.h"
+
+#define SENDMAIL_HEADER_MAX (1024 * 1024) /* header bytes parsed for -t; the rest is body */
+#define SENDMAIL_FULLNAME_MAX 256
+#define SENDMAIL_ENVID_MAX 100           /* RFC 3461 */
+#define SENDMAIL_WRITE_CHUNK (64 * 1024) /* output buffered up to this */
+#define SENDMAIL_WAKEUP_MS 1000
+
+/* The temporary file to remove if we die before the rename; "" when none. */
+static char sendmail_tmp[PATH_MAX];
+
+/* sendmail_cleanup - remove an unfinished temporary file (atexit) */
+static void sendmail_cleanup(void)
+{
+    if (sendmail_tmp[0])
+        (void)unlink(sendmail_tmp);
+    sendmail_tmp[0] = '\0';
+}
+
+/* sendmail_signal - an interrupted submission leaves nothing behind */
+static void sendmail_signal(int sig)
+{
+    (void)sig;
+    if (sendmail_tmp[0])
+        (void)unlink(sendmail_tmp);
+    _exit(EX_TEMPFAIL);
+}
+
+/* sendmail_fatal_addr - "bad ... address "X": reason", then exit */
+static void sendmail_fatal_addr(int status, const char *what, const char *addr, const char *reason)
+    __attribute__((noreturn));
+static void sendmail_fatal_addr(int status, const char *what, const char *addr, const char *reason)
+{
+    char *shown = relayq_printable(addr, 0);
+
+    msg_fatal_status(status, "bad %s address \"%s\": %s", what, shown, reason);
+}
+
+/* sendmail_qualify - an address as stored: brackets off, "@myorigin" added when bare */
+static char *sendmail_qualify(const char *addr)
+{
+    size_t len = strlen(addr);
+    VSTR *buf = vstr_alloc(len + 64);
+    const char *scan;
+    const char *quote;
+    char *result;
+
+    if (len >= 2 && addr[0] == '<' && addr[len - 1] == '>')
+        vstr_append(buf, addr + 1, len - 2);
+    else
+        vstr_append(buf, addr, len);
+    /* A quoted local part may hold "@"; only an "@" after it counts. */
+    scan = vstr_str(buf);
+    if (scan[0] == '"' && (quote = strchr(scan + 1, '"')) != NULL)
+        scan = quote;
+    if (vstr_len(buf) > 0 && strchr(scan, '@') == NULL) {
+        vstr_addch(buf, '@');
+        vstr_strcat(buf, var_str("myorigin"));
+    }
+    result = mystrdup(vstr_str(buf));
+    vstr_free(buf);
+    return result;
+}
+
+/* sendmail_add_rcpt - qualify, validate and add a recipient, once */
+static void sendmail_add_rcpt(MAILDROP_ENV *env, const char *addr)
+{
+    VSTR *why = vstr_alloc(100);
+    char *rcpt;
+
+    /* Check the raw text first: a line break must be reported as such, not mangled. */
+    if (memchr(addr, '\r', strlen(addr)) || memchr(addr, '\n', strlen(addr)))
+        sendmail_fatal_addr(EX_DATAERR, "recipient", addr, "contains a line break (CR or LF)");
+    rcpt = sendmail_qualify(addr);
+    if (addr_check(rcpt, strlen(rcpt), ADDR_ALLOW_UTF8, why) < 0)
+        sendmail_fatal_addr(EX_DATAERR, "recipient", addr, vstr_str(why));
+    for (size_t i = 0; i < env->nrcpt; i++) {
+        if (strcmp(env->rcpts[i], rcpt) == 0) {
+            myfree(rcpt);
+            vstr_free(why);
+            return;
+        }
+    }
+    if (env->nrcpt >= MAILDROP_RCPT_MAX)
+        msg_fatal_status(EX_DATAERR, "too many recipients (more than %d)", MAILDROP_RCPT_MAX);
+    maildrop_env_add_rcpt(env, rcpt);
+    myfree(rcpt);
+    vstr_free(why);
+}
+
+/* sendmail_found - addr_extract_list callback for -t */
+static void sendmail_found(const char *addr, void *ctx)
+{
+    sendmail_add_rcpt((MAILDROP_ENV *)ctx, addr);
+}
+
+/* sendmail_set_sender - -f, or the login name of the real uid at myorigin */
+static void sendmail_set_sender(MAILDROP_ENV *env, const char *sender)
+{
+    VSTR *why = vstr_alloc(100);
+    struct passwd *pw;
+    char *addr;
+
+    if (sender != NULL && (strcmp(sender, "") == 0 || strcmp(sender, "<>") == 0)) {
+        addr = mystrdup("");
+    } else if (sender != NULL) {
+        if (strchr(sender, '\r') || strchr(sender, '\n'))
+            sendmail_fatal_addr(EX_DATAERR, "sender", sender, "contains a line break (CR or LF)");
+        addr = sendmail_qualify(sender);
+    } else {
+        if ((pw = getpwuid(getuid())) == NULL)
+            msg_fatal_status(EX_OSERR, "cannot find the login name of uid %ld: use -f SENDER",
+                             (long)getuid());
+        addr = sendmail_qualify(pw->pw_name);
+    }
+    if (addr_check(addr, strlen(addr), ADDR_ALLOW_EMPTY | ADDR_ALLOW_UTF8, why) < 0)
+        sendmail_fatal_addr(EX_DATAERR, "sender", sender ? sender : addr, vstr_str(why));
+    myfree(env->sender);
+    env->sender = addr;
+    vstr_free(why);
+}
+
+/* sendmail_set_notify - -N never | success,delay,failure (any subset, in any order) */
+static void sendmail_set_notify(MAILDROP_ENV *env, const char *text)
+{
+    static const char *words[] = {"never", "success", "delay", "failure"};
+    VSTR *out = vstr_alloc(64);
+    unsigned seen = 0;
+    const char *cp = text;
+    size_t len;
+    size_t i;
+
+    for (;;) {
+        len = strcspn(cp, ",");
+        for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+            if (len == strlen(words[i]) && strncasecmp(cp, words[i], len) == 0)
+                break;
+        /* Unknown, repeated, or "never" with anything else. */
+        if (i == sizeof(words) / sizeof(words[0]) || (seen & (1u << i)) ||
+            (seen != 0 && (i == 0 || (seen & 1u))))
+            break;
+        seen |= 1u << i;
+        if (vstr_len(out))
+            vstr_addch(out, ',');
+        vstr_strcat(out, words[i]);
+        cp += len;
+        if (*cp == '\0') {
+            myfree(env->notify);
+            env->notify = mystrdup(vstr_str(out));
+            vstr_free(out);
+            return;
+        }
+        cp++;
+    }
+    {
+        char *shown = relayq_printable(text, 0);
+
+        msg_fatal_status(EX_USAGE,
+                         "bad -N value \"%s\": use never, or one or more of "
+                         "success,delay,failure",
+                         shown);
+    }
+}
+
+/* sendmail_set_ret - -R full | hdrs */
+static void sendmail_set_ret(MAILDROP_ENV *env, const char *text)
+{
+    char *shown;
+
+    if (strcasecmp(text, "full") == 0 || strcasecmp(text, "hdrs") == 0) {
+        myfree(env->ret);
+        env->ret = mystrdup(strcasecmp(text, "full") == 0 ? "full" : "hdrs");
+        return;
+    }
+    shown = relayq_printable(text, 0);
+    msg_fatal_status(EX_USAGE, "bad -R value \"%s\": use full or hdrs", shown);
+}
+
+/* sendmail_set_envid - -V: RFC 3461 xtext-safe characters, at most 100 */
+static void sendmail_set_envid(MAILDROP_ENV *env, const char *text)
+{
+    size_t len = strlen(text);
+    char *shown;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)text[i];
+
+        if (ch < 0x21 || ch > 0x7e || ch == '+' || ch == '=')
+            len = 0;
+    }
+    if (len > 0 && len <= SENDMAIL_ENVID_MAX) {
+        myfree(env->envid);
+        env->envid = mystrdup(text);
+        return;
+    }
+    shown = relayq_printable(text, 0);
+    msg_fatal_status(EX_USAGE,
+                     "bad -V value \"%s\": use 1 to %d printable ASCII characters, without "
+                     "blanks, \"+\" or \"=\"",
+                     shown, SENDMAIL_ENVID_MAX);
+}
+
+/* sendmail_set_fullname - -F: one line of printable text */
+static void sendmail_set_fullname(MAILDROP_ENV *env, const char *text)
+{
+    size_t len = strlen(text);
+
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
+            msg_fatal_status(EX_USAGE, "bad -F value: contains a control character");
+    if (len > SENDMAIL_FULLNAME_MAX)
+        msg_fatal_status(EX_USAGE, "bad -F value: longer than %d bytes", SENDMAIL_FULLNAME_MAX);
+    myfree(env->fullname);
+    env->fullname = mystrdup(text);
+}
+
+/* sendmail_read_piece - the next line, or the next SENDMAIL_PIECE_MAX bytes of it */
+static int sendmail_read_piece(SENDMAIL_INPUT *in, VSTR *piece, int *at_line_start)
+{
+    ssize_t got;
+    char *nl;
+    size_t take;
+
+    vstr_reset(piece);
+    *at_line_start = in->line_start;
+    for (;;) {
+        if (in->pos < in->len) {
+            nl = memchr(in->buf + in->pos, '\n', in->len - in->pos);
+            take = nl ? (size_t)(nl - (in->buf + in->pos)) + 1 : in->len - in->pos;
+            if (take > SENDMAIL_PIECE_MAX - vstr_len(piece))
+                take = SENDMAIL_PIECE_MAX - vstr_len(piece);
+            vstr_append(piece, in->buf + in->pos, take);
+            in->pos += take;
+            if (vstr_str(piece)[vstr_len(piece) - 1] == '\n' ||
+                vstr_len(piece) == SENDMAIL_PIECE_MAX)
+                break;
+        }
+        if (in->eof)
+            break;
+        in->pos = in->len = 0;
+        got = read(in->fd, in->buf, SENDMAIL_PIECE_MAX);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            msg_fatal_status(EX_IOERR, "cannot read the message from standard input: %s",
+                             strerror(errno));
+        if (got == 0)
+            in->eof = 1;
+        in->len = (size_t)got;
+    }
+    if (vstr_len(piece) == 0)
+        return 0;
+    in->line_start = vstr_str(piece)[vstr_len(piece) - 1] == '\n';
+    return 1;
+}
+
+/* sendmail_is_dot - a line consisting of a single "." */
+static int sendmail_is_dot(const VSTR *piece, int at_line_start, int eof)
+{
+    const char *s = vstr_str(piece);
+    size_t len = vstr_len(piece);
+
+    return at_line_start &&
+           ((len == 2 && strcmp(s, ".\n") == 0) || (len == 3 && strcmp(s, ".\r\n") == 0) ||
+            (len == 1 && s[0] == '.' && eof));
+}
+
+/* sendmail_header_name - length of "name" in "name:" or "name :", or 0 */
+static size_t sendmail_header_name(const char *s, size_t len)
+{
+    size_t i;
+    size_t n;
+
+    for (i = 0; i < len && (unsigned char)s[i] > 0x20 && (unsigned char)s[i] < 0x7f && s[i] != ':';
+         i++)
+        /* field name: printable ASCII except ":" (RFC 5322 2.2) */;
+    n = i;
+    while (i < len && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    return n > 0 && i < len && s[i] == ':' ? n : 0;
+}
+
+/* sendmail_is_rcpt_header - To:, Cc: or Bcc: */
+static int sendmail_is_rcpt_header(const char *s, size_t name_len)
+{
+    return (name_len == 2 && strncasecmp(s, "To", 2) == 0) ||
+           (name_len == 2 && strncasecmp(s, "Cc", 2) == 0) ||
+           (name_len == 3 && strncasecmp(s, "Bcc", 3) == 0);
+}
+
+/*
+ * sendmail_read_headers - the header section, into memory
+ *
+ * Ends at an empty line, at a line that is neither a header nor a
+ * continuation, at a lone "." (unless -i) or at SENDMAIL_HEADER_MAX bytes.
+ * The line that ended it, if any, is left in `pending` for the body.
+ * Returns 1 when the message ended within the header section.
+ */
+static int sendmail_read_headers(SENDMAIL_INPUT *in, int dots, VSTR *headers, SENDMAIL_HDR **hdrs,
+                                 size_t *nhdr, VSTR *pending)
+{
+    VSTR *piece = vstr_alloc(256);
+    SENDMAIL_HDR *cur = NULL;
+    size_t cap = 0;
+    size_t name_len;
+    int at_start;
+    int first = 1;
+    int ended = 1;
+
+    *hdrs = NULL;
+    *nhdr = 0;
+    while (sendmail_read_piece(in, piece, &at_start)) {
+        if (dots && sendmail_is_dot(piece, at_start, in->eof && in->pos == in->len))
+            break;
+        /* A leading mbox "From " line is an artifact of the caller, not a header. */
+        if (first && at_start && strncmp(vstr_str(piece), "From ", 5) == 0) {
+            first = 0;
+            while (!in->line_start && sendmail_read_piece(in, piece, &at_start))
+                /* skip the rest of an overlong From_ line */;
+            continue;
+        }
+        first = 0;
+        if (!at_start) {
+            /* The rest of an overlong physical line: part of whatever it started. */
+            if (cur == NULL) {
+                vstr_append(pending, vstr_str(piece), vstr_len(piece));
+                ended = 0;
+                break;
+            }
+            cur->len += vstr_len(piece);
+            vstr_append(headers, vstr_str(piece), vstr_len(piece));
+        } else if ((vstr_str(piece)[0] == ' ' || vstr_str(piece)[0] == '\t') && cur != NULL) {
+            cur->len += vstr_len(piece);
+            vstr_append(headers, vstr_str(piece), vstr_len(piece));
+        } else if ((name_len = sendmail_header_name(vstr_str(piece), vstr_len(piece))) > 0) {
+            if (*nhdr == cap)
+                *hdrs = myrealloc(*hdrs, sizeof(**hdrs) * (cap = cap ? cap * 2 : 16));
+            cur = *hdrs + (*nhdr)++;
+            cur->offset = vstr_len(headers);
+            cur->len = vstr_len(piece);
+            cur->name_len = name_len;
+            cur->drop = name_len == 3 && strncasecmp(vstr_str(piece), "Bcc", 3) == 0;
+            vstr_append(headers, vstr_str(piece), vstr_len(piece));
+        } else {
+            /* The empty line, or body text without one: the body starts here. */
+            vstr_append(pending, vstr_str(piece), vstr_len(piece));
+            ended = 0;
+            break;
+        }
+        if (vstr_len(headers) > SENDMAIL_HEADER_MAX) {
+            ended = 0;
+            break;
+        }
+    }
+    vstr_free(piece);
+    return ended;
+}
+
+/* sendmail_extract - -t: recipients of the To:, Cc: and Bcc: headers */
+static void sendmail_extract(MAILDROP_ENV *env, const VSTR *headers, const SENDMAIL_HDR *hdrs,
+                             size_t nhdr)
+{
+    VSTR *why = vstr_alloc(100);
+    const char *text;
+    const char *colon;
+
+    for (size_t i = 0; i < nhdr; i++) {
+        text = vstr_str(headers) + hdrs[i].offset;
+        if (!sendmail_is_rcpt_header(text, hdrs[i].name_len))
+            continue;
+        colon = memchr(text, ':', hdrs[i].len);
+        if (addr_extract_list(colon + 1, hdrs[i].len - (size_t)(colon + 1 - text), sendmail_found,
+                              env, why) < 0)
+            msg_fatal_status(EX_DATAERR, "bad address list in the %.*s: header: %s",
+                             (int)hdrs[i].name_len, text, vstr_str(why));
+    }
+    vstr_free(why);
+}
+
+/* SENDMAIL_OUT - the temporary file being written, and its size accounting */
+typedef struct SENDMAIL_OUT {
+    int fd;
+    VSTR *buf;         /* not yet written */
+    long long content; /* message bytes so far */
+    long long limit;   /* message_size_limit, 0: none */
+} SENDMAIL_OUT;
+
+/* sendmail_flush - write out the buffer; exit EX_TEMPFAIL on failure */
+static void sendmail_flush(SENDMAIL_OUT *out)
+{
+    if (vstr_len(out->buf) > 0 && write_all(out->fd, vstr_str(out->buf), vstr_len(out->buf)) < 0)
+        msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: write %s: %s", sendmail_tmp,
+                         strerror(errno));
+    vstr_reset(out->buf);
+}
+
+/* sendmail_content - add message bytes, enforcing message_size_limit */
+static void sendmail_content(SENDMAIL_OUT *out, const char *data, size_t len)
+{
+    out->content += (long long)len;
+    if (out->limit > 0 && out->content > out->limit)
+        msg_fatal_status(EX_DATAERR, "message is larger than message_size_limit (%lld bytes)",
+                         out->limit);
+    vstr_append(out->buf, data, len);
+    if (vstr_len(out->buf) >= SENDMAIL_WRITE_CHUNK)
+        sendmail_flush(out);
+}
+
+/* sendmail_random - 32 random bits for a file name */
+static unsigned sendmail_random(void)
+{
+    unsigned value = 0;
+
+    if (getrandom(&value, sizeof(value), GRND_NONBLOCK) != sizeof(value))
+        value = (unsigned)getpid() ^ (unsigned)time(NULL) ^ (unsigned)now_ms();
+    return value;
+}
+
+/* sendmail_signal_set - the signals that would leave a temporary file behind */
+static void sendmail_signal_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGQUIT);
+    sigaddset(set, SIGTERM);
+}
+
+/* sendmail_catch_signals - remove the temporary file when interrupted */
+static void sendmail_catch_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = sendmail_signal;
+    sendmail_signal_set(&sa.sa_mask);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    /* A file size limit must show as a write error, not a kill. */
+    signal(SIGXFSZ, SIG_IGN);
+}
+
+/* sendmail_create - the temporary file, with its mode and owner */
+static int sendmail_create(const char *maildrop)
+{
+    struct passwd *pw;
+    sigset_t block;
+    sigset_t saved;
+    int fd = -1;
+    int tries;
+
+    /* No signal between creating the file and knowing its name. */
+    sendmail_signal_set(&block);
+    sigprocmask(SIG_BLOCK, &block, &saved);
+    for (tries = 0; tries < 10 && fd < 0; tries++) {
+        snprintf(sendmail_tmp, sizeof(sendmail_tmp), "%s/tmp.%ld.%08x", maildrop, (long)getpid(),
+                 sendmail_random());
+        fd = open(sendmail_tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) {
+            int saved_errno = errno;
+
+            sendmail_tmp[0] = '\0';
+            errno = saved_errno;
+            if (errno != EEXIST)
+                break;
+        }
+    }
+    sigprocmask(SIG_SETMASK, &saved, NULL);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            msg_fatal_status(EX_CANTCREAT, "queue directory %s does not exist: is relayq started?",
+                             maildrop);
+        msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: create a file in %s: %s", maildrop,
+                         strerror(errno));
+    }
+    /*
+     * Pickup runs as mail_owner: as root, give the file to it and keep it
+     * private; otherwise make it readable whatever our umask is.
+     */
+    if (geteuid() == 0 && (pw = getpwnam(var_str("mail_owner"))) != NULL) {
+        if (fchown(fd, pw->pw_uid, pw->pw_gid) < 0)
+            msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: chown %s: %s", sendmail_tmp,
+                             strerror(errno));
+    } else if (geteuid() != 0 && fchmod(fd, 0644) < 0) {
+        msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: chmod %s: %s", sendmail_tmp,
+                         strerror(errno));
+    }
+    return fd;
+}
+
+/* sendmail_commit - fsync, rename into place, fsync the directory */
+static void sendmail_commit(SENDMAIL_OUT *out, const char *maildrop)
+{
+    char final[PATH_MAX];
+    struct timeval tv;
+
+    sendmail_flush(out);
+    if (fsync(out->fd) < 0)
+        msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: fsync %s: %s", sendmail_tmp,
+                         strerror(errno));
+    if (close(out->fd) < 0)
+        msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: close %s: %s", sendmail_tmp,
+                         strerror(errno));
+    out->fd = -1;
+    gettimeofday(&tv, NULL);
+    snprintf(final, sizeof(final), "%s/%lld.%06ld.%ld.%08x", maildrop, (long long)tv.tv_sec,
+             (long)tv.tv_usec, (long)getpid(), sendmail_random());
+    if (rename(sendmail_tmp, final) < 0)
+        msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: rename %s: %s", sendmail_tmp,
+                         strerror(errno));
+    sendmail_tmp[0] = '\0';
+    if (fsync_dir(maildrop) < 0) {
+        int saved = errno;
+
+        /*
+         * The rename may not survive a crash. Take the file back; if it is
+         * already gone, pickup has committed it to the queue (it unlinks
+         * only after its commit), and the message is safe.
+         */
+        if (unlink(final) == 0 || errno != ENOENT)
+            msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: fsync %s: %s", maildrop,
+                             strerror(saved));
+    }
+}
+
+/* sendmail_wakeup - tell pickup, best effort; it scans maildrop/ anyway */
+static void sendmail_wakeup(void)
+{
+    char *path = qdir_path(var_str("queue_directory"), SOCK_PICKUP);
+    VSTR *why = vstr_alloc(100);
+    IPC_CHAN *chan;
+    IPC_REC *rec;
+
+    if ((chan = ipc_client_open(path, PROTO_PICKUP, SENDMAIL_WAKEUP_MS, why)) != NULL) {
+        rec = ipc_rec_create("wakeup");
+        (void)ipc_chan_send_wait(chan, rec, SENDMAIL_WAKEUP_MS, why);
+        ipc_rec_free(rec);
+        ipc_chan_free(chan);
+    }
+    vstr_free(why);
+    myfree(path);
+}
+
+/* sendmail_bp - "sendmail -bp" is mailq */
+static int sendmail_bp(const char *config)
+{
+    char *args[4] = {"mailq", NULL, NULL, NULL};
+
+    if (config != NULL) {
+        args[1] = "-c";
+        args[2] = (char *)config;
+    }
+    optind = 1;
+    return mailq_main(config ? 3 : 1, args);
+}
+
+/* sendmail_main - queue the message on standard input */
+int sendmail_main(int argc, char **argv)
+{
+    MAILDROP_ENV env;
+    SENDMAIL_INPUT in;
+    SENDMAIL_OUT out;
+    SENDMAIL_HDR *hdrs;
+    VSTR *headers;
+    VSTR *pending;
+    VSTR *piece;
+    const char *config = NULL;
+    const char *sender = NULL;
+    const char *fullname = NULL;
+    const char *notify = NULL;
+    const char *ret = NULL;
+    const char *envid = NULL;
+    char *maildrop;
+    size_t nhdr;
+    int extract = 0;
+    int list_queue = 0;
+    int dots = 1;
+    int ended;
+    int at_start;
+    int ch;
+
+    opterr = 0;
+    while ((ch = getopt(argc, argv, "+B:b:C:c:F:f:Gh:IiL:mN:nO:o:q::R:r:tUV:vX:x")) != -1) {
+        switch (ch) {
+        case 'C':
+        case 'c':
+            config = optarg;
+            break;
+        case 'F':
+            fullname = optarg;
+            break;
+        case 'f':
+        case 'r': /* the old name of -f */
+            sender = optarg;
+            break;
+        case 'i':
+            dots = 0;
+            break;
+        case 'N':
+            notify = optarg;
+            break;
+        case 'R':
+            ret = optarg;
+            break;
+        case 't':
+            extract = 1;
+            break;
+        case 'V':
+            envid = optarg;
+            break;
+        case 'o':
+            /* -oi is -i; -odi, -odb, -oem and the other sendmail options do not apply. */
+            if (strcmp(optarg, "i") == 0)
+                dots = 0;
+            break;
+        case 'b':
+            if (strcmp(optarg, "p") == 0)
+                list_queue = 1;
+            else if (strcmp(optarg, "m") != 0)
+                msg_fatal_status(EX_USAGE, "unsupported option -b%.20s: only -bm and -bp work",
+                                 optarg);
+            break;
+        case 'q':
+            msg_fatal_status(EX_USAGE, "-q is not supported: use relayq flush");
+        case 'B': /* body type: the message goes as it is */
+        case 'G':
+        case 'h':
+        case 'I':
+        case 'L': /* syslog label */
+        case 'm':
+        case 'n':
+        case 'O':
+        case 'U': /* initial user submission: that is all we take */
+        case 'v':
+        case 'X':
+        case 'x':
+            break;
+        default:
+            relayq_usage("sendmail", NULL);
+        }
+    }
+    if (list_queue)
+        return sendmail_bp(config);
+    relayq_load_config(config);
+
+    maildrop_env_init(&env);
+    env.uid = (long long)getuid();
+    env.posted = (long long)time(NULL);
+    sendmail_set_sender(&env, sender);
+    if (fullname != NULL)
+        sendmail_set_fullname(&env, fullname);
+    if (notify != NULL)
+        sendmail_set_notify(&env, notify);
+    if (ret != NULL)
+        sendmail_set_ret(&env, ret);
+    if (envid != NULL)
+        sendmail_set_envid(&env, envid);
+    for (int i = optind; i < argc; i++)
+        sendmail_add_rcpt(&env, argv[i]);
+    if (!extract && env.nrcpt == 0)
+        msg_fatal_status(EX_USAGE, "no recipients specified");
+
+    /* The header section decides the -t recipients before anything is written. */
+    in.fd = 0;
+    in.buf = mymalloc(SENDMAIL_PIECE_MAX);
+    in.pos = in.len = 0;
+    in.eof = 0;
+    in.line_start = 1;
+    headers = vstr_alloc(4096);
+    pending = vstr_alloc(256);
+    ended = sendmail_read_headers(&in, dots, headers, &hdrs, &nhdr, pending);
+    if (extract) {
+        sendmail_extract(&env, headers, hdrs, nhdr);
+        if (env.nrcpt == 0)
+            msg_fatal_status(EX_DATAERR, "no recipient addresses found in message header");
+    }
+
+    maildrop = qdir_path(var_str("queue_directory"), QDIR_MAILDROP);
+    sendmail_catch_signals();
+    atexit(sendmail_cleanup);
+    out.limit = var_int("message_size_limit");
+    out.content = 0;
+    out.buf = vstr_alloc(SENDMAIL_WRITE_CHUNK + SENDMAIL_PIECE_MAX);
+    /* An oversized header section needs no file to be refused. */
+    if (out.limit > 0 && (long long)(vstr_len(headers) + vstr_len(pending)) > out.limit)
+        msg_fatal_status(EX_DATAERR, "message is larger than message_size_limit (%lld bytes)",
+                         out.limit);
+    out.fd = sendmail_create(maildrop);
+    maildrop_encode_envelope(&env, out.buf);
+    for (size_t i = 0; i < nhdr; i++)
+        if (!hdrs[i].drop)
+            sendmail_content(&out, vstr_str(headers) + hdrs[i].offset, hdrs[i].len);
+    sendmail_content(&out, vstr_str(pending), vstr_len(pending));
+    if (!ended) {
+        piece = vstr_alloc(256);
+        while (sendmail_read_piece(&in, piece, &at_start)) {
+            if (dots && sendmail_is_dot(piece, at_start, in.eof && in.pos == in.len))
+                break;
+            sendmail_content(&out, vstr_str(piece), vstr_len(piece));
+        }
+        vstr_free(piece);
+    }
+    sendmail_commit(&out, maildrop);
+    sendmail_wakeup();
+
+    vstr_free(out.buf);
+    vstr_free(headers);
+    vstr_free(pending);
+    myfree(hdrs);
+    myfree(in.buf);
+    myfree(maildrop);
+    maildrop_env_free(&env);
+    return 0;
+}

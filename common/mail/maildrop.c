@@ -1,0 +1,176 @@
+/*
+ * maildrop - the file the sendmail command leaves for pickup
+ *
+ * A maildrop file is an envelope record (the IPC record encoding: lines
+ * "name=value", an empty line at the end, type "maildrop") followed by the
+ * message content exactly as submitted. The sendmail command writes it to
+ * a temporary name, fsyncs it and renames it into maildrop/; pickup reads
+ * it as untrusted input.
+ *
+ * maildrop_env_init(), maildrop_env_add_rcpt(), maildrop_env_free()
+ *	build and release an envelope; the envelope owns its strings.
+ * maildrop_encode_envelope()
+ *	append the envelope record.
+ * maildrop_parse()
+ *	decode and validate the envelope of a file held in memory: strict
+ *	attributes, version, sender and recipients checked as RFC 5321
+ *	addresses, at least one and at most MAILDROP_RCPT_MAX recipients.
+ *	Sets *content_offset to the first byte of the message. Returns 0, or
+ *	-1 with a reason naming the problem.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "addr.h"
+#include "ipc.h"
+#include "maildrop.h"
+#include "mymalloc.h"
+
+#define MAILDROP_VERSION "1"
+
+/* maildrop_env_init - an empty envelope */
+void maildrop_env_init(MAILDROP_ENV *env)
+{
+    memset(env, 0, sizeof(*env));
+    env->sender = mystrdup("");
+    env->fullname = mystrdup("");
+    env->notify = mystrdup("");
+    env->ret = mystrdup("");
+    env->envid = mystrdup("");
+}
+
+/* maildrop_env_add_rcpt - append a recipient */
+void maildrop_env_add_rcpt(MAILDROP_ENV *env, const char *rcpt)
+{
+    env->rcpts = myrealloc(env->rcpts, sizeof(*env->rcpts) * (env->nrcpt + 1));
+    env->rcpts[env->nrcpt++] = mystrdup(rcpt);
+}
+
+/* maildrop_env_free - release the envelope's strings */
+void maildrop_env_free(MAILDROP_ENV *env)
+{
+    myfree(env->sender);
+    myfree(env->fullname);
+    myfree(env->notify);
+    myfree(env->ret);
+    myfree(env->envid);
+    for (size_t i = 0; i < env->nrcpt; i++)
+        myfree(env->rcpts[i]);
+    myfree(env->rcpts);
+    memset(env, 0, sizeof(*env));
+}
+
+/* maildrop_encode_envelope - append the envelope record */
+void maildrop_encode_envelope(const MAILDROP_ENV *env, VSTR *out)
+{
+    IPC_REC *rec = ipc_rec_create("maildrop");
+
+    ipc_rec_add(rec, "version", MAILDROP_VERSION);
+    ipc_rec_add_long(rec, "uid", env->uid);
+    ipc_rec_add_long(rec, "posted", env->posted);
+    ipc_rec_add(rec, "sender", env->sender);
+    if (*env->fullname)
+        ipc_rec_add(rec, "fullname", env->fullname);
+    if (*env->notify)
+        ipc_rec_add(rec, "notify", env->notify);
+    if (*env->ret)
+        ipc_rec_add(rec, "ret", env->ret);
+    if (*env->envid)
+        ipc_rec_add(rec, "envid", env->envid);
+    for (size_t i = 0; i < env->nrcpt; i++)
+        ipc_rec_add(rec, "rcpt", env->rcpts[i]);
+    ipc_rec_encode(rec, out);
+    ipc_rec_free(rec);
+}
+
+/* maildrop_set - replace one of the envelope's strings */
+static void maildrop_set(char **field, const char *value)
+{
+    myfree(*field);
+    *field = mystrdup(value ? value : "");
+}
+
+/* maildrop_parse - decode and validate a maildrop file's envelope */
+int maildrop_parse(const char *data, size_t len, MAILDROP_ENV *env, size_t *content_offset,
+                   VSTR *why)
+{
+    const char *end = NULL;
+    IPC_REC *rec = NULL;
+    long long number;
+    int ret = -1;
+
+    /* The envelope ends at the first empty line; it is small. */
+    for (size_t i = 0; i + 1 < len && i < 65536 * 16; i++)
+        if (data[i] == '\n' && data[i + 1] == '\n') {
+            end = data + i + 2;
+            break;
+        }
+    if (end == NULL) {
+        vstr_strcpy(why, "no envelope: not a relayq maildrop file or truncated");
+        return -1;
+    }
+    if (ipc_rec_decode(data, (size_t)(end - data) - 1, &rec, why) < 0)
+        return -1;
+    if (strcmp(ipc_rec_type(rec), "maildrop") != 0) {
+        vstr_sprintf(why, "envelope of type \"%.40s\", not \"maildrop\"", ipc_rec_type(rec));
+        goto out;
+    }
+    if (ipc_rec_check(rec, "version,uid,posted,sender", "fullname,notify,ret,envid,rcpt*", why) < 0)
+        goto out;
+    if (strcmp(ipc_rec_get(rec, "version"), MAILDROP_VERSION) != 0) {
+        vstr_sprintf(why, "unsupported maildrop version \"%.20s\"", ipc_rec_get(rec, "version"));
+        goto out;
+    }
+    maildrop_env_init(env);
+    if (ipc_rec_get_long(rec, "uid", 0, 0xffffffffLL, &number, why) < 0)
+        goto out_env;
+    env->uid = number;
+    if (ipc_rec_get_long(rec, "posted", 0, 1LL << 40, &number, why) < 0)
+        goto out_env;
+    env->posted = number;
+    maildrop_set(&env->sender, ipc_rec_get(rec, "sender"));
+    maildrop_set(&env->fullname, ipc_rec_get(rec, "fullname"));
+    maildrop_set(&env->notify, ipc_rec_get(rec, "notify"));
+    maildrop_set(&env->ret, ipc_rec_get(rec, "ret"));
+    maildrop_set(&env->envid, ipc_rec_get(rec, "envid"));
+    if (addr_check(env->sender, strlen(env->sender), ADDR_ALLOW_EMPTY | ADDR_ALLOW_UTF8, why) < 0) {
+        VSTR *reason = vstr_alloc(100);
+
+        vstr_sprintf(reason, "bad sender address: %s", vstr_str(why));
+        vstr_strcpy(why, vstr_str(reason));
+        vstr_free(reason);
+        goto out_env;
+    }
+    for (size_t i = 1; i < rec->count; i++) {
+        const char *rcpt = rec->attrs[i].value;
+
+        if (strcmp(rec->attrs[i].name, "rcpt") != 0)
+            continue;
+        if (env->nrcpt >= MAILDROP_RCPT_MAX) {
+            vstr_sprintf(why, "more than %d recipients", MAILDROP_RCPT_MAX);
+            goto out_env;
+        }
+        if (addr_check(rcpt, strlen(rcpt), ADDR_ALLOW_UTF8, why) < 0) {
+            VSTR *reason = vstr_alloc(100);
+
+            vstr_sprintf(reason, "bad recipient address \"%.80s\": %s", rcpt, vstr_str(why));
+            vstr_strcpy(why, vstr_str(reason));
+            vstr_free(reason);
+            goto out_env;
+        }
+        maildrop_env_add_rcpt(env, rcpt);
+    }
+    if (env->nrcpt == 0) {
+        vstr_strcpy(why, "no recipients");
+        goto out_env;
+    }
+    *content_offset = (size_t)(end - data);
+    ret = 0;
+    goto out;
+out_env:
+    maildrop_env_free(env);
+out:
+    ipc_rec_free(rec);
+    return ret;
+}

@@ -1,0 +1,33 @@
+/*
+ * maildrop.h - the file the sendmail command leaves for pickup
+ */
+#ifndef RELAYQ_MAILDROP_H
+#define RELAYQ_MAILDROP_H
+
+#include <stddef.h>
+
+#include "vstr.h"
+
+#define MAILDROP_RCPT_MAX 10000 /* recipients in one message */
+
+/* The envelope of a maildrop file. */
+typedef struct MAILDROP_ENV {
+    long long uid;    /* the submitting user */
+    long long posted; /* time(2) of submission */
+    char *sender;     /* "" for the null sender */
+    char *fullname;   /* sendmail -F, or "" */
+    char *notify;     /* DSN NOTIFY (sendmail -N), or "" */
+    char *ret;        /* DSN RET (sendmail -R), or "" */
+    char *envid;      /* DSN ENVID (sendmail -V), or "" */
+    char **rcpts;
+    size_t nrcpt;
+} MAILDROP_ENV;
+
+void maildrop_env_init(MAILDROP_ENV *env);
+void maildrop_env_add_rcpt(MAILDROP_ENV *env, const char *rcpt);
+void maildrop_env_free(MAILDROP_ENV *env);
+void maildrop_encode_envelope(const MAILDROP_ENV *env, VSTR *out);
+int maildrop_parse(const char *data, size_t len, MAILDROP_ENV *env, size_t *content_offset,
+                   VSTR *why);
+
+#endif

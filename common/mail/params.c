@@ -1,0 +1,381 @@
+/*
+ * params - relayq's parameter registry and the process-wide configuration
+ *
+ * params_table[]
+ *	every parameter relayq knows: name, type, default and bounds, in one
+ *	table. Names and defaults follow Postfix where Postfix has the
+ *	parameter, so a Postfix user already knows them.
+ * params_default_path()
+ *	the configuration file to use without -c: $RELAYQ_CONFIG when set and
+ *	not empty, else DEFAULT_CONFIG_FILE.
+ * params_load()
+ *	load and check a file against the table (NULL: the default path),
+ *	fill an empty myhostname from the system, and make the result the
+ *	process-wide var_config (freeing the one before).
+ * params_load_or_die()
+ *	the same, exiting with the "file:line: reason" line on error.
+ * params_parse_relay()
+ *	split a relayhost value into host, port and the [bracket] flag.
+ *
+ * Ownership: var_config belongs to this module; params_load() replaces it
+ * and returns it. RELAY_ADDR is the caller's.
+ *
+ * Failures: params_load() and params_parse_relay() return an error with a
+ * one-line reason in `why`; params_load_or_die() turns that into
+ * msg_fatal(). Allocation failure is fatal (mymalloc).
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "cfgfile.h"
+#include "msg.h"
+#include "mymalloc.h"
+#include "params.h"
+#include "vstr.h"
+
+#ifndef DAEMON_DIRECTORY
+#define DAEMON_DIRECTORY "/usr/local/libexec/relayq"
+#endif
+
+#ifndef DEFAULT_CONFIG_FILE
+#define DEFAULT_CONFIG_FILE "/etc/relayq/relayq.conf"
+#endif
+
+#define DAY 86400L
+
+CONFIG *var_config;
+
+/* params_is_dns_name - LDH labels of 1..63 octets, at most 253 octets, last not numeric */
+static int params_is_dns_name(const char *name, size_t len)
+{
+    size_t label = 0;
+    size_t i;
+    int numeric = 1;
+
+    if (len == 0 || len > 253)
+        return 0;
+    for (i = 0; i <= len; i++) {
+        char ch = i < len ? name[i] : '.';
+
+        if (ch == '.') {
+            if (label == 0 || label > 63 || name[i - 1] == '-' || name[i - label] == '-')
+                return 0;
+            if (i < len)
+                numeric = 1;
+            label = 0;
+        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '-') {
+            numeric = 0;
+            label++;
+        } else if (ch >= '0' && ch <= '9') {
+            label++;
+        } else {
+            return 0;
+        }
+    }
+    /* "1.2.3.999" is a mistyped address, not a name: no top-level domain is all digits. */
+    return !numeric;
+}
+
+/* params_quote - append a relayhost value to a message, bounded and printable */
+static void params_quote(VSTR *why, const char *text)
+{
+    size_t i;
+
+    vstr_addch(why, '"');
+    for (i = 0; text[i] && i < 100; i++)
+        vstr_addch(why,
+                   (unsigned char)text[i] >= 0x20 && (unsigned char)text[i] < 0x7f ? text[i] : '?');
+    vstr_addch(why, '"');
+    if (text[i])
+        vstr_strcat(why, "...");
+}
+
+/* params_relay_reason - parse a relay; NULL, or what is wrong with it */
+static const char *params_relay_reason(const char *text, RELAY_ADDR *relay)
+{
+    const char *host;
+    const char *port = NULL;
+    const char *cp;
+    size_t host_len;
+    unsigned long num;
+    unsigned char addr[sizeof(struct in6_addr)];
+
+    if (*text == '\0')
+        return "empty";
+    if (text[0] == '[') {
+        host = text + 1;
+        if ((cp = strchr(host, ']')) == NULL)
+            return "missing \"]\"";
+        host_len = (size_t)(cp - host);
+        if (cp[1] == ':')
+            port = cp + 2;
+        else if (cp[1] != '\0')
+            return "unexpected text after \"]\"";
+    } else {
+        host = text;
+        if ((cp = strchr(text, ':')) != NULL) {
+            if (strchr(cp + 1, ':') != NULL)
+                return "an IPv6 address must be in brackets: [address]";
+            port = cp + 1;
+        }
+        host_len = cp ? (size_t)(cp - text) : strlen(text);
+        if (memchr(host, '[', host_len) || memchr(host, ']', host_len))
+            return "misplaced \"[\" or \"]\"";
+    }
+    if (host_len == 0)
+        return "empty host name";
+    if (host_len >= sizeof(relay->host))
+        return "host name longer than 255 octets";
+    memcpy(relay->host, host, host_len);
+    relay->host[host_len] = '\0';
+    if (inet_pton(AF_INET, relay->host, addr) != 1 &&
+        !(text[0] == '[' && inet_pton(AF_INET6, relay->host, addr) == 1) &&
+        !params_is_dns_name(relay->host, host_len))
+        return "host is not a valid DNS name or IP address";
+    relay->bracketed = text[0] == '[';
+    relay->port = 25;
+    if (port != NULL) {
+        /* Decimal digits only: strtoul would accept signs, blanks and hex prefixes. */
+        if (*port == '\0' || strspn(port, "0123456789") != strlen(port) || strlen(port) > 5)
+            return "port must be a number from 1 to 65535";
+        num = strtoul(port, NULL, 10);
+        if (num < 1 || num > 65535)
+            return "port must be a number from 1 to 65535";
+        relay->port = (unsigned)num;
+    }
+    return NULL;
+}
+
+/* params_parse_relay - split "[host]:port", "host:port", "[host]" or "host" */
+int params_parse_relay(const char *text, RELAY_ADDR *relay, VSTR *why)
+{
+    RELAY_ADDR parsed;
+    const char *reason;
+
+    /* Fill the caller's struct only on success: no half-parsed relay escapes. */
+    if ((reason = params_relay_reason(text, &parsed)) != NULL) {
+        vstr_strcpy(why, "bad relayhost ");
+        params_quote(why, text);
+        vstr_strcat(why, ": ");
+        vstr_strcat(why, reason);
+        return -1;
+    }
+    *relay = parsed;
+    return 0;
+}
+
+/* params_check_relay - relayhost: empty (deliver by MX) or a relay */
+static int params_check_relay(const char *value, VSTR *why)
+{
+    RELAY_ADDR relay;
+    const char *reason;
+
+    if (*value == '\0' || (reason = params_relay_reason(value, &relay)) == NULL)
+        return 0;
+    /* config names the parameter and quotes the value: only the reason here. */
+    vstr_strcpy(why, reason);
+    return -1;
+}
+
+/* params_check_hostname - myhostname: empty (ask the system) or a DNS name */
+static int params_check_hostname(const char *value, VSTR *why)
+{
+    if (*value == '\0' || params_is_dns_name(value, strlen(value)))
+        return 0;
+    vstr_strcpy(why, "not a valid DNS name");
+    return -1;
+}
+
+/* params_check_helo - smtp_helo_name: a DNS name or an address literal */
+static int params_check_helo(const char *value, VSTR *why)
+{
+    size_t len = strlen(value);
+    unsigned char addr[sizeof(struct in6_addr)];
+    char *inner;
+    int ok;
+
+    if (len == 0 || params_is_dns_name(value, len))
+        return 0;
+    if (len > 2 && value[0] == '[' && value[len - 1] == ']') {
+        inner = mystrndup(value + 1, len - 2);
+        ok = inet_pton(AF_INET, inner, addr) == 1 ||
+             (strncasecmp(inner, "IPv6:", 5) == 0 && inet_pton(AF_INET6, inner + 5, addr) == 1);
+        myfree(inner);
+        if (ok)
+            return 0;
+    }
+    vstr_strcpy(why, "not a DNS name or an address literal like [192.0.2.1] or [IPv6:2001:db8::1]");
+    return -1;
+}
+
+/* params_check_abspath - directories are used after chdir(): they must be absolute */
+static int params_check_abspath(const char *value, VSTR *why)
+{
+    if (value[0] == '/')
+        return 0;
+    vstr_strcpy(why, "not an absolute path");
+    return -1;
+}
+
+/* params_check_nonempty - a value the programs cannot do without */
+static int params_check_nonempty(const char *value, VSTR *why)
+{
+    if (*value != '\0')
+        return 0;
+    vstr_strcpy(why, "must not be empty");
+    return -1;
+}
+
+#define PARAM_STR(name, def, check)                                                                \
+    {                                                                                              \
+        name, CONFIG_STR, def, 0, 0, NULL, check                                                   \
+    }
+#define PARAM_INT(name, def, lo, hi)                                                               \
+    {                                                                                              \
+        name, CONFIG_INT, def, lo, hi, NULL, NULL                                                  \
+    }
+#define PARAM_TIME(name, def, lo, hi)                                                              \
+    {                                                                                              \
+        name, CONFIG_TIME, def, lo, hi, NULL, NULL                                                 \
+    }
+#define PARAM_SIZE(name, def, lo, hi)                                                              \
+    {                                                                                              \
+        name, CONFIG_SIZE, def, lo, hi, NULL, NULL                                                 \
+    }
+#define PARAM_BOOL(name, def)                                                                      \
+    {                                                                                              \
+        name, CONFIG_BOOL, def, 0, 1, NULL, NULL                                                   \
+    }
+#define PARAM_ENUM(name, def, choices)                                                             \
+    {                                                                                              \
+        name, CONFIG_ENUM, def, 0, 0, choices, NULL                                                \
+    }
+
+const CONFIG_PARAM params_table[] = {
+    PARAM_STR("queue_directory", "/var/spool/relayq", params_check_abspath),
+    PARAM_STR("daemon_directory", DAEMON_DIRECTORY, params_check_abspath),
+    PARAM_STR("mail_owner", "relayq", params_check_nonempty),
+    PARAM_STR("myhostname", "", params_check_hostname),
+    PARAM_STR("myorigin", "$myhostname", NULL),
+    PARAM_STR("relayhost", "", params_check_relay),
+    PARAM_STR("smtp_helo_name", "$myhostname", params_check_helo),
+    PARAM_INT("smtpout_workers", "4", 1, 256),
+    PARAM_INT("default_destination_concurrency_limit", "20", 1, 1000),
+    PARAM_TIME("default_destination_rate_delay", "0s", 0, 3600),
+    PARAM_INT("smtp_connection_reuse_count_limit", "1000", 0, 1000000000), /* 0: no limit */
+    PARAM_TIME("smtp_connection_reuse_time_limit", "300s", 0, 7 * DAY),
+    PARAM_TIME("smtp_keepalive_interval", "60s", 0, DAY),
+    PARAM_TIME("smtp_connection_idle_timeout", "300s", 1, DAY),
+    PARAM_TIME("smtp_connect_timeout", "30s", 1, 3600),
+    PARAM_TIME("smtp_helo_timeout", "300s", 1, 3600),
+    PARAM_TIME("smtp_mail_timeout", "300s", 1, 3600),
+    PARAM_TIME("smtp_rcpt_timeout", "300s", 1, 3600),
+    PARAM_TIME("smtp_data_init_timeout", "120s", 1, 3600),
+    PARAM_TIME("smtp_data_xfer_timeout", "180s", 1, 3600),
+    PARAM_TIME("smtp_data_done_timeout", "600s", 1, 3600),
+    PARAM_TIME("smtp_quit_timeout", "300s", 1, 3600),
+    PARAM_ENUM("smtp_tls_security_level", "may", "none,may,encrypt,verify"),
+    PARAM_STR("smtp_tls_CAfile", "", NULL),
+    PARAM_BOOL("smtp_tls_wrappermode", "no"),
+    PARAM_BOOL("smtp_sasl_auth_enable", "no"),
+    PARAM_STR("smtp_sasl_password_maps", "", NULL),
+    PARAM_TIME("minimal_backoff_time", "300s", 1, 30 * DAY),
+    PARAM_TIME("maximal_backoff_time", "4000s", 1, 30 * DAY),
+    PARAM_TIME("queue_run_delay", "300s", 1, DAY),
+    PARAM_TIME("maximal_queue_lifetime", "5d", 0, 365 * DAY),
+    PARAM_TIME("bounce_queue_lifetime", "5d", 0, 365 * DAY),
+    PARAM_SIZE("message_size_limit", "10240000", 0, 1073741824L), /* 0: no limit */
+    PARAM_INT("qmgr_message_active_limit", "20000", 1, 10000000),
+    PARAM_SIZE("queue_map_size", "1g", 1048576L, 1099511627776L),
+    PARAM_STR("transport_maps", "", NULL),
+    PARAM_STR("maillog_file", "", NULL),
+    PARAM_STR("smtpd_listen", "", NULL),
+    PARAM_STR("queue_encryption_key_file", "", NULL),
+    {NULL, CONFIG_STR, NULL, 0, 0, NULL, NULL},
+};
+
+/* params_default_path - the file to read when no -c was given */
+const char *params_default_path(void)
+{
+    const char *env = getenv("RELAYQ_CONFIG");
+
+    return env != NULL && *env != '\0' ? env : DEFAULT_CONFIG_FILE;
+}
+
+/* params_system_hostname - the host's name, fully qualified when the resolver knows it */
+static int params_system_hostname(VSTR *name, VSTR *why)
+{
+    char buf[256]; /* HOST_NAME_MAX is 64 on Linux; gethostname() truncates, we terminate */
+    struct addrinfo hints;
+    struct addrinfo *res;
+
+    if (gethostname(buf, sizeof(buf) - 1) < 0) {
+        vstr_sprintf(why, "cannot find the host name: %s", strerror(errno));
+        return -1;
+    }
+    buf[sizeof(buf) - 1] = '\0';
+    vstr_strcpy(name, buf);
+    if (strchr(buf, '.') != NULL)
+        return 0;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_CANONNAME;
+    /* An unqualified name is still usable; the canonical name is only a better one. */
+    if (getaddrinfo(buf, NULL, &hints, &res) == 0) {
+        if (res->ai_canonname != NULL && strchr(res->ai_canonname, '.') != NULL)
+            vstr_strcpy(name, res->ai_canonname);
+        freeaddrinfo(res);
+    }
+    return 0;
+}
+
+/* params_load - load the configuration of this process */
+CONFIG *params_load(const char *path, VSTR *why)
+{
+    CONFIG *cfg;
+    VSTR *name;
+    VSTR *reason;
+
+    if (path == NULL)
+        path = params_default_path();
+    if ((cfg = config_load(params_table, path, why)) == NULL)
+        return NULL;
+    if (*config_str(cfg, "myhostname") == '\0') {
+        name = vstr_alloc(64);
+        reason = vstr_alloc(64);
+        if (params_system_hostname(name, reason) < 0 ||
+            config_set(cfg, "myhostname", vstr_str(name), reason) < 0) {
+            vstr_sprintf(why,
+                         "%s: myhostname is not set and the system's host name is not "
+                         "usable (%s); set myhostname",
+                         path, vstr_str(reason));
+            vstr_free(name);
+            vstr_free(reason);
+            config_free(cfg);
+            return NULL;
+        }
+        vstr_free(name);
+        vstr_free(reason);
+    }
+    config_free(var_config);
+    var_config = cfg;
+    return cfg;
+}
+
+/* params_load_or_die - load the configuration or exit with the reason */
+void params_load_or_die(const char *path)
+{
+    VSTR *why = vstr_alloc(128);
+
+    if (params_load(path, why) == NULL)
+        msg_fatal("%s", vstr_str(why));
+    vstr_free(why);
+}

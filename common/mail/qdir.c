@@ -1,0 +1,79 @@
+/*
+ * qdir - the queue directory's layout
+ *
+ * qdir_path()
+ *	the absolute name of a file or subdirectory of the queue directory;
+ *	the caller frees it.
+ * qdir_create()
+ *	create the queue directory and its subdirectories with their modes
+ *	(an existing one is kept; its mode and, when running as root, its
+ *	owner are corrected). maildrop/ is mode 1733 so any local user can
+ *	drop a file but not list or remove others' files; private/ and db/
+ *	are the owner's alone.
+ *
+ * Errors are returned with a reason; nothing here exits.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mail_proto.h"
+#include "mymalloc.h"
+#include "qdir.h"
+
+/* qdir_path - name of something in the queue directory */
+char *qdir_path(const char *queue_directory, const char *relative)
+{
+    VSTR *buf = vstr_alloc(256);
+    char *path;
+
+    vstr_sprintf(buf, "%s/%s", queue_directory, relative);
+    path = mystrdup(vstr_str(buf));
+    vstr_free(buf);
+    return path;
+}
+
+/* qdir_make - create one directory with its mode and owner */
+static int qdir_make(const char *path, mode_t mode, uid_t owner, gid_t group, VSTR *why)
+{
+    if (mkdir(path, mode) < 0 && errno != EEXIST) {
+        vstr_sprintf(why, "create directory %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (geteuid() == 0 && chown(path, owner, group) < 0) {
+        vstr_sprintf(why, "chown %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (chmod(path, mode) < 0) {
+        vstr_sprintf(why, "chmod %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* qdir_create - create the queue directory tree */
+int qdir_create(const char *queue_directory, uid_t owner, gid_t group, VSTR *why)
+{
+    static const struct {
+        const char *name;
+        mode_t mode;
+    } subdirs[] = {
+        {QDIR_MAILDROP, 01733}, {QDIR_PRIVATE, 0700}, {QDIR_PUBLIC, 0755},
+        {QDIR_PID, 0755},       {QDIR_DB, 0700},      {QDIR_CORRUPT, 0700},
+    };
+
+    if (qdir_make(queue_directory, 0755, owner, group, why) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+        char *path = qdir_path(queue_directory, subdirs[i].name);
+        int ret = qdir_make(path, subdirs[i].mode, owner, group, why);
+
+        myfree(path);
+        if (ret < 0)
+            return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,93 @@
+/*
+ * qstore.h - the durable mail queue: one LMDB environment
+ */
+#ifndef RELAYQ_QSTORE_H
+#define RELAYQ_QSTORE_H
+
+#include <stddef.h>
+
+#include "qid.h"
+#include "vstr.h"
+
+/* Results; negative ones are errors with a reason. */
+#define QSTORE_OK 0
+#define QSTORE_NOTFOUND 1 /* no such record */
+#define QSTORE_EXISTS 2   /* a record to create is there already */
+#define QSTORE_ERROR (-1) /* an error of the environment (I/O, corruption) */
+#define QSTORE_FULL (-2)  /* the map is full: retry after deliveries free room */
+
+#define QSTORE_READONLY 1 /* qstore_open: commands that only look */
+
+/* Message flags. */
+#define QMSG_HOLD 1 /* on hold: never scheduled until released */
+
+/* A message's envelope. */
+typedef struct QMSG {
+    char qid[QID_LEN + 1];
+    long long arrival_ms;   /* when pickup took it, ms since the epoch */
+    long long next_attempt; /* schedule time, s since the epoch; the key in `schedule` */
+    long long size;         /* content bytes as stored (CRLF lines) */
+    unsigned flags;         /* QMSG_* */
+    unsigned attempts;      /* delivery attempts so far */
+    unsigned nrcpt;         /* recipients stored */
+    char *sender;           /* "" for the null sender */
+    char *envid;            /* DSN ENVID or "" */
+    char *ret;              /* DSN RET or "" */
+} QMSG;
+
+/* Recipient status. */
+#define QRCPT_PENDING 0  /* never tried */
+#define QRCPT_SENT 1     /* final: accepted by the relay */
+#define QRCPT_DEFERRED 2 /* tried, temporary failure */
+#define QRCPT_BOUNCED 3  /* final: permanent failure */
+
+/* One recipient of a message. */
+typedef struct QRCPT {
+    unsigned index;         /* position in the message, from 0 */
+    int status;             /* QRCPT_* */
+    char dsn[16];           /* last enhanced status code, or "" */
+    long long last_attempt; /* s since the epoch, 0 when never tried */
+    char *addr;             /* the envelope address */
+    char *orcpt;            /* DSN ORCPT or "" */
+    char *notify;           /* DSN NOTIFY or "" */
+    char *reply;            /* last reply or failure reason, or "" */
+} QRCPT;
+
+typedef struct QSTORE QSTORE;
+typedef struct QSTORE_TXN QSTORE_TXN;
+
+QSTORE *qstore_open(const char *dir, size_t map_size, int flags, VSTR *why);
+void qstore_close(QSTORE *store);
+
+QSTORE_TXN *qstore_begin(QSTORE *store, int write, VSTR *why);
+int qstore_commit(QSTORE_TXN *txn, VSTR *why);
+void qstore_abort(QSTORE_TXN *txn);
+int qstore_txn_error(const QSTORE_TXN *txn);
+const char *qstore_txn_reason(const QSTORE_TXN *txn);
+
+int qstore_message_put(QSTORE_TXN *txn, const QMSG *msg, int create);
+int qstore_message_get(QSTORE_TXN *txn, const char *qid, QMSG *msg);
+int qstore_message_reschedule(QSTORE_TXN *txn, QMSG *msg, long long next_attempt);
+int qstore_message_delete(QSTORE_TXN *txn, const char *qid);
+int qstore_message_scan(QSTORE_TXN *txn, int (*fn)(const QMSG *msg, void *ctx), void *ctx);
+void qmsg_init(QMSG *msg);
+void qmsg_free(QMSG *msg);
+
+int qstore_rcpt_put(QSTORE_TXN *txn, const char *qid, const QRCPT *rcpt);
+int qstore_rcpts_get(QSTORE_TXN *txn, const char *qid, QRCPT **list, size_t *count);
+void qstore_rcpts_free(QRCPT *list, size_t count);
+
+int qstore_body_put(QSTORE_TXN *txn, const char *qid, const char *data, size_t len);
+int qstore_body_get(QSTORE_TXN *txn, const char *qid, VSTR *out);
+
+int qstore_schedule_scan(QSTORE_TXN *txn, long long upto,
+                         int (*fn)(const char *qid, long long when, void *ctx), void *ctx);
+
+int qstore_picked_put(QSTORE_TXN *txn, const char *name, const char *qid);
+int qstore_picked_get(QSTORE_TXN *txn, const char *name, char *qid);
+int qstore_picked_delete(QSTORE_TXN *txn, const char *name);
+int qstore_picked_scan(QSTORE_TXN *txn, int (*fn)(const char *name, void *ctx), void *ctx);
+
+int qstore_count(QSTORE_TXN *txn, size_t *messages, size_t *scheduled);
+
+#endif

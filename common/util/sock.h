@@ -1,0 +1,19 @@
+/*
+ * sock.h - UNIX-domain and TCP socket helpers
+ */
+#ifndef RELAYQ_SOCK_H
+#define RELAYQ_SOCK_H
+
+#include <sys/socket.h>
+
+#include "vstr.h"
+
+int unix_listen(const char *path, int backlog, int mode, VSTR *why);
+int unix_connect(const char *path, VSTR *why);
+int sock_accept(int listen_fd);
+int tcp_connect_start(const char *host, unsigned port, struct sockaddr_storage *addr,
+                      socklen_t *addrlen, VSTR *why);
+int tcp_connect_finish(int fd, VSTR *why);
+void sock_addr_text(const struct sockaddr *sa, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,460 @@
+/*
+ * master - relayq's supervisor: start, watch and stop the daemons
+ *
+ * Usage: master [-f] [-v] -c CONFIG_FILE
+ *
+ * main()
+ *	load and check the configuration, create the queue directory tree,
+ *	drop root privileges to mail_owner, take the queue's lock (one
+ *	master per queue), create the LMDB environment, listen on
+ *	public/master, detach (unless -f), then spawn qmgr, pickup and
+ *	smtpout_workers x smtpout from daemon_directory and keep them
+ *	running (child.c). SIGHUP re-reads the configuration, adjusts the
+ *	number of smtpout workers and passes SIGHUP on; SIGTERM and SIGINT
+ *	stop the children gracefully (SIGKILL after MASTER_STOP_WAIT s),
+ *	remove the socket, release the lock and exit 0.
+ *
+ * Every check that can fail runs before master detaches and before log
+ * output moves to maillog_file, so "relayq start" shows the reason on
+ * standard error and gets a non-zero exit status. The daemon's standard
+ * error then goes to maillog_file when that is a file (stray output of the
+ * children lands there), stays when it is /dev/stderr, and goes to
+ * /dev/null with syslog. The working directory is queue_directory, so a
+ * relative maillog_file means the same file to master and its children.
+ *
+ * The lock is flock(2) on pid/master.pid, held for master's life on a
+ * close-on-exec descriptor: the children never hold it, and it vanishes
+ * with master however master ends. "relayq stop" and "relayq status" test
+ * it; the file's text is only the pid, for humans and for stop. It names
+ * a live process at every instant: master's own pid once locked, then the
+ * daemon's, written by the parent half before it exits.
+ *
+ * Failures: a bad configuration, a missing mail_owner, a queue that
+ * cannot be created or locked, privileges that cannot be dropped: fatal,
+ * exit 1, before any child runs. A bad configuration on reload is a
+ * warning; the old one stays in force.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cfgfile.h"
+#include "event.h"
+#include "iostuff.h"
+#include "mail_proto.h"
+#include "master.h"
+#include "msg.h"
+#include "mymalloc.h"
+#include "params.h"
+#include "qdir.h"
+#include "qstore.h"
+#include "vstr.h"
+
+const char *master_config_path;
+int master_stopping;
+
+static char *master_queue_dir; /* queue_directory at startup: a reload cannot move it */
+static char *master_owner;     /* mail_owner at startup, to warn when a reload changes it */
+static int master_lock_fd = -1;
+
+static const char *master_daemons[] = {"qmgr", "pickup", "smtpout"};
+
+/* master_usage - complain about the command line */
+static void master_usage(void)
+{
+    msg_fatal("usage: master [-f] [-v] -c config_file");
+}
+
+/* master_abspath - the configuration file's name as the children must see it */
+static char *master_abspath(const char *path)
+{
+    VSTR *buf;
+    char *cwd, *result;
+
+    /* Not realpath(): a symlinked /etc/relayq/relayq.conf stays by that name. */
+    if (path[0] == '/')
+        return mystrdup(path);
+    if ((cwd = getcwd(NULL, 0)) == NULL)
+        msg_fatal("getcwd: %m");
+    buf = vstr_alloc(256);
+    vstr_sprintf(buf, "%s/%s", cwd, path);
+    free(cwd);
+    result = mystrdup(vstr_str(buf));
+    vstr_free(buf);
+    return result;
+}
+
+/* master_check_config - what master needs beyond the parameter table's checks */
+static int master_check_config(const CONFIG *cfg, VSTR *why)
+{
+    if (*config_str(cfg, "relayhost") == '\0') {
+        vstr_sprintf(why, "%s: relayhost is empty: relayq only relays; set relayhost = [host]:port",
+                     config_path(cfg));
+        return -1;
+    }
+    return 0;
+}
+
+/* master_load - read the configuration at startup, or die */
+static void master_load(void)
+{
+    VSTR *why = vstr_alloc(128);
+
+    if (params_load(master_config_path, why) == NULL || master_check_config(var_config, why) < 0)
+        msg_fatal("%s", vstr_str(why));
+    vstr_free(why);
+    master_queue_dir = mystrdup(var_str("queue_directory"));
+    master_owner = mystrdup(var_str("mail_owner"));
+}
+
+/* master_log_is_file - maillog_file names a file (not syslog, not stderr) */
+static int master_log_is_file(const char *maillog)
+{
+    return *maillog != '\0' && strcmp(maillog, "/dev/stderr") != 0;
+}
+
+/* master_prepare_log - as root: make maillog_file appendable by mail_owner */
+static void master_prepare_log(uid_t uid, gid_t gid)
+{
+    const char *maillog = var_str("maillog_file");
+    struct stat st;
+    int fd;
+
+    if (!master_log_is_file(maillog))
+        return;
+    /* O_NOFOLLOW: root must not be led to chown a file a symlink points to. */
+    fd = open(maillog, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+    if (fd < 0)
+        msg_fatal("open maillog_file %s: %m", maillog);
+    if (fstat(fd, &st) < 0)
+        msg_fatal("fstat maillog_file %s: %m", maillog);
+    if (S_ISREG(st.st_mode) && fchown(fd, uid, gid) < 0)
+        msg_fatal("chown maillog_file %s: %m", maillog);
+    close(fd);
+}
+
+/* master_drop_privileges - become mail_owner for good */
+static void master_drop_privileges(const char *owner, uid_t uid, gid_t gid)
+{
+    if (setgroups(1, &gid) < 0)
+        msg_fatal("setgroups(%ld): %m", (long)gid);
+    if (setgid(gid) < 0)
+        msg_fatal("setgid(%ld): %m", (long)gid);
+    if (setuid(uid) < 0)
+        msg_fatal("setuid(%ld): %m", (long)uid);
+    /* A saved set-user-id of 0 would let a compromised daemon climb back. */
+    if (setuid(0) == 0 || geteuid() != uid || getuid() != uid || getegid() != gid)
+        msg_fatal("cannot drop privileges to mail_owner \"%s\" for good", owner);
+    if (msg_verbose)
+        msg_info("running as mail_owner \"%s\" (uid %ld, gid %ld)", owner, (long)uid, (long)gid);
+}
+
+/* master_setup_queue - create the queue tree as its owner; root becomes mail_owner */
+static void master_setup_queue(void)
+{
+    const char *owner = var_str("mail_owner");
+    VSTR *why = vstr_alloc(128);
+    struct passwd *pw;
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    int root = geteuid() == 0;
+
+    if (root) {
+        if ((pw = getpwnam(owner)) == NULL)
+            msg_fatal("mail_owner \"%s\": no such user", owner);
+        if (pw->pw_uid == 0)
+            msg_fatal("mail_owner \"%s\" has uid 0: relayq's processes must not run as root",
+                      owner);
+        uid = pw->pw_uid;
+        gid = pw->pw_gid;
+    } else if (msg_verbose) {
+        msg_info("not running as root: mail_owner \"%s\" ignored", owner);
+    }
+    if (qdir_create(master_queue_dir, uid, gid, why) < 0)
+        msg_fatal("%s", vstr_str(why));
+    vstr_free(why);
+    /* Relative names in the configuration (maillog_file) mean the same
+     * thing to master and to its children from here on. */
+    if (chdir(master_queue_dir) < 0)
+        msg_fatal("chdir %s: %m", master_queue_dir);
+    if (root) {
+        master_prepare_log(uid, gid);
+        master_drop_privileges(owner, uid, gid);
+    }
+}
+
+/* master_check_daemons - every program master will run is there, and the
+ * configuration is readable by the user they run as */
+static void master_check_daemons(void)
+{
+    VSTR *path = vstr_alloc(256);
+    int fd;
+
+    if ((fd = open(master_config_path, O_RDONLY | O_CLOEXEC)) < 0)
+        msg_fatal("%s: not readable by the mail system's user (uid %ld): %m", master_config_path,
+                  (long)getuid());
+    close(fd);
+    for (size_t i = 0; i < sizeof(master_daemons) / sizeof(master_daemons[0]); i++) {
+        vstr_sprintf(path, "%s/%s", var_str("daemon_directory"), master_daemons[i]);
+        if (access(vstr_str(path), X_OK) < 0)
+            msg_fatal("daemon_directory: cannot execute %s: %m", vstr_str(path));
+    }
+    vstr_free(path);
+}
+
+/* master_write_pid - record the pid of the process that holds the lock */
+static int master_write_pid(pid_t pid)
+{
+    char text[32];
+    int len = snprintf(text, sizeof(text), "%ld\n", (long)pid);
+
+    if (ftruncate(master_lock_fd, 0) < 0 || pwrite(master_lock_fd, text, (size_t)len, 0) != len)
+        return -1;
+    return 0;
+}
+
+/* master_lock - one master per queue: take pid/master.pid's lock or die */
+static void master_lock(void)
+{
+    char *path = qdir_path(master_queue_dir, MASTER_LOCK_FILE);
+    char text[32];
+    ssize_t len;
+    long pid;
+
+    master_lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (master_lock_fd < 0)
+        msg_fatal("open %s: %m", path);
+    if (flock(master_lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno != EWOULDBLOCK)
+            msg_fatal("lock %s: %m", path);
+        len = pread(master_lock_fd, text, sizeof(text) - 1, 0);
+        text[len > 0 ? len : 0] = '\0';
+        pid = strtol(text, NULL, 10);
+        if (pid > 0)
+            msg_fatal("the mail system is already running (pid %ld)", pid);
+        msg_fatal("the mail system is already running (%s holds the lock)", path);
+    }
+    /* From here on the file always names a live master: this process, then
+     * (master_detach) the daemon, written before this process exits. */
+    if (master_write_pid(getpid()) < 0)
+        msg_fatal("write %s: %m", path);
+    myfree(path);
+}
+
+/* master_create_store - create the LMDB environment once, so readers find it */
+static void master_create_store(void)
+{
+    char *dir = qdir_path(master_queue_dir, QDIR_DB);
+    VSTR *why = vstr_alloc(128);
+    QSTORE *store;
+
+    if ((store = qstore_open(dir, (size_t)var_int("queue_map_size"), 0, why)) == NULL)
+        msg_fatal("%s", vstr_str(why));
+    /* Closed before any fork: LMDB environments are never inherited. */
+    qstore_close(store);
+    vstr_free(why);
+    myfree(dir);
+}
+
+/* master_detach - become a background daemon; the parent exits 0 */
+static void master_detach(void)
+{
+    const char *maillog = var_str("maillog_file");
+    pid_t pid;
+    int fd;
+
+    if ((pid = fork()) < 0)
+        msg_fatal("fork: %m");
+    if (pid > 0) {
+        if (master_write_pid(pid) < 0) {
+            (void)kill(pid, SIGKILL);
+            msg_fatal("write %s/%s: %m", master_queue_dir, MASTER_LOCK_FILE);
+        }
+        _exit(0);
+    }
+    if (setsid() < 0)
+        msg_fatal("setsid: %m");
+    if ((fd = open("/dev/null", O_RDWR)) < 0)
+        msg_fatal("open /dev/null: %m");
+    (void)dup2(fd, 0);
+    (void)dup2(fd, 1);
+    /* Whoever started master may wait for end-of-file on its stderr: keep
+     * it only when the log is meant to go there. */
+    if (master_log_is_file(maillog)) {
+        int log_fd = open(maillog, O_WRONLY | O_APPEND);
+
+        (void)dup2(log_fd >= 0 ? log_fd : fd, 2);
+        if (log_fd > 2)
+            close(log_fd);
+    } else if (*maillog == '\0') {
+        (void)dup2(fd, 2);
+    }
+    if (fd > 2)
+        close(fd);
+}
+
+/* master_kill_timer - children that ignore SIGTERM for too long */
+static void master_kill_timer(void *ctx)
+{
+    (void)ctx;
+    (void)child_kill_all();
+}
+
+/* master_stop - SIGTERM, SIGINT: stop the children, then leave the loop */
+static void master_stop(int sig)
+{
+    if (master_stopping)
+        return;
+    master_stopping = 1;
+    msg_info("terminating on signal %d", sig);
+    child_stop_all();
+    event_request_timer(master_kill_timer, NULL, MASTER_STOP_WAIT * 1000LL);
+}
+
+/* master_reload - SIGHUP: new configuration, worker count, tell the children */
+static void master_reload(int sig)
+{
+    VSTR *why = vstr_alloc(128);
+    CONFIG *cfg;
+    char *log_before;
+
+    (void)sig;
+    if (master_stopping) {
+        vstr_free(why);
+        return;
+    }
+    /* Check the file completely before params_load() replaces the old one. */
+    if ((cfg = config_load(params_table, master_config_path, why)) == NULL ||
+        master_check_config(cfg, why) < 0) {
+        msg_warn("reload: %s; keeping the old configuration", vstr_str(why));
+        config_free(cfg);
+        vstr_free(why);
+        return;
+    }
+    if (strcmp(config_str(cfg, "queue_directory"), master_queue_dir) != 0) {
+        msg_warn("reload: queue_directory changed from %s to %s: that needs a restart; keeping "
+                 "the old configuration",
+                 master_queue_dir, config_str(cfg, "queue_directory"));
+        config_free(cfg);
+        vstr_free(why);
+        return;
+    }
+    if (strcmp(config_str(cfg, "mail_owner"), master_owner) != 0)
+        msg_warn("reload: mail_owner changed from \"%s\" to \"%s\": that needs a restart",
+                 master_owner, config_str(cfg, "mail_owner"));
+    config_free(cfg);
+    log_before = mystrdup(var_str("maillog_file"));
+    if (params_load(master_config_path, why) == NULL) {
+        msg_warn("reload: %s; keeping the old configuration", vstr_str(why));
+        myfree(log_before);
+        vstr_free(why);
+        return;
+    }
+    if (strcmp(log_before, var_str("maillog_file")) != 0 &&
+        msg_set_logfile(var_str("maillog_file")) < 0)
+        msg_warn("reload: open maillog_file %s: %m; logging where it did before",
+                 var_str("maillog_file"));
+    myfree(log_before);
+    vstr_free(why);
+    msg_info("reload -- version %s, configuration %s", PACKAGE_VERSION, master_config_path);
+    /* Signal first: the workers a new count adds read the new file anyway,
+     * and a fresh process may not have its SIGHUP handler yet. */
+    child_signal_all(SIGHUP);
+    child_set_count("smtpout", (int)var_int("smtpout_workers"));
+}
+
+/* master_finish - everything stopped: release the queue and exit */
+static void master_finish(void)
+{
+    status_close();
+    (void)flock(master_lock_fd, LOCK_UN);
+    close(master_lock_fd);
+    if (msg_verbose)
+        msg_info("stopped");
+    exit(0);
+}
+
+/* master_sanitize_fds - start from descriptors 0-2 alone, like a child will */
+static void master_sanitize_fds(void)
+{
+    int fd;
+
+    /* Whatever the invoker left open would live on in the daemon and in
+     * every child, holding its pipes open; and a closed 0-2 would let the
+     * lock or a socket be taken for standard error. */
+    closefrom(3);
+    for (fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+            _exit(1);
+}
+
+/* main - the supervisor's life, from checks to shutdown */
+int main(int argc, char **argv)
+{
+    const char *config_arg = NULL;
+    int foreground = 0;
+    int ch;
+    char *socket_path;
+
+    master_sanitize_fds();
+    msg_init("master", MSG_TO_STDERR);
+    while ((ch = getopt(argc, argv, "c:fv")) != -1) {
+        switch (ch) {
+        case 'c':
+            config_arg = optarg;
+            break;
+        case 'f':
+            foreground = 1;
+            break;
+        case 'v':
+            msg_verbose++;
+            break;
+        default:
+            master_usage();
+        }
+    }
+    if (optind != argc)
+        master_usage();
+    master_config_path = master_abspath(config_arg ? config_arg : params_default_path());
+
+    master_load();
+    master_setup_queue();
+    master_check_daemons();
+    master_lock();
+    master_create_store();
+    socket_path = qdir_path(master_queue_dir, SOCK_MASTER);
+    status_listen(socket_path);
+    myfree(socket_path);
+    if (msg_set_logfile(var_str("maillog_file")) < 0)
+        msg_fatal("open maillog_file %s: %m", var_str("maillog_file"));
+
+    if (!foreground)
+        master_detach();
+    /* Children reset this before exec; master itself must survive a
+     * status client that hangs up mid-reply. */
+    (void)signal(SIGPIPE, SIG_IGN);
+    event_on_signal(SIGCHLD, child_reap);
+    event_on_signal(SIGHUP, master_reload);
+    event_on_signal(SIGTERM, master_stop);
+    event_on_signal(SIGINT, master_stop);
+
+    msg_info("daemon started -- version %s, configuration %s", PACKAGE_VERSION, master_config_path);
+    child_start(child_create("qmgr"));
+    child_start(child_create("pickup"));
+    child_set_count("smtpout", (int)var_int("smtpout_workers"));
+
+    while (!master_stopping || child_running() > 0)
+        event_loop(-1);
+    master_finish();
+    return 0;
+}

@@ -1,0 +1,369 @@
+/*
+ * pickup - take mail from maildrop/ into the queue
+ *
+ * Usage: pickup -c CONFIG_FILE [-v]
+ *
+ * master runs pickup in the queue directory's owner's name. It listens on
+ * public/pickup, where the sendmail command sends a wake-up after it drops
+ * a file; it also scans maildrop/ at start and every PICKUP_SCAN_INTERVAL
+ * ms, so a lost wake-up only delays mail. The scan (scan.c) commits the
+ * files to the queue in batches and cleanup.c normalises their content.
+ * After a commit that queued mail, pickup wakes qmgr up over private/qmgr.
+ *
+ * main()
+ *	parse the command line, load the configuration, open the queue and
+ *	the listening socket, and run the event loop until SIGTERM.
+ * pickup_connect_qmgr()
+ *	(re)connect to qmgr; when qmgr is not there, pickup carries on:
+ *	qmgr scans its schedule periodically, and the next scan retries.
+ * pickup_wakeup_qmgr()
+ *	tell qmgr that new messages are due, without blocking: at most one
+ *	wake-up waits in the output buffer.
+ *
+ * Signals: SIGTERM (and SIGINT) end the loop after the batch in flight
+ * (its commit and unlinks); SIGHUP re-reads the configuration, keeping
+ * the old one when the new one has an error.
+ *
+ * Fatal: a bad command line or configuration at start, a queue or
+ * maildrop/ that cannot be opened or written. master restarts pickup; no
+ * mail is lost, since files leave maildrop/ only after their commit.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "iostuff.h"
+#include "ipc.h"
+#include "mail_proto.h"
+#include "msg.h"
+#include "mymalloc.h"
+#include "params.h"
+#include "pickup.h"
+#include "qdir.h"
+#include "sock.h"
+
+/* The process's one daemon; signal callbacks have no context argument. */
+static PICKUP pickup_daemon;
+
+/* pickup_qmgr_close - drop the connection to qmgr; the next scan reconnects */
+static void pickup_qmgr_close(PICKUP *p)
+{
+    if (p->qmgr == NULL)
+        return;
+    event_disable_readwrite(ipc_chan_fd(p->qmgr));
+    ipc_chan_free(p->qmgr);
+    p->qmgr = NULL;
+}
+
+/* pickup_qmgr_write - push out a wake-up the socket did not take at once */
+static void pickup_qmgr_write(int fd, int events, void *ctx)
+{
+    PICKUP *p = ctx;
+    int ret = ipc_chan_flush(p->qmgr);
+
+    (void)events;
+    if (ret > 0) {
+        event_disable_write(fd);
+    } else if (ret < 0) {
+        msg_warn("send to %s: %m", SOCK_QMGR);
+        pickup_qmgr_close(p);
+    }
+}
+
+/* pickup_qmgr_read - notice that qmgr went away; it has nothing to say to us */
+static void pickup_qmgr_read(int fd, int events, void *ctx)
+{
+    PICKUP *p = ctx;
+    VSTR *why;
+    IPC_REC *rec;
+    int ret;
+
+    (void)fd;
+    (void)events;
+    ret = ipc_chan_fill(p->qmgr);
+    if (ret <= 0) {
+        if (msg_verbose)
+            msg_info("%s: connection closed", SOCK_QMGR);
+        pickup_qmgr_close(p);
+        return;
+    }
+    why = vstr_alloc(100);
+    while ((ret = ipc_chan_next(p->qmgr, &rec, why)) > 0) {
+        msg_warn("%s: unexpected record type \"%.40s\": ignored", SOCK_QMGR, ipc_rec_type(rec));
+        ipc_rec_free(rec);
+    }
+    if (ret < 0) {
+        msg_warn("%s: %s: closing the connection", SOCK_QMGR, vstr_str(why));
+        pickup_qmgr_close(p);
+    }
+    vstr_free(why);
+}
+
+/* pickup_connect_qmgr - open the wake-up channel to qmgr when it is there */
+void pickup_connect_qmgr(PICKUP *p)
+{
+    char *path;
+    VSTR *why;
+
+    if (p->qmgr != NULL)
+        return;
+    path = qdir_path(p->queue_directory, SOCK_QMGR);
+    why = vstr_alloc(100);
+    p->qmgr = ipc_client_open(path, PROTO_QMGR, PICKUP_QMGR_TIMEOUT, why);
+    if (p->qmgr == NULL) {
+        /* Normal while master starts qmgr, or restarts it: not worth a warning. */
+        if (msg_verbose)
+            msg_info("qmgr not reachable: %s", vstr_str(why));
+    } else {
+        if (non_blocking(ipc_chan_fd(p->qmgr), 1) < 0)
+            msg_fatal("set non-blocking mode: %m");
+        event_enable_read(ipc_chan_fd(p->qmgr), pickup_qmgr_read, p);
+        if (msg_verbose)
+            msg_info("connected to %s", path);
+    }
+    vstr_free(why);
+    myfree(path);
+}
+
+/* pickup_wakeup_qmgr - tell qmgr that new messages are on the schedule */
+void pickup_wakeup_qmgr(PICKUP *p)
+{
+    IPC_REC *rec;
+    int ret;
+
+    pickup_connect_qmgr(p);
+    if (p->qmgr == NULL)
+        return;
+    /* A wake-up still waiting in the buffer says it already. */
+    if (ipc_chan_pending(p->qmgr) > 0)
+        return;
+    rec = ipc_rec_create("wakeup");
+    ipc_chan_send(p->qmgr, rec);
+    ipc_rec_free(rec);
+    ret = ipc_chan_flush(p->qmgr);
+    if (ret == 0) {
+        event_enable_write(ipc_chan_fd(p->qmgr), pickup_qmgr_write, p);
+    } else if (ret < 0) {
+        if (msg_verbose)
+            msg_info("send to %s: %m", SOCK_QMGR);
+        pickup_qmgr_close(p);
+    }
+}
+
+/* pickup_client_close - end a public/pickup connection */
+static void pickup_client_close(IPC_CHAN *chan);
+
+/* pickup_client_timeout - a client that says nothing for too long */
+static void pickup_client_timeout(void *ctx)
+{
+    pickup_client_close(ctx);
+}
+
+/* pickup_client_close - end a public/pickup connection */
+static void pickup_client_close(IPC_CHAN *chan)
+{
+    event_disable_readwrite(ipc_chan_fd(chan));
+    event_cancel_timer(pickup_client_timeout, chan);
+    ipc_chan_free(chan);
+    pickup_daemon.nclients--;
+}
+
+/* pickup_client_write - send the rest of the hello */
+static void pickup_client_write(int fd, int events, void *ctx)
+{
+    IPC_CHAN *chan = ctx;
+    int ret = ipc_chan_flush(chan);
+
+    (void)events;
+    if (ret > 0)
+        event_disable_write(fd);
+    else if (ret < 0)
+        pickup_client_close(chan);
+}
+
+/* pickup_client_read - take wake-ups from a sendmail command */
+static void pickup_client_read(int fd, int events, void *ctx)
+{
+    IPC_CHAN *chan = ctx;
+    PICKUP *p = &pickup_daemon;
+    VSTR *why;
+    IPC_REC *rec;
+    int ret;
+
+    (void)fd;
+    (void)events;
+    if (ipc_chan_fill(chan) <= 0) {
+        pickup_client_close(chan);
+        return;
+    }
+    why = vstr_alloc(100);
+    while ((ret = ipc_chan_next(chan, &rec, why)) > 0) {
+        if (strcmp(ipc_rec_type(rec), "wakeup") != 0) {
+            vstr_sprintf(why, "unexpected record type \"%.40s\"", ipc_rec_type(rec));
+            ret = -1;
+        } else if (ipc_rec_check(rec, "", "", why) < 0) {
+            ret = -1;
+        }
+        ipc_rec_free(rec);
+        if (ret < 0)
+            break;
+        p->wakeup = 1;
+        /* While the queue is full the retry timer decides; a wake-up would only re-read files. */
+        if (!p->full)
+            scan_request(p, 0);
+    }
+    if (ret < 0) {
+        msg_warn("%s: %s: closing the connection", SOCK_PICKUP, vstr_str(why));
+        pickup_client_close(chan);
+    }
+    vstr_free(why);
+}
+
+/* pickup_accept - greet new public/pickup clients */
+static void pickup_accept(int fd, int events, void *ctx)
+{
+    PICKUP *p = ctx;
+    IPC_CHAN *chan;
+    IPC_REC *hello;
+    int cfd, ret;
+
+    (void)events;
+    while ((cfd = sock_accept(fd)) >= 0) {
+        if (p->nclients >= PICKUP_CLIENTS_MAX) {
+            /* The scan runs anyway; a refused wake-up only delays mail. */
+            close(cfd);
+            if (msg_verbose)
+                msg_info("%s: too many connections", SOCK_PICKUP);
+            scan_request(p, p->full ? PICKUP_FULL_RETRY : 0);
+            continue;
+        }
+        p->nclients++;
+        chan = ipc_chan_create(cfd);
+        hello = ipc_rec_create("hello");
+        ipc_rec_add(hello, "protocol", PROTO_PICKUP);
+        ipc_chan_send(chan, hello);
+        ipc_rec_free(hello);
+        if ((ret = ipc_chan_flush(chan)) < 0) {
+            pickup_client_close(chan);
+            continue;
+        }
+        if (ret == 0)
+            event_enable_write(cfd, pickup_client_write, chan);
+        event_enable_read(cfd, pickup_client_read, chan);
+        event_request_timer(pickup_client_timeout, chan, PICKUP_CLIENT_TIMEOUT);
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
+        msg_warn("accept on %s: %m", SOCK_PICKUP);
+}
+
+/* pickup_sigterm - stop after the batch in flight */
+static void pickup_sigterm(int sig)
+{
+    if (msg_verbose)
+        msg_info("signal %d: stopping", sig);
+    pickup_daemon.stopping = 1;
+}
+
+/* pickup_sighup - re-read the configuration, keeping the old one on error */
+static void pickup_sighup(int sig)
+{
+    PICKUP *p = &pickup_daemon;
+    VSTR *why = vstr_alloc(100);
+
+    (void)sig;
+    if (params_load(p->config_path, why) == NULL) {
+        msg_warn("%s: keeping the old configuration", vstr_str(why));
+    } else {
+        if (msg_set_logfile(var_str("maillog_file")) < 0)
+            msg_warn("open %s: %m: log destination unchanged", var_str("maillog_file"));
+        if (strcmp(var_str("queue_directory"), p->queue_directory) != 0)
+            msg_warn("queue_directory changed to %s: takes effect after a restart; still using %s",
+                     var_str("queue_directory"), p->queue_directory);
+        msg_info("reloaded configuration %s", p->config_path);
+    }
+    vstr_free(why);
+}
+
+/* pickup_usage - explain the command line and exit */
+static void pickup_usage(void)
+{
+    msg_fatal_status(2, "usage: pickup -c CONFIG_FILE [-v]");
+}
+
+/* main - the pickup daemon */
+int main(int argc, char **argv)
+{
+    PICKUP *p = &pickup_daemon;
+    const char *config = NULL;
+    VSTR *why = vstr_alloc(100);
+    char *path;
+    int ch;
+
+    msg_init("pickup", MSG_TO_STDERR);
+    while ((ch = getopt(argc, argv, "c:v")) != -1) {
+        switch (ch) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'v':
+            msg_verbose++;
+            break;
+        default:
+            pickup_usage();
+        }
+    }
+    if (optind != argc)
+        pickup_usage();
+    if (config == NULL)
+        config = params_default_path();
+    p->config_path = mystrdup(config);
+    params_load_or_die(p->config_path);
+    if (msg_set_logfile(var_str("maillog_file")) < 0)
+        msg_fatal("open %s: %m", var_str("maillog_file"));
+
+    p->queue_directory = mystrdup(var_str("queue_directory"));
+    if (chdir(p->queue_directory) < 0)
+        msg_fatal("chdir %s: %m", p->queue_directory);
+    p->maildrop_dir = qdir_path(p->queue_directory, QDIR_MAILDROP);
+    p->corrupt_dir = qdir_path(p->queue_directory, QDIR_CORRUPT);
+    p->batch_max = PICKUP_BATCH_FILES;
+
+    path = qdir_path(p->queue_directory, QDIR_DB);
+    if ((p->store = qstore_open(path, (size_t)var_int("queue_map_size"), 0, why)) == NULL)
+        msg_fatal("%s", vstr_str(why));
+    myfree(path);
+
+    signal(SIGPIPE, SIG_IGN);
+    event_on_signal(SIGTERM, pickup_sigterm);
+    event_on_signal(SIGINT, pickup_sigterm);
+    event_on_signal(SIGHUP, pickup_sighup);
+
+    path = qdir_path(p->queue_directory, SOCK_PICKUP);
+    if ((p->listen_fd = unix_listen(path, 128, 0666, why)) < 0)
+        msg_fatal("%s", vstr_str(why));
+    myfree(path);
+    event_enable_read(p->listen_fd, pickup_accept, p);
+
+    scan_picked_cleanup(p);
+    pickup_connect_qmgr(p);
+    scan_request(p, 0);
+    if (msg_verbose)
+        msg_info("started: queue %s", p->queue_directory);
+
+    while (!p->stopping)
+        event_loop(-1);
+
+    /* The batch in flight is committed and unlinked; tidy the picked entries. */
+    scan_flush_gone(p);
+    pickup_qmgr_close(p);
+    qstore_close(p->store);
+    vstr_free(why);
+    if (msg_verbose)
+        msg_info("stopped");
+    return 0;
+}

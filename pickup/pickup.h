@@ -1,0 +1,104 @@
+/*
+ * pickup.h - the pickup daemon's private structures and functions
+ */
+#ifndef RELAYQ_PICKUP_H
+#define RELAYQ_PICKUP_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "ipc.h"
+#include "qid.h"
+#include "qstore.h"
+#include "vstr.h"
+
+#define PICKUP_BATCH_FILES 256                /* files in one write transaction */
+#define PICKUP_BATCH_BYTES (32 * 1024 * 1024) /* content bytes in one write transaction */
+#define PICKUP_SCAN_INTERVAL 5000             /* ms between scans without a wake-up */
+#define PICKUP_FULL_RETRY 5000                /* ms before retrying a full queue */
+#define PICKUP_ENVELOPE_SLACK (1024 * 1024)   /* envelope bytes allowed over the size limit */
+#define PICKUP_NO_LIMIT (1024L * 1024 * 1024) /* content limit when message_size_limit = 0 */
+#define PICKUP_SKIP_TIME 300                  /* s before retrying an unreadable file */
+#define PICKUP_CLIENTS_MAX 64                 /* concurrent public/pickup connections */
+#define PICKUP_CLIENT_TIMEOUT 10000           /* ms a public/pickup client may stay idle */
+#define PICKUP_QMGR_TIMEOUT 500               /* ms to wait for qmgr's hello */
+
+/*
+ * A maildrop file that could neither be queued nor moved to corrupt/ (no
+ * permission, I/O error): the scan leaves it alone until retry_at, so that
+ * it is neither a busy loop nor a warning every few seconds.
+ */
+typedef struct PICKUP_SKIP {
+    char *name;
+    time_t retry_at;
+} PICKUP_SKIP;
+
+/*
+ * One file of the write transaction being built: either a new message
+ * (qid freshly made) or a file that an earlier, committed transaction
+ * already queued (already = 1: only its unlink is pending).
+ */
+typedef struct PICKUP_FILE {
+    char *name;
+    char qid[QID_LEN + 1];
+    int already;
+    uid_t uid;    /* the file's owner, logged as Postfix pickup does */
+    char *sender; /* for the log line */
+} PICKUP_FILE;
+
+/*
+ * The daemon: the queue it writes, its sockets, and the state of the scan
+ * of maildrop/ (the file names still to take, the names whose picked
+ * entries wait to be deleted, and the back-off when the queue is full).
+ */
+typedef struct PICKUP {
+    char *config_path;
+    char *queue_directory;
+    char *maildrop_dir; /* absolute */
+    char *corrupt_dir;  /* absolute */
+    QSTORE *store;
+    int listen_fd;  /* public/pickup */
+    IPC_CHAN *qmgr; /* private/qmgr, or NULL while qmgr is away */
+    int nclients;   /* open public/pickup connections */
+    int stopping;   /* SIGTERM: exit after the batch in flight */
+
+    /* The scan. */
+    char **todo; /* file names found by the last directory read, oldest first */
+    size_t ntodo;
+    size_t todo_pos; /* next name to take */
+    int progress;    /* the current list queued, unlinked or moved a file */
+    int wakeup;      /* a wake-up arrived during the current list */
+    char **gone;     /* unlinked files whose picked entries are still to delete */
+    size_t ngone;
+    PICKUP_SKIP *skip;
+    size_t nskip;
+
+    /* The queue-full back-off. */
+    size_t batch_max; /* files per transaction, halved on QSTORE_FULL */
+    int full;         /* the "queue is full" warning was logged */
+} PICKUP;
+
+/* What cleanup needs to know to complete a message's headers. */
+typedef struct CLEANUP_INFO {
+    const char *qid;
+    const char *myhostname;
+    const char *sender;   /* "" for the null sender */
+    const char *fullname; /* "" when none */
+    time_t now;
+} CLEANUP_INFO;
+
+/* pickup.c */
+void pickup_wakeup_qmgr(PICKUP *p);
+void pickup_connect_qmgr(PICKUP *p);
+
+/* scan.c */
+void scan_event(void *ctx);
+void scan_request(PICKUP *p, long long delay_ms);
+void scan_picked_cleanup(PICKUP *p);
+void scan_flush_gone(PICKUP *p);
+
+/* cleanup.c */
+int cleanup_message(const char *data, size_t len, const CLEANUP_INFO *info, VSTR *out, VSTR *why);
+
+#endif

@@ -1,0 +1,213 @@
+/*
+ * message - messages in the active set
+ *
+ * message_activate()
+ *	load a due message (envelope and recipients) from the queue into the
+ *	active set and queue one job per destination for its recipients that
+ *	are not final. Returns NULL when the message is gone, held or has no
+ *	recipient left to try.
+ * message_job_done()
+ *	note that one of the message's jobs finished (delivered or lost);
+ *	when none is left the message waits on the done list.
+ * message_finalize_done()
+ *	commit the new state of every message on the done list in ONE write
+ *	transaction (group commit): changed recipients; then either delete the
+ *	message (every recipient final), leave it due at once (a job was lost
+ *	with its worker), or count the attempt and reschedule it with an
+ *	exponential backoff and jitter. Only after the commit do the messages
+ *	leave the active set. Returns the number finalized, or -1 when the
+ *	commit failed (the list is kept and retried).
+ * message_done_pending()
+ *	whether the done list is non-empty.
+ * message_free()
+ *	release a message that is not in the active set.
+ *
+ * A failure to commit is not fatal: the messages stay active and are
+ * finalized on a later pass; nothing is acknowledged to anyone before it.
+ */
+#include "config.h"
+
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "iostuff.h"
+#include "msg.h"
+#include "mymalloc.h"
+#include "params.h"
+#include "qmgr.h"
+
+static QMGR_MESSAGE *message_done_head;
+
+/* message_free - release a message */
+void message_free(QMGR_MESSAGE *message)
+{
+    qmsg_free(&message->env);
+    qstore_rcpts_free(message->rcpts, message->nrcpt);
+    myfree(message->changed);
+    myfree(message);
+}
+
+/* message_rcpt_final - is a recipient status final */
+static int message_rcpt_final(int status)
+{
+    return status == QRCPT_SENT || status == QRCPT_BOUNCED;
+}
+
+/* message_activate - load a due message and queue its jobs */
+QMGR_MESSAGE *message_activate(QSTORE_TXN *txn, const char *qid)
+{
+    QMGR_MESSAGE *message = mycalloc(1, sizeof(*message));
+    QMGR_JOB *job;
+    int rc;
+
+    if ((rc = qstore_message_get(txn, qid, &message->env)) != QSTORE_OK) {
+        if (rc != QSTORE_NOTFOUND)
+            msg_warn("%s: cannot read envelope: %s", qid, qstore_txn_reason(txn));
+        myfree(message);
+        return NULL;
+    }
+    if (message->env.flags & QMSG_HOLD) {
+        qmsg_free(&message->env);
+        myfree(message);
+        return NULL;
+    }
+    if (qstore_rcpts_get(txn, qid, &message->rcpts, &message->nrcpt) != QSTORE_OK) {
+        msg_warn("%s: cannot read recipients: %s", qid, qstore_txn_reason(txn));
+        qmsg_free(&message->env);
+        myfree(message);
+        return NULL;
+    }
+    message->changed = mycalloc(message->nrcpt ? message->nrcpt : 1, 1);
+    message->active_ms = wall_ms();
+
+    /* One destination for now: every recipient goes to relayhost. */
+    job = mycalloc(1, sizeof(*job));
+    job->message = message;
+    job->rcpt_index = mymalloc(sizeof(*job->rcpt_index) * (message->nrcpt ? message->nrcpt : 1));
+    for (size_t i = 0; i < message->nrcpt; i++)
+        if (!message_rcpt_final(message->rcpts[i].status))
+            job->rcpt_index[job->nrcpt++] = (unsigned)i;
+    if (job->nrcpt == 0) {
+        /* Every recipient is final: finalize (delete) without delivering. */
+        job_free(job);
+        htable_put(qmgr_active, qid, message);
+        message->done_next = message_done_head;
+        message_done_head = message;
+        return message;
+    }
+    htable_put(qmgr_active, qid, message);
+    message->jobs_outstanding = 1;
+    dest_enqueue(dest_for_relayhost(), job);
+    msg_info("%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", qid, message->env.sender,
+             message->env.size, message->nrcpt);
+    return message;
+}
+
+/* message_job_done - one job of the message finished */
+void message_job_done(QMGR_MESSAGE *message)
+{
+    if (message->jobs_outstanding <= 0)
+        msg_panic("%s: job done with none outstanding", message->env.qid);
+    if (--message->jobs_outstanding == 0) {
+        message->done_next = message_done_head;
+        message_done_head = message;
+    }
+}
+
+/* message_done_pending - are there messages to finalize */
+int message_done_pending(void)
+{
+    return message_done_head != NULL;
+}
+
+/* message_backoff - seconds until the next attempt after `attempts` tries */
+static long long message_backoff(unsigned attempts)
+{
+    long long min_backoff = var_int("minimal_backoff_time");
+    long long max_backoff = var_int("maximal_backoff_time");
+    long long delay = min_backoff;
+
+    for (unsigned i = 1; i < attempts && delay < max_backoff; i++)
+        delay *= 2;
+    if (delay > max_backoff)
+        delay = max_backoff;
+    /* Up to 10% less, so a queue deferred at one moment spreads out. */
+    if (delay >= 10)
+        delay -= (long long)randombytes_uniform((uint32_t)(delay / 10 + 1));
+    return delay < 1 ? 1 : delay;
+}
+
+/* message_finalize - write one message's new state into the transaction */
+static void message_finalize(QSTORE_TXN *txn, QMGR_MESSAGE *message, int *removed)
+{
+    int pending = 0;
+
+    *removed = 0;
+    for (size_t i = 0; i < message->nrcpt; i++)
+        if (!message_rcpt_final(message->rcpts[i].status))
+            pending = 1;
+    if (!pending) {
+        qstore_message_delete(txn, message->env.qid);
+        *removed = 1;
+        return;
+    }
+    for (size_t i = 0; i < message->nrcpt; i++)
+        if (message->changed[i])
+            qstore_rcpt_put(txn, message->env.qid, &message->rcpts[i]);
+    if (message->lost) {
+        /* Its worker died: the schedule entry is still due, so the next
+         * scan retries the remaining recipients at once. */
+        return;
+    }
+    message->env.attempts++;
+    qstore_message_reschedule(txn, &message->env,
+                              (long long)time(NULL) + message_backoff(message->env.attempts));
+}
+
+/* message_finalize_done - commit the done list in one transaction */
+int message_finalize_done(void)
+{
+    VSTR *why;
+    QSTORE_TXN *txn;
+    QMGR_MESSAGE *message, *next;
+    int count = 0, rc;
+
+    if (message_done_head == NULL)
+        return 0;
+    why = vstr_alloc(100);
+    if ((txn = qstore_begin(qmgr_store, 1, why)) == NULL) {
+        msg_warn("cannot record delivery results: %s", vstr_str(why));
+        vstr_free(why);
+        return -1;
+    }
+    for (message = message_done_head; message; message = message->done_next) {
+        int removed;
+
+        message_finalize(txn, message, &removed);
+    }
+    if ((rc = qstore_commit(txn, why)) != QSTORE_OK) {
+        msg_warn("cannot record delivery results: %s", vstr_str(why));
+        vstr_free(why);
+        return -1;
+    }
+    vstr_free(why);
+    for (message = message_done_head; message; message = next) {
+        int done = 1;
+
+        next = message->done_next;
+        for (size_t i = 0; i < message->nrcpt; i++)
+            if (!message_rcpt_final(message->rcpts[i].status))
+                done = 0;
+        if (done)
+            msg_info("%s: removed", message->env.qid);
+        else if (message->lost)
+            qmgr_scan_wanted = 1;
+        htable_remove(qmgr_active, message->env.qid);
+        message_free(message);
+        count++;
+    }
+    message_done_head = NULL;
+    return count;
+}

@@ -1,0 +1,314 @@
+/*
+ * qmgr - the queue manager: schedules delivery of queued mail
+ *
+ * Usage: qmgr -c CONFIG_FILE [-v]   (started by master)
+ *
+ * qmgr is the only process that writes delivery state. It listens on
+ * private/qmgr, where pickup announces new mail and smtpout workers ask
+ * for work, and on public/control, where relayq commands make requests.
+ * Each pass of the event loop reads what peers sent (results, wake-ups,
+ * requests) and then, in qmgr_after_pass():
+ *	1. commits the results of the pass in one write transaction (group
+ *	   commit) and drops finished messages from the active set;
+ *	2. scans the schedule index for due messages when asked to;
+ *	3. hands queued jobs to idle workers;
+ *	4. only then writes to peers, so nothing leaves qmgr before the state
+ *	   it depends on is durable.
+ *
+ * qmgr_peer_close()
+ *	end a connection; a worker's job in flight is treated as lost.
+ *
+ * Fatal: the queue or the sockets cannot be opened (master restarts qmgr).
+ * SIGTERM: stop handing out jobs, wait for the jobs in flight (at most
+ * 60 s), commit, exit. SIGHUP: re-read the configuration.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "iostuff.h"
+#include "mail_proto.h"
+#include "msg.h"
+#include "mymalloc.h"
+#include "params.h"
+#include "qdir.h"
+#include "qmgr.h"
+#include "sock.h"
+
+#define QMGR_STOP_WAIT_MS 60000 /* longest wait for jobs in flight at stop */
+
+QSTORE *qmgr_store;
+HTABLE *qmgr_active;
+QMGR_PEER *qmgr_peers;
+int qmgr_scan_wanted = 1;
+int qmgr_stopping;
+
+static const char *qmgr_config_path;
+static long long qmgr_stop_deadline;
+
+static void qmgr_peer_write(int fd, int events, void *ctx);
+
+/* qmgr_peer_close - end a connection */
+void qmgr_peer_close(QMGR_PEER *peer)
+{
+    if (peer->kind == PEER_WORKER)
+        result_worker_lost(peer);
+    event_disable_readwrite(ipc_chan_fd(peer->chan));
+    if (peer->prev)
+        peer->prev->next = peer->next;
+    else
+        qmgr_peers = peer->next;
+    if (peer->next)
+        peer->next->prev = peer->prev;
+    ipc_chan_free(peer->chan);
+    myfree(peer);
+}
+
+/* qmgr_dispatch - act on one record from a peer; -1 ends the connection */
+static int qmgr_dispatch(QMGR_PEER *peer, const IPC_REC *rec)
+{
+    const char *type = ipc_rec_type(rec);
+    VSTR *why;
+    long long pid;
+
+    switch (peer->kind) {
+    case PEER_NEW:
+        if (strcmp(type, "wakeup") == 0) {
+            peer->kind = PEER_PICKUP;
+            qmgr_scan_wanted = 1;
+            return 0;
+        }
+        if (strcmp(type, "worker") == 0) {
+            why = vstr_alloc(100);
+            if (ipc_rec_check(rec, "pid", "", why) < 0 ||
+                ipc_rec_get_long(rec, "pid", 1, 1LL << 31, &pid, why) < 0) {
+                msg_warn("bad worker introduction: %s", vstr_str(why));
+                vstr_free(why);
+                return -1;
+            }
+            vstr_free(why);
+            peer->kind = PEER_WORKER;
+            peer->pid = (long)pid;
+            return 0;
+        }
+        break;
+    case PEER_PICKUP:
+        if (strcmp(type, "wakeup") == 0) {
+            qmgr_scan_wanted = 1;
+            return 0;
+        }
+        break;
+    case PEER_WORKER:
+        if (strcmp(type, "result") == 0)
+            return result_receive(peer, rec);
+        break;
+    case PEER_CONTROL:
+        return control_request(peer, rec);
+    }
+    msg_warn("unexpected record \"%.40s\" from a %s peer", type,
+             peer->kind == PEER_WORKER ? "worker" : "qmgr");
+    return -1;
+}
+
+/* qmgr_peer_read - read and dispatch what a peer sent */
+static void qmgr_peer_read(int fd, int events, void *ctx)
+{
+    QMGR_PEER *peer = ctx;
+    VSTR *why;
+    IPC_REC *rec;
+    int ret;
+
+    (void)fd;
+    (void)events;
+    if ((ret = ipc_chan_fill(peer->chan)) <= 0) {
+        if (peer->kind == PEER_WORKER)
+            msg_info("worker pid %ld disconnected", peer->pid);
+        qmgr_peer_close(peer);
+        return;
+    }
+    why = vstr_alloc(100);
+    while ((ret = ipc_chan_next(peer->chan, &rec, why)) > 0) {
+        int status = qmgr_dispatch(peer, rec);
+
+        ipc_rec_free(rec);
+        if (status < 0) {
+            ret = -1;
+            vstr_strcpy(why, "protocol error");
+            break;
+        }
+    }
+    if (ret < 0) {
+        msg_warn("closing connection: %s", vstr_str(why));
+        /* Say why before hanging up, as far as the socket takes it. */
+        ipc_chan_flush(peer->chan);
+        qmgr_peer_close(peer);
+    }
+    vstr_free(why);
+}
+
+/* qmgr_peer_write - write pending output */
+static void qmgr_peer_write(int fd, int events, void *ctx)
+{
+    QMGR_PEER *peer = ctx;
+    int ret = ipc_chan_flush(peer->chan);
+
+    (void)events;
+    if (ret < 0)
+        qmgr_peer_close(peer);
+    else if (ret > 0)
+        event_disable_write(fd);
+}
+
+/* qmgr_accept - a new connection on one of the sockets */
+static void qmgr_accept(int listen_fd, int events, void *ctx)
+{
+    int control = ctx != NULL;
+    QMGR_PEER *peer;
+    IPC_REC *hello;
+    int fd;
+
+    (void)events;
+    if ((fd = sock_accept(listen_fd)) < 0)
+        return;
+    peer = mycalloc(1, sizeof(*peer));
+    peer->chan = ipc_chan_create(fd);
+    peer->kind = control ? PEER_CONTROL : PEER_NEW;
+    peer->next = qmgr_peers;
+    if (qmgr_peers)
+        qmgr_peers->prev = peer;
+    qmgr_peers = peer;
+    hello = ipc_rec_create("hello");
+    ipc_rec_add(hello, "protocol", control ? PROTO_CONTROL : PROTO_QMGR);
+    ipc_chan_send(peer->chan, hello);
+    ipc_rec_free(hello);
+    event_enable_read(fd, qmgr_peer_read, peer);
+}
+
+/* qmgr_jobs_in_flight - whether any worker holds a job */
+static int qmgr_jobs_in_flight(void)
+{
+    for (QMGR_PEER *peer = qmgr_peers; peer; peer = peer->next)
+        if (peer->kind == PEER_WORKER && peer->job)
+            return 1;
+    return 0;
+}
+
+/* qmgr_after_pass - commit, scan, assign, then write to peers */
+static void qmgr_after_pass(void)
+{
+    QMGR_PEER *peer, *next;
+
+    /* A failed commit keeps the done list; the next pass (at most a
+     * second away) tries again. */
+    if (message_done_pending())
+        message_finalize_done();
+    if (!qmgr_stopping &&
+        (qmgr_scan_wanted || (scan_more_due && htable_count(qmgr_active) <
+                                                   (size_t)var_int("qmgr_message_active_limit"))))
+        scan_schedule();
+    assign_jobs();
+    for (peer = qmgr_peers; peer; peer = next) {
+        int ret;
+
+        next = peer->next;
+        if (ipc_chan_pending(peer->chan) == 0)
+            continue;
+        if ((ret = ipc_chan_flush(peer->chan)) < 0)
+            qmgr_peer_close(peer);
+        else if (ret == 0)
+            event_enable_write(ipc_chan_fd(peer->chan), qmgr_peer_write, peer);
+    }
+}
+
+/* qmgr_sigterm - stop handing out work; exit when the jobs in flight end */
+static void qmgr_sigterm(int sig)
+{
+    msg_info("terminating on signal %d", sig);
+    qmgr_stopping = 1;
+    qmgr_stop_deadline = now_ms() + QMGR_STOP_WAIT_MS;
+}
+
+/* qmgr_sighup - re-read the configuration */
+static void qmgr_sighup(int sig)
+{
+    VSTR *why = vstr_alloc(100);
+
+    (void)sig;
+    if (params_load(qmgr_config_path, why) == NULL) {
+        msg_warn("reload failed, keeping the old configuration: %s", vstr_str(why));
+    } else {
+        msg_set_logfile(var_str("maillog_file"));
+        dest_reload();
+        qmgr_scan_wanted = 1;
+    }
+    vstr_free(why);
+}
+
+/* qmgr_listen - open one of qmgr's sockets */
+static int qmgr_listen(const char *relative, int mode)
+{
+    char *path = qdir_path(var_str("queue_directory"), relative);
+    VSTR *why = vstr_alloc(100);
+    int fd = unix_listen(path, 256, mode, why);
+
+    if (fd < 0)
+        msg_fatal("%s", vstr_str(why));
+    vstr_free(why);
+    myfree(path);
+    return fd;
+}
+
+/* main - start the queue manager */
+int main(int argc, char **argv)
+{
+    VSTR *why = vstr_alloc(100);
+    char *db_path;
+    int ch;
+
+    msg_init("qmgr", MSG_TO_STDERR);
+    qmgr_config_path = params_default_path();
+    while ((ch = getopt(argc, argv, "c:v")) != -1) {
+        switch (ch) {
+        case 'c':
+            qmgr_config_path = optarg;
+            break;
+        case 'v':
+            msg_verbose++;
+            break;
+        default:
+            msg_fatal("usage: qmgr [-c config_file] [-v]");
+        }
+    }
+    params_load_or_die(qmgr_config_path);
+    if (msg_set_logfile(var_str("maillog_file")) < 0)
+        msg_fatal("open maillog_file %s: %m", var_str("maillog_file"));
+    signal(SIGPIPE, SIG_IGN);
+
+    db_path = qdir_path(var_str("queue_directory"), QDIR_DB);
+    if ((qmgr_store = qstore_open(db_path, (size_t)var_int("queue_map_size"), 0, why)) == NULL)
+        msg_fatal("%s", vstr_str(why));
+    myfree(db_path);
+    qmgr_active = htable_create(1024);
+    dest_for_relayhost();
+
+    event_enable_read(qmgr_listen(SOCK_QMGR, 0600), qmgr_accept, NULL);
+    event_enable_read(qmgr_listen(SOCK_CONTROL, 0666), qmgr_accept, (void *)1);
+    event_on_signal(SIGTERM, qmgr_sigterm);
+    event_on_signal(SIGINT, qmgr_sigterm);
+    event_on_signal(SIGHUP, qmgr_sighup);
+    event_after_pass(qmgr_after_pass);
+
+    for (;;) {
+        event_loop(1000);
+        if (qmgr_stopping && !message_done_pending() &&
+            (!qmgr_jobs_in_flight() || now_ms() > qmgr_stop_deadline))
+            break;
+    }
+    qstore_close(qmgr_store);
+    vstr_free(why);
+    return 0;
+}

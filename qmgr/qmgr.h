@@ -1,0 +1,115 @@
+/*
+ * qmgr.h - the queue manager's objects and their operations
+ */
+#ifndef RELAYQ_QMGR_H
+#define RELAYQ_QMGR_H
+
+#include <stddef.h>
+
+#include "htable.h"
+#include "ipc.h"
+#include "qstore.h"
+
+typedef struct QMGR_DEST QMGR_DEST;
+typedef struct QMGR_JOB QMGR_JOB;
+typedef struct QMGR_MESSAGE QMGR_MESSAGE;
+typedef struct QMGR_PEER QMGR_PEER;
+
+/*
+ * A message in the active set: its envelope and recipients as loaded
+ * from the queue, plus what its jobs have learned since. It stays in
+ * memory until every job has finished and its new state is committed.
+ */
+struct QMGR_MESSAGE {
+    QMSG env;
+    QRCPT *rcpts;
+    size_t nrcpt;
+    unsigned char *changed;  /* per recipient: a result to write */
+    long long active_ms;     /* when it was activated */
+    int jobs_outstanding;    /* jobs not yet finished */
+    int lost;                /* a job's worker died: make it due again at once */
+    QMGR_MESSAGE *done_next; /* on the list of messages to finalize */
+};
+
+/* A job: the recipients of one message that go to one destination. */
+struct QMGR_JOB {
+    long long id;
+    QMGR_MESSAGE *message;
+    QMGR_DEST *dest;
+    unsigned *rcpt_index; /* indexes into message->rcpts */
+    size_t nrcpt;
+    QMGR_PEER *worker; /* the worker delivering it, or NULL while queued */
+    QMGR_JOB *next;    /* in the destination's queue */
+};
+
+/*
+ * A destination (next hop): a relay host and port, with its queue of
+ * jobs waiting for a worker and its concurrency window.
+ */
+struct QMGR_DEST {
+    char *name; /* "host:port" */
+    char *host;
+    unsigned port;
+    int busy;  /* jobs in delivery */
+    int limit; /* concurrency limit */
+    QMGR_JOB *head, *tail;
+    size_t queued;
+    QMGR_DEST *next;
+};
+
+/* What a peer on one of qmgr's sockets turned out to be. */
+typedef enum {
+    PEER_NEW,    /* connected to private/qmgr, not introduced yet */
+    PEER_PICKUP, /* pickup, sending wake-ups */
+    PEER_WORKER, /* an smtpout process */
+    PEER_CONTROL /* a relayq command on public/control */
+} PEER_KIND;
+
+/* A connection to qmgr: pickup, an smtpout worker or a command. */
+struct QMGR_PEER {
+    IPC_CHAN *chan;
+    PEER_KIND kind;
+    long pid;             /* workers: their process id */
+    QMGR_JOB *job;        /* workers: the job in delivery, or NULL when idle */
+    QMGR_DEST *conn_dest; /* workers: where their open connection goes, or NULL */
+    QMGR_PEER *prev, *next;
+};
+
+/* qmgr.c: process-wide state. */
+extern QSTORE *qmgr_store;
+extern HTABLE *qmgr_active; /* queue id -> QMGR_MESSAGE */
+extern QMGR_PEER *qmgr_peers;
+extern int qmgr_scan_wanted; /* scan the schedule after this pass */
+extern int qmgr_stopping;    /* SIGTERM: no new jobs, exit when idle */
+void qmgr_peer_close(QMGR_PEER *peer);
+
+/* dest.c */
+QMGR_DEST *dest_for_relayhost(void);
+void dest_enqueue(QMGR_DEST *dest, QMGR_JOB *job);
+QMGR_JOB *dest_dequeue(QMGR_DEST *dest);
+QMGR_DEST *dest_list(void);
+void dest_reload(void);
+
+/* message.c */
+QMGR_MESSAGE *message_activate(QSTORE_TXN *txn, const char *qid);
+void message_job_done(QMGR_MESSAGE *message);
+int message_finalize_done(void);
+void message_free(QMGR_MESSAGE *message);
+int message_done_pending(void);
+
+/* scan.c */
+void scan_schedule(void);
+extern int scan_more_due;
+
+/* assign.c */
+void assign_jobs(void);
+void job_free(QMGR_JOB *job);
+
+/* result.c */
+int result_receive(QMGR_PEER *worker, const IPC_REC *rec);
+void result_worker_lost(QMGR_PEER *worker);
+
+/* control.c */
+int control_request(QMGR_PEER *peer, const IPC_REC *rec);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * result - what workers report back
+ *
+ * result_receive()
+ *	apply a worker's `result` record to its job's message: each recipient
+ *	becomes sent, bounced or deferred with the relay's reply, and the job
+ *	is done. The decoder is strict: the record must answer the job the
+ *	worker holds and name only that job's recipients, each once; anything
+ *	else is a protocol error (-1) and the caller drops the worker, which
+ *	treats its job as lost.
+ * result_worker_lost()
+ *	the worker went away with a job in flight: the job's recipients are
+ *	left as they are in the queue, and the message is made due again at
+ *	once (the relay may have accepted it: a duplicate is possible, a loss
+ *	is not).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "msg.h"
+#include "mymalloc.h"
+#include "qmgr.h"
+
+/* result_job_finished - release the worker and the destination slot */
+static void result_job_finished(QMGR_PEER *worker)
+{
+    QMGR_JOB *job = worker->job;
+    QMGR_MESSAGE *message = job->message;
+
+    worker->job = NULL;
+    job->dest->busy--;
+    job_free(job);
+    message_job_done(message);
+}
+
+/* result_status - a status word to QRCPT_*, or -1 */
+static int result_status(const char *word, size_t len)
+{
+    if (len == 4 && strncmp(word, "sent", 4) == 0)
+        return QRCPT_SENT;
+    if (len == 8 && strncmp(word, "deferred", 8) == 0)
+        return QRCPT_DEFERRED;
+    if (len == 7 && strncmp(word, "bounced", 7) == 0)
+        return QRCPT_BOUNCED;
+    return -1;
+}
+
+/* result_apply_rcpt - parse "INDEX STATUS DSN TEXT" into the message */
+static int result_apply_rcpt(QMGR_JOB *job, unsigned char *seen, const char *value, VSTR *why)
+{
+    QMGR_MESSAGE *message = job->message;
+    const char *cp = value;
+    char *end;
+    unsigned long index;
+    size_t len, slot;
+    int status;
+    QRCPT *rcpt;
+
+    index = strtoul(cp, &end, 10);
+    if (end == cp || *end != ' ') {
+        vstr_sprintf(why, "malformed rcpt \"%.60s\"", value);
+        return -1;
+    }
+    for (slot = 0; slot < job->nrcpt; slot++)
+        if (job->rcpt_index[slot] == index)
+            break;
+    if (slot == job->nrcpt || seen[slot]) {
+        vstr_sprintf(why, "rcpt index %lu is not in the job or repeated", index);
+        return -1;
+    }
+    seen[slot] = 1;
+    cp = end + 1;
+    len = strcspn(cp, " ");
+    if ((status = result_status(cp, len)) < 0) {
+        vstr_sprintf(why, "bad status in rcpt \"%.60s\"", value);
+        return -1;
+    }
+    cp += len;
+    if (*cp++ != ' ') {
+        vstr_sprintf(why, "rcpt without dsn: \"%.60s\"", value);
+        return -1;
+    }
+    len = strcspn(cp, " ");
+    if (len < 5 || len > 11) {
+        vstr_sprintf(why, "bad dsn in rcpt \"%.60s\"", value);
+        return -1;
+    }
+    rcpt = &message->rcpts[index];
+    rcpt->status = status;
+    snprintf(rcpt->dsn, sizeof(rcpt->dsn), "%.*s", (int)len, cp);
+    cp += len;
+    if (*cp == ' ')
+        cp++;
+    myfree(rcpt->reply);
+    rcpt->reply = mystrdup(cp);
+    rcpt->last_attempt = (long long)time(NULL);
+    message->changed[index] = 1;
+    return 0;
+}
+
+/* result_receive - apply a worker's result */
+int result_receive(QMGR_PEER *worker, const IPC_REC *rec)
+{
+    QMGR_JOB *job = worker->job;
+    VSTR *why = vstr_alloc(100);
+    unsigned char *seen;
+    long long id;
+    const char *conn;
+    int ret = -1;
+
+    if (job == NULL) {
+        msg_warn("worker pid %ld: result without a job", worker->pid);
+        vstr_free(why);
+        return -1;
+    }
+    if (ipc_rec_check(rec, "id,queue_id,relay,conn", "rcpt*", why) < 0 ||
+        ipc_rec_get_long(rec, "id", 1, (1LL << 62), &id, why) < 0) {
+        msg_warn("worker pid %ld: %s", worker->pid, vstr_str(why));
+        vstr_free(why);
+        return -1;
+    }
+    if (id != job->id || strcmp(ipc_rec_get(rec, "queue_id"), job->message->env.qid) != 0) {
+        msg_warn("worker pid %ld: result for job %lld, expected %lld", worker->pid, id, job->id);
+        vstr_free(why);
+        return -1;
+    }
+    seen = mycalloc(job->nrcpt ? job->nrcpt : 1, 1);
+    for (size_t i = 1; i < rec->count; i++) {
+        if (strcmp(rec->attrs[i].name, "rcpt") != 0)
+            continue;
+        if (result_apply_rcpt(job, seen, rec->attrs[i].value, why) < 0) {
+            msg_warn("worker pid %ld: %s: %s", worker->pid, job->message->env.qid, vstr_str(why));
+            goto out;
+        }
+    }
+    for (size_t slot = 0; slot < job->nrcpt; slot++)
+        if (!seen[slot]) {
+            /* A recipient the worker did not report stays as it was and the
+             * message is retried at once. */
+            msg_warn("worker pid %ld: %s: no result for recipient %u", worker->pid,
+                     job->message->env.qid, job->rcpt_index[slot]);
+            job->message->lost = 1;
+        }
+    conn = ipc_rec_get(rec, "conn");
+    worker->conn_dest = strcmp(conn, "open") == 0 ? job->dest : NULL;
+    result_job_finished(worker);
+    ret = 0;
+out:
+    myfree(seen);
+    vstr_free(why);
+    return ret;
+}
+
+/* result_worker_lost - a worker died with a job */
+void result_worker_lost(QMGR_PEER *worker)
+{
+    if (worker->job == NULL)
+        return;
+    msg_warn("%s: delivery process pid %ld went away during delivery: retrying",
+             worker->job->message->env.qid, worker->pid);
+    worker->job->message->lost = 1;
+    result_job_finished(worker);
+}

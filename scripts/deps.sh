@@ -1,0 +1,17 @@
+#!/bin/sh
+# scripts/deps.sh - install what building and testing relayq needs on
+# Debian 12, when it is missing. Needs root (or sudo) only when something
+# is missing.
+set -e
+PACKAGES="build-essential autoconf automake pkg-config liblmdb-dev lmdb-utils
+libsodium-dev libgnutls28-dev gnutls-bin python3 procps"
+
+missing=""
+for p in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,130 @@
+/*
+ * conn - the byte stream between smtpout and a relay
+ *
+ * conn_connect()
+ *	start a non-blocking TCP connection to host:port and return a CONN
+ *	whose descriptor becomes writable when the attempt is over. On an
+ *	immediate failure returns NULL with the reason in `why`; `addr`
+ *	receives the peer's numeric address when one was chosen (otherwise
+ *	it is left empty: the name did not resolve).
+ * conn_connect_finish()
+ *	after the descriptor became writable: 0 when connected, -1 with the
+ *	reason ("Connection refused") in `why`.
+ * conn_read(), conn_write()
+ *	move bytes through the transport's operations; -1 with errno EAGAIN
+ *	means "again when the descriptor is ready", 0 from conn_read() is
+ *	the end of the stream.
+ * conn_close()
+ *	tear down the transport and close the descriptor; the caller must
+ *	have stopped watching it in the event loop.
+ *
+ * This is the seam where TLS slots in: the SMTP session never touches the
+ * descriptor's bytes directly, only conn->ops, so STARTTLS can replace the
+ * plain operations with a GnuTLS session on the same descriptor.
+ *
+ * Ownership: the caller owns the CONN and frees it with conn_close().
+ * Failures are returned; nothing here exits.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mymalloc.h"
+#include "sock.h"
+#include "smtpout.h"
+
+/* conn_plain_read - read from the socket */
+static ssize_t conn_plain_read(CONN *conn, void *buf, size_t len)
+{
+    ssize_t n;
+
+    do {
+        n = recv(conn->fd, buf, len, MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EWOULDBLOCK)
+        errno = EAGAIN;
+    return n;
+}
+
+/* conn_plain_write - write to the socket, never raising SIGPIPE */
+static ssize_t conn_plain_write(CONN *conn, const void *buf, size_t len)
+{
+    ssize_t n;
+
+    do {
+        n = send(conn->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EWOULDBLOCK)
+        errno = EAGAIN;
+    return n;
+}
+
+/* conn_plain_close - nothing to undo above the socket */
+static void conn_plain_close(CONN *conn)
+{
+    (void)conn;
+}
+
+static const CONN_OPS conn_plain_ops = {
+    "plain",
+    conn_plain_read,
+    conn_plain_write,
+    conn_plain_close,
+};
+
+/* conn_connect - begin a connection to a relay */
+CONN *conn_connect(const char *host, unsigned port, char *addr, size_t addr_size, VSTR *why)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen = 0;
+    CONN *conn;
+    int fd;
+
+    memset(&ss, 0, sizeof(ss));
+    if (addr_size > 0)
+        addr[0] = '\0';
+    fd = tcp_connect_start(host, port, &ss, &sslen, why);
+    /* The address is known once the name resolved, even if connect(2) failed at once. */
+    if (sslen > 0 && addr_size > 0)
+        sock_addr_text((struct sockaddr *)&ss, addr, addr_size);
+    if (fd < 0)
+        return NULL;
+    conn = mycalloc(1, sizeof(*conn));
+    conn->fd = fd;
+    conn->ops = &conn_plain_ops;
+    snprintf(conn->addr, sizeof(conn->addr), "%s", addr_size > 0 ? addr : "unknown");
+    return conn;
+}
+
+/* conn_connect_finish - the outcome of the connection attempt */
+int conn_connect_finish(CONN *conn, VSTR *why)
+{
+    return tcp_connect_finish(conn->fd, why);
+}
+
+/* conn_read - read through the transport */
+ssize_t conn_read(CONN *conn, void *buf, size_t len)
+{
+    return conn->ops->read(conn, buf, len);
+}
+
+/* conn_write - write through the transport */
+ssize_t conn_write(CONN *conn, const void *buf, size_t len)
+{
+    return conn->ops->write(conn, buf, len);
+}
+
+/* conn_close - end the transport and close the socket */
+void conn_close(CONN *conn)
+{
+    if (conn == NULL)
+        return;
+    conn->ops->close(conn);
+    if (conn->fd >= 0)
+        (void)close(conn->fd);
+    myfree(conn);
+}

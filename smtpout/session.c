@@ -1,0 +1,1044 @@
+/*
+ * session - the SMTP client: one persistent connection, many transactions
+ *
+ * session_init()
+ *	set up the worker's one session; `done` is called with each job the
+ *	session finishes (every recipient decided, delivery lines logged).
+ * session_deliver()
+ *	hand the session a job. It runs on the open connection when that
+ *	goes to the same relay and port and is young enough; otherwise the
+ *	connection is retired (QUIT) and a new one opened. The job's outcome
+ *	comes back through `done`, possibly before session_deliver() returns
+ *	to the event loop's next pass, never from inside it.
+ * session_busy()
+ *	whether a job is in the session.
+ * session_is_open()
+ *	whether the connection stays open for the next job (the result's
+ *	conn=open|closed).
+ * session_shutdown()
+ *	stop: when no job is in flight, QUIT, close, then call fn.
+ *
+ * The client is non-blocking and driven by the event loop. Every wait
+ * has the timeout of its stage (Postfix's smtp_*_timeout parameters; the
+ * body's timer restarts whenever a write makes progress). With
+ * PIPELINING, MAIL FROM, every RCPT TO and DATA leave in one write and the
+ * replies are matched in order; without it, one command per reply.
+ *
+ * A connection that was used before and dies before the server accepted
+ * anything of the current job (end of file, reset, or 421 in reply to
+ * MAIL FROM) is not a delivery failure: the job is retried once, at once,
+ * on a fresh connection. While idle the connection is kept alive with
+ * NOOP every smtp_keepalive_interval and retired after
+ * smtp_connection_idle_timeout, after smtp_connection_reuse_count_limit
+ * messages, or (checked before a job) after
+ * smtp_connection_reuse_time_limit seconds.
+ *
+ * Ownership: the session owns its connection and buffers; it borrows
+ * the job from session_deliver() until it passes it to `done`.
+ * Failures of the relay or the network become recipient outcomes, never
+ * fatal; a state that should not occur is a panic.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "event.h"
+#include "iostuff.h"
+#include "msg.h"
+#include "mymalloc.h"
+#include "params.h"
+#include "smtp_reply.h"
+#include "smtpout.h"
+
+#define SESSION_READ_CHUNK 16384
+
+/* What to do with the connection once a job is finished. */
+typedef enum {
+    AFTER_IDLE,  /* keep it for the next job */
+    AFTER_RSET,  /* reset the aborted transaction, then keep it */
+    AFTER_QUIT,  /* say goodbye and close */
+    AFTER_CLOSE, /* close at once (421, timeout, lost) */
+    AFTER_NONE   /* there is no connection */
+} SESS_AFTER;
+
+/* Per state: what we were doing (for "while ..."), the command a reply
+ * answers (for "in reply to ..."), and the timeout parameter. */
+static const struct {
+    const char *doing;
+    const char *command;
+    const char *timeout;
+} session_stage[SESS_STATE_COUNT] = {
+    [SESS_CLOSED] = {"doing nothing", "", NULL},
+    [SESS_CONNECTING] = {"connecting", "", "smtp_connect_timeout"},
+    [SESS_GREETING] = {"receiving the initial server greeting", "", "smtp_helo_timeout"},
+    [SESS_EHLO] = {"performing the EHLO handshake", "EHLO", "smtp_helo_timeout"},
+    [SESS_HELO] = {"performing the HELO handshake", "HELO", "smtp_helo_timeout"},
+    [SESS_IDLE] = {"idle", "", NULL},
+    [SESS_NOOP] = {"sending NOOP", "NOOP", "smtp_mail_timeout"},
+    [SESS_MAIL] = {"sending MAIL FROM", "MAIL FROM", "smtp_mail_timeout"},
+    [SESS_RCPT] = {"sending RCPT TO", "RCPT TO", "smtp_rcpt_timeout"},
+    [SESS_DATA] = {"sending DATA command", "DATA", "smtp_data_init_timeout"},
+    [SESS_BODY] = {"sending message body", "end of DATA", "smtp_data_xfer_timeout"},
+    [SESS_DOT] = {"sending end of data -- message may be sent more than once", "end of DATA",
+                  "smtp_data_done_timeout"},
+    [SESS_RSET] = {"sending RSET", "RSET", "smtp_mail_timeout"},
+    [SESS_QUIT] = {"sending QUIT", "QUIT", "smtp_quit_timeout"},
+};
+
+static SESSION sess;
+
+static void session_event(int fd, int events, void *ctx);
+static void session_kick(void *ctx);
+static void session_timeout(void *ctx);
+static void session_keepalive(void *ctx);
+static void session_idle_expire(void *ctx);
+static void session_write_failed(void *ctx);
+static void session_quit(void);
+
+/* session_init - the worker's one session, closed */
+void session_init(SESSION_DONE_FN done)
+{
+    memset(&sess, 0, sizeof(sess));
+    sess.state = SESS_CLOSED;
+    sess.label = vstr_alloc(64);
+    sess.relay_text = vstr_alloc(64);
+    sess.in = vstr_alloc(SESSION_READ_CHUNK);
+    sess.out = vstr_alloc(SESSION_READ_CHUNK);
+    sess.parser = smtp_reply_parser_create();
+    sess.reply = smtp_reply_alloc();
+    sess.done = done;
+}
+
+/* session_busy - is a job in the session */
+int session_busy(void)
+{
+    return sess.job != NULL;
+}
+
+/* session_is_open - will the connection carry another job */
+int session_is_open(void)
+{
+    return sess.conn != NULL && sess.state != SESS_QUIT;
+}
+
+/* session_request_kick - look for work on the next pass, outside any callback chain */
+static void session_request_kick(void)
+{
+    event_request_timer(session_kick, NULL, 0);
+}
+
+/* session_arm - enter a state and start its timer */
+static void session_arm(SESS_STATE state)
+{
+    const char *param = session_stage[state].timeout;
+
+    sess.state = state;
+    if (param != NULL)
+        event_request_timer(session_timeout, NULL, var_int(param) * 1000LL);
+    else
+        event_cancel_timer(session_timeout, NULL);
+}
+
+/* session_close - drop the connection without a goodbye */
+static void session_close(void)
+{
+    if (sess.conn != NULL) {
+        event_disable_readwrite(sess.conn->fd);
+        conn_close(sess.conn);
+        sess.conn = NULL;
+    }
+    event_cancel_timer(session_timeout, NULL);
+    event_cancel_timer(session_keepalive, NULL);
+    event_cancel_timer(session_idle_expire, NULL);
+    event_cancel_timer(session_write_failed, NULL);
+    myfree(sess.host);
+    sess.host = NULL;
+    sess.gen++;
+    sess.state = SESS_CLOSED;
+    sess.job_active = 0;
+    sess.features = 0;
+    sess.size_limit = 0;
+    sess.msgs = 0;
+    sess.out_error = 0;
+    sess.out_off = 0;
+    vstr_reset(sess.out);
+    vstr_reset(sess.in);
+    smtp_reply_parser_reset(sess.parser);
+    session_request_kick();
+}
+
+/* session_flush - write what the transport takes; watch for room when it takes less */
+static void session_flush(void)
+{
+    int progress = 0;
+
+    while (sess.conn != NULL && sess.out_off < vstr_len(sess.out)) {
+        ssize_t n = conn_write(sess.conn, vstr_str(sess.out) + sess.out_off,
+                               vstr_len(sess.out) - sess.out_off);
+
+        if (n < 0 && errno == EAGAIN)
+            break;
+        if (n <= 0) {
+            /* Report from a timer: callers are in the middle of a reply or a job. */
+            sess.out_error = n < 0 ? errno : EPIPE;
+            sess.out_off = 0;
+            vstr_reset(sess.out);
+            event_disable_write(sess.conn->fd);
+            event_request_timer(session_write_failed, NULL, 0);
+            return;
+        }
+        sess.out_off += (size_t)n;
+        progress = 1;
+    }
+    if (sess.conn == NULL)
+        return;
+    if (sess.out_off < vstr_len(sess.out)) {
+        event_enable_write(sess.conn->fd, session_event, NULL);
+        /* No progress for smtp_data_xfer_timeout is what times out a body. */
+        if (progress && sess.state == SESS_BODY)
+            session_arm(SESS_BODY);
+        return;
+    }
+    sess.out_off = 0;
+    vstr_reset(sess.out);
+    event_disable_write(sess.conn->fd);
+    if (sess.state == SESS_BODY)
+        session_arm(SESS_DOT);
+}
+
+/* session_send - queue one command line (CRLF added) and start writing */
+static void __attribute__((format(printf, 1, 2))) session_send(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vstr_vsprintf_append(sess.out, fmt, ap);
+    va_end(ap);
+    vstr_strcat(sess.out, "\r\n");
+    session_flush();
+}
+
+/* session_reply_text - "CODE X.Y.Z text" on one line, as Postfix quotes replies */
+static void session_reply_text(const SMTP_REPLY *reply, VSTR *out)
+{
+    char dsn[16];
+
+    smtp_reply_default_dsn(reply, dsn, sizeof(dsn));
+    vstr_sprintf(out, "%d %s", reply->code, dsn);
+    if (vstr_len(reply->text) > 0) {
+        vstr_addch(out, ' ');
+        for (size_t i = 0; i < vstr_len(reply->text); i++) {
+            char ch = vstr_str(reply->text)[i];
+
+            vstr_addch(out, ch == '\n' ? ' ' : ch);
+        }
+    }
+}
+
+/* session_reply_dsn - the reply's status code, forced into the class of the outcome */
+static void session_reply_dsn(const SMTP_REPLY *reply, int status, char *dsn, size_t size)
+{
+    char want = status == JOB_SENT ? '2' : status == JOB_BOUNCED ? '5' : '4';
+
+    smtp_reply_default_dsn(reply, dsn, size);
+    if (dsn[0] != want)
+        snprintf(dsn, size, "%c.0.0", want);
+}
+
+/* session_reply_status - the recipient outcome a final reply means */
+static int session_reply_status(const SMTP_REPLY *reply)
+{
+    switch (reply->code / 100) {
+    case 2:
+        return JOB_SENT;
+    case 5:
+        return JOB_BOUNCED;
+    default:
+        return JOB_DEFERRED;
+    }
+}
+
+/* session_reply_explain - Postfix's reason text for a reply to the current stage */
+static void session_reply_explain(const SMTP_REPLY *reply, VSTR *text)
+{
+    VSTR *quoted = vstr_alloc(128);
+
+    session_reply_text(reply, quoted);
+    if (sess.state == SESS_GREETING)
+        vstr_sprintf(text, "host %s refused to talk to me: %s", vstr_str(sess.label),
+                     vstr_str(quoted));
+    else
+        vstr_sprintf(text, "host %s said: %s (in reply to %s command)", vstr_str(sess.label),
+                     vstr_str(quoted), session_stage[sess.state].command);
+    vstr_free(quoted);
+}
+
+/* session_reply_fail - decide undecided recipients (all, or the accepted ones) by a reply */
+static void session_reply_fail(const SMTP_REPLY *reply, int status, int only_accepted)
+{
+    VSTR *text = vstr_alloc(128);
+    char dsn[16];
+
+    session_reply_explain(reply, text);
+    session_reply_dsn(reply, status, dsn, sizeof(dsn));
+    for (size_t i = 0; i < sess.job->nrcpt; i++)
+        if (!only_accepted || sess.job->rcpts[i].accepted)
+            job_set(sess.job, i, status, dsn, vstr_str(text));
+    vstr_free(text);
+}
+
+/* session_enter_idle - the connection waits for the next job */
+static void session_enter_idle(int fresh)
+{
+    long long limit = var_int("smtp_connection_reuse_count_limit");
+    long long keepalive = var_int("smtp_keepalive_interval");
+    long long idle = var_int("smtp_connection_idle_timeout");
+
+    session_arm(SESS_IDLE);
+    sess.job_active = 0; /* a waiting job starts its transaction from session_kick() */
+    if (fresh)
+        sess.idle_since = now_ms();
+    if (limit > 0 && sess.msgs >= limit && sess.job == NULL) {
+        if (msg_verbose)
+            msg_info("connection to %s: %u messages, reuse count limit reached",
+                     vstr_str(sess.relay_text), sess.msgs);
+        session_quit();
+        return;
+    }
+    if (sess.job != NULL || sess.stop_fn != NULL) {
+        session_request_kick();
+        return;
+    }
+    if (keepalive > 0)
+        event_request_timer(session_keepalive, NULL, keepalive * 1000);
+    event_request_timer(session_idle_expire, NULL, sess.idle_since + idle * 1000 - now_ms());
+}
+
+/* session_quit - say goodbye; the connection closes on the reply */
+static void session_quit(void)
+{
+    event_cancel_timer(session_keepalive, NULL);
+    event_cancel_timer(session_idle_expire, NULL);
+    session_arm(SESS_QUIT);
+    session_send("QUIT");
+}
+
+/* session_job_done - settle the connection, log and report the job */
+static void session_job_done(SESS_AFTER after)
+{
+    JOB *job = sess.job;
+
+    if (job == NULL)
+        msg_panic("session_job_done: no job");
+    if (job_pending(job) > 0) /* every path decides every recipient before it ends */
+        msg_panic("session_job_done: %s: %zu recipients undecided", job->queue_id,
+                  job_pending(job));
+    sess.job = NULL;
+    sess.job_active = 0;
+    switch (after) {
+    case AFTER_IDLE:
+        session_enter_idle(1);
+        break;
+    case AFTER_RSET:
+        session_arm(SESS_RSET);
+        session_send("RSET");
+        break;
+    case AFTER_QUIT:
+        session_quit();
+        break;
+    case AFTER_CLOSE:
+        session_close();
+        break;
+    case AFTER_NONE:
+        break;
+    }
+    job_log(job);
+    sess.done(job);
+}
+
+/* session_retry - the reused connection was dead: run the job again on a new one */
+static void session_retry(const char *why)
+{
+    JOB *job = sess.job;
+
+    msg_info("%s: connection to %s was closed by the server (%s) before the transaction "
+             "started; retrying on a new connection",
+             job->queue_id, vstr_str(sess.relay_text), why);
+    job->retried = 1;
+    job->setup_start = wall_ms();
+    job->setup_ms = 0;
+    job->xfer_start = 0;
+    job->conn_use = 0;
+    vstr_strcpy(job->relay_text, "none");
+    for (size_t i = 0; i < job->nrcpt; i++)
+        job->rcpts[i].accepted = 0;
+    session_close();
+}
+
+/* session_can_retry - is this failure the "stale reused connection" case */
+static int session_can_retry(void)
+{
+    return sess.job != NULL && sess.job_active && sess.state == SESS_MAIL && sess.reused
+           && !sess.mail_ok && !sess.job->retried;
+}
+
+/* session_lost - end of file, reset or write failure */
+static void session_lost(const char *detail)
+{
+    VSTR *text;
+
+    if (sess.state == SESS_IDLE || sess.state == SESS_NOOP) {
+        msg_info("connection to %s closed by server while idle", vstr_str(sess.relay_text));
+        session_close();
+        return;
+    }
+    if (sess.job == NULL || !sess.job_active) {
+        session_close();
+        return;
+    }
+    if (session_can_retry()) {
+        session_retry(detail);
+        return;
+    }
+    text = vstr_alloc(128);
+    vstr_sprintf(text, "lost connection with %s while %s", vstr_str(sess.label),
+                 session_stage[sess.state].doing);
+    job_fail_pending(sess.job, JOB_DEFERRED, "4.4.2", vstr_str(text));
+    vstr_free(text);
+    session_job_done(AFTER_CLOSE);
+}
+
+/* session_write_failed - a write failed earlier in this pass */
+static void session_write_failed(void *ctx)
+{
+    (void)ctx;
+    if (sess.conn != NULL)
+        session_lost(strerror(sess.out_error));
+}
+
+/* session_connect_failed - decide the job after a failed TCP connection */
+static void session_connect_failed(const char *addr, const char *why)
+{
+    VSTR *text = vstr_alloc(128);
+    JOB *job = sess.job;
+
+    if (addr[0] != '\0') {
+        vstr_sprintf(text, "connect to %s[%s]:%u: %s", job->relay, addr, job->port, why);
+        job_fail_pending(job, JOB_DEFERRED, "4.4.1", vstr_str(text));
+    } else {
+        job_fail_pending(job, JOB_DEFERRED, "4.4.3", why);
+    }
+    vstr_free(text);
+    vstr_strcpy(job->relay_text, "none");
+    session_close();
+    session_job_done(AFTER_NONE);
+}
+
+/* session_timeout - the current stage took too long */
+static void session_timeout(void *ctx)
+{
+    VSTR *text;
+
+    (void)ctx;
+    switch (sess.state) {
+    case SESS_CONNECTING:
+        session_connect_failed(sess.conn->addr, "Connection timed out");
+        return;
+    case SESS_NOOP:
+        msg_info("connection to %s: no reply to NOOP while idle; closing",
+                 vstr_str(sess.relay_text));
+        session_close();
+        return;
+    case SESS_QUIT:
+    case SESS_RSET:
+        session_close();
+        return;
+    case SESS_CLOSED:
+    case SESS_IDLE:
+    case SESS_STATE_COUNT:
+        msg_panic("session_timeout: in state %d", (int)sess.state);
+    default:
+        break;
+    }
+    if (sess.job == NULL || !sess.job_active)
+        msg_panic("session_timeout: state %d without a job", (int)sess.state);
+    text = vstr_alloc(128);
+    vstr_sprintf(text, "conversation with %s timed out while %s", vstr_str(sess.label),
+                 session_stage[sess.state].doing);
+    job_fail_pending(sess.job, JOB_DEFERRED, "4.4.2", vstr_str(text));
+    vstr_free(text);
+    session_job_done(AFTER_CLOSE);
+}
+
+/* session_keepalive - a NOOP so that middleboxes and the relay keep the connection */
+static void session_keepalive(void *ctx)
+{
+    (void)ctx;
+    if (sess.state != SESS_IDLE || sess.job != NULL)
+        return;
+    event_cancel_timer(session_idle_expire, NULL);
+    session_arm(SESS_NOOP);
+    session_send("NOOP");
+}
+
+/* session_idle_expire - idle too long: retire the connection */
+static void session_idle_expire(void *ctx)
+{
+    (void)ctx;
+    if (sess.state != SESS_IDLE || sess.job != NULL)
+        return;
+    if (msg_verbose)
+        msg_info("connection to %s: idle timeout", vstr_str(sess.relay_text));
+    event_cancel_timer(session_keepalive, NULL);
+    session_quit();
+}
+
+/* session_open - start a connection for the job */
+static void session_open(void)
+{
+    JOB *job = sess.job;
+    VSTR *why = vstr_alloc(128);
+    char addr[64];
+    CONN *conn;
+
+    conn = conn_connect(job->relay, job->port, addr, sizeof(addr), why);
+    if (conn == NULL) {
+        sess.job_active = 1;
+        session_connect_failed(addr, vstr_str(why));
+        vstr_free(why);
+        return;
+    }
+    vstr_free(why);
+    sess.conn = conn;
+    sess.host = mystrdup(job->relay);
+    sess.port = job->port;
+    vstr_sprintf(sess.label, "%s[%s]", job->relay, conn->addr);
+    vstr_sprintf(sess.relay_text, "%s[%s]:%u", job->relay, conn->addr, job->port);
+    sess.opened_ms = now_ms();
+    sess.msgs = 0;
+    sess.job_active = 1;
+    event_enable_write(conn->fd, session_event, NULL);
+    session_arm(SESS_CONNECTING);
+}
+
+/* session_connected - the TCP handshake is over */
+static void session_connected(void)
+{
+    VSTR *why = vstr_alloc(64);
+
+    if (conn_connect_finish(sess.conn, why) < 0) {
+        session_connect_failed(sess.conn->addr, vstr_str(why));
+        vstr_free(why);
+        return;
+    }
+    vstr_free(why);
+    if (msg_verbose)
+        msg_info("connected to %s", vstr_str(sess.relay_text));
+    vstr_strcpy(sess.job->relay_text, vstr_str(sess.relay_text));
+    event_disable_write(sess.conn->fd);
+    event_enable_read(sess.conn->fd, session_event, NULL);
+    session_arm(SESS_GREETING);
+}
+
+/* session_begin - start the job's transaction on the idle connection */
+static void session_begin(void)
+{
+    JOB *job = sess.job;
+    long long now = wall_ms();
+    size_t len = vstr_len(job->body);
+    VSTR *text;
+
+    event_cancel_timer(session_keepalive, NULL);
+    event_cancel_timer(session_idle_expire, NULL);
+    sess.job_active = 1;
+    vstr_strcpy(job->relay_text, vstr_str(sess.relay_text));
+    if (job->setup_start) {
+        job->setup_ms = now - job->setup_start;
+        job->xfer_start = now;
+    }
+    if ((sess.features & SESS_FEAT_SIZE) && sess.size_limit > 0
+        && (long long)len > sess.size_limit) {
+        text = vstr_alloc(128);
+        vstr_sprintf(text, "message size %zu exceeds size limit %lld of server %s", len,
+                     sess.size_limit, vstr_str(sess.label));
+        job_fail_pending(job, JOB_BOUNCED, "5.3.4", vstr_str(text));
+        vstr_free(text);
+        session_job_done(AFTER_IDLE);
+        return;
+    }
+    if (job->utf8 && !(sess.features & SESS_FEAT_SMTPUTF8)) {
+        text = vstr_alloc(128);
+        vstr_sprintf(text, "SMTPUTF8 is required, but was not offered by host %s",
+                     vstr_str(sess.label));
+        job_fail_pending(job, JOB_BOUNCED, "5.6.7", vstr_str(text));
+        vstr_free(text);
+        session_job_done(AFTER_IDLE);
+        return;
+    }
+    job->conn_use = ++sess.msgs;
+    sess.reused = job->conn_use > 1;
+    sess.mail_ok = 0;
+    sess.rcpt_replies = 0;
+    sess.accepted = 0;
+    sess.empty_data = 0;
+    session_arm(SESS_MAIL);
+    vstr_sprintf_append(sess.out, "MAIL FROM:<%s>", job->sender);
+    if (sess.features & SESS_FEAT_SIZE)
+        vstr_sprintf_append(sess.out, " SIZE=%zu", len);
+    if (job->eightbit && (sess.features & SESS_FEAT_8BITMIME))
+        vstr_strcat(sess.out, " BODY=8BITMIME");
+    if (job->utf8)
+        vstr_strcat(sess.out, " SMTPUTF8");
+    vstr_strcat(sess.out, "\r\n");
+    if (sess.features & SESS_FEAT_PIPELINING) {
+        for (size_t i = 0; i < job->nrcpt; i++)
+            vstr_sprintf_append(sess.out, "RCPT TO:<%s>\r\n", job->rcpts[i].addr);
+        vstr_strcat(sess.out, "DATA\r\n");
+    }
+    session_flush();
+}
+
+/* session_kick - start the waiting job, or finish a shutdown, once the connection is free */
+static void session_kick(void *ctx)
+{
+    JOB *job = sess.job;
+    long long now = now_ms();
+    long long wall = wall_ms();
+    long long age_limit = var_int("smtp_connection_reuse_time_limit") * 1000LL;
+    long long count_limit = var_int("smtp_connection_reuse_count_limit");
+
+    (void)ctx;
+    if (sess.state != SESS_CLOSED && sess.state != SESS_IDLE)
+        return;
+    if (job == NULL) {
+        if (sess.stop_fn != NULL) {
+            if (sess.state == SESS_IDLE) {
+                session_quit();
+            } else {
+                void (*fn)(void) = sess.stop_fn;
+
+                sess.stop_fn = NULL;
+                fn();
+            }
+        }
+        return;
+    }
+    if (sess.state == SESS_CLOSED) {
+        if (job->setup_start == 0)
+            job->setup_start = wall;
+        session_open();
+        return;
+    }
+    if (strcasecmp(sess.host, job->relay) != 0 || sess.port != job->port
+        || (age_limit > 0 && now - sess.opened_ms >= age_limit)
+        || (count_limit > 0 && sess.msgs >= count_limit)) {
+        if (msg_verbose)
+            msg_info("retiring connection to %s (%u messages, %llds old) for a job to %s:%u",
+                     vstr_str(sess.relay_text), sess.msgs, (now - sess.opened_ms) / 1000,
+                     job->relay, job->port);
+        if (job->setup_start == 0)
+            job->setup_start = wall;
+        session_quit();
+        return;
+    }
+    session_begin();
+}
+
+/* session_deliver - take a job */
+void session_deliver(JOB *job)
+{
+    if (sess.job != NULL)
+        msg_panic("session_deliver: a job is in flight");
+    if (job->body == NULL)
+        msg_panic("session_deliver: %s: no content", job->queue_id);
+    sess.job = job;
+    sess.job_active = 0;
+    session_request_kick();
+}
+
+/* session_shutdown - QUIT when the job in flight is done, then call fn */
+void session_shutdown(void (*fn)(void))
+{
+    sess.stop_fn = fn;
+    session_request_kick();
+}
+
+/* session_ehlo_features - remember the EHLO keywords that change what we send */
+static void session_ehlo_features(const SMTP_REPLY *reply)
+{
+    const char *cp = vstr_str(reply->text);
+    const char *end = cp + vstr_len(reply->text);
+    const char *line, *eol;
+
+    sess.features = 0;
+    sess.size_limit = 0;
+    /* The first line is the server's name; each later line is one keyword. */
+    if ((eol = memchr(cp, '\n', (size_t)(end - cp))) == NULL)
+        return;
+    for (line = eol + 1; line < end; line = eol + 1) {
+        size_t len;
+
+        if ((eol = memchr(line, '\n', (size_t)(end - line))) == NULL)
+            eol = end;
+        len = strcspn(line, " \n");
+        if (line + len > eol)
+            len = (size_t)(eol - line);
+#define KEYWORD(word) (len == sizeof(word) - 1 && strncasecmp(line, word, len) == 0)
+        if (KEYWORD("PIPELINING"))
+            sess.features |= SESS_FEAT_PIPELINING;
+        else if (KEYWORD("8BITMIME"))
+            sess.features |= SESS_FEAT_8BITMIME;
+        else if (KEYWORD("ENHANCEDSTATUSCODES"))
+            sess.features |= SESS_FEAT_ENHANCEDSTATUSCODES;
+        else if (KEYWORD("SMTPUTF8"))
+            sess.features |= SESS_FEAT_SMTPUTF8;
+        else if (KEYWORD("DSN"))
+            sess.features |= SESS_FEAT_DSN;
+        else if (KEYWORD("SIZE")) {
+            sess.features |= SESS_FEAT_SIZE;
+            if (line + len < eol) {
+                char *stop;
+                long long limit = strtoll(line + len + 1, &stop, 10);
+
+                if (stop > line + len + 1 && stop <= eol && limit > 0)
+                    sess.size_limit = limit;
+            }
+        }
+#undef KEYWORD
+    }
+}
+
+/* session_send_body - the content with dot-stuffing, then the final dot */
+static void session_send_body(void)
+{
+    const char *data = vstr_str(sess.job->body);
+    size_t len = vstr_len(sess.job->body);
+    size_t pos = 0;
+
+    vstr_reserve(sess.out, len + len / 64 + 8);
+    while (pos < len) {
+        const char *nl = memchr(data + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - data) + 1 : len;
+
+        /* A line that starts with a dot would otherwise end the data early. */
+        if (data[pos] == '.')
+            vstr_addch(sess.out, '.');
+        vstr_append(sess.out, data + pos, end - pos);
+        pos = end;
+    }
+    vstr_strcat(sess.out, ".\r\n");
+    session_arm(SESS_BODY);
+    session_flush();
+}
+
+/* session_next_command - without PIPELINING: the next RCPT TO, DATA, or give up */
+static void session_next_command(void)
+{
+    JOB *job = sess.job;
+
+    if (sess.rcpt_replies < job->nrcpt) {
+        session_arm(SESS_RCPT);
+        session_send("RCPT TO:<%s>", job->rcpts[sess.rcpt_replies].addr);
+    } else if (sess.accepted > 0) {
+        session_arm(SESS_DATA);
+        session_send("DATA");
+    } else {
+        session_job_done(AFTER_RSET);
+    }
+}
+
+/* session_transaction_reply - a reply to MAIL FROM, RCPT TO, DATA or the final dot */
+static void session_transaction_reply(const SMTP_REPLY *reply)
+{
+    JOB *job = sess.job;
+    int pipelining = (sess.features & SESS_FEAT_PIPELINING) != 0;
+    int ok = reply->code / 100 == 2;
+    VSTR *text;
+    char dsn[16];
+
+    switch (sess.state) {
+    case SESS_MAIL:
+        if (ok)
+            sess.mail_ok = 1;
+        else
+            session_reply_fail(reply, session_reply_status(reply), 0);
+        if (pipelining)
+            session_arm(SESS_RCPT);
+        else if (ok)
+            session_next_command();
+        else
+            session_job_done(AFTER_RSET);
+        return;
+    case SESS_RCPT: {
+        JOB_RCPT *rcpt = job->rcpts + sess.rcpt_replies++;
+
+        if (rcpt->status == JOB_PENDING) {
+            if (ok) {
+                rcpt->accepted = 1;
+                sess.accepted++;
+            } else {
+                int status = session_reply_status(reply);
+
+                text = vstr_alloc(128);
+                session_reply_explain(reply, text);
+                session_reply_dsn(reply, status, dsn, sizeof(dsn));
+                job_set(job, (size_t)(rcpt - job->rcpts), status, dsn, vstr_str(text));
+                vstr_free(text);
+            }
+        }
+        if (sess.rcpt_replies < job->nrcpt) {
+            if (pipelining)
+                session_arm(SESS_RCPT);
+            else
+                session_next_command();
+        } else if (pipelining) {
+            session_arm(SESS_DATA);
+        } else {
+            session_next_command();
+        }
+        return;
+    }
+    case SESS_DATA:
+        if (reply->code == 354) {
+            if (sess.accepted > 0) {
+                session_send_body();
+            } else {
+                /* Nobody to deliver to: end the data at once and forget the transaction. */
+                sess.empty_data = 1;
+                session_arm(SESS_DOT);
+                session_send(".");
+            }
+            return;
+        }
+        if (sess.accepted > 0)
+            session_reply_fail(reply, reply->code / 100 == 5 ? JOB_BOUNCED : JOB_DEFERRED, 1);
+        session_job_done(AFTER_RSET);
+        return;
+    case SESS_BODY:
+        /* The server answered before the dot: the dialogue is out of step; close after. */
+        session_reply_fail(reply, ok ? JOB_DEFERRED : session_reply_status(reply), 1);
+        session_job_done(AFTER_CLOSE);
+        return;
+    case SESS_DOT:
+        if (sess.empty_data) {
+            session_job_done(AFTER_RSET);
+            return;
+        }
+        if (ok) {
+            text = vstr_alloc(128);
+            session_reply_text(reply, text);
+            session_reply_dsn(reply, JOB_SENT, dsn, sizeof(dsn));
+            for (size_t i = 0; i < job->nrcpt; i++)
+                if (job->rcpts[i].accepted)
+                    job_set(job, i, JOB_SENT, dsn, vstr_str(text));
+            vstr_free(text);
+        } else {
+            session_reply_fail(reply, session_reply_status(reply), 1);
+        }
+        session_job_done(AFTER_IDLE);
+        return;
+    default:
+        msg_panic("session_transaction_reply: state %d", (int)sess.state);
+    }
+}
+
+/* session_reply_421 - the server is going away */
+static void session_reply_421(const SMTP_REPLY *reply)
+{
+    VSTR *text;
+
+    if (sess.job == NULL || !sess.job_active) {
+        if (sess.state == SESS_IDLE || sess.state == SESS_NOOP)
+            msg_info("connection to %s closed by server while idle", vstr_str(sess.relay_text));
+        session_close();
+        return;
+    }
+    if (session_can_retry()) {
+        text = vstr_alloc(128);
+        session_reply_text(reply, text);
+        session_retry(vstr_str(text));
+        vstr_free(text);
+        return;
+    }
+    /* Whatever the stage, the server will not finish this transaction. */
+    session_reply_fail(reply, JOB_DEFERRED, 0);
+    session_job_done(AFTER_CLOSE);
+}
+
+/* session_reply - dispatch one complete reply by what we wait for */
+static void session_reply(const SMTP_REPLY *reply)
+{
+    int ok = reply->code / 100 == 2;
+
+    if (reply->code == 421 && sess.state != SESS_QUIT) {
+        session_reply_421(reply);
+        return;
+    }
+    switch (sess.state) {
+    case SESS_GREETING:
+        if (ok) {
+            session_arm(SESS_EHLO);
+            session_send("EHLO %s", var_str("smtp_helo_name"));
+            return;
+        }
+        session_reply_fail(reply, JOB_DEFERRED, 0);
+        session_job_done(AFTER_QUIT);
+        return;
+    case SESS_EHLO:
+        if (ok) {
+            session_ehlo_features(reply);
+            session_enter_idle(1);
+            return;
+        }
+        if (reply->code / 100 == 5) {
+            session_arm(SESS_HELO);
+            session_send("HELO %s", var_str("smtp_helo_name"));
+            return;
+        }
+        session_reply_fail(reply, JOB_DEFERRED, 0);
+        session_job_done(AFTER_QUIT);
+        return;
+    case SESS_HELO:
+        if (ok) {
+            sess.features = 0;
+            session_enter_idle(1);
+            return;
+        }
+        session_reply_fail(reply, JOB_DEFERRED, 0);
+        session_job_done(AFTER_QUIT);
+        return;
+    case SESS_MAIL:
+    case SESS_RCPT:
+    case SESS_DATA:
+    case SESS_BODY:
+    case SESS_DOT:
+        session_transaction_reply(reply);
+        return;
+    case SESS_NOOP:
+        if (ok) {
+            session_enter_idle(0);
+            return;
+        }
+        msg_info("connection to %s closed: NOOP while idle got %d", vstr_str(sess.relay_text),
+                 reply->code);
+        session_close();
+        return;
+    case SESS_RSET:
+        if (ok)
+            session_enter_idle(1);
+        else
+            session_quit();
+        return;
+    case SESS_QUIT:
+        session_close();
+        return;
+    case SESS_IDLE:
+        msg_info("connection to %s closed by server while idle (unexpected reply %d)",
+                 vstr_str(sess.relay_text), reply->code);
+        session_close();
+        return;
+    default:
+        msg_panic("session_reply: state %d", (int)sess.state);
+    }
+}
+
+/* session_protocol_error - a malformed reply: the conversation cannot continue */
+static void session_protocol_error(const char *why)
+{
+    VSTR *text;
+
+    if (sess.job == NULL || !sess.job_active) {
+        msg_warn("connection to %s: %s", vstr_str(sess.relay_text), why);
+        session_close();
+        return;
+    }
+    text = vstr_alloc(128);
+    vstr_sprintf(text, "protocol error with %s while %s: %s", vstr_str(sess.label),
+                 session_stage[sess.state].doing, why);
+    job_fail_pending(sess.job, JOB_DEFERRED, "4.5.0", vstr_str(text));
+    vstr_free(text);
+    session_job_done(AFTER_CLOSE);
+}
+
+/* session_input - read what arrived and act on every complete reply */
+static void session_input(void)
+{
+    char buf[SESSION_READ_CHUNK];
+    unsigned gen = sess.gen;
+    int eof = 0, err = 0;
+    VSTR *why;
+
+    for (;;) {
+        ssize_t n = conn_read(sess.conn, buf, sizeof(buf));
+
+        if (n > 0) {
+            vstr_append(sess.in, buf, (size_t)n);
+            if (vstr_len(sess.in) > 4 * SMTP_REPLY_LINE_MAX)
+                break; /* parse what we have before reading more */
+            continue;
+        }
+        if (n == 0)
+            eof = 1;
+        else if (errno != EAGAIN)
+            err = errno;
+        break;
+    }
+    why = vstr_alloc(64);
+    while (sess.gen == gen && vstr_len(sess.in) > 0) {
+        char *data = vstr_str(sess.in);
+        char *nl = memchr(data, '\n', vstr_len(sess.in));
+        size_t len;
+        int ret;
+
+        if (nl == NULL) {
+            if (vstr_len(sess.in) > SMTP_REPLY_LINE_MAX + 2) {
+                vstr_sprintf(why, "reply line longer than %d bytes", SMTP_REPLY_LINE_MAX);
+                session_protocol_error(vstr_str(why));
+            }
+            break;
+        }
+        len = (size_t)(nl - data);
+        if (len > 0 && data[len - 1] == '\r')
+            len--;
+        ret = smtp_reply_feed_line(sess.parser, data, len, sess.reply, why);
+        vstr_consume(sess.in, (size_t)(nl - data) + 1);
+        if (ret == SMTP_REPLY_ERROR) {
+            session_protocol_error(vstr_str(why));
+            break;
+        }
+        if (ret == SMTP_REPLY_DONE) {
+            if (msg_verbose)
+                msg_info("< %s: %d %s", vstr_str(sess.label), sess.reply->code,
+                         vstr_str(sess.reply->text));
+            session_reply(sess.reply);
+        }
+    }
+    vstr_free(why);
+    if (sess.gen != gen || sess.conn == NULL)
+        return;
+    if (eof || err)
+        session_lost(err ? strerror(err) : "end of file");
+}
+
+/* session_event - readiness of the relay connection */
+static void session_event(int fd, int events, void *ctx)
+{
+    (void)fd;
+    (void)ctx;
+    if (sess.conn == NULL)
+        return;
+    if (sess.state == SESS_CONNECTING) {
+        if (events & EVENT_WRITE)
+            session_connected();
+        return;
+    }
+    if (events & EVENT_WRITE)
+        session_flush();
+    if ((events & EVENT_READ) && sess.conn != NULL)
+        session_input();
+}

@@ -1,0 +1,349 @@
+/*
+ * smtpout - relayq's delivery worker
+ *
+ * Usage: smtpout -c CONFIG_FILE [-v]
+ *
+ * main()
+ *	load the configuration, open the queue, connect to qmgr
+ *	(private/qmgr, protocol relayq-qmgr-1), announce "type=worker pid=N"
+ *	and then serve "type=deliver" jobs one at a time: read the message
+ *	content in one short read transaction, hand the job to the SMTP
+ *	session (session.c), and answer "type=result" when it is done.
+ *
+ * The SMTP connection belongs to the worker, not to the qmgr connection:
+ * when qmgr goes away (it restarts after a crash) the worker keeps the
+ * relay connection and reconnects to qmgr every second. A result for a
+ * job whose qmgr is gone is dropped: that qmgr's successor has already
+ * made the job's recipients due again.
+ *
+ * Signals: SIGTERM (and SIGINT) finish the job in flight, send its result,
+ * QUIT and exit 0; SIGHUP re-reads the configuration (the old one stays on
+ * error), which takes effect for the next job.
+ *
+ * The queue is only read here: qmgr is the one writer of delivery state.
+ * A read transaction never outlives the copy of one body into memory.
+ *
+ * Fatal: a configuration that does not load at start-up, a queue that
+ * does not open, a log file that cannot be opened. Everything about
+ * qmgr or the relay is recovered from.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "iostuff.h"
+#include "ipc.h"
+#include "mail_proto.h"
+#include "msg.h"
+#include "mymalloc.h"
+#include "params.h"
+#include "qdir.h"
+#include "qstore.h"
+#include "smtpout.h"
+
+#define SMTPOUT_QMGR_TIMEOUT 1000   /* ms for one attempt to connect to qmgr */
+#define SMTPOUT_QMGR_RETRY 1000     /* ms between attempts */
+#define SMTPOUT_EXIT_FLUSH 5000     /* ms to hand the last result to qmgr at exit */
+#define SMTPOUT_BODY_PREALLOC 1048576 /* bytes reserved up front for a body */
+
+static const char *smtpout_config_path;
+static char *smtpout_qmgr_path;
+static QSTORE *smtpout_store;
+static IPC_CHAN *smtpout_qmgr;
+static int smtpout_qmgr_warned; /* logged that qmgr is unreachable */
+static JOB *smtpout_job;        /* the job in the session */
+static int smtpout_stopping;
+
+static void smtpout_qmgr_connect(void *ctx);
+static void smtpout_qmgr_event(int fd, int events, void *ctx);
+
+/* smtpout_qmgr_drop - forget the qmgr connection and try again later */
+static void smtpout_qmgr_drop(const char *why)
+{
+    if (smtpout_qmgr == NULL)
+        return;
+    msg_warn("connection to qmgr: %s; reconnecting", why);
+    event_disable_readwrite(ipc_chan_fd(smtpout_qmgr));
+    ipc_chan_free(smtpout_qmgr);
+    smtpout_qmgr = NULL;
+    if (!smtpout_stopping)
+        event_request_timer(smtpout_qmgr_connect, NULL, SMTPOUT_QMGR_RETRY);
+}
+
+/* smtpout_qmgr_flush - write queued records; watch for room when the socket is full */
+static void smtpout_qmgr_flush(void)
+{
+    int ret;
+
+    if (smtpout_qmgr == NULL)
+        return;
+    ret = ipc_chan_flush(smtpout_qmgr);
+    if (ret < 0) {
+        smtpout_qmgr_drop(strerror(errno));
+    } else if (ret == 0) {
+        event_enable_write(ipc_chan_fd(smtpout_qmgr), smtpout_qmgr_event, NULL);
+    } else {
+        event_disable_write(ipc_chan_fd(smtpout_qmgr));
+    }
+}
+
+/* smtpout_exit - the session is closed: hand over the last result and leave */
+static void smtpout_exit(void)
+{
+    long long deadline = now_ms() + SMTPOUT_EXIT_FLUSH;
+
+    while (smtpout_qmgr != NULL && ipc_chan_pending(smtpout_qmgr) > 0 && now_ms() < deadline) {
+        struct pollfd pfd = {.fd = ipc_chan_fd(smtpout_qmgr), .events = POLLOUT, .revents = 0};
+
+        if (ipc_chan_flush(smtpout_qmgr) != 0)
+            break;
+        (void)poll(&pfd, 1, 100);
+    }
+    msg_info("stopping");
+    exit(0);
+}
+
+/* smtpout_done - the session finished a job: report it */
+static void smtpout_done(JOB *job)
+{
+    IPC_REC *rec;
+
+    if (job != smtpout_job)
+        msg_panic("smtpout_done: job %lld is not the one in flight", job->id);
+    smtpout_job = NULL;
+    if (smtpout_qmgr != NULL) {
+        rec = job_result(job, session_is_open());
+        ipc_chan_send(smtpout_qmgr, rec);
+        ipc_rec_free(rec);
+        smtpout_qmgr_flush();
+    } else {
+        msg_info("%s: qmgr is gone; result of job %lld not reported", job->queue_id, job->id);
+    }
+    job_free(job);
+    if (smtpout_stopping)
+        session_shutdown(smtpout_exit);
+}
+
+/* smtpout_fail_now - decide a job that never reaches the session */
+static void smtpout_fail_now(JOB *job, const char *dsn, const char *text)
+{
+    job_fail_pending(job, JOB_DEFERRED, dsn, text);
+    job_log(job);
+    smtpout_job = job;
+    smtpout_done(job);
+}
+
+/* smtpout_deliver - a type=deliver record: load the content and start the job */
+static int smtpout_deliver(const IPC_REC *rec, VSTR *why)
+{
+    QSTORE_TXN *txn;
+    VSTR *body;
+    JOB *job;
+    int ret;
+
+    if (smtpout_job != NULL || smtpout_stopping) {
+        msg_warn("qmgr sent job %s while %s; ignored", ipc_rec_get(rec, "id") ? ipc_rec_get(rec, "id") : "(no id)",
+                 smtpout_job ? "another job is in flight" : "stopping");
+        return 0;
+    }
+    if ((job = job_create(rec, why)) == NULL)
+        return -1;
+    if ((txn = qstore_begin(smtpout_store, 0, why)) == NULL) {
+        msg_warn("%s: %s", job->queue_id, vstr_str(why));
+        smtpout_fail_now(job, "4.3.0", "queue read error");
+        return 0;
+    }
+    body = vstr_alloc(job->size < SMTPOUT_BODY_PREALLOC ? (size_t)job->size + 3
+                                                         : SMTPOUT_BODY_PREALLOC);
+    ret = qstore_body_get(txn, job->queue_id, body);
+    if (ret < 0)
+        vstr_strcpy(why, qstore_txn_reason(txn));
+    /* Nothing else is needed from the queue: never hold a reader across a wait. */
+    qstore_abort(txn);
+    if (ret != QSTORE_OK) {
+        if (ret < 0)
+            msg_warn("%s: read body: %s", job->queue_id, vstr_str(why));
+        vstr_free(body);
+        smtpout_fail_now(job, "4.3.0",
+                         ret == QSTORE_NOTFOUND ? "message content not found in the queue"
+                                                : "queue read error");
+        return 0;
+    }
+    job_set_body(job, body);
+    smtpout_job = job;
+    session_deliver(job);
+    return 0;
+}
+
+/* smtpout_dispatch - act on one record from qmgr; -1 ends the connection */
+static int smtpout_dispatch(const IPC_REC *rec, VSTR *why)
+{
+    const char *type = ipc_rec_type(rec);
+
+    if (strcmp(type, "deliver") == 0)
+        return smtpout_deliver(rec, why);
+    vstr_sprintf(why, "unexpected record type \"%.40s\"", type);
+    return -1;
+}
+
+/* smtpout_qmgr_records - handle every complete record that arrived */
+static void smtpout_qmgr_records(void)
+{
+    VSTR *why = vstr_alloc(64);
+    IPC_REC *rec;
+    int ret;
+
+    while (smtpout_qmgr != NULL && (ret = ipc_chan_next(smtpout_qmgr, &rec, why)) != 0) {
+        if (ret < 0) {
+            smtpout_qmgr_drop(vstr_str(why));
+            break;
+        }
+        ret = smtpout_dispatch(rec, why);
+        ipc_rec_free(rec);
+        if (ret < 0) {
+            smtpout_qmgr_drop(vstr_str(why));
+            break;
+        }
+    }
+    vstr_free(why);
+}
+
+/* smtpout_qmgr_event - readiness of the qmgr connection */
+static void smtpout_qmgr_event(int fd, int events, void *ctx)
+{
+    int ret;
+
+    (void)fd;
+    (void)ctx;
+    if ((events & EVENT_WRITE) && smtpout_qmgr != NULL)
+        smtpout_qmgr_flush();
+    if ((events & EVENT_READ) && smtpout_qmgr != NULL) {
+        ret = ipc_chan_fill(smtpout_qmgr);
+        if (ret > 0) {
+            smtpout_qmgr_records();
+        } else {
+            smtpout_qmgr_records(); /* what came before the end still counts */
+            smtpout_qmgr_drop(ret == 0 ? "closed by qmgr" : strerror(errno));
+        }
+    }
+}
+
+/* smtpout_qmgr_connect - one attempt to reach qmgr and announce ourselves */
+static void smtpout_qmgr_connect(void *ctx)
+{
+    VSTR *why = vstr_alloc(64);
+    IPC_REC *rec;
+
+    (void)ctx;
+    if (smtpout_qmgr != NULL || smtpout_stopping) {
+        vstr_free(why);
+        return;
+    }
+    smtpout_qmgr = ipc_client_open(smtpout_qmgr_path, PROTO_QMGR, SMTPOUT_QMGR_TIMEOUT, why);
+    if (smtpout_qmgr == NULL) {
+        if (!smtpout_qmgr_warned)
+            msg_warn("connect to qmgr: %s; retrying every second", vstr_str(why));
+        smtpout_qmgr_warned = 1;
+        vstr_free(why);
+        event_request_timer(smtpout_qmgr_connect, NULL, SMTPOUT_QMGR_RETRY);
+        return;
+    }
+    vstr_free(why);
+    if (smtpout_qmgr_warned)
+        msg_info("connected to qmgr");
+    smtpout_qmgr_warned = 0;
+    (void)non_blocking(ipc_chan_fd(smtpout_qmgr), 1);
+    rec = ipc_rec_create("worker");
+    ipc_rec_add_long(rec, "pid", (long long)getpid());
+    ipc_chan_send(smtpout_qmgr, rec);
+    ipc_rec_free(rec);
+    event_enable_read(ipc_chan_fd(smtpout_qmgr), smtpout_qmgr_event, NULL);
+    smtpout_qmgr_flush();
+    smtpout_qmgr_records();
+}
+
+/* smtpout_sigterm - stop after the job in flight */
+static void smtpout_sigterm(int sig)
+{
+    if (smtpout_stopping)
+        return;
+    msg_info("signal %d: stopping%s", sig, smtpout_job ? " after the job in flight" : "");
+    smtpout_stopping = 1;
+    event_cancel_timer(smtpout_qmgr_connect, NULL);
+    if (smtpout_job == NULL)
+        session_shutdown(smtpout_exit);
+}
+
+/* smtpout_sighup - re-read the configuration, keeping the old one on error */
+static void smtpout_sighup(int sig)
+{
+    VSTR *why = vstr_alloc(128);
+
+    (void)sig;
+    if (params_load(smtpout_config_path, why) == NULL) {
+        msg_warn("configuration not reloaded: %s", vstr_str(why));
+    } else {
+        if (msg_set_logfile(var_str("maillog_file")) < 0)
+            msg_warn("open maillog_file %s: %m", var_str("maillog_file"));
+        msg_info("configuration reloaded");
+    }
+    vstr_free(why);
+}
+
+/* smtpout_usage - the command line is wrong */
+static void __attribute__((noreturn)) smtpout_usage(void)
+{
+    msg_fatal_status(2, "usage: smtpout -c CONFIG_FILE [-v]");
+}
+
+/* main - worker start-up, then the event loop */
+int main(int argc, char **argv)
+{
+    VSTR *why = vstr_alloc(128);
+    char *db_path;
+    int ch;
+
+    msg_init("smtpout", MSG_TO_STDERR);
+    while ((ch = getopt(argc, argv, "c:v")) != -1) {
+        switch (ch) {
+        case 'c':
+            smtpout_config_path = optarg;
+            break;
+        case 'v':
+            msg_verbose++;
+            break;
+        default:
+            smtpout_usage();
+        }
+    }
+    if (optind != argc || smtpout_config_path == NULL)
+        smtpout_usage();
+    params_load_or_die(smtpout_config_path);
+    if (msg_set_logfile(var_str("maillog_file")) < 0)
+        msg_fatal("open maillog_file %s: %m", var_str("maillog_file"));
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        msg_fatal("signal SIGPIPE: %m");
+
+    db_path = qdir_path(var_str("queue_directory"), QDIR_DB);
+    smtpout_store = qstore_open(db_path, (size_t)var_int("queue_map_size"), 0, why);
+    if (smtpout_store == NULL)
+        msg_fatal("open queue %s: %s", db_path, vstr_str(why));
+    myfree(db_path);
+    vstr_free(why);
+    smtpout_qmgr_path = qdir_path(var_str("queue_directory"), SOCK_QMGR);
+
+    session_init(smtpout_done);
+    event_on_signal(SIGTERM, smtpout_sigterm);
+    event_on_signal(SIGINT, smtpout_sigterm);
+    event_on_signal(SIGHUP, smtpout_sighup);
+    smtpout_qmgr_connect(NULL);
+    for (;;)
+        event_loop(-1);
+}

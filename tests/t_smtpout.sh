@@ -1,0 +1,367 @@
+#!/bin/bash
+# t_smtpout.sh - integration test of the smtpout delivery worker (TAP)
+#
+# Runs the real smtpout against a real LMDB queue (filled by the
+# tests/qstore_put helper), a fake qmgr (a small python3 UNIX-socket server
+# that speaks the private/qmgr records: hello, worker, deliver, result)
+# and the test SMTP server tests/smtpsink/smtpsink on 127.0.0.1.
+# Checks: 20 jobs over one connection, content intact with dot-stuffing
+# undone, a 550 recipient bounced while the others are sent, connection
+# refused deferred with Postfix's reason, a 421 on a reused connection
+# retried on a fresh one without a deferral, qmgr restarting under a live
+# SMTP connection, SIGHUP, and SIGTERM ending in QUIT and exit 0.
+# Every wait is a bounded poll on a condition; everything started is
+# killed on exit.
+
+top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+top_builddir=${top_builddir:-$top_srcdir}
+SMTPOUT=${SMTPOUT:-$top_builddir/smtpout/smtpout}
+QSTORE_PUT=${QSTORE_PUT:-$top_builddir/tests/qstore_put}
+SMTPSINK=${SMTPSINK:-$top_builddir/tests/smtpsink/smtpsink}
+
+T=$(mktemp -d /tmp/t_smtpout.XXXXXX) || exit 1
+PIDS=""
+TAP_COUNT=0
+TAP_FAILED=0
+
+cleanup() {
+    local pid
+    for pid in $PIDS; do
+        kill -9 "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    if [ -n "${KEEP_TEST_DIR:-}" ]; then
+        echo "# kept $T" >&2
+    else
+        rm -rf "$T"
+    fi
+}
+trap cleanup EXIT
+
+# ok - one TAP result: ok STATUS DESCRIPTION
+ok() {
+    local status=$1
+    shift
+    TAP_COUNT=$((TAP_COUNT + 1))
+    if [ "$status" -eq 0 ]; then
+        echo "ok $TAP_COUNT - $*"
+    else
+        echo "not ok $TAP_COUNT - $*"
+        TAP_FAILED=$((TAP_FAILED + 1))
+    fi
+}
+
+# check - run a command as one TAP result: check DESCRIPTION COMMAND...
+check() {
+    local desc=$1
+    shift
+    if "$@"; then ok 0 "$desc"; else ok 1 "$desc"; fi
+}
+
+# wait_for - poll a command every 0.1 s for at most SECONDS: wait_for SECONDS COMMAND...
+wait_for() {
+    local limit=$1 i
+    shift
+    for ((i = 0; i < limit * 10; i++)); do
+        if "$@"; then return 0; fi
+        sleep 0.1
+    done
+    "$@"
+}
+
+for prog in "$SMTPOUT" "$QSTORE_PUT" "$SMTPSINK"; do
+    if [ ! -x "$prog" ]; then
+        echo "1..0 # SKIP $prog not built"
+        exit 0
+    fi
+done
+if ! command -v python3 >/dev/null; then
+    echo "1..0 # SKIP python3 not found"
+    exit 0
+fi
+
+mkdir -p "$T/queue/private" "$T/maildir-a" "$T/maildir-b"
+CONF=$T/relayq.conf
+MAILLOG=$T/maillog
+cat >"$CONF" <<EOF
+queue_directory = $T/queue
+maillog_file = $MAILLOG
+myhostname = relayq.test
+queue_map_size = 64m
+smtp_keepalive_interval = 1s
+smtp_connection_idle_timeout = 300s
+smtp_connection_reuse_count_limit = 1000
+smtp_connect_timeout = 5s
+EOF
+
+# The fake qmgr: serves the jobs in jobs.json (one JSON object per line,
+# appended as the test goes) one at a time, appends each result to
+# results.json, notes each worker hello in qmgr.events. A restarted fake
+# qmgr skips jobs that already have a result.
+cat >"$T/fakeqmgr.py" <<'EOF'
+import json, os, re, socket, sys, time
+
+sock_path, jobs_path, results_path, events_path = sys.argv[1:5]
+
+def enc(v):
+    return str(v).replace('%', '%25').replace('\r', '%0D').replace('\n', '%0A')
+
+def dec(v):
+    return re.sub('%([0-9A-Fa-f]{2})', lambda m: chr(int(m.group(1), 16)), v)
+
+def record(rtype, attrs):
+    text = 'type=%s\n' % rtype
+    for name, value in attrs:
+        text += '%s=%s\n' % (name, enc(value))
+    return (text + '\n').encode()
+
+def note(line):
+    with open(events_path, 'a') as f:
+        f.write(line + '\n')
+
+class Chan:
+    def __init__(self, sock):
+        self.sock, self.buf = sock, b''
+
+    def read(self):
+        while True:
+            if self.buf.startswith(b'\n'):
+                self.buf = self.buf[1:]
+                continue
+            i = self.buf.find(b'\n\n')
+            if i >= 0:
+                raw, self.buf = self.buf[:i], self.buf[i + 2:]
+                return [(k, dec(v)) for k, _, v in
+                        (line.partition('=') for line in raw.decode().split('\n'))]
+            data = self.sock.recv(65536)
+            if not data:
+                return None
+            self.buf += data
+
+def done_ids():
+    ids = set()
+    if os.path.exists(results_path):
+        for line in open(results_path):
+            ids.add(json.loads(line)['id'])
+    return ids
+
+def next_job():
+    while True:
+        done = done_ids()
+        if os.path.exists(jobs_path):
+            for line in open(jobs_path):
+                job = json.loads(line)
+                if job['id'] not in done:
+                    return job
+        time.sleep(0.05)
+
+try:
+    os.unlink(sock_path)
+except FileNotFoundError:
+    pass
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(sock_path)
+srv.listen(5)
+note('listening')
+while True:
+    sock, _ = srv.accept()
+    chan = Chan(sock)
+    sock.sendall(record('hello', [('protocol', 'relayq-qmgr-1')]))
+    worker = chan.read()
+    if worker is None:
+        continue
+    note('worker ' + ' '.join('%s=%s' % kv for kv in worker[1:]))
+    while True:
+        job = next_job()
+        attrs = [(k, job[k]) for k in ('id', 'queue_id', 'relay', 'port', 'sender', 'size',
+                                        'arrival_ms', 'active_ms')]
+        attrs += [('rcpt', r) for r in job['rcpts']]
+        sock.sendall(record('deliver', attrs))
+        result = chan.read()
+        if result is None:
+            note('worker gone during job %d' % job['id'])
+            break
+        out = {'rcpts': []}
+        for name, value in result:
+            if name == 'rcpt':
+                out['rcpts'].append(value)
+            else:
+                out[name] = value
+        out['id'] = int(out['id'])
+        with open(results_path, 'a') as f:
+            f.write(json.dumps(out) + '\n')
+EOF
+
+QMGR_SOCK=$T/queue/private/qmgr
+JOBS=$T/jobs.json
+RESULTS=$T/results.json
+EVENTS=$T/qmgr.events
+: >"$JOBS"
+
+# start_qmgr - (re)start the fake qmgr; sets QMGR_PID
+start_qmgr() {
+    rm -f "$EVENTS"
+    python3 "$T/fakeqmgr.py" "$QMGR_SOCK" "$JOBS" "$RESULTS" "$EVENTS" 2>>"$T/fakeqmgr.err" &
+    QMGR_PID=$!
+    PIDS="$PIDS $QMGR_PID"
+    wait_for 10 grep -q listening "$EVENTS" 2>/dev/null
+}
+
+# start_sink NAME ARGS... - start an smtpsink; sets SINK_PORT and SINK_PID
+start_sink() {
+    local name=$1
+    shift
+    "$SMTPSINK" --listen 127.0.0.1:0 --port-file "$T/$name.port" --log "$T/$name.log" \
+        --maildir "$T/maildir-$name" "$@" 2>>"$T/$name.err" &
+    SINK_PID=$!
+    PIDS="$PIDS $SINK_PID"
+    wait_for 10 test -s "$T/$name.port"
+    SINK_PORT=$(cat "$T/$name.port")
+}
+
+# body N - a message whose lines exercise dot-stuffing, with CRLF line ends
+body() {
+    printf 'Subject: test %s\r\nMessage-ID: <t%s@relayq.test>\r\n\r\nline one\r\n.leading dot\r\n..two dots\r\n.\r\n. \r\nlast line of %s\r\n' \
+        "$1" "$1" "$1"
+}
+
+NEXT_ID=1
+# add_job PORT BODYFILE SENDER RCPT... - queue a message and hand qmgr a job for it; sets QID
+add_job() {
+    local port=$1 file=$2 sender=$3
+    shift 3
+    QID=$("$QSTORE_PUT" "$T/queue" "$file" "$sender" "$@") || return 1
+    python3 - "$NEXT_ID" "$QID" "$port" "$sender" "$(stat -c %s "$file")" "$@" >>"$JOBS" <<'EOF'
+import json, sys, time
+now = int(time.time() * 1000)
+jid, qid, port, sender, size = sys.argv[1:6]
+print(json.dumps({'id': int(jid), 'queue_id': qid, 'relay': '127.0.0.1', 'port': int(port),
+                  'sender': sender, 'size': int(size), 'arrival_ms': now - 50,
+                  'active_ms': now - 20,
+                  'rcpts': ['%d %s' % (i, r) for i, r in enumerate(sys.argv[6:])]}))
+EOF
+    NEXT_ID=$((NEXT_ID + 1))
+}
+
+# results - number of results qmgr received
+results() {
+    if [ -f "$RESULTS" ]; then wc -l <"$RESULTS"; else echo 0; fi
+}
+
+# result_of ID - the result record of job ID as JSON
+result_of() {
+    grep "\"id\": $1[,}]" "$RESULTS"
+}
+
+# count PATTERN FILE - lines matching
+count() {
+    grep -c -- "$1" "$2" 2>/dev/null || true
+}
+
+# --- 20 jobs over one persistent connection ---------------------------------
+
+start_qmgr
+start_sink a --rcpt-reply 'bad@example.com=550 5.1.1 <bad@example.com>: Recipient address rejected'
+PORT_A=$SINK_PORT
+
+"$SMTPOUT" -c "$CONF" ${SMTPOUT_FLAGS:-} 2>>"$T/smtpout.err" &
+SMTPOUT_PID=$!
+PIDS="$PIDS $SMTPOUT_PID"
+check "smtpout announces itself to qmgr" wait_for 10 grep -q "^worker pid=$SMTPOUT_PID" "$EVENTS"
+
+for i in $(seq 1 20); do
+    body "$i" >"$T/body$i"
+    if [ "$i" -eq 7 ]; then
+        add_job "$PORT_A" "$T/body$i" sender@example.com good$i@example.com bad@example.com \
+            other$i@example.com
+        QID_BAD=$QID
+    else
+        add_job "$PORT_A" "$T/body$i" sender@example.com good$i@example.com
+    fi
+done
+check "20 results arrive" wait_for 30 test "$(results)" -ge 20
+check "the relay saw 20 messages" test "$(count '^message ' "$T/a.log")" -eq 20
+check "all 20 over one connection" test "$(count '^connect ' "$T/a.log")" -eq 1
+check "the content arrives intact (dot-stuffing undone)" cmp -s "$T/body1" "$T/maildir-a/1-1.eml"
+check "the 20th message arrives intact too" cmp -s "$T/body20" "$T/maildir-a/1-20.eml"
+check "the 550 recipient is bounced" \
+    grep -q '"1 bounced 5.1.1 host 127.0.0.1\[127.0.0.1\] said: 550 5.1.1 <bad@example.com>: Recipient address rejected (in reply to RCPT TO command)"' \
+    <(result_of 7)
+check "the other recipients of that message are sent" \
+    test "$(result_of 7 | grep -o '"[02] sent 2.0.0 250 2.0.0 Ok: queued as' | wc -l)" -eq 2
+check "results name the relay and keep the connection open" \
+    grep -q "\"relay\": \"127.0.0.1\[127.0.0.1\]:$PORT_A\", \"conn\": \"open\"" <(result_of 20)
+check "no recipient of the first 20 jobs is deferred" test "$(grep -c deferred "$RESULTS")" -eq 0
+check "Postfix-style delivery line with conn_use" \
+    grep -Eq "^.* relayq/smtpout\[$SMTPOUT_PID\]: $QID: to=<good20@example.com>, relay=127.0.0.1\[127.0.0.1\]:$PORT_A, conn_use=20, delay=[0-9.]+, delays=[0-9.]+/[0-9.]+/0/[0-9.]+, dsn=2.0.0, status=sent \(250 2.0.0 Ok: queued as S20\)$" \
+    "$MAILLOG"
+check "bounce is logged with status=bounced" \
+    grep -q "$QID_BAD: to=<bad@example.com>, relay=127.0.0.1\[127.0.0.1\]:$PORT_A, conn_use=7, .*, dsn=5.1.1, status=bounced (host 127.0.0.1\[127.0.0.1\] said: 550 5.1.1 <bad@example.com>: Recipient address rejected (in reply to RCPT TO command))" \
+    "$MAILLOG"
+
+# --- qmgr restarts under a live SMTP connection ------------------------------
+
+kill "$QMGR_PID"
+wait "$QMGR_PID" 2>/dev/null
+start_qmgr
+check "smtpout reconnects to a restarted qmgr" wait_for 10 grep -q "^worker pid=$SMTPOUT_PID" "$EVENTS"
+body 21 >"$T/body21"
+add_job "$PORT_A" "$T/body21" sender@example.com good21@example.com
+check "the job after the qmgr restart is delivered" wait_for 10 test "$(results)" -ge 21
+check "on the same SMTP connection" test "$(count '^connect ' "$T/a.log")" -eq 1
+check "with conn_use=21" grep -q "$QID: to=<good21@example.com>, .*conn_use=21, .*status=sent" "$MAILLOG"
+
+# --- connection refused ------------------------------------------------------
+
+REFUSED_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+body 22 >"$T/body22"
+add_job "$REFUSED_PORT" "$T/body22" sender@example.com good22@example.com
+check "the refused job gets a result" wait_for 15 test "$(results)" -ge 22
+check "connection refused: deferred 4.4.1 with Postfix's reason" \
+    grep -q "\"0 deferred 4.4.1 connect to 127.0.0.1\[127.0.0.1\]:$REFUSED_PORT: Connection refused\"" \
+    <(result_of 22)
+check "connection refused: relay=none in the result" grep -q '"relay": "none"' <(result_of 22)
+check "connection refused: logged with relay=none" \
+    grep -q "$QID: to=<good22@example.com>, relay=none, delay=.*, dsn=4.4.1, status=deferred (connect to 127.0.0.1\[127.0.0.1\]:$REFUSED_PORT: Connection refused)" \
+    "$MAILLOG"
+check "the old connection was closed with QUIT for the other relay" \
+    wait_for 5 grep -q '^close conn=1 reason=quit' "$T/a.log"
+
+# --- 421 on a reused connection ---------------------------------------------
+
+start_sink b --421-after 3
+PORT_B=$SINK_PORT
+B_QIDS=""
+for i in $(seq 23 29); do
+    body "$i" >"$T/body$i"
+    add_job "$PORT_B" "$T/body$i" sender@example.com good$i@example.com
+    B_QIDS="$B_QIDS $QID"
+done
+check "7 jobs to the 421 relay get results" wait_for 30 test "$(results)" -ge 29
+check "all 7 were delivered" test "$(count '^message ' "$T/b.log")" -eq 7
+check "over 3 connections (421 after every 3 messages)" test "$(count '^connect ' "$T/b.log")" -eq 3
+check "the 421 was retried, not deferred" \
+    test "$(for id in $(seq 23 29); do result_of "$id"; done | grep -c '"0 sent 2.0.0')" -eq 7
+check "no deferral was logged for them" \
+    test "$(for q in $B_QIDS; do grep "$q: to=" "$MAILLOG"; done | grep -c 'status=deferred')" -eq 0
+check "the retry is logged at info" grep -q 'retrying on a new connection' "$MAILLOG"
+check "the retried message counts as the first on the new connection" \
+    grep -Eq "to=<good26@example.com>, relay=127.0.0.1\[127.0.0.1\]:$PORT_B, conn_use=1, .*status=sent" \
+    "$MAILLOG"
+
+# --- signals -----------------------------------------------------------------
+
+kill -HUP "$SMTPOUT_PID"
+check "SIGHUP reloads the configuration" wait_for 5 grep -q "smtpout\[$SMTPOUT_PID\]: configuration reloaded" "$MAILLOG"
+check "smtpout survives SIGHUP" kill -0 "$SMTPOUT_PID"
+
+kill -TERM "$SMTPOUT_PID"
+check "SIGTERM: smtpout exits" wait_for 10 bash -c "! kill -0 $SMTPOUT_PID 2>/dev/null"
+wait "$SMTPOUT_PID"
+ok $? "SIGTERM: exit status 0"
+check "SIGTERM: the idle connection ended with QUIT" wait_for 5 grep -q '^close conn=3 reason=quit' "$T/b.log"
+check "no warnings or panics in the log, besides losing qmgr" \
+    test "$(grep 'warning: \|panic: \|fatal: ' "$MAILLOG" | grep -vc 'connection to qmgr')" -eq 0
+
+echo "1..$TAP_COUNT"
+[ "$TAP_FAILED" -eq 0 ]

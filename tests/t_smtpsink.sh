@@ -1,0 +1,382 @@
+#!/bin/sh
+# t_smtpsink.sh - TAP test of tests/smtpsink/smtpsink, the test SMTP relay
+#
+# Starts smtpsink on 127.0.0.1 port 0 in a temporary directory and talks
+# to it with python3 (raw sockets where exact bytes matter, smtplib for
+# STARTTLS and AUTH). Reads $top_builddir and $top_srcdir (default: the
+# repository root). Every server started is killed on exit.
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+top_builddir=${top_builddir:-$here}
+top_srcdir=${top_srcdir:-$here}
+SINK=$top_builddir/tests/smtpsink/smtpsink
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/t_smtpsink.XXXXXX") || exit 1
+pid=
+n=0
+failed=0
+
+cleanup() {
+    if [ -n "$pid" ]; then
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# result - print one TAP line: result STATUS DESCRIPTION
+result() {
+    n=$((n + 1))
+    if [ "$1" -eq 0 ]; then
+        echo "ok $n - $2"
+    else
+        echo "not ok $n - $2"
+        failed=1
+    fi
+}
+
+# skip - print a skipped TAP line
+skip() {
+    n=$((n + 1))
+    echo "ok $n - $1 # SKIP $2"
+}
+
+# start_sink - start smtpsink with a fresh directory $tmp/$1; sets pid, port, dir
+start_sink() {
+    name=$1
+    shift
+    dir=$tmp/$name
+    mkdir -p "$dir/md"
+    "$SINK" --listen 127.0.0.1:0 --port-file "$dir/port" --pid-file "$dir/pid" \
+        --log "$dir/log" --maildir "$dir/md" "$@" 2>"$dir/stderr" &
+    pid=$!
+    i=0
+    # Bounded wait for the port file (written once the socket listens).
+    while [ ! -s "$dir/port" ] && [ $i -lt 250 ]; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            break
+        fi
+        sleep 0.02
+        i=$((i + 1))
+    done
+    port=$(cat "$dir/port" 2>/dev/null)
+    export port dir
+    [ -n "$port" ]
+}
+
+# stop_sink - SIGTERM the current server and wait for it
+stop_sink() {
+    if [ -n "$pid" ]; then
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        pid=
+    fi
+}
+
+# py - run a python3 check program from stdin with common helpers; exit 0 = pass
+py() {
+    { cat <<'EOF'
+import os, socket, sys, time
+PORT = int(os.environ["port"])
+DIR = os.environ["dir"]
+
+def fail(msg):
+    print("# " + str(msg).replace("\n", "\n# "))
+    sys.exit(1)
+
+class Raw:
+    """A plain socket speaking line-wise SMTP."""
+    def __init__(self):
+        self.s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+        self.f = self.s.makefile("rb")
+    def send(self, data):
+        self.s.sendall(data)
+    def reply(self):
+        """Read one (possibly multi-line) reply: (code, [lines])."""
+        lines = []
+        while True:
+            l = self.f.readline()
+            if not l:
+                return (None, lines)
+            lines.append(l.decode().rstrip("\r\n"))
+            if len(l) < 4 or l[3:4] != b"-":
+                return (int(l[:3]), lines)
+
+def log_lines():
+    with open(os.path.join(DIR, "log")) as f:
+        return f.read().splitlines()
+
+def wait_log(pred, timeout=3.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        for l in log_lines():
+            if pred(l):
+                return l
+        time.sleep(0.02)
+    return None
+EOF
+      cat; } > "$tmp/check.py"
+    python3 "$tmp/check.py"
+}
+
+if [ ! -x "$SINK" ]; then
+    echo "Bail out! $SINK not built"
+    exit 1
+fi
+
+echo "1..14"
+
+# --- plain SMTP ---------------------------------------------------------
+start_sink plain --size 1000000 --hostname sink.example \
+    --rcpt-reply 'bad@example.com=550 5.1.1 no such user' \
+    --rcpt-reply 'Soft@Example.com=451 4.3.0 later@2'
+result $? "server starts and writes its port file"
+
+grep -q "^listen port=$port\$" "$dir/log" && [ "$(cat "$dir/pid")" = "$pid" ]
+result $? "listen event logged, pid file written"
+
+py <<'EOF'
+c = Raw()
+code, lines = c.reply()
+if code != 220 or "sink.example" not in lines[0]:
+    fail(lines)
+c.send(b"EHLO client.example\r\n")
+code, lines = c.reply()
+kw = [l[4:] for l in lines[1:]]
+for want in ("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SIZE 1000000"):
+    if want not in kw:
+        fail("missing %s in %s" % (want, kw))
+for unwanted in ("STARTTLS", "AUTH PLAIN LOGIN XOAUTH2", "SMTPUTF8", "DSN"):
+    if unwanted in kw:
+        fail("unexpected %s in %s" % (unwanted, kw))
+EOF
+result $? "greeting and EHLO keywords"
+
+py <<'EOF'
+c = Raw()
+c.reply()
+# Everything in one write: PIPELINING must answer each command in order.
+c.send(b"EHLO x\r\nMAIL FROM:<sender@example.org> SIZE=120\r\n"
+       b"RCPT TO:<rcpt@example.com>\r\nRCPT TO:<other@example.com>\r\nDATA\r\n")
+codes = [c.reply()[0] for _ in range(5)]
+if codes != [250, 250, 250, 250, 354]:
+    fail(codes)
+body = (b"Message-ID: <t1@example.org>\r\nSubject: dots\r\n\r\n"
+        b".leading dot\r\n..two dots\r\n.\r\n\r\n. space\r\nlast\r\n")
+stuffed = b"".join((b"." + l if l.startswith(b".") else l) + b"\r\n"
+                   for l in body.split(b"\r\n")[:-1])
+c.send(stuffed + b".\r\nQUIT\r\n")
+code, lines = c.reply()
+if code != 250:
+    fail(lines)
+if c.reply()[0] != 221:
+    fail("no 221 to QUIT")
+with open(os.path.join(DIR, "md", "2-1.eml"), "rb") as f:
+    stored = f.read()
+if stored != body:
+    fail("stored %r, sent %r" % (stored, body))
+want = ("message conn=2 seq=1 from=<sender@example.org> "
+        "rcpts=<rcpt@example.com>,<other@example.com> size=%d msgid=<t1@example.org>" % len(body))
+if not wait_log(lambda l: l == want):
+    fail("no log line %r in %r" % (want, log_lines()))
+EOF
+result $? "pipelined message stored, dot-stuffing undone, logged with msgid"
+
+py <<'EOF'
+import smtplib
+s = smtplib.SMTP("127.0.0.1", PORT, timeout=5)
+refused = s.sendmail("a@example.org", ["ok@example.com", "bad@example.com", "soft@example.com"],
+                     "Subject: x\r\n\r\nx\r\n")
+if refused != {"bad@example.com": (550, b"5.1.1 no such user"),
+               "soft@example.com": (451, b"4.3.0 later")}:
+    fail(refused)
+if s.docmd("MAIL FROM:<a@example.org>")[0] != 250:
+    fail("MAIL")
+codes = [s.docmd("RCPT TO:<soft@example.com>")[0] for _ in range(2)]
+if codes != [451, 250]:
+    fail("soft recipient after @2: %s" % codes)
+s.rset()
+s.quit()
+if not wait_log(lambda l: l.startswith("reject conn=3 cmd=RCPT reply=550")):
+    fail("no reject line")
+EOF
+result $? "--rcpt-reply permanent and counted (@TIMES) replies"
+
+py <<'EOF'
+c = Raw()
+c.reply()
+c.send(b"HELO x\r\nMAIL FROM:<a@b> SIZE=2000000\r\nXYZZY\r\nMAIL FROM:<a@b> FOO=1\r\nRCPT TO:<c@d>\r\n"
+       + b"NOOP " + b"x" * 5000 + b"\r\nNOOP\r\nVRFY u\r\nQUIT\r\n")
+codes = [c.reply()[0] for _ in range(9)]
+if codes != [250, 552, 502, 555, 503, 500, 250, 252, 221]:
+    fail(codes)
+EOF
+result $? "SIZE limit, unknown command, bad parameter, sequence, line length"
+stop_sink
+
+# --- fault injection -------------------------------------------------------
+start_sink faults --421-after 2 --drop-in-data after --drop-every 3
+py <<'EOF'
+import smtplib
+s = smtplib.SMTP("127.0.0.1", PORT, timeout=5)
+for i in range(2):
+    s.sendmail("a@b", ["c@d"], "Message-ID: <f%d@x>\r\n\r\nbody\r\n" % i)
+try:
+    s.sendmail("a@b", ["c@d"], "x\r\n")
+    fail("third message accepted")
+except smtplib.SMTPSenderRefused as e:
+    if e.smtp_code != 421:
+        fail(e)
+if not wait_log(lambda l: l == "close conn=1 reason=421 messages=2"):
+    fail(log_lines())
+EOF
+result $? "--421-after closes the session with 421"
+
+py <<'EOF'
+import smtplib
+s = smtplib.SMTP("127.0.0.1", PORT, timeout=5)
+try:
+    s.sendmail("a@b", ["c@d"], "Message-ID: <drop@x>\r\n\r\nbody\r\n")
+    fail("dropped message got a reply")
+except smtplib.SMTPServerDisconnected:
+    pass
+if not wait_log(lambda l: l == "drop conn=2 where=after-dot"):
+    fail(log_lines())
+if not wait_log(lambda l: l.startswith("message conn=2 seq=3 ") and l.endswith("msgid=<drop@x>")):
+    fail(log_lines())
+EOF
+result $? "--drop-in-data after: counted, then dropped without reply"
+stop_sink
+
+start_sink stall --stall MAIL:0.6
+py <<'EOF'
+slow = Raw()
+slow.reply()
+t0 = time.time()
+slow.send(b"HELO x\r\nMAIL FROM:<a@b>\r\n")
+fast = Raw()
+fast.reply()
+fast.send(b"NOOP\r\n")
+if fast.reply()[0] != 250 or time.time() - t0 > 0.4:
+    fail("stall blocked another connection")
+codes = [slow.reply()[0] for _ in range(2)]
+if codes != [250, 250] or time.time() - t0 < 0.5:
+    fail("MAIL not stalled: %s after %.2fs" % (codes, time.time() - t0))
+EOF
+result $? "--stall delays one connection without blocking others"
+stop_sink
+
+# --- TLS and AUTH ------------------------------------------------------------
+if command -v certtool >/dev/null 2>&1; then
+    certtool --generate-privkey --key-type=ecdsa --outfile "$tmp/key.pem" >/dev/null 2>&1
+    printf 'cn = localhost\ndns_name = localhost\nip_address = 127.0.0.1\nexpiration_days = 7\ntls_www_server\n' \
+        >"$tmp/cert.tmpl"
+    certtool --generate-self-signed --load-privkey "$tmp/key.pem" --template "$tmp/cert.tmpl" \
+        --outfile "$tmp/cert.pem" >/dev/null 2>&1
+fi
+if [ -s "$tmp/cert.pem" ]; then
+    printf 'alice:s3cret\n' >"$tmp/users"
+    start_sink tls --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" \
+        --auth-file "$tmp/users" --require-tls --require-auth
+    py <<'EOF'
+import smtplib, ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP("127.0.0.1", PORT, timeout=5)
+s.ehlo()
+if not s.has_extn("starttls") or s.has_extn("auth"):
+    fail("before TLS: %s" % s.esmtp_features)
+if s.docmd("MAIL FROM:<a@b>")[0] != 530:
+    fail("MAIL before STARTTLS accepted")
+s.starttls(context=ctx)
+s.ehlo()
+if s.has_extn("starttls") or "PLAIN" not in s.esmtp_features.get("auth", ""):
+    fail("after TLS: %s" % s.esmtp_features)
+if s.docmd("MAIL FROM:<a@b>")[0] != 530:
+    fail("MAIL before AUTH accepted")
+s.login("alice", "s3cret")
+s.sendmail("a@b", ["c@d"], "Message-ID: <tls@x>\r\n\r\nsecret\r\n")
+s.quit()
+if not wait_log(lambda l: l.startswith("tls conn=1 proto=TLS1.")):
+    fail(log_lines())
+if not wait_log(lambda l: l == "auth conn=1 mech=PLAIN user=alice result=ok"):
+    fail(log_lines())
+if not wait_log(lambda l: l.startswith("message conn=1 seq=1 ") and l.endswith("msgid=<tls@x>")):
+    fail(log_lines())
+EOF
+    result $? "STARTTLS, then AUTH PLAIN with smtplib, then a message"
+
+    py <<'EOF'
+import smtplib, ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP("127.0.0.1", PORT, timeout=5)
+s.starttls(context=ctx)
+s.ehlo()
+code, _ = s.docmd("AUTH PLAIN AGFsaWNlAHdyb25n")  # alice / wrong
+if code != 535:
+    fail("wrong password: %d" % code)
+if s.docmd("AUTH LOGIN")[1] != b"VXNlcm5hbWU6" or s.docmd("YWxpY2U=")[1] != b"UGFzc3dvcmQ6":
+    fail("LOGIN prompts")
+if s.docmd("czNjcmV0")[0] != 235:
+    fail("AUTH LOGIN")
+s.quit()
+if not wait_log(lambda l: l == "auth conn=2 mech=PLAIN user=alice result=fail"):
+    fail(log_lines())
+EOF
+    result $? "AUTH failure is 535 and logged; AUTH LOGIN works"
+    stop_sink
+
+    start_sink implicit --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" --implicit-tls
+    py <<'EOF'
+import smtplib, ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP_SSL("127.0.0.1", PORT, timeout=5, context=ctx)
+s.sendmail("a@b", ["c@d"], "Subject: x\r\n\r\nx\r\n")
+s.quit()
+if not wait_log(lambda l: l.startswith("message conn=1 seq=1 ")):
+    fail(log_lines())
+EOF
+    result $? "--implicit-tls"
+    stop_sink
+else
+    skip "STARTTLS, then AUTH PLAIN with smtplib, then a message" "no certtool"
+    skip "AUTH failure is 535 and logged; AUTH LOGIN works" "no certtool"
+    skip "--implicit-tls" "no certtool"
+fi
+
+# --- signals -------------------------------------------------------------------
+start_sink signals
+kill -USR1 "$pid"
+i=0
+while ! grep -q '^stats connections=0 messages=0 tls=0 auth_ok=0 auth_fail=0$' "$dir/log" &&
+    [ $i -lt 100 ]; do
+    sleep 0.02
+    i=$((i + 1))
+done
+[ $i -lt 100 ]
+result $? "SIGUSR1 logs a stats line"
+
+kill -TERM "$pid"
+status=1
+i=0
+while [ $i -lt 100 ]; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+        wait "$pid"
+        status=$?
+        break
+    fi
+    sleep 0.02
+    i=$((i + 1))
+done
+[ "$status" -eq 0 ]
+result $? "SIGTERM stops the server with status 0"
+pid=
+
+exit $failed

@@ -1,0 +1,233 @@
+/*
+ * unit_qstore - tests of the LMDB queue store on a tiny map
+ *
+ * Stores, reads, reschedules and deletes messages; checks the schedule
+ * order, body chunking, the picked table, and that a full map gives
+ * QSTORE_FULL at the write, leaves nothing half-written, and recovers when
+ * messages are deleted.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mymalloc.h"
+#include "qstore.h"
+#include "tap.h"
+
+#define TINY_MAP (1024 * 1024)
+
+/* store_message - put one message with n recipients and a body */
+static int store_message(QSTORE *store, char *qid, long long when, unsigned nrcpt, const char *body,
+                         size_t body_len, VSTR *why)
+{
+    QSTORE_TXN *txn = qstore_begin(store, 1, why);
+    QMSG msg;
+    int rc;
+
+    if (txn == NULL)
+        return QSTORE_ERROR;
+    qmsg_init(&msg);
+    do {
+        qid_create(msg.qid);
+        msg.sender = "sender@example.com";
+        msg.envid = "";
+        msg.ret = "";
+        msg.nrcpt = nrcpt;
+        msg.size = (long long)body_len;
+        msg.arrival_ms = 1000;
+    } while ((rc = qstore_message_put(txn, &msg, 1)) == QSTORE_EXISTS);
+    for (unsigned i = 0; i < nrcpt; i++) {
+        QRCPT rcpt = {
+            .index = i, .addr = "rcpt@example.com", .orcpt = "", .notify = "", .reply = ""};
+
+        qstore_rcpt_put(txn, msg.qid, &rcpt);
+    }
+    qstore_body_put(txn, msg.qid, body, body_len);
+    qstore_message_reschedule(txn, &msg, when);
+    strcpy(qid, msg.qid);
+    return qstore_commit(txn, why);
+}
+
+/* Collects schedule entries in order. */
+typedef struct SEEN {
+    long long when[64];
+    char qid[64][QID_LEN + 1];
+    int count;
+} SEEN;
+
+/* collect - schedule scan callback */
+static int collect(const char *qid, long long when, void *ctx)
+{
+    SEEN *seen = ctx;
+
+    if (seen->count < 64) {
+        seen->when[seen->count] = when;
+        strcpy(seen->qid[seen->count], qid);
+    }
+    seen->count++;
+    return 0;
+}
+
+/* count_messages - number of messages in the store */
+static size_t count_messages(QSTORE *store)
+{
+    VSTR *why = vstr_alloc(64);
+    QSTORE_TXN *txn = qstore_begin(store, 0, why);
+    size_t messages = 0, scheduled = 0;
+
+    qstore_count(txn, &messages, &scheduled);
+    qstore_abort(txn);
+    vstr_free(why);
+    return messages;
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/unit_qstore.XXXXXX";
+    VSTR *why = vstr_alloc(100);
+    VSTR *body = vstr_alloc(100);
+    QSTORE *store;
+    QSTORE_TXN *txn;
+    char qids[3][QID_LEN + 1], first[QID_LEN + 1];
+    char *big;
+    QMSG msg;
+    QRCPT *rcpts;
+    size_t nrcpt;
+    SEEN seen = {0};
+    int rc, stored, full_rc = QSTORE_OK;
+
+    if (mkdtemp(dir) == NULL)
+        return 1;
+    store = qstore_open(dir, TINY_MAP, 0, why);
+    tap_ok(store != NULL, "open a new queue on a %d KiB map: %s", TINY_MAP / 1024,
+           store ? "ok" : vstr_str(why));
+    if (store == NULL)
+        return tap_done();
+
+    /* Round trip of one message with a body that spans several chunks. */
+    big = mymalloc(200000);
+    for (size_t i = 0; i < 200000; i++)
+        big[i] = (char)('a' + i % 26);
+    rc = store_message(store, qids[0], 300, 3, big, 200000, why);
+    tap_ok(rc == QSTORE_OK, "store a message with a 200000-byte body");
+    txn = qstore_begin(store, 0, why);
+    tap_ok(qstore_message_get(txn, qids[0], &msg) == QSTORE_OK && msg.nrcpt == 3 &&
+               msg.next_attempt == 300 && strcmp(msg.sender, "sender@example.com") == 0,
+           "envelope reads back");
+    qmsg_free(&msg);
+    tap_ok(qstore_rcpts_get(txn, qids[0], &rcpts, &nrcpt) == QSTORE_OK && nrcpt == 3 &&
+               rcpts[2].index == 2 && rcpts[0].status == QRCPT_PENDING,
+           "three recipients read back in order");
+    qstore_rcpts_free(rcpts, nrcpt);
+    tap_ok(qstore_body_get(txn, qids[0], body) == QSTORE_OK && vstr_len(body) == 200000 &&
+               memcmp(vstr_str(body), big, 200000) == 0,
+           "body reads back intact across chunks");
+    tap_ok(qstore_message_get(txn, "NOSUCHQUEUE0", &msg) == QSTORE_NOTFOUND,
+           "a missing message is QSTORE_NOTFOUND");
+    qstore_abort(txn);
+    myfree(big);
+
+    /* Schedule order: by time, not by insertion. */
+    store_message(store, qids[1], 100, 1, "x\r\n", 3, why);
+    store_message(store, qids[2], 200, 1, "y\r\n", 3, why);
+    txn = qstore_begin(store, 0, why);
+    qstore_schedule_scan(txn, 250, collect, &seen);
+    qstore_abort(txn);
+    tap_ok(seen.count == 2 && seen.when[0] == 100 && seen.when[1] == 200 &&
+               strcmp(seen.qid[0], qids[1]) == 0,
+           "schedule scan returns due entries earliest first and stops at the limit");
+
+    /* Reschedule moves the entry. */
+    txn = qstore_begin(store, 1, why);
+    qstore_message_get(txn, qids[1], &msg);
+    qstore_message_reschedule(txn, &msg, 400);
+    qmsg_free(&msg);
+    tap_ok(qstore_commit(txn, why) == QSTORE_OK, "reschedule commits");
+    memset(&seen, 0, sizeof(seen));
+    txn = qstore_begin(store, 0, why);
+    qstore_schedule_scan(txn, 1000, collect, &seen);
+    qstore_abort(txn);
+    tap_ok(seen.count == 3 && seen.when[2] == 400 && strcmp(seen.qid[2], qids[1]) == 0,
+           "a rescheduled message has exactly one schedule entry, at its new time");
+
+    /* Picked table. */
+    txn = qstore_begin(store, 1, why);
+    qstore_picked_put(txn, "123.456.789", qids[0]);
+    tap_ok(qstore_commit(txn, why) == QSTORE_OK, "picked entry commits");
+    txn = qstore_begin(store, 1, why);
+    tap_ok(qstore_picked_get(txn, "123.456.789", first) == QSTORE_OK && strcmp(first, qids[0]) == 0,
+           "picked entry maps the file name to the queue id");
+    qstore_picked_delete(txn, "123.456.789");
+    tap_ok(qstore_picked_get(txn, "123.456.789", first) == QSTORE_NOTFOUND,
+           "picked entry is gone after delete");
+    qstore_commit(txn, why);
+
+    /* Delete removes everything. */
+    txn = qstore_begin(store, 1, why);
+    rc = qstore_message_delete(txn, qids[0]);
+    tap_ok(rc == QSTORE_OK && qstore_commit(txn, why) == QSTORE_OK, "delete commits");
+    txn = qstore_begin(store, 0, why);
+    vstr_reset(body);
+    rcpts = NULL;
+    nrcpt = 0;
+    tap_ok(qstore_message_get(txn, qids[0], &msg) == QSTORE_NOTFOUND &&
+               qstore_body_get(txn, qids[0], body) == QSTORE_NOTFOUND &&
+               qstore_rcpts_get(txn, qids[0], &rcpts, &nrcpt) == QSTORE_OK && nrcpt == 0,
+           "a deleted message leaves no envelope, body or recipients");
+    if (rcpts)
+        qstore_rcpts_free(rcpts, nrcpt);
+    memset(&seen, 0, sizeof(seen));
+    qstore_schedule_scan(txn, 1000, collect, &seen);
+    qstore_abort(txn);
+    tap_ok(seen.count == 2, "a deleted message leaves no schedule entry");
+
+    /* Fill the map: a write eventually fails with QSTORE_FULL, cleanly. */
+    big = mymalloc(20000);
+    memset(big, 'z', 20000);
+    for (stored = 0; stored < 1000; stored++) {
+        char qid[QID_LEN + 1];
+
+        full_rc = store_message(store, qid, 500, 2, big, 20000, why);
+        if (full_rc != QSTORE_OK)
+            break;
+        if (stored == 0)
+            strcpy(first, qid);
+    }
+    tap_ok(full_rc == QSTORE_FULL, "filling the tiny map ends in QSTORE_FULL (after %d messages)",
+           stored);
+    tap_ok(strstr(vstr_str(why), "queue_map_size") != NULL, "the reason names queue_map_size: %s",
+           vstr_str(why));
+    tap_ok(count_messages(store) == (size_t)stored + 2,
+           "the failed transaction left nothing behind (%zu messages)", count_messages(store));
+    txn = qstore_begin(store, 1, why);
+    qstore_message_delete(txn, first);
+    rc = qstore_commit(txn, why);
+    tap_ok(rc == QSTORE_OK, "deleting a message in a full map works");
+    {
+        char qid[QID_LEN + 1];
+
+        rc = store_message(store, qid, 500, 1, "small\r\n", 7, why);
+    }
+    tap_ok(rc == QSTORE_OK, "after a delete there is room again");
+    myfree(big);
+    qstore_close(store);
+
+    /* Read-only open of an existing queue. */
+    store = qstore_open(dir, TINY_MAP, QSTORE_READONLY, why);
+    tap_ok(store != NULL && count_messages(store) == (size_t)stored + 2,
+           "a read-only open sees the same queue");
+    qstore_close(store);
+
+    vstr_free(why);
+    vstr_free(body);
+    {
+        char cmd[256];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        if (system(cmd) != 0)
+            tap_diag("could not remove %s", dir);
+    }
+    return tap_done();
+}

@@ -44,9 +44,8 @@
 #include "qstore.h"
 
 #define MAILQ_ACTIVE_TIMEOUT_MS 2000
-#define MAILQ_RCPT_INDENT 41   /* recipients start in this column, as in Postfix */
-#define MAILQ_REASON_INDENT 49 /* deferral reasons start here */
-#define MAILQ_WIDTH 78         /* and are wrapped to end before this column */
+#define MAILQ_RCPT_INDENT 42 /* recipients start in the sender's column */
+#define MAILQ_WIDTH 78       /* deferral reasons end in this column */
 
 /* mailq_cmp - strcmp for qsort and bsearch over char * */
 static int mailq_cmp(const void *a, const void *b)
@@ -102,39 +101,15 @@ static char *mailq_clean(const char *text)
     return copy;
 }
 
-/* mailq_reason - "(reason)" from column 49, wrapped at blanks to end by column 78 */
+/* mailq_reason - "(reason)" right-aligned to end in column 78, as Postfix prints it */
 static void mailq_reason(FILE *fp, const char *reply)
 {
     char *text = mailq_clean(reply);
-    VSTR *full = vstr_alloc(80);
-    VSTR *line = vstr_alloc(80);
-    size_t width = MAILQ_WIDTH - MAILQ_REASON_INDENT;
-    const char *cp;
-    size_t n;
+    int padding = MAILQ_WIDTH - 2 - (int)strlen(text);
 
-    /* One blank between words, so that the wrapped lines carry no runs of them. */
-    vstr_addch(full, '(');
-    for (cp = text; *(cp += strspn(cp, " ")) != '\0'; cp += n) {
-        n = strcspn(cp, " ");
-        if (vstr_len(full) > 1)
-            vstr_addch(full, ' ');
-        vstr_append(full, cp, n);
-    }
-    vstr_addch(full, ')');
-    for (cp = vstr_str(full); *(cp += strspn(cp, " ")) != '\0'; cp += n) {
-        n = strcspn(cp, " ");
-        /* A word longer than the width gets a line of its own, unbroken. */
-        if (vstr_len(line) > 0 && vstr_len(line) + 1 + n > width) {
-            fprintf(fp, "%*s%s\n", MAILQ_REASON_INDENT, "", vstr_str(line));
-            vstr_reset(line);
-        }
-        if (vstr_len(line) > 0)
-            vstr_addch(line, ' ');
-        vstr_append(line, cp, n);
-    }
-    fprintf(fp, "%*s%s\n", MAILQ_REASON_INDENT, "", vstr_str(line));
-    vstr_free(line);
-    vstr_free(full);
+    /* A reason too long for the line starts in column 0, unbroken, so that
+     * scripts that read mailq find it on one line. */
+    fprintf(fp, "%*s(%s)\n", padding > 0 ? padding : 0, "", text);
     myfree(text);
 }
 
@@ -188,14 +163,15 @@ static void mailq_print_text(MAILQ_STATE *state, const QMSG *msg, const QRCPT *r
     char date[64];
     char *sender;
     char *addr;
+    const char *last_reason = "";
 
     if (state->count == 0)
-        fprintf(state->out, "%-11s %8s %-20s %s\n", "-Queue ID-", "--Size--",
-                "----Arrival Time----", "-Sender/Recipient-------");
+        fprintf(state->out, "%-13s%7s %-20s %s\n", "-Queue ID-", "-Size-", "----Arrival Time----",
+                "-Sender/Recipient-------");
     localtime_r(&when, &tm);
     strftime(date, sizeof(date), "%a %b %e %H:%M:%S", &tm);
     sender = mailq_clean(*msg->sender ? msg->sender : "MAILER-DAEMON");
-    fprintf(state->out, "%-12s%c%7lld %s  %s\n", msg->qid,
+    fprintf(state->out, "%-12s%c%7lld %-20s %s\n", msg->qid,
             active                     ? '*'
             : (msg->flags & QMSG_HOLD) ? '!'
                                        : ' ',
@@ -204,8 +180,11 @@ static void mailq_print_text(MAILQ_STATE *state, const QMSG *msg, const QRCPT *r
     for (size_t i = 0; i < nrcpt; i++) {
         if (!mailq_pending(rcpts + i))
             continue;
-        if (*rcpts[i].reply)
-            mailq_reason(state->out, rcpts[i].reply);
+        /* Like Postfix: a reason only where it differs from the one above. */
+        if (strcmp(rcpts[i].reply, last_reason) != 0) {
+            mailq_reason(state->out, *rcpts[i].reply ? rcpts[i].reply : "reason unavailable");
+            last_reason = rcpts[i].reply;
+        }
         addr = mailq_clean(rcpts[i].addr);
         fprintf(state->out, "%*s%s\n", MAILQ_RCPT_INDENT, "", addr);
         myfree(addr);

@@ -80,8 +80,8 @@ static int job_check_relay(const char *relay, VSTR *why)
         return -1;
     }
     for (const char *cp = relay; *cp; cp++) {
-        if (!((*cp >= 'a' && *cp <= 'z') || (*cp >= 'A' && *cp <= 'Z') || (*cp >= '0' && *cp <= '9')
-              || *cp == '.' || *cp == '-' || *cp == ':' || *cp == '_')) {
+        if (!((*cp >= 'a' && *cp <= 'z') || (*cp >= 'A' && *cp <= 'Z') ||
+              (*cp >= '0' && *cp <= '9') || *cp == '.' || *cp == '-' || *cp == ':' || *cp == '_')) {
             vstr_sprintf(why, "relay name with a bad character: \"%.40s\"", relay);
             return -1;
         }
@@ -134,12 +134,12 @@ JOB *job_create(const IPC_REC *rec, VSTR *why)
     const char *qid, *relay, *sender;
 
     if (ipc_rec_check(rec, "id,queue_id,relay,port,sender,size,arrival_ms,active_ms", "rcpt*",
-                      why) < 0
-        || ipc_rec_get_long(rec, "id", 0, LLONG_MAX, &id, why) < 0
-        || ipc_rec_get_long(rec, "port", 1, 65535, &port, why) < 0
-        || ipc_rec_get_long(rec, "size", 0, LLONG_MAX, &size, why) < 0
-        || ipc_rec_get_long(rec, "arrival_ms", 0, LLONG_MAX, &arrival, why) < 0
-        || ipc_rec_get_long(rec, "active_ms", 0, LLONG_MAX, &active, why) < 0)
+                      why) < 0 ||
+        ipc_rec_get_long(rec, "id", 0, LLONG_MAX, &id, why) < 0 ||
+        ipc_rec_get_long(rec, "port", 1, 65535, &port, why) < 0 ||
+        ipc_rec_get_long(rec, "size", 0, LLONG_MAX, &size, why) < 0 ||
+        ipc_rec_get_long(rec, "arrival_ms", 0, LLONG_MAX, &arrival, why) < 0 ||
+        ipc_rec_get_long(rec, "active_ms", 0, LLONG_MAX, &active, why) < 0)
         return NULL;
     qid = ipc_rec_get(rec, "queue_id");
     relay = ipc_rec_get(rec, "relay");
@@ -173,7 +173,8 @@ JOB *job_create(const IPC_REC *rec, VSTR *why)
     job->relay_text = vstr_alloc(64);
     vstr_strcpy(job->relay_text, "none");
     for (size_t i = 0; i < rec->count; i++) {
-        if (strcmp(rec->attrs[i].name, "rcpt") == 0 && job_add_rcpt(job, rec->attrs[i].value, why) < 0) {
+        if (strcmp(rec->attrs[i].name, "rcpt") == 0 &&
+            job_add_rcpt(job, rec->attrs[i].value, why) < 0) {
             job_free(job);
             return NULL;
         }

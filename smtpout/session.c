@@ -8,8 +8,8 @@
  *	hand the session a job. It runs on the open connection when that
  *	goes to the same relay and port and is young enough; otherwise the
  *	connection is retired (QUIT) and a new one opened. The job's outcome
- *	comes back through `done`, possibly before session_deliver() returns
- *	to the event loop's next pass, never from inside it.
+ *	comes back through `done`, always from an event-loop callback, never
+ *	from inside session_deliver().
  * session_busy()
  *	whether a job is in the session.
  * session_is_open()
@@ -56,6 +56,7 @@
 #include "smtpout.h"
 
 #define SESSION_READ_CHUNK 16384
+#define SESSION_QUIT_WAIT 5000 /* ms for a 221 when a job or a shutdown waits */
 
 /* What to do with the connection once a job is finished. */
 typedef enum {
@@ -325,6 +326,10 @@ static void session_quit(void)
     event_cancel_timer(session_keepalive, NULL);
     event_cancel_timer(session_idle_expire, NULL);
     session_arm(SESS_QUIT);
+    /* A waiting job or a stopping worker should not wait the full smtp_quit_timeout. */
+    if ((sess.job != NULL || sess.stop_fn != NULL) &&
+        var_int("smtp_quit_timeout") * 1000LL > SESSION_QUIT_WAIT)
+        event_request_timer(session_timeout, NULL, SESSION_QUIT_WAIT);
     session_send("QUIT");
 }
 
@@ -383,8 +388,8 @@ static void session_retry(const char *why)
 /* session_can_retry - is this failure the "stale reused connection" case */
 static int session_can_retry(void)
 {
-    return sess.job != NULL && sess.job_active && sess.state == SESS_MAIL && sess.reused
-           && !sess.mail_ok && !sess.job->retried;
+    return sess.job != NULL && sess.job_active && sess.state == SESS_MAIL && sess.reused &&
+           !sess.mail_ok && !sess.job->retried;
 }
 
 /* session_lost - end of file, reset or write failure */
@@ -561,8 +566,8 @@ static void session_begin(void)
         job->setup_ms = now - job->setup_start;
         job->xfer_start = now;
     }
-    if ((sess.features & SESS_FEAT_SIZE) && sess.size_limit > 0
-        && (long long)len > sess.size_limit) {
+    if ((sess.features & SESS_FEAT_SIZE) && sess.size_limit > 0 &&
+        (long long)len > sess.size_limit) {
         text = vstr_alloc(128);
         vstr_sprintf(text, "message size %zu exceeds size limit %lld of server %s", len,
                      sess.size_limit, vstr_str(sess.label));
@@ -634,9 +639,9 @@ static void session_kick(void *ctx)
         session_open();
         return;
     }
-    if (strcasecmp(sess.host, job->relay) != 0 || sess.port != job->port
-        || (age_limit > 0 && now - sess.opened_ms >= age_limit)
-        || (count_limit > 0 && sess.msgs >= count_limit)) {
+    if (strcasecmp(sess.host, job->relay) != 0 || sess.port != job->port ||
+        (age_limit > 0 && now - sess.opened_ms >= age_limit) ||
+        (count_limit > 0 && sess.msgs >= count_limit)) {
         if (msg_verbose)
             msg_info("retiring connection to %s (%u messages, %llds old) for a job to %s:%u",
                      vstr_str(sess.relay_text), sess.msgs, (now - sess.opened_ms) / 1000,
@@ -658,6 +663,8 @@ void session_deliver(JOB *job)
         msg_panic("session_deliver: %s: no content", job->queue_id);
     sess.job = job;
     sess.job_active = 0;
+    if (sess.state == SESS_QUIT) /* retiring anyway: do not make the job wait for the 221 */
+        session_close();
     session_request_kick();
 }
 

@@ -48,9 +48,9 @@
 #include "qstore.h"
 #include "smtpout.h"
 
-#define SMTPOUT_QMGR_TIMEOUT 1000   /* ms for one attempt to connect to qmgr */
-#define SMTPOUT_QMGR_RETRY 1000     /* ms between attempts */
-#define SMTPOUT_EXIT_FLUSH 5000     /* ms to hand the last result to qmgr at exit */
+#define SMTPOUT_QMGR_TIMEOUT 1000     /* ms for one attempt to connect to qmgr */
+#define SMTPOUT_QMGR_RETRY 1000       /* ms between attempts */
+#define SMTPOUT_EXIT_FLUSH 5000       /* ms to hand the last result to qmgr at exit */
 #define SMTPOUT_BODY_PREALLOC 1048576 /* bytes reserved up front for a body */
 
 static const char *smtpout_config_path;
@@ -149,7 +149,8 @@ static int smtpout_deliver(const IPC_REC *rec, VSTR *why)
     int ret;
 
     if (smtpout_job != NULL || smtpout_stopping) {
-        msg_warn("qmgr sent job %s while %s; ignored", ipc_rec_get(rec, "id") ? ipc_rec_get(rec, "id") : "(no id)",
+        msg_warn("qmgr sent job %s while %s; ignored",
+                 ipc_rec_get(rec, "id") ? ipc_rec_get(rec, "id") : "(no id)",
                  smtpout_job ? "another job is in flight" : "stopping");
         return 0;
     }
@@ -161,7 +162,7 @@ static int smtpout_deliver(const IPC_REC *rec, VSTR *why)
         return 0;
     }
     body = vstr_alloc(job->size < SMTPOUT_BODY_PREALLOC ? (size_t)job->size + 3
-                                                         : SMTPOUT_BODY_PREALLOC);
+                                                        : SMTPOUT_BODY_PREALLOC);
     ret = qstore_body_get(txn, job->queue_id, body);
     if (ret < 0)
         vstr_strcpy(why, qstore_txn_reason(txn));

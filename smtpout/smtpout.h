@@ -66,14 +66,14 @@ typedef struct JOB_RCPT {
     VSTR *text;   /* reply or failure reason */
 } JOB_RCPT;
 
-/* JOB models one type=deliver request: one message, some of its
- * recipients, one relay; plus the content read from the queue and the
- * time stamps that make up Postfix's delays=a/b/c/d. */
 typedef struct JOB JOB;
 
 /* Called when the session is done with a job (its result is complete). */
 typedef void (*SESSION_DONE_FN)(JOB *job);
 
+/* JOB models one type=deliver request: one message, some of its
+ * recipients, one relay; plus the content read from the queue and the
+ * time stamps that make up Postfix's delays=a/b/c/d. */
 struct JOB {
     long long id; /* chosen by qmgr, echoed in the result */
     char queue_id[QID_LEN + 1];
@@ -90,12 +90,12 @@ struct JOB {
     long long xfer_start;  /* the transaction began */
     JOB_RCPT *rcpts;
     size_t nrcpt;
-    VSTR *body;         /* the content, CRLF lines, ending with CRLF */
-    int eightbit;       /* the content has bytes >= 0x80 */
-    int utf8;           /* an address needs SMTPUTF8 */
-    int retried;        /* already retried once on a fresh connection */
-    unsigned conn_use;  /* messages on the connection including this one; 0: none */
-    VSTR *relay_text;   /* "host[addr]:port", or "none" */
+    VSTR *body;        /* the content, CRLF lines, ending with CRLF */
+    int eightbit;      /* the content has bytes >= 0x80 */
+    int utf8;          /* an address needs SMTPUTF8 */
+    int retried;       /* already retried once on a fresh connection */
+    unsigned conn_use; /* messages on the connection including this one; 0: none */
+    VSTR *relay_text;  /* "host[addr]:port", or "none" */
 };
 
 JOB *job_create(const IPC_REC *rec, VSTR *why);
@@ -144,30 +144,30 @@ typedef enum SESS_STATE {
  */
 typedef struct SESSION {
     SESS_STATE state;
-    CONN *conn;         /* NULL when closed */
-    unsigned gen;       /* bumped on every close, to notice it from inside callbacks */
-    char *host;         /* relay as qmgr named it */
+    CONN *conn;   /* NULL when closed */
+    unsigned gen; /* bumped on every close, to notice it from inside callbacks */
+    char *host;   /* relay as qmgr named it */
     unsigned port;
-    VSTR *label;        /* "host[addr]" */
-    VSTR *relay_text;   /* "host[addr]:port" */
-    VSTR *in;           /* received bytes not yet parsed into lines */
-    VSTR *out;          /* bytes not yet written */
-    size_t out_off;     /* written prefix of out */
-    int out_error;      /* errno of a failed write, reported from a timer */
+    VSTR *label;      /* "host[addr]" */
+    VSTR *relay_text; /* "host[addr]:port" */
+    VSTR *in;         /* received bytes not yet parsed into lines */
+    VSTR *out;        /* bytes not yet written */
+    size_t out_off;   /* written prefix of out */
+    int out_error;    /* errno of a failed write, reported from a timer */
     SMTP_REPLY_PARSER *parser;
     SMTP_REPLY *reply;
-    unsigned features;  /* SESS_FEAT_* */
+    unsigned features;    /* SESS_FEAT_* */
     long long size_limit; /* from SIZE; 0: none announced */
     long long opened_ms;
     long long idle_since;
-    unsigned msgs;      /* transactions started on this connection */
-    JOB *job;           /* the job in flight or waiting for the connection */
-    int job_active;     /* the connection is working for the job */
-    int reused;         /* the job's transaction runs on a connection used before */
-    int mail_ok;        /* MAIL FROM was accepted */
+    unsigned msgs;       /* transactions started on this connection */
+    JOB *job;            /* the job in flight or waiting for the connection */
+    int job_active;      /* the connection is working for the job */
+    int reused;          /* the job's transaction runs on a connection used before */
+    int mail_ok;         /* MAIL FROM was accepted */
     size_t rcpt_replies; /* RCPT TO replies received */
-    size_t accepted;    /* recipients accepted */
-    int empty_data;     /* DATA got 354 with no recipient accepted: send only the dot */
+    size_t accepted;     /* recipients accepted */
+    int empty_data;      /* DATA got 354 with no recipient accepted: send only the dot */
     SESSION_DONE_FN done;
     void (*stop_fn)(void); /* shutting down: call when the connection is gone */
 } SESSION;

@@ -133,6 +133,23 @@ sink_connections() {
     echo "${n:-0}"
 }
 
+# sink_has - whether the server accepted at least N messages: sink_has N
+sink_has() {
+    [ "$(sink_messages)" -ge "$1" ]
+}
+
+# sink_has_distinct - whether at least N distinct Message-IDs arrived: sink_has_distinct N
+sink_has_distinct() {
+    [ "$(grep '^message ' "$SINK_LOG" 2>/dev/null | sed 's/.*msgid=//' | sort -u | wc -l)" -ge "$1" ]
+}
+
+# log_has - whether the maillog has at least N lines matching a pattern: log_has N PATTERN
+log_has() {
+    local n
+    n=$(grep -c -- "$2" "$MAILLOG" 2>/dev/null)
+    [ "${n:-0}" -ge "$1" ]
+}
+
 # master_pid - the running master's pid, or nothing
 master_pid() {
     cat "$T/queue/pid/master.pid" 2>/dev/null

@@ -19,7 +19,7 @@ check "status lists 4 smtpout workers" -- test "$(grep -c smtpout "$T/status")" 
 N=1000
 inject $N e2e
 ok $? "$N messages accepted by relayq sendmail"
-wait_for 120 test "$(sink_messages)" -ge $N
+wait_for 120 sink_has $N
 ok $? "$N messages arrived at the server ($(sink_messages))"
 wait_for 30 queue_empty
 ok $? "mailq prints 'Mail queue is empty' afterwards"

@@ -16,7 +16,7 @@ injector=$!
 # kill_and_wait - kill -9 one daemon once some mail has moved, and wait for its successor
 kill_and_wait() {
     local name=$1 after=$2 old new
-    wait_for 60 test "$(sink_messages)" -ge "$after"
+    wait_for 60 sink_has "$after"
     old=$(child_pid "$name")
     kill -9 "$old"
     ok $? "kill -9 $name (pid $old) after $(sink_messages) deliveries"
@@ -30,7 +30,7 @@ kill_and_wait smtpout 500
 wait "$injector"
 ok $? "all $N messages accepted by relayq sendmail"
 
-wait_for 120 test "$(grep '^message ' "$SINK_LOG" | sed 's/.*msgid=//' | sort -u | wc -l)" -ge $N
+wait_for 120 sink_has_distinct $N
 ok $? "every one of the $N messages arrived"
 dups=$(($(sink_messages) - N))
 diag "duplicates (in flight at a kill): $dups"

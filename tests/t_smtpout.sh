@@ -80,7 +80,7 @@ if ! command -v python3 >/dev/null; then
     exit 0
 fi
 
-mkdir -p "$T/queue/private" "$T/maildir-a" "$T/maildir-b"
+mkdir -p "$T/queue/private" "$T/maildir-"{a,b,c,d,e}
 CONF=$T/relayq.conf
 MAILLOG=$T/maillog
 cat >"$CONF" <<EOF
@@ -92,6 +92,7 @@ smtp_keepalive_interval = 1s
 smtp_connection_idle_timeout = 300s
 smtp_connection_reuse_count_limit = 1000
 smtp_connect_timeout = 5s
+smtp_helo_timeout = 2s
 EOF
 
 # The fake qmgr: serves the jobs in jobs.json (one JSON object per line,
@@ -99,7 +100,7 @@ EOF
 # results.json, notes each worker hello in qmgr.events. A restarted fake
 # qmgr skips jobs that already have a result.
 cat >"$T/fakeqmgr.py" <<'EOF'
-import json, os, re, socket, sys, time
+import json, os, re, select, socket, sys, time
 
 sock_path, jobs_path, results_path, events_path = sys.argv[1:5]
 
@@ -145,7 +146,8 @@ def done_ids():
             ids.add(json.loads(line)['id'])
     return ids
 
-def next_job():
+def next_job(sock):
+    """The first job without a result, or None when the worker went away."""
     while True:
         done = done_ids()
         if os.path.exists(jobs_path):
@@ -153,7 +155,8 @@ def next_job():
                 job = json.loads(line)
                 if job['id'] not in done:
                     return job
-        time.sleep(0.05)
+        if select.select([sock], [], [], 0.05)[0] and not sock.recv(1, socket.MSG_PEEK):
+            return None
 
 try:
     os.unlink(sock_path)
@@ -172,12 +175,18 @@ while True:
         continue
     note('worker ' + ' '.join('%s=%s' % kv for kv in worker[1:]))
     while True:
-        job = next_job()
+        job = next_job(sock)
+        if job is None:
+            note('worker gone')
+            break
         attrs = [(k, job[k]) for k in ('id', 'queue_id', 'relay', 'port', 'sender', 'size',
                                         'arrival_ms', 'active_ms')]
         attrs += [('rcpt', r) for r in job['rcpts']]
-        sock.sendall(record('deliver', attrs))
-        result = chan.read()
+        try:
+            sock.sendall(record('deliver', attrs))
+            result = chan.read()
+        except OSError:
+            result = None
         if result is None:
             note('worker gone during job %d' % job['id'])
             break
@@ -248,6 +257,11 @@ results() {
     if [ -f "$RESULTS" ]; then wc -l <"$RESULTS"; else echo 0; fi
 }
 
+# have_results N - whether qmgr received at least N results
+have_results() {
+    [ "$(results)" -ge "$1" ]
+}
+
 # result_of ID - the result record of job ID as JSON
 result_of() {
     grep "\"id\": $1[,}]" "$RESULTS"
@@ -279,7 +293,7 @@ for i in $(seq 1 20); do
         add_job "$PORT_A" "$T/body$i" sender@example.com good$i@example.com
     fi
 done
-check "20 results arrive" wait_for 30 test "$(results)" -ge 20
+check "20 results arrive" wait_for 30 have_results 20
 check "the relay saw 20 messages" test "$(count '^message ' "$T/a.log")" -eq 20
 check "all 20 over one connection" test "$(count '^connect ' "$T/a.log")" -eq 1
 check "the content arrives intact (dot-stuffing undone)" cmp -s "$T/body1" "$T/maildir-a/1-1.eml"
@@ -307,7 +321,7 @@ start_qmgr
 check "smtpout reconnects to a restarted qmgr" wait_for 10 grep -q "^worker pid=$SMTPOUT_PID" "$EVENTS"
 body 21 >"$T/body21"
 add_job "$PORT_A" "$T/body21" sender@example.com good21@example.com
-check "the job after the qmgr restart is delivered" wait_for 10 test "$(results)" -ge 21
+check "the job after the qmgr restart is delivered" wait_for 10 have_results 21
 check "on the same SMTP connection" test "$(count '^connect ' "$T/a.log")" -eq 1
 check "with conn_use=21" grep -q "$QID: to=<good21@example.com>, .*conn_use=21, .*status=sent" "$MAILLOG"
 
@@ -316,7 +330,7 @@ check "with conn_use=21" grep -q "$QID: to=<good21@example.com>, .*conn_use=21, 
 REFUSED_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 body 22 >"$T/body22"
 add_job "$REFUSED_PORT" "$T/body22" sender@example.com good22@example.com
-check "the refused job gets a result" wait_for 15 test "$(results)" -ge 22
+check "the refused job gets a result" wait_for 15 have_results 22
 check "connection refused: deferred 4.4.1 with Postfix's reason" \
     grep -q "\"0 deferred 4.4.1 connect to 127.0.0.1\[127.0.0.1\]:$REFUSED_PORT: Connection refused\"" \
     <(result_of 22)
@@ -337,7 +351,7 @@ for i in $(seq 23 29); do
     add_job "$PORT_B" "$T/body$i" sender@example.com good$i@example.com
     B_QIDS="$B_QIDS $QID"
 done
-check "7 jobs to the 421 relay get results" wait_for 30 test "$(results)" -ge 29
+check "7 jobs to the 421 relay get results" wait_for 30 have_results 29
 check "all 7 were delivered" test "$(count '^message ' "$T/b.log")" -eq 7
 check "over 3 connections (421 after every 3 messages)" test "$(count '^connect ' "$T/b.log")" -eq 3
 check "the 421 was retried, not deferred" \
@@ -349,19 +363,92 @@ check "the retried message counts as the first on the new connection" \
     grep -Eq "to=<good26@example.com>, relay=127.0.0.1\[127.0.0.1\]:$PORT_B, conn_use=1, .*status=sent" \
     "$MAILLOG"
 
-# --- signals -----------------------------------------------------------------
+# --- no PIPELINING, SIZE limit ------------------------------------------------
 
+start_sink c --no-pipelining --size 400 \
+    --rcpt-reply 'busy@example.com=450 4.2.0 mailbox busy'
+PORT_C=$SINK_PORT
+body 30 >"$T/body30"
+add_job "$PORT_C" "$T/body30" "" good30@example.com busy@example.com bad30@example.com
+QID_C=$QID
+{ body 31; head -c 2000 /dev/zero | tr '\0' 'x'; printf '\r\n'; } >"$T/body31"
+add_job "$PORT_C" "$T/body31" sender@example.com good31@example.com
+QID_BIG=$QID
+check "jobs to the relay without PIPELINING get results" wait_for 15 have_results 31
+check "one command at a time: the accepted recipient is sent" \
+    grep -q '"0 sent 2.0.0 250 2.0.0 Ok: queued as' <(result_of 30)
+check "a 4xx RCPT reply defers that recipient with Postfix's text" \
+    grep -q '"1 deferred 4.2.0 host 127.0.0.1\[127.0.0.1\] said: 450 4.2.0 mailbox busy (in reply to RCPT TO command)"' \
+    <(result_of 30)
+check "the null sender reaches the relay" grep -q '^message conn=1 seq=1 from=<> rcpts=<good30@example.com>,<bad30@example.com>' "$T/c.log"
+check "a message over the relay's SIZE is bounced 5.3.4 without being sent" \
+    grep -q "\"0 bounced 5.3.4 message size $(stat -c %s "$T/body31") exceeds size limit 400 of server 127.0.0.1\[127.0.0.1\]\"" \
+    <(result_of 31)
+check "and the relay never saw it" test "$(count '^message ' "$T/c.log")" -eq 1
+
+# --- a stalled greeting times out --------------------------------------------
+
+start_sink d --stall GREETING:10
+PORT_D=$SINK_PORT
+body 32 >"$T/body32"
+add_job "$PORT_D" "$T/body32" sender@example.com good32@example.com
+check "the stalled relay's job gets a result" wait_for 15 have_results 32
+check "greeting timeout: deferred 4.4.2 with Postfix's reason" \
+    grep -q '"0 deferred 4.4.2 conversation with 127.0.0.1\[127.0.0.1\] timed out while receiving the initial server greeting"' \
+    <(result_of 32)
+check "greeting timeout: the result says the connection is closed" grep -q '"conn": "closed"' <(result_of 32)
+
+# The last connection to relay b is used again after the detours above.
+body 33 >"$T/body33"
+add_job "$PORT_B" "$T/body33" sender@example.com good33@example.com
+check "a job after the detours gets a result" wait_for 15 have_results 33
+check "it was sent" grep -q '"0 sent 2.0.0' <(result_of 33)
+
+# --- SIGHUP: a lower reuse count limit retires connections ------------------
+
+echo "smtp_connection_reuse_count_limit = 2" >>"$CONF"
 kill -HUP "$SMTPOUT_PID"
 check "SIGHUP reloads the configuration" wait_for 5 grep -q "smtpout\[$SMTPOUT_PID\]: configuration reloaded" "$MAILLOG"
 check "smtpout survives SIGHUP" kill -0 "$SMTPOUT_PID"
+for i in 34 35 36; do
+    body "$i" >"$T/body$i"
+    add_job "$PORT_A" "$T/body$i" sender@example.com good$i@example.com
+done
+check "three more jobs to relay a get results" wait_for 15 have_results 36
+check "reuse count limit 2: the second message retires the connection" \
+    grep -q '"conn": "closed"' <(result_of 35)
+check "reuse count limit 2: the third message needs a new connection" \
+    test "$(count '^connect ' "$T/a.log")" -eq 3
+check "the retired connection ended with QUIT" wait_for 5 grep -q '^close conn=2 reason=quit messages=2' "$T/a.log"
+
+# --- SIGTERM -----------------------------------------------------------------
 
 kill -TERM "$SMTPOUT_PID"
 check "SIGTERM: smtpout exits" wait_for 10 bash -c "! kill -0 $SMTPOUT_PID 2>/dev/null"
 wait "$SMTPOUT_PID"
 ok $? "SIGTERM: exit status 0"
-check "SIGTERM: the idle connection ended with QUIT" wait_for 5 grep -q '^close conn=3 reason=quit' "$T/b.log"
+check "SIGTERM: the idle connection ended with QUIT" wait_for 5 grep -q '^close conn=3 reason=quit messages=1' "$T/a.log"
 check "no warnings or panics in the log, besides losing qmgr" \
     test "$(grep 'warning: \|panic: \|fatal: ' "$MAILLOG" | grep -vc 'connection to qmgr')" -eq 0
+
+# --- SIGTERM with a transaction in flight ---------------------------------------
+
+start_sink e --stall DOT:1
+PORT_E=$SINK_PORT
+"$SMTPOUT" -c "$CONF" ${SMTPOUT_FLAGS:-} 2>>"$T/smtpout.err" &
+SMTPOUT_PID=$!
+PIDS="$PIDS $SMTPOUT_PID"
+check "a second smtpout announces itself" wait_for 10 grep -q "^worker pid=$SMTPOUT_PID" "$EVENTS"
+body 37 >"$T/body37"
+add_job "$PORT_E" "$T/body37" sender@example.com good37@example.com
+wait_for 10 grep -q '^connect ' "$T/e.log"
+kill -TERM "$SMTPOUT_PID"
+check "SIGTERM in flight: the transaction finishes and its result is sent" wait_for 10 have_results 37
+check "SIGTERM in flight: the message was sent" grep -q '"0 sent 2.0.0' <(result_of 37)
+check "SIGTERM in flight: smtpout exits" wait_for 10 bash -c "! kill -0 $SMTPOUT_PID 2>/dev/null"
+wait "$SMTPOUT_PID"
+ok $? "SIGTERM in flight: exit status 0"
+check "SIGTERM in flight: QUIT after the transaction" wait_for 5 grep -q '^close conn=1 reason=quit messages=1' "$T/e.log"
 
 echo "1..$TAP_COUNT"
 [ "$TAP_FAILED" -eq 0 ]

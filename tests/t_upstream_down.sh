@@ -14,7 +14,7 @@ ok $? "relayq start with the relay down"
 N=20
 inject $N down
 ok $? "$N messages queued"
-wait_for 30 test "$(grep -c 'status=deferred' "$MAILLOG")" -ge $N
+wait_for 30 log_has $N 'status=deferred'
 ok $? "every message was tried and deferred"
 "$RELAYQ" mailq >"$T/mailq"
 check "mailq lists $N requests" -- grep -q "in $N Requests" "$T/mailq"
@@ -31,7 +31,7 @@ ok $? "relay back on the same port"
 check "nothing is delivered before the flush" -- test "$(sink_messages)" -eq 0
 "$RELAYQ" flush
 ok $? "relayq flush"
-wait_for 30 test "$(sink_messages)" -ge $N
+wait_for 30 sink_has $N
 ok $? "all $N delivered after the flush ($(sink_messages))"
 wait_for 10 queue_empty
 ok $? "the queue is empty"

@@ -50,6 +50,7 @@ static const CLI_CMD relayq_commands[] = {
      "[-c FILE] [-t] [-i] [-f SENDER] [-F NAME] [-N DSN] [-R RET] [-V ENVID] [RCPT...]"},
     {"mailq", mailq_main, "[-c FILE] [--json]"},
     {"flush", flush_main, "[-c FILE] [-i QUEUE_ID]... [-s DOMAIN]..."},
+    {"stats", stats_main, "[-c FILE] [--json]"},
     {NULL, NULL, NULL},
 };
 

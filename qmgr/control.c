@@ -5,7 +5,8 @@
  *	answer one request record: `flush` (make deferred mail due now: the
  *	listed queue ids, or every message with a recipient in a listed
  *	domain, or the whole queue; held and active messages are left alone)
- *	and `active` (the queue ids being delivered now). The reply is queued
+ *	`active` (the queue ids being delivered now) and `stats` (queue
+ *	counts and the connection pool, see stats.c). The reply is queued
  *	on the peer's channel; a flush replies after its transaction has
  *	committed. Returns -1 for a request that is not understood (the
  *	caller closes the connection after the error reply is sent).
@@ -159,6 +160,13 @@ int control_request(QMGR_PEER *peer, const IPC_REC *rec)
         IPC_REC *reply = ipc_rec_create("active");
 
         htable_walk(qmgr_active, control_active_add, reply);
+        ipc_chan_send(peer->chan, reply);
+        ipc_rec_free(reply);
+        return 0;
+    }
+    if (strcmp(type, "stats") == 0) {
+        IPC_REC *reply = stats_report();
+
         ipc_chan_send(peer->chan, reply);
         ipc_rec_free(reply);
         return 0;

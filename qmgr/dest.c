@@ -8,6 +8,10 @@
  *	a destination's FIFO queue of jobs waiting for a worker.
  * dest_list()
  *	the first destination, for walking all of them.
+ * dest_by_name()
+ *	the destination "host:port" (made when new: a worker may report a
+ *	connection that a restarted qmgr has not routed to yet); NULL when
+ *	the name has no port.
  * dest_reload()
  *	apply a re-read configuration: a changed relayhost makes a new
  *	destination for new jobs (queued ones keep theirs); the concurrency
@@ -19,6 +23,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "msg.h"
@@ -73,6 +78,28 @@ QMGR_DEST *dest_for_relayhost(void)
         dest_current = dest_find_or_create(relay.host, relay.port);
     }
     return dest_current;
+}
+
+/* dest_by_name - the destination of a "host:port" name */
+QMGR_DEST *dest_by_name(const char *name)
+{
+    const char *colon = strrchr(name, ':');
+    char *end, *host;
+    unsigned long port;
+    QMGR_DEST *dest;
+
+    for (dest = dest_head; dest; dest = dest->next)
+        if (strcmp(dest->name, name) == 0)
+            return dest;
+    if (colon == NULL || colon == name)
+        return NULL;
+    port = strtoul(colon + 1, &end, 10);
+    if (*end != '\0' || port == 0 || port > 65535)
+        return NULL;
+    host = mystrndup(name, (size_t)(colon - name));
+    dest = dest_find_or_create(host, (unsigned)port);
+    myfree(host);
+    return dest;
 }
 
 /* dest_enqueue - add a job at the tail */

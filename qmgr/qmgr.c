@@ -105,6 +105,8 @@ static int qmgr_dispatch(QMGR_PEER *peer, const IPC_REC *rec)
     case PEER_WORKER:
         if (strcmp(type, "result") == 0)
             return result_receive(peer, rec);
+        if (strcmp(type, "conn") == 0)
+            return stats_event(peer, rec);
         break;
     case PEER_CONTROL:
         return control_request(peer, rec);

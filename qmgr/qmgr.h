@@ -42,9 +42,26 @@ struct QMGR_JOB {
     QMGR_JOB *next;    /* in the destination's queue */
 };
 
+/* Why a connection closed, as smtpout reports it; the order of stats_reasons[]. */
+#define STATS_REASONS 9
+
+/* What qmgr has learned about a destination's connections since it started. */
+typedef struct DEST_STATS {
+    long long opened; /* new connections */
+    long long closed; /* connections that ended */
+    long long closed_by[STATS_REASONS];
+    long long tls;         /* TLS handshakes */
+    long long tls_resumed; /* of which resumed sessions */
+    long long auth_ok;
+    long long auth_fail;
+    long long timeouts;
+    long long messages; /* messages with a recipient sent */
+    long long rcpt_sent, rcpt_deferred, rcpt_bounced;
+} DEST_STATS;
+
 /*
  * A destination (next hop): a relay host and port, with its queue of
- * jobs waiting for a worker and its concurrency window.
+ * jobs waiting for a worker, its concurrency window and its statistics.
  */
 struct QMGR_DEST {
     char *name; /* "host:port" */
@@ -54,6 +71,7 @@ struct QMGR_DEST {
     int limit; /* concurrency limit */
     QMGR_JOB *head, *tail;
     size_t queued;
+    DEST_STATS stats;
     QMGR_DEST *next;
 };
 
@@ -88,6 +106,7 @@ QMGR_DEST *dest_for_relayhost(void);
 void dest_enqueue(QMGR_DEST *dest, QMGR_JOB *job);
 QMGR_JOB *dest_dequeue(QMGR_DEST *dest);
 QMGR_DEST *dest_list(void);
+QMGR_DEST *dest_by_name(const char *name);
 void dest_reload(void);
 
 /* message.c */
@@ -108,6 +127,11 @@ void job_free(QMGR_JOB *job);
 /* result.c */
 int result_receive(QMGR_PEER *worker, const IPC_REC *rec);
 void result_worker_lost(QMGR_PEER *worker);
+
+/* stats.c */
+int stats_event(QMGR_PEER *worker, const IPC_REC *rec);
+void stats_result(QMGR_DEST *dest, const QMGR_MESSAGE *message, const QMGR_JOB *job);
+IPC_REC *stats_report(void);
 
 /* control.c */
 int control_request(QMGR_PEER *peer, const IPC_REC *rec);

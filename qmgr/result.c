@@ -147,6 +147,7 @@ int result_receive(QMGR_PEER *worker, const IPC_REC *rec)
         }
     conn = ipc_rec_get(rec, "conn");
     worker->conn_dest = strcmp(conn, "open") == 0 ? job->dest : NULL;
+    stats_result(job->dest, job->message, job);
     result_job_finished(worker);
     ret = 0;
 out:

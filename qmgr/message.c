@@ -11,12 +11,17 @@
  *	when none is left the message waits on the done list.
  * message_finalize_done()
  *	commit the new state of every message on the done list in ONE write
- *	transaction (group commit): changed recipients; then either delete the
- *	message (every recipient final), leave it due at once (a job was lost
- *	with its worker), or count the attempt and reschedule it with an
- *	exponential backoff and jitter. Only after the commit do the messages
- *	leave the active set. Returns the number finalized, or -1 when the
- *	commit failed (the list is kept and retried).
+ *	transaction (group commit): changed recipients; a message older than
+ *	maximal_queue_lifetime (bounce_queue_lifetime for the null sender)
+ *	with recipients still deferred has them bounced; the notices the
+ *	results call for (failure, and once per message a delay notice after
+ *	delay_warning_time) are queued in the same transaction; then the
+ *	message is deleted (every recipient final), left due at once (a job
+ *	was lost with its worker), or its attempt is counted and it is
+ *	rescheduled with an exponential backoff and jitter. Only after the
+ *	commit do the messages leave the active set. Returns the number
+ *	finalized, or -1 when the commit failed (the list is kept and
+ *	retried).
  * message_done_pending()
  *	whether the done list is non-empty.
  * message_free()
@@ -139,15 +144,83 @@ static long long message_backoff(unsigned attempts)
     return delay < 1 ? 1 : delay;
 }
 
+/* message_lifetime - how long a message may stay in the queue */
+static long long message_lifetime(const QMGR_MESSAGE *message)
+{
+    return var_int(*message->env.sender ? "maximal_queue_lifetime" : "bounce_queue_lifetime");
+}
+
+/* message_notify - queue the notices this pass's results call for */
+static void message_notify(QSTORE_TXN *txn, QMGR_MESSAGE *message, int expired)
+{
+    unsigned char *failed = mycalloc(message->nrcpt ? message->nrcpt : 1, 1);
+    unsigned char *delayed = mycalloc(message->nrcpt ? message->nrcpt : 1, 1);
+    long long age = (long long)time(NULL) - message->env.arrival_ms / 1000;
+    long long warn_after = var_int("delay_warning_time");
+    int any_failed = 0, any_delayed = 0;
+
+    for (size_t i = 0; i < message->nrcpt; i++) {
+        const QRCPT *rcpt = &message->rcpts[i];
+
+        if (rcpt->status == QRCPT_BOUNCED && message->changed[i] && bounce_wants(rcpt, DSN_FAILED))
+            any_failed = failed[i] = 1;
+        if (rcpt->status == QRCPT_DEFERRED && bounce_wants(rcpt, DSN_DELAYED))
+            delayed[i] = 1;
+    }
+    if (any_failed)
+        bounce_notify(txn, message, DSN_FAILED, failed, expired);
+    if (warn_after > 0 && age >= warn_after && !(message->env.flags & QMSG_WARNED)) {
+        for (size_t i = 0; i < message->nrcpt; i++)
+            any_delayed |= delayed[i];
+        /* Once per message, whether or not a recipient asked for it. */
+        message->env.flags |= QMSG_WARNED;
+        if (any_delayed)
+            bounce_notify(txn, message, DSN_DELAYED, delayed, 0);
+    }
+    myfree(failed);
+    myfree(delayed);
+}
+
+/* message_expire - bounce the recipients of a message older than its lifetime */
+static int message_expire(QMGR_MESSAGE *message)
+{
+    long long age = (long long)time(NULL) - message->env.arrival_ms / 1000;
+
+    if (age < message_lifetime(message))
+        return 0;
+    for (size_t i = 0; i < message->nrcpt; i++) {
+        QRCPT *rcpt = &message->rcpts[i];
+
+        if (rcpt->status == QRCPT_SENT || rcpt->status == QRCPT_BOUNCED)
+            continue;
+        /* The last deferral's reason and code stay: they say why. */
+        rcpt->status = QRCPT_BOUNCED;
+        if (*rcpt->dsn == '\0')
+            snprintf(rcpt->dsn, sizeof(rcpt->dsn), "4.4.7");
+        if (*rcpt->reply == '\0') {
+            myfree(rcpt->reply);
+            rcpt->reply = mystrdup("message expired: no delivery attempt succeeded");
+        }
+        message->changed[i] = 1;
+    }
+    msg_info("%s: message expired after %lld seconds in the queue", message->env.qid, age);
+    return 1;
+}
+
 /* message_finalize - write one message's new state into the transaction */
 static void message_finalize(QSTORE_TXN *txn, QMGR_MESSAGE *message, int *removed)
 {
-    int pending = 0;
+    int pending = 0, expired = 0;
 
     *removed = 0;
     for (size_t i = 0; i < message->nrcpt; i++)
         if (!message_rcpt_final(message->rcpts[i].status))
             pending = 1;
+    if (pending && !message->lost && message_expire(message)) {
+        pending = 0;
+        expired = 1;
+    }
+    message_notify(txn, message, expired);
     if (!pending) {
         qstore_message_delete(txn, message->env.qid);
         *removed = 1;
@@ -159,6 +232,7 @@ static void message_finalize(QSTORE_TXN *txn, QMGR_MESSAGE *message, int *remove
     if (message->lost) {
         /* Its worker died: the schedule entry is still due, so the next
          * scan retries the remaining recipients at once. */
+        qstore_message_put(txn, &message->env, 0);
         return;
     }
     message->env.attempts++;
@@ -202,7 +276,8 @@ int message_finalize_done(void)
                 done = 0;
         if (done)
             msg_info("%s: removed", message->env.qid);
-        else if (message->lost)
+        else
+            /* Due again at once (lost) or later: a scan sets the timer. */
             qmgr_scan_wanted = 1;
         htable_remove(qmgr_active, message->env.qid);
         message_free(message);

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 
+#include "dsn.h"
 #include "htable.h"
 #include "ipc.h"
 #include "qstore.h"
@@ -132,6 +133,11 @@ void result_worker_lost(QMGR_PEER *worker);
 int stats_event(QMGR_PEER *worker, const IPC_REC *rec);
 void stats_result(QMGR_DEST *dest, const QMGR_MESSAGE *message, const QMGR_JOB *job);
 IPC_REC *stats_report(void);
+
+/* bounce.c */
+int bounce_wants(const QRCPT *rcpt, DSN_KIND kind);
+int bounce_notify(QSTORE_TXN *txn, QMGR_MESSAGE *message, DSN_KIND kind,
+                  const unsigned char *include, int expired);
 
 /* control.c */
 int control_request(QMGR_PEER *peer, const IPC_REC *rec);

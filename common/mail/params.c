@@ -291,6 +291,8 @@ const CONFIG_PARAM params_table[] = {
     PARAM_TIME("queue_run_delay", "300s", 1, DAY),
     PARAM_TIME("maximal_queue_lifetime", "5d", 0, 365 * DAY),
     PARAM_TIME("bounce_queue_lifetime", "5d", 0, 365 * DAY),
+    PARAM_TIME("delay_warning_time", "0h", 0, 365 * DAY), /* 0: no delay notices */
+    PARAM_SIZE("bounce_size_limit", "50000", 1, 1073741824L),
     PARAM_SIZE("message_size_limit", "10240000", 0, 1073741824L), /* 0: no limit */
     PARAM_INT("qmgr_message_active_limit", "20000", 1, 10000000),
     PARAM_SIZE("queue_map_size", "1g", 1048576L, 1099511627776L),

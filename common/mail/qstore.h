@@ -19,7 +19,8 @@
 #define QSTORE_READONLY 1 /* qstore_open: commands that only look */
 
 /* Message flags. */
-#define QMSG_HOLD 1 /* on hold: never scheduled until released */
+#define QMSG_HOLD 1   /* on hold: never scheduled until released */
+#define QMSG_WARNED 2 /* the sender has had its delay notice */
 
 /* A message's envelope. */
 typedef struct QMSG {

@@ -78,6 +78,9 @@ typedef struct MAILQ_STATE {
 
 int mailq_main(int argc, char **argv);
 
+/* ops.c */
+int ops_main(int argc, char **argv);
+
 /* stats.c */
 int stats_main(int argc, char **argv);
 

@@ -37,6 +37,10 @@
 
 #define RELAYQ_QUOTE_DEFAULT 100 /* bytes of untrusted text shown in a message */
 
+#define OPS_USAGE                                                                                  \
+    "[-c FILE] [--dry-run] [--sender ADDR] [--recipient ADDR] [--domain DOMAIN] "                  \
+    "[--older-than TIME] QUEUE_ID...|ALL|-"
+
 /* The configuration file named before the command word ("relayq -c FILE cmd"). */
 static const char *relayq_config_path;
 
@@ -51,6 +55,10 @@ static const CLI_CMD relayq_commands[] = {
     {"mailq", mailq_main, "[-c FILE] [--json]"},
     {"flush", flush_main, "[-c FILE] [-i QUEUE_ID]... [-s DOMAIN]..."},
     {"stats", stats_main, "[-c FILE] [--json]"},
+    {"hold", ops_main, OPS_USAGE},
+    {"release", ops_main, OPS_USAGE},
+    {"delete", ops_main, OPS_USAGE},
+    {"requeue", ops_main, OPS_USAGE},
     {NULL, NULL, NULL},
 };
 

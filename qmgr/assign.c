@@ -7,6 +7,8 @@
  *	connection already goes to that destination (no new TCP, TLS or AUTH),
  *	then one without a connection, then any idle one. The job record is
  *	queued on the worker's channel; qmgr.c flushes channels after the pass.
+ *	A queued job whose message the operator deleted or held meanwhile is
+ *	dropped instead.
  * job_free()
  *	release a job.
  */
@@ -87,6 +89,16 @@ void assign_jobs(void)
 
             if (dest->queued == 0 || dest->busy >= dest->limit)
                 continue;
+            if (dest->head->message->deleted || (dest->head->message->env.flags & QMSG_HOLD)) {
+                /* Deleted or held by the operator while waiting for a worker. */
+                QMGR_JOB *job = dest_dequeue(dest);
+                QMGR_MESSAGE *message = job->message;
+
+                job_free(job);
+                message_job_done(message);
+                progress = 1;
+                continue;
+            }
             if ((worker = assign_pick_worker(dest)) == NULL)
                 return;
             assign_send(worker, dest_dequeue(dest));

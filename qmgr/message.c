@@ -32,6 +32,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -48,10 +49,28 @@ static QMGR_MESSAGE *message_done_head;
 /* message_free - release a message */
 void message_free(QMGR_MESSAGE *message)
 {
+    qstore_attempts_free(message->attempts, message->nattempts);
     qmsg_free(&message->env);
     qstore_rcpts_free(message->rcpts, message->nrcpt);
     myfree(message->changed);
     myfree(message);
+}
+
+/* message_add_attempt - remember a recipient's new result for the history */
+void message_add_attempt(QMGR_MESSAGE *message, unsigned index, const char *relay)
+{
+    const QRCPT *rcpt = &message->rcpts[index];
+    QATTEMPT *at;
+
+    message->attempts =
+        myrealloc(message->attempts, sizeof(*message->attempts) * (message->nattempts + 1));
+    at = message->attempts + message->nattempts++;
+    at->when_ms = wall_ms();
+    at->index = index;
+    at->status = rcpt->status;
+    snprintf(at->dsn, sizeof(at->dsn), "%s", rcpt->dsn);
+    at->relay = mystrdup(relay);
+    at->reply = mystrdup(rcpt->reply);
 }
 
 /* message_rcpt_final - is a recipient status final */
@@ -213,10 +232,16 @@ static void message_finalize(QSTORE_TXN *txn, QMGR_MESSAGE *message, int *remove
     int pending = 0, expired = 0;
 
     *removed = 0;
+    if (message->deleted) {
+        qstore_message_delete(txn, message->env.qid);
+        *removed = 1;
+        return;
+    }
     for (size_t i = 0; i < message->nrcpt; i++)
         if (!message_rcpt_final(message->rcpts[i].status))
             pending = 1;
-    if (pending && !message->lost && message_expire(message)) {
+    if (pending && !message->lost && !message->requeue && !(message->env.flags & QMSG_HOLD) &&
+        message_expire(message)) {
         pending = 0;
         expired = 1;
     }
@@ -229,6 +254,31 @@ static void message_finalize(QSTORE_TXN *txn, QMGR_MESSAGE *message, int *remove
     for (size_t i = 0; i < message->nrcpt; i++)
         if (message->changed[i])
             qstore_rcpt_put(txn, message->env.qid, &message->rcpts[i]);
+    for (size_t i = 0; i < message->nattempts; i++)
+        qstore_attempt_put(txn, message->env.qid, &message->attempts[i]);
+    if (message->requeue) {
+        /* The operator asked for a fresh start while it was in delivery. */
+        for (size_t i = 0; i < message->nrcpt; i++) {
+            QRCPT *rcpt = &message->rcpts[i];
+
+            if (message_rcpt_final(rcpt->status))
+                continue;
+            rcpt->status = QRCPT_PENDING;
+            rcpt->dsn[0] = '\0';
+            myfree(rcpt->reply);
+            rcpt->reply = mystrdup("");
+            qstore_rcpt_put(txn, message->env.qid, rcpt);
+        }
+        message->env.attempts = 0;
+        message->env.flags &= ~(unsigned)QMSG_HOLD;
+        qstore_message_reschedule(txn, &message->env, (long long)time(NULL));
+        return;
+    }
+    if (message->env.flags & QMSG_HOLD) {
+        /* Held during delivery: off the schedule until released. */
+        qstore_message_reschedule(txn, &message->env, 0);
+        return;
+    }
     if (message->lost) {
         /* Its worker died: the schedule entry is still due, so the next
          * scan retries the remaining recipients at once. */
@@ -274,7 +324,7 @@ int message_finalize_done(void)
         for (size_t i = 0; i < message->nrcpt; i++)
             if (!message_rcpt_final(message->rcpts[i].status))
                 done = 0;
-        if (done)
+        if (done || message->deleted)
             msg_info("%s: removed", message->env.qid);
         else
             /* Due again at once (lost) or later: a scan sets the timer. */

@@ -25,10 +25,14 @@ struct QMGR_MESSAGE {
     QMSG env;
     QRCPT *rcpts;
     size_t nrcpt;
-    unsigned char *changed;  /* per recipient: a result to write */
-    long long active_ms;     /* when it was activated */
+    unsigned char *changed; /* per recipient: a result to write */
+    long long active_ms;    /* when it was activated */
+    QATTEMPT *attempts;     /* results of this activation, for the history */
+    size_t nattempts;
     int jobs_outstanding;    /* jobs not yet finished */
     int lost;                /* a job's worker died: make it due again at once */
+    int deleted;             /* the operator deleted it during delivery */
+    int requeue;             /* the operator requeued it during delivery */
     QMGR_MESSAGE *done_next; /* on the list of messages to finalize */
 };
 
@@ -115,6 +119,7 @@ QMGR_MESSAGE *message_activate(QSTORE_TXN *txn, const char *qid);
 void message_job_done(QMGR_MESSAGE *message);
 int message_finalize_done(void);
 void message_free(QMGR_MESSAGE *message);
+void message_add_attempt(QMGR_MESSAGE *message, unsigned index, const char *relay);
 int message_done_pending(void);
 
 /* scan.c */
@@ -138,6 +143,9 @@ IPC_REC *stats_report(void);
 int bounce_wants(const QRCPT *rcpt, DSN_KIND kind);
 int bounce_notify(QSTORE_TXN *txn, QMGR_MESSAGE *message, DSN_KIND kind,
                   const unsigned char *include, int expired);
+
+/* ops.c */
+int ops_request(QMGR_PEER *peer, const IPC_REC *rec);
 
 /* control.c */
 int control_request(QMGR_PEER *peer, const IPC_REC *rec);

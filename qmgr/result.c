@@ -50,7 +50,8 @@ static int result_status(const char *word, size_t len)
 }
 
 /* result_apply_rcpt - parse "INDEX STATUS DSN TEXT" into the message */
-static int result_apply_rcpt(QMGR_JOB *job, unsigned char *seen, const char *value, VSTR *why)
+static int result_apply_rcpt(QMGR_JOB *job, unsigned char *seen, const char *value,
+                             const char *relay, VSTR *why)
 {
     QMGR_MESSAGE *message = job->message;
     const char *cp = value;
@@ -99,6 +100,7 @@ static int result_apply_rcpt(QMGR_JOB *job, unsigned char *seen, const char *val
     rcpt->reply = mystrdup(cp);
     rcpt->last_attempt = (long long)time(NULL);
     message->changed[index] = 1;
+    message_add_attempt(message, (unsigned)index, relay);
     return 0;
 }
 
@@ -132,7 +134,7 @@ int result_receive(QMGR_PEER *worker, const IPC_REC *rec)
     for (size_t i = 1; i < rec->count; i++) {
         if (strcmp(rec->attrs[i].name, "rcpt") != 0)
             continue;
-        if (result_apply_rcpt(job, seen, rec->attrs[i].value, why) < 0) {
+        if (result_apply_rcpt(job, seen, rec->attrs[i].value, ipc_rec_get(rec, "relay"), why) < 0) {
             msg_warn("worker pid %ld: %s: %s", worker->pid, job->message->env.qid, vstr_str(why));
             goto out;
         }

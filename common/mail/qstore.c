@@ -1,12 +1,14 @@
 /*
  * qstore - the durable mail queue: one LMDB environment
  *
- * This is the only module that calls mdb_*(). The environment holds six
+ * This is the only module that calls mdb_*(). The environment holds seven
  * named databases (DESIGN.md): messages (queue id -> envelope),
  * recipients (queue id + 32-bit index -> recipient), bodies (queue id +
  * 32-bit chunk number -> content), schedule (64-bit big-endian time +
  * queue id -> nothing, the due-time index), picked (maildrop file name ->
- * queue id) and meta (name -> value: the schema version).
+ * queue id), attempts (queue id + 64-bit time in ms + 32-bit recipient
+ * index -> one delivery attempt's outcome) and meta (name -> value: the
+ * schema version).
  *
  * qstore_open(), qstore_close()
  *	open the environment in a directory (created when missing unless
@@ -27,6 +29,8 @@
  *	scan (every envelope, in queue id order).
  * qstore_rcpt_put(), qstore_rcpts_get()
  *	recipients, written one by one and read all at once.
+ * qstore_attempt_put(), qstore_attempts_get(), qstore_attempts_free()
+ *	the attempt history of a message, oldest first; deleted with it.
  * qstore_body_put(), qstore_body_get()
  *	content, stored in chunks of QSTORE_CHUNK bytes.
  * qstore_schedule_scan()
@@ -68,6 +72,7 @@ struct QSTORE {
     MDB_dbi bodies;
     MDB_dbi schedule;
     MDB_dbi picked;
+    MDB_dbi attempts;
     MDB_dbi meta;
     int readonly;
 };
@@ -102,7 +107,8 @@ static int qstore_open_dbs(QSTORE *store, VSTR *why)
     } dbs[] = {
         {"messages", &store->messages}, {"recipients", &store->recipients},
         {"bodies", &store->bodies},     {"schedule", &store->schedule},
-        {"picked", &store->picked},     {"meta", &store->meta},
+        {"picked", &store->picked},     {"attempts", &store->attempts},
+        {"meta", &store->meta},
     };
 
     if ((rc = mdb_txn_begin(store->env, NULL, store->readonly ? MDB_RDONLY : 0, &txn)) != 0) {
@@ -531,6 +537,7 @@ int qstore_message_delete(QSTORE_TXN *txn, const char *qid)
     qmsg_free(&msg);
     prefix_delete(txn, txn->store->recipients, qid, "delete recipients");
     prefix_delete(txn, txn->store->bodies, qid, "delete body");
+    prefix_delete(txn, txn->store->attempts, qid, "delete attempts");
     if (txn->error)
         return txn->error;
     if ((rc = mdb_del(txn->txn, txn->store->messages, &key, NULL)) != 0)
@@ -683,6 +690,101 @@ void qstore_rcpts_free(QRCPT *list, size_t count)
         myfree(list[i].addr);
         myfree(list[i].orcpt);
         myfree(list[i].notify);
+        myfree(list[i].reply);
+    }
+    myfree(list);
+}
+
+/* qstore_attempt_put - record one recipient's delivery attempt */
+int qstore_attempt_put(QSTORE_TXN *txn, const char *qid, const QATTEMPT *attempt)
+{
+    unsigned char kbuf[QID_LEN + 12];
+    size_t len = strlen(qid);
+    MDB_val key, val;
+    VSTR *buf;
+    int rc;
+
+    if (txn->error)
+        return txn->error;
+    memcpy(kbuf, qid, len);
+    be64_put(kbuf + len, (uint64_t)attempt->when_ms);
+    kbuf[len + 8] = (unsigned char)(attempt->index >> 24);
+    kbuf[len + 9] = (unsigned char)(attempt->index >> 16);
+    kbuf[len + 10] = (unsigned char)(attempt->index >> 8);
+    kbuf[len + 11] = (unsigned char)attempt->index;
+    key.mv_size = len + 12;
+    key.mv_data = kbuf;
+    buf = vstr_alloc(128);
+    vstr_addch(buf, QSTORE_REC_VERSION);
+    pack_u64(buf, (uint64_t)attempt->status);
+    pack_str(buf, attempt->dsn);
+    pack_str(buf, attempt->relay);
+    pack_str(buf, attempt->reply);
+    val.mv_size = vstr_len(buf);
+    val.mv_data = vstr_str(buf);
+    rc = mdb_put(txn->txn, txn->store->attempts, &key, &val, 0);
+    vstr_free(buf);
+    return rc ? qstore_fail(txn, rc, "store attempt") : QSTORE_OK;
+}
+
+/* qstore_attempts_get - the attempt history of a message, oldest first */
+int qstore_attempts_get(QSTORE_TXN *txn, const char *qid, QATTEMPT **list, size_t *count)
+{
+    size_t len = strlen(qid), n = 0, cap = 4;
+    QATTEMPT *attempts;
+    MDB_cursor *cur;
+    MDB_val key = {.mv_size = len, .mv_data = (void *)qid}, val;
+    int rc;
+
+    if (txn->error)
+        return txn->error;
+    if ((rc = mdb_cursor_open(txn->txn, txn->store->attempts, &cur)) != 0)
+        return qstore_fail(txn, rc, "read attempts");
+    attempts = mymalloc(sizeof(*attempts) * cap);
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+         rc == 0 && key.mv_size == len + 12 && memcmp(key.mv_data, qid, len) == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        const unsigned char *kp = (const unsigned char *)key.mv_data + len;
+        UNPACK up = {val.mv_data, (const unsigned char *)val.mv_data + val.mv_size, 0};
+        QATTEMPT *at;
+        char *dsn;
+
+        if (n == cap)
+            attempts = myrealloc(attempts, sizeof(*attempts) * (cap *= 2));
+        at = attempts + n++;
+        at->when_ms = (long long)be64_get(kp);
+        at->index =
+            ((unsigned)kp[8] << 24) | ((unsigned)kp[9] << 16) | ((unsigned)kp[10] << 8) | kp[11];
+        if (up.cp == up.end || *up.cp++ != QSTORE_REC_VERSION)
+            up.bad = 1;
+        at->status = (int)unpack_u64(&up);
+        dsn = unpack_str(&up);
+        snprintf(at->dsn, sizeof(at->dsn), "%s", dsn);
+        myfree(dsn);
+        at->relay = unpack_str(&up);
+        at->reply = unpack_str(&up);
+        if (up.bad) {
+            qstore_attempts_free(attempts, n);
+            mdb_cursor_close(cur);
+            vstr_sprintf(txn->reason, "%s: malformed attempt record", qid);
+            return QSTORE_ERROR;
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        qstore_attempts_free(attempts, n);
+        return qstore_fail(txn, rc, "read attempts");
+    }
+    *list = attempts;
+    *count = n;
+    return QSTORE_OK;
+}
+
+/* qstore_attempts_free - release an attempt list */
+void qstore_attempts_free(QATTEMPT *list, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        myfree(list[i].relay);
         myfree(list[i].reply);
     }
     myfree(list);

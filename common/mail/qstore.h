@@ -54,6 +54,16 @@ typedef struct QRCPT {
     char *reply;            /* last reply or failure reason, or "" */
 } QRCPT;
 
+/* One delivery attempt of one recipient, kept for `relayq show`. */
+typedef struct QATTEMPT {
+    long long when_ms; /* when the result came back, ms since the epoch */
+    unsigned index;    /* the recipient */
+    int status;        /* QRCPT_SENT, QRCPT_DEFERRED or QRCPT_BOUNCED */
+    char dsn[16];
+    char *relay; /* "host[addr]:port" or "none" */
+    char *reply; /* the reply or failure reason */
+} QATTEMPT;
+
 typedef struct QSTORE QSTORE;
 typedef struct QSTORE_TXN QSTORE_TXN;
 
@@ -77,6 +87,10 @@ void qmsg_free(QMSG *msg);
 int qstore_rcpt_put(QSTORE_TXN *txn, const char *qid, const QRCPT *rcpt);
 int qstore_rcpts_get(QSTORE_TXN *txn, const char *qid, QRCPT **list, size_t *count);
 void qstore_rcpts_free(QRCPT *list, size_t count);
+
+int qstore_attempt_put(QSTORE_TXN *txn, const char *qid, const QATTEMPT *attempt);
+int qstore_attempts_get(QSTORE_TXN *txn, const char *qid, QATTEMPT **list, size_t *count);
+void qstore_attempts_free(QATTEMPT *list, size_t count);
 
 int qstore_body_put(QSTORE_TXN *txn, const char *qid, const char *data, size_t len);
 int qstore_body_get(QSTORE_TXN *txn, const char *qid, VSTR *out);

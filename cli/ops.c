@@ -1,0 +1,246 @@
+/*
+ * ops - the operator's queue operations: hold, release, delete, requeue
+ *
+ * ops_main()
+ *	"relayq hold|release|delete|requeue [-c FILE] [--dry-run]
+ *	[--sender ADDR] [--recipient ADDR] [--domain DOMAIN]
+ *	[--older-than TIME] QUEUE_ID...|ALL|-", the postsuper -h/-H/-d/-r
+ *	operations. "-" reads queue ids from standard input (whitespace
+ *	separated, as mailq or a script prints them); ALL means every
+ *	message. The selectors narrow the set; TIME is a number with an
+ *	optional unit s, m, h, d or w. qmgr does the work (it is the only
+ *	writer of delivery state) and answers with what it changed.
+ *	With --dry-run nothing changes: the queue ids that would be touched
+ *	are printed, one per line. Without it a Postfix-style summary goes to
+ *	standard error, e.g. "relayq: Placed on hold: 3 messages".
+ *
+ * Every queue id is checked before anything is sent, so a typing mistake
+ * changes nothing. Exit codes: EX_USAGE for bad arguments,
+ * EX_UNAVAILABLE when qmgr does not answer, EX_SOFTWARE when it refuses.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "addr.h"
+#include "cli.h"
+#include "mail_proto.h"
+#include "msg.h"
+#include "mymalloc.h"
+#include "qid.h"
+
+#define OPS_TIMEOUT_MS 60000   /* ALL on a large queue takes a while */
+#define OPS_STDIN_MAX 10000000 /* bytes of queue ids read from standard input */
+
+/* What each operation is called in the summary. */
+static const struct {
+    const char *op;
+    const char *done;
+} ops_words[] = {
+    {"hold", "Placed on hold"},
+    {"release", "Released from hold"},
+    {"delete", "Deleted"},
+    {"requeue", "Requeued"},
+};
+
+/* ops_add_id - check and add one queue id to the request */
+static void ops_add_id(IPC_REC *req, const char *id)
+{
+    if (!qid_valid(id)) {
+        char *shown = relayq_printable(id, 0);
+
+        msg_fatal_status(EX_USAGE, "bad queue id \"%s\"", shown);
+    }
+    ipc_rec_add(req, "queue_id", id);
+}
+
+/* ops_read_stdin - queue ids from standard input */
+static void ops_read_stdin(IPC_REC *req)
+{
+    VSTR *word = vstr_alloc(32);
+    size_t total = 0;
+    int ch;
+
+    while ((ch = getchar()) != EOF) {
+        if (++total > OPS_STDIN_MAX)
+            msg_fatal_status(EX_USAGE, "more than %d bytes of queue ids on standard input",
+                             OPS_STDIN_MAX);
+        if (isspace(ch)) {
+            if (vstr_len(word) > 0)
+                ops_add_id(req, vstr_str(word));
+            vstr_reset(word);
+        } else if (vstr_len(word) < 64) {
+            vstr_addch(word, ch);
+        }
+    }
+    if (vstr_len(word) > 0)
+        ops_add_id(req, vstr_str(word));
+    vstr_free(word);
+}
+
+/* ops_parse_age - "90", "15m", "2h", "3d", "1w" as seconds, or -1 */
+static long long ops_parse_age(const char *text)
+{
+    char *end;
+    long long n;
+
+    errno = 0;
+    n = strtoll(text, &end, 10);
+    if (end == text || n < 0 || errno == ERANGE)
+        return -1;
+    switch (*end) {
+    case '\0':
+    case 's':
+        break;
+    case 'm':
+        n *= 60;
+        break;
+    case 'h':
+        n *= 3600;
+        break;
+    case 'd':
+        n *= 86400;
+        break;
+    case 'w':
+        n *= 7 * 86400;
+        break;
+    default:
+        return -1;
+    }
+    if (*end && end[1])
+        return -1;
+    return n;
+}
+
+/* ops_check_address - a selector address, syntax-checked */
+static void ops_check_address(const char *what, const char *addr)
+{
+    VSTR *why = vstr_alloc(100);
+
+    if (addr_check(addr, strlen(addr), ADDR_ALLOW_UTF8 | ADDR_ALLOW_EMPTY, why) < 0) {
+        char *shown = relayq_printable(addr, 0);
+
+        msg_fatal_status(EX_USAGE, "bad %s address \"%s\": %s", what, shown, vstr_str(why));
+    }
+    vstr_free(why);
+}
+
+/* ops_main - "relayq hold|release|delete|requeue ..." */
+int ops_main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"dry-run", no_argument, NULL, 'n'},          {"sender", required_argument, NULL, 'S'},
+        {"recipient", required_argument, NULL, 'R'},  {"domain", required_argument, NULL, 'D'},
+        {"older-than", required_argument, NULL, 'O'}, {0, 0, 0, 0},
+    };
+    const char *op = argv[0], *config = NULL, *done = NULL, *reason;
+    IPC_REC *req = ipc_rec_create(op), *reply = NULL;
+    VSTR *why = vstr_alloc(100), *domain;
+    long long age, count;
+    int dry_run = 0, ch, i;
+
+    for (size_t k = 0; k < sizeof(ops_words) / sizeof(ops_words[0]); k++)
+        if (strcmp(ops_words[k].op, op) == 0)
+            done = ops_words[k].done;
+    if (done == NULL)
+        msg_panic("ops_main: unknown operation %s", op);
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "+c:", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'n':
+            dry_run = 1;
+            ipc_rec_add(req, "dry_run", "1");
+            break;
+        case 'S':
+            /* "<>" names the null sender, as in mailq. */
+            if (strcmp(optarg, "<>") != 0)
+                ops_check_address("sender", optarg);
+            ipc_rec_add(req, "sender", strcmp(optarg, "<>") == 0 ? "" : optarg);
+            break;
+        case 'R':
+            ops_check_address("recipient", optarg);
+            ipc_rec_add(req, "recipient", optarg);
+            break;
+        case 'D':
+            domain = vstr_alloc(64);
+            vstr_sprintf(domain, "x@%s", optarg);
+            if (addr_check(vstr_str(domain), vstr_len(domain), ADDR_ALLOW_UTF8, why) < 0)
+                msg_fatal_status(EX_USAGE, "bad domain \"%s\": %s", relayq_printable(optarg, 0),
+                                 vstr_str(why));
+            vstr_free(domain);
+            ipc_rec_add(req, "domain", optarg);
+            break;
+        case 'O':
+            if ((age = ops_parse_age(optarg)) < 0)
+                msg_fatal_status(EX_USAGE,
+                                 "bad --older-than \"%s\": a number with an optional unit s, m, "
+                                 "h, d or w",
+                                 relayq_printable(optarg, 0));
+            ipc_rec_add_long(req, "older_than", age);
+            break;
+        default:
+            relayq_usage(op, NULL);
+        }
+    }
+    if (optind == argc)
+        relayq_usage(op, NULL);
+    for (i = optind; i < argc; i++) {
+        if (strcmp(argv[i], "ALL") == 0) {
+            if (argc - optind != 1)
+                msg_fatal_status(EX_USAGE, "ALL cannot be combined with queue ids");
+            ipc_rec_add(req, "all", "1");
+        } else if (strcmp(argv[i], "-") == 0) {
+            ops_read_stdin(req);
+        } else {
+            ops_add_id(req, argv[i]);
+        }
+    }
+    relayq_load_config(config);
+    if (ipc_rec_get(req, "all") == NULL && ipc_rec_get(req, "queue_id") == NULL) {
+        if (!dry_run)
+            fprintf(stderr, "relayq: %s: 0 messages\n", done);
+        return 0;
+    }
+
+    switch (control_request(SOCK_CONTROL, PROTO_CONTROL, req, OPS_TIMEOUT_MS, &reply, why)) {
+    case CONTROL_OK:
+        break;
+    case CONTROL_DOWN:
+        msg_fatal_status(EX_UNAVAILABLE, "the mail system is down (cannot connect to %s: %s)",
+                         control_socket_path(SOCK_CONTROL), vstr_str(why));
+    default:
+        msg_fatal_status(EX_UNAVAILABLE, "no answer from qmgr: %s", vstr_str(why));
+    }
+    if (strcmp(ipc_rec_type(reply), "error") == 0) {
+        reason = ipc_rec_get(reply, "reason");
+        msg_fatal_status(EX_SOFTWARE, "qmgr refused the %s: %s", op,
+                         relayq_printable(reason ? reason : "(no reason given)", 500));
+    }
+    if (strcmp(ipc_rec_type(reply), "ok") != 0 ||
+        ipc_rec_check(reply, "count", "queue_id*", why) < 0 ||
+        ipc_rec_get_long(reply, "count", 0, 1LL << 40, &count, why) < 0)
+        msg_fatal_status(EX_PROTOCOL, "unexpected reply from qmgr: %s",
+                         strcmp(ipc_rec_type(reply), "ok") ? ipc_rec_type(reply) : vstr_str(why));
+    if (dry_run) {
+        for (size_t k = 1; k < reply->count; k++)
+            if (strcmp(reply->attrs[k].name, "queue_id") == 0)
+                printf("%s\n", reply->attrs[k].value);
+        fprintf(stderr, "relayq: %s (dry run, nothing changed): %lld message%s\n", done, count,
+                count == 1 ? "" : "s");
+    } else {
+        fprintf(stderr, "relayq: %s: %lld message%s\n", done, count, count == 1 ? "" : "s");
+    }
+    ipc_rec_free(reply);
+    ipc_rec_free(req);
+    vstr_free(why);
+    return 0;
+}

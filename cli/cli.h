@@ -87,6 +87,12 @@ int stats_main(int argc, char **argv);
 /* flush.c */
 int flush_main(int argc, char **argv);
 
+/* show.c */
+int show_main(int argc, char **argv);
+
+/* qshape.c */
+int qshape_main(int argc, char **argv);
+
 /* control.c */
 #define CONTROL_OK 0       /* a reply arrived */
 #define CONTROL_DOWN (-1)  /* nobody listens on the socket */

@@ -44,7 +44,7 @@
 #include "qstore.h"
 
 #define MAILQ_ACTIVE_TIMEOUT_MS 2000
-#define MAILQ_RCPT_INDENT 42 /* recipients start in the sender's column */
+#define MAILQ_RCPT_INDENT 44 /* recipients start in the sender's column */
 #define MAILQ_WIDTH 78       /* deferral reasons end in this column */
 
 /* mailq_cmp - strcmp for qsort and bsearch over char * */
@@ -166,12 +166,12 @@ static void mailq_print_text(MAILQ_STATE *state, const QMSG *msg, const QRCPT *r
     const char *last_reason = "";
 
     if (state->count == 0)
-        fprintf(state->out, "%-13s%7s %-20s %s\n", "-Queue ID-", "-Size-", "----Arrival Time----",
-                "-Sender/Recipient-------");
+        fprintf(state->out, "%-13s %8s %-20s %s\n", "-Queue ID-", "--Size--",
+                "----Arrival Time----", "-Sender/Recipient-------");
     localtime_r(&when, &tm);
     strftime(date, sizeof(date), "%a %b %e %H:%M:%S", &tm);
     sender = mailq_clean(*msg->sender ? msg->sender : "MAILER-DAEMON");
-    fprintf(state->out, "%-12s%c%7lld %-20s %s\n", msg->qid,
+    fprintf(state->out, "%-12s%c %8lld %-20s %s\n", msg->qid,
             active                     ? '*'
             : (msg->flags & QMSG_HOLD) ? '!'
                                        : ' ',

@@ -55,6 +55,8 @@ static const CLI_CMD relayq_commands[] = {
     {"mailq", mailq_main, "[-c FILE] [--json]"},
     {"flush", flush_main, "[-c FILE] [-i QUEUE_ID]... [-s DOMAIN]..."},
     {"stats", stats_main, "[-c FILE] [--json]"},
+    {"show", show_main, "[-c FILE] QUEUE_ID"},
+    {"qshape", qshape_main, "[-c FILE] [-s] [-b BUCKETS] [-t MINUTES] [--json]"},
     {"hold", ops_main, OPS_USAGE},
     {"release", ops_main, OPS_USAGE},
     {"delete", ops_main, OPS_USAGE},

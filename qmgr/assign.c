@@ -8,12 +8,14 @@
  *	then one without a connection, then any idle one. The job record is
  *	queued on the worker's channel; qmgr.c flushes channels after the pass.
  *	A queued job whose message the operator deleted or held meanwhile is
- *	dropped instead.
+ *	dropped instead. A destination over its rate (dest_take_token) gets
+ *	no job this pass; a timer brings the loop back when it may.
  * job_free()
  *	release a job.
  */
 #include "config.h"
 
+#include "event.h"
 #include "iostuff.h"
 #include "msg.h"
 #include "mymalloc.h"
@@ -73,6 +75,13 @@ static void assign_send(QMGR_PEER *worker, QMGR_JOB *job)
     job->dest->busy++;
 }
 
+/* assign_wakeup - a rate-limited destination has a token again */
+static void assign_wakeup(void *ctx)
+{
+    /* Nothing to do here: the pass this timer ends runs assign_jobs(). */
+    (void)ctx;
+}
+
 /* assign_jobs - give queued jobs to idle workers */
 void assign_jobs(void)
 {
@@ -86,6 +95,7 @@ void assign_jobs(void)
         progress = 0;
         for (QMGR_DEST *dest = dest_list(); dest; dest = dest->next) {
             QMGR_PEER *worker;
+            long long wait_ms;
 
             if (dest->queued == 0 || dest->busy >= dest->limit)
                 continue;
@@ -101,6 +111,11 @@ void assign_jobs(void)
             }
             if ((worker = assign_pick_worker(dest)) == NULL)
                 return;
+            if (!dest_take_token(dest, &wait_ms)) {
+                /* Over the rate: wake up when the next token is due. */
+                event_request_timer(assign_wakeup, dest, wait_ms);
+                continue;
+            }
             assign_send(worker, dest_dequeue(dest));
             progress = 1;
         }

@@ -15,7 +15,23 @@
  * dest_reload()
  *	apply a re-read configuration: a changed relayhost makes a new
  *	destination for new jobs (queued ones keep theirs); the concurrency
- *	limit is updated everywhere.
+ *	and rate limits are updated everywhere.
+ * dest_take_token()
+ *	the rate limit: a token bucket holding at most one token, filled at
+ *	the destination's rate. Returns 1 when a job may start now, else 0
+ *	with the milliseconds until the next token.
+ * dest_rate()
+ *	the rate in force: the lower of the configured one
+ *	(destination_rate_limit, or one message per
+ *	default_destination_rate_delay) and the one learned from throttling;
+ *	0 when there is none.
+ * dest_note_throttle(), dest_note_delivery()
+ *	adapt to a relay that says "slow down" (421 4.7.x and the like):
+ *	multiplicative decrease — the learned rate becomes 3/4 of what was
+ *	delivered in the last second, or 3/4 of itself, at most once a
+ *	second — and additive
+ *	increase — every delivery adds 1/rate, so the rate grows by about one
+ *	message per second each second until the relay objects again.
  *
  * Destinations live as long as the process. A relayhost that does not
  * parse is fatal: master checked it before starting anything.
@@ -26,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "iostuff.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
@@ -33,6 +50,20 @@
 
 static QMGR_DEST *dest_head;
 static QMGR_DEST *dest_current;
+
+#define DEST_DECREASE 0.75 /* multiplicative decrease on a throttling reply */
+#define DEST_MIN_RATE 0.2  /* never slower than one message per 5 seconds */
+
+/* dest_configured_rate - the rate limit from the configuration, 0: none */
+static double dest_configured_rate(void)
+{
+    double rate = strtod(var_str("destination_rate_limit"), NULL);
+    long long delay = var_int("default_destination_rate_delay");
+
+    if (delay > 0 && (rate == 0 || 1.0 / (double)delay < rate))
+        rate = 1.0 / (double)delay;
+    return rate;
+}
 
 /* dest_find_or_create - the destination of a host and port */
 static QMGR_DEST *dest_find_or_create(const char *host, unsigned port)
@@ -53,6 +84,7 @@ static QMGR_DEST *dest_find_or_create(const char *host, unsigned port)
         dest_head = dest;
     }
     dest->limit = (int)var_int("default_destination_concurrency_limit");
+    dest->rate_limit = dest_configured_rate();
     vstr_free(name);
     return dest;
 }
@@ -61,8 +93,10 @@ static QMGR_DEST *dest_find_or_create(const char *host, unsigned port)
 void dest_reload(void)
 {
     dest_current = NULL;
-    for (QMGR_DEST *dest = dest_head; dest; dest = dest->next)
+    for (QMGR_DEST *dest = dest_head; dest; dest = dest->next) {
         dest->limit = (int)var_int("default_destination_concurrency_limit");
+        dest->rate_limit = dest_configured_rate();
+    }
 }
 
 /* dest_for_relayhost - the destination that relayhost names */
@@ -134,4 +168,80 @@ QMGR_JOB *dest_dequeue(QMGR_DEST *dest)
 QMGR_DEST *dest_list(void)
 {
     return dest_head;
+}
+
+/* dest_rate - the rate in force, 0 when unlimited */
+double dest_rate(const QMGR_DEST *dest)
+{
+    if (dest->rate_limit > 0 &&
+        (dest->adaptive_rate == 0 || dest->rate_limit < dest->adaptive_rate))
+        return dest->rate_limit;
+    return dest->adaptive_rate;
+}
+
+/* dest_take_token - may a job start now */
+int dest_take_token(QMGR_DEST *dest, long long *wait_ms)
+{
+    double rate = dest_rate(dest);
+    long long now = now_ms();
+
+    if (rate <= 0)
+        return 1;
+    if (dest->refill_ms == 0) {
+        dest->tokens = 1;
+    } else {
+        dest->tokens += (double)(now - dest->refill_ms) * rate / 1000.0;
+        if (dest->tokens > 1)
+            dest->tokens = 1;
+    }
+    dest->refill_ms = now;
+    if (dest->tokens >= 1) {
+        dest->tokens -= 1;
+        return 1;
+    }
+    *wait_ms = (long long)((1 - dest->tokens) * 1000.0 / rate) + 1;
+    return 0;
+}
+
+/* dest_window - roll the one-second delivery counter */
+static void dest_window(QMGR_DEST *dest, long long now)
+{
+    if (now - dest->window_ms >= 1000) {
+        dest->last_window_count = now - dest->window_ms < 2000 ? dest->window_count : 0;
+        dest->window_count = 0;
+        dest->window_ms = now;
+    }
+}
+
+/* dest_note_delivery - additive increase after a delivery */
+void dest_note_delivery(QMGR_DEST *dest)
+{
+    dest_window(dest, now_ms());
+    dest->window_count++;
+    if (dest->adaptive_rate > 0)
+        dest->adaptive_rate += 1.0 / dest->adaptive_rate;
+}
+
+/* dest_note_throttle - multiplicative decrease after a throttling reply */
+void dest_note_throttle(QMGR_DEST *dest)
+{
+    long long now = now_ms();
+    double seen;
+
+    /* The jobs in flight when the relay objected all come back refused:
+     * one decrease per second answers one overload, not each of them. */
+    if (dest->decrease_ms > 0 && now - dest->decrease_ms < 1000)
+        return;
+    dest->decrease_ms = now;
+    dest_window(dest, now);
+    seen =
+        dest->last_window_count > dest->window_count ? dest->last_window_count : dest->window_count;
+    if (dest->adaptive_rate == 0)
+        dest->adaptive_rate = seen > 0 ? seen * DEST_DECREASE : 1;
+    else
+        dest->adaptive_rate *= DEST_DECREASE;
+    if (dest->adaptive_rate < DEST_MIN_RATE)
+        dest->adaptive_rate = DEST_MIN_RATE;
+    msg_info("%s: relay asks to slow down: rate now %.1f messages per second", dest->name,
+             dest->adaptive_rate);
 }

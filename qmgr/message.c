@@ -285,6 +285,11 @@ static void message_finalize(QSTORE_TXN *txn, QMGR_MESSAGE *message, int *remove
         qstore_message_put(txn, &message->env, 0);
         return;
     }
+    if (message->throttled) {
+        /* The relay was busy, the message is fine: soon again, not later. */
+        qstore_message_reschedule(txn, &message->env, (long long)time(NULL) + 1);
+        return;
+    }
     message->env.attempts++;
     qstore_message_reschedule(txn, &message->env,
                               (long long)time(NULL) + message_backoff(message->env.attempts));

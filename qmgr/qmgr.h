@@ -33,6 +33,7 @@ struct QMGR_MESSAGE {
     int lost;                /* a job's worker died: make it due again at once */
     int deleted;             /* the operator deleted it during delivery */
     int requeue;             /* the operator requeued it during delivery */
+    int throttled;           /* the relay said "slow down": retry soon, no backoff */
     QMGR_MESSAGE *done_next; /* on the list of messages to finalize */
 };
 
@@ -76,6 +77,14 @@ struct QMGR_DEST {
     int limit; /* concurrency limit */
     QMGR_JOB *head, *tail;
     size_t queued;
+    double rate_limit;     /* configured messages per second, 0: none */
+    double adaptive_rate;  /* learned from throttling replies, 0: none */
+    double tokens;         /* token bucket for the rate, at most one */
+    long long refill_ms;   /* when tokens were last added */
+    long long window_ms;   /* start of the current one-second window */
+    int window_count;      /* deliveries in it */
+    int last_window_count; /* deliveries in the one before */
+    long long decrease_ms; /* the last multiplicative decrease */
     DEST_STATS stats;
     QMGR_DEST *next;
 };
@@ -112,6 +121,10 @@ void dest_enqueue(QMGR_DEST *dest, QMGR_JOB *job);
 QMGR_JOB *dest_dequeue(QMGR_DEST *dest);
 QMGR_DEST *dest_list(void);
 QMGR_DEST *dest_by_name(const char *name);
+int dest_take_token(QMGR_DEST *dest, long long *wait_ms);
+void dest_note_delivery(QMGR_DEST *dest);
+void dest_note_throttle(QMGR_DEST *dest);
+double dest_rate(const QMGR_DEST *dest);
 void dest_reload(void);
 
 /* message.c */

@@ -8,6 +8,9 @@
  *	worker holds and name only that job's recipients, each once; anything
  *	else is a protocol error (-1) and the caller drops the worker, which
  *	treats its job as lost.
+ *	A deferral that is the relay asking to slow down (421 or 451 with
+ *	4.7.x, or 421/451/452/454 saying "too many") marks the message for a
+ *	retry soon without backoff and slows the destination down (dest.c).
  * result_worker_lost()
  *	the worker went away with a job in flight: the job's recipients are
  *	left as they are in the queue, and the message is made due again at
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "msg.h"
@@ -47,6 +51,21 @@ static int result_status(const char *word, size_t len)
     if (len == 7 && strncmp(word, "bounced", 7) == 0)
         return QRCPT_BOUNCED;
     return -1;
+}
+
+/* result_throttling - is a deferral the relay asking us to slow down */
+static int result_throttling(const QRCPT *rcpt)
+{
+    const char *said = strstr(rcpt->reply, " said: ");
+    int code;
+
+    if (rcpt->status != QRCPT_DEFERRED || said == NULL)
+        return 0;
+    code = atoi(said + 7);
+    if ((code == 421 || code == 451) && strncmp(rcpt->dsn, "4.7.", 4) == 0)
+        return 1;
+    return (code == 421 || code == 451 || code == 452 || code == 454) &&
+           strcasestr(said, "too many") != NULL;
 }
 
 /* result_apply_rcpt - parse "INDEX STATUS DSN TEXT" into the message */
@@ -146,6 +165,20 @@ int result_receive(QMGR_PEER *worker, const IPC_REC *rec)
             msg_warn("worker pid %ld: %s: no result for recipient %u", worker->pid,
                      job->message->env.qid, job->rcpt_index[slot]);
             job->message->lost = 1;
+        }
+    for (size_t slot = 0; slot < job->nrcpt; slot++) {
+        const QRCPT *rcpt = &job->message->rcpts[job->rcpt_index[slot]];
+
+        if (seen[slot] && rcpt->status == QRCPT_SENT) {
+            dest_note_delivery(job->dest);
+            break;
+        }
+    }
+    for (size_t slot = 0; slot < job->nrcpt; slot++)
+        if (seen[slot] && result_throttling(&job->message->rcpts[job->rcpt_index[slot]])) {
+            job->message->throttled = 1;
+            dest_note_throttle(job->dest);
+            break;
         }
     conn = ipc_rec_get(rec, "conn");
     worker->conn_dest = strcmp(conn, "open") == 0 ? job->dest : NULL;

@@ -233,6 +233,19 @@ static int params_check_nonempty(const char *value, VSTR *why)
     return -1;
 }
 
+/* params_check_rate - a non-negative decimal number of messages per second */
+static int params_check_rate(const char *value, VSTR *why)
+{
+    char *end;
+    double rate = strtod(value, &end);
+
+    if (*value == '\0' || *end != '\0' || !(rate >= 0) || rate > 1e6) {
+        vstr_strcpy(why, "not a rate (messages per second, a decimal number from 0 to 1000000)");
+        return -1;
+    }
+    return 0;
+}
+
 #define PARAM_STR(name, def, check)                                                                \
     {                                                                                              \
         name, CONFIG_STR, def, 0, 0, NULL, check                                                   \
@@ -268,6 +281,7 @@ const CONFIG_PARAM params_table[] = {
     PARAM_STR("smtp_helo_name", "$myhostname", params_check_helo),
     PARAM_INT("smtpout_workers", "4", 1, 256),
     PARAM_INT("default_destination_concurrency_limit", "20", 1, 1000),
+    PARAM_STR("destination_rate_limit", "0", params_check_rate), /* msg/s; 0: no limit */
     PARAM_TIME("default_destination_rate_delay", "0s", 0, 3600),
     PARAM_INT("smtp_connection_reuse_count_limit", "1000", 0, 1000000000), /* 0: no limit */
     PARAM_TIME("smtp_connection_reuse_time_limit", "300s", 0, 7 * DAY),
@@ -281,6 +295,7 @@ const CONFIG_PARAM params_table[] = {
     PARAM_TIME("smtp_data_xfer_timeout", "180s", 1, 3600),
     PARAM_TIME("smtp_data_done_timeout", "600s", 1, 3600),
     PARAM_TIME("smtp_quit_timeout", "300s", 1, 3600),
+    PARAM_TIME("smtp_starttls_timeout", "300s", 1, 3600),
     PARAM_ENUM("smtp_tls_security_level", "may", "none,may,encrypt,verify"),
     PARAM_STR("smtp_tls_CAfile", "", NULL),
     PARAM_BOOL("smtp_tls_wrappermode", "no"),

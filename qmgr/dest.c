@@ -1,9 +1,11 @@
 /*
  * dest - destinations: where jobs go, with their queues and windows
  *
- * dest_for_relayhost()
- *	the destination of every recipient while relayq routes all mail to
- *	relayhost; made on first use from the configuration.
+ * dest_find()
+ *	the destination of a relay host and port, made on first use.
+ * dest_mark_down(), dest_is_down()
+ *	a relay that could not be reached is avoided for a minute by routes
+ *	that have another relay to offer (route.c).
  * dest_enqueue(), dest_dequeue()
  *	a destination's FIFO queue of jobs waiting for a worker.
  * dest_list()
@@ -48,8 +50,9 @@
 #include "params.h"
 #include "qmgr.h"
 
+#define DEST_DOWN_MS 60000 /* how long an unreachable relay is avoided */
+
 static QMGR_DEST *dest_head;
-static QMGR_DEST *dest_current;
 
 #define DEST_DECREASE 0.75 /* multiplicative decrease on a throttling reply */
 #define DEST_MIN_RATE 0.2  /* never slower than one message per 5 seconds */
@@ -65,8 +68,8 @@ static double dest_configured_rate(void)
     return rate;
 }
 
-/* dest_find_or_create - the destination of a host and port */
-static QMGR_DEST *dest_find_or_create(const char *host, unsigned port)
+/* dest_find - the destination of a host and port */
+QMGR_DEST *dest_find(const char *host, unsigned port)
 {
     VSTR *name = vstr_alloc(64);
     QMGR_DEST *dest;
@@ -92,26 +95,22 @@ static QMGR_DEST *dest_find_or_create(const char *host, unsigned port)
 /* dest_reload - follow a changed configuration */
 void dest_reload(void)
 {
-    dest_current = NULL;
     for (QMGR_DEST *dest = dest_head; dest; dest = dest->next) {
         dest->limit = (int)var_int("default_destination_concurrency_limit");
         dest->rate_limit = dest_configured_rate();
     }
 }
 
-/* dest_for_relayhost - the destination that relayhost names */
-QMGR_DEST *dest_for_relayhost(void)
+/* dest_mark_down - a relay could not be reached */
+void dest_mark_down(QMGR_DEST *dest)
 {
-    if (dest_current == NULL) {
-        RELAY_ADDR relay;
-        VSTR *why = vstr_alloc(100);
+    dest->down_until_ms = now_ms() + DEST_DOWN_MS;
+}
 
-        if (params_parse_relay(var_str("relayhost"), &relay, why) < 0)
-            msg_fatal("%s: %s", config_path(var_config), vstr_str(why));
-        vstr_free(why);
-        dest_current = dest_find_or_create(relay.host, relay.port);
-    }
-    return dest_current;
+/* dest_is_down - is a relay being avoided */
+int dest_is_down(const QMGR_DEST *dest)
+{
+    return dest->down_until_ms > now_ms();
 }
 
 /* dest_by_name - the destination of a "host:port" name */
@@ -131,7 +130,7 @@ QMGR_DEST *dest_by_name(const char *name)
     if (*end != '\0' || port == 0 || port > 65535)
         return NULL;
     host = mystrndup(name, (size_t)(colon - name));
-    dest = dest_find_or_create(host, (unsigned)port);
+    dest = dest_find(host, (unsigned)port);
     myfree(host);
     return dest;
 }

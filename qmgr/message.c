@@ -3,8 +3,8 @@
  *
  * message_activate()
  *	load a due message (envelope and recipients) from the queue into the
- *	active set and queue one job per destination for its recipients that
- *	are not final. Returns NULL when the message is gone, held or has no
+ *	active set and queue one job per destination (route.c) for its
+ *	recipients that are not final. Returns NULL when the message is gone, held or has no
  *	recipient left to try.
  * message_job_done()
  *	note that one of the message's jobs finished (delivered or lost);
@@ -83,7 +83,8 @@ static int message_rcpt_final(int status)
 QMGR_MESSAGE *message_activate(QSTORE_TXN *txn, const char *qid)
 {
     QMGR_MESSAGE *message = mycalloc(1, sizeof(*message));
-    QMGR_JOB *job;
+    QMGR_JOB *job, **jobs;
+    size_t njobs = 0;
     int rc;
 
     if ((rc = qstore_message_get(txn, qid, &message->env)) != QSTORE_OK) {
@@ -106,24 +107,42 @@ QMGR_MESSAGE *message_activate(QSTORE_TXN *txn, const char *qid)
     message->changed = mycalloc(message->nrcpt ? message->nrcpt : 1, 1);
     message->active_ms = wall_ms();
 
-    /* One destination for now: every recipient goes to relayhost. */
-    job = mycalloc(1, sizeof(*job));
-    job->message = message;
-    job->rcpt_index = mymalloc(sizeof(*job->rcpt_index) * (message->nrcpt ? message->nrcpt : 1));
-    for (size_t i = 0; i < message->nrcpt; i++)
-        if (!message_rcpt_final(message->rcpts[i].status))
-            job->rcpt_index[job->nrcpt++] = (unsigned)i;
-    if (job->nrcpt == 0) {
+    /* One job per destination: recipients whose routes pick the same relay
+     * travel together. */
+    jobs = mycalloc(message->nrcpt ? message->nrcpt : 1, sizeof(*jobs));
+    for (size_t i = 0; i < message->nrcpt; i++) {
+        QMGR_ROUTE *route;
+        QMGR_DEST *dest;
+        size_t j;
+
+        if (message_rcpt_final(message->rcpts[i].status))
+            continue;
+        route = route_for(message->env.sender, message->rcpts[i].addr);
+        dest = route_pick(route);
+        for (j = 0; j < njobs && jobs[j]->dest != dest; j++)
+            ;
+        if (j == njobs) {
+            job = mycalloc(1, sizeof(*job));
+            job->message = message;
+            job->dest = dest;
+            job->route = route;
+            job->rcpt_index = mymalloc(sizeof(*job->rcpt_index) * message->nrcpt);
+            jobs[njobs++] = job;
+        }
+        jobs[j]->rcpt_index[jobs[j]->nrcpt++] = (unsigned)i;
+    }
+    htable_put(qmgr_active, qid, message);
+    if (njobs == 0) {
         /* Every recipient is final: finalize (delete) without delivering. */
-        job_free(job);
-        htable_put(qmgr_active, qid, message);
+        myfree(jobs);
         message->done_next = message_done_head;
         message_done_head = message;
         return message;
     }
-    htable_put(qmgr_active, qid, message);
-    message->jobs_outstanding = 1;
-    dest_enqueue(dest_for_relayhost(), job);
+    message->jobs_outstanding = (int)njobs;
+    for (size_t j = 0; j < njobs; j++)
+        dest_enqueue(jobs[j]->dest, jobs[j]);
+    myfree(jobs);
     msg_info("%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", qid, message->env.sender,
              message->env.size, message->nrcpt);
     return message;
@@ -285,7 +304,7 @@ static void message_finalize(QSTORE_TXN *txn, QMGR_MESSAGE *message, int *remove
         qstore_message_put(txn, &message->env, 0);
         return;
     }
-    if (message->throttled) {
+    if (message->throttled || message->reroute) {
         /* The relay was busy, the message is fine: soon again, not later. */
         qstore_message_reschedule(txn, &message->env, (long long)time(NULL) + 1);
         return;

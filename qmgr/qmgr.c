@@ -245,6 +245,8 @@ static void qmgr_sighup(int sig)
     } else {
         msg_set_logfile(var_str("maillog_file"));
         dest_reload();
+        route_reload();
+        msg_info("reloaded configuration %s", qmgr_config_path);
         qmgr_scan_wanted = 1;
     }
     vstr_free(why);
@@ -295,7 +297,7 @@ int main(int argc, char **argv)
         msg_fatal("%s", vstr_str(why));
     myfree(db_path);
     qmgr_active = htable_create(1024);
-    dest_for_relayhost();
+    route_init();
 
     event_enable_read(qmgr_listen(SOCK_QMGR, 0600), qmgr_accept, NULL);
     event_enable_read(qmgr_listen(SOCK_CONTROL, 0666), qmgr_accept, (void *)1);

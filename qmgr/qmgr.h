@@ -34,14 +34,27 @@ struct QMGR_MESSAGE {
     int deleted;             /* the operator deleted it during delivery */
     int requeue;             /* the operator requeued it during delivery */
     int throttled;           /* the relay said "slow down": retry soon, no backoff */
+    int reroute;             /* its relay was unreachable and the route has another */
     QMGR_MESSAGE *done_next; /* on the list of messages to finalize */
 };
+
+/*
+ * A route: where a recipient's mail goes, as a list of relays to try in
+ * order (failover), from transport_maps, sender_dependent_relayhost_maps
+ * or relayhost.
+ */
+typedef struct QMGR_ROUTE {
+    char *spec;        /* the relay list as configured */
+    QMGR_DEST **dests; /* one destination per relay, in order */
+    size_t ndests;
+} QMGR_ROUTE;
 
 /* A job: the recipients of one message that go to one destination. */
 struct QMGR_JOB {
     long long id;
     QMGR_MESSAGE *message;
     QMGR_DEST *dest;
+    QMGR_ROUTE *route;    /* the route the destination was picked from */
     unsigned *rcpt_index; /* indexes into message->rcpts */
     size_t nrcpt;
     QMGR_PEER *worker; /* the worker delivering it, or NULL while queued */
@@ -77,14 +90,15 @@ struct QMGR_DEST {
     int limit; /* concurrency limit */
     QMGR_JOB *head, *tail;
     size_t queued;
-    double rate_limit;     /* configured messages per second, 0: none */
-    double adaptive_rate;  /* learned from throttling replies, 0: none */
-    double tokens;         /* token bucket for the rate, at most one */
-    long long refill_ms;   /* when tokens were last added */
-    long long window_ms;   /* start of the current one-second window */
-    int window_count;      /* deliveries in it */
-    int last_window_count; /* deliveries in the one before */
-    long long decrease_ms; /* the last multiplicative decrease */
+    double rate_limit;       /* configured messages per second, 0: none */
+    double adaptive_rate;    /* learned from throttling replies, 0: none */
+    double tokens;           /* token bucket for the rate, at most one */
+    long long refill_ms;     /* when tokens were last added */
+    long long window_ms;     /* start of the current one-second window */
+    int window_count;        /* deliveries in it */
+    int last_window_count;   /* deliveries in the one before */
+    long long decrease_ms;   /* the last multiplicative decrease */
+    long long down_until_ms; /* unreachable: avoided by failover routes until then */
     DEST_STATS stats;
     QMGR_DEST *next;
 };
@@ -116,7 +130,9 @@ extern int qmgr_stopping;    /* SIGTERM: no new jobs, exit when idle */
 void qmgr_peer_close(QMGR_PEER *peer);
 
 /* dest.c */
-QMGR_DEST *dest_for_relayhost(void);
+QMGR_DEST *dest_find(const char *host, unsigned port);
+void dest_mark_down(QMGR_DEST *dest);
+int dest_is_down(const QMGR_DEST *dest);
 void dest_enqueue(QMGR_DEST *dest, QMGR_JOB *job);
 QMGR_JOB *dest_dequeue(QMGR_DEST *dest);
 QMGR_DEST *dest_list(void);
@@ -126,6 +142,12 @@ void dest_note_delivery(QMGR_DEST *dest);
 void dest_note_throttle(QMGR_DEST *dest);
 double dest_rate(const QMGR_DEST *dest);
 void dest_reload(void);
+
+/* route.c */
+void route_init(void);
+int route_reload(void);
+QMGR_ROUTE *route_for(const char *sender, const char *rcpt);
+QMGR_DEST *route_pick(const QMGR_ROUTE *route);
 
 /* message.c */
 QMGR_MESSAGE *message_activate(QSTORE_TXN *txn, const char *qid);

@@ -180,6 +180,16 @@ int result_receive(QMGR_PEER *worker, const IPC_REC *rec)
             dest_note_throttle(job->dest);
             break;
         }
+    if (strcmp(ipc_rec_get(rec, "relay"), "none") == 0 && job->route && job->route->ndests > 1) {
+        /* The relay could not be reached: avoid it, and if the route has
+         * another one, try that at once rather than after a backoff. */
+        dest_mark_down(job->dest);
+        if (route_pick(job->route) != job->dest) {
+            job->message->reroute = 1;
+            msg_info("%s: relay %s unreachable: trying %s", job->message->env.qid, job->dest->name,
+                     route_pick(job->route)->name);
+        }
+    }
     conn = ipc_rec_get(rec, "conn");
     worker->conn_dest = strcmp(conn, "open") == 0 ? job->dest : NULL;
     stats_result(job->dest, job->message, job);

@@ -171,13 +171,18 @@ int params_parse_relay(const char *text, RELAY_ADDR *relay, VSTR *why)
     return 0;
 }
 
-/* params_check_relay - relayhost: empty (deliver by MX) or a relay */
+/* params_check_relay - relayhost: empty, or relays to try in order, comma-separated */
 static int params_check_relay(const char *value, VSTR *why)
 {
     RELAY_ADDR relay;
-    const char *reason;
+    const char *reason = NULL;
+    char *copy = mystrdup(value), *save = NULL, *word;
 
-    if (*value == '\0' || (reason = params_relay_reason(value, &relay)) == NULL)
+    for (word = strtok_r(copy, ", \t", &save); word && reason == NULL;
+         word = strtok_r(NULL, ", \t", &save))
+        reason = params_relay_reason(word, &relay);
+    myfree(copy);
+    if (reason == NULL)
         return 0;
     /* config names the parameter and quotes the value: only the reason here. */
     vstr_strcpy(why, reason);
@@ -312,6 +317,7 @@ const CONFIG_PARAM params_table[] = {
     PARAM_INT("qmgr_message_active_limit", "20000", 1, 10000000),
     PARAM_SIZE("queue_map_size", "1g", 1048576L, 1099511627776L),
     PARAM_STR("transport_maps", "", NULL),
+    PARAM_STR("sender_dependent_relayhost_maps", "", NULL),
     PARAM_STR("maillog_file", "", NULL),
     PARAM_STR("smtpd_listen", "", NULL),
     PARAM_STR("queue_encryption_key_file", "", NULL),

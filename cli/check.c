@@ -13,6 +13,14 @@
  *	configuration names must exist. Returns the number of problems, each
  *	printed as "relayq: error: FILE: reason".
  *
+ * The credentials file (smtp_sasl_password_maps) gets the checks smtpout
+ * makes before it uses it: owned by root or by the user the daemons run as
+ * (mail_owner when started as root, else this user), not accessible to
+ * other users, and every line "relay user:secret".
+ *
+ * The routing tables (transport_maps, sender_dependent_relayhost_maps)
+ * must load, and every relay they name must parse, as qmgr requires.
+ *
  * Files this process is not allowed to look at (a credentials file of
  * another user) are not reported: master, which reads them, will.
  */
@@ -28,7 +36,9 @@
 #include "cli.h"
 #include "msg.h"
 #include "mymalloc.h"
+#include "maps.h"
 #include "params.h"
+#include "sasl_passwd.h"
 
 /* check_daemon - one daemon program must be an executable file */
 static int check_daemon(const char *file, const char *dir, const char *name)
@@ -110,6 +120,109 @@ static int check_file(const char *file, const char *param, const char *value)
     return 1;
 }
 
+static int check_sasl_problems; /* malformed lines found by check_sasl_line */
+
+/* check_sasl_line - one malformed line of the credentials file */
+static void check_sasl_line(const char *text)
+{
+    msg_error("%s", text);
+    check_sasl_problems++;
+}
+
+/* check_sasl - the credentials file must be one smtpout will accept */
+static int check_sasl(const char *file)
+{
+    const char *map = var_str("smtp_sasl_password_maps");
+    VSTR *why;
+    SASL_PASSWD *table;
+    struct passwd *pw;
+    uid_t owner = geteuid();
+    int problems = 0;
+
+    if (*map == '\0' || *sasl_passwd_path(map) != '/')
+        return 0;
+    /* Started as root, the daemons run as mail_owner; otherwise as this user. */
+    if (owner == 0 && (pw = getpwnam(var_str("mail_owner"))) != NULL)
+        owner = pw->pw_uid;
+    why = vstr_alloc(128);
+    check_sasl_problems = 0;
+    table = sasl_passwd_load(map, owner, check_sasl_line, why);
+    if (table == NULL) {
+        /* Missing files are reported by check_file(); unreadable ones are master's to report. */
+        if (strstr(vstr_str(why), ": open: ") == NULL) {
+            msg_error("%s: smtp_sasl_password_maps %s", file, vstr_str(why));
+            problems++;
+        }
+    } else if (var_bool("smtp_sasl_auth_enable") && sasl_passwd_count(table) == 0) {
+        msg_error("%s: smtp_sasl_password_maps %s: no credentials in the file", file,
+                  sasl_passwd_path(map));
+        problems++;
+    }
+    sasl_passwd_free(table);
+    vstr_free(why);
+    return problems + check_sasl_problems;
+}
+
+/* A routing table being checked. */
+typedef struct CHECK_ROUTES {
+    const char *file;  /* the configuration file, for messages */
+    const char *param; /* the parameter naming the table */
+    const char *table; /* the table's path */
+    int transport;     /* values may carry smtp: or relay: and be empty */
+    int problems;
+} CHECK_ROUTES;
+
+/* check_route_value - maps_walk callback: every relay of a value must parse */
+static void check_route_value(const char *key, void *value, void *ctx)
+{
+    CHECK_ROUTES *check = ctx;
+    const char *spec = value;
+    VSTR *why = vstr_alloc(100);
+    char *copy, *save = NULL, *word;
+    RELAY_ADDR relay;
+
+    if (check->transport) {
+        if (strncmp(spec, "smtp:", 5) == 0)
+            spec += 5;
+        else if (strncmp(spec, "relay:", 6) == 0)
+            spec += 6;
+        else if (strcmp(spec, ":") == 0)
+            spec = "";
+    }
+    copy = mystrdup(spec);
+    for (word = strtok_r(copy, ", \t", &save); word; word = strtok_r(NULL, ", \t", &save))
+        if (params_parse_relay(word, &relay, why) < 0) {
+            msg_error("%s: %s: %s: entry \"%s\": %s", check->file, check->param, check->table, key,
+                      vstr_str(why));
+            check->problems++;
+            break;
+        }
+    myfree(copy);
+    vstr_free(why);
+}
+
+/* check_routes - a routing table must load and name only valid relays */
+static int check_routes(const char *file, const char *param, int transport)
+{
+    CHECK_ROUTES check = {file, param, NULL, transport, 0};
+    VSTR *why = vstr_alloc(100);
+    MAPS *map = maps_open(var_str(param), why);
+
+    if (map == NULL) {
+        if (vstr_len(why) > 0) {
+            msg_error("%s: %s: %s", file, param, vstr_str(why));
+            check.problems++;
+        }
+        vstr_free(why);
+        return check.problems;
+    }
+    check.table = maps_path(map);
+    maps_walk(map, check_route_value, &check);
+    maps_free(map);
+    vstr_free(why);
+    return check.problems;
+}
+
 /* check_run - every check, each problem printed; the number of problems */
 int check_run(const char *path)
 {
@@ -147,8 +260,10 @@ int check_run(const char *path)
         problems++;
     }
     problems += check_file(file, "smtp_sasl_password_maps", var_str("smtp_sasl_password_maps"));
+    problems += check_sasl(file);
     problems += check_file(file, "smtp_tls_CAfile", var_str("smtp_tls_CAfile"));
-    problems += check_file(file, "queue_encryption_key_file", var_str("queue_encryption_key_file"));
+    problems += check_routes(file, "transport_maps", 1);
+    problems += check_routes(file, "sender_dependent_relayhost_maps", 0);
     return problems;
 }
 

@@ -22,8 +22,6 @@
 #include "params.h"
 #include "qmgr.h"
 
-#define SCAN_SAFETY_MS 10000 /* rescan at least this often */
-
 /* State of one walk. */
 typedef struct SCAN_STATE {
     QSTORE_TXN *txn;
@@ -66,7 +64,9 @@ void scan_schedule(void)
 {
     SCAN_STATE state = {0};
     VSTR *why = vstr_alloc(100);
-    long long delay_ms = SCAN_SAFETY_MS;
+    /* queue_run_delay is only the safety net: the timer below wakes qmgr
+     * when the next message is due. */
+    long long delay_ms = var_int("queue_run_delay") * 1000;
 
     qmgr_scan_wanted = 0;
     state.now = (long long)time(NULL);

@@ -14,13 +14,17 @@
  *	move bytes through the transport's operations; -1 with errno EAGAIN
  *	means "again when the descriptor is ready", 0 from conn_read() is
  *	the end of the stream.
+ * conn_pending()
+ *	whether the transport holds decoded input that poll(2) cannot see
+ *	(a TLS record read in full but not yet handed over).
  * conn_close()
  *	tear down the transport and close the descriptor; the caller must
  *	have stopped watching it in the event loop.
  *
  * This is the seam where TLS slots in: the SMTP session never touches the
  * descriptor's bytes directly, only conn->ops, so STARTTLS can replace the
- * plain operations with a GnuTLS session on the same descriptor.
+ * plain operations with a GnuTLS session on the same descriptor (tls.c);
+ * conn_close() also frees a TLS session whose handshake never finished.
  *
  * Ownership: the caller owns the CONN and frees it with conn_close().
  * Failures are returned; nothing here exits.
@@ -70,10 +74,8 @@ static void conn_plain_close(CONN *conn)
 }
 
 static const CONN_OPS conn_plain_ops = {
-    "plain",
-    conn_plain_read,
-    conn_plain_write,
-    conn_plain_close,
+    "plain", conn_plain_read, conn_plain_write, conn_plain_close,
+    NULL, /* the kernel's buffer is visible to poll(2) */
 };
 
 /* conn_connect - begin a connection to a relay */
@@ -118,12 +120,19 @@ ssize_t conn_write(CONN *conn, const void *buf, size_t len)
     return conn->ops->write(conn, buf, len);
 }
 
+/* conn_pending - bytes the transport has read and decoded but not handed over */
+int conn_pending(CONN *conn)
+{
+    return conn->ops->pending != NULL && conn->ops->pending(conn);
+}
+
 /* conn_close - end the transport and close the socket */
 void conn_close(CONN *conn)
 {
     if (conn == NULL)
         return;
     conn->ops->close(conn);
+    tls_discard(conn); /* also a handshake that never finished */
     if (conn->fd >= 0)
         (void)close(conn->fd);
     myfree(conn);

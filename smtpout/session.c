@@ -17,6 +17,13 @@
  *	conn=open|closed).
  * session_shutdown()
  *	stop: when no job is in flight, QUIT, close, then call fn.
+ * session_reload()
+ *	after a configuration reload: a connection whose identity (relay,
+ *	port, TLS policy, credential) changed is retired -- at once when
+ *	idle, else before the next job (close reason "reload").
+ * session_held_dest()
+ *	"relay:port" of the open connection, for the "held" event that
+ *	follows the worker's introduction to a restarted qmgr.
  *
  * The client is non-blocking and driven by the event loop. Every wait
  * has the timeout of its stage (Postfix's smtp_*_timeout parameters; the
@@ -33,6 +40,17 @@
  * messages, or (checked before a job) after
  * smtp_connection_reuse_time_limit seconds.
  *
+ * Connection setup is: TCP, (implicit TLS,) greeting, EHLO, STARTTLS and
+ * the TLS handshake and EHLO again (smtp_tls_security_level), AUTH once
+ * (smtp_sasl_auth_enable; never without TLS), then job after job. A job
+ * runs on the open connection only when its identity -- relay, port, TLS
+ * policy and credential -- is the connection's; otherwise the connection
+ * is retired ("switch"). At level may a failed handshake costs nothing:
+ * the job is retried at once on one plaintext connection. Every change
+ * of the connection is reported to qmgr (smtpout_conn_event(): open,
+ * tls, auth_ok, auth_fail, timeout, close with its reason). Output that
+ * carried a secret (AUTH) is wiped from the buffer once written.
+ *
  * Ownership: the session owns its connection and buffers; it borrows
  * the job from session_deliver() until it passes it to `done`.
  * Failures of the relay or the network become recipient outcomes, never
@@ -40,9 +58,11 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -79,6 +99,9 @@ static const struct {
     [SESS_GREETING] = {"receiving the initial server greeting", "", "smtp_helo_timeout"},
     [SESS_EHLO] = {"performing the EHLO handshake", "EHLO", "smtp_helo_timeout"},
     [SESS_HELO] = {"performing the HELO handshake", "HELO", "smtp_helo_timeout"},
+    [SESS_STARTTLS] = {"sending STARTTLS", "STARTTLS", "smtp_helo_timeout"},
+    [SESS_TLS] = {"performing the TLS handshake", "", "smtp_starttls_timeout"},
+    [SESS_AUTH] = {"performing SASL authentication", "AUTH", "smtp_helo_timeout"},
     [SESS_IDLE] = {"idle", "", NULL},
     [SESS_NOOP] = {"sending NOOP", "NOOP", "smtp_mail_timeout"},
     [SESS_MAIL] = {"sending MAIL FROM", "MAIL FROM", "smtp_mail_timeout"},
@@ -99,7 +122,10 @@ static void session_timeout(void *ctx);
 static void session_keepalive(void *ctx);
 static void session_idle_expire(void *ctx);
 static void session_write_failed(void *ctx);
-static void session_quit(void);
+static void session_quit(const char *reason);
+static void session_setup_next(void);
+static void session_tls_step(void);
+static void session_read_again(void *ctx);
 
 /* session_init - the worker's one session, closed */
 void session_init(SESSION_DONE_FN done)
@@ -145,18 +171,50 @@ static void session_arm(SESS_STATE state)
         event_cancel_timer(session_timeout, NULL);
 }
 
-/* session_close - drop the connection without a goodbye */
-static void session_close(void)
+/* session_out_reset - forget unwritten output; wipe it when it held a secret */
+static void session_out_reset(void)
+{
+    if (sess.out_secret) {
+        sodium_memzero(sess.out->data, sess.out->cap);
+        sess.out_secret = 0;
+    }
+    sess.out_off = 0;
+    vstr_reset(sess.out);
+}
+
+/* session_close - drop the connection without a goodbye; `reason` (or the one set before) for qmgr
+ */
+static void session_close(const char *reason)
 {
     if (sess.conn != NULL) {
         event_disable_readwrite(sess.conn->fd);
         conn_close(sess.conn);
         sess.conn = NULL;
     }
+    if (sess.announced)
+        smtpout_conn_event("close", sess.dest,
+                           reason              ? reason
+                           : sess.close_reason ? sess.close_reason
+                                               : "error",
+                           sess.msgs, 0);
+    sess.announced = 0;
+    sess.close_reason = NULL;
+    myfree(sess.dest);
+    sess.dest = NULL;
+    myfree(sess.tls_cache_key);
+    sess.tls_cache_key = NULL;
+    sess.tls_on = 0;
+    sess.tls_declined = 0;
+    sess.auth_mechs = 0;
+    sess.authed = 0;
+    auth_end(&sess.auth);
+    sess.stale = 0;
+    memset(sess.ident, 0, sizeof(sess.ident));
     event_cancel_timer(session_timeout, NULL);
     event_cancel_timer(session_keepalive, NULL);
     event_cancel_timer(session_idle_expire, NULL);
     event_cancel_timer(session_write_failed, NULL);
+    event_cancel_timer(session_read_again, NULL);
     myfree(sess.host);
     sess.host = NULL;
     sess.gen++;
@@ -166,8 +224,7 @@ static void session_close(void)
     sess.size_limit = 0;
     sess.msgs = 0;
     sess.out_error = 0;
-    sess.out_off = 0;
-    vstr_reset(sess.out);
+    session_out_reset();
     vstr_reset(sess.in);
     smtp_reply_parser_reset(sess.parser);
     session_request_kick();
@@ -187,8 +244,7 @@ static void session_flush(void)
         if (n <= 0) {
             /* Report from a timer: callers are in the middle of a reply or a job. */
             sess.out_error = n < 0 ? errno : EPIPE;
-            sess.out_off = 0;
-            vstr_reset(sess.out);
+            session_out_reset();
             event_disable_write(sess.conn->fd);
             event_request_timer(session_write_failed, NULL, 0);
             return;
@@ -205,8 +261,7 @@ static void session_flush(void)
             session_arm(SESS_BODY);
         return;
     }
-    sess.out_off = 0;
-    vstr_reset(sess.out);
+    session_out_reset();
     event_disable_write(sess.conn->fd);
     if (sess.state == SESS_BODY)
         session_arm(SESS_DOT);
@@ -308,7 +363,7 @@ static void session_enter_idle(int fresh)
         if (msg_verbose)
             msg_info("connection to %s: %u messages, reuse count limit reached",
                      vstr_str(sess.relay_text), sess.msgs);
-        session_quit();
+        session_quit("reuse_count");
         return;
     }
     if (sess.job != NULL || sess.stop_fn != NULL) {
@@ -321,8 +376,10 @@ static void session_enter_idle(int fresh)
 }
 
 /* session_quit - say goodbye; the connection closes on the reply */
-static void session_quit(void)
+static void session_quit(const char *reason)
 {
+    if (reason != NULL)
+        sess.close_reason = reason;
     event_cancel_timer(session_keepalive, NULL);
     event_cancel_timer(session_idle_expire, NULL);
     session_arm(SESS_QUIT);
@@ -354,10 +411,10 @@ static void session_job_done(SESS_AFTER after)
         session_send("RSET");
         break;
     case AFTER_QUIT:
-        session_quit();
+        session_quit(NULL);
         break;
     case AFTER_CLOSE:
-        session_close();
+        session_close(NULL);
         break;
     case AFTER_NONE:
         break;
@@ -367,7 +424,7 @@ static void session_job_done(SESS_AFTER after)
 }
 
 /* session_retry - the reused connection was dead: run the job again on a new one */
-static void session_retry(const char *why)
+static void session_retry(const char *why, const char *reason)
 {
     JOB *job = sess.job;
 
@@ -382,7 +439,8 @@ static void session_retry(const char *why)
     vstr_strcpy(job->relay_text, "none");
     for (size_t i = 0; i < job->nrcpt; i++)
         job->rcpts[i].accepted = 0;
-    session_close();
+    sess.msgs--; /* the connection did not carry this one */
+    session_close(reason);
 }
 
 /* session_can_retry - is this failure the "stale reused connection" case */
@@ -399,15 +457,15 @@ static void session_lost(const char *detail)
 
     if (sess.state == SESS_IDLE || sess.state == SESS_NOOP) {
         msg_info("connection to %s closed by server while idle", vstr_str(sess.relay_text));
-        session_close();
+        session_close("server_close");
         return;
     }
     if (sess.job == NULL || !sess.job_active) {
-        session_close();
+        session_close(sess.state == SESS_QUIT ? NULL : "server_close");
         return;
     }
     if (session_can_retry()) {
-        session_retry(detail);
+        session_retry(detail, "server_close");
         return;
     }
     text = vstr_alloc(128);
@@ -415,6 +473,7 @@ static void session_lost(const char *detail)
                  session_stage[sess.state].doing);
     job_fail_pending(sess.job, JOB_DEFERRED, "4.4.2", vstr_str(text));
     vstr_free(text);
+    sess.close_reason = "server_close";
     session_job_done(AFTER_CLOSE);
 }
 
@@ -440,7 +499,7 @@ static void session_connect_failed(const char *addr, const char *why)
     }
     vstr_free(text);
     vstr_strcpy(job->relay_text, "none");
-    session_close();
+    session_close(NULL);
     session_job_done(AFTER_NONE);
 }
 
@@ -450,6 +509,8 @@ static void session_timeout(void *ctx)
     VSTR *text;
 
     (void)ctx;
+    if (sess.state != SESS_CLOSED && sess.state != SESS_IDLE && sess.dest != NULL)
+        smtpout_conn_event("timeout", sess.dest, NULL, 0, 0);
     switch (sess.state) {
     case SESS_CONNECTING:
         session_connect_failed(sess.conn->addr, "Connection timed out");
@@ -457,11 +518,13 @@ static void session_timeout(void *ctx)
     case SESS_NOOP:
         msg_info("connection to %s: no reply to NOOP while idle; closing",
                  vstr_str(sess.relay_text));
-        session_close();
+        session_close("error");
         return;
     case SESS_QUIT:
+        session_close(NULL);
+        return;
     case SESS_RSET:
-        session_close();
+        session_close("error");
         return;
     case SESS_CLOSED:
     case SESS_IDLE:
@@ -477,6 +540,7 @@ static void session_timeout(void *ctx)
                  session_stage[sess.state].doing);
     job_fail_pending(sess.job, JOB_DEFERRED, "4.4.2", vstr_str(text));
     vstr_free(text);
+    sess.close_reason = "error";
     session_job_done(AFTER_CLOSE);
 }
 
@@ -500,11 +564,61 @@ static void session_idle_expire(void *ctx)
     if (msg_verbose)
         msg_info("connection to %s: idle timeout", vstr_str(sess.relay_text));
     event_cancel_timer(session_keepalive, NULL);
-    session_quit();
+    session_quit("idle");
+}
+
+/* session_tls_level - smtp_tls_security_level as a number */
+static int session_tls_level(void)
+{
+    const char *level = var_str("smtp_tls_security_level");
+
+    if (strcmp(level, "none") == 0)
+        return SESS_TLS_NONE;
+    if (strcmp(level, "encrypt") == 0)
+        return SESS_TLS_ENCRYPT;
+    if (strcmp(level, "verify") == 0)
+        return SESS_TLS_VERIFY;
+    return SESS_TLS_MAY;
+}
+
+/*
+ * session_identity - what a connection for this relay would be: relay,
+ * port, TLS policy (level, wrappermode, CA file) and credential (user and
+ * secret, as the keyed hash). -1 with the reason when AUTH is on and there
+ * is no credential, or its last AUTH failed moments ago.
+ */
+static int session_identity(const char *relay, unsigned port, unsigned char *ident, VSTR *why)
+{
+    crypto_generichash_state state;
+    SASL_CRED *cred = NULL;
+    VSTR *text = vstr_alloc(128);
+    const char *failed;
+
+    vstr_sprintf(text, "%s:%u:%d:%d:", relay, port, session_tls_level(),
+                 var_bool("smtp_tls_wrappermode"));
+    /* Lower case for the relay; the CA file name (a path) is added as written. */
+    for (size_t i = 0; i < vstr_len(text); i++)
+        text->data[i] = (char)tolower((unsigned char)text->data[i]);
+    vstr_addch(text, '\0');
+    crypto_generichash_init(&state, NULL, 0, SASL_ID_LEN);
+    vstr_strcat(text, var_str("smtp_tls_CAfile"));
+    crypto_generichash_update(&state, (const unsigned char *)vstr_str(text), vstr_len(text));
+    vstr_free(text);
+    if (var_bool("smtp_sasl_auth_enable")) {
+        if (auth_lookup(relay, port, &cred, why) < 0)
+            return -1;
+        crypto_generichash_update(&state, cred->id, sizeof(cred->id));
+    }
+    crypto_generichash_final(&state, ident, SASL_ID_LEN);
+    if (cred != NULL && (failed = auth_fail_cached(ident, cred)) != NULL) {
+        vstr_strcpy(why, failed);
+        return -1;
+    }
+    return 0;
 }
 
 /* session_open - start a connection for the job */
-static void session_open(void)
+static void session_open(const unsigned char *ident)
 {
     JOB *job = sess.job;
     VSTR *why = vstr_alloc(128);
@@ -527,8 +641,249 @@ static void session_open(void)
     sess.opened_ms = now_ms();
     sess.msgs = 0;
     sess.job_active = 1;
+    memcpy(sess.ident, ident, SASL_ID_LEN);
+    sess.dest = mymalloc(strlen(job->relay) + 16);
+    sprintf(sess.dest, "%s:%u", job->relay, job->port);
+    sess.tls_level = session_tls_level();
+    sess.wrapper = var_bool("smtp_tls_wrappermode");
+    /* A session verified under other trust anchors must not be resumed under these. */
+    sess.tls_cache_key = mymalloc(strlen(sess.dest) + strlen(var_str("smtp_tls_CAfile")) + 32);
+    sprintf(sess.tls_cache_key, "%s:%d:%d:%s", sess.dest, sess.tls_level, sess.wrapper,
+            var_str("smtp_tls_CAfile"));
+    /* Level may after a failed handshake: this one connection goes without TLS. */
+    if (sess.plain_once && !sess.wrapper && memcmp(sess.plain_ident, ident, SASL_ID_LEN) == 0)
+        sess.tls_declined = 1;
+    sess.plain_once = 0;
     event_enable_write(conn->fd, session_event, NULL);
     session_arm(SESS_CONNECTING);
+}
+
+/* session_tls_begin - start the handshake on the connected socket */
+static void session_tls_begin(void)
+{
+    VSTR *why = vstr_alloc(128);
+    VSTR *text;
+
+    /* Whatever came in plaintext after "220 ready to start TLS" must not be believed. */
+    vstr_reset(sess.in);
+    smtp_reply_parser_reset(sess.parser);
+    if (tls_start(sess.conn, sess.host, sess.tls_cache_key, sess.tls_level == SESS_TLS_VERIFY,
+                  why) < 0) {
+        text = vstr_alloc(128);
+        vstr_sprintf(text, "Cannot start TLS: %s", vstr_str(why));
+        job_fail_pending(sess.job, JOB_DEFERRED, "4.7.5", vstr_str(text));
+        vstr_free(text);
+        vstr_free(why);
+        sess.close_reason = "error";
+        session_job_done(AFTER_CLOSE);
+        return;
+    }
+    vstr_free(why);
+    session_arm(SESS_TLS);
+    event_enable_read(sess.conn->fd, session_event, NULL);
+    session_tls_step();
+}
+
+/* session_tls_failed - the handshake failed: defer, or at level may retry without TLS */
+static void session_tls_failed(int ret, const char *why)
+{
+    JOB *job = sess.job;
+    VSTR *text = vstr_alloc(128);
+
+    tls_forget_session(sess.tls_cache_key);
+    if (ret == TLS_HS_UNTRUSTED || ret == TLS_HS_UNVERIFIED) {
+        vstr_sprintf(text, "Server certificate not %s: host %s: %s",
+                     ret == TLS_HS_UNTRUSTED ? "trusted" : "verified", vstr_str(sess.label), why);
+    } else if (sess.tls_level == SESS_TLS_MAY && !sess.wrapper && !job->retried) {
+        /* Opportunistic TLS must not cost the mail: once more, in plaintext. */
+        msg_info("%s: TLS handshake with %s failed: %s; retrying on a new connection without "
+                 "TLS",
+                 job->queue_id, vstr_str(sess.relay_text), why);
+        sess.plain_once = 1;
+        memcpy(sess.plain_ident, sess.ident, SASL_ID_LEN);
+        job->retried = 1;
+        job->setup_ms = 0;
+        job->xfer_start = 0;
+        job->conn_use = 0;
+        vstr_strcpy(job->relay_text, "none");
+        vstr_free(text);
+        session_close("error");
+        return;
+    } else {
+        vstr_sprintf(text, "Cannot start TLS: handshake failure with host %s: %s",
+                     vstr_str(sess.label), why);
+    }
+    job_fail_pending(job, JOB_DEFERRED, "4.7.5", vstr_str(text));
+    vstr_free(text);
+    sess.close_reason = "error";
+    session_job_done(AFTER_CLOSE);
+}
+
+/* session_tls_step - advance the handshake; go on with SMTP when it is done */
+static void session_tls_step(void)
+{
+    VSTR *why = vstr_alloc(128);
+    VSTR *desc;
+    int ret = tls_handshake(sess.conn, why);
+
+    if (ret == TLS_HS_AGAIN) {
+        if (tls_want_write(sess.conn))
+            event_enable_write(sess.conn->fd, session_event, NULL);
+        else
+            event_disable_write(sess.conn->fd);
+        vstr_free(why);
+        return;
+    }
+    if (ret != TLS_HS_DONE) {
+        session_tls_failed(ret, vstr_str(why));
+        vstr_free(why);
+        return;
+    }
+    vstr_free(why);
+    event_disable_write(sess.conn->fd);
+    sess.tls_on = 1;
+    desc = vstr_alloc(128);
+    tls_describe(sess.conn, desc);
+    msg_info("%s TLS connection established to %s: %s%s", tls_trust(sess.conn),
+             vstr_str(sess.relay_text), vstr_str(desc),
+             tls_resumed(sess.conn) ? " (session resumed)" : "");
+    vstr_free(desc);
+    smtpout_conn_event("tls", sess.dest, NULL, 0, tls_resumed(sess.conn));
+    if (sess.wrapper) {
+        session_arm(SESS_GREETING);
+        /* The greeting may have come with the handshake and wait inside GnuTLS. */
+        event_request_timer(session_read_again, NULL, 0);
+        return;
+    }
+    /* RFC 3207: forget what the server said before TLS, and ask again. */
+    sess.features = 0;
+    sess.size_limit = 0;
+    sess.auth_mechs = 0;
+    session_arm(SESS_EHLO);
+    session_send("EHLO %s", var_str("smtp_helo_name"));
+}
+
+/* session_setup_fail - the connection cannot serve the job: decide it, say goodbye */
+static void session_setup_fail(const char *dsn, const char *text)
+{
+    if (sess.job == NULL || !sess.job_active) {
+        msg_warn("connection to %s: %s", vstr_str(sess.relay_text), text);
+        session_quit("error");
+        return;
+    }
+    job_fail_pending(sess.job, JOB_DEFERRED, dsn, text);
+    sess.close_reason = "error";
+    session_job_done(AFTER_QUIT);
+}
+
+/* session_setup_next - after EHLO: STARTTLS, then AUTH, then ready for jobs */
+static void session_setup_next(void)
+{
+    VSTR *text;
+    SASL_CRED *cred;
+
+    if (!sess.tls_on && !sess.tls_declined && sess.tls_level != SESS_TLS_NONE) {
+        if (sess.features & SESS_FEAT_STARTTLS) {
+            session_arm(SESS_STARTTLS);
+            session_send("STARTTLS");
+            return;
+        }
+        if (sess.tls_level >= SESS_TLS_ENCRYPT) {
+            text = vstr_alloc(128);
+            vstr_sprintf(text, "TLS is required, but was not offered by host %s",
+                         vstr_str(sess.label));
+            session_setup_fail("4.7.4", vstr_str(text));
+            vstr_free(text);
+            return;
+        }
+    }
+    if (var_bool("smtp_sasl_auth_enable") && !sess.authed) {
+        text = vstr_alloc(128);
+        /* Whatever the TLS level says: no secret crosses an unencrypted connection. */
+        if (!sess.tls_on) {
+            vstr_sprintf(text,
+                         "SASL authentication refused: TLS is not active on the connection "
+                         "to %s",
+                         vstr_str(sess.label));
+            session_setup_fail("4.7.0", vstr_str(text));
+            vstr_free(text);
+            return;
+        }
+        if (sess.features & SESS_FEAT_AUTH) {
+            if (auth_lookup(sess.host, sess.port, &cred, text) < 0) {
+                session_setup_fail("4.7.0", vstr_str(text));
+                vstr_free(text);
+                return;
+            }
+            if (auth_start(&sess.auth, cred, sess.auth_mechs, sess.out, text) < 0) {
+                VSTR *reason = vstr_alloc(128);
+
+                vstr_sprintf(reason,
+                             "SASL authentication failed; cannot authenticate to server "
+                             "%s: %s",
+                             vstr_str(sess.label), vstr_str(text));
+                session_setup_fail("4.7.0", vstr_str(reason));
+                vstr_free(reason);
+                vstr_free(text);
+                return;
+            }
+            vstr_free(text);
+            if (msg_verbose)
+                msg_info("> %s: AUTH %s (credentials not shown)", vstr_str(sess.label),
+                         auth_mech_name(sess.auth.mech));
+            sess.out_secret = 1;
+            session_arm(SESS_AUTH);
+            session_flush();
+            return;
+        }
+        vstr_free(text);
+        if (msg_verbose)
+            msg_info("%s offers no AUTH: sending without authentication",
+                     vstr_str(sess.relay_text));
+    }
+    session_enter_idle(1);
+}
+
+/* session_auth_reply - the server's answer in the AUTH dialogue */
+static void session_auth_reply(const SMTP_REPLY *reply)
+{
+    VSTR *text, *quoted;
+    char dsn[16];
+
+    if (reply->code == 334) {
+        auth_continue(&sess.auth, sess.out);
+        sess.out_secret = 1;
+        session_arm(SESS_AUTH);
+        session_flush();
+        return;
+    }
+    if (reply->code / 100 == 2) {
+        if (msg_verbose)
+            msg_info("%s: authenticated with %s", vstr_str(sess.relay_text),
+                     auth_mech_name(sess.auth.mech));
+        auth_end(&sess.auth);
+        sess.authed = 1;
+        smtpout_conn_event("auth_ok", sess.dest, NULL, 0, 0);
+        session_enter_idle(1);
+        return;
+    }
+    smtpout_conn_event("auth_fail", sess.dest, NULL, 0, 0);
+    text = vstr_alloc(128);
+    quoted = vstr_alloc(128);
+    session_reply_text(reply, quoted);
+    vstr_sprintf(text, "SASL authentication failed; server %s said: %s", vstr_str(sess.label),
+                 vstr_str(quoted));
+    vstr_free(quoted);
+    /* A credentials problem is the operator's, never the message's: defer, class 4. */
+    if (reply->dsn[0] != '\0')
+        snprintf(dsn, sizeof(dsn), "4%s", reply->dsn + 1);
+    else
+        snprintf(dsn, sizeof(dsn), "4.7.0");
+    msg_warn("%s", vstr_str(text));
+    auth_fail_remember(sess.ident, &sess.auth, vstr_str(text));
+    auth_end(&sess.auth);
+    session_setup_fail(dsn, vstr_str(text));
+    vstr_free(text);
 }
 
 /* session_connected - the TCP handshake is over */
@@ -547,6 +902,10 @@ static void session_connected(void)
     vstr_strcpy(sess.job->relay_text, vstr_str(sess.relay_text));
     event_disable_write(sess.conn->fd);
     event_enable_read(sess.conn->fd, session_event, NULL);
+    if (sess.wrapper) { /* implicit TLS: the handshake comes before the greeting */
+        session_tls_begin();
+        return;
+    }
     session_arm(SESS_GREETING);
 }
 
@@ -616,6 +975,9 @@ static void session_kick(void *ctx)
     long long wall = wall_ms();
     long long age_limit = var_int("smtp_connection_reuse_time_limit") * 1000LL;
     long long count_limit = var_int("smtp_connection_reuse_count_limit");
+    unsigned char ident[SASL_ID_LEN];
+    const char *reason = NULL;
+    VSTR *why;
 
     (void)ctx;
     if (sess.state != SESS_CLOSED && sess.state != SESS_IDLE)
@@ -623,7 +985,7 @@ static void session_kick(void *ctx)
     if (job == NULL) {
         if (sess.stop_fn != NULL) {
             if (sess.state == SESS_IDLE) {
-                session_quit();
+                session_quit("stop");
             } else {
                 void (*fn)(void) = sess.stop_fn;
 
@@ -633,22 +995,40 @@ static void session_kick(void *ctx)
         }
         return;
     }
+    why = vstr_alloc(128);
+    if (session_identity(job->relay, job->port, ident, why) < 0) {
+        /* No credential, or it just failed: no connection can help this job now. */
+        job->setup_start = 0;
+        sess.job_active = 1;
+        job_fail_pending(job, JOB_DEFERRED, "4.7.0", vstr_str(why));
+        vstr_free(why);
+        session_job_done(AFTER_NONE);
+        return;
+    }
+    vstr_free(why);
     if (sess.state == SESS_CLOSED) {
         if (job->setup_start == 0)
             job->setup_start = wall;
-        session_open();
+        session_open(ident);
         return;
     }
-    if (strcasecmp(sess.host, job->relay) != 0 || sess.port != job->port ||
-        (age_limit > 0 && now - sess.opened_ms >= age_limit) ||
-        (count_limit > 0 && sess.msgs >= count_limit)) {
+    if (sess.stale)
+        reason = "reload";
+    else if (memcmp(sess.ident, ident, SASL_ID_LEN) != 0 ||
+             strcasecmp(sess.host, job->relay) != 0 || sess.port != job->port)
+        reason = "switch";
+    else if (age_limit > 0 && now - sess.opened_ms >= age_limit)
+        reason = "reuse_time";
+    else if (count_limit > 0 && sess.msgs >= count_limit)
+        reason = "reuse_count";
+    if (reason != NULL) {
         if (msg_verbose)
-            msg_info("retiring connection to %s (%u messages, %llds old) for a job to %s:%u",
-                     vstr_str(sess.relay_text), sess.msgs, (now - sess.opened_ms) / 1000,
+            msg_info("retiring connection to %s (%u messages, %llds old, %s) for a job to %s:%u",
+                     vstr_str(sess.relay_text), sess.msgs, (now - sess.opened_ms) / 1000, reason,
                      job->relay, job->port);
         if (job->setup_start == 0)
             job->setup_start = wall;
-        session_quit();
+        session_quit(reason);
         return;
     }
     session_begin();
@@ -664,7 +1044,7 @@ void session_deliver(JOB *job)
     sess.job = job;
     sess.job_active = 0;
     if (sess.state == SESS_QUIT) /* retiring anyway: do not make the job wait for the 221 */
-        session_close();
+        session_close(NULL);
     session_request_kick();
 }
 
@@ -684,6 +1064,7 @@ static void session_ehlo_features(const SMTP_REPLY *reply)
 
     sess.features = 0;
     sess.size_limit = 0;
+    sess.auth_mechs = 0;
     /* The first line is the server's name; each later line is one keyword. */
     if ((eol = memchr(cp, '\n', (size_t)(end - cp))) == NULL)
         return;
@@ -706,7 +1087,12 @@ static void session_ehlo_features(const SMTP_REPLY *reply)
             sess.features |= SESS_FEAT_SMTPUTF8;
         else if (KEYWORD("DSN"))
             sess.features |= SESS_FEAT_DSN;
-        else if (KEYWORD("SIZE")) {
+        else if (KEYWORD("STARTTLS"))
+            sess.features |= SESS_FEAT_STARTTLS;
+        else if (KEYWORD("AUTH") || (len > 5 && strncasecmp(line, "AUTH=", 5) == 0)) {
+            sess.features |= SESS_FEAT_AUTH;
+            sess.auth_mechs |= auth_mechs(line + 4, (size_t)(eol - line - 4));
+        } else if (KEYWORD("SIZE")) {
             sess.features |= SESS_FEAT_SIZE;
             if (line + len < eol) {
                 char *stop;
@@ -829,6 +1215,7 @@ static void session_transaction_reply(const SMTP_REPLY *reply)
     case SESS_BODY:
         /* The server answered before the dot: the dialogue is out of step; close after. */
         session_reply_fail(reply, ok ? JOB_DEFERRED : session_reply_status(reply), 1);
+        sess.close_reason = "error";
         session_job_done(AFTER_CLOSE);
         return;
     case SESS_DOT:
@@ -862,18 +1249,19 @@ static void session_reply_421(const SMTP_REPLY *reply)
     if (sess.job == NULL || !sess.job_active) {
         if (sess.state == SESS_IDLE || sess.state == SESS_NOOP)
             msg_info("connection to %s closed by server while idle", vstr_str(sess.relay_text));
-        session_close();
+        session_close("server_421");
         return;
     }
     if (session_can_retry()) {
         text = vstr_alloc(128);
         session_reply_text(reply, text);
-        session_retry(vstr_str(text));
+        session_retry(vstr_str(text), "server_421");
         vstr_free(text);
         return;
     }
     /* Whatever the stage, the server will not finish this transaction. */
     session_reply_fail(reply, JOB_DEFERRED, 0);
+    sess.close_reason = "server_421";
     session_job_done(AFTER_CLOSE);
 }
 
@@ -889,6 +1277,8 @@ static void session_reply(const SMTP_REPLY *reply)
     switch (sess.state) {
     case SESS_GREETING:
         if (ok) {
+            sess.announced = 1;
+            smtpout_conn_event("open", sess.dest, NULL, 0, 0);
             session_arm(SESS_EHLO);
             session_send("EHLO %s", var_str("smtp_helo_name"));
             return;
@@ -899,7 +1289,10 @@ static void session_reply(const SMTP_REPLY *reply)
     case SESS_EHLO:
         if (ok) {
             session_ehlo_features(reply);
-            session_enter_idle(1);
+            /* A TLS 1.3 ticket comes after the handshake: by now it is here to be saved. */
+            if (sess.tls_on)
+                tls_save_session(sess.conn);
+            session_setup_next();
             return;
         }
         if (reply->code / 100 == 5) {
@@ -913,11 +1306,30 @@ static void session_reply(const SMTP_REPLY *reply)
     case SESS_HELO:
         if (ok) {
             sess.features = 0;
-            session_enter_idle(1);
+            sess.auth_mechs = 0;
+            session_setup_next();
             return;
         }
         session_reply_fail(reply, JOB_DEFERRED, 0);
         session_job_done(AFTER_QUIT);
+        return;
+    case SESS_STARTTLS:
+        if (reply->code == 220) {
+            session_tls_begin();
+            return;
+        }
+        if (sess.tls_level == SESS_TLS_MAY) { /* opportunistic: carry on in plaintext */
+            msg_info("%s refused STARTTLS (%d); continuing without TLS", vstr_str(sess.relay_text),
+                     reply->code);
+            sess.tls_declined = 1;
+            session_setup_next();
+            return;
+        }
+        session_reply_fail(reply, JOB_DEFERRED, 0);
+        session_job_done(AFTER_QUIT);
+        return;
+    case SESS_AUTH:
+        session_auth_reply(reply);
         return;
     case SESS_MAIL:
     case SESS_RCPT:
@@ -933,21 +1345,21 @@ static void session_reply(const SMTP_REPLY *reply)
         }
         msg_info("connection to %s closed: NOOP while idle got %d", vstr_str(sess.relay_text),
                  reply->code);
-        session_close();
+        session_close("error");
         return;
     case SESS_RSET:
         if (ok)
             session_enter_idle(1);
         else
-            session_quit();
+            session_quit("error");
         return;
     case SESS_QUIT:
-        session_close();
+        session_close(NULL);
         return;
     case SESS_IDLE:
         msg_info("connection to %s closed by server while idle (unexpected reply %d)",
                  vstr_str(sess.relay_text), reply->code);
-        session_close();
+        session_close("error");
         return;
     default:
         msg_panic("session_reply: state %d", (int)sess.state);
@@ -961,7 +1373,7 @@ static void session_protocol_error(const char *why)
 
     if (sess.job == NULL || !sess.job_active) {
         msg_warn("connection to %s: %s", vstr_str(sess.relay_text), why);
-        session_close();
+        session_close("error");
         return;
     }
     text = vstr_alloc(128);
@@ -969,6 +1381,7 @@ static void session_protocol_error(const char *why)
                  session_stage[sess.state].doing, why);
     job_fail_pending(sess.job, JOB_DEFERRED, "4.5.0", vstr_str(text));
     vstr_free(text);
+    sess.close_reason = "error";
     session_job_done(AFTER_CLOSE);
 }
 
@@ -996,7 +1409,7 @@ static void session_input(void)
         break;
     }
     why = vstr_alloc(64);
-    while (sess.gen == gen && vstr_len(sess.in) > 0) {
+    while (sess.gen == gen && sess.state != SESS_TLS && vstr_len(sess.in) > 0) {
         char *data = vstr_str(sess.in);
         char *nl = memchr(data, '\n', vstr_len(sess.in));
         size_t len;
@@ -1028,8 +1441,20 @@ static void session_input(void)
     vstr_free(why);
     if (sess.gen != gen || sess.conn == NULL)
         return;
+    if (sess.state == SESS_TLS) /* bytes after "220" sent in plaintext are discarded */
+        vstr_reset(sess.in);
+    else if (!eof && !err && conn_pending(sess.conn))
+        event_request_timer(session_read_again, NULL, 0); /* poll(2) cannot see TLS's buffer */
     if (eof || err)
         session_lost(err ? strerror(err) : "end of file");
+}
+
+/* session_read_again - read what the transport holds without the descriptor being ready */
+static void session_read_again(void *ctx)
+{
+    (void)ctx;
+    if (sess.conn != NULL && sess.state != SESS_CONNECTING && sess.state != SESS_TLS)
+        session_input();
 }
 
 /* session_event - readiness of the relay connection */
@@ -1044,8 +1469,41 @@ static void session_event(int fd, int events, void *ctx)
             session_connected();
         return;
     }
+    if (sess.state == SESS_TLS) {
+        session_tls_step();
+        return;
+    }
     if (events & EVENT_WRITE)
         session_flush();
     if ((events & EVENT_READ) && sess.conn != NULL)
         session_input();
+}
+
+/* session_reload - the configuration was re-read: retire a connection it changed */
+void session_reload(void)
+{
+    unsigned char ident[SASL_ID_LEN];
+    VSTR *why;
+
+    if (sess.conn == NULL || sess.state == SESS_QUIT || sess.host == NULL)
+        return;
+    why = vstr_alloc(128);
+    /* A changed credential or TLS policy: this connection must not carry another job. */
+    if (session_identity(sess.host, sess.port, ident, why) < 0 ||
+        memcmp(ident, sess.ident, SASL_ID_LEN) != 0) {
+        sess.stale = 1;
+        if (sess.state == SESS_IDLE && sess.job == NULL) {
+            msg_info("connection to %s: configuration changed; closing", vstr_str(sess.relay_text));
+            event_cancel_timer(session_keepalive, NULL);
+            event_cancel_timer(session_idle_expire, NULL);
+            session_quit("reload");
+        }
+    }
+    vstr_free(why);
+}
+
+/* session_held_dest - the destination of an announced open connection, or NULL */
+const char *session_held_dest(void)
+{
+    return sess.conn != NULL && sess.announced && sess.state != SESS_QUIT ? sess.dest : NULL;
 }

@@ -10,6 +10,13 @@
  *	content in one short read transaction, hand the job to the SMTP
  *	session (session.c), and answer "type=result" when it is done.
  *
+ * smtpout_conn_event()
+ *	report a change of the relay connection to qmgr (a type=conn record:
+ *	open, held, close with its reason, tls, auth_ok, auth_fail, timeout;
+ *	doc/internals.md). They are fire-and-forget: while qmgr is away they
+ *	wait in a bounded buffer (the oldest dropped first) and are sent, in
+ *	order, after the next introduction.
+ *
  * The SMTP connection belongs to the worker, not to the qmgr connection:
  * when qmgr goes away (it restarts after a crash) the worker keeps the
  * relay connection and reconnects to qmgr every second. A result for a
@@ -18,7 +25,9 @@
  *
  * Signals: SIGTERM (and SIGINT) finish the job in flight, send its result,
  * QUIT and exit 0; SIGHUP re-reads the configuration (the old one stays on
- * error), which takes effect for the next job.
+ * error), which takes effect for the next job; the credentials file is
+ * read again, and a connection whose credential or TLS policy changed is
+ * retired before it carries another job.
  *
  * The queue is only read here: qmgr is the one writer of delivery state.
  * A read transaction never outlives the copy of one body into memory.
@@ -52,6 +61,7 @@
 #define SMTPOUT_QMGR_RETRY 1000       /* ms between attempts */
 #define SMTPOUT_EXIT_FLUSH 5000       /* ms to hand the last result to qmgr at exit */
 #define SMTPOUT_BODY_PREALLOC 1048576 /* bytes reserved up front for a body */
+#define SMTPOUT_EVENTS_MAX 1000       /* connection events kept while qmgr is away */
 
 static const char *smtpout_config_path;
 static char *smtpout_qmgr_path;
@@ -60,6 +70,13 @@ static IPC_CHAN *smtpout_qmgr;
 static int smtpout_qmgr_warned; /* logged that qmgr is unreachable */
 static JOB *smtpout_job;        /* the job in the session */
 static int smtpout_stopping;
+
+/* Connection events waiting for qmgr: a ring, the oldest dropped when full. */
+static IPC_REC *smtpout_events[SMTPOUT_EVENTS_MAX];
+static size_t smtpout_events_head; /* index of the oldest */
+static size_t smtpout_events_count;
+static size_t smtpout_events_dropped;
+static int smtpout_open_buffered; /* the open connection's "open" is in the ring */
 
 static void smtpout_qmgr_connect(void *ctx);
 static void smtpout_qmgr_event(int fd, int events, void *ctx);
@@ -92,6 +109,60 @@ static void smtpout_qmgr_flush(void)
     } else {
         event_disable_write(ipc_chan_fd(smtpout_qmgr));
     }
+}
+
+/* smtpout_conn_event - tell qmgr what happened to the relay connection */
+void smtpout_conn_event(const char *event, const char *dest, const char *reason, unsigned messages,
+                        int resumed)
+{
+    IPC_REC *rec = ipc_rec_create("conn");
+
+    ipc_rec_add(rec, "event", event);
+    ipc_rec_add(rec, "dest", dest != NULL ? dest : "none");
+    if (strcmp(event, "close") == 0) {
+        ipc_rec_add(rec, "reason", reason != NULL ? reason : "error");
+        ipc_rec_add_long(rec, "messages", messages);
+    } else if (strcmp(event, "tls") == 0) {
+        ipc_rec_add_long(rec, "resumed", resumed ? 1 : 0);
+    }
+    if (smtpout_qmgr != NULL) {
+        ipc_chan_send(smtpout_qmgr, rec);
+        ipc_rec_free(rec);
+        smtpout_qmgr_flush();
+        return;
+    }
+    if (strcmp(event, "open") == 0)
+        smtpout_open_buffered = 1;
+    else if (strcmp(event, "close") == 0)
+        smtpout_open_buffered = 0;
+    if (smtpout_events_count == SMTPOUT_EVENTS_MAX) {
+        ipc_rec_free(smtpout_events[smtpout_events_head]);
+        smtpout_events_head = (smtpout_events_head + 1) % SMTPOUT_EVENTS_MAX;
+        smtpout_events_count--;
+        smtpout_events_dropped++;
+    }
+    smtpout_events[(smtpout_events_head + smtpout_events_count++) % SMTPOUT_EVENTS_MAX] = rec;
+}
+
+/* smtpout_events_replay - after the introduction: what qmgr missed, then the open connection */
+static void smtpout_events_replay(void)
+{
+    const char *dest;
+
+    if (smtpout_events_dropped > 0)
+        msg_warn("%zu connection events dropped while qmgr was away", smtpout_events_dropped);
+    smtpout_events_dropped = 0;
+    while (smtpout_events_count > 0) {
+        ipc_chan_send(smtpout_qmgr, smtpout_events[smtpout_events_head]);
+        ipc_rec_free(smtpout_events[smtpout_events_head]);
+        smtpout_events[smtpout_events_head] = NULL;
+        smtpout_events_head = (smtpout_events_head + 1) % SMTPOUT_EVENTS_MAX;
+        smtpout_events_count--;
+    }
+    /* "held": a connection this qmgr has not heard opening (held counts as open, not opened). */
+    if ((dest = session_held_dest()) != NULL && !smtpout_open_buffered)
+        smtpout_conn_event("held", dest, NULL, 0, 0);
+    smtpout_open_buffered = 0;
 }
 
 /* smtpout_exit - the session is closed: hand over the last result and leave */
@@ -265,6 +336,7 @@ static void smtpout_qmgr_connect(void *ctx)
     ipc_rec_add_long(rec, "pid", (long long)getpid());
     ipc_chan_send(smtpout_qmgr, rec);
     ipc_rec_free(rec);
+    smtpout_events_replay();
     event_enable_read(ipc_chan_fd(smtpout_qmgr), smtpout_qmgr_event, NULL);
     smtpout_qmgr_flush();
     smtpout_qmgr_records();
@@ -295,6 +367,10 @@ static void smtpout_sighup(int sig)
             msg_warn("open maillog_file %s: %m", var_str("maillog_file"));
         msg_info("configuration reloaded");
     }
+    /* The credentials file is re-read even when relayq.conf itself did not change. */
+    tls_reload();
+    auth_reload();
+    session_reload();
     vstr_free(why);
 }
 
@@ -340,6 +416,7 @@ int main(int argc, char **argv)
     vstr_free(why);
     smtpout_qmgr_path = qdir_path(var_str("queue_directory"), SOCK_QMGR);
 
+    auth_reload();
     session_init(smtpout_done);
     event_on_signal(SIGTERM, smtpout_sigterm);
     event_on_signal(SIGINT, smtpout_sigterm);

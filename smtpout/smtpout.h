@@ -3,20 +3,22 @@
  *
  * smtpout is split by object: conn.c (the byte stream to the relay, behind
  * a table of functions so that a TLS session can replace the plain socket),
- * session.c (the SMTP client state machine: one persistent connection that
- * carries job after job), job.c (the job qmgr hands us and the result we
- * send back, with the per-recipient delivery log) and smtpout.c (main, the
- * qmgr channel, signals). Everything runs in one thread, driven by the
- * event loop.
+ * tls.c (GnuTLS under that table: STARTTLS and implicit TLS), auth.c (SMTP
+ * AUTH: credentials and mechanisms), session.c (the SMTP client state
+ * machine: one persistent connection that carries job after job), job.c (the job qmgr hands us and
+ * the result we send back, with the per-recipient delivery log) and smtpout.c (main, the qmgr
+ * channel, signals). Everything runs in one thread, driven by the event loop.
  */
 #ifndef RELAYQ_SMTPOUT_H
 #define RELAYQ_SMTPOUT_H
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "ipc.h"
 #include "qid.h"
+#include "sasl_passwd.h"
 #include "smtp_reply.h"
 #include "vstr.h"
 
@@ -34,6 +36,7 @@ typedef struct CONN_OPS {
     ssize_t (*read)(CONN *conn, void *buf, size_t len);
     ssize_t (*write)(CONN *conn, const void *buf, size_t len);
     void (*close)(CONN *conn);
+    int (*pending)(CONN *conn); /* decoded input waiting; NULL: never any */
 } CONN_OPS;
 
 struct CONN {
@@ -47,7 +50,75 @@ CONN *conn_connect(const char *host, unsigned port, char *addr, size_t addr_size
 int conn_connect_finish(CONN *conn, VSTR *why);
 ssize_t conn_read(CONN *conn, void *buf, size_t len);
 ssize_t conn_write(CONN *conn, const void *buf, size_t len);
+int conn_pending(CONN *conn);
 void conn_close(CONN *conn);
+
+/*
+ * TLS_STATE models the GnuTLS client session of one connection (CONN's
+ * layer): the session, whether the handshake is over, how far the peer was
+ * trusted, and the key under which its session is saved for resumption.
+ */
+typedef struct TLS_STATE {
+    struct gnutls_session_int *session; /* gnutls_session_t */
+    int done;                           /* handshake complete; conn->ops are TLS */
+    int verify;                         /* level verify: the name and chain were checked */
+    int write_pending;                  /* a record waits to be resent after EAGAIN */
+    const char *trust;                  /* "Verified", "Trusted", "Untrusted" */
+    char *cache_key;                    /* destination and TLS policy */
+} TLS_STATE;
+
+/* tls_handshake() outcomes */
+#define TLS_HS_DONE 1
+#define TLS_HS_AGAIN 0
+#define TLS_HS_FAILED (-1)
+#define TLS_HS_UNTRUSTED (-2)  /* the chain did not verify */
+#define TLS_HS_UNVERIFIED (-3) /* the chain did, the relay's name did not match */
+
+int tls_start(CONN *conn, const char *host, const char *cache_key, int verify, VSTR *why);
+int tls_handshake(CONN *conn, VSTR *why);
+int tls_want_write(const CONN *conn);
+const char *tls_trust(const CONN *conn);
+int tls_resumed(const CONN *conn);
+void tls_describe(const CONN *conn, VSTR *out);
+void tls_save_session(CONN *conn);
+void tls_forget_session(const char *cache_key);
+void tls_discard(CONN *conn);
+void tls_reload(void);
+
+/* SASL mechanisms, as EHLO AUTH offers them */
+#define AUTH_MECH_PLAIN 1
+#define AUTH_MECH_LOGIN 2
+#define AUTH_MECH_XOAUTH2 4
+
+/*
+ * AUTH_EXCHANGE models one AUTH dialogue: the mechanism and the responses
+ * still to send after 334 challenges, prepared in guarded memory.
+ */
+typedef struct AUTH_EXCHANGE {
+    unsigned mech;               /* AUTH_MECH_* */
+    unsigned char *responses[2]; /* guarded, base64, NUL-terminated */
+    size_t lens[2];
+    size_t count; /* responses prepared */
+    size_t step;  /* responses sent (or XOAUTH2's empty one) */
+    int token;    /* XOAUTH2: the token file as used, to notice a new token */
+    time_t token_mtime;
+    long token_mtime_ns;
+    off_t token_size;
+} AUTH_EXCHANGE;
+
+void auth_reload(void);
+int auth_lookup(const char *relay, unsigned port, SASL_CRED **cred, VSTR *why);
+unsigned auth_mechs(const char *args, size_t len);
+int auth_start(AUTH_EXCHANGE *ax, SASL_CRED *cred, unsigned offered, VSTR *out, VSTR *why);
+void auth_continue(AUTH_EXCHANGE *ax, VSTR *out);
+void auth_end(AUTH_EXCHANGE *ax);
+const char *auth_mech_name(unsigned mech);
+void auth_fail_remember(const unsigned char *id, const AUTH_EXCHANGE *ax, const char *reason);
+const char *auth_fail_cached(const unsigned char *id, const SASL_CRED *cred);
+
+/* Connection events for qmgr (type=conn); smtpout.c sends or buffers them. */
+void smtpout_conn_event(const char *event, const char *dest, const char *reason, unsigned messages,
+                        int resumed);
 
 /* Recipient outcome, as the result record spells it. */
 #define JOB_PENDING 0  /* not decided yet */
@@ -115,6 +186,8 @@ const char *job_status_name(int status);
 #define SESS_FEAT_ENHANCEDSTATUSCODES 8
 #define SESS_FEAT_SMTPUTF8 16
 #define SESS_FEAT_DSN 32
+#define SESS_FEAT_STARTTLS 64
+#define SESS_FEAT_AUTH 128
 
 /* What the session is doing; in the reply states, the reply it waits for. */
 typedef enum SESS_STATE {
@@ -123,6 +196,9 @@ typedef enum SESS_STATE {
     SESS_GREETING,   /* waiting for the 220 banner */
     SESS_EHLO,       /* EHLO sent */
     SESS_HELO,       /* HELO sent after EHLO got 5xx */
+    SESS_STARTTLS,   /* STARTTLS sent */
+    SESS_TLS,        /* TLS handshake in progress */
+    SESS_AUTH,       /* AUTH sent, or a response to a 334 challenge */
     SESS_IDLE,       /* connected, no command outstanding */
     SESS_NOOP,       /* keepalive NOOP sent while idle */
     SESS_MAIL,       /* MAIL FROM sent (with PIPELINING: the whole batch) */
@@ -168,6 +244,23 @@ typedef struct SESSION {
     size_t rcpt_replies; /* RCPT TO replies received */
     size_t accepted;     /* recipients accepted */
     int empty_data;      /* DATA got 354 with no recipient accepted: send only the dot */
+    /* The connection's identity: a job whose identity differs needs another connection. */
+    unsigned char ident[SASL_ID_LEN];       /* hash of relay, port, TLS policy, credential */
+    char *dest;                             /* "relay:port" as the job named it, for qmgr */
+    int tls_level;                          /* SESS_TLS_* of this connection */
+    int wrapper;                            /* implicit TLS (smtp_tls_wrappermode) */
+    int tls_on;                             /* the TLS handshake completed */
+    int tls_declined;                       /* level may: STARTTLS refused, carry on in plaintext */
+    char *tls_cache_key;                    /* where its TLS session is saved */
+    int plain_once;                         /* level may: the next connection skips TLS */
+    unsigned char plain_ident[SASL_ID_LEN]; /* ... for this identity */
+    unsigned auth_mechs;                    /* AUTH_MECH_* from EHLO AUTH */
+    int authed;                             /* AUTH succeeded */
+    AUTH_EXCHANGE auth;                     /* the AUTH dialogue in progress */
+    int announced;                          /* "open" went to qmgr: a "close" is owed */
+    const char *close_reason;               /* why the connection is being retired */
+    int stale;                              /* a reload changed its identity: retire before a job */
+    int out_secret;                         /* out holds a secret: wipe it once written */
     SESSION_DONE_FN done;
     void (*stop_fn)(void); /* shutting down: call when the connection is gone */
 } SESSION;
@@ -177,5 +270,13 @@ void session_deliver(JOB *job);
 int session_busy(void);
 int session_is_open(void);
 void session_shutdown(void (*fn)(void));
+void session_reload(void);
+const char *session_held_dest(void);
+
+/* smtp_tls_security_level */
+#define SESS_TLS_NONE 0
+#define SESS_TLS_MAY 1
+#define SESS_TLS_ENCRYPT 2
+#define SESS_TLS_VERIFY 3
 
 #endif

@@ -189,3 +189,117 @@ rq_cleanup() {
         fi
     fi
 }
+
+# --- TLS, AUTH and bulk injection (the connection pool tests) ---
+
+# sink_count - lines of the server's log matching an extended regexp: sink_count REGEX
+sink_count() {
+    local n
+    n=$(grep -Ec -- "$1" "$SINK_LOG" 2>/dev/null)
+    echo "${n:-0}"
+}
+
+# log_count - lines of the maillog matching an extended regexp: log_count REGEX
+log_count() {
+    local n
+    n=$(grep -Ec -- "$1" "$MAILLOG" 2>/dev/null)
+    echo "${n:-0}"
+}
+
+# sink_ids_once - whether exactly N messages arrived, each Message-ID once: sink_ids_once N
+sink_ids_once() {
+    grep '^message ' "$SINK_LOG" 2>/dev/null | sed 's/.*msgid=//' | sort >"$T/ids"
+    [ "$(uniq -d "$T/ids" | wc -l)" -eq 0 ] && [ "$(wc -l <"$T/ids")" -eq "$1" ]
+}
+
+# tls_setup - test CA, server certificate and the server's AUTH user;
+# sets TLS_DIR, SASL_USER, SASL_PASS and SINK_TLS_ARGS (an array: STARTTLS
+# and AUTH offered and required): tls_setup [USER [PASSWORD]]
+tls_setup() {
+    TLS_DIR=$T/tls
+    "$top_srcdir/tests/certs.sh" "$TLS_DIR" || return 1
+    chmod 755 "$TLS_DIR"
+    SASL_USER=${1:-relayq@example.com}
+    SASL_PASS=${2:-Pa55-w0rd.secret}
+    printf '%s:%s\n' "$SASL_USER" "$SASL_PASS" >"$T/sink/users"
+    SINK_TLS_ARGS=(--tls-cert "$TLS_DIR/server.pem" --tls-key "$TLS_DIR/server-key.pem"
+        --auth-file "$T/sink/users" --require-auth --require-tls)
+}
+
+# sasl_set - write relayq's credentials file for the running test server
+# and turn AUTH on. The file is replaced atomically, mode 0600, owned by
+# mail_owner (nobody) when the test runs as root, since the daemons run as
+# that user: sasl_set USER SECRET
+sasl_set() {
+    SASL_MAP=$T/sasl_passwd
+    local tmp=$T/sasl_passwd.tmp
+    (umask 077 && printf '[127.0.0.1]:%s %s:%s\n' "$SINK_PORT" "$1" "$2" >"$tmp") || return 1
+    chmod 0600 "$tmp"
+    if [ "$(id -u)" -eq 0 ]; then chown nobody "$tmp" || return 1; fi
+    mv -f "$tmp" "$SASL_MAP"
+    rq_set smtp_sasl_auth_enable yes
+    rq_set smtp_sasl_password_maps "$SASL_MAP"
+}
+
+# secure_upstream - start the test server with STARTTLS and AUTH required
+# (extra arguments go to the server) and configure relayq for it: TLS
+# level encrypt, AUTH with the right secret. With RELAYQ_TEST_PLAIN=1 both
+# speak plain SMTP instead, to tell a TLS or AUTH fault from a connection
+# lifecycle fault: secure_upstream [SMTPSINK-ARGS...]
+secure_upstream() {
+    if [ -n "${RELAYQ_TEST_PLAIN:-}" ]; then
+        diag "RELAYQ_TEST_PLAIN: plain SMTP, no TLS, no AUTH"
+        sink_start "$@" || return 1
+        rq_set smtp_tls_security_level none
+        return 0
+    fi
+    tls_setup || return 1
+    sink_start "${SINK_TLS_ARGS[@]}" "$@" || return 1
+    rq_set smtp_tls_security_level encrypt
+    rq_set smtp_tls_CAfile "$TLS_DIR/ca.pem"
+    sasl_set "$SASL_USER" "$SASL_PASS"
+}
+
+# maildrop_fill - put COUNT messages straight into maildrop/ while relayq
+# is stopped (thousands per second, where one `relayq sendmail` process per
+# message manages a few hundred). The files follow doc/internals.md
+# ("maildrop files"): envelope record, then the message; message i has
+# recipient rcpt<i>@example.com and Message-ID <TAG-i@relayq.test>. Pickup
+# reads them as it reads what sendmail leaves: maildrop_fill COUNT [TAG]
+maildrop_fill() {
+    local count=$1 tag=${2:-m}
+    if [ ! -d "$T/queue/maildrop" ]; then
+        # The first start creates the queue tree.
+        "$RELAYQ" start >/dev/null && "$RELAYQ" stop >/dev/null || return 1
+    fi
+    python3 - "$T/queue/maildrop" "$count" "$tag" <<'PY'
+import os, secrets, sys, time
+mdir, count, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+owner = None
+if os.getuid() == 0:
+    import pwd
+    pw = pwd.getpwnam("nobody")
+    owner = (pw.pw_uid, pw.pw_gid)
+uid = owner[0] if owner else os.getuid()
+for i in range(1, count + 1):
+    now = time.time()
+    data = (f"type=maildrop\nversion=1\nuid={uid}\nposted={int(now)}\n"
+            f"sender=sender@example.com\nrcpt=rcpt{i}@example.com\n\n"
+            f"Subject: test {i}\nMessage-ID: <{tag}-{i}@relayq.test>\n\nbody {i}\n")
+    tmp = os.path.join(mdir, f"tmp.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, data.encode())
+    if owner:
+        os.fchown(fd, *owner)
+    os.close(fd)
+    os.rename(tmp, os.path.join(
+        mdir, f"{int(now)}.{int(now * 1e6) % 1000000:06d}.{os.getpid()}.{secrets.token_hex(4)}"))
+PY
+}
+
+# all_tried - whether the maillog has a delivery status for at least N
+# recipients (sent, deferred or bounced): a wait that ends early when
+# delivery fails instead of running out its time: all_tried N
+all_tried() {
+    [ "$(log_count ': to=<[^>]*>, .* status=(sent|deferred|bounced) ')" -ge "$1" ]
+}

@@ -69,6 +69,9 @@ check "the log says why" -- grep -q "relay 127.0.0.1:$DEAD unreachable: trying 1
 
 # A broken table on reload is refused; the old tables stay.
 echo "example.org [127.0.0.1:bad" >>"$T/transport"
+"$RELAYQ" check 2>"$T/err"
+ok $(($? == 0)) "relayq check finds the broken transport map"
+check "check names the table and the entry" -- grep -q "transport_maps: $T/transport: entry \"example.org\"" "$T/err"
 "$RELAYQ" reload
 wait_for 10 log_has 1 'routing tables not reloaded'
 ok $? "a broken transport map is refused on reload, with the reason logged"

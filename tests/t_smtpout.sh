@@ -9,7 +9,14 @@
 # undone, a 550 recipient bounced while the others are sent, connection
 # refused deferred with Postfix's reason, a 421 on a reused connection
 # retried on a fresh one without a deferral, qmgr restarting under a live
-# SMTP connection, SIGHUP, and SIGTERM ending in QUIT and exit 0.
+# SMTP connection, SIGHUP, and SIGTERM ending in QUIT and exit 0. With
+# certtool: STARTTLS + AUTH PLAIN once for several jobs, verify against the
+# test CA (and TLS session resumption), verify against an unknown CA
+# deferred without AUTH, a wrong password deferred (and not retried at
+# once), a credentials file of mode 0644 refused, AUTH refused without TLS,
+# XOAUTH2 with the token file read again, and level may falling back to
+# plaintext when the handshake fails; the fake qmgr notes the type=conn
+# events it receives.
 # Every wait is a bounded poll on a condition; everything started is
 # killed on exit.
 
@@ -80,7 +87,7 @@ if ! command -v python3 >/dev/null; then
     exit 0
 fi
 
-mkdir -p "$T/queue/private" "$T/maildir-"{a,b,c,d,e}
+mkdir -p "$T/queue/private" "$T/maildir-"{a,b,c,d,e,f,h,j}
 CONF=$T/relayq.conf
 MAILLOG=$T/maillog
 cat >"$CONF" <<EOF
@@ -121,23 +128,41 @@ def note(line):
         f.write(line + '\n')
 
 class Chan:
+    """Records from the worker; type=conn events are noted in the events file
+    as "conn event=... dest=..." and never returned."""
     def __init__(self, sock):
         self.sock, self.buf = sock, b''
 
+    def parse(self):
+        while True:
+            while self.buf.startswith(b'\n'):
+                self.buf = self.buf[1:]
+            i = self.buf.find(b'\n\n')
+            if i < 0:
+                return None
+            raw, self.buf = self.buf[:i], self.buf[i + 2:]
+            rec = [(k, dec(v)) for k, _, v in
+                   (line.partition('=') for line in raw.decode().split('\n'))]
+            if rec[0] == ('type', 'conn'):
+                note('conn ' + ' '.join('%s=%s' % kv for kv in rec[1:]))
+                continue
+            return rec
+
+    def pump(self):
+        """Take what the socket has; False at the end of the stream."""
+        data = self.sock.recv(65536)
+        if not data:
+            return False
+        self.buf += data
+        return True
+
     def read(self):
         while True:
-            if self.buf.startswith(b'\n'):
-                self.buf = self.buf[1:]
-                continue
-            i = self.buf.find(b'\n\n')
-            if i >= 0:
-                raw, self.buf = self.buf[:i], self.buf[i + 2:]
-                return [(k, dec(v)) for k, _, v in
-                        (line.partition('=') for line in raw.decode().split('\n'))]
-            data = self.sock.recv(65536)
-            if not data:
+            rec = self.parse()
+            if rec is not None:
+                return rec
+            if not self.pump():
                 return None
-            self.buf += data
 
 def done_ids():
     ids = set()
@@ -146,7 +171,7 @@ def done_ids():
             ids.add(json.loads(line)['id'])
     return ids
 
-def next_job(sock):
+def next_job(chan):
     """The first job without a result, or None when the worker went away."""
     while True:
         done = done_ids()
@@ -155,8 +180,10 @@ def next_job(sock):
                 job = json.loads(line)
                 if job['id'] not in done:
                     return job
-        if select.select([sock], [], [], 0.05)[0] and not sock.recv(1, socket.MSG_PEEK):
-            return None
+        if select.select([chan.sock], [], [], 0.05)[0]:
+            if not chan.pump():
+                return None
+            chan.parse()
 
 try:
     os.unlink(sock_path)
@@ -175,7 +202,7 @@ while True:
         continue
     note('worker ' + ' '.join('%s=%s' % kv for kv in worker[1:]))
     while True:
-        job = next_job(sock)
+        job = next_job(chan)
         if job is None:
             note('worker gone')
             break
@@ -449,6 +476,192 @@ check "SIGTERM in flight: smtpout exits" wait_for 10 bash -c "! kill -0 $SMTPOUT
 wait "$SMTPOUT_PID"
 ok $? "SIGTERM in flight: exit status 0"
 check "SIGTERM in flight: QUIT after the transaction" wait_for 5 grep -q '^close conn=1 reason=quit messages=1' "$T/e.log"
+
+# --- TLS and SMTP AUTH -------------------------------------------------------
+
+# tls_conf LINES... - the base configuration plus LINES, then SIGHUP the worker
+# and wait until it says it reloaded
+RELOADS=0
+tls_conf() {
+    { cat "$CONF"; echo "smtp_connection_reuse_count_limit = 1000"; printf '%s\n' "$@"; } >"$T/tls.conf"
+    if [ -n "${SMTPOUT_PID:-}" ] && kill -0 "$SMTPOUT_PID" 2>/dev/null; then
+        RELOADS=$((RELOADS + 1))
+        kill -HUP "$SMTPOUT_PID"
+        wait_for 10 test "$(grep -c "smtpout\[$SMTPOUT_PID\]: configuration reloaded" "$MAILLOG")" -ge "$RELOADS"
+    fi
+}
+
+# deliver_one PORT N RCPT - one job, waiting for its result; sets QID, JOB
+deliver_one() {
+    body "$2" >"$T/body$2"
+    add_job "$1" "$T/body$2" sender@example.com "$3"
+    JOB=$((NEXT_ID - 1))
+    wait_for 20 have_results "$JOB"
+}
+
+if ! command -v certtool >/dev/null 2>&1; then
+    ok 0 "# SKIP TLS and AUTH cases: no certtool"
+else
+    # A test CA that signs the relay's certificate, and an unrelated one.
+    for ca in ca ca2; do
+        certtool --generate-privkey --key-type=ecdsa --outfile "$T/$ca.key" >/dev/null 2>&1
+        printf 'cn = relayq test %s\nca\ncert_signing_key\nexpiration_days = 2\n' "$ca" >"$T/$ca.tmpl"
+        certtool --generate-self-signed --load-privkey "$T/$ca.key" --template "$T/$ca.tmpl" \
+            --outfile "$T/$ca.pem" >/dev/null 2>&1
+    done
+    certtool --generate-privkey --key-type=ecdsa --outfile "$T/srv.key" >/dev/null 2>&1
+    printf 'cn = localhost\ndns_name = localhost\nip_address = 127.0.0.1\nexpiration_days = 2\ntls_www_server\nsigning_key\n' \
+        >"$T/srv.tmpl"
+    certtool --generate-certificate --load-privkey "$T/srv.key" --load-ca-certificate "$T/ca.pem" \
+        --load-ca-privkey "$T/ca.key" --template "$T/srv.tmpl" --outfile "$T/srv.pem" >/dev/null 2>&1
+    check "test certificates made" test -s "$T/srv.pem"
+
+    printf 'alice:secret1\n' >"$T/users-f"
+    printf 'bob:token-two\n' >"$T/users-h"
+    start_sink f --tls-cert "$T/srv.pem" --tls-key "$T/srv.key" --auth-file "$T/users-f" \
+        --require-tls --require-auth
+    PORT_F=$SINK_PORT
+    start_sink h --tls-cert "$T/srv.pem" --tls-key "$T/srv.key" --auth-file "$T/users-h" \
+        --require-tls --require-auth
+    PORT_H=$SINK_PORT
+    printf 'token-one\n' >"$T/token"
+    SASL=$T/sasl_passwd
+    printf '# relayq test credentials\n[127.0.0.1]:%s alice:secret1\n\n127.0.0.1:%s bob:xoauth2:%s\n' \
+        "$PORT_F" "$PORT_H" "$T/token" >"$SASL"
+    chmod 600 "$SASL"
+
+    # STARTTLS + AUTH PLAIN once, then several jobs over the one connection.
+    tls_conf "smtp_tls_security_level = encrypt" "smtp_sasl_auth_enable = yes" \
+        "smtp_sasl_password_maps = texthash:$SASL"
+    "$SMTPOUT" -c "$T/tls.conf" ${SMTPOUT_FLAGS:-} 2>>"$T/smtpout.err" &
+    SMTPOUT_PID=$!
+    PIDS="$PIDS $SMTPOUT_PID"
+    RELOADS=0
+    check "TLS worker announces itself" wait_for 10 grep -q "^worker pid=$SMTPOUT_PID" "$EVENTS"
+    for i in 41 42 43 44 45; do
+        body "$i" >"$T/body$i"
+        add_job "$PORT_F" "$T/body$i" sender@example.com tls$i@example.com
+    done
+    FIRST_TLS_JOB=$((NEXT_ID - 5))
+    check "STARTTLS+AUTH: 5 results" wait_for 20 have_results $((NEXT_ID - 1))
+    check "STARTTLS+AUTH: all 5 sent" \
+        test "$(for id in $(seq $FIRST_TLS_JOB $((NEXT_ID - 1))); do result_of "$id"; done | grep -c '"0 sent 2.0.0')" -eq 5
+    check "STARTTLS+AUTH: one TLS handshake at the server" test "$(count '^tls conn=' "$T/f.log")" -eq 1
+    check "STARTTLS+AUTH: one AUTH PLAIN at the server" \
+        test "$(count '^auth conn=1 mech=PLAIN user=alice result=ok' "$T/f.log")" -eq 1
+    check "STARTTLS+AUTH: one connection, five messages" \
+        test "$(count '^connect ' "$T/f.log")" -eq 1 -a "$(count '^message conn=1 ' "$T/f.log")" -eq 5
+    check "STARTTLS+AUTH: Postfix's TLS line (Untrusted without the CA)" \
+        grep -Eq "smtpout\[$SMTPOUT_PID\]: Untrusted TLS connection established to 127.0.0.1\[127.0.0.1\]:$PORT_F: TLSv1\.[23] with cipher [A-Z0-9_]+ \([0-9]+/[0-9]+ bits\)$" \
+        "$MAILLOG"
+    check "STARTTLS+AUTH: qmgr hears open, tls and auth_ok" \
+        grep -q "^conn event=auth_ok dest=127.0.0.1:$PORT_F" "$EVENTS"
+    check "STARTTLS+AUTH: the secret is not in the log" bash -c "! grep -q secret1 '$MAILLOG'"
+
+    # verify against the test CA; a reuse limit of 2 makes a second, resumed, connection.
+    tls_conf "smtp_tls_security_level = verify" "smtp_tls_CAfile = $T/ca.pem" \
+        "smtp_sasl_auth_enable = yes" "smtp_sasl_password_maps = $SASL" \
+        "smtp_connection_reuse_count_limit = 2"
+    check "a TLS policy change closes the idle connection (reason=reload)" \
+        wait_for 5 grep -q "^conn event=close dest=127.0.0.1:$PORT_F reason=reload messages=5" "$EVENTS"
+    for i in 46 47 48; do deliver_one "$PORT_F" "$i" tls$i@example.com; done
+    check "verify: the 3 jobs are sent" \
+        test "$(for id in $((NEXT_ID - 3)) $((NEXT_ID - 2)) $((NEXT_ID - 1)); do result_of "$id"; done | grep -c '"0 sent 2.0.0')" -eq 3
+    check "verify: Verified TLS connection" \
+        grep -q "Verified TLS connection established to 127.0.0.1\[127.0.0.1\]:$PORT_F: TLSv1" "$MAILLOG"
+    check "verify: the second connection resumes the TLS session" \
+        grep -q "Verified TLS connection established to 127.0.0.1\[127.0.0.1\]:$PORT_F: .* (session resumed)$" "$MAILLOG"
+    check "verify: the server saw the resumption" grep -q '^tls conn=3 .*resumed=yes' "$T/f.log"
+    check "verify: qmgr hears tls resumed=1" grep -q "^conn event=tls dest=127.0.0.1:$PORT_F resumed=1" "$EVENTS"
+
+    # verify against a CA that did not sign the relay's certificate.
+    AUTHS_BEFORE=$(count '^auth ' "$T/f.log")
+    tls_conf "smtp_tls_security_level = verify" "smtp_tls_CAfile = $T/ca2.pem" \
+        "smtp_sasl_auth_enable = yes" "smtp_sasl_password_maps = $SASL"
+    deliver_one "$PORT_F" 49 tls49@example.com
+    check "unknown CA: deferred 4.7.5 with GnuTLS's reason" \
+        grep -q '"0 deferred 4.7.5 Server certificate not trusted: host 127.0.0.1\[127.0.0.1\]: certificate verification failed: The certificate is NOT trusted. The certificate issuer is unknown."' \
+        <(result_of $JOB)
+    check "unknown CA: the server never saw AUTH" test "$(count '^auth ' "$T/f.log")" -eq "$AUTHS_BEFORE"
+
+    # A wrong password: deferred (never bounced) with the server's reply.
+    sed -i "s/alice:secret1/alice:wrong/" "$SASL"
+    tls_conf "smtp_tls_security_level = encrypt" "smtp_sasl_auth_enable = yes" \
+        "smtp_sasl_password_maps = $SASL"
+    deliver_one "$PORT_F" 50 tls50@example.com
+    check "wrong password: deferred with Postfix's wording, class 4" \
+        grep -q '"0 deferred 4.7.8 SASL authentication failed; server 127.0.0.1\[127.0.0.1\] said: 535 5.7.8 Error: authentication failed"' \
+        <(result_of $JOB)
+    check "wrong password: qmgr hears auth_fail" grep -q "^conn event=auth_fail dest=127.0.0.1:$PORT_F" "$EVENTS"
+    AUTHS_BEFORE=$(count '^auth ' "$T/f.log")
+    deliver_one "$PORT_F" 51 tls51@example.com
+    check "wrong password: the next job is deferred without logging in again" \
+        test "$(count '^auth ' "$T/f.log")" -eq "$AUTHS_BEFORE" -a \
+        "$(result_of $JOB | grep -c '"0 deferred 4.7.0 SASL authentication failed; server')" -eq 1
+    sed -i "s/alice:wrong/alice:secret1/" "$SASL"
+    tls_conf "smtp_tls_security_level = encrypt" "smtp_sasl_auth_enable = yes" \
+        "smtp_sasl_password_maps = $SASL"
+    deliver_one "$PORT_F" 52 tls52@example.com
+    check "password fixed and reloaded: sent" grep -q '"0 sent 2.0.0' <(result_of $JOB)
+
+    # A credentials file other users can read is refused.
+    chmod 644 "$SASL"
+    tls_conf "smtp_tls_security_level = encrypt" "smtp_sasl_auth_enable = yes" \
+        "smtp_sasl_password_maps = $SASL"
+    check "mode 0644: refused with a warning" \
+        grep -q "warning: $SASL: refusing credentials file: readable by other users (mode 0644)" "$MAILLOG"
+    check "mode 0644: the authenticated connection is retired (reason=reload)" \
+        wait_for 5 grep -q "^conn event=close dest=127.0.0.1:$PORT_F reason=reload messages=1" "$EVENTS"
+    deliver_one "$PORT_F" 53 tls53@example.com
+    check "mode 0644: the job is deferred, not sent" \
+        grep -q "\"0 deferred 4.7.0 SASL credentials file not usable: $SASL: refusing credentials file: readable by other users (mode 0644)\"" \
+        <(result_of $JOB)
+    chmod 600 "$SASL"
+
+    # No TLS at all, AUTH on: the secret stays home.
+    tls_conf "smtp_tls_security_level = none" "smtp_sasl_auth_enable = yes" \
+        "smtp_sasl_password_maps = $SASL"
+    AUTHS_BEFORE=$(count '^auth ' "$T/f.log")
+    deliver_one "$PORT_F" 54 tls54@example.com
+    check "level none with AUTH: deferred, TLS is not active" \
+        grep -q '"0 deferred 4.7.0 SASL authentication refused: TLS is not active on the connection to 127.0.0.1\[127.0.0.1\]"' \
+        <(result_of $JOB)
+    check "level none with AUTH: nothing was sent to AUTH" test "$(count '^auth ' "$T/f.log")" -eq "$AUTHS_BEFORE"
+
+    # XOAUTH2, the token file read again when it changes.
+    tls_conf "smtp_tls_security_level = encrypt" \
+        "smtp_sasl_auth_enable = yes" "smtp_sasl_password_maps = hash:$SASL"
+    deliver_one "$PORT_H" 55 tls55@example.com
+    check "XOAUTH2 with a stale token: deferred" \
+        grep -q '"0 deferred 4.7.8 SASL authentication failed; server 127.0.0.1\[127.0.0.1\] said: 535' <(result_of $JOB)
+    check "XOAUTH2: the server saw the stale token fail" \
+        grep -q '^auth conn=1 mech=XOAUTH2 user=bob result=fail' "$T/h.log"
+    printf 'token-two\n' >"$T/token.new"
+    mv "$T/token.new" "$T/token"
+    deliver_one "$PORT_H" 56 tls56@example.com
+    check "XOAUTH2: the new token is read without a reload, and the job sent" \
+        grep -q '"0 sent 2.0.0' <(result_of $JOB)
+    check "XOAUTH2: the server saw it succeed" grep -q '^auth conn=2 mech=XOAUTH2 user=bob result=ok' "$T/h.log"
+
+    # Level may and a handshake that cannot succeed (the relay speaks only
+    # TLS 1.1): the job goes out at once on one plaintext connection.
+    start_sink j --tls-cert "$T/srv.pem" --tls-key "$T/srv.key" \
+        --tls-priority "NORMAL:-VERS-ALL:+VERS-TLS1.1"
+    PORT_J=$SINK_PORT
+    tls_conf "smtp_tls_security_level = may"
+    deliver_one "$PORT_J" 57 tls57@example.com
+    check "may: a failed handshake does not cost the message" grep -q '"0 sent 2.0.0' <(result_of $JOB)
+    check "may: the failure is logged, then plaintext on a new connection" \
+        grep -q "$QID: TLS handshake with 127.0.0.1\[127.0.0.1\]:$PORT_J failed: .*; retrying on a new connection without TLS" \
+        "$MAILLOG"
+    check "may: two connections, the message on the second" \
+        test "$(count '^connect ' "$T/j.log")" -eq 2 -a "$(count '^message conn=2 ' "$T/j.log")" -eq 1
+
+    kill -TERM "$SMTPOUT_PID"
+    check "TLS worker: exits on SIGTERM" wait_for 10 bash -c "! kill -0 $SMTPOUT_PID 2>/dev/null"
+    check "TLS worker: no panic, no unexpected warning" \
+        test "$(grep "smtpout\[$SMTPOUT_PID\]: \(warning\|panic\|fatal\)" "$MAILLOG" | grep -vc 'refusing credentials\|SASL authentication failed')" -eq 0
+fi
 
 echo "1..$TAP_COUNT"
 [ "$TAP_FAILED" -eq 0 ]

@@ -319,8 +319,6 @@ const CONFIG_PARAM params_table[] = {
     PARAM_STR("transport_maps", "", NULL),
     PARAM_STR("sender_dependent_relayhost_maps", "", NULL),
     PARAM_STR("maillog_file", "", NULL),
-    PARAM_STR("smtpd_listen", "", NULL),
-    PARAM_STR("queue_encryption_key_file", "", NULL),
     {NULL, CONFIG_STR, NULL, 0, 0, NULL, NULL},
 };
 

@@ -72,6 +72,9 @@ void conn_log_close(struct conn *c, const char *reason)
     sink_log("close conn=%lu reason=%s messages=%lu", c->id, reason, c->msgs);
 }
 
+static void conn_fill(struct conn *c);
+static void conn_after_input(struct conn *c);
+
 /* conn_tls_fail - log a TLS failure and drop the connection */
 static void conn_tls_fail(struct conn *c, const char *reason)
 {
@@ -126,6 +129,15 @@ static void conn_start_tls(struct conn *c)
     c->state = CS_HANDSHAKE;
     c->hs_deadline = sink_now + HANDSHAKE_MS;
     conn_handshake(c);
+    /* A fast client can finish the whole handshake within this first call
+     * (its Finished arrives while GnuTLS reads again): the session then
+     * starts here, or the greeting of an implicit-TLS port would wait for
+     * input that never comes. */
+    if (c->state == CS_SMTP) {
+        conn_fill(c);
+        if (c->state == CS_SMTP)
+            conn_after_input(c);
+    }
 }
 
 /* conn_create - set up a connection for an accepted socket */

@@ -1,0 +1,397 @@
+/*
+ * tls - GnuTLS under the CONN layer: STARTTLS and implicit TLS for smtpout
+ *
+ * tls_start()
+ *	attach a GnuTLS client session to a connected CONN: TLS 1.2 or 1.3
+ *	only (TLS_PRIORITY), SNI when the relay is a name, the relay's name
+ *	(or address literal) checked against the certificate when `verify`,
+ *	and the saved session of the last good connection under the same
+ *	`cache_key` (destination and TLS policy) offered for resumption.
+ *	The CONN keeps its plain operations until the handshake is done.
+ * tls_handshake()
+ *	advance the non-blocking handshake: TLS_HS_DONE (the CONN now reads
+ *	and writes through TLS), TLS_HS_AGAIN (call again when the descriptor
+ *	is ready; tls_want_write() says for which direction), TLS_HS_FAILED,
+ *	or TLS_HS_UNTRUSTED / TLS_HS_UNVERIFIED (certificate chain, or only
+ *	the name, did not verify), each failure with GnuTLS's words in `why`.
+ * tls_want_write()
+ *	the handshake waits until the descriptor is writable.
+ * tls_trust(), tls_resumed(), tls_describe()
+ *	for the log line: "Verified", "Trusted" or "Untrusted" (as Postfix
+ *	says), whether the session was resumed, and "TLSv1.3 with cipher
+ *	NAME (256/256 bits)".
+ * tls_save_session()
+ *	remember the session for resumption (when the server gave a ticket
+ *	or a TLS 1.2 session); done again when the connection closes.
+ * tls_discard()
+ *	free the TLS state of a CONN (conn_close() calls it).
+ * tls_reload()
+ *	the configuration was re-read: a different smtp_tls_CAfile makes the
+ *	next connection load the trust anchors again.
+ *
+ * Trust anchors are smtp_tls_CAfile when set, else the system trust store,
+ * loaded once (at the first TLS connection) into one credentials object
+ * that every session shares; the worker never has two connections, so a
+ * reload replaces it only when no session uses it. At levels may and
+ * encrypt the chain is still checked after the handshake, only to say
+ * "Trusted" or "Untrusted" in the log.
+ *
+ * Ownership: the CONN owns its TLS state (conn->layer). The session cache
+ * belongs to this module. GnuTLS failures are returned with their text;
+ * an allocation failure inside GnuTLS is treated as a failed handshake.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <string.h>
+
+#include "htable.h"
+#include "msg.h"
+#include "mymalloc.h"
+#include "params.h"
+#include "smtpout.h"
+
+/* TLS 1.2 at least; the rest of GnuTLS's NORMAL set. */
+#define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+#define TLS_READ_TRIES 4 /* gnutls_record_recv() calls before EAGAIN is believed */
+
+static gnutls_certificate_credentials_t tls_creds;
+static char *tls_creds_cafile; /* smtp_tls_CAfile the credentials were built from */
+static int tls_creds_stale;    /* rebuild before the next session */
+static HTABLE *tls_cache;      /* cache key -> TLS_CACHED */
+
+/* TLS_CACHED models one saved session, offered on the next connection. */
+typedef struct TLS_CACHED {
+    gnutls_datum_t data;
+} TLS_CACHED;
+
+static ssize_t tls_read(CONN *conn, void *buf, size_t len);
+static ssize_t tls_write(CONN *conn, const void *buf, size_t len);
+static void tls_close(CONN *conn);
+static int tls_pending(CONN *conn);
+
+static const CONN_OPS tls_ops = {"tls", tls_read, tls_write, tls_close, tls_pending};
+
+/* tls_cached_free - forget one saved session */
+static void tls_cached_free(void *value)
+{
+    TLS_CACHED *cached = value;
+
+    gnutls_free(cached->data.data);
+    myfree(cached);
+}
+
+/* tls_reload - notice a changed smtp_tls_CAfile */
+void tls_reload(void)
+{
+    if (tls_creds != NULL && strcmp(tls_creds_cafile, var_str("smtp_tls_CAfile")) != 0)
+        tls_creds_stale = 1;
+}
+
+/* tls_load_creds - the shared credentials with the trust anchors */
+static int tls_load_creds(VSTR *why)
+{
+    const char *cafile = var_str("smtp_tls_CAfile");
+    int ret;
+
+    if (tls_creds != NULL && !tls_creds_stale)
+        return 0;
+    if (tls_creds != NULL) {
+        gnutls_certificate_free_credentials(tls_creds);
+        tls_creds = NULL;
+        myfree(tls_creds_cafile);
+        tls_creds_cafile = NULL;
+    }
+    tls_creds_stale = 0;
+    if ((ret = gnutls_certificate_allocate_credentials(&tls_creds)) < 0) {
+        vstr_sprintf(why, "cannot allocate TLS credentials: %s", gnutls_strerror(ret));
+        tls_creds = NULL;
+        return -1;
+    }
+    if (*cafile != '\0')
+        ret = gnutls_certificate_set_x509_trust_file(tls_creds, cafile, GNUTLS_X509_FMT_PEM);
+    else
+        ret = gnutls_certificate_set_x509_system_trust(tls_creds);
+    /* No anchors is not fatal: verification fails, and says why, at level verify. */
+    if (ret <= 0)
+        msg_warn("%s%s: no trusted CA certificates loaded%s%s",
+                 *cafile ? "smtp_tls_CAfile " : "system trust store", *cafile ? cafile : "",
+                 ret < 0 ? ": " : "", ret < 0 ? gnutls_strerror(ret) : "");
+    tls_creds_cafile = mystrdup(cafile);
+    return 0;
+}
+
+/* tls_is_address - is the relay an address literal (no SNI for those) */
+static int tls_is_address(const char *host)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* tls_start - a client session on the connected socket */
+int tls_start(CONN *conn, const char *host, const char *cache_key, int verify, VSTR *why)
+{
+    TLS_STATE *tls;
+    TLS_CACHED *cached;
+    const char *err_pos = NULL;
+    int ret;
+
+    if (conn->layer != NULL)
+        msg_panic("tls_start: connection already has TLS");
+    if (tls_load_creds(why) < 0)
+        return -1;
+    tls = mycalloc(1, sizeof(*tls));
+    if ((ret = gnutls_init(&tls->session, GNUTLS_CLIENT | GNUTLS_NONBLOCK)) < 0) {
+        vstr_sprintf(why, "cannot start TLS: %s", gnutls_strerror(ret));
+        myfree(tls);
+        return -1;
+    }
+    conn->layer = tls;
+    tls->cache_key = mystrdup(cache_key);
+    tls->verify = verify;
+    if ((ret = gnutls_priority_set_direct(tls->session, TLS_PRIORITY, &err_pos)) < 0 ||
+        (ret = gnutls_credentials_set(tls->session, GNUTLS_CRD_CERTIFICATE, tls_creds)) < 0 ||
+        (!tls_is_address(host) &&
+         (ret = gnutls_server_name_set(tls->session, GNUTLS_NAME_DNS, host, strlen(host))) < 0)) {
+        vstr_sprintf(why, "cannot start TLS: %s", gnutls_strerror(ret));
+        tls_discard(conn);
+        return -1;
+    }
+    /* gnutls checks an address literal against the certificate's IP addresses. */
+    if (verify)
+        gnutls_session_set_verify_cert(tls->session, host, 0);
+    if (tls_cache != NULL && (cached = htable_get(tls_cache, cache_key)) != NULL)
+        (void)gnutls_session_set_data(tls->session, cached->data.data, cached->data.size);
+    gnutls_handshake_set_timeout(tls->session, GNUTLS_INDEFINITE_TIMEOUT);
+    gnutls_transport_set_int(tls->session, conn->fd);
+    return 0;
+}
+
+/* tls_verify_text - GnuTLS's description of a verification status */
+static void tls_verify_text(unsigned status, VSTR *why)
+{
+    gnutls_datum_t out = {NULL, 0};
+    size_t len;
+
+    vstr_strcpy(why, "certificate verification failed");
+    if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0) < 0)
+        return;
+    len = out.size;
+    while (len > 0 && (out.data[len - 1] == ' ' || out.data[len - 1] == '\0'))
+        len--;
+    vstr_strcat(why, ": ");
+    vstr_append(why, out.data, len);
+    gnutls_free(out.data);
+}
+
+/* tls_handshake - one step of the non-blocking handshake */
+int tls_handshake(CONN *conn, VSTR *why)
+{
+    TLS_STATE *tls = conn->layer;
+    unsigned status;
+    int ret;
+
+    if (tls == NULL)
+        msg_panic("tls_handshake: no TLS session");
+    do {
+        ret = gnutls_handshake(tls->session);
+    } while (ret < 0 && !gnutls_error_is_fatal(ret) && ret != GNUTLS_E_AGAIN &&
+             ret != GNUTLS_E_INTERRUPTED);
+    if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
+        return TLS_HS_AGAIN;
+    if (ret == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
+        status = gnutls_session_get_verify_cert_status(tls->session);
+        tls_verify_text(status, why);
+        /* Only the name wrong: "not verified"; the chain itself bad: "not trusted". */
+        return (status & ~(GNUTLS_CERT_INVALID | GNUTLS_CERT_UNEXPECTED_OWNER)) == 0 &&
+                       (status & GNUTLS_CERT_UNEXPECTED_OWNER)
+                   ? TLS_HS_UNVERIFIED
+                   : TLS_HS_UNTRUSTED;
+    }
+    if (ret < 0) {
+        vstr_sprintf(why, "%s", gnutls_strerror(ret));
+        return TLS_HS_FAILED;
+    }
+    if (tls->verify) {
+        tls->trust = "Verified";
+    } else {
+        /* Not required, but the log says whether the chain would have verified. */
+        tls->trust = gnutls_certificate_verify_peers2(tls->session, &status) == 0 && status == 0
+                         ? "Trusted"
+                         : "Untrusted";
+    }
+    tls->done = 1;
+    conn->ops = &tls_ops;
+    tls_save_session(conn);
+    return TLS_HS_DONE;
+}
+
+/* tls_want_write - which readiness the handshake waits for */
+int tls_want_write(const CONN *conn)
+{
+    const TLS_STATE *tls = conn->layer;
+
+    return tls != NULL && gnutls_record_get_direction(tls->session) == 1;
+}
+
+/* tls_trust - "Verified", "Trusted" or "Untrusted" */
+const char *tls_trust(const CONN *conn)
+{
+    const TLS_STATE *tls = conn->layer;
+
+    return tls != NULL && tls->trust != NULL ? tls->trust : "Untrusted";
+}
+
+/* tls_resumed - whether the handshake resumed a saved session */
+int tls_resumed(const CONN *conn)
+{
+    const TLS_STATE *tls = conn->layer;
+
+    return tls != NULL && tls->done && gnutls_session_is_resumed(tls->session);
+}
+
+/* tls_describe - "TLSv1.3 with cipher NAME (256/256 bits)" */
+void tls_describe(const CONN *conn, VSTR *out)
+{
+    const TLS_STATE *tls = conn->layer;
+    const char *proto, *suite;
+    size_t bits;
+
+    if (tls == NULL || !tls->done) {
+        vstr_strcpy(out, "no TLS");
+        return;
+    }
+    proto = gnutls_protocol_get_name(gnutls_protocol_get_version(tls->session));
+    suite = gnutls_ciphersuite_get(tls->session);
+    bits = gnutls_cipher_get_key_size(gnutls_cipher_get(tls->session)) * 8;
+    if (proto != NULL && strncmp(proto, "TLS1.", 5) == 0)
+        vstr_sprintf(out, "TLSv%s", proto + 3);
+    else
+        vstr_strcpy(out, proto != NULL ? proto : "unknown");
+    vstr_sprintf_append(out, " with cipher %s (%zu/%zu bits)", suite != NULL ? suite : "unknown",
+                        bits, bits);
+}
+
+/* tls_save_session - keep the session for resumption when it can be resumed */
+void tls_save_session(CONN *conn)
+{
+    TLS_STATE *tls = conn->layer;
+    TLS_CACHED *cached;
+    gnutls_datum_t data;
+
+    if (tls == NULL || !tls->done)
+        return;
+    /* TLS 1.3 resumes only with a ticket; asking without one would wait for it. */
+    if (gnutls_protocol_get_version(tls->session) == GNUTLS_TLS1_3 &&
+        !(gnutls_session_get_flags(tls->session) & GNUTLS_SFLAGS_SESSION_TICKET))
+        return;
+    if (gnutls_session_get_data2(tls->session, &data) < 0)
+        return;
+    if (tls_cache == NULL)
+        tls_cache = htable_create(4);
+    cached = mycalloc(1, sizeof(*cached));
+    cached->data = data;
+    if (htable_get(tls_cache, tls->cache_key) != NULL)
+        tls_cached_free(htable_remove(tls_cache, tls->cache_key));
+    htable_put(tls_cache, tls->cache_key, cached);
+}
+
+/* tls_forget_session - a failed handshake's saved session must not be offered again */
+void tls_forget_session(const char *cache_key)
+{
+    if (tls_cache != NULL && htable_get(tls_cache, cache_key) != NULL)
+        tls_cached_free(htable_remove(tls_cache, cache_key));
+}
+
+/* tls_read - read application data */
+static ssize_t tls_read(CONN *conn, void *buf, size_t len)
+{
+    TLS_STATE *tls = conn->layer;
+    ssize_t n;
+    int tries = 0;
+
+    /*
+     * After a post-handshake message (a TLS 1.3 session ticket) GnuTLS says
+     * "again" even when the next record already sits in its own buffer,
+     * where poll(2) cannot see it: ask a few more times before believing it.
+     */
+    do {
+        n = gnutls_record_recv(tls->session, buf, len);
+    } while ((n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) && ++tries < TLS_READ_TRIES);
+    if (n >= 0)
+        return n;
+    switch (n) {
+    case GNUTLS_E_AGAIN:
+    case GNUTLS_E_INTERRUPTED:
+    case GNUTLS_E_REHANDSHAKE: /* ignored: a client may refuse a renegotiation */
+        errno = EAGAIN;
+        return -1;
+    case GNUTLS_E_PREMATURE_TERMINATION:
+        return 0; /* the server closed the socket without close_notify: an end all the same */
+    default:
+        if (msg_verbose)
+            msg_info("TLS read from %s: %s", conn->addr, gnutls_strerror((int)n));
+        errno = ECONNRESET;
+        return -1;
+    }
+}
+
+/* tls_write - write application data; after EAGAIN, GnuTLS resends its pending record */
+static ssize_t tls_write(CONN *conn, const void *buf, size_t len)
+{
+    TLS_STATE *tls = conn->layer;
+    ssize_t n;
+
+    /* The caller offers the same bytes again (perhaps more after them); GnuTLS wants none. */
+    if (tls->write_pending)
+        n = gnutls_record_send(tls->session, NULL, 0);
+    else
+        n = gnutls_record_send(tls->session, buf, len);
+    if (n >= 0) {
+        tls->write_pending = 0;
+        return n;
+    }
+    if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+        tls->write_pending = 1;
+        errno = EAGAIN;
+        return -1;
+    }
+    if (msg_verbose)
+        msg_info("TLS write to %s: %s", conn->addr, gnutls_strerror((int)n));
+    errno = ECONNRESET;
+    return -1;
+}
+
+/* tls_pending - records GnuTLS has read and decrypted, waiting to be handed over */
+static int tls_pending(CONN *conn)
+{
+    TLS_STATE *tls = conn->layer;
+
+    return gnutls_record_check_pending(tls->session) > 0;
+}
+
+/* tls_close - save the session and send close_notify, without waiting */
+static void tls_close(CONN *conn)
+{
+    TLS_STATE *tls = conn->layer;
+
+    tls_save_session(conn);
+    (void)gnutls_bye(tls->session, GNUTLS_SHUT_WR);
+}
+
+/* tls_discard - free the TLS state of a connection */
+void tls_discard(CONN *conn)
+{
+    TLS_STATE *tls = conn->layer;
+
+    if (tls == NULL)
+        return;
+    gnutls_deinit(tls->session);
+    myfree(tls->cache_key);
+    myfree(tls);
+    conn->layer = NULL;
+}

@@ -37,7 +37,7 @@ check() {
 
 # diag - a TAP comment
 diag() {
-    echo "# $*"
+    printf '%s\n' "$*" | sed 's/^/# /'
 }
 
 # tap_end - print the plan and exit with the result

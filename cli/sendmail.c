@@ -228,7 +228,8 @@ static void sendmail_set_ret(MAILDROP_ENV *env, const char *text)
     msg_fatal_status(EX_USAGE, "bad -R value \"%s\": use full or hdrs", shown);
 }
 
-/* sendmail_set_envid - -V: RFC 3461 xtext-safe characters, at most 100 */
+/* sendmail_set_envid - -V: printable ASCII without blanks, at most 100 (smtpout xtext-encodes it)
+ */
 static void sendmail_set_envid(MAILDROP_ENV *env, const char *text)
 {
     size_t len = strlen(text);
@@ -237,7 +238,7 @@ static void sendmail_set_envid(MAILDROP_ENV *env, const char *text)
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)text[i];
 
-        if (ch < 0x21 || ch > 0x7e || ch == '+' || ch == '=')
+        if (ch < 0x21 || ch > 0x7e)
             len = 0;
     }
     if (len > 0 && len <= SENDMAIL_ENVID_MAX) {
@@ -248,7 +249,7 @@ static void sendmail_set_envid(MAILDROP_ENV *env, const char *text)
     shown = relayq_printable(text, 0);
     msg_fatal_status(EX_USAGE,
                      "bad -V value \"%s\": use 1 to %d printable ASCII characters, without "
-                     "blanks, \"+\" or \"=\"",
+                     "blanks",
                      shown, SENDMAIL_ENVID_MAX);
 }
 

@@ -5,7 +5,9 @@
  *	for every destination with queued jobs and room in its concurrency
  *	window, give the next job to an idle worker: first one whose open
  *	connection already goes to that destination (no new TCP, TLS or AUTH),
- *	then one without a connection, then any idle one. The job record is
+ *	then one without a connection, then any idle one. The job record
+ *	carries the DSN parameters (RET, ENVID, NOTIFY, ORCPT) for a relay
+ *	that offers DSN. The job record is
  *	queued on the worker's channel; qmgr.c flushes channels after the pass.
  *	A queued job whose message the operator deleted or held meanwhile is
  *	dropped instead. A destination over its rate (dest_take_token) gets
@@ -65,9 +67,19 @@ static void assign_send(QMGR_PEER *worker, QMGR_JOB *job)
     ipc_rec_add_long(rec, "size", message->env.size);
     ipc_rec_add_long(rec, "arrival_ms", message->env.arrival_ms);
     ipc_rec_add_long(rec, "active_ms", message->active_ms);
-    for (size_t i = 0; i < job->nrcpt; i++)
-        ipc_rec_addf(rec, "rcpt", "%u %s", job->rcpt_index[i],
-                     message->rcpts[job->rcpt_index[i]].addr);
+    if (*message->env.ret)
+        ipc_rec_add(rec, "ret", message->env.ret);
+    if (*message->env.envid)
+        ipc_rec_add(rec, "envid", message->env.envid);
+    for (size_t i = 0; i < job->nrcpt; i++) {
+        const QRCPT *rcpt = &message->rcpts[job->rcpt_index[i]];
+
+        ipc_rec_addf(rec, "rcpt", "%u %s", job->rcpt_index[i], rcpt->addr);
+        if (*rcpt->notify)
+            ipc_rec_addf(rec, "notify", "%u %s", job->rcpt_index[i], rcpt->notify);
+        if (*rcpt->orcpt)
+            ipc_rec_addf(rec, "orcpt", "%u %s", job->rcpt_index[i], rcpt->orcpt);
+    }
     ipc_chan_send(worker->chan, rec);
     ipc_rec_free(rec);
     job->worker = worker;

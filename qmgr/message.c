@@ -14,7 +14,8 @@
  *	transaction (group commit): changed recipients; a message older than
  *	maximal_queue_lifetime (bounce_queue_lifetime for the null sender)
  *	with recipients still deferred has them bounced; the notices the
- *	results call for (failure, and once per message a delay notice after
+ *	results call for (failure; "relayed" for NOTIFY=SUCCESS recipients
+ *	handed to a relay without DSN; once per message a delay notice after
  *	delay_warning_time) are queued in the same transaction; then the
  *	message is deleted (every recipient final), left due at once (a job
  *	was lost with its worker), or its attempt is counted and it is
@@ -53,6 +54,7 @@ void message_free(QMGR_MESSAGE *message)
     qmsg_free(&message->env);
     qstore_rcpts_free(message->rcpts, message->nrcpt);
     myfree(message->changed);
+    myfree(message->relayed);
     myfree(message);
 }
 
@@ -105,6 +107,7 @@ QMGR_MESSAGE *message_activate(QSTORE_TXN *txn, const char *qid)
         return NULL;
     }
     message->changed = mycalloc(message->nrcpt ? message->nrcpt : 1, 1);
+    message->relayed = mycalloc(message->nrcpt ? message->nrcpt : 1, 1);
     message->active_ms = wall_ms();
 
     /* One job per destination: recipients whose routes pick the same relay
@@ -207,6 +210,11 @@ static void message_notify(QSTORE_TXN *txn, QMGR_MESSAGE *message, int expired)
     }
     if (any_failed)
         bounce_notify(txn, message, DSN_FAILED, failed, expired);
+    for (size_t i = 0; i < message->nrcpt; i++)
+        if (message->relayed[i]) {
+            bounce_notify(txn, message, DSN_RELAYED, message->relayed, 0);
+            break;
+        }
     if (warn_after > 0 && age >= warn_after && !(message->env.flags & QMSG_WARNED)) {
         for (size_t i = 0; i < message->nrcpt; i++)
             any_delayed |= delayed[i];

@@ -35,6 +35,7 @@ struct QMGR_MESSAGE {
     int requeue;             /* the operator requeued it during delivery */
     int throttled;           /* the relay said "slow down": retry soon, no backoff */
     int reroute;             /* its relay was unreachable and the route has another */
+    unsigned char *relayed;  /* per recipient: sent to a relay without DSN, SUCCESS asked */
     QMGR_MESSAGE *done_next; /* on the list of messages to finalize */
 };
 

@@ -138,7 +138,7 @@ int result_receive(QMGR_PEER *worker, const IPC_REC *rec)
         vstr_free(why);
         return -1;
     }
-    if (ipc_rec_check(rec, "id,queue_id,relay,conn", "rcpt*", why) < 0 ||
+    if (ipc_rec_check(rec, "id,queue_id,relay,conn", "rcpt*,upstream_dsn", why) < 0 ||
         ipc_rec_get_long(rec, "id", 1, (1LL << 62), &id, why) < 0) {
         msg_warn("worker pid %ld: %s", worker->pid, vstr_str(why));
         vstr_free(why);
@@ -166,6 +166,17 @@ int result_receive(QMGR_PEER *worker, const IPC_REC *rec)
                      job->message->env.qid, job->rcpt_index[slot]);
             job->message->lost = 1;
         }
+    if (ipc_rec_get(rec, "upstream_dsn") == NULL) {
+        /* The relay cannot report success: a recipient that asked for it
+         * gets a "relayed" notice from us (RFC 3461 section 5.2.2). */
+        for (size_t slot = 0; slot < job->nrcpt; slot++) {
+            unsigned index = job->rcpt_index[slot];
+            const QRCPT *rcpt = &job->message->rcpts[index];
+
+            if (seen[slot] && rcpt->status == QRCPT_SENT && bounce_wants(rcpt, DSN_RELAYED))
+                job->message->relayed[index] = 1;
+        }
+    }
     for (size_t slot = 0; slot < job->nrcpt; slot++) {
         const QRCPT *rcpt = &job->message->rcpts[job->rcpt_index[slot]];
 

@@ -5,7 +5,9 @@
  *	decode a type=deliver record strictly (doc/internals.md): every
  *	attribute present once, numbers in range, a valid queue id, a relay
  *	name without spaces, addresses that cannot smuggle SMTP syntax (no
- *	control characters, no angle brackets, at most ADDR_MAX_PATH bytes).
+ *	control characters, no angle brackets, at most ADDR_MAX_PATH bytes),
+ *	and the optional DSN requests (RFC 3461): ret and envid once,
+ *	notify and orcpt at most once per recipient of the job.
  *	Returns NULL with the reason in `why` when the record is bad.
  * job_free()
  *	release a job and everything it holds.
@@ -28,16 +30,26 @@
  *	the type=result record for qmgr.
  * job_status_name()
  *	"sent", "deferred", "bounced" (or "pending").
+ * job_xtext()
+ *	append text in RFC 3461 xtext ("+", "=" and bytes outside 33..126
+ *	as "+XX").
+ * job_mail_dsn()
+ *	the DSN parameters of MAIL FROM (" RET=... ENVID=..."), for a relay
+ *	that offered DSN; nothing when the sender asked for none.
+ * job_rcpt_dsn()
+ *	the DSN parameters of one RCPT TO (" NOTIFY=... ORCPT=...").
  *
  * Ownership: the job owns its strings, recipients and body. Allocation
  * failure is fatal (mymalloc); nothing else here exits.
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "addr.h"
 #include "iostuff.h"
@@ -46,7 +58,10 @@
 #include "mymalloc.h"
 #include "smtpout.h"
 
-#define JOB_RELAY_MAX 255 /* a DNS name or an address literal */
+#define JOB_RELAY_MAX 255     /* a DNS name or an address literal */
+#define JOB_ENVID_MAX 100     /* RFC 3461 section 4.4 */
+#define JOB_ORCPT_TYPE_MAX 32 /* an addr-type atom: "rfc822", "utf-8", ... */
+#define JOB_ORCPT_MAX 500     /* RFC 3461 section 4.2: the encoded value */
 
 /* job_check_addr - refuse addresses that would break the SMTP command line */
 static int job_check_addr(const char *what, const char *addr, int allow_empty, VSTR *why)
@@ -125,16 +140,135 @@ static int job_add_rcpt(JOB *job, const char *value, VSTR *why)
     return 0;
 }
 
+/* job_dsn_rcpt - the recipient named by a notify/orcpt "INDEX VALUE"; NULL with why */
+static JOB_RCPT *job_dsn_rcpt(JOB *job, const char *name, const char *value, const char **rest,
+                              VSTR *why)
+{
+    char *end;
+    unsigned long index;
+
+    if (*value < '0' || *value > '9') {
+        vstr_sprintf(why, "%s \"%.40s\": no index", name, value);
+        return NULL;
+    }
+    index = strtoul(value, &end, 10);
+    if (*end != ' ' || end[1] == '\0') {
+        vstr_sprintf(why, "%s \"%.40s\": bad index or no value", name, value);
+        return NULL;
+    }
+    *rest = end + 1;
+    for (size_t i = 0; i < job->nrcpt; i++)
+        if (job->rcpts[i].index == index)
+            return job->rcpts + i;
+    /* DSN requests travel with the recipients they belong to. */
+    vstr_sprintf(why, "%s for index %lu, which is not a recipient of the job", name, index);
+    return NULL;
+}
+
+/* job_add_notify - decode "INDEX never" or "INDEX success,failure,delay" (any subset) */
+static int job_add_notify(JOB *job, const char *value, VSTR *why)
+{
+    static const struct {
+        const char *word;
+        unsigned bit;
+    } words[] = {{"never", JOB_NOTIFY_NEVER},
+                 {"success", JOB_NOTIFY_SUCCESS},
+                 {"failure", JOB_NOTIFY_FAILURE},
+                 {"delay", JOB_NOTIFY_DELAY}};
+    const char *cp;
+    JOB_RCPT *rcpt;
+    unsigned mask = 0;
+
+    if ((rcpt = job_dsn_rcpt(job, "notify", value, &cp, why)) == NULL)
+        return -1;
+    if (rcpt->notify != 0) {
+        vstr_sprintf(why, "notify for index %u repeated", rcpt->index);
+        return -1;
+    }
+    for (;;) {
+        size_t len = strcspn(cp, ","), i;
+
+        for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+            if (len == strlen(words[i].word) && strncasecmp(cp, words[i].word, len) == 0)
+                break;
+        /* RFC 3461 section 4.1: NEVER stands alone; no keyword twice. */
+        if (i == sizeof(words) / sizeof(words[0]) || (mask & words[i].bit) ||
+            (mask != 0 && (words[i].bit == JOB_NOTIFY_NEVER || (mask & JOB_NOTIFY_NEVER)))) {
+            vstr_sprintf(why, "notify \"%.60s\": bad keyword list", value);
+            return -1;
+        }
+        mask |= words[i].bit;
+        cp += len;
+        if (*cp == '\0')
+            break;
+        cp++;
+    }
+    rcpt->notify = mask;
+    return 0;
+}
+
+/* job_add_orcpt - decode "INDEX TYPE;ADDRESS" (the address not yet in xtext) */
+static int job_add_orcpt(JOB *job, const char *value, VSTR *why)
+{
+    const char *cp;
+    JOB_RCPT *rcpt;
+    size_t type_len;
+
+    if ((rcpt = job_dsn_rcpt(job, "orcpt", value, &cp, why)) == NULL)
+        return -1;
+    if (rcpt->orcpt != NULL) {
+        vstr_sprintf(why, "orcpt for index %u repeated", rcpt->index);
+        return -1;
+    }
+    type_len = strcspn(cp, ";");
+    if (type_len == 0 || type_len > JOB_ORCPT_TYPE_MAX || cp[type_len] != ';' ||
+        cp[type_len + 1] == '\0') {
+        vstr_sprintf(why, "orcpt \"%.60s\": not TYPE;ADDRESS", value);
+        return -1;
+    }
+    for (size_t i = 0; i < type_len; i++) {
+        if (!isalnum((unsigned char)cp[i]) && cp[i] != '-') {
+            vstr_sprintf(why, "orcpt \"%.60s\": bad address type", value);
+            return -1;
+        }
+    }
+    /* The same rules as the recipient itself, so the value cannot grow without bound. */
+    if (job_check_addr("orcpt", cp + type_len + 1, 0, why) < 0)
+        return -1;
+    rcpt->orcpt = mystrdup(cp);
+    return 0;
+}
+
+/* job_set_envid - decode the ENVID: printable ASCII, 1 to JOB_ENVID_MAX characters */
+static int job_set_envid(JOB *job, const char *value, VSTR *why)
+{
+    size_t len = strlen(value);
+
+    if (len == 0 || len > JOB_ENVID_MAX) {
+        vstr_sprintf(why, "envid empty or longer than %d characters", JOB_ENVID_MAX);
+        return -1;
+    }
+    for (const unsigned char *cp = (const unsigned char *)value; *cp; cp++) {
+        if (*cp < 0x20 || *cp > 0x7e) {
+            vstr_sprintf(why, "envid with a character that is not printable ASCII");
+            return -1;
+        }
+    }
+    job->envid = mystrdup(value);
+    return 0;
+}
+
 /* job_create - decode a type=deliver record */
 JOB *job_create(const IPC_REC *rec, VSTR *why)
 {
     JOB *job;
     long long id, port, size, arrival, active;
     size_t nrcpt = 0;
-    const char *qid, *relay, *sender;
+    const char *qid, *relay, *sender, *ret, *envid;
+    int ret_code = JOB_RET_NONE;
 
-    if (ipc_rec_check(rec, "id,queue_id,relay,port,sender,size,arrival_ms,active_ms", "rcpt*",
-                      why) < 0 ||
+    if (ipc_rec_check(rec, "id,queue_id,relay,port,sender,size,arrival_ms,active_ms",
+                      "rcpt*,ret,envid,notify*,orcpt*", why) < 0 ||
         ipc_rec_get_long(rec, "id", 0, LLONG_MAX, &id, why) < 0 ||
         ipc_rec_get_long(rec, "port", 1, 65535, &port, why) < 0 ||
         ipc_rec_get_long(rec, "size", 0, LLONG_MAX, &size, why) < 0 ||
@@ -150,6 +284,16 @@ JOB *job_create(const IPC_REC *rec, VSTR *why)
     }
     if (job_check_relay(relay, why) < 0 || job_check_addr("sender", sender, 1, why) < 0)
         return NULL;
+    if ((ret = ipc_rec_get(rec, "ret")) != NULL) {
+        if (strcasecmp(ret, "full") == 0) {
+            ret_code = JOB_RET_FULL;
+        } else if (strcasecmp(ret, "hdrs") == 0) {
+            ret_code = JOB_RET_HDRS;
+        } else {
+            vstr_sprintf(why, "bad ret \"%.40s\" (full or hdrs)", ret);
+            return NULL;
+        }
+    }
     for (size_t i = 0; i < rec->count; i++)
         if (strcmp(rec->attrs[i].name, "rcpt") == 0)
             nrcpt++;
@@ -165,6 +309,7 @@ JOB *job_create(const IPC_REC *rec, VSTR *why)
     job->port = (unsigned)port;
     job->sender = mystrdup(sender);
     job->size = size;
+    job->ret = ret_code;
     job->arrival_ms = arrival;
     job->active_ms = active;
     job->received_ms = wall_ms();
@@ -179,6 +324,20 @@ JOB *job_create(const IPC_REC *rec, VSTR *why)
             return NULL;
         }
     }
+    /* After the recipients, so a DSN request may name any of them. */
+    for (size_t i = 0; i < rec->count; i++) {
+        const char *name = rec->attrs[i].name, *value = rec->attrs[i].value;
+
+        if ((strcmp(name, "notify") == 0 && job_add_notify(job, value, why) < 0) ||
+            (strcmp(name, "orcpt") == 0 && job_add_orcpt(job, value, why) < 0)) {
+            job_free(job);
+            return NULL;
+        }
+    }
+    if ((envid = ipc_rec_get(rec, "envid")) != NULL && job_set_envid(job, envid, why) < 0) {
+        job_free(job);
+        return NULL;
+    }
     return job;
 }
 
@@ -189,11 +348,15 @@ void job_free(JOB *job)
         return;
     for (size_t i = 0; i < job->nrcpt; i++) {
         myfree(job->rcpts[i].addr);
+        if (job->rcpts[i].orcpt)
+            myfree(job->rcpts[i].orcpt);
         vstr_free(job->rcpts[i].text);
     }
     myfree(job->rcpts);
     myfree(job->relay);
     myfree(job->sender);
+    if (job->envid)
+        myfree(job->envid);
     if (job->body)
         vstr_free(job->body);
     vstr_free(job->relay_text);
@@ -338,6 +501,8 @@ IPC_REC *job_result(const JOB *job, int conn_open)
     ipc_rec_add(rec, "queue_id", job->queue_id);
     ipc_rec_add(rec, "relay", vstr_str(job->relay_text));
     ipc_rec_add(rec, "conn", conn_open ? "open" : "closed");
+    if (job->upstream_dsn)
+        ipc_rec_add(rec, "upstream_dsn", "1");
     for (size_t i = 0; i < job->nrcpt; i++) {
         const JOB_RCPT *rcpt = job->rcpts + i;
 
@@ -347,4 +512,68 @@ IPC_REC *job_result(const JOB *job, int conn_open)
                      rcpt->dsn, vstr_str(rcpt->text));
     }
     return rec;
+}
+
+/* job_xtext - append RFC 3461 xtext (section 4): "+", "=" and non-graphic bytes as +XX */
+void job_xtext(VSTR *out, const char *text)
+{
+    for (const unsigned char *cp = (const unsigned char *)text; *cp; cp++) {
+        if (*cp < 33 || *cp > 126 || *cp == '+' || *cp == '=')
+            vstr_sprintf_append(out, "+%02X", *cp);
+        else
+            vstr_addch(out, (char)*cp);
+    }
+}
+
+/* job_mail_dsn - append " RET=..." and " ENVID=..." for MAIL FROM */
+void job_mail_dsn(const JOB *job, VSTR *out)
+{
+    /* RFC 3461 section 5.2.1: pass RET on only when the sender chose it. */
+    if (job->ret == JOB_RET_FULL)
+        vstr_strcat(out, " RET=FULL");
+    else if (job->ret == JOB_RET_HDRS)
+        vstr_strcat(out, " RET=HDRS");
+    if (job->envid != NULL) {
+        vstr_strcat(out, " ENVID=");
+        job_xtext(out, job->envid);
+    }
+}
+
+/* job_rcpt_dsn - append " NOTIFY=..." and " ORCPT=..." for one RCPT TO */
+void job_rcpt_dsn(const JOB *job, size_t i, VSTR *out)
+{
+    const JOB_RCPT *rcpt;
+
+    if (i >= job->nrcpt)
+        msg_panic("job_rcpt_dsn: recipient %zu of %zu", i, job->nrcpt);
+    rcpt = job->rcpts + i;
+    if (rcpt->notify & JOB_NOTIFY_NEVER) {
+        vstr_strcat(out, " NOTIFY=NEVER");
+    } else if (rcpt->notify != 0) {
+        const char *sep = " NOTIFY=";
+
+        if (rcpt->notify & JOB_NOTIFY_SUCCESS) {
+            vstr_sprintf_append(out, "%sSUCCESS", sep);
+            sep = ",";
+        }
+        if (rcpt->notify & JOB_NOTIFY_FAILURE) {
+            vstr_sprintf_append(out, "%sFAILURE", sep);
+            sep = ",";
+        }
+        if (rcpt->notify & JOB_NOTIFY_DELAY)
+            vstr_sprintf_append(out, "%sDELAY", sep);
+    }
+    if (rcpt->orcpt != NULL) {
+        size_t type_len = strcspn(rcpt->orcpt, ";");
+        size_t start = vstr_len(out);
+
+        vstr_sprintf_append(out, " ORCPT=%.*s;", (int)type_len, rcpt->orcpt);
+        job_xtext(out, rcpt->orcpt + type_len + 1);
+        /* An over-long ORCPT would be refused; the relay can do without it. */
+        if (vstr_len(out) - start - 7 > JOB_ORCPT_MAX) {
+            msg_warn("%s: ORCPT of recipient %u longer than %d characters encoded: not sent",
+                     job->queue_id, rcpt->index, JOB_ORCPT_MAX);
+            vstr_truncate(out, start);
+        }
+    }
 }

@@ -29,7 +29,10 @@
  * has the timeout of its stage (Postfix's smtp_*_timeout parameters; the
  * body's timer restarts whenever a write makes progress). With
  * PIPELINING, MAIL FROM, every RCPT TO and DATA leave in one write and the
- * replies are matched in order; without it, one command per reply.
+ * replies are matched in order; without it, one command per reply. The
+ * sender's DSN requests (RFC 3461 RET, ENVID, NOTIFY, ORCPT) go upstream
+ * only when the relay's EHLO offered DSN; the job then notes that the
+ * relay took over the notices (upstream_dsn in the result).
  *
  * A connection that was used before and dies before the server accepted
  * anything of the current job (end of file, reset, or 421 in reply to
@@ -951,6 +954,8 @@ static void session_begin(void)
     sess.accepted = 0;
     sess.empty_data = 0;
     session_arm(SESS_MAIL);
+    /* The relay takes over success notices only if it speaks DSN (qmgr's "relayed"). */
+    job->upstream_dsn = (sess.features & SESS_FEAT_DSN) != 0;
     vstr_sprintf_append(sess.out, "MAIL FROM:<%s>", job->sender);
     if (sess.features & SESS_FEAT_SIZE)
         vstr_sprintf_append(sess.out, " SIZE=%zu", len);
@@ -958,10 +963,16 @@ static void session_begin(void)
         vstr_strcat(sess.out, " BODY=8BITMIME");
     if (job->utf8)
         vstr_strcat(sess.out, " SMTPUTF8");
+    if (job->upstream_dsn)
+        job_mail_dsn(job, sess.out);
     vstr_strcat(sess.out, "\r\n");
     if (sess.features & SESS_FEAT_PIPELINING) {
-        for (size_t i = 0; i < job->nrcpt; i++)
-            vstr_sprintf_append(sess.out, "RCPT TO:<%s>\r\n", job->rcpts[i].addr);
+        for (size_t i = 0; i < job->nrcpt; i++) {
+            vstr_sprintf_append(sess.out, "RCPT TO:<%s>", job->rcpts[i].addr);
+            if (job->upstream_dsn)
+                job_rcpt_dsn(job, i, sess.out);
+            vstr_strcat(sess.out, "\r\n");
+        }
         vstr_strcat(sess.out, "DATA\r\n");
     }
     session_flush();
@@ -1135,8 +1146,13 @@ static void session_next_command(void)
     JOB *job = sess.job;
 
     if (sess.rcpt_replies < job->nrcpt) {
+        VSTR *params = vstr_alloc(64);
+
+        if (job->upstream_dsn)
+            job_rcpt_dsn(job, sess.rcpt_replies, params);
         session_arm(SESS_RCPT);
-        session_send("RCPT TO:<%s>", job->rcpts[sess.rcpt_replies].addr);
+        session_send("RCPT TO:<%s>%s", job->rcpts[sess.rcpt_replies].addr, vstr_str(params));
+        vstr_free(params);
     } else if (sess.accepted > 0) {
         session_arm(SESS_DATA);
         session_send("DATA");

@@ -126,15 +126,29 @@ void smtpout_conn_event(const char *event, const char *dest, const char *reason,
 #define JOB_DEFERRED 2 /* try again later */
 #define JOB_BOUNCED 3  /* permanent failure */
 
-/* JOB_RCPT models one recipient of a job: its address, whether the relay
- * accepted its RCPT TO in the current transaction, and its outcome. */
+/* DSN NOTIFY keywords (RFC 3461 section 4.1), as a bit mask */
+#define JOB_NOTIFY_NEVER 1
+#define JOB_NOTIFY_SUCCESS 2
+#define JOB_NOTIFY_FAILURE 4
+#define JOB_NOTIFY_DELAY 8
+
+/* DSN RET (RFC 3461 section 4.3) */
+#define JOB_RET_NONE 0
+#define JOB_RET_FULL 1
+#define JOB_RET_HDRS 2
+
+/* JOB_RCPT models one recipient of a job: its address and DSN requests,
+ * whether the relay accepted its RCPT TO in the current transaction, and
+ * its outcome. */
 typedef struct JOB_RCPT {
     unsigned index; /* the recipient's index in the queued message */
     char *addr;
-    int accepted; /* RCPT TO got 2xx in this transaction */
-    int status;   /* JOB_* */
-    char dsn[16]; /* X.Y.Z */
-    VSTR *text;   /* reply or failure reason */
+    unsigned notify; /* JOB_NOTIFY_* bits; 0: none requested */
+    char *orcpt;     /* DSN ORCPT "TYPE;ADDRESS", not encoded; NULL: none */
+    int accepted;    /* RCPT TO got 2xx in this transaction */
+    int status;      /* JOB_* */
+    char dsn[16];    /* X.Y.Z */
+    VSTR *text;      /* reply or failure reason */
 } JOB_RCPT;
 
 typedef struct JOB JOB;
@@ -152,6 +166,9 @@ struct JOB {
     unsigned port;
     char *sender; /* "" for the null sender */
     long long size;
+    int ret;          /* DSN RET: JOB_RET_* */
+    char *envid;      /* DSN ENVID, not encoded; NULL: none */
+    int upstream_dsn; /* the relay that took the transaction offered DSN */
     /* Time stamps are wall-clock ms since the epoch, like qmgr's. */
     long long arrival_ms;  /* pickup took the message */
     long long active_ms;   /* qmgr activated it */
@@ -178,6 +195,9 @@ size_t job_pending(const JOB *job);
 void job_log(const JOB *job);
 IPC_REC *job_result(const JOB *job, int conn_open);
 const char *job_status_name(int status);
+void job_xtext(VSTR *out, const char *text);
+void job_mail_dsn(const JOB *job, VSTR *out);
+void job_rcpt_dsn(const JOB *job, size_t i, VSTR *out);
 
 /* EHLO keywords the relay announced. */
 #define SESS_FEAT_PIPELINING 1

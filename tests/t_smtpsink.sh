@@ -178,7 +178,8 @@ with open(os.path.join(DIR, "md", "2-1.eml"), "rb") as f:
 if stored != body:
     fail("stored %r, sent %r" % (stored, body))
 want = ("message conn=2 seq=1 from=<sender@example.org> "
-        "rcpts=<rcpt@example.com>,<other@example.com> size=%d msgid=<t1@example.org>" % len(body))
+        "rcpts=<rcpt@example.com>,<other@example.com> size=%d msgid=<t1@example.org> "
+        "mail_params=<SIZE=120> rcpt_params=-,-" % len(body))
 if not wait_log(lambda l: l == want):
     fail("no log line %r in %r" % (want, log_lines()))
 EOF
@@ -244,7 +245,7 @@ except smtplib.SMTPServerDisconnected:
     pass
 if not wait_log(lambda l: l == "drop conn=2 where=after-dot"):
     fail(log_lines())
-if not wait_log(lambda l: l.startswith("message conn=2 seq=3 ") and l.endswith("msgid=<drop@x>")):
+if not wait_log(lambda l: l.startswith("message conn=2 seq=3 ") and l.endswith("msgid=<drop@x> mail_params=- rcpt_params=-")):
     fail(log_lines())
 EOF
 result $? "--drop-in-data after: counted, then dropped without reply"
@@ -304,7 +305,7 @@ if not wait_log(lambda l: l.startswith("tls conn=1 proto=TLS1.")):
     fail(log_lines())
 if not wait_log(lambda l: l == "auth conn=1 mech=PLAIN user=alice result=ok"):
     fail(log_lines())
-if not wait_log(lambda l: l.startswith("message conn=1 seq=1 ") and l.endswith("msgid=<tls@x>")):
+if not wait_log(lambda l: l.startswith("message conn=1 seq=1 ") and l.endswith("msgid=<tls@x> mail_params=- rcpt_params=-")):
     fail(log_lines())
 EOF
     result $? "STARTTLS, then AUTH PLAIN with smtplib, then a message"

@@ -21,6 +21,11 @@
  * answer to an otherwise valid command; syntax and sequence errors are
  * still reported normally so a misbehaving client is noticed.
  *
+ * The "message" log line ends in " mail_params=<...> rcpt_params=<...>,<...>":
+ * the raw parameter text after MAIL FROM's address and after each accepted
+ * RCPT TO's (one per recipient, in order), "-" where there was none, so
+ * tests can check what a client sent (SIZE, BODY, RET, ENVID, NOTIFY ...).
+ *
  * Failure policy: protocol errors get SMTP replies; a message that cannot
  * be stored in --maildir gets 451 and a note on stderr; an unreadable
  * --auth-file is fatal at start-up.
@@ -274,6 +279,37 @@ static int parse_path(const char *arg, const char *kw, const char **addr, size_t
     return 0;
 }
 
+/*
+ * path_dup - copy an address and the raw parameter text after it into one
+ * allocation, "ADDRESS\0PARAMS\0": c->from and c->rcpts stay plain address
+ * strings for everyone else, and the parameters, which only the log line
+ * wants, are freed with them without a new field in struct conn.
+ */
+static char *path_dup(const char *addr, size_t alen, const char *params)
+{
+    size_t plen;
+    char *p;
+
+    alen = strnlen(addr, alen); /* path_params() finds the parameters after the first NUL */
+    while (*params == ' ')
+        params++;
+    plen = strlen(params);
+    while (plen > 0 && params[plen - 1] == ' ')
+        plen--;
+    p = sink_alloc(alen + plen + 2);
+    memcpy(p, addr, alen);
+    p[alen] = 0;
+    memcpy(p + alen + 1, params, plen);
+    p[alen + 1 + plen] = 0;
+    return p;
+}
+
+/* path_params - the parameter text that path_dup() stored after the address */
+static const char *path_params(const char *path)
+{
+    return path + strlen(path) + 1;
+}
+
 /* next_param - split the next "KEY[=VALUE]" off a parameter list; 0 at the end */
 static int next_param(const char **p, const char **key, size_t *klen, const char **val,
                       size_t *vlen)
@@ -362,7 +398,7 @@ static void cmd_ehlo(struct conn *c, const char *arg, int esmtp)
 /* cmd_mail - MAIL FROM, with the session and rate checks that come first */
 static void cmd_mail(struct conn *c, const char *arg)
 {
-    const char *addr, *rest, *key, *val;
+    const char *addr, *rest, *key, *val, *params;
     size_t alen, klen, vlen;
 
     if (!c->helo) {
@@ -393,6 +429,7 @@ static void cmd_mail(struct conn *c, const char *arg)
         say(c, CMD_MAIL, "501 5.5.4 Syntax: MAIL FROM:<address>");
         return;
     }
+    params = rest;
     while (next_param(&rest, &key, &klen, &val, &vlen)) {
         if (keyis(key, klen, "SIZE") && cfg.size_limit) {
             char *end;
@@ -428,14 +465,14 @@ static void cmd_mail(struct conn *c, const char *arg)
     }
     if (smtp_answer(c, CMD_MAIL, "250 2.1.0 Ok") / 100 == 2) {
         c->in_tx = 1;
-        c->from = sink_strndup(addr, alen);
+        c->from = path_dup(addr, alen, params);
     }
 }
 
 /* cmd_rcpt - RCPT TO, answered by --rcpt-reply, --reply RCPT or 250 */
 static void cmd_rcpt(struct conn *c, const char *arg)
 {
-    const char *addr, *rest, *key, *val, *text = NULL;
+    const char *addr, *rest, *key, *val, *params, *text = NULL;
     size_t alen, klen, vlen, i;
     int code;
 
@@ -455,6 +492,7 @@ static void cmd_rcpt(struct conn *c, const char *arg)
         say(c, CMD_RCPT, "452 4.5.3 Error: too many recipients");
         return;
     }
+    params = rest;
     while (next_param(&rest, &key, &klen, &val, &vlen)) {
         if ((keyis(key, klen, "NOTIFY") || keyis(key, klen, "ORCPT")) && cfg.dsn)
             continue;
@@ -480,7 +518,7 @@ static void cmd_rcpt(struct conn *c, const char *arg)
     if (code / 100 == 2) {
         if (c->rcpts == NULL)
             c->rcpts = sink_alloc(SINK_MAX_RCPT * sizeof(*c->rcpts));
-        c->rcpts[c->nrcpt++] = sink_strndup(addr, alen);
+        c->rcpts[c->nrcpt++] = path_dup(addr, alen, params);
     }
 }
 
@@ -922,6 +960,20 @@ static int store_message(struct conn *c, unsigned long n)
     return ok ? 0 : -1;
 }
 
+/* append_params - " NAME=<text>", or " NAME=-" for no parameters; see path_dup() */
+static void append_params(sbuf *b, const char *path)
+{
+    const char *params = path ? path_params(path) : "";
+
+    if (*params == 0) {
+        sbuf_append(b, "-", 1);
+        return;
+    }
+    sbuf_append(b, "<", 1);
+    sbuf_append_clean(b, params, strlen(params));
+    sbuf_append(b, ">", 1);
+}
+
 /* log_message - the "message" event of an accepted message */
 static void log_message(struct conn *c)
 {
@@ -940,6 +992,17 @@ static void log_message(struct conn *c)
     }
     sbuf_appendf(b, " size=%zu msgid=", c->msg_size);
     append_msgid(b, c->msg.data + c->msg.pos, sbuf_avail(&c->msg));
+    /* After msgid, so the fields other tests match keep their places. */
+    sbuf_append(b, " mail_params=", 13);
+    append_params(b, c->from);
+    sbuf_append(b, " rcpt_params=", 13);
+    for (i = 0; i < c->nrcpt; i++) {
+        if (i)
+            sbuf_append(b, ",", 1);
+        append_params(b, c->rcpts[i]);
+    }
+    if (c->nrcpt == 0)
+        sbuf_append(b, "-", 1);
     sink_log_raw(b->data, b->len);
 }
 

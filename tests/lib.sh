@@ -140,7 +140,7 @@ sink_has() {
 
 # sink_has_distinct - whether at least N distinct Message-IDs arrived: sink_has_distinct N
 sink_has_distinct() {
-    [ "$(grep '^message ' "$SINK_LOG" 2>/dev/null | sed 's/.*msgid=//' | sort -u | wc -l)" -ge "$1" ]
+    [ "$(grep '^message ' "$SINK_LOG" 2>/dev/null | sed 's/.*msgid=\([^ ]*\).*/\1/' | sort -u | wc -l)" -ge "$1" ]
 }
 
 # log_has - whether the maillog has at least N lines matching a pattern: log_has N PATTERN
@@ -208,7 +208,7 @@ log_count() {
 
 # sink_ids_once - whether exactly N messages arrived, each Message-ID once: sink_ids_once N
 sink_ids_once() {
-    grep '^message ' "$SINK_LOG" 2>/dev/null | sed 's/.*msgid=//' | sort >"$T/ids"
+    grep '^message ' "$SINK_LOG" 2>/dev/null | sed 's/.*msgid=\([^ ]*\).*/\1/' | sort >"$T/ids"
     [ "$(uniq -d "$T/ids" | wc -l)" -eq 0 ] && [ "$(wc -l <"$T/ids")" -eq "$1" ]
 }
 

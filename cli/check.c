@@ -223,6 +223,22 @@ static int check_routes(const char *file, const char *param, int transport)
     return check.problems;
 }
 
+/* check_table - a table must at least load (qmgr checks its settings) */
+static int check_table(const char *file, const char *param)
+{
+    VSTR *why = vstr_alloc(100);
+    MAPS *map = maps_open(var_str(param), why);
+    int problems = 0;
+
+    if (map == NULL && vstr_len(why) > 0) {
+        msg_error("%s: %s: %s", file, param, vstr_str(why));
+        problems = 1;
+    }
+    maps_free(map);
+    vstr_free(why);
+    return problems;
+}
+
 /* check_run - every check, each problem printed; the number of problems */
 int check_run(const char *path)
 {
@@ -264,6 +280,7 @@ int check_run(const char *path)
     problems += check_file(file, "smtp_tls_CAfile", var_str("smtp_tls_CAfile"));
     problems += check_routes(file, "transport_maps", 1);
     problems += check_routes(file, "sender_dependent_relayhost_maps", 0);
+    problems += check_table(file, "destination_policy_maps");
     return problems;
 }
 

@@ -14,10 +14,12 @@
  *	the destination "host:port" (made when new: a worker may report a
  *	connection that a restarted qmgr has not routed to yet); NULL when
  *	the name has no port.
- * dest_reload()
- *	apply a re-read configuration: a changed relayhost makes a new
- *	destination for new jobs (queued ones keep theirs); the concurrency
- *	and rate limits are updated everywhere.
+ * dest_init(), dest_reload()
+ *	read destination_policy_maps (fatal at start; a warning on reload,
+ *	when the old table stays) and apply the limits to every destination:
+ *	default_destination_concurrency_limit, destination_rate_limit and
+ *	default_destination_rate_delay, overridden per relay by the table's
+ *	"concurrency=N" and "rate=R" (messages per second).
  * dest_take_token()
  *	the rate limit: a token bucket holding at most one token, filled at
  *	the destination's rate. Returns 1 when a job may start now, else 0
@@ -45,6 +47,7 @@
 #include <string.h>
 
 #include "iostuff.h"
+#include "maps.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
@@ -53,6 +56,9 @@
 #define DEST_DOWN_MS 60000 /* how long an unreachable relay is avoided */
 
 static QMGR_DEST *dest_head;
+static MAPS *dest_policy; /* destination_policy_maps */
+
+static void dest_apply_policy(QMGR_DEST *dest);
 
 #define DEST_DECREASE 0.75 /* multiplicative decrease on a throttling reply */
 #define DEST_MIN_RATE 0.2  /* never slower than one message per 5 seconds */
@@ -66,6 +72,117 @@ static double dest_configured_rate(void)
     if (delay > 0 && (rate == 0 || 1.0 / (double)delay < rate))
         rate = 1.0 / (double)delay;
     return rate;
+}
+
+/* dest_policy_word - parse one "name=value" of a policy; -1 when malformed */
+static int dest_policy_word(const char *word, int *limit, double *rate)
+{
+    char *end;
+
+    if (strncmp(word, "concurrency=", 12) == 0) {
+        long n = strtol(word + 12, &end, 10);
+
+        if (*end != '\0' || end == word + 12 || n < 1 || n > 1000)
+            return -1;
+        *limit = (int)n;
+        return 0;
+    }
+    if (strncmp(word, "rate=", 5) == 0) {
+        double r = strtod(word + 5, &end);
+
+        if (*end != '\0' || end == word + 5 || !(r >= 0) || r > 1e6)
+            return -1;
+        *rate = r;
+        return 0;
+    }
+    return -1;
+}
+
+/* dest_check_policy - maps_walk callback: keys are relays, values parse */
+static void dest_check_policy(const char *key, void *value, void *ctx)
+{
+    VSTR *why = ctx;
+    RELAY_ADDR relay;
+    char *copy, *save = NULL, *word;
+    int limit;
+    double rate;
+
+    if (vstr_len(why) > 0)
+        return;
+    if (params_parse_relay(key, &relay, why) < 0)
+        return;
+    copy = mystrdup(value);
+    for (word = strtok_r(copy, " \t", &save); word; word = strtok_r(NULL, " \t", &save))
+        if (dest_policy_word(word, &limit, &rate) < 0) {
+            vstr_sprintf(why, "entry \"%s\": bad setting \"%s\" (concurrency=1..1000, rate=N)", key,
+                         word);
+            break;
+        }
+    myfree(copy);
+}
+
+/* dest_load_policy - read destination_policy_maps; 0, or -1 with why */
+static int dest_load_policy(MAPS **out, VSTR *why)
+{
+    MAPS *map;
+    VSTR *check;
+
+    vstr_reset(why);
+    map = maps_open(var_str("destination_policy_maps"), why);
+    if (map == NULL)
+        return vstr_len(why) > 0 ? -1 : (*out = NULL, 0);
+    check = vstr_alloc(100);
+    maps_walk(map, dest_check_policy, check);
+    if (vstr_len(check) > 0) {
+        vstr_sprintf(why, "destination_policy_maps: %s: %s", maps_path(map), vstr_str(check));
+        vstr_free(check);
+        maps_free(map);
+        return -1;
+    }
+    vstr_free(check);
+    *out = map;
+    return 0;
+}
+
+/* dest_init - read the per-destination policy at start, or a fatal error */
+void dest_init(void)
+{
+    VSTR *why = vstr_alloc(100);
+
+    if (dest_load_policy(&dest_policy, why) < 0)
+        msg_fatal("%s", vstr_str(why));
+    vstr_free(why);
+}
+
+/* dest_apply_policy - the defaults, then this destination's overrides */
+static void dest_apply_policy(QMGR_DEST *dest)
+{
+    const char *value = NULL;
+    char *copy, *save = NULL, *word;
+    VSTR *key;
+
+    dest->limit = (int)var_int("default_destination_concurrency_limit");
+    dest->rate_limit = dest_configured_rate();
+    if (dest_policy == NULL)
+        return;
+    /* Keys as written in relayhost: "[host]:port", "host:port", "[host]". */
+    key = vstr_alloc(64);
+    vstr_sprintf(key, "[%s]:%u", dest->host, dest->port);
+    if ((value = maps_find(dest_policy, vstr_str(key))) == NULL) {
+        vstr_sprintf(key, "%s:%u", dest->host, dest->port);
+        value = maps_find(dest_policy, vstr_str(key));
+    }
+    if (value == NULL && dest->port == 25) {
+        vstr_sprintf(key, "[%s]", dest->host);
+        value = maps_find(dest_policy, vstr_str(key));
+    }
+    vstr_free(key);
+    if (value == NULL)
+        return;
+    copy = mystrdup(value);
+    for (word = strtok_r(copy, " \t", &save); word; word = strtok_r(NULL, " \t", &save))
+        (void)dest_policy_word(word, &dest->limit, &dest->rate_limit);
+    myfree(copy);
 }
 
 /* dest_find - the destination of a host and port */
@@ -86,8 +203,7 @@ QMGR_DEST *dest_find(const char *host, unsigned port)
         dest->next = dest_head;
         dest_head = dest;
     }
-    dest->limit = (int)var_int("default_destination_concurrency_limit");
-    dest->rate_limit = dest_configured_rate();
+    dest_apply_policy(dest);
     vstr_free(name);
     return dest;
 }
@@ -95,10 +211,18 @@ QMGR_DEST *dest_find(const char *host, unsigned port)
 /* dest_reload - follow a changed configuration */
 void dest_reload(void)
 {
-    for (QMGR_DEST *dest = dest_head; dest; dest = dest->next) {
-        dest->limit = (int)var_int("default_destination_concurrency_limit");
-        dest->rate_limit = dest_configured_rate();
+    VSTR *why = vstr_alloc(100);
+    MAPS *policy = NULL;
+
+    if (dest_load_policy(&policy, why) < 0) {
+        msg_warn("destination_policy_maps not reloaded: %s", vstr_str(why));
+    } else {
+        maps_free(dest_policy);
+        dest_policy = policy;
     }
+    vstr_free(why);
+    for (QMGR_DEST *dest = dest_head; dest; dest = dest->next)
+        dest_apply_policy(dest);
 }
 
 /* dest_mark_down - a relay could not be reached */

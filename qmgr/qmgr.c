@@ -297,6 +297,7 @@ int main(int argc, char **argv)
         msg_fatal("%s", vstr_str(why));
     myfree(db_path);
     qmgr_active = htable_create(1024);
+    dest_init();
     route_init();
 
     event_enable_read(qmgr_listen(SOCK_QMGR, 0600), qmgr_accept, NULL);

@@ -142,6 +142,7 @@ int dest_take_token(QMGR_DEST *dest, long long *wait_ms);
 void dest_note_delivery(QMGR_DEST *dest);
 void dest_note_throttle(QMGR_DEST *dest);
 double dest_rate(const QMGR_DEST *dest);
+void dest_init(void);
 void dest_reload(void);
 
 /* route.c */

@@ -318,6 +318,7 @@ const CONFIG_PARAM params_table[] = {
     PARAM_SIZE("queue_map_size", "1g", 1048576L, 1099511627776L),
     PARAM_STR("transport_maps", "", NULL),
     PARAM_STR("sender_dependent_relayhost_maps", "", NULL),
+    PARAM_STR("destination_policy_maps", "", NULL),
     PARAM_STR("maillog_file", "", NULL),
     {NULL, CONFIG_STR, NULL, 0, 0, NULL, NULL},
 };

@@ -1,0 +1,45 @@
+#!/bin/bash
+# t_policy - per-destination overrides from destination_policy_maps: a
+# rate for one relay (200 messages at rate=40 take about 5 s) and a
+# concurrency of 1 (four idle workers, yet one connection at a time).
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+
+rq_setup
+sink_start
+printf '# relay -> limits\n[127.0.0.1]:%s rate=40\n' "$SINK_PORT" >"$T/policy"
+rq_set destination_policy_maps "$T/policy"
+"$RELAYQ" check
+ok $? "relayq check accepts the table"
+
+maildrop_fill 200 pol
+start=$(date +%s.%N)
+"$RELAYQ" start
+ok $? "relayq start"
+wait_for 60 sink_has 200
+ok $? "200 messages delivered"
+end=$(date +%s.%N)
+elapsed=$(python3 -c "print(f'{$end - $start:.1f}')")
+diag "200 messages at rate=40 took $elapsed s"
+check "the relay's rate=40 held: about 5 s ($elapsed s)" -- \
+    python3 -c "import sys; sys.exit(0 if 4.2 <= $elapsed <= 6.5 else 1)"
+"$RELAYQ" stop
+
+printf '[127.0.0.1]:%s concurrency=1\n' "$SINK_PORT" >"$T/policy"
+rm -f "$SINK_LOG"
+sink_stop
+sink_start
+maildrop_fill 100 one
+"$RELAYQ" start
+wait_for 60 sink_has 100
+ok $? "100 messages delivered with concurrency=1"
+check "one connection carried them all ($(sink_connections))" -- test "$(sink_connections)" -eq 1
+"$RELAYQ" stop
+
+printf '[127.0.0.1]:%s concurrency=many\n' "$SINK_PORT" >"$T/policy"
+"$RELAYQ" start
+wait_for 10 log_has 1 'destination_policy_maps'
+ok $? "a bad setting stops qmgr with the reason"
+check "the reason names the entry and the setting" -- \
+    grep -q "destination_policy_maps: $T/policy: entry \"\[127.0.0.1\]:$SINK_PORT\": bad setting \"concurrency=many\"" "$MAILLOG"
+"$RELAYQ" stop
+tap_end

@@ -4,7 +4,7 @@
 # is missing.
 set -e
 PACKAGES="build-essential autoconf automake pkg-config liblmdb-dev lmdb-utils
-libsodium-dev libgnutls28-dev gnutls-bin python3 python3-aiosmtpd procps faketime"
+libsodium-dev libgnutls28-dev gnutls-bin python3 python3-aiosmtpd procps faketime valgrind"
 
 missing=""
 for p in $PACKAGES; do

@@ -97,7 +97,9 @@ int flush_main(int argc, char **argv)
     if (strcmp(ipc_rec_type(reply), "error") == 0) {
         reason = ipc_rec_get(reply, "reason");
         shown = relayq_printable(reason ? reason : "(no reason given)", 500);
-        msg_fatal_status(EX_SOFTWARE, "qmgr refused the flush: %s", shown);
+        msg_fatal_status(strncmp(reason ? reason : "", "permission denied", 17) == 0 ? EX_NOPERM
+                                                                                     : EX_SOFTWARE,
+                         "qmgr refused the flush: %s", shown);
     }
     if (strcmp(ipc_rec_type(reply), "ok") != 0 || ipc_rec_check(reply, "count", "", why) < 0)
         msg_fatal_status(EX_PROTOCOL, "unexpected reply from qmgr: %s",

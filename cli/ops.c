@@ -222,7 +222,9 @@ int ops_main(int argc, char **argv)
     }
     if (strcmp(ipc_rec_type(reply), "error") == 0) {
         reason = ipc_rec_get(reply, "reason");
-        msg_fatal_status(EX_SOFTWARE, "qmgr refused the %s: %s", op,
+        msg_fatal_status(strncmp(reason ? reason : "", "permission denied", 17) == 0 ? EX_NOPERM
+                                                                                     : EX_SOFTWARE,
+                         "qmgr refused the %s: %s", op,
                          relayq_printable(reason ? reason : "(no reason given)", 500));
     }
     if (strcmp(ipc_rec_type(reply), "ok") != 0 ||

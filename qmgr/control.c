@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "msg.h"
@@ -150,10 +151,25 @@ static void control_active_add(const char *key, void *value, void *ctx)
     ipc_rec_add(ctx, "queue_id", key);
 }
 
+/* control_privileged - may this peer change the queue (root or mail_owner) */
+static int control_privileged(const QMGR_PEER *peer)
+{
+    return peer->uid == 0 || peer->uid == (long)geteuid();
+}
+
 /* control_request - answer one command request */
 int control_request(QMGR_PEER *peer, const IPC_REC *rec)
 {
     const char *type = ipc_rec_type(rec);
+
+    if ((strcmp(type, "flush") == 0 || strcmp(type, "hold") == 0 || strcmp(type, "release") == 0 ||
+         strcmp(type, "delete") == 0 || strcmp(type, "requeue") == 0) &&
+        !control_privileged(peer)) {
+        msg_warn("refused %s from uid %ld: only root and mail_owner may change the queue", type,
+                 peer->uid);
+        return control_error(peer,
+                             "permission denied: only root and mail_owner may change the queue");
+    }
 
     if (strcmp(type, "flush") == 0)
         return control_flush(peer, rec);

@@ -25,6 +25,7 @@
 #include "config.h"
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -178,6 +179,13 @@ static void qmgr_accept(int listen_fd, int events, void *ctx)
         return;
     peer = mycalloc(1, sizeof(*peer));
     peer->chan = ipc_chan_create(fd);
+    {
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+
+        /* Who is asking decides what a command may do (control.c). */
+        peer->uid = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? (long)cred.uid : -1;
+    }
     peer->kind = control ? PEER_CONTROL : PEER_NEW;
     peer->next = qmgr_peers;
     if (qmgr_peers)

@@ -117,6 +117,7 @@ struct QMGR_PEER {
     IPC_CHAN *chan;
     PEER_KIND kind;
     long pid;             /* workers: their process id */
+    long uid;             /* the peer's user id (SO_PEERCRED), -1 when unknown */
     QMGR_JOB *job;        /* workers: the job in delivery, or NULL when idle */
     QMGR_DEST *conn_dest; /* workers: where their open connection goes, or NULL */
     QMGR_PEER *prev, *next;

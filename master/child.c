@@ -41,6 +41,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -91,11 +92,17 @@ static void child_free(CHILD *cp)
 }
 
 /* child_exec - in the new process: reset signals and become the daemon */
-static void child_exec(const char *path, sigset_t *saved_mask)
+static void child_exec(const char *path, sigset_t *saved_mask, pid_t master)
 {
     struct sigaction sa;
     char *argv[5];
     int argc = 0;
+
+    /* A daemon outlives a master killed with SIGKILL only to race the next
+     * master's daemons for the same queue: it gets SIGTERM when master
+     * dies (kept across exec), and exits at once if master is already gone. */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != master)
+        _exit(1);
 
     /* Caught signals revert to default on exec anyway, but ignored ones
      * (SIGPIPE) would stay ignored; the daemon must start as if run by hand. */
@@ -123,7 +130,7 @@ void child_start(CHILD *cp)
 {
     VSTR *path = vstr_alloc(256);
     sigset_t block, saved;
-    pid_t pid;
+    pid_t pid, master = getpid();
 
     if (cp->pid != 0)
         msg_panic("child_start: %s slot already runs pid %ld", cp->name, (long)cp->pid);
@@ -138,7 +145,7 @@ void child_start(CHILD *cp)
     (void)sigprocmask(SIG_BLOCK, &block, &saved);
     pid = fork();
     if (pid == 0)
-        child_exec(cp->path, &saved);
+        child_exec(cp->path, &saved, master);
     (void)sigprocmask(SIG_SETMASK, &saved, NULL);
     if (pid < 0) {
         msg_warn("fork %s: %m; trying again in 1 s", cp->path);

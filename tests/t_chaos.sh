@@ -1,0 +1,60 @@
+#!/bin/bash
+# t_chaos - mail injected while a killer sends SIGKILL to a random relayq
+# process (master included: then "relayq start" again) about once a second.
+# At the end every message has arrived, duplicates are counted (they stay
+# within what was in flight at each kill), nothing remains queued and the
+# LMDB environment reads back whole.
+#
+# The suite runs a short version; for the long one:
+#   CHAOS_MESSAGES=20000 CHAOS_SECONDS=60 tests/t_chaos.sh
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+
+N=${CHAOS_MESSAGES:-2000}
+SECONDS_OF_CHAOS=${CHAOS_SECONDS:-15}
+rq_setup
+sink_start
+"$RELAYQ" start
+ok $? "relayq start"
+wait_for 10 test -S "$T/queue/private/qmgr"
+
+inject "$N" chaos &
+injector=$!
+
+kills=0 master_kills=0
+end=$((SECONDS + SECONDS_OF_CHAOS))
+while [ $SECONDS -lt $end ]; do
+    sleep 1 # the pace of the chaos, not a wait for a condition
+    # master runs as "master -c FILE"; the daemons by their full path.
+    victims=$( (master_pid; pgrep -f "^$T/libexec/(qmgr|pickup|smtpout) ") | grep .)
+    [ -z "$victims" ] && continue
+    victim=$(echo "$victims" | shuf -n 1)
+    # Make sure master is among the victims at least once.
+    [ $kills -eq 4 ] && victim=$(master_pid)
+    name=$(ps -o comm= -p "$victim")
+    kill -9 "$victim" 2>/dev/null || continue
+    kills=$((kills + 1))
+    if [ "$name" = master ]; then
+        master_kills=$((master_kills + 1))
+        # The daemons follow their master (SIGTERM on its death); start anew.
+        wait_for 30 sh -c "! pgrep -f '^$T/libexec/(qmgr|pickup|smtpout) ' >/dev/null"
+        "$RELAYQ" start >/dev/null 2>&1 || { sleep 0.5; "$RELAYQ" start >/dev/null 2>&1; }
+    fi
+done
+diag "kills: $kills, of master: $master_kills"
+ok $((kills < SECONDS_OF_CHAOS / 2 || master_kills < 1)) "the killer struck $kills times, master $master_kills"
+wait "$injector"
+ok $? "all $N messages accepted by relayq sendmail"
+"$RELAYQ" status >/dev/null 2>&1 || "$RELAYQ" start
+wait_for 180 sink_has_distinct "$N"
+ok $? "every one of the $N messages arrived"
+dups=$(($(sink_messages) - N))
+diag "duplicates: $dups (kills: $kills)"
+check "duplicates stay within what was in flight ($dups for $kills kills)" -- \
+    test "$dups" -le $((kills * 4 + 4))
+wait_for 30 queue_empty
+ok $? "nothing remains queued"
+check "the LMDB environment reads back whole" -- sh -c \
+    "mdb_stat -a '$T/queue/db' >/dev/null 2>&1 && test \"\$(mdb_stat -s messages '$T/queue/db' | sed -n 's/.*Entries: //p')\" -eq 0"
+"$RELAYQ" stop
+ok $? "relayq stop"
+tap_end

@@ -12,6 +12,11 @@
  *	CONTROL_DOWN when nobody listens (the daemon is not running: the
  *	reason is the bare system error), or CONTROL_ERROR when the server
  *	misbehaved or was too slow.
+ * control_qmgr()
+ *	a request to qmgr on public/control for a command that cannot go on
+ *	without the answer: exits EX_UNAVAILABLE when qmgr does not listen or
+ *	answer, EX_NOPERM when it refuses for lack of privilege, EX_SOFTWARE
+ *	for another refusal; else returns the reply (the caller frees it).
  * control_master_pid()
  *	whether master runs: its pid file exists and its flock(2) lock is
  *	held. Returns 1 with the pid (0 when the file holds none yet or any
@@ -28,12 +33,14 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "ipc.h"
 #include "mail_proto.h"
+#include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
 #include "qdir.h"
@@ -86,6 +93,33 @@ int control_request(const char *socket_name, const char *protocol, const IPC_REC
     ipc_chan_free(chan);
     myfree(path);
     return ret;
+}
+
+/* control_qmgr - ask qmgr; exit with the right code when it is down, refuses or errs */
+IPC_REC *control_qmgr(const IPC_REC *request, const char *what, int timeout_ms)
+{
+    VSTR *why = vstr_alloc(100);
+    IPC_REC *reply = NULL;
+    const char *reason;
+
+    switch (control_request(SOCK_CONTROL, PROTO_CONTROL, request, timeout_ms, &reply, why)) {
+    case CONTROL_OK:
+        break;
+    case CONTROL_DOWN:
+        msg_fatal_status(EX_UNAVAILABLE, "the mail system is down (cannot connect to %s: %s)",
+                         control_socket_path(SOCK_CONTROL), vstr_str(why));
+    default:
+        msg_fatal_status(EX_UNAVAILABLE, "no answer from qmgr: %s", vstr_str(why));
+    }
+    if (strcmp(ipc_rec_type(reply), "error") == 0) {
+        reason = ipc_rec_get(reply, "reason");
+        if (reason == NULL)
+            reason = "(no reason given)";
+        msg_fatal_status(strncmp(reason, "permission denied", 17) == 0 ? EX_NOPERM : EX_SOFTWARE,
+                         "qmgr refused the %s: %s", what, relayq_printable(reason, 500));
+    }
+    vstr_free(why);
+    return reply;
 }
 
 /* control_master_pid - is master running, and as which process */

@@ -54,9 +54,7 @@ int flush_main(int argc, char **argv)
     IPC_REC *reply = NULL;
     VSTR *why = vstr_alloc(100);
     const char *config = NULL;
-    const char *reason;
     char *shown;
-    char *path;
     int ch;
 
     opterr = 0;
@@ -84,23 +82,7 @@ int flush_main(int argc, char **argv)
         relayq_usage("flush", NULL);
     relayq_load_config(config);
 
-    switch (control_request(SOCK_CONTROL, PROTO_CONTROL, req, FLUSH_TIMEOUT_MS, &reply, why)) {
-    case CONTROL_OK:
-        break;
-    case CONTROL_DOWN:
-        path = control_socket_path(SOCK_CONTROL);
-        msg_fatal_status(EX_UNAVAILABLE, "the mail system is down (cannot connect to %s: %s)", path,
-                         vstr_str(why));
-    default:
-        msg_fatal_status(EX_UNAVAILABLE, "no answer from qmgr: %s", vstr_str(why));
-    }
-    if (strcmp(ipc_rec_type(reply), "error") == 0) {
-        reason = ipc_rec_get(reply, "reason");
-        shown = relayq_printable(reason ? reason : "(no reason given)", 500);
-        msg_fatal_status(strncmp(reason ? reason : "", "permission denied", 17) == 0 ? EX_NOPERM
-                                                                                     : EX_SOFTWARE,
-                         "qmgr refused the flush: %s", shown);
-    }
+    reply = control_qmgr(req, "flush", FLUSH_TIMEOUT_MS);
     if (strcmp(ipc_rec_type(reply), "ok") != 0 || ipc_rec_check(reply, "count", "", why) < 0)
         msg_fatal_status(EX_PROTOCOL, "unexpected reply from qmgr: %s",
                          strcmp(ipc_rec_type(reply), "ok") ? ipc_rec_type(reply) : vstr_str(why));

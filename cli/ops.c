@@ -139,7 +139,7 @@ int ops_main(int argc, char **argv)
         {"recipient", required_argument, NULL, 'R'},  {"domain", required_argument, NULL, 'D'},
         {"older-than", required_argument, NULL, 'O'}, {0, 0, 0, 0},
     };
-    const char *op = argv[0], *config = NULL, *done = NULL, *reason;
+    const char *op = argv[0], *config = NULL, *done = NULL;
     IPC_REC *req = ipc_rec_create(op), *reply = NULL;
     VSTR *why = vstr_alloc(100), *domain;
     long long age, count;
@@ -211,22 +211,7 @@ int ops_main(int argc, char **argv)
         return 0;
     }
 
-    switch (control_request(SOCK_CONTROL, PROTO_CONTROL, req, OPS_TIMEOUT_MS, &reply, why)) {
-    case CONTROL_OK:
-        break;
-    case CONTROL_DOWN:
-        msg_fatal_status(EX_UNAVAILABLE, "the mail system is down (cannot connect to %s: %s)",
-                         control_socket_path(SOCK_CONTROL), vstr_str(why));
-    default:
-        msg_fatal_status(EX_UNAVAILABLE, "no answer from qmgr: %s", vstr_str(why));
-    }
-    if (strcmp(ipc_rec_type(reply), "error") == 0) {
-        reason = ipc_rec_get(reply, "reason");
-        msg_fatal_status(strncmp(reason ? reason : "", "permission denied", 17) == 0 ? EX_NOPERM
-                                                                                     : EX_SOFTWARE,
-                         "qmgr refused the %s: %s", op,
-                         relayq_printable(reason ? reason : "(no reason given)", 500));
-    }
+    reply = control_qmgr(req, op, OPS_TIMEOUT_MS);
     if (strcmp(ipc_rec_type(reply), "ok") != 0 ||
         ipc_rec_check(reply, "count", "queue_id*", why) < 0 ||
         ipc_rec_get_long(reply, "count", 0, 1LL << 40, &count, why) < 0)

@@ -169,15 +169,7 @@ int stats_main(int argc, char **argv)
         relayq_usage("stats", NULL);
     relayq_load_config(config);
 
-    switch (control_request(SOCK_CONTROL, PROTO_CONTROL, req, STATS_TIMEOUT_MS, &reply, why)) {
-    case CONTROL_OK:
-        break;
-    case CONTROL_DOWN:
-        msg_fatal_status(EX_UNAVAILABLE, "the mail system is down (cannot connect to %s: %s)",
-                         control_socket_path(SOCK_CONTROL), vstr_str(why));
-    default:
-        msg_fatal_status(EX_UNAVAILABLE, "no answer from qmgr: %s", vstr_str(why));
-    }
+    reply = control_qmgr(req, "stats request", STATS_TIMEOUT_MS);
     if (strcmp(ipc_rec_type(reply), "stats") != 0 ||
         ipc_rec_check(reply, "messages,active,deferred,hold", "dest*", why) < 0)
         msg_fatal_status(EX_PROTOCOL, "unexpected reply from qmgr: %s",

@@ -195,7 +195,8 @@ rq_cleanup() {
         if [ -n "${KEEP_TEST_DIR:-}" ]; then
             echo "# kept $T" >&2
         else
-            rm -rf "$T"
+            # A daemon that was still exiting may add a file as rm walks.
+            wait_for 5 rm -rf "$T" 2>/dev/null
         fi
     fi
 }

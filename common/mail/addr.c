@@ -227,7 +227,10 @@ int addr_check(const char *addr, size_t len, int flags, VSTR *why)
         if (addr[local_len] != '@')
             return addr_fail(why, "text after the quoted local part");
     } else {
-        local_len = strcspn(addr, "@");
+        /* memchr, not strcspn: the address is len bytes, not a C string. */
+        const char *at = memchr(addr, '@', len);
+
+        local_len = at ? (size_t)(at - addr) : len;
         if (local_len >= len)
             return addr_fail(why, "missing @domain");
     }

@@ -63,9 +63,12 @@ check "and was not delivered" -- sh -c "! grep -q 'to=<a2@example.com>.*status=s
 
 "$RELAYQ" flush
 ok $? "flush everything"
-wait_for 20 log_has 1 'to=<a2@example.com>.*status=sent'
+# unheld_sent - both deferred messages that are not held were delivered
+unheld_sent() {
+    log_has 1 'to=<a1@example.com>.*status=sent' && log_has 1 'to=<a2@example.com>.*status=sent'
+}
+wait_for 20 unheld_sent
 ok $? "the deferred messages that are not held are delivered"
-check "a1 too" -- grep -q 'to=<a1@example.com>.*status=sent' "$MAILLOG"
 check "held mail is left alone by flush" -- sh -c "! grep -q 'to=<b[12]@example.org>.*status=sent' '$MAILLOG'"
 check "two held messages remain" -- test "$("$RELAYQ" mailq --json | wc -l)" -eq 2
 

@@ -11,7 +11,9 @@
  *	when none is left the message waits on the done list.
  * message_finalize_done()
  *	commit the new state of every message on the done list in ONE write
- *	transaction (group commit): changed recipients; a message older than
+ *	transaction (group commit) — or, when that fails for a full map, one
+ *	transaction per message, so that the deliveries that free room are
+ *	recorded first: changed recipients; a message older than
  *	maximal_queue_lifetime (bounce_queue_lifetime for the null sender)
  *	with recipients still deferred has them bounced; the notices the
  *	results call for (failure; "relayed" for NOTIFY=SUCCESS recipients
@@ -322,49 +324,75 @@ static void message_finalize(QSTORE_TXN *txn, QMGR_MESSAGE *message, int *remove
                               (long long)time(NULL) + message_backoff(message->env.attempts));
 }
 
+/* message_release - a message whose new state is committed leaves the active set */
+static void message_release(QMGR_MESSAGE *message)
+{
+    int done = 1;
+
+    for (size_t i = 0; i < message->nrcpt; i++)
+        if (!message_rcpt_final(message->rcpts[i].status))
+            done = 0;
+    if (done || message->deleted)
+        msg_info("%s: removed", message->env.qid);
+    else
+        /* Due again at once (lost) or later: a scan sets the timer. */
+        qmgr_scan_wanted = 1;
+    htable_remove(qmgr_active, message->env.qid);
+    message_free(message);
+}
+
+/* message_commit - finalize a list of messages in one transaction */
+static int message_commit(QMGR_MESSAGE *list, int single, VSTR *why)
+{
+    QSTORE_TXN *txn;
+    int removed;
+
+    if ((txn = qstore_begin(qmgr_store, 1, why)) == NULL)
+        return QSTORE_ERROR;
+    for (QMGR_MESSAGE *message = list; message; message = single ? NULL : message->done_next)
+        message_finalize(txn, message, &removed);
+    return qstore_commit(txn, why);
+}
+
 /* message_finalize_done - commit the done list in one transaction */
 int message_finalize_done(void)
 {
     VSTR *why;
-    QSTORE_TXN *txn;
-    QMGR_MESSAGE *message, *next;
+    QMGR_MESSAGE *message, *next, *kept = NULL;
     int count = 0, rc;
 
     if (message_done_head == NULL)
         return 0;
     why = vstr_alloc(100);
-    if ((txn = qstore_begin(qmgr_store, 1, why)) == NULL) {
-        msg_warn("cannot record delivery results: %s", vstr_str(why));
+    if ((rc = message_commit(message_done_head, 0, why)) == QSTORE_OK) {
+        for (message = message_done_head; message; message = next) {
+            next = message->done_next;
+            message_release(message);
+            count++;
+        }
+        message_done_head = NULL;
+        vstr_free(why);
+        return count;
+    }
+    msg_warn("cannot record delivery results: %s", vstr_str(why));
+    if (rc != QSTORE_FULL) {
         vstr_free(why);
         return -1;
     }
-    for (message = message_done_head; message; message = message->done_next) {
-        int removed;
-
-        message_finalize(txn, message, &removed);
-    }
-    if ((rc = qstore_commit(txn, why)) != QSTORE_OK) {
-        msg_warn("cannot record delivery results: %s", vstr_str(why));
-        vstr_free(why);
-        return -1;
-    }
-    vstr_free(why);
+    /* A full map: every change needs free pages, and one large transaction
+     * may need more than are left. One message per transaction frees room
+     * step by step (each delivered message that leaves the queue). */
     for (message = message_done_head; message; message = next) {
-        int done = 1;
-
         next = message->done_next;
-        for (size_t i = 0; i < message->nrcpt; i++)
-            if (!message_rcpt_final(message->rcpts[i].status))
-                done = 0;
-        if (done || message->deleted)
-            msg_info("%s: removed", message->env.qid);
-        else
-            /* Due again at once (lost) or later: a scan sets the timer. */
-            qmgr_scan_wanted = 1;
-        htable_remove(qmgr_active, message->env.qid);
-        message_free(message);
-        count++;
+        if (message_commit(message, 1, why) == QSTORE_OK) {
+            message_release(message);
+            count++;
+        } else {
+            message->done_next = kept;
+            kept = message;
+        }
     }
-    message_done_head = NULL;
-    return count;
+    message_done_head = kept;
+    vstr_free(why);
+    return kept ? -1 : count;
 }

@@ -248,7 +248,8 @@ int qstore_commit(QSTORE_TXN *txn, VSTR *why)
         mdb_txn_abort(txn->txn);
     } else if ((rc = mdb_txn_commit(txn->txn)) != 0) {
         ret = rc == MDB_MAP_FULL ? QSTORE_FULL : QSTORE_ERROR;
-        vstr_sprintf(why, "commit: %s", mdb_strerror(rc));
+        vstr_sprintf(why, "commit: %s",
+                     rc == MDB_MAP_FULL ? "queue map is full (queue_map_size)" : mdb_strerror(rc));
     }
     qstore_txn_free(txn);
     return ret;

@@ -176,28 +176,14 @@ typedef struct CHECK_ROUTES {
 static void check_route_value(const char *key, void *value, void *ctx)
 {
     CHECK_ROUTES *check = ctx;
-    const char *spec = value;
     VSTR *why = vstr_alloc(100);
-    char *copy, *save = NULL, *word;
-    RELAY_ADDR relay;
 
-    if (check->transport) {
-        if (strncmp(spec, "smtp:", 5) == 0)
-            spec += 5;
-        else if (strncmp(spec, "relay:", 6) == 0)
-            spec += 6;
-        else if (strcmp(spec, ":") == 0)
-            spec = "";
+    if (params_parse_relays(check->transport ? params_nexthop(value) : value, NULL, NULL, why) <
+        0) {
+        msg_error("%s: %s: %s: entry \"%s\": %s", check->file, check->param, check->table, key,
+                  vstr_str(why));
+        check->problems++;
     }
-    copy = mystrdup(spec);
-    for (word = strtok_r(copy, ", \t", &save); word; word = strtok_r(NULL, ", \t", &save))
-        if (params_parse_relay(word, &relay, why) < 0) {
-            msg_error("%s: %s: %s: entry \"%s\": %s", check->file, check->param, check->table, key,
-                      vstr_str(why));
-            check->problems++;
-            break;
-        }
-    myfree(copy);
     vstr_free(why);
 }
 

@@ -37,43 +37,30 @@ static HTABLE *route_cache;   /* relay list -> QMGR_ROUTE */
 static MAPS *route_transport; /* transport_maps */
 static MAPS *route_sender;    /* sender_dependent_relayhost_maps */
 
-/* route_strip - the relay list of a transport_maps value ("" for the default) */
-static const char *route_strip(const char *value)
+/* route_add_dest - params_parse_relays callback: one more relay of a route */
+static void route_add_dest(const RELAY_ADDR *relay, void *ctx)
 {
-    if (strncmp(value, "smtp:", 5) == 0)
-        return value + 5;
-    if (strncmp(value, "relay:", 6) == 0)
-        return value + 6;
-    if (strcmp(value, ":") == 0)
-        return "";
-    return value;
+    QMGR_ROUTE *route = ctx;
+
+    route->dests = myrealloc(route->dests, sizeof(*route->dests) * (route->ndests + 1));
+    route->dests[route->ndests++] = dest_find(relay->host, relay->port);
 }
 
 /* route_parse - the route of a relay list, made and cached on first use; NULL + why */
 static QMGR_ROUTE *route_parse(const char *spec, VSTR *why)
 {
     QMGR_ROUTE *route = route_cache ? htable_get(route_cache, spec) : NULL;
-    char *copy, *save = NULL, *word;
 
     if (route)
         return route;
     route = mycalloc(1, sizeof(*route));
     route->spec = mystrdup(spec);
-    copy = mystrdup(spec);
-    for (word = strtok_r(copy, ", \t", &save); word; word = strtok_r(NULL, ", \t", &save)) {
-        RELAY_ADDR relay;
-
-        if (params_parse_relay(word, &relay, why) < 0) {
-            myfree(copy);
-            myfree(route->dests);
-            myfree(route->spec);
-            myfree(route);
-            return NULL;
-        }
-        route->dests = myrealloc(route->dests, sizeof(*route->dests) * (route->ndests + 1));
-        route->dests[route->ndests++] = dest_find(relay.host, relay.port);
+    if (params_parse_relays(spec, route_add_dest, route, why) < 0) {
+        myfree(route->dests);
+        myfree(route->spec);
+        myfree(route);
+        return NULL;
     }
-    myfree(copy);
     if (route->ndests == 0) {
         vstr_sprintf(why, "empty relay list \"%s\"", spec);
         myfree(route->spec);
@@ -97,7 +84,7 @@ typedef struct ROUTE_CHECK {
 static void route_check_value(const char *key, void *value, void *ctx)
 {
     ROUTE_CHECK *check = ctx;
-    const char *spec = check->transport ? route_strip(value) : value;
+    const char *spec = check->transport ? params_nexthop(value) : value;
     VSTR *why;
 
     if (check->bad || *spec == '\0')
@@ -182,13 +169,13 @@ static const char *route_lookup(const char *sender, const char *rcpt)
 
     if (route_transport && domain) {
         domain++;
-        if ((value = maps_find(route_transport, domain)) != NULL && *route_strip(value))
-            return route_strip(value);
+        if ((value = maps_find(route_transport, domain)) != NULL && *params_nexthop(value))
+            return params_nexthop(value);
         for (dot = strchr(domain, '.'); dot; dot = strchr(dot + 1, '.'))
-            if ((value = maps_find(route_transport, dot)) != NULL && *route_strip(value))
-                return route_strip(value);
-        if ((value = maps_find(route_transport, "*")) != NULL && *route_strip(value))
-            return route_strip(value);
+            if ((value = maps_find(route_transport, dot)) != NULL && *params_nexthop(value))
+                return params_nexthop(value);
+        if ((value = maps_find(route_transport, "*")) != NULL && *params_nexthop(value))
+            return params_nexthop(value);
     }
     if (route_sender && *sender) {
         if ((value = maps_find(route_sender, sender)) != NULL)

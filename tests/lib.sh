@@ -160,6 +160,24 @@ log_has() {
     [ "${n:-0}" -ge "$1" ]
 }
 
+# timed_start - start relayq and wait until the server has N messages;
+# sets ELAPSED (seconds, one decimal) from the start: timed_start N LIMIT
+timed_start() {
+    local start end status
+    start=$(date +%s.%N)
+    "$RELAYQ" start || return 1
+    wait_for "$2" sink_has "$1"
+    status=$?
+    end=$(date +%s.%N)
+    ELAPSED=$(python3 -c "print(f'{$end - $start:.1f}')")
+    return $status
+}
+
+# between - whether LOW <= VALUE <= HIGH, decimals allowed: between LOW VALUE HIGH
+between() {
+    python3 -c "import sys; sys.exit(0 if $1 <= $2 <= $3 else 1)"
+}
+
 # master_pid - the running master's pid, or nothing
 master_pid() {
     cat "$T/queue/pid/master.pid" 2>/dev/null

@@ -11,25 +11,13 @@
 rq_setup
 sink_start
 
-# preload - queue N messages while relayq is stopped, so that delivery is
-# measured alone: preload N TAG
-preload() {
-    "$RELAYQ" start && "$RELAYQ" stop || return 1
-    inject "$1" "$2"
-}
-
 rq_set destination_rate_limit 20
-preload 1000 rate
+maildrop_fill 1000 rate
 ok $? "1000 messages waiting in maildrop"
-start=$(date +%s.%N)
-"$RELAYQ" start
-wait_for 120 sink_has 1000
+timed_start 1000 120
 ok $? "all 1000 delivered"
-end=$(date +%s.%N)
-elapsed=$(python3 -c "print(f'{$end - $start:.1f}')")
-diag "1000 messages at destination_rate_limit = 20 took $elapsed s"
-check "they took 50 s +- 10 % ($elapsed s)" -- \
-    python3 -c "import sys; sys.exit(0 if 45 <= $elapsed <= 55 else 1)"
+diag "1000 messages at destination_rate_limit = 20 took $ELAPSED s"
+check "they took 50 s +- 10 % ($ELAPSED s)" -- between 45 "$ELAPSED" 55
 "$RELAYQ" stop
 
 # Throttling: the relay refuses more than 50 messages a second.
@@ -37,16 +25,12 @@ sink_stop
 rm -f "$SINK_LOG"
 sink_start --rate-limit 50
 rq_set destination_rate_limit 0
-preload 1000 thr
-start=$(date +%s.%N)
-"$RELAYQ" start
-wait_for 90 sink_has 1000
+maildrop_fill 1000 thr
+timed_start 1000 90
 ok $? "all 1000 delivered through a relay that throttles above 50 messages/s"
-end=$(date +%s.%N)
-rate=$(python3 -c "print(f'{1000 / ($end - $start):.1f}')")
+rate=$(python3 -c "print(f'{1000 / $ELAPSED:.1f}')")
 diag "throttled run: $rate messages/s on average"
-check "relayq settled near the relay's rate (35 to 55 messages/s: $rate)" -- \
-    python3 -c "import sys; sys.exit(0 if 35 <= $rate <= 55 else 1)"
+check "relayq settled near the relay's rate (35 to 55 messages/s: $rate)" -- between 35 "$rate" 55
 check "the relay did throttle (421 replies seen)" -- grep -q 'relay asks to slow down' "$MAILLOG"
 check "no message bounced" -- sh -c "! grep -q 'status=bounced' '$MAILLOG'"
 wait_for 10 queue_empty

@@ -16,6 +16,13 @@
  *	the same, exiting with the "file:line: reason" line on error.
  * params_parse_relay()
  *	split a relayhost value into host, port and the [bracket] flag.
+ * params_parse_relays()
+ *	the same for each relay of a list (comma or blank separated), in
+ *	order, calling each() for every one; stops at the first bad one.
+ * params_nexthop()
+ *	the relay list of a transport_maps value: Postfix's "smtp:" or
+ *	"relay:" prefix removed; "" (the default route) for ":" or a bare
+ *	prefix.
  *
  * Ownership: var_config belongs to this module; params_load() replaces it
  * and returns it. RELAY_ADDR is the caller's.
@@ -169,6 +176,36 @@ int params_parse_relay(const char *text, RELAY_ADDR *relay, VSTR *why)
     }
     *relay = parsed;
     return 0;
+}
+
+/* params_parse_relays - parse each relay of a list */
+int params_parse_relays(const char *list, void (*each)(const RELAY_ADDR *relay, void *ctx),
+                        void *ctx, VSTR *why)
+{
+    char *copy = mystrdup(list), *save = NULL, *word;
+    RELAY_ADDR relay;
+    int ret = 0;
+
+    for (word = strtok_r(copy, ", \t", &save); word; word = strtok_r(NULL, ", \t", &save)) {
+        if ((ret = params_parse_relay(word, &relay, why)) < 0)
+            break;
+        if (each)
+            each(&relay, ctx);
+    }
+    myfree(copy);
+    return ret;
+}
+
+/* params_nexthop - the relay list of a transport_maps value */
+const char *params_nexthop(const char *transport_value)
+{
+    if (strncmp(transport_value, "smtp:", 5) == 0)
+        return transport_value + 5;
+    if (strncmp(transport_value, "relay:", 6) == 0)
+        return transport_value + 6;
+    if (strcmp(transport_value, ":") == 0)
+        return "";
+    return transport_value;
 }
 
 /* params_check_relay - relayhost: empty, or relays to try in order, comma-separated */

@@ -28,5 +28,8 @@ typedef struct RELAY_ADDR {
 } RELAY_ADDR;
 
 int params_parse_relay(const char *text, RELAY_ADDR *relay, VSTR *why);
+int params_parse_relays(const char *list, void (*each)(const RELAY_ADDR *relay, void *ctx),
+                        void *ctx, VSTR *why);
+const char *params_nexthop(const char *transport_value);
 
 #endif

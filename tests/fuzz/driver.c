@@ -27,7 +27,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 
 /* driver_run_file - feed one file to the target; -1 when it cannot be read */

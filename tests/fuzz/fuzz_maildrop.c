@@ -23,19 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "addr.h"
 #include "maildrop.h"
 #include "vstr.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define FUZZ_CHECK(cond)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* fuzz_same_env - two envelopes with equal fields */
 static int fuzz_same_env(const MAILDROP_ENV *a, const MAILDROP_ENV *b)

@@ -24,20 +24,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fuzz.h"
 #include "pickup.h"
 #include "vstr.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define FUZZ_CHECK(cond)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
 #define FUZZ_FULLNAME_MAX 300 /* more than cleanup copies, to test its cap */
 
 /* LLVMFuzzerInitialize - a fixed time zone: the Date: header must not vary by host */

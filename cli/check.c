@@ -1,5 +1,5 @@
 /*
- * check - validate the configuration before anything runs on it
+ * check - validate the configuration before anything runs on it; make queue keys
  *
  * check_main()
  *	"relayq check [-c FILE]": exit 0 silently when all is well, else
@@ -21,13 +21,26 @@
  * The routing tables (transport_maps, sender_dependent_relayhost_maps)
  * must load, and every relay they name must parse, as qmgr requires.
  *
+ * The queue's key file (queue_encryption_key_file) gets the checks the
+ * daemons make when they open the queue (seal.c): owner, no access for
+ * group or others, every line "ID:KEY" with a 32-byte key, no duplicate id.
+ *
  * Files this process is not allowed to look at (a credentials file of
  * another user) are not reported: master, which reads them, will.
+ *
+ * keygen_main()
+ *	"relayq keygen [-c FILE] [ID]": print a new line for the key file,
+ *	"ID:KEY" with 32 random bytes in base64. Without ID, the next id after
+ *	the highest of the configured key file (1 when there is none yet);
+ *	appended to the file, it becomes the key that seals new mail.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <pwd.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sysexits.h>
@@ -39,6 +52,7 @@
 #include "maps.h"
 #include "params.h"
 #include "sasl_passwd.h"
+#include "seal.h"
 
 /* check_daemon - one daemon program must be an executable file */
 static int check_daemon(const char *file, const char *dir, const char *name)
@@ -163,6 +177,40 @@ static int check_sasl(const char *file)
     return problems + check_sasl_problems;
 }
 
+/* check_key_owner - who besides root may own the key files: the user the daemons run as */
+static uid_t check_key_owner(void)
+{
+    uid_t owner = geteuid();
+    struct passwd *pw;
+
+    /* Started as root, the daemons run as mail_owner; otherwise as this user. */
+    if (owner == 0 && (pw = getpwnam(var_str("mail_owner"))) != NULL)
+        owner = pw->pw_uid;
+    return owner;
+}
+
+/* check_keys - the queue's key file must be one the daemons will accept */
+static int check_keys(const char *file)
+{
+    const char *path = var_str("queue_encryption_key_file");
+    VSTR *why;
+    SEAL_RING *ring;
+    int problems = 0;
+
+    if (*path == '\0')
+        return 0;
+    why = vstr_alloc(128);
+    if ((ring = seal_ring_load(path, check_key_owner(), why)) == NULL &&
+        strstr(vstr_str(why), ": open: ") == NULL) {
+        /* Missing files are check_file()'s to report, unreadable ones master's. */
+        msg_error("%s: queue_encryption_key_file %s", file, vstr_str(why));
+        problems++;
+    }
+    seal_ring_free(ring);
+    vstr_free(why);
+    return problems;
+}
+
 /* A routing table being checked. */
 typedef struct CHECK_ROUTES {
     const char *file;  /* the configuration file, for messages */
@@ -267,6 +315,8 @@ int check_run(const char *path)
     problems += check_routes(file, "transport_maps", 1);
     problems += check_routes(file, "sender_dependent_relayhost_maps", 0);
     problems += check_table(file, "destination_policy_maps");
+    problems += check_file(file, "queue_encryption_key_file", var_str("queue_encryption_key_file"));
+    problems += check_keys(file);
     return problems;
 }
 
@@ -289,4 +339,59 @@ int check_main(int argc, char **argv)
     if (optind != argc)
         relayq_usage("check", NULL);
     return check_run(path) ? EX_CONFIG : 0;
+}
+
+/* keygen_main - "relayq keygen [-c FILE] [ID]": a new line for queue_encryption_key_file */
+int keygen_main(int argc, char **argv)
+{
+    const char *config = NULL;
+    const char *path;
+    unsigned char *key;
+    char b64[sodium_base64_ENCODED_LEN(SEAL_KEY_LEN, sodium_base64_VARIANT_ORIGINAL)];
+    unsigned long id = 1;
+    SEAL_RING *ring;
+    VSTR *why;
+    int ch;
+
+    opterr = 0;
+    while ((ch = getopt(argc, argv, "+c:")) != -1) {
+        switch (ch) {
+        case 'c':
+            config = optarg;
+            break;
+        default:
+            relayq_usage("keygen", NULL);
+        }
+    }
+    if (argc - optind > 1)
+        relayq_usage("keygen", NULL);
+    relayq_load_config(config);
+    path = var_str("queue_encryption_key_file");
+    if (optind < argc) {
+        if (strspn(argv[optind], "0123456789") != strlen(argv[optind]) ||
+            strlen(argv[optind]) > 5 || (id = strtoul(argv[optind], NULL, 10)) < 1 ||
+            id > SEAL_KEY_ID_MAX)
+            msg_fatal_status(EX_USAGE, "key id must be a number from 1 to %d", SEAL_KEY_ID_MAX);
+    } else if (*path != '\0' && access(path, F_OK) == 0) {
+        why = vstr_alloc(128);
+        if ((ring = seal_ring_load(path, check_key_owner(), why)) == NULL &&
+            strstr(vstr_str(why), "no key in the file") == NULL)
+            msg_fatal_status(EX_CONFIG, "%s; to choose the id yourself: relayq keygen ID",
+                             vstr_str(why));
+        if (ring != NULL && (id = seal_ring_max_id(ring) + 1UL) > SEAL_KEY_ID_MAX)
+            msg_fatal_status(EX_CONFIG, "%s: key id %d is taken: give an unused id", path,
+                             SEAL_KEY_ID_MAX);
+        seal_ring_free(ring);
+        vstr_free(why);
+    }
+    if (sodium_init() < 0 || (key = sodium_malloc(SEAL_KEY_LEN)) == NULL)
+        msg_fatal_status(EX_SOFTWARE, "cannot initialise libsodium");
+    randombytes_buf(key, SEAL_KEY_LEN);
+    sodium_bin2base64(b64, sizeof(b64), key, SEAL_KEY_LEN, sodium_base64_VARIANT_ORIGINAL);
+    sodium_free(key);
+    printf("%lu:%s\n", id, b64);
+    sodium_memzero(b64, sizeof(b64));
+    if (fflush(stdout) != 0 || ferror(stdout))
+        msg_fatal_status(EX_IOERR, "write the key: %s", strerror(errno));
+    return 0;
 }

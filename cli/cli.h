@@ -21,6 +21,7 @@ typedef struct CLI_CMD {
     const char *name;
     int (*run)(int argc, char **argv); /* argv[0] is the command word */
     const char *usage;                 /* arguments, for the usage line */
+    int group; /* installed setgid: PRIVS_GROUP_KEEP for the commands that reach the queue */
 } CLI_CMD;
 
 /* relayq.c */
@@ -38,6 +39,7 @@ int start_status_main(int argc, char **argv);
 /* check.c */
 int check_main(int argc, char **argv);
 int check_run(const char *path);
+int keygen_main(int argc, char **argv);
 
 /* sendmail.c */
 #define SENDMAIL_PIECE_MAX 65536 /* longest piece of a line handled at once */
@@ -63,19 +65,6 @@ typedef struct SENDMAIL_HDR {
 int sendmail_main(int argc, char **argv);
 
 /* mailq.c */
-/* One listing of the queue in progress. */
-typedef struct MAILQ_STATE {
-    QSTORE_TXN *txn; /* the read snapshot being listed */
-    FILE *out;       /* where the listing goes until the snapshot ends */
-    int json;        /* postqueue -j objects instead of the -p layout */
-    char **active;   /* ids qmgr is delivering now, sorted */
-    size_t nactive;
-    size_t count;          /* messages listed */
-    long long total_bytes; /* their sizes */
-    VSTR *why;             /* the first read error, which stops the listing */
-    int failed;
-} MAILQ_STATE;
-
 int mailq_main(int argc, char **argv);
 
 /* ops.c */

@@ -4,16 +4,22 @@
  * mailq_main()
  *	"relayq mailq [-c FILE] [--json]", also run as "mailq" and as
  *	"sendmail -bp": list every message in the queue in Postfix's
- *	"postqueue -p" layout (queue id, "*" when being delivered, "!" when
- *	held; size; arrival time; sender; each recipient still to be
- *	delivered with its last deferral reason), or with --json one object
- *	per message per line with "postqueue -j" field names plus
- *	next_attempt and attempts.
+ *	"postqueue -p" layout, or with --json one "postqueue -j" object per
+ *	message per line (the listing itself is qlist.c's). When corrupt/
+ *	holds maildrop files that pickup set aside, a warning on standard
+ *	error says how many (only root and mail_owner can see them); the
+ *	listing on standard output keeps Postfix's layout for scripts.
  *
- * The queue is opened read-only, so mailq never changes it and works
- * while the daemons run. Which messages are being delivered right now is
- * qmgr's knowledge, asked over public/control; when qmgr is not running,
- * none are.
+ * Root and mail_owner read the queue themselves, opened read-only, so
+ * mailq never changes it and works while the daemons run or not. Which
+ * messages are being delivered right now is qmgr's knowledge, asked over
+ * public/control; when qmgr is not running, none are.
+ *
+ * Any other user cannot read db/: the command then asks qmgr for the
+ * listing over public/control (the relayq command is installed setgid to
+ * setgid_group to reach it), and qmgr answers only users that
+ * authorized_mailq_users names (EX_NOPERM otherwise), in chunks of at
+ * most QMGR_LIST_CHUNK bytes, as Postfix's showq serves postqueue.
  *
  * The listing is written to a temporary file while the LMDB read snapshot
  * is open and copied to standard output after it ends: a reader parked
@@ -25,6 +31,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -32,7 +39,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sysexits.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -41,11 +47,18 @@
 #include "mymalloc.h"
 #include "params.h"
 #include "qdir.h"
+#include "qid.h"
+#include "qlist.h"
 #include "qstore.h"
 
 #define MAILQ_ACTIVE_TIMEOUT_MS 2000
-#define MAILQ_RCPT_INDENT 44 /* recipients start in the sender's column */
-#define MAILQ_WIDTH 78       /* deferral reasons end in this column */
+#define MAILQ_REMOTE_TIMEOUT_MS 30000 /* for each chunk of a listing from qmgr */
+
+/* The messages qmgr is delivering, sorted, for the "*" mark. */
+typedef struct MAILQ_ACTIVE {
+    char **ids;
+    size_t count;
+} MAILQ_ACTIVE;
 
 /* mailq_cmp - strcmp for qsort and bsearch over char * */
 static int mailq_cmp(const void *a, const void *b)
@@ -54,199 +67,39 @@ static int mailq_cmp(const void *a, const void *b)
 }
 
 /* mailq_ask_active - the ids qmgr is delivering; none when qmgr does not answer */
-static void mailq_ask_active(MAILQ_STATE *state)
+static void mailq_ask_active(MAILQ_ACTIVE *active)
 {
     IPC_REC *req = ipc_rec_create("active");
     IPC_REC *reply = NULL;
     VSTR *why = vstr_alloc(100);
     const char *qid;
 
-    state->active = NULL;
-    state->nactive = 0;
+    active->ids = NULL;
+    active->count = 0;
     if (control_request(SOCK_CONTROL, PROTO_CONTROL, req, MAILQ_ACTIVE_TIMEOUT_MS, &reply, why) ==
             CONTROL_OK &&
         strcmp(ipc_rec_type(reply), "active") == 0 &&
         ipc_rec_check(reply, "", "queue_id*", why) == 0) {
-        state->active = mymalloc(sizeof(char *) * (reply->count + 1));
+        active->ids = mymalloc(sizeof(char *) * (reply->count + 1));
         for (size_t i = 1; i < reply->count; i++) {
             qid = reply->attrs[i].value;
             if (qid_valid(qid))
-                state->active[state->nactive++] = mystrdup(qid);
+                active->ids[active->count++] = mystrdup(qid);
         }
-        qsort(state->active, state->nactive, sizeof(char *), mailq_cmp);
+        qsort(active->ids, active->count, sizeof(char *), mailq_cmp);
     }
     ipc_rec_free(reply);
     ipc_rec_free(req);
     vstr_free(why);
 }
 
-/* mailq_is_active - whether qmgr is delivering a message */
-static int mailq_is_active(const MAILQ_STATE *state, const char *qid)
+/* mailq_is_active - qlist callback: whether qmgr is delivering a message */
+static int mailq_is_active(const char *qid, void *ctx)
 {
-    return state->nactive > 0 &&
-           bsearch(&qid, state->active, state->nactive, sizeof(char *), mailq_cmp) != NULL;
-}
+    const MAILQ_ACTIVE *active = ctx;
 
-/* mailq_clean - text for a terminal: line breaks become blanks, controls "?" */
-static char *mailq_clean(const char *text)
-{
-    char *copy = mystrdup(text);
-
-    for (char *cp = copy; *cp; cp++) {
-        if (*cp == '\r' || *cp == '\n' || *cp == '\t')
-            *cp = ' ';
-        else if ((unsigned char)*cp < 0x20 || *cp == 0x7f)
-            *cp = '?';
-    }
-    return copy;
-}
-
-/* mailq_reason - "(reason)" right-aligned to end in column 78, as Postfix prints it */
-static void mailq_reason(FILE *fp, const char *reply)
-{
-    char *text = mailq_clean(reply);
-    int padding = MAILQ_WIDTH - 2 - (int)strlen(text);
-
-    /* A reason too long for the line starts in column 0, unbroken, so that
-     * scripts that read mailq find it on one line. */
-    fprintf(fp, "%*s(%s)\n", padding > 0 ? padding : 0, "", text);
-    myfree(text);
-}
-
-/* mailq_json_str - a JSON string: quotes, backslashes, controls and bad UTF-8 escaped */
-static void mailq_json_str(FILE *fp, const char *text)
-{
-    const unsigned char *cp = (const unsigned char *)text;
-    size_t n;
-
-    putc('"', fp);
-    while (*cp) {
-        if (*cp == '"' || *cp == '\\') {
-            fprintf(fp, "\\%c", *cp++);
-        } else if (*cp < 0x20 || *cp == 0x7f) {
-            fprintf(fp, "\\u%04x", *cp++);
-        } else if (*cp < 0x80) {
-            putc(*cp++, fp);
-        } else {
-            /* Pass well-formed UTF-8 through; anything else would make invalid JSON. */
-            n = *cp >= 0xc2 && *cp <= 0xdf   ? 1
-                : *cp >= 0xe0 && *cp <= 0xef ? 2
-                : *cp >= 0xf0 && *cp <= 0xf4 ? 3
-                                             : 0;
-            for (size_t k = 1; k <= n; k++)
-                if ((cp[k] & 0xc0) != 0x80)
-                    n = 0;
-            if (n == 0) {
-                fputs("\\ufffd", fp);
-                cp++;
-            } else {
-                fwrite(cp, 1, n + 1, fp);
-                cp += n + 1;
-            }
-        }
-    }
-    putc('"', fp);
-}
-
-/* mailq_pending - a recipient that is still to be delivered */
-static int mailq_pending(const QRCPT *rcpt)
-{
-    return rcpt->status == QRCPT_PENDING || rcpt->status == QRCPT_DEFERRED;
-}
-
-/* mailq_print_text - one message in the postqueue -p layout */
-static void mailq_print_text(MAILQ_STATE *state, const QMSG *msg, const QRCPT *rcpts, size_t nrcpt,
-                             int active)
-{
-    time_t when = (time_t)(msg->arrival_ms / 1000);
-    struct tm tm;
-    char date[64];
-    char *sender;
-    char *addr;
-    const char *last_reason = "";
-
-    if (state->count == 0)
-        fprintf(state->out, "%-13s %8s %-20s %s\n", "-Queue ID-", "--Size--",
-                "----Arrival Time----", "-Sender/Recipient-------");
-    localtime_r(&when, &tm);
-    strftime(date, sizeof(date), "%a %b %e %H:%M:%S", &tm);
-    sender = mailq_clean(*msg->sender ? msg->sender : "MAILER-DAEMON");
-    fprintf(state->out, "%-12s%c %8lld %-20s %s\n", msg->qid,
-            active                     ? '*'
-            : (msg->flags & QMSG_HOLD) ? '!'
-                                       : ' ',
-            msg->size, date, sender);
-    myfree(sender);
-    for (size_t i = 0; i < nrcpt; i++) {
-        if (!mailq_pending(rcpts + i))
-            continue;
-        /* Like Postfix: a reason only where it differs from the one above. */
-        if (strcmp(rcpts[i].reply, last_reason) != 0) {
-            mailq_reason(state->out, *rcpts[i].reply ? rcpts[i].reply : "reason unavailable");
-            last_reason = rcpts[i].reply;
-        }
-        addr = mailq_clean(rcpts[i].addr);
-        fprintf(state->out, "%*s%s\n", MAILQ_RCPT_INDENT, "", addr);
-        myfree(addr);
-    }
-    fputc('\n', state->out);
-}
-
-/* mailq_print_json - one message as a postqueue -j object on one line */
-static void mailq_print_json(MAILQ_STATE *state, const QMSG *msg, const QRCPT *rcpts, size_t nrcpt,
-                             int active)
-{
-    FILE *fp = state->out;
-    const char *queue = active                     ? "active"
-                        : (msg->flags & QMSG_HOLD) ? "hold"
-                        : msg->attempts > 0        ? "deferred"
-                                                   : "incoming";
-    int first = 1;
-
-    fprintf(fp, "{\"queue_name\": \"%s\", \"queue_id\": ", queue);
-    mailq_json_str(fp, msg->qid);
-    fprintf(fp,
-            ", \"arrival_time\": %lld, \"message_size\": %lld, \"forced_expire\": false, "
-            "\"sender\": ",
-            msg->arrival_ms / 1000, msg->size);
-    mailq_json_str(fp, msg->sender);
-    fputs(", \"recipients\": [", fp);
-    for (size_t i = 0; i < nrcpt; i++) {
-        if (!mailq_pending(rcpts + i))
-            continue;
-        fputs(first ? "{\"address\": " : ", {\"address\": ", fp);
-        first = 0;
-        mailq_json_str(fp, rcpts[i].addr);
-        if (*rcpts[i].reply) {
-            fputs(", \"delay_reason\": ", fp);
-            mailq_json_str(fp, rcpts[i].reply);
-        }
-        fputc('}', fp);
-    }
-    fprintf(fp, "], \"next_attempt\": %lld, \"attempts\": %u}\n", msg->next_attempt, msg->attempts);
-}
-
-/* mailq_message - qstore_message_scan callback: list one message */
-static int mailq_message(const QMSG *msg, void *ctx)
-{
-    MAILQ_STATE *state = ctx;
-    QRCPT *rcpts = NULL;
-    size_t nrcpt = 0;
-    int active = mailq_is_active(state, msg->qid);
-
-    if (qstore_rcpts_get(state->txn, msg->qid, &rcpts, &nrcpt) != QSTORE_OK) {
-        vstr_sprintf(state->why, "%s", qstore_txn_reason(state->txn));
-        state->failed = 1;
-        return 1;
-    }
-    if (state->json)
-        mailq_print_json(state, msg, rcpts, nrcpt, active);
-    else
-        mailq_print_text(state, msg, rcpts, nrcpt, active);
-    qstore_rcpts_free(rcpts, nrcpt);
-    state->count++;
-    state->total_bytes += msg->size;
-    return 0;
+    return active->count > 0 &&
+           bsearch(&qid, active->ids, active->count, sizeof(char *), mailq_cmp) != NULL;
 }
 
 /* mailq_copy - the finished listing to standard output */
@@ -263,19 +116,100 @@ static void mailq_copy(FILE *from)
         msg_fatal_status(EX_IOERR, "read the temporary listing: %s", strerror(errno));
 }
 
-/* mailq_empty - a queue that never held mail */
-static int mailq_empty(int json)
+/* mailq_remote - the listing from qmgr, for a user who cannot read the queue */
+static void mailq_remote(int json, const char *local_reason)
 {
-    if (!json)
-        printf("Mail queue is empty\n");
-    return 0;
+    char *path = control_socket_path(SOCK_CONTROL);
+    IPC_REC *req = ipc_rec_create("list");
+    IPC_REC *reply;
+    VSTR *why = vstr_alloc(100);
+    const char *data;
+    const char *reason;
+    IPC_CHAN *chan;
+
+    ipc_rec_add_long(req, "json", json);
+    if ((chan = ipc_client_open(path, PROTO_CONTROL, MAILQ_ACTIVE_TIMEOUT_MS, why)) == NULL)
+        msg_fatal_status(strstr(local_reason, "ermission denied") ? EX_NOPERM : EX_UNAVAILABLE,
+                         "cannot read the queue (%s), and qmgr cannot list it (%s)", local_reason,
+                         vstr_str(why));
+    if (ipc_chan_send_wait(chan, req, MAILQ_ACTIVE_TIMEOUT_MS, why) < 0)
+        msg_fatal_status(EX_UNAVAILABLE, "no answer from qmgr: %s", vstr_str(why));
+    for (;;) {
+        if ((reply = ipc_chan_recv_wait(chan, MAILQ_REMOTE_TIMEOUT_MS, why)) == NULL)
+            msg_fatal_status(EX_UNAVAILABLE, "no answer from qmgr: %s", vstr_str(why));
+        if (strcmp(ipc_rec_type(reply), "error") == 0) {
+            reason = ipc_rec_get(reply, "reason");
+            if (reason == NULL)
+                reason = "(no reason given)";
+            msg_fatal_status(strncmp(reason, "permission denied", 17) == 0 ? EX_NOPERM
+                                                                           : EX_SOFTWARE,
+                             "qmgr refused the listing: %s", relayq_printable(reason, 500));
+        }
+        if (strcmp(ipc_rec_type(reply), "end") == 0)
+            break;
+        if (strcmp(ipc_rec_type(reply), "list") != 0 || ipc_rec_check(reply, "data", "", why) < 0 ||
+            (data = ipc_rec_get(reply, "data")) == NULL)
+            msg_fatal_status(EX_SOFTWARE, "qmgr sent a malformed listing: %s", vstr_str(why));
+        fputs(data, stdout);
+        ipc_rec_free(reply);
+    }
+    ipc_rec_free(reply);
+    ipc_rec_free(req);
+    ipc_chan_free(chan);
+    vstr_free(why);
+    myfree(path);
+}
+
+/* mailq_local - list the queue from its LMDB environment */
+static void mailq_local(QSTORE *store, const QLIST_OPTS *opts)
+{
+    VSTR *why = vstr_alloc(100);
+    QSTORE_TXN *txn;
+    FILE *out;
+    int ret;
+
+    if ((txn = qstore_begin(store, 0, why)) == NULL)
+        msg_fatal_status(EX_UNAVAILABLE, "cannot read the queue: %s", vstr_str(why));
+    if ((out = tmpfile()) == NULL)
+        out = stdout;
+    ret = qlist_write(txn, opts, out, why);
+    qstore_abort(txn);
+    if (ret < 0)
+        msg_fatal_status(EX_UNAVAILABLE, "cannot read the queue: %s", vstr_str(why));
+    if (out != stdout) {
+        mailq_copy(out);
+        fclose(out);
+    }
+    vstr_free(why);
+}
+
+/* mailq_corrupt - warn about the maildrop files pickup set aside, if we may look */
+static void mailq_corrupt(void)
+{
+    char *path = qdir_path(var_str("queue_directory"), QDIR_CORRUPT);
+    DIR *dir = opendir(path);
+    struct dirent *dp;
+    size_t count = 0;
+
+    /* corrupt/ is mail_owner's, mode 0700: other users are not told. */
+    if (dir != NULL) {
+        while ((dp = readdir(dir)) != NULL)
+            if (dp->d_name[0] != '.')
+                count++;
+        closedir(dir);
+    }
+    if (count > 0)
+        msg_warn("%zu file%s in %s/ that pickup could not queue (see relayq(1), INPUT)", count,
+                 count == 1 ? "" : "s", path);
+    myfree(path);
 }
 
 /* mailq_main - "relayq mailq [-c FILE] [--json]" */
 int mailq_main(int argc, char **argv)
 {
     static const struct option longopts[] = {{"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
-    MAILQ_STATE state;
+    MAILQ_ACTIVE active;
+    QLIST_OPTS opts;
     const char *config = NULL;
     char *dbdir;
     char *datafile;
@@ -284,7 +218,8 @@ int mailq_main(int argc, char **argv)
     VSTR *why = vstr_alloc(100);
     int ch;
 
-    memset(&state, 0, sizeof(state));
+    memset(&opts, 0, sizeof(opts));
+    memset(&active, 0, sizeof(active));
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "+c:j", longopts, NULL)) != -1) {
         switch (ch) {
@@ -292,7 +227,7 @@ int mailq_main(int argc, char **argv)
             config = optarg;
             break;
         case 'j':
-            state.json = 1;
+            opts.json = 1;
             break;
         default:
             relayq_usage("mailq", NULL);
@@ -304,46 +239,29 @@ int mailq_main(int argc, char **argv)
 
     dbdir = qdir_path(var_str("queue_directory"), QDIR_DB);
     datafile = qdir_path(dbdir, "data.mdb");
-    if (stat(datafile, &st) < 0 && errno == ENOENT)
-        return mailq_empty(state.json);
-    mailq_ask_active(&state);
-    if ((store = qstore_open(dbdir, (size_t)var_int("queue_map_size"), QSTORE_READONLY, why)) ==
-        NULL) {
+    if (stat(datafile, &st) < 0 && errno == ENOENT) {
+        qlist_write_empty(&opts, stdout);
+    } else if ((store = qstore_open(dbdir, (size_t)var_int("queue_map_size"), QSTORE_READONLY,
+                                    why)) == NULL) {
         /* Created but never committed to: no database exists yet. */
         if (strstr(vstr_str(why), "queue not created yet") != NULL)
-            return mailq_empty(state.json);
-        msg_fatal_status(strstr(vstr_str(why), "ermission denied") ? EX_NOPERM : EX_UNAVAILABLE,
-                         "cannot read the queue: %s", vstr_str(why));
+            qlist_write_empty(&opts, stdout);
+        else
+            mailq_remote(opts.json, vstr_str(why));
+    } else {
+        mailq_ask_active(&active);
+        opts.is_active = mailq_is_active;
+        opts.ctx = &active;
+        mailq_local(store, &opts);
+        qstore_close(store);
     }
-    if ((state.txn = qstore_begin(store, 0, why)) == NULL)
-        msg_fatal_status(EX_UNAVAILABLE, "cannot read the queue: %s", vstr_str(why));
-    if ((state.out = tmpfile()) == NULL)
-        state.out = stdout;
-    state.why = vstr_alloc(100);
-    if (qstore_message_scan(state.txn, mailq_message, &state) != QSTORE_OK && !state.failed) {
-        vstr_strcpy(state.why, qstore_txn_reason(state.txn));
-        state.failed = 1;
-    }
-    qstore_abort(state.txn);
-    qstore_close(store);
-    if (state.failed)
-        msg_fatal_status(EX_UNAVAILABLE, "cannot read the queue: %s", vstr_str(state.why));
-    if (state.out != stdout) {
-        mailq_copy(state.out);
-        fclose(state.out);
-    }
-    if (state.count == 0)
-        mailq_empty(state.json);
-    else if (!state.json)
-        printf("-- %lld Kbytes in %zu Request%s.\n", state.total_bytes / 1024, state.count,
-               state.count == 1 ? "" : "s");
     if (fflush(stdout) != 0 || ferror(stdout))
         msg_fatal_status(EX_IOERR, "write the listing: %s", strerror(errno));
+    mailq_corrupt();
 
-    for (size_t i = 0; i < state.nactive; i++)
-        myfree(state.active[i]);
-    myfree(state.active);
-    vstr_free(state.why);
+    for (size_t i = 0; i < active.count; i++)
+        myfree(active.ids[i]);
+    myfree(active.ids);
     vstr_free(why);
     myfree(dbdir);
     myfree(datafile);

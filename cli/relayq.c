@@ -13,6 +13,8 @@
  * relayq_load_config()
  *	load the configuration (-c FILE, else $RELAYQ_CONFIG, else the
  *	built-in path) or exit EX_CONFIG with its "file:line: reason" line.
+ *	Installed setgid, the command keeps its group from here on only
+ *	when it needs it and the file is trusted (privs.c).
  * relayq_usage()
  *	print a one-line usage and exit EX_USAGE.
  * relayq_printable()
@@ -34,6 +36,7 @@
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
+#include "privs.h"
 
 #define RELAYQ_QUOTE_DEFAULT 100 /* bytes of untrusted text shown in a message */
 
@@ -44,25 +47,34 @@
 /* The configuration file named before the command word ("relayq -c FILE cmd"). */
 static const char *relayq_config_path;
 
+/*
+ * Installed setgid to setgid_group, only the commands that drop mail or talk
+ * to qmgr over public/ keep the group; qmgr checks who the peer is.
+ */
 static const CLI_CMD relayq_commands[] = {
-    {"start", start_main, "[-c FILE] [-f]"},
-    {"stop", start_stop_main, "[-c FILE]"},
-    {"reload", start_reload_main, "[-c FILE]"},
-    {"status", start_status_main, "[-c FILE]"},
-    {"check", check_main, "[-c FILE]"},
+    {"start", start_main, "[-c FILE] [-f]", PRIVS_GROUP_DROP},
+    {"stop", start_stop_main, "[-c FILE]", PRIVS_GROUP_DROP},
+    {"reload", start_reload_main, "[-c FILE]", PRIVS_GROUP_DROP},
+    {"status", start_status_main, "[-c FILE]", PRIVS_GROUP_KEEP},
+    {"check", check_main, "[-c FILE]", PRIVS_GROUP_DROP},
+    {"keygen", keygen_main, "[-c FILE] [ID]", PRIVS_GROUP_DROP},
     {"sendmail", sendmail_main,
-     "[-c FILE] [-t] [-i] [-f SENDER] [-F NAME] [-N DSN] [-R RET] [-V ENVID] [RCPT...]"},
-    {"mailq", mailq_main, "[-c FILE] [--json]"},
-    {"flush", flush_main, "[-c FILE] [-i QUEUE_ID]... [-s DOMAIN]..."},
-    {"stats", stats_main, "[-c FILE] [--json]"},
-    {"show", show_main, "[-c FILE] QUEUE_ID"},
-    {"qshape", qshape_main, "[-c FILE] [-s] [-b BUCKETS] [-t MINUTES] [--json]"},
-    {"hold", ops_main, OPS_USAGE},
-    {"release", ops_main, OPS_USAGE},
-    {"delete", ops_main, OPS_USAGE},
-    {"requeue", ops_main, OPS_USAGE},
-    {NULL, NULL, NULL},
+     "[-c FILE] [-t] [-i] [-f SENDER] [-F NAME] [-N DSN] [-R RET] [-V ENVID] [RCPT...]",
+     PRIVS_GROUP_KEEP},
+    {"mailq", mailq_main, "[-c FILE] [--json]", PRIVS_GROUP_KEEP},
+    {"flush", flush_main, "[-c FILE] [-i QUEUE_ID]... [-s DOMAIN]...", PRIVS_GROUP_KEEP},
+    {"stats", stats_main, "[-c FILE] [--json]", PRIVS_GROUP_KEEP},
+    {"show", show_main, "[-c FILE] QUEUE_ID", PRIVS_GROUP_DROP},
+    {"qshape", qshape_main, "[-c FILE] [-s] [-b BUCKETS] [-t MINUTES] [--json]", PRIVS_GROUP_DROP},
+    {"hold", ops_main, OPS_USAGE, PRIVS_GROUP_KEEP},
+    {"release", ops_main, OPS_USAGE, PRIVS_GROUP_KEEP},
+    {"delete", ops_main, OPS_USAGE, PRIVS_GROUP_KEEP},
+    {"requeue", ops_main, OPS_USAGE, PRIVS_GROUP_KEEP},
+    {NULL, NULL, NULL, PRIVS_GROUP_DROP},
 };
+
+/* Whether the command being run keeps the setgid group (see relayq_commands). */
+static int relayq_group = PRIVS_GROUP_DROP;
 
 /* relayq_config_file - the file a command reads */
 const char *relayq_config_file(const char *path)
@@ -79,6 +91,8 @@ void relayq_load_config(const char *path)
 {
     VSTR *why = vstr_alloc(128);
 
+    /* The group is taken back only for a configuration that only root can have written. */
+    privs_group_settle(relayq_config_file(path), relayq_group);
     if (params_load(relayq_config_file(path), why) == NULL)
         msg_fatal_status(EX_CONFIG, "%s", vstr_str(why));
     vstr_free(why);
@@ -158,13 +172,16 @@ int main(int argc, char **argv)
     const CLI_CMD *cmd;
 
     msg_init("relayq", MSG_TO_STDERR_PLAIN);
+    privs_group_suspend();
     if (argc < 1 || argv[0] == NULL)
         msg_fatal_status(EX_USAGE, "no program name");
     base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+    relayq_group = PRIVS_GROUP_KEEP;
     if (strcmp(base, "sendmail") == 0)
         return sendmail_main(argc, argv);
     if (strcmp(base, "mailq") == 0)
         return mailq_main(argc, argv);
+    relayq_group = PRIVS_GROUP_DROP;
 
     argc--, argv++;
     if (argc >= 2 && strcmp(argv[0], "-c") == 0) {
@@ -185,5 +202,8 @@ int main(int argc, char **argv)
         myfree(shown);
         relayq_short_usage();
     }
+    relayq_group = cmd->group;
+    if (relayq_group == PRIVS_GROUP_DROP)
+        privs_group_settle(NULL, PRIVS_GROUP_DROP);
     return cmd->run(argc, argv);
 }

@@ -23,6 +23,14 @@
  *
  * After the rename, pickup is woken through its public socket; that is
  * best effort, since pickup also scans maildrop/ on its own.
+ *
+ * With queue_encryption_key_file set, the file is sealed as it is written
+ * (seal.c) to the public key pickup publishes in public/maildrop_key: the
+ * command never reads the secret key file, and no byte of the envelope or
+ * the message reaches the disk in the clear. When that file is missing
+ * (pickup never ran with the key) or unusable, the command exits
+ * EX_TEMPFAIL before it writes anything, rather than write mail in the
+ * clear that the configuration says must not be.
  */
 #include "config.h"
 
@@ -51,6 +59,7 @@
 #include "mymalloc.h"
 #include "params.h"
 #include "qdir.h"
+#include "seal.h"
 
 #define SENDMAIL_HEADER_MAX (1024 * 1024) /* header bytes parsed for -t; the rest is body */
 #define SENDMAIL_FULLNAME_MAX 256
@@ -409,6 +418,31 @@ static int sendmail_read_headers(SENDMAIL_INPUT *in, int dots, VSTR *headers, SE
     return ended;
 }
 
+/*
+ * sendmail_header_has_nul - a NUL byte in a header line before any CR in it.
+ * pickup refuses such a message into corrupt/, where its sender would never
+ * hear of it, so the command refuses it first. After a CR the rest of the
+ * line may be body to pickup (a bare CR ends a line): pickup decides.
+ */
+static int sendmail_header_has_nul(const VSTR *headers, const SENDMAIL_HDR *hdrs, size_t nhdr)
+{
+    for (size_t i = 0; i < nhdr; i++) {
+        const char *text = vstr_str(headers) + hdrs[i].offset;
+        int after_cr = 0;
+
+        /* Each physical line of the header, continuation lines included. */
+        for (size_t k = 0; k < hdrs[i].len; k++) {
+            if (text[k] == '\n')
+                after_cr = 0;
+            else if (text[k] == '\r')
+                after_cr = 1;
+            else if (text[k] == '\0' && !after_cr)
+                return 1;
+        }
+    }
+    return 0;
+}
+
 /* sendmail_extract - -t: recipients of the To:, Cc: and Bcc: headers */
 static void sendmail_extract(MAILDROP_ENV *env, const VSTR *headers, const SENDMAIL_HDR *hdrs,
                              size_t nhdr)
@@ -436,15 +470,54 @@ typedef struct SENDMAIL_OUT {
     VSTR *buf;         /* not yet written */
     long long content; /* message bytes so far */
     long long limit;   /* message_size_limit, 0: none */
+    SEAL_DROP *seal;   /* sealing the file (queue_encryption_key_file), or NULL */
+    VSTR *sealed;      /* sealed bytes not yet written */
 } SENDMAIL_OUT;
 
-/* sendmail_flush - write out the buffer; exit EX_TEMPFAIL on failure */
-static void sendmail_flush(SENDMAIL_OUT *out)
+/* sendmail_flush - write out the buffer (sealed, the last time final); EX_TEMPFAIL on failure */
+static void sendmail_flush(SENDMAIL_OUT *out, int final)
 {
-    if (vstr_len(out->buf) > 0 && write_all(out->fd, vstr_str(out->buf), vstr_len(out->buf)) < 0)
+    VSTR *bytes = out->buf;
+
+    if (out->seal != NULL) {
+        if (vstr_len(out->buf) == 0 && !final)
+            return;
+        seal_drop_push(out->seal, vstr_str(out->buf), vstr_len(out->buf), final, out->sealed);
+        vstr_reset(out->buf);
+        bytes = out->sealed;
+    }
+    if (vstr_len(bytes) > 0 && write_all(out->fd, vstr_str(bytes), vstr_len(bytes)) < 0)
         msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: write %s: %s", sendmail_tmp,
                          strerror(errno));
-    vstr_reset(out->buf);
+    vstr_reset(bytes);
+}
+
+/* sendmail_seal_setup - with encryption at rest, seal the file to pickup's public key */
+static void sendmail_seal_setup(SENDMAIL_OUT *out)
+{
+    char *path;
+    VSTR *why;
+    unsigned char public_key[SEAL_PUBLIC_LEN];
+    unsigned id;
+
+    out->seal = NULL;
+    out->sealed = NULL;
+    if (*var_str("queue_encryption_key_file") == '\0')
+        return;
+    path = qdir_path(var_str("queue_directory"), SEAL_DROP_KEY_FILE);
+    why = vstr_alloc(100);
+    if (seal_drop_key_read(path, &id, public_key, why) < 0)
+        msg_fatal_status(EX_TEMPFAIL,
+                         "cannot queue the message: queue_encryption_key_file is set, but the "
+                         "maildrop key that pickup publishes is not usable (is relayq started?): "
+                         "%s",
+                         vstr_str(why));
+    out->sealed = vstr_alloc(SENDMAIL_WRITE_CHUNK + SENDMAIL_PIECE_MAX + 64);
+    if ((out->seal = seal_drop_create(id, public_key, out->sealed)) == NULL)
+        msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: %s: not a usable public key",
+                         path);
+    vstr_free(why);
+    myfree(path);
 }
 
 /* sendmail_content - add message bytes, enforcing message_size_limit */
@@ -456,7 +529,7 @@ static void sendmail_content(SENDMAIL_OUT *out, const char *data, size_t len)
                          out->limit);
     vstr_append(out->buf, data, len);
     if (vstr_len(out->buf) >= SENDMAIL_WRITE_CHUNK)
-        sendmail_flush(out);
+        sendmail_flush(out, 0);
 }
 
 /* sendmail_random - 32 random bits for a file name */
@@ -548,15 +621,12 @@ static void sendmail_commit(SENDMAIL_OUT *out, const char *maildrop)
 {
     char final[PATH_MAX];
     struct timeval tv;
+    int sync_errno = 0;
 
-    sendmail_flush(out);
+    sendmail_flush(out, 1);
     if (fsync(out->fd) < 0)
         msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: fsync %s: %s", sendmail_tmp,
                          strerror(errno));
-    if (close(out->fd) < 0)
-        msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: close %s: %s", sendmail_tmp,
-                         strerror(errno));
-    out->fd = -1;
     gettimeofday(&tv, NULL);
     snprintf(final, sizeof(final), "%s/%lld.%06ld.%ld.%08x", maildrop, (long long)tv.tv_sec,
              (long)tv.tv_usec, (long)getpid(), sendmail_random());
@@ -564,9 +634,17 @@ static void sendmail_commit(SENDMAIL_OUT *out, const char *maildrop)
         msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: rename %s: %s", sendmail_tmp,
                          strerror(errno));
     sendmail_tmp[0] = '\0';
-    if (fsync_dir(maildrop) < 0) {
-        int saved = errno;
-
+    /*
+     * Through setgid_group the user may write maildrop/ but not read it, so
+     * cannot open it to fsync it: sync the file system the file is on.
+     */
+    if (fsync_dir(maildrop) < 0 && (errno != EACCES || syncfs(out->fd) < 0))
+        sync_errno = errno;
+    if (close(out->fd) < 0)
+        msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: close %s: %s", final,
+                         strerror(errno));
+    out->fd = -1;
+    if (sync_errno != 0) {
         /*
          * The rename may not survive a crash. Take the file back; if it is
          * already gone, pickup has committed it to the queue (it unlinks
@@ -574,7 +652,7 @@ static void sendmail_commit(SENDMAIL_OUT *out, const char *maildrop)
          */
         if (unlink(final) == 0 || errno != ENOENT)
             msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: fsync %s: %s", maildrop,
-                             strerror(saved));
+                             strerror(sync_errno));
     }
 }
 
@@ -724,6 +802,8 @@ int sendmail_main(int argc, char **argv)
     headers = vstr_alloc(4096);
     pending = vstr_alloc(256);
     ended = sendmail_read_headers(&in, dots, headers, &hdrs, &nhdr, pending);
+    if (sendmail_header_has_nul(headers, hdrs, nhdr))
+        msg_fatal_status(EX_DATAERR, "a NUL byte in the message header: message not queued");
     if (extract) {
         sendmail_extract(&env, headers, hdrs, nhdr);
         if (env.nrcpt == 0)
@@ -740,6 +820,7 @@ int sendmail_main(int argc, char **argv)
     if (out.limit > 0 && (long long)(vstr_len(headers) + vstr_len(pending)) > out.limit)
         msg_fatal_status(EX_DATAERR, "message is larger than message_size_limit (%lld bytes)",
                          out.limit);
+    sendmail_seal_setup(&out);
     out.fd = sendmail_create(maildrop);
     maildrop_encode_envelope(&env, out.buf);
     for (size_t i = 0; i < nhdr; i++)
@@ -758,6 +839,9 @@ int sendmail_main(int argc, char **argv)
     sendmail_commit(&out, maildrop);
     sendmail_wakeup();
 
+    seal_drop_free(out.seal);
+    if (out.sealed != NULL)
+        vstr_free(out.sealed);
     vstr_free(out.buf);
     vstr_free(headers);
     vstr_free(pending);

@@ -4,8 +4,11 @@
  * show_main()
  *	"relayq show [-c FILE] QUEUE_ID": print, in sections,
  *	- the envelope: queue id, state (active when qmgr is delivering it,
- *	  else held, deferred when it was tried, else incoming), arrival
- *	  time, size, sender, attempts, next attempt, DSN ENVID and RET;
+ *	  else held, deferred when it was tried, else incoming; "set aside"
+ *	  with the reason when qmgr took it out of scheduling because a
+ *	  queue record fails authentication), the key ids its envelope and
+ *	  content are sealed under (when they are), arrival time, size,
+ *	  sender, attempts, next attempt, DSN ENVID and RET;
  *	- the header section of the content (at most SHOW_HEADER_MAX bytes);
  *	- each recipient with its status (pending, sent, deferred, bounced),
  *	  last DSN code, last attempt time and last reply, ORCPT and NOTIFY;
@@ -19,6 +22,9 @@
  * and everything is read in one snapshot, which ends before the first
  * byte is printed. Whether qmgr delivers the message now is asked over
  * public/control, as mailq does; when qmgr is not running, it does not.
+ *
+ * A section whose queue record fails authentication says so instead of
+ * showing anything of it: altered data is never shown.
  *
  * Exit codes: 0; EX_USAGE for a malformed queue id or bad arguments;
  * EX_NOINPUT ("QUEUE_ID: no such message") when the queue does not hold
@@ -53,10 +59,15 @@ typedef struct SHOW_MSG {
     size_t nrcpt;
     QATTEMPT *attempts;
     size_t nattempt;
-    VSTR *headers;     /* the header section, at most SHOW_HEADER_MAX bytes */
-    size_t header_len; /* its full length */
-    int have_body;     /* the content was found */
+    VSTR *headers;                   /* the header section, at most SHOW_HEADER_MAX bytes */
+    size_t header_len;               /* its full length */
+    int have_body;                   /* the content was found */
+    VSTR *aside;                     /* why qmgr set it aside, or "" */
+    unsigned envelope_key, body_key; /* key ids sealing them, 0: clear */
+    int bad_envelope, bad_rcpts, bad_attempts, bad_body; /* fail authentication */
 } SHOW_MSG;
+
+#define SHOW_TAMPERED "(a queue record fails authentication: not shown)\n"
 
 /* show_is_active - whether qmgr says it is delivering the message now */
 static int show_is_active(const char *qid)
@@ -168,6 +179,16 @@ static void show_header_section(SHOW_MSG *show, const VSTR *body)
     vstr_append(show->headers, data, end > SHOW_HEADER_MAX ? SHOW_HEADER_MAX : end);
 }
 
+/* show_section - whether a part fails authentication (1); other failures are fatal */
+static int show_section(QSTORE_TXN *txn, int rc)
+{
+    if (rc == QSTORE_TAMPERED)
+        return 1;
+    if (rc != QSTORE_OK)
+        msg_fatal_status(EX_UNAVAILABLE, "cannot read the queue: %s", qstore_txn_reason(txn));
+    return 0;
+}
+
 /* show_read - everything about one message; QSTORE_NOTFOUND when it is not queued */
 static int show_read(const char *qid, SHOW_MSG *show)
 {
@@ -196,12 +217,20 @@ static int show_read(const char *qid, SHOW_MSG *show)
     }
     if ((txn = qstore_begin(store, 0, why)) == NULL)
         msg_fatal_status(EX_UNAVAILABLE, "cannot read the queue: %s", vstr_str(why));
-    if ((rc = qstore_message_get(txn, qid, &show->msg)) == QSTORE_OK) {
+    rc = qstore_message_get(txn, qid, &show->msg);
+    if ((show->bad_envelope = (rc == QSTORE_TAMPERED)) != 0) {
+        snprintf(show->msg.qid, sizeof(show->msg.qid), "%s", qid);
+        rc = QSTORE_OK;
+    }
+    if (rc == QSTORE_OK) {
+        qstore_aside_get(txn, qid, show->aside);
+        qstore_seal_ids(txn, qid, &show->envelope_key, &show->body_key);
         body = vstr_alloc(4096);
-        if (qstore_rcpts_get(txn, qid, &show->rcpts, &show->nrcpt) != QSTORE_OK ||
-            qstore_attempts_get(txn, qid, &show->attempts, &show->nattempt) != QSTORE_OK ||
-            (rc = qstore_body_get(txn, qid, body)) == QSTORE_ERROR)
-            msg_fatal_status(EX_UNAVAILABLE, "cannot read the queue: %s", qstore_txn_reason(txn));
+        show->bad_rcpts = show_section(txn, qstore_rcpts_get(txn, qid, &show->rcpts, &show->nrcpt));
+        show->bad_attempts =
+            show_section(txn, qstore_attempts_get(txn, qid, &show->attempts, &show->nattempt));
+        rc = qstore_body_get(txn, qid, body);
+        show->bad_body = show_section(txn, rc == QSTORE_NOTFOUND ? QSTORE_OK : rc);
         /* A message caught between its envelope and its content is shown without. */
         show->have_body = (rc == QSTORE_OK);
         rc = QSTORE_OK;
@@ -226,17 +255,32 @@ static void show_envelope(FILE *fp, const SHOW_MSG *show, int active)
 
     fprintf(fp, "*** ENVELOPE ***\n");
     fprintf(fp, "queue_id: %s\n", msg->qid);
-    fprintf(fp, "state: %s\n",
-            active                     ? "active"
-            : (msg->flags & QMSG_HOLD) ? "held"
-            : msg->attempts > 0        ? "deferred"
-                                       : "incoming");
+    if (vstr_len(show->aside) > 0) {
+        fputs("state: set aside (", fp);
+        show_str(fp, vstr_str(show->aside));
+        fputs(")\n", fp);
+    } else if (!show->bad_envelope) {
+        fprintf(fp, "state: %s\n",
+                active                     ? "active"
+                : (msg->flags & QMSG_HOLD) ? "held"
+                : msg->attempts > 0        ? "deferred"
+                                           : "incoming");
+    }
+    if (show->envelope_key != 0 || show->body_key != 0)
+        fprintf(fp, "sealed: envelope key %u, content key %u\n", show->envelope_key,
+                show->body_key);
+    if (show->bad_envelope) {
+        fputs(SHOW_TAMPERED, fp);
+        return;
+    }
     fprintf(fp, "arrival_time: ");
     show_time(fp, msg->arrival_ms / 1000);
     fprintf(fp, "\nmessage_size: %lld\nsender: ", msg->size);
     show_str(fp, *msg->sender ? msg->sender : "MAILER-DAEMON");
     fprintf(fp, "\nattempts: %u\nnext_attempt: ", msg->attempts);
-    if (msg->flags & QMSG_HOLD)
+    if (vstr_len(show->aside) > 0)
+        fputs("none (set aside)", fp);
+    else if (msg->flags & QMSG_HOLD)
         fputs("none (held)", fp);
     else
         show_time(fp, msg->next_attempt);
@@ -260,6 +304,10 @@ static void show_headers(FILE *fp, const SHOW_MSG *show)
     const char *end = cp + vstr_len(show->headers);
 
     fprintf(fp, "*** HEADERS ***\n");
+    if (show->bad_body) {
+        fputs(SHOW_TAMPERED, fp);
+        return;
+    }
     if (!show->have_body) {
         fprintf(fp, "(no content stored)\n");
         return;
@@ -284,6 +332,8 @@ static void show_headers(FILE *fp, const SHOW_MSG *show)
 static void show_recipients(FILE *fp, const SHOW_MSG *show)
 {
     fprintf(fp, "*** RECIPIENTS ***\n");
+    if (show->bad_rcpts)
+        fputs(SHOW_TAMPERED, fp);
     for (size_t i = 0; i < show->nrcpt; i++) {
         const QRCPT *rcpt = show->rcpts + i;
 
@@ -320,7 +370,9 @@ static void show_recipients(FILE *fp, const SHOW_MSG *show)
 static void show_attempts(FILE *fp, const SHOW_MSG *show)
 {
     fprintf(fp, "*** ATTEMPTS ***\n");
-    if (show->nattempt == 0)
+    if (show->bad_attempts)
+        fputs(SHOW_TAMPERED, fp);
+    else if (show->nattempt == 0)
         fprintf(fp, "(none)\n");
     for (size_t i = 0; i < show->nattempt; i++) {
         const QATTEMPT *at = show->attempts + i;
@@ -377,6 +429,7 @@ int show_main(int argc, char **argv)
     relayq_load_config(config);
 
     show.headers = vstr_alloc(1024);
+    show.aside = vstr_alloc(100);
     if (show_read(qid, &show) == QSTORE_NOTFOUND)
         msg_fatal_status(EX_NOINPUT, "%s: no such message", qid);
     active = show_is_active(qid);
@@ -391,5 +444,6 @@ int show_main(int argc, char **argv)
     qstore_rcpts_free(show.rcpts, show.nrcpt);
     qstore_attempts_free(show.attempts, show.nattempt);
     vstr_free(show.headers);
+    vstr_free(show.aside);
     return 0;
 }

@@ -4,7 +4,8 @@
  * Usage: master [-f] [-v] -c CONFIG_FILE
  *
  * main()
- *	load and check the configuration, create the queue directory tree,
+ *	load and check the configuration, create the queue directory tree
+ *	(as root: owned by mail_owner, group setgid_group; see qdir.c),
  *	drop root privileges to mail_owner, take the queue's lock (one
  *	master per queue), create the LMDB environment, listen on
  *	public/master, detach (unless -f), then spawn qmgr, pickup and
@@ -12,7 +13,9 @@
  *	running (child.c). SIGHUP re-reads the configuration, adjusts the
  *	number of smtpout workers and passes SIGHUP on; SIGTERM and SIGINT
  *	stop the children gracefully (SIGKILL after MASTER_STOP_WAIT s),
- *	remove the socket, release the lock and exit 0.
+ *	remove the socket, release the lock and exit 0. When the lock file
+ *	disappears (the queue directory was removed), master stops the same
+ *	way, with a warning.
  *
  * Every check that can fail runs before master detaches and before log
  * output moves to maillog_file, so "relayq start" shows the reason on
@@ -29,7 +32,8 @@
  * a live process at every instant: master's own pid once locked, then the
  * daemon's, written by the parent half before it exits.
  *
- * Failures: a bad configuration, a missing mail_owner, a queue that
+ * Failures: a bad configuration, a missing mail_owner or setgid_group
+ * (or one with id 0, or a setgid_group that is mail_owner's group), a queue that
  * cannot be created or locked, privileges that cannot be dropped: fatal,
  * exit 1, before any child runs. A bad configuration on reload is a
  * warning; the old one stays in force.
@@ -159,6 +163,23 @@ static void master_drop_privileges(const char *owner, uid_t uid, gid_t gid)
         msg_info("running as mail_owner \"%s\" (uid %ld, gid %ld)", owner, (long)uid, (long)gid);
 }
 
+/* master_setgid_group - the group of maildrop/ and public/; mail_owner's group may not be it */
+static gid_t master_setgid_group(gid_t owner_gid)
+{
+    const char *name = var_str("setgid_group");
+    struct group *gr;
+
+    if ((gr = getgrnam(name)) == NULL)
+        msg_fatal("setgid_group \"%s\": no such group", name);
+    if (gr->gr_gid == 0)
+        msg_fatal("setgid_group \"%s\" has gid 0: it would open the queue to the root group", name);
+    /* The daemons would otherwise share the group that every user's mail passes through. */
+    if (gr->gr_gid == owner_gid)
+        msg_fatal("setgid_group \"%s\" is mail_owner's own group: give it a group of its own",
+                  name);
+    return gr->gr_gid;
+}
+
 /* master_setup_queue - create the queue tree as its owner; root becomes mail_owner */
 static void master_setup_queue(void)
 {
@@ -167,6 +188,7 @@ static void master_setup_queue(void)
     struct passwd *pw;
     uid_t uid = getuid();
     gid_t gid = getgid();
+    gid_t drop_group = gid;
     int root = geteuid() == 0;
 
     if (root) {
@@ -177,10 +199,11 @@ static void master_setup_queue(void)
                       owner);
         uid = pw->pw_uid;
         gid = pw->pw_gid;
+        drop_group = master_setgid_group(gid);
     } else if (msg_verbose) {
-        msg_info("not running as root: mail_owner \"%s\" ignored", owner);
+        msg_info("not running as root: mail_owner \"%s\" and setgid_group ignored", owner);
     }
-    if (qdir_create(master_queue_dir, uid, gid, why) < 0)
+    if (qdir_create(master_queue_dir, uid, drop_group, why) < 0)
         msg_fatal("%s", vstr_str(why));
     vstr_free(why);
     /* Relative names in the configuration (maillog_file) mean the same
@@ -310,15 +333,46 @@ static void master_kill_timer(void *ctx)
     (void)child_kill_all();
 }
 
-/* master_stop - SIGTERM, SIGINT: stop the children, then leave the loop */
+/* master_stop_children - stop the children, then leave the loop */
+static void master_stop_children(void)
+{
+    master_stopping = 1;
+    child_stop_all();
+    event_request_timer(master_kill_timer, NULL, MASTER_STOP_WAIT * 1000LL);
+}
+
+/* master_stop - SIGTERM, SIGINT: stop */
 static void master_stop(int sig)
 {
     if (master_stopping)
         return;
-    master_stopping = 1;
     msg_info("terminating on signal %d", sig);
-    child_stop_all();
-    event_request_timer(master_kill_timer, NULL, MASTER_STOP_WAIT * 1000LL);
+    master_stop_children();
+}
+
+/*
+ * master_watch_queue - stop when the queue directory is gone: its lock file
+ * unlinked or replaced means another master may now start on a new tree
+ * of the same name, and two would then share nothing but the name.
+ */
+static void master_watch_queue(void *ctx)
+{
+    char *path = qdir_path(master_queue_dir, MASTER_LOCK_FILE);
+    struct stat held, named;
+
+    (void)ctx;
+    if (!master_stopping) {
+        if (fstat(master_lock_fd, &held) < 0)
+            msg_fatal("fstat %s: %m", path);
+        if (held.st_nlink == 0 || stat(path, &named) < 0 || named.st_ino != held.st_ino ||
+            named.st_dev != held.st_dev) {
+            msg_warn("%s was removed or replaced: the queue directory is gone; stopping", path);
+            master_stop_children();
+        } else {
+            event_request_timer(master_watch_queue, NULL, MASTER_WATCH_INTERVAL * 1000LL);
+        }
+    }
+    myfree(path);
 }
 
 /* master_reload - SIGHUP: new configuration, worker count, tell the children */
@@ -452,6 +506,7 @@ int main(int argc, char **argv)
     child_start(child_create("qmgr"));
     child_start(child_create("pickup"));
     child_set_count("smtpout", (int)var_int("smtpout_workers"));
+    event_request_timer(master_watch_queue, NULL, MASTER_WATCH_INTERVAL * 1000LL);
 
     while (!master_stopping || child_running() > 0)
         event_loop(-1);

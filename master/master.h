@@ -8,11 +8,12 @@
 
 #include "ipc.h"
 
-#define CHILD_FAST_MS 10000 /* a child that dies sooner counts a fast failure */
-#define CHILD_FAST_LIMIT 3  /* fast failures in a row before restarts are delayed */
-#define CHILD_DELAY_MAX 60  /* seconds: ceiling of the doubling restart delay */
-#define CHILD_CLEAN_MS 1000 /* a clean exit sooner than this waits this long */
-#define MASTER_STOP_WAIT 60 /* seconds children get to finish before SIGKILL */
+#define CHILD_FAST_MS 10000     /* a child that dies sooner counts a fast failure */
+#define CHILD_FAST_LIMIT 3      /* fast failures in a row before restarts are delayed */
+#define CHILD_DELAY_MAX 60      /* seconds: ceiling of the doubling restart delay */
+#define CHILD_CLEAN_MS 1000     /* a clean exit sooner than this waits this long */
+#define MASTER_STOP_WAIT 60     /* seconds children get to finish before SIGKILL */
+#define MASTER_WATCH_INTERVAL 5 /* seconds between checks that the queue directory exists */
 
 /*
  * One child slot: a daemon master keeps running (qmgr, pickup, or one of

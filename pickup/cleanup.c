@@ -1,15 +1,22 @@
 /*
  * cleanup - normalise a submitted message before it is queued
  *
- * cleanup_message()
+ * cleanup_message_limited()
  *	turn the content of a maildrop file (after its envelope) into the
  *	form the queue stores and smtpout sends: every line ends in CRLF
  *	(a bare LF or a bare CR becomes CRLF, an unterminated last line is
- *	terminated), a Received: header is prepended, and Date:, Message-ID:
- *	and From: are appended to the header section when it lacks them, in
- *	Postfix's style. Returns 0 with the result in `out`, or -1 with a
- *	reason when the message must be rejected (a NUL byte in the header
- *	section).
+ *	terminated), no line is longer than CLEANUP_LINE_MAX octets, a
+ *	Received: header is prepended, and Date:, Message-ID: and From: are
+ *	appended to the header section when it lacks them, in Postfix's
+ *	style. Returns 0 with the result in `out` and what was changed in
+ *	`stats`, or -1 with a reason when the message must be rejected (a
+ *	NUL byte in the header section).
+ * cleanup_message()
+ *	the same with header_size_limit's default and no report, for callers
+ *	without a configuration (the fuzz target).
+ * cleanup_log()
+ *	one log line for each change in `stats` that the sender did not ask
+ *	for, naming the queue id and the maildrop file.
  *
  * The header section is the run of header lines ("name:" or a
  * continuation starting with a space or tab) at the start of the
@@ -17,7 +24,16 @@
  * header line there is no header section and everything is body. A line
  * that is neither a header nor empty ends the header section too; an
  * empty line is then inserted before it, so that it is not read as a
- * header by the next MTA. Body lines over 998 octets are kept as they are.
+ * header by the next MTA.
+ *
+ * Hostile input (doc/relayq.1, INPUT): a header section longer than
+ * header_limit ends before the header that crosses the limit, and the
+ * rest follows an inserted empty line as body, so that nothing the
+ * sender wrote is dropped. A longer line is broken: a header line is
+ * folded before a blank where one allows it (unfolding gives the line
+ * back), else with CRLF and a space; a body line is split with CRLF,
+ * never inside a UTF-8 sequence. A NUL byte in the body and invalid
+ * UTF-8 anywhere are passed on unchanged: the relay decides.
  *
  * The input is untrusted; nothing here exits except on allocation
  * failure (mymalloc). The caller owns `out`.
@@ -71,7 +87,18 @@ static size_t cleanup_header_name(const char *line, size_t len)
     /* RFC 822 allowed white space before the colon; Postfix accepts it too. */
     for (i = n; i < len && (line[i] == ' ' || line[i] == '\t'); i++)
         /* skip */;
-    return i < len && line[i] == ':' ? n : 0;
+    /* "name:" must fit in one line, or no folding could keep it a header. */
+    return i < len && i < CLEANUP_LINE_MAX && line[i] == ':' ? n : 0;
+}
+
+/* cleanup_colon - the offset just after a header line's colon */
+static size_t cleanup_colon(const char *line, size_t len)
+{
+    const char *colon = memchr(line, ':', len);
+
+    if (colon == NULL)
+        msg_panic("cleanup_colon: header line without a colon");
+    return (size_t)(colon - line) + 1;
 }
 
 /* cleanup_is_name - does the header name match, ignoring case */
@@ -143,16 +170,155 @@ static void cleanup_added_headers(VSTR *out, int seen, const CLEANUP_INFO *info)
     }
 }
 
-/* cleanup_message - normalise a message and complete its headers */
-int cleanup_message(const char *data, size_t len, const CLEANUP_INFO *info, VSTR *out, VSTR *why)
+/*
+ * cleanup_boundary - where to break text before `at` without splitting a
+ * UTF-8 sequence: before its lead byte when one is at most 3 octets
+ * back, else at `at` (the text is not UTF-8 there anyway); never before
+ * `lowest`.
+ */
+static size_t cleanup_boundary(const char *text, size_t lowest, size_t at)
+{
+    size_t b = at;
+
+    while (b > lowest && at - b < 3 && ((unsigned char)text[b] & 0xc0) == 0x80)
+        b--;
+    return (unsigned char)text[b] >= 0xc0 ? b : at;
+}
+
+/* cleanup_is_blank - a space or a tab */
+static int cleanup_is_blank(char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+/*
+ * cleanup_header_line - append one header line (without its CRLF), folded
+ * into lines of at most CLEANUP_LINE_MAX octets; the first fold comes
+ * after `keep` octets (the "name:" of a first line)
+ */
+static void cleanup_header_line(VSTR *out, const char *line, size_t len, size_t keep,
+                                CLEANUP_STATS *stats)
+{
+    size_t start = 0, lead = 0; /* lead: the piece starts with an inserted space */
+
+    if (len > CLEANUP_LINE_MAX)
+        stats->long_lines++;
+    while (lead + len - start > CLEANUP_LINE_MAX) {
+        size_t limit = start + CLEANUP_LINE_MAX - lead;
+        size_t lowest = start + keep > start + 1 ? start + keep : start + 1;
+        size_t text_at = start, at = limit;
+
+        /* A fold before a blank that precedes text changes nothing when unfolded.
+         * The line before a fold must not be blank only: it could pass for the end
+         * of the header section. */
+        while (text_at < limit && cleanup_is_blank(line[text_at]))
+            text_at++;
+        while (at >= lowest && at > text_at &&
+               !(cleanup_is_blank(line[at]) && at + 1 < len && !cleanup_is_blank(line[at + 1])))
+            at--;
+        if (at >= lowest && at > text_at) {
+            vstr_append(out, line + start, at - start);
+            vstr_append(out, "\r\n", 2);
+            lead = 0;
+        } else {
+            at = cleanup_boundary(line, lowest, limit);
+            vstr_append(out, line + start, at - start);
+            vstr_append(out, "\r\n ", 3);
+            lead = 1;
+        }
+        start = at;
+        keep = 0;
+    }
+    vstr_append(out, line + start, len - start);
+    vstr_append(out, "\r\n", 2);
+}
+
+/* cleanup_body_line - append one body line (without its CRLF), split into short enough lines */
+static void cleanup_body_line(VSTR *out, const char *line, size_t len, CLEANUP_STATS *stats)
+{
+    size_t start = 0;
+
+    if (len > CLEANUP_LINE_MAX)
+        stats->long_lines++;
+    while (len - start > CLEANUP_LINE_MAX) {
+        size_t at = cleanup_boundary(line, start + 1, start + CLEANUP_LINE_MAX);
+
+        vstr_append(out, line + start, at - start);
+        vstr_append(out, "\r\n", 2);
+        start = at;
+    }
+    vstr_append(out, line + start, len - start);
+    vstr_append(out, "\r\n", 2);
+}
+
+/* cleanup_headers - append the header section, folded; returns which added headers it has */
+static int cleanup_headers(VSTR *out, const char *text, size_t len, CLEANUP_STATS *stats)
+{
+    size_t pos = 0, name_len;
+    int seen = 0;
+
+    while (pos < len) {
+        const char *eol = memmem(text + pos, len - pos, "\r\n", 2);
+        size_t line_len = (size_t)(eol - (text + pos));
+
+        if (eol == NULL)
+            msg_panic("cleanup_headers: line without CRLF after normalisation");
+        if (cleanup_is_blank(text[pos])) {
+            cleanup_header_line(out, text + pos, line_len, 0, stats);
+        } else {
+            name_len = cleanup_header_name(text + pos, line_len);
+            if (cleanup_is_name(text + pos, name_len, "Date"))
+                seen |= SEEN_DATE;
+            else if (cleanup_is_name(text + pos, name_len, "Message-ID"))
+                seen |= SEEN_MESSAGE_ID;
+            else if (cleanup_is_name(text + pos, name_len, "From"))
+                seen |= SEEN_FROM;
+            cleanup_header_line(out, text + pos, line_len, cleanup_colon(text + pos, line_len),
+                                stats);
+        }
+        pos += line_len + 2;
+    }
+    return seen;
+}
+
+/* cleanup_body - append the body, long lines split; counts its NUL bytes */
+static void cleanup_body(VSTR *out, const char *text, size_t len, CLEANUP_STATS *stats)
+{
+    size_t pos = 0, run = 0; /* run: start of the short lines not yet copied */
+    const char *nul = text;
+
+    while ((nul = memchr(nul, '\0', len - (size_t)(nul - text))) != NULL) {
+        stats->body_nuls++;
+        nul++;
+    }
+    while (pos < len) {
+        const char *eol = memmem(text + pos, len - pos, "\r\n", 2);
+        size_t line_len = (size_t)(eol - (text + pos));
+
+        if (eol == NULL)
+            msg_panic("cleanup_body: line without CRLF after normalisation");
+        if (line_len > CLEANUP_LINE_MAX) {
+            vstr_append(out, text + run, pos - run);
+            cleanup_body_line(out, text + pos, line_len, stats);
+            run = pos + line_len + 2;
+        }
+        pos += line_len + 2;
+    }
+    vstr_append(out, text + run, len - run);
+}
+
+/* cleanup_message_limited - normalise a message and complete its headers */
+int cleanup_message_limited(const char *data, size_t len, const CLEANUP_INFO *info,
+                            size_t header_limit, VSTR *out, CLEANUP_STATS *stats, VSTR *why)
 {
     VSTR *norm = vstr_alloc(len + 64);
     const char *text;
-    size_t pos = 0, hdr_end = 0, total;
-    int seen = 0, need_sep = 1, in_headers = 1;
+    size_t pos = 0, hdr_end = 0, total, header_start = 0;
+    int seen, need_sep = 1, in_headers = 1;
     struct tm tm;
     char date[64];
 
+    memset(stats, 0, sizeof(*stats));
     cleanup_crlf(data, len, norm);
     text = vstr_str(norm);
     total = vstr_len(norm);
@@ -161,7 +327,6 @@ int cleanup_message(const char *data, size_t len, const CLEANUP_INFO *info, VSTR
     while (in_headers && pos < total) {
         const char *eol = memmem(text + pos, total - pos, "\r\n", 2);
         size_t line_len = (size_t)(eol - (text + pos));
-        size_t name_len;
 
         if (eol == NULL)
             msg_panic("cleanup_message: line without CRLF after normalisation");
@@ -169,18 +334,19 @@ int cleanup_message(const char *data, size_t len, const CLEANUP_INFO *info, VSTR
             /* The empty line: it stays at the head of the body part. */
             need_sep = 0;
             in_headers = 0;
-        } else if (pos > 0 && (text[pos] == ' ' || text[pos] == '\t')) {
+        } else if (pos > 0 && cleanup_is_blank(text[pos])) {
             pos += line_len + 2; /* a folded continuation of the header before */
-        } else if ((name_len = cleanup_header_name(text + pos, line_len)) > 0) {
-            if (cleanup_is_name(text + pos, name_len, "Date"))
-                seen |= SEEN_DATE;
-            else if (cleanup_is_name(text + pos, name_len, "Message-ID"))
-                seen |= SEEN_MESSAGE_ID;
-            else if (cleanup_is_name(text + pos, name_len, "From"))
-                seen |= SEEN_FROM;
+        } else if (cleanup_header_name(text + pos, line_len) > 0) {
+            header_start = pos;
             pos += line_len + 2;
         } else {
             in_headers = 0; /* not a header: the body starts here, without its empty line */
+        }
+        if (in_headers && pos > header_limit) {
+            /* The header that crosses the limit starts the body, whole. */
+            pos = header_start;
+            stats->header_cut = 1;
+            in_headers = 0;
         }
     }
     hdr_end = pos;
@@ -193,15 +359,38 @@ int cleanup_message(const char *data, size_t len, const CLEANUP_INFO *info, VSTR
     }
 
     vstr_reset(out);
-    vstr_reserve(out, total + 512);
+    vstr_reserve(out, total + total / 256 + 512);
     localtime_r(&info->now, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
     vstr_sprintf(out, "Received: by %s (relayq) id %s; %s\r\n", info->myhostname, info->qid, date);
-    vstr_append(out, text, hdr_end);
+    seen = cleanup_headers(out, text, hdr_end, stats);
     cleanup_added_headers(out, seen, info);
     if (need_sep)
         vstr_append(out, "\r\n", 2);
-    vstr_append(out, text + hdr_end, total - hdr_end);
+    cleanup_body(out, text + hdr_end, total - hdr_end, stats);
     vstr_free(norm);
     return 0;
+}
+
+/* cleanup_message - cleanup_message_limited with the default limit, unreported */
+int cleanup_message(const char *data, size_t len, const CLEANUP_INFO *info, VSTR *out, VSTR *why)
+{
+    CLEANUP_STATS stats;
+
+    return cleanup_message_limited(data, len, info, CLEANUP_HEADER_LIMIT_DEF, out, &stats, why);
+}
+
+/* cleanup_log - say what cleanup changed in a queued message */
+void cleanup_log(const char *qid, const char *file, size_t header_limit, const CLEANUP_STATS *stats)
+{
+    if (stats->header_cut)
+        msg_warn("%s: maildrop/%s: header section longer than header_size_limit (%zu bytes): "
+                 "the rest of it is kept as message body",
+                 qid, file, header_limit);
+    if (stats->long_lines > 0)
+        msg_info("%s: maildrop/%s: %zu line%s longer than %d octets broken up", qid, file,
+                 stats->long_lines, stats->long_lines == 1 ? "" : "s", CLEANUP_LINE_MAX);
+    if (stats->body_nuls > 0)
+        msg_info("%s: maildrop/%s: %zu NUL byte%s in the message body passed on unchanged", qid,
+                 file, stats->body_nuls, stats->body_nuls == 1 ? "" : "s");
 }

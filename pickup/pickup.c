@@ -20,12 +20,20 @@
  *	tell qmgr that new messages are due, without blocking: at most one
  *	wake-up waits in the output buffer.
  *
- * Signals: SIGTERM (and SIGINT) end the loop after the batch in flight
- * (its commit and unlinks); SIGHUP re-reads the configuration, keeping
- * the old one when the new one has an error.
+ * Encryption at rest: with queue_encryption_key_file set, the queue opens
+ * with the key ring (qstore.c), the mail pickup queues is sealed, and
+ * pickup publishes the current key's maildrop public key in
+ * SEAL_DROP_KEY_FILE (public/maildrop_key), for the sendmail command to
+ * seal its files to; scan.c opens sealed files with the ring. Without the
+ * parameter a stale public key file is removed.
  *
- * Fatal: a bad command line or configuration at start, a queue or
- * maildrop/ that cannot be opened or written. master restarts pickup; no
+ * Signals: SIGTERM (and SIGINT) end the loop after the batch in flight
+ * (its commit and unlinks); SIGHUP re-reads the configuration and the key
+ * file and publishes the current public key, keeping the old ones when
+ * the new ones have an error.
+ *
+ * Fatal: a bad command line, configuration or key file at start, a queue,
+ * maildrop/ or public key file that cannot be opened or written. master restarts pickup; no
  * mail is lost, since files leave maildrop/ only after their commit.
  */
 #include "config.h"
@@ -44,7 +52,9 @@
 #include "mymalloc.h"
 #include "params.h"
 #include "pickup.h"
+#include "privs.h"
 #include "qdir.h"
+#include "seal.h"
 #include "sock.h"
 
 /* The process's one daemon; signal callbacks have no context argument. */
@@ -261,6 +271,24 @@ static void pickup_accept(int fd, int events, void *ctx)
         msg_warn("accept on %s: %m", SOCK_PICKUP);
 }
 
+/* pickup_publish_key - give the sendmail command the public key to seal maildrop files to */
+static int pickup_publish_key(PICKUP *p, VSTR *why)
+{
+    const SEAL_RING *ring = qstore_keyring(p->store);
+    char *path = qdir_path(p->queue_directory, SEAL_DROP_KEY_FILE);
+    int ret = 0;
+
+    if (ring != NULL) {
+        ret = seal_drop_publish(ring, path, why);
+    } else if (unlink(path) < 0 && errno != ENOENT) {
+        /* In the clear, a key left behind would only mislead. */
+        vstr_sprintf(why, "remove %s: %s", path, strerror(errno));
+        ret = -1;
+    }
+    myfree(path);
+    return ret;
+}
+
 /* pickup_sigterm - stop after the batch in flight */
 static void pickup_sigterm(int sig)
 {
@@ -284,6 +312,10 @@ static void pickup_sighup(int sig)
         if (strcmp(var_str("queue_directory"), p->queue_directory) != 0)
             msg_warn("queue_directory changed to %s: takes effect after a restart; still using %s",
                      var_str("queue_directory"), p->queue_directory);
+        if (qstore_reload_keys(p->store, why) < 0)
+            msg_warn("queue_encryption_key_file: %s; keeping the old keys", vstr_str(why));
+        else if (pickup_publish_key(p, why) < 0)
+            msg_warn("%s", vstr_str(why));
         msg_info("reloaded configuration %s", p->config_path);
     }
     vstr_free(why);
@@ -305,6 +337,7 @@ int main(int argc, char **argv)
     int ch;
 
     msg_init("pickup", MSG_TO_STDERR);
+    privs_refuse_root();
     while ((ch = getopt(argc, argv, "c:v")) != -1) {
         switch (ch) {
         case 'c':
@@ -337,6 +370,8 @@ int main(int argc, char **argv)
     if ((p->store = qstore_open(path, (size_t)var_int("queue_map_size"), 0, why)) == NULL)
         msg_fatal("%s", vstr_str(why));
     myfree(path);
+    if (pickup_publish_key(p, why) < 0)
+        msg_fatal("%s", vstr_str(why));
 
     signal(SIGPIPE, SIG_IGN);
     event_on_signal(SIGTERM, pickup_sigterm);

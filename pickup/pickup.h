@@ -17,12 +17,14 @@
 #define PICKUP_BATCH_BYTES (32 * 1024 * 1024) /* content bytes in one write transaction */
 #define PICKUP_SCAN_INTERVAL 5000             /* ms between scans without a wake-up */
 #define PICKUP_FULL_RETRY 5000                /* ms before retrying a full queue */
-#define PICKUP_ENVELOPE_SLACK (1024 * 1024)   /* envelope bytes allowed over the size limit */
 #define PICKUP_NO_LIMIT (1024L * 1024 * 1024) /* content limit when message_size_limit = 0 */
 #define PICKUP_SKIP_TIME 300                  /* s before retrying an unreadable file */
 #define PICKUP_CLIENTS_MAX 64                 /* concurrent public/pickup connections */
 #define PICKUP_CLIENT_TIMEOUT 10000           /* ms a public/pickup client may stay idle */
 #define PICKUP_QMGR_TIMEOUT 500               /* ms to wait for qmgr's hello */
+
+#define CLEANUP_LINE_MAX 998            /* octets of a line without CRLF (RFC 5321 4.5.3.1.6) */
+#define CLEANUP_HEADER_LIMIT_DEF 102400 /* header_size_limit's default */
 
 /*
  * A maildrop file that could neither be queued nor moved to corrupt/ (no
@@ -34,6 +36,13 @@ typedef struct PICKUP_SKIP {
     time_t retry_at;
 } PICKUP_SKIP;
 
+/* What cleanup changed beyond line ends and added headers, for the log. */
+typedef struct CLEANUP_STATS {
+    size_t long_lines; /* lines over CLEANUP_LINE_MAX octets, broken up */
+    int header_cut;    /* the header section was over the limit: its rest became body */
+    size_t body_nuls;  /* NUL bytes in the body, passed on unchanged */
+} CLEANUP_STATS;
+
 /*
  * One file of the write transaction being built: either a new message
  * (qid freshly made) or a file that an earlier, committed transaction
@@ -43,8 +52,9 @@ typedef struct PICKUP_FILE {
     char *name;
     char qid[QID_LEN + 1];
     int already;
-    uid_t uid;    /* the file's owner, logged as Postfix pickup does */
-    char *sender; /* for the log line */
+    uid_t uid;             /* the file's owner, logged as Postfix pickup does */
+    char *sender;          /* for the log line */
+    CLEANUP_STATS cleanup; /* logged once the message is committed */
 } PICKUP_FILE;
 
 /*
@@ -100,5 +110,9 @@ void scan_flush_gone(PICKUP *p);
 
 /* cleanup.c */
 int cleanup_message(const char *data, size_t len, const CLEANUP_INFO *info, VSTR *out, VSTR *why);
+int cleanup_message_limited(const char *data, size_t len, const CLEANUP_INFO *info,
+                            size_t header_limit, VSTR *out, CLEANUP_STATS *stats, VSTR *why);
+void cleanup_log(const char *qid, const char *file, size_t header_limit,
+                 const CLEANUP_STATS *stats);
 
 #endif

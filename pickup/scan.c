@@ -11,7 +11,9 @@
  *	request replaces a later one, as event timers do.
  * scan_picked_cleanup()
  *	at start, delete picked entries whose file is gone (a crash came
- *	between the unlink and the delete of the entry).
+ *	between the unlink and the delete of the entry), and wake qmgr once:
+ *	a pickup killed after its commit and before its wake-up would
+ *	otherwise leave the committed mail waiting for qmgr's next scan.
  * scan_flush_gone()
  *	delete the picked entries of files already unlinked, in a
  *	transaction of their own (at idle time and before exit).
@@ -45,12 +47,14 @@
 #include <unistd.h>
 
 #include "event.h"
+#include "fault.h"
 #include "iostuff.h"
 #include "maildrop.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
 #include "pickup.h"
+#include "seal.h"
 
 /* What scan_take() did with a file. */
 #define SCAN_TAKEN 1 /* part of the transaction */
@@ -210,7 +214,7 @@ static size_t scan_limit(void)
 static int scan_read(PICKUP *p, const char *name, char **data, size_t *len, uid_t *uid, VSTR *why)
 {
     char *path = scan_path(p->maildrop_dir, name);
-    size_t limit = scan_limit() + PICKUP_ENVELOPE_SLACK, got = 0;
+    size_t limit = scan_limit() + MAILDROP_ENVELOPE_MAX, got = 0;
     struct stat st;
     char *buf;
     int fd;
@@ -222,7 +226,8 @@ static int scan_read(PICKUP *p, const char *name, char **data, size_t *len, uid_
         if (errno == ENOENT)
             return 1;
         vstr_sprintf(why, "open: %s", strerror(errno));
-        return errno == ELOOP ? -1 : -2;
+        /* A symbolic link, or a file relayq sendmail did not write: waiting will not help. */
+        return errno == ELOOP || errno == EACCES ? -1 : -2;
     }
     if (fstat(fd, &st) < 0) {
         vstr_sprintf(why, "fstat: %s", strerror(errno));
@@ -289,7 +294,9 @@ static int scan_queue(QSTORE_TXN *txn, const MAILDROP_ENV *env, const char *cont
         qid_create(f->qid);
         info.qid = f->qid;
         /* A rejection does not depend on the id: it can only come on the first try. */
-        if (cleanup_message(content, content_len, &info, body, why) < 0)
+        if (cleanup_message_limited(content, content_len, &info,
+                                    (size_t)var_int("header_size_limit"), body, &f->cleanup,
+                                    why) < 0)
             return -1;
         qmsg_init(&msg);
         memcpy(msg.qid, f->qid, sizeof(msg.qid));
@@ -357,6 +364,12 @@ static int scan_take(PICKUP *p, QSTORE_TXN *txn, PICKUP_FILE *f, size_t *bytes, 
         scan_skip_add(p, f->name);
         return SCAN_LEFT;
     }
+    /* A file sealed by relayq sendmail (queue_encryption_key_file) opens with the ring. */
+    if (seal_drop_unseal(qstore_keyring(p->store), &data, &len, why) < 0) {
+        scan_corrupt(p, f->name, vstr_str(why));
+        myfree(data);
+        return SCAN_LEFT;
+    }
     memset(&env, 0, sizeof(env));
     if (maildrop_parse(data, len, &env, &off, why) < 0) {
         VSTR *reason = vstr_alloc(100);
@@ -410,6 +423,7 @@ static int scan_batch(PICKUP *p)
         f->name = mystrdup(name);
         if (scan_take(p, txn, f, &bytes, body, why) == SCAN_TAKEN) {
             nfiles++;
+            FAULT_POINT("pickup-mid-txn");
         } else {
             myfree(f->name);
             myfree(f->sender);
@@ -452,10 +466,12 @@ static int scan_batch(PICKUP *p)
 
             if (!f->already) {
                 msg_info("%s: uid=%ld from=<%s>", f->qid, (long)f->uid, f->sender);
+                cleanup_log(f->qid, f->name, (size_t)var_int("header_size_limit"), &f->cleanup);
                 queued++;
             } else if (msg_verbose) {
                 msg_info("maildrop/%s: queued before as %s: removed", f->name, f->qid);
             }
+            FAULT_POINT("pickup-after-commit");
             if (unlink(path) == 0 || errno == ENOENT) {
                 scan_gone_add(p, f->name);
                 p->progress = 1;
@@ -588,4 +604,6 @@ void scan_picked_cleanup(PICKUP *p)
         myfree(stale.names[i]);
     myfree(stale.names);
     vstr_free(why);
+    /* A pickup killed between a commit and its wake-up left due mail qmgr has not heard of. */
+    pickup_wakeup_qmgr(p);
 }

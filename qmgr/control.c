@@ -5,7 +5,8 @@
  *	answer one request record: `flush` (make deferred mail due now: the
  *	listed queue ids, or every message with a recipient in a listed
  *	domain, or the whole queue; held and active messages are left alone)
- *	`active` (the queue ids being delivered now), `stats` (queue counts
+ *	`active` (the queue ids being delivered now), `list` (the mailq
+ *	listing, for users who cannot read the queue: list.c), `stats` (queue counts
  *	and the connection pool, see stats.c) and the operator's `hold`,
  *	`release`, `delete` and `requeue` (ops.c). The reply is queued
  *	on the peer's channel; a flush replies after its transaction has
@@ -184,6 +185,8 @@ int control_request(QMGR_PEER *peer, const IPC_REC *rec)
     if (strcmp(type, "hold") == 0 || strcmp(type, "release") == 0 || strcmp(type, "delete") == 0 ||
         strcmp(type, "requeue") == 0)
         return ops_request(peer, rec);
+    if (strcmp(type, "list") == 0)
+        return list_request(peer, rec);
     if (strcmp(type, "stats") == 0) {
         IPC_REC *reply = stats_report();
 

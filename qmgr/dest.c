@@ -17,9 +17,12 @@
  * dest_init(), dest_reload()
  *	read destination_policy_maps (fatal at start; a warning on reload,
  *	when the old table stays) and apply the limits to every destination:
- *	default_destination_concurrency_limit, destination_rate_limit and
- *	default_destination_rate_delay, overridden per relay by the table's
- *	"concurrency=N" and "rate=R" (messages per second).
+ *	default_destination_concurrency_limit, destination_rate_limit,
+ *	default_destination_rate_delay and default_destination_recipient_limit
+ *	(the most recipients of a message one job carries, so that one
+ *	transaction stays within what a relay accepts), overridden per relay by
+ *	the table's "concurrency=N", "rate=R" (messages per second) and
+ *	"recipient_limit=N".
  * dest_take_token()
  *	the rate limit: a token bucket holding at most one token, filled at
  *	the destination's rate. Returns 1 when a job may start now, else 0
@@ -74,25 +77,33 @@ static double dest_configured_rate(void)
     return rate;
 }
 
-/* dest_policy_word - parse one "name=value" of a policy; -1 when malformed */
-static int dest_policy_word(const char *word, int *limit, double *rate)
+/* dest_policy_int - parse the number of a "name=N" policy word; -1 when malformed */
+static int dest_policy_int(const char *word, size_t name_len, long max, int *value)
+{
+    char *end;
+    long n = strtol(word + name_len, &end, 10);
+
+    if (*end != '\0' || end == word + name_len || n < 1 || n > max)
+        return -1;
+    *value = (int)n;
+    return 0;
+}
+
+/* dest_policy_word - parse one "name=value" of a policy into dest; -1 when malformed */
+static int dest_policy_word(const char *word, QMGR_DEST *dest)
 {
     char *end;
 
-    if (strncmp(word, "concurrency=", 12) == 0) {
-        long n = strtol(word + 12, &end, 10);
-
-        if (*end != '\0' || end == word + 12 || n < 1 || n > 1000)
-            return -1;
-        *limit = (int)n;
-        return 0;
-    }
+    if (strncmp(word, "concurrency=", 12) == 0)
+        return dest_policy_int(word, 12, 1000, &dest->limit);
+    if (strncmp(word, "recipient_limit=", 16) == 0)
+        return dest_policy_int(word, 16, 10000, &dest->rcpt_limit);
     if (strncmp(word, "rate=", 5) == 0) {
         double r = strtod(word + 5, &end);
 
         if (*end != '\0' || end == word + 5 || !(r >= 0) || r > 1e6)
             return -1;
-        *rate = r;
+        dest->rate_limit = r;
         return 0;
     }
     return -1;
@@ -104,8 +115,7 @@ static void dest_check_policy(const char *key, void *value, void *ctx)
     VSTR *why = ctx;
     RELAY_ADDR relay;
     char *copy, *save = NULL, *word;
-    int limit;
-    double rate;
+    QMGR_DEST scratch;
 
     if (vstr_len(why) > 0)
         return;
@@ -113,9 +123,11 @@ static void dest_check_policy(const char *key, void *value, void *ctx)
         return;
     copy = mystrdup(value);
     for (word = strtok_r(copy, " \t", &save); word; word = strtok_r(NULL, " \t", &save))
-        if (dest_policy_word(word, &limit, &rate) < 0) {
-            vstr_sprintf(why, "entry \"%s\": bad setting \"%s\" (concurrency=1..1000, rate=N)", key,
-                         word);
+        if (dest_policy_word(word, &scratch) < 0) {
+            vstr_sprintf(why,
+                         "entry \"%s\": bad setting \"%s\" (concurrency=1..1000, rate=N, "
+                         "recipient_limit=1..10000)",
+                         key, word);
             break;
         }
     myfree(copy);
@@ -162,6 +174,7 @@ static void dest_apply_policy(QMGR_DEST *dest)
     VSTR *key;
 
     dest->limit = (int)var_int("default_destination_concurrency_limit");
+    dest->rcpt_limit = (int)var_int("default_destination_recipient_limit");
     dest->rate_limit = dest_configured_rate();
     if (dest_policy == NULL)
         return;
@@ -181,7 +194,7 @@ static void dest_apply_policy(QMGR_DEST *dest)
         return;
     copy = mystrdup(value);
     for (word = strtok_r(copy, " \t", &save); word; word = strtok_r(NULL, " \t", &save))
-        (void)dest_policy_word(word, &dest->limit, &dest->rate_limit);
+        (void)dest_policy_word(word, dest);
     myfree(copy);
 }
 

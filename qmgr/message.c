@@ -3,9 +3,19 @@
  *
  * message_activate()
  *	load a due message (envelope and recipients) from the queue into the
- *	active set and queue one job per destination (route.c) for its
- *	recipients that are not final. Returns NULL when the message is gone, held or has no
- *	recipient left to try.
+ *	active set and queue jobs for its recipients that are not final: one
+ *	per destination (route.c), or several when they are more than the
+ *	destination's recipient limit (dest.c), each a transaction of its own.
+ *	The message waits until every job has ended; each recipient keeps its
+ *	own result, so when a job is lost or deferred, the recipients other
+ *	jobs delivered are not sent again.
+ *	Every record of the message, its content included, must open first:
+ *	no job leaves for a message whose queue records fail authentication.
+ *	Returns NULL when the message is gone, held, has no recipient left to
+ *	try, or cannot be read; *status then says which failure it was
+ *	(QSTORE_TAMPERED: set it aside; QSTORE_ERROR: unreadable now, e.g.
+ *	sealed under a key we lack; the reason is the transaction's),
+ *	QSTORE_OK otherwise.
  * message_job_done()
  *	note that one of the message's jobs finished (delivered or lost);
  *	when none is left the message waits on the done list.
@@ -41,6 +51,7 @@
 
 #include <sodium.h>
 
+#include "fault.h"
 #include "iostuff.h"
 #include "msg.h"
 #include "mymalloc.h"
@@ -84,16 +95,19 @@ static int message_rcpt_final(int status)
 }
 
 /* message_activate - load a due message and queue its jobs */
-QMGR_MESSAGE *message_activate(QSTORE_TXN *txn, const char *qid)
+QMGR_MESSAGE *message_activate(QSTORE_TXN *txn, const char *qid, int *status)
 {
     QMGR_MESSAGE *message = mycalloc(1, sizeof(*message));
     QMGR_JOB *job, **jobs;
     size_t njobs = 0;
     int rc;
 
+    *status = QSTORE_OK;
     if ((rc = qstore_message_get(txn, qid, &message->env)) != QSTORE_OK) {
-        if (rc != QSTORE_NOTFOUND)
+        if (rc == QSTORE_ERROR)
             msg_warn("%s: cannot read envelope: %s", qid, qstore_txn_reason(txn));
+        if (rc != QSTORE_NOTFOUND)
+            *status = rc;
         myfree(message);
         return NULL;
     }
@@ -102,8 +116,12 @@ QMGR_MESSAGE *message_activate(QSTORE_TXN *txn, const char *qid)
         myfree(message);
         return NULL;
     }
-    if (qstore_rcpts_get(txn, qid, &message->rcpts, &message->nrcpt) != QSTORE_OK) {
-        msg_warn("%s: cannot read recipients: %s", qid, qstore_txn_reason(txn));
+    if ((rc = qstore_rcpts_get(txn, qid, &message->rcpts, &message->nrcpt)) != QSTORE_OK ||
+        ((rc = qstore_body_verify(txn, qid)) != QSTORE_OK && rc != QSTORE_NOTFOUND)) {
+        if (rc == QSTORE_ERROR)
+            msg_warn("%s: cannot read the message: %s", qid, qstore_txn_reason(txn));
+        *status = rc;
+        qstore_rcpts_free(message->rcpts, message->nrcpt);
         qmsg_free(&message->env);
         myfree(message);
         return NULL;
@@ -112,29 +130,34 @@ QMGR_MESSAGE *message_activate(QSTORE_TXN *txn, const char *qid)
     message->relayed = mycalloc(message->nrcpt ? message->nrcpt : 1, 1);
     message->active_ms = wall_ms();
 
-    /* One job per destination: recipients whose routes pick the same relay
-     * travel together. */
+    /* Recipients whose routes pick the same relay travel together, at most
+     * the destination's recipient limit per job: a relay may refuse more
+     * recipients in one transaction (RFC 5321 only promises 100). */
     jobs = mycalloc(message->nrcpt ? message->nrcpt : 1, sizeof(*jobs));
     for (size_t i = 0; i < message->nrcpt; i++) {
         QMGR_ROUTE *route;
         QMGR_DEST *dest;
-        size_t j;
+        size_t j, room;
 
         if (message_rcpt_final(message->rcpts[i].status))
             continue;
         route = route_for(message->env.sender, message->rcpts[i].addr);
         dest = route_pick(route);
-        for (j = 0; j < njobs && jobs[j]->dest != dest; j++)
+        room =
+            (size_t)dest->rcpt_limit < message->nrcpt ? (size_t)dest->rcpt_limit : message->nrcpt;
+        /* Only the destination's newest job can have room left. */
+        for (j = njobs; j > 0 && jobs[j - 1]->dest != dest; j--)
             ;
-        if (j == njobs) {
+        if (j == 0 || jobs[j - 1]->nrcpt >= room) {
             job = mycalloc(1, sizeof(*job));
             job->message = message;
             job->dest = dest;
             job->route = route;
-            job->rcpt_index = mymalloc(sizeof(*job->rcpt_index) * message->nrcpt);
+            job->rcpt_index = mymalloc(sizeof(*job->rcpt_index) * room);
             jobs[njobs++] = job;
+            j = njobs;
         }
-        jobs[j]->rcpt_index[jobs[j]->nrcpt++] = (unsigned)i;
+        jobs[j - 1]->rcpt_index[jobs[j - 1]->nrcpt++] = (unsigned)i;
     }
     htable_put(qmgr_active, qid, message);
     if (njobs == 0) {
@@ -351,6 +374,7 @@ static int message_commit(QMGR_MESSAGE *list, int single, VSTR *why)
         return QSTORE_ERROR;
     for (QMGR_MESSAGE *message = list; message; message = single ? NULL : message->done_next)
         message_finalize(txn, message, &removed);
+    FAULT_POINT("qmgr-mid-txn");
     return qstore_commit(txn, why);
 }
 
@@ -363,6 +387,7 @@ int message_finalize_done(void)
 
     if (message_done_head == NULL)
         return 0;
+    FAULT_POINT("qmgr-after-result");
     why = vstr_alloc(100);
     if ((rc = message_commit(message_done_head, 0, why)) == QSTORE_OK) {
         for (message = message_done_head; message; message = next) {

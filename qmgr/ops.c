@@ -222,9 +222,9 @@ int ops_request(QMGR_PEER *peer, const IPC_REC *rec)
     for (size_t i = 0; i < req.count; i++) {
         QMGR_MESSAGE *active = htable_get(qmgr_active, req.qids[i]);
         QMSG env;
-        int done = 0;
+        int done = 0, rc;
 
-        if (qstore_message_get(req.txn, req.qids[i], &env) == QSTORE_OK) {
+        if ((rc = qstore_message_get(req.txn, req.qids[i], &env)) == QSTORE_OK) {
             if (ops_selected(&req, &env)) {
                 if (dry_run)
                     done = ops_would_change(req.op, active ? active->env.flags : env.flags);
@@ -234,6 +234,10 @@ int ops_request(QMGR_PEER *peer, const IPC_REC *rec)
                     done = ops_apply_stored(&req, &env);
             }
             qmsg_free(&env);
+        } else if (rc == QSTORE_TAMPERED && strcmp(req.op, "delete") == 0 && !active &&
+                   !req.sender && !req.recipient && !req.domain && req.older_than < 0) {
+            /* An envelope that fails authentication (encryption at rest) can only go. */
+            done = dry_run || qstore_message_delete(req.txn, req.qids[i]) == QSTORE_OK;
         }
         if (done) {
             ipc_rec_add(reply, "queue_id", req.qids[i]);

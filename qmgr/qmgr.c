@@ -20,7 +20,8 @@
  *
  * Fatal: the queue or the sockets cannot be opened (master restarts qmgr).
  * SIGTERM: stop handing out jobs, wait for the jobs in flight (at most
- * 60 s), commit, exit. SIGHUP: re-read the configuration.
+ * 60 s), commit, exit. SIGHUP: re-read the configuration and the queue's
+ * key file (queue_encryption_key_file).
  */
 #include "config.h"
 
@@ -36,6 +37,7 @@
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
+#include "privs.h"
 #include "qdir.h"
 #include "qmgr.h"
 #include "sock.h"
@@ -254,6 +256,9 @@ static void qmgr_sighup(int sig)
         msg_set_logfile(var_str("maillog_file"));
         dest_reload();
         route_reload();
+        /* A new key seals from now on; the old ones still open what they sealed. */
+        if (qstore_reload_keys(qmgr_store, why) < 0)
+            msg_warn("queue_encryption_key_file: %s; keeping the old keys", vstr_str(why));
         msg_info("reloaded configuration %s", qmgr_config_path);
         qmgr_scan_wanted = 1;
     }
@@ -282,6 +287,7 @@ int main(int argc, char **argv)
     int ch;
 
     msg_init("qmgr", MSG_TO_STDERR);
+    privs_refuse_root();
     qmgr_config_path = params_default_path();
     while ((ch = getopt(argc, argv, "c:v")) != -1) {
         switch (ch) {

@@ -33,7 +33,7 @@ struct QMGR_MESSAGE {
     int lost;                /* a job's worker died: make it due again at once */
     int deleted;             /* the operator deleted it during delivery */
     int requeue;             /* the operator requeued it during delivery */
-    int throttled;           /* the relay said "slow down": retry soon, no backoff */
+    int throttled;           /* the relay said "slow down" or limited recipients: retry soon */
     int reroute;             /* its relay was unreachable and the route has another */
     unsigned char *relayed;  /* per recipient: sent to a relay without DSN, SUCCESS asked */
     QMGR_MESSAGE *done_next; /* on the list of messages to finalize */
@@ -100,6 +100,7 @@ struct QMGR_DEST {
     int last_window_count;   /* deliveries in the one before */
     long long decrease_ms;   /* the last multiplicative decrease */
     long long down_until_ms; /* unreachable: avoided by failover routes until then */
+    int rcpt_limit;          /* most recipients of a message in one job */
     DEST_STATS stats;
     QMGR_DEST *next;
 };
@@ -153,7 +154,7 @@ QMGR_ROUTE *route_for(const char *sender, const char *rcpt);
 QMGR_DEST *route_pick(const QMGR_ROUTE *route);
 
 /* message.c */
-QMGR_MESSAGE *message_activate(QSTORE_TXN *txn, const char *qid);
+QMGR_MESSAGE *message_activate(QSTORE_TXN *txn, const char *qid, int *status);
 void message_job_done(QMGR_MESSAGE *message);
 int message_finalize_done(void);
 void message_free(QMGR_MESSAGE *message);
@@ -187,5 +188,8 @@ int ops_request(QMGR_PEER *peer, const IPC_REC *rec);
 
 /* control.c */
 int control_request(QMGR_PEER *peer, const IPC_REC *rec);
+
+/* list.c */
+int list_request(QMGR_PEER *peer, const IPC_REC *rec);
 
 #endif

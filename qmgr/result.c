@@ -11,6 +11,10 @@
  *	A deferral that is the relay asking to slow down (421 or 451 with
  *	4.7.x, or 421/451/452/454 saying "too many") marks the message for a
  *	retry soon without backoff and slows the destination down (dest.c).
+ *	A relay that limits the recipients of a transaction (4.5.3, "too many
+ *	recipients") is not overloaded: when the job delivered to some
+ *	recipients, the ones refused or not tried are retried soon without
+ *	backoff, in new transactions, and the rate stays as it is.
  * result_worker_lost()
  *	the worker went away with a job in flight: the job's recipients are
  *	left as they are in the queue, and the message is made due again at
@@ -53,13 +57,20 @@ static int result_status(const char *word, size_t len)
     return -1;
 }
 
+/* result_rcpt_limited - was a recipient deferred because the transaction had too many */
+static int result_rcpt_limited(const QRCPT *rcpt)
+{
+    return rcpt->status == QRCPT_DEFERRED &&
+           (strcmp(rcpt->dsn, "4.5.3") == 0 || strcasestr(rcpt->reply, "too many recipients"));
+}
+
 /* result_throttling - is a deferral the relay asking us to slow down */
 static int result_throttling(const QRCPT *rcpt)
 {
     const char *said = strstr(rcpt->reply, " said: ");
     int code;
 
-    if (rcpt->status != QRCPT_DEFERRED || said == NULL)
+    if (rcpt->status != QRCPT_DEFERRED || said == NULL || result_rcpt_limited(rcpt))
         return 0;
     code = atoi(said + 7);
     if ((code == 421 || code == 451) && strncmp(rcpt->dsn, "4.7.", 4) == 0)
@@ -131,7 +142,7 @@ int result_receive(QMGR_PEER *worker, const IPC_REC *rec)
     unsigned char *seen;
     long long id;
     const char *conn;
-    int ret = -1;
+    int delivered = 0, ret = -1;
 
     if (job == NULL) {
         msg_warn("worker pid %ld: result without a job", worker->pid);
@@ -182,9 +193,17 @@ int result_receive(QMGR_PEER *worker, const IPC_REC *rec)
 
         if (seen[slot] && rcpt->status == QRCPT_SENT) {
             dest_note_delivery(job->dest);
+            delivered = 1;
             break;
         }
     }
+    /* Progress with recipients left over: the next transaction takes them
+     * soon. Without progress a limit is an ordinary deferral (backoff). */
+    for (size_t slot = 0; delivered && slot < job->nrcpt; slot++)
+        if (seen[slot] && result_rcpt_limited(&job->message->rcpts[job->rcpt_index[slot]])) {
+            job->message->throttled = 1;
+            break;
+        }
     for (size_t slot = 0; slot < job->nrcpt; slot++)
         if (seen[slot] && result_throttling(&job->message->rcpts[job->rcpt_index[slot]])) {
             job->message->throttled = 1;

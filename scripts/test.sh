@@ -1,9 +1,15 @@
 #!/bin/bash
 # scripts/test.sh - install what is missing, build, and run the whole test
 # suite twice: as built normally (make check in _build/), then built with
-# AddressSanitizer and UndefinedBehaviorSanitizer (make check in
-# _build-sanitize/; RELAYQ_SANITIZE=0 skips it). The last line is
-# "N passed, N failed", counted over every TAP result of both runs.
+# AddressSanitizer and UndefinedBehaviorSanitizer and the crash points of
+# --enable-fault-injection (make check in _build-sanitize/;
+# RELAYQ_SANITIZE=0 skips it). The last line is "N passed, N failed",
+# counted over every TAP result of both runs.
+#
+# The first build is the production configuration: there t_crashpoint
+# checks that the binaries hold no crash point. The second kills processes
+# at each point (t_crashpoint), under the sanitizers, which also watch the
+# recovery code that runs after each crash.
 #
 # In the sanitizer run any address error or undefined behaviour makes the
 # process fail, and so its test. Leak detection is off there: a command
@@ -50,7 +56,7 @@ if [ "${RELAYQ_SANITIZE:-1}" != 0 ]; then
     # preloads itself before the sanitizer runtime.
     ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0:abort_on_error=0 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        run_suite "$SANITIZE_DIR" --enable-sanitizers CFLAGS="-g -O1"
+        run_suite "$SANITIZE_DIR" --enable-sanitizers --enable-fault-injection CFLAGS="-g -O1"
 fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -23,11 +23,15 @@
  * auth_continue()
  *	after a 334 challenge: append the next prepared response (for
  *	XOAUTH2's error challenge, the empty response that makes the server
- *	send its final reply); with nothing left, the "*" that cancels.
+ *	send its final reply); with nothing left, the "*" that cancels, once:
+ *	after it nothing is appended, and the caller ends a dialogue that
+ *	the server will not end.
  * auth_end()
  *	wipe and free whatever the exchange still holds.
  * auth_fail_remember(), auth_fail_cached()
- *	an AUTH failure for a credential identity is remembered for
+ *	an AUTH rejection (the session calls this for 5xx replies only: a
+ *	4xx says the server may accept the same credential next time) for
+ *	a credential identity is remembered for
  *	AUTH_FAIL_CACHE seconds (or until the next reload), so that the jobs
  *	behind it are deferred at once instead of each logging in again and
  *	again -- the storm that makes providers lock an account.
@@ -43,6 +47,7 @@
 #include "config.h"
 
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -56,7 +61,8 @@
 #include "sasl_passwd.h"
 #include "smtpout.h"
 
-#define AUTH_FAIL_CACHE 60 /* seconds an AUTH failure is remembered */
+#define AUTH_FAIL_CACHE 60           /* seconds an AUTH failure is remembered */
+#define AUTH_STEP_CANCELLED SIZE_MAX /* AUTH_EXCHANGE step once "*" was sent */
 
 static SASL_PASSWD *auth_table;
 static VSTR *auth_table_error; /* why there is no table, for the recipients */
@@ -270,7 +276,8 @@ void auth_continue(AUTH_EXCHANGE *ax, VSTR *out)
         /* The challenge is an error report; an empty line asks for the final 535. */
         ax->step++;
         vstr_strcat(out, "\r\n");
-    } else {
+    } else if (ax->step != AUTH_STEP_CANCELLED) {
+        ax->step = AUTH_STEP_CANCELLED;
         vstr_strcat(out, "*\r\n");
     }
 }

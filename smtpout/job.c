@@ -16,7 +16,10 @@
  *	CRLF is added, and the 8-bit flag that decides BODY=8BITMIME is set.
  * job_set()
  *	decide one recipient, unless it is decided already: the first
- *	outcome of a transaction is the one that counts.
+ *	outcome of a transaction is the one that counts. The text is kept
+ *	to JOB_TEXT_MAX bytes ("..." marks a cut): a relay may answer with
+ *	a reply of megabytes, and the text goes to the log, the queue, the
+ *	result record and the sender's notice.
  * job_fail_pending()
  *	decide every recipient that is still pending (a MAIL FROM, DATA or
  *	connection failure applies to all of them).
@@ -27,7 +30,10 @@
  *	"QID: to=<a>, relay=R, conn_use=N, delay=T, delays=a/b/c/d,
  *	dsn=X.Y.Z, status=S (text)".
  * job_result()
- *	the type=result record for qmgr.
+ *	the type=result record for qmgr. It always fits qmgr's limit
+ *	(IPC_RECORD_MAX): with many recipients each text is cut further, so
+ *	that a long reply repeated for thousands of recipients cannot make
+ *	qmgr refuse the result and run the delivery again.
  * job_status_name()
  *	"sent", "deferred", "bounced" (or "pending").
  * job_xtext()
@@ -62,6 +68,13 @@
 #define JOB_ENVID_MAX 100     /* RFC 3461 section 4.4 */
 #define JOB_ORCPT_TYPE_MAX 32 /* an addr-type atom: "rfc822", "utf-8", ... */
 #define JOB_ORCPT_MAX 500     /* RFC 3461 section 4.2: the encoded value */
+#define JOB_TEXT_MAX 1000     /* bytes of a recipient's reply or reason that are kept */
+#define JOB_RESULT_SLACK 4096 /* a result record's bytes besides its rcpt attributes */
+#define JOB_RCPT_FIXED 48     /* one rcpt attribute's bytes besides its text */
+
+_Static_assert(((IPC_RECORD_MAX - JOB_RESULT_SLACK) / MAILDROP_RCPT_MAX - JOB_RCPT_FIXED) / 3 >=
+                   100,
+               "a result record with MAILDROP_RCPT_MAX recipients leaves room for their texts");
 
 /* job_check_addr - refuse addresses that would break the SMTP command line */
 static int job_check_addr(const char *what, const char *addr, int allow_empty, VSTR *why)
@@ -386,6 +399,17 @@ void job_set_body(JOB *job, VSTR *body)
     job->body = body;
 }
 
+/* job_text_cut - text, or its first max - 3 bytes and "..." when it is longer */
+static void job_text_cut(VSTR *out, const char *text, size_t len, size_t max)
+{
+    if (len <= max) {
+        vstr_append(out, text, len);
+        return;
+    }
+    vstr_append(out, text, max - 3);
+    vstr_strcat(out, "...");
+}
+
 /* job_set - decide one recipient unless already decided */
 void job_set(JOB *job, size_t i, int status, const char *dsn, const char *text)
 {
@@ -398,7 +422,8 @@ void job_set(JOB *job, size_t i, int status, const char *dsn, const char *text)
         return;
     rcpt->status = status;
     snprintf(rcpt->dsn, sizeof(rcpt->dsn), "%s", dsn);
-    vstr_strcpy(rcpt->text, text);
+    vstr_reset(rcpt->text);
+    job_text_cut(rcpt->text, text, strlen(text), JOB_TEXT_MAX);
 }
 
 /* job_fail_pending - decide every undecided recipient the same way */
@@ -496,6 +521,9 @@ void job_log(const JOB *job)
 IPC_REC *job_result(const JOB *job, int conn_open)
 {
     IPC_REC *rec = ipc_rec_create("result");
+    /* Each text byte may be encoded as three ("%25"); job_create() bounds nrcpt. */
+    size_t budget = ((IPC_RECORD_MAX - JOB_RESULT_SLACK) / job->nrcpt - JOB_RCPT_FIXED) / 3;
+    VSTR *text = vstr_alloc(128);
 
     ipc_rec_add_long(rec, "id", job->id);
     ipc_rec_add(rec, "queue_id", job->queue_id);
@@ -508,9 +536,12 @@ IPC_REC *job_result(const JOB *job, int conn_open)
 
         if (rcpt->status == JOB_PENDING)
             msg_panic("job_result: %s: recipient %u undecided", job->queue_id, rcpt->index);
+        vstr_reset(text);
+        job_text_cut(text, vstr_str(rcpt->text), vstr_len(rcpt->text), budget);
         ipc_rec_addf(rec, "rcpt", "%u %s %s %s", rcpt->index, job_status_name(rcpt->status),
-                     rcpt->dsn, vstr_str(rcpt->text));
+                     rcpt->dsn, vstr_str(text));
     }
+    vstr_free(text);
     return rec;
 }
 

@@ -28,11 +28,16 @@
  * The client is non-blocking and driven by the event loop. Every wait
  * has the timeout of its stage (Postfix's smtp_*_timeout parameters; the
  * body's timer restarts whenever a write makes progress). With
- * PIPELINING, MAIL FROM, every RCPT TO and DATA leave in one write and the
- * replies are matched in order; without it, one command per reply. The
- * sender's DSN requests (RFC 3461 RET, ENVID, NOTIFY, ORCPT) go upstream
- * only when the relay's EHLO offered DSN; the job then notes that the
- * relay took over the notices (upstream_dsn in the result).
+ * PIPELINING, MAIL FROM, the RCPT TO commands (at most SESSION_RCPT_WINDOW
+ * unanswered at a time) and DATA after the last of them go out without
+ * waiting, and the replies are matched in order; without it, one command
+ * per reply. A RCPT TO answered with 452 or 4.5.3 ("too many recipients")
+ * ends the list: no further RCPT TO is sent (those already in flight are
+ * answered as they come), the recipients not tried are deferred with
+ * 4.5.3 for qmgr to send in another transaction, and the accepted ones
+ * get DATA. The sender's DSN requests (RFC 3461 RET, ENVID, NOTIFY,
+ * ORCPT) go upstream only when the relay's EHLO offered DSN; the job then
+ * notes that the relay took over the notices (upstream_dsn in the result).
  *
  * A connection that was used before and dies before the server accepted
  * anything of the current job (end of file, reset, or 421 in reply to
@@ -54,6 +59,16 @@
  * tls, auth_ok, auth_fail, timeout, close with its reason). Output that
  * carried a secret (AUTH) is wiped from the buffer once written.
  *
+ * Upstream faults (doc/relayq.conf.5, UPSTREAM FAULTS): a 5xx to MAIL
+ * FROM, RCPT TO, DATA or the final dot bounces; a 4xx, a 421, a reply
+ * out of place, a malformed reply, a lost connection, a stage timeout or
+ * any failure of the setup (greeting, EHLO/HELO, STARTTLS, TLS, AUTH)
+ * defers. The AUTH dialogue as a whole has one smtp_helo_timeout, and a
+ * 334 after the client's "*" ends it, so a server that never stops
+ * challenging cannot hold the worker. A job that arrives while NOOP or
+ * RSET waits for its reply gives it SESSION_HURRY_WAIT at most. A reply's
+ * text is quoted in a recipient's reason up to SESSION_QUOTE_MAX bytes.
+ *
  * Ownership: the session owns its connection and buffers; it borrows
  * the job from session_deliver() until it passes it to `done`.
  * Failures of the relay or the network become recipient outcomes, never
@@ -71,6 +86,7 @@
 #include <strings.h>
 
 #include "event.h"
+#include "fault.h"
 #include "iostuff.h"
 #include "msg.h"
 #include "mymalloc.h"
@@ -79,7 +95,9 @@
 #include "smtpout.h"
 
 #define SESSION_READ_CHUNK 16384
-#define SESSION_QUIT_WAIT 5000 /* ms for a 221 when a job or a shutdown waits */
+#define SESSION_HURRY_WAIT 5000 /* ms for the reply to QUIT, NOOP or RSET when a job waits */
+#define SESSION_QUOTE_MAX 800   /* bytes of a reply's text quoted in a reason */
+#define SESSION_RCPT_WINDOW 100 /* RCPT TO commands in flight with PIPELINING */
 
 /* What to do with the connection once a job is finished. */
 typedef enum {
@@ -119,6 +137,13 @@ static const struct {
 
 static SESSION sess;
 
+/* The RCPT TO commands of the transaction in flight. */
+static struct {
+    size_t sent;   /* RCPT TO commands written */
+    int data_sent; /* DATA was written after the last of them (PIPELINING) */
+    int limited;   /* the relay takes no more recipients in this transaction */
+} rcpt_batch;
+
 static void session_event(int fd, int events, void *ctx);
 static void session_kick(void *ctx);
 static void session_timeout(void *ctx);
@@ -129,6 +154,8 @@ static void session_quit(const char *reason);
 static void session_setup_next(void);
 static void session_tls_step(void);
 static void session_read_again(void *ctx);
+static void session_protocol_error(const char *why);
+static void session_rcpt_refill(void);
 
 /* session_init - the worker's one session, closed */
 void session_init(SESSION_DONE_FN done)
@@ -285,17 +312,21 @@ static void __attribute__((format(printf, 1, 2))) session_send(const char *fmt, 
 /* session_reply_text - "CODE X.Y.Z text" on one line, as Postfix quotes replies */
 static void session_reply_text(const SMTP_REPLY *reply, VSTR *out)
 {
+    size_t len = vstr_len(reply->text);
     char dsn[16];
 
     smtp_reply_default_dsn(reply, dsn, sizeof(dsn));
     vstr_sprintf(out, "%d %s", reply->code, dsn);
-    if (vstr_len(reply->text) > 0) {
+    if (len > 0) {
         vstr_addch(out, ' ');
-        for (size_t i = 0; i < vstr_len(reply->text); i++) {
+        /* A reply may run to megabytes; the reason around it must stay readable. */
+        for (size_t i = 0; i < len && i < SESSION_QUOTE_MAX; i++) {
             char ch = vstr_str(reply->text)[i];
 
             vstr_addch(out, ch == '\n' ? ' ' : ch);
         }
+        if (len > SESSION_QUOTE_MAX)
+            vstr_strcat(out, "...");
     }
 }
 
@@ -378,6 +409,23 @@ static void session_enter_idle(int fresh)
     event_request_timer(session_idle_expire, NULL, sess.idle_since + idle * 1000 - now_ms());
 }
 
+/*
+ * session_hurry - a job or a stopping worker waits for the reply to QUIT,
+ * NOOP or RSET: a relay that stalls there must not hold it for the whole
+ * stage timeout (up to smtp_mail_timeout or smtp_quit_timeout, minutes);
+ * the timeout closes the connection and the job goes on a new one
+ */
+static void session_hurry(void)
+{
+    const char *param = session_stage[sess.state].timeout;
+
+    if ((sess.state != SESS_QUIT && sess.state != SESS_NOOP && sess.state != SESS_RSET) ||
+        (sess.job == NULL && sess.stop_fn == NULL))
+        return;
+    if (var_int(param) * 1000LL > SESSION_HURRY_WAIT)
+        event_request_timer(session_timeout, NULL, SESSION_HURRY_WAIT);
+}
+
 /* session_quit - say goodbye; the connection closes on the reply */
 static void session_quit(const char *reason)
 {
@@ -386,10 +434,7 @@ static void session_quit(const char *reason)
     event_cancel_timer(session_keepalive, NULL);
     event_cancel_timer(session_idle_expire, NULL);
     session_arm(SESS_QUIT);
-    /* A waiting job or a stopping worker should not wait the full smtp_quit_timeout. */
-    if ((sess.job != NULL || sess.stop_fn != NULL) &&
-        var_int("smtp_quit_timeout") * 1000LL > SESSION_QUIT_WAIT)
-        event_request_timer(session_timeout, NULL, SESSION_QUIT_WAIT);
+    session_hurry();
     session_send("QUIT");
 }
 
@@ -854,9 +899,15 @@ static void session_auth_reply(const SMTP_REPLY *reply)
     char dsn[16];
 
     if (reply->code == 334) {
+        size_t before = vstr_len(sess.out);
+
+        /* The stage timer keeps running: the whole dialogue has smtp_helo_timeout. */
         auth_continue(&sess.auth, sess.out);
+        if (vstr_len(sess.out) == before) {
+            session_protocol_error("334 challenge after the client cancelled the AUTH exchange");
+            return;
+        }
         sess.out_secret = 1;
-        session_arm(SESS_AUTH);
         session_flush();
         return;
     }
@@ -883,7 +934,9 @@ static void session_auth_reply(const SMTP_REPLY *reply)
     else
         snprintf(dsn, sizeof(dsn), "4.7.0");
     msg_warn("%s", vstr_str(text));
-    auth_fail_remember(sess.ident, &sess.auth, vstr_str(text));
+    /* Only a rejected credential fails again at once; a 4xx (backend down) may pass next time. */
+    if (reply->code / 100 == 5)
+        auth_fail_remember(sess.ident, &sess.auth, vstr_str(text));
     auth_end(&sess.auth);
     session_setup_fail(dsn, vstr_str(text));
     vstr_free(text);
@@ -953,6 +1006,7 @@ static void session_begin(void)
     sess.rcpt_replies = 0;
     sess.accepted = 0;
     sess.empty_data = 0;
+    memset(&rcpt_batch, 0, sizeof(rcpt_batch));
     session_arm(SESS_MAIL);
     /* The relay takes over success notices only if it speaks DSN (qmgr's "relayed"). */
     job->upstream_dsn = (sess.features & SESS_FEAT_DSN) != 0;
@@ -966,15 +1020,8 @@ static void session_begin(void)
     if (job->upstream_dsn)
         job_mail_dsn(job, sess.out);
     vstr_strcat(sess.out, "\r\n");
-    if (sess.features & SESS_FEAT_PIPELINING) {
-        for (size_t i = 0; i < job->nrcpt; i++) {
-            vstr_sprintf_append(sess.out, "RCPT TO:<%s>", job->rcpts[i].addr);
-            if (job->upstream_dsn)
-                job_rcpt_dsn(job, i, sess.out);
-            vstr_strcat(sess.out, "\r\n");
-        }
-        vstr_strcat(sess.out, "DATA\r\n");
-    }
+    if (sess.features & SESS_FEAT_PIPELINING)
+        session_rcpt_refill();
     session_flush();
 }
 
@@ -1056,6 +1103,8 @@ void session_deliver(JOB *job)
     sess.job_active = 0;
     if (sess.state == SESS_QUIT) /* retiring anyway: do not make the job wait for the 221 */
         session_close(NULL);
+    else
+        session_hurry();
     session_request_kick();
 }
 
@@ -1063,6 +1112,7 @@ void session_deliver(JOB *job)
 void session_shutdown(void (*fn)(void))
 {
     sess.stop_fn = fn;
+    session_hurry();
     session_request_kick();
 }
 
@@ -1140,19 +1190,92 @@ static void session_send_body(void)
     session_flush();
 }
 
-/* session_next_command - without PIPELINING: the next RCPT TO, DATA, or give up */
+/* session_rcpt_append - queue the RCPT TO of the next recipient */
+static void session_rcpt_append(void)
+{
+    JOB *job = sess.job;
+    size_t i = rcpt_batch.sent++;
+
+    vstr_sprintf_append(sess.out, "RCPT TO:<%s>", job->rcpts[i].addr);
+    if (job->upstream_dsn)
+        job_rcpt_dsn(job, i, sess.out);
+    vstr_strcat(sess.out, "\r\n");
+}
+
+/*
+ * session_rcpt_refill - with PIPELINING: keep up to SESSION_RCPT_WINDOW
+ * RCPT TO commands in flight, and DATA right after the last one. A bounded
+ * window, not every recipient at once, is what lets the client stop soon
+ * after a relay says it takes no more recipients. Refilled by halves, so a
+ * long list costs one write per half window, not one per reply.
+ */
+static void session_rcpt_refill(void)
+{
+    JOB *job = sess.job;
+
+    if (rcpt_batch.limited || rcpt_batch.data_sent ||
+        rcpt_batch.sent - sess.rcpt_replies > SESSION_RCPT_WINDOW / 2)
+        return;
+    while (rcpt_batch.sent < job->nrcpt &&
+           rcpt_batch.sent - sess.rcpt_replies < SESSION_RCPT_WINDOW)
+        session_rcpt_append();
+    if (rcpt_batch.sent == job->nrcpt) {
+        vstr_strcat(sess.out, "DATA\r\n");
+        rcpt_batch.data_sent = 1;
+    }
+    session_flush();
+}
+
+/* session_rcpt_limit_reply - does a RCPT TO reply mean "no more recipients in this transaction" */
+static int session_rcpt_limit_reply(const SMTP_REPLY *reply)
+{
+    /* RFC 5321 section 4.5.3.1.10: 452 (or 4.5.3) for too many recipients. */
+    return reply->code == 452 || (reply->code / 100 == 4 && strcmp(reply->dsn, "4.5.3") == 0);
+}
+
+/*
+ * session_rcpt_limited - the relay takes no more recipients in this
+ * transaction: send it no more RCPT TO, and defer the recipients not yet
+ * tried with 4.5.3, which tells qmgr to send them again soon in another
+ * transaction; the accepted ones still get DATA
+ */
+static void session_rcpt_limited(const SMTP_REPLY *reply)
+{
+    JOB *job = sess.job;
+    VSTR *quoted, *text;
+
+    rcpt_batch.limited = 1;
+    if (rcpt_batch.sent == job->nrcpt)
+        return;
+    quoted = vstr_alloc(128);
+    text = vstr_alloc(128);
+    session_reply_text(reply, quoted);
+    vstr_sprintf(text,
+                 "not tried: host %s limited the number of recipients per transaction (%s); "
+                 "left for another transaction",
+                 vstr_str(sess.label), vstr_str(quoted));
+    for (size_t i = rcpt_batch.sent; i < job->nrcpt; i++)
+        job_set(job, i, JOB_DEFERRED, "4.5.3", vstr_str(text));
+    if (msg_verbose)
+        msg_info("%s: %s refused recipients after %zu accepted: %zu not tried", job->queue_id,
+                 vstr_str(sess.relay_text), sess.accepted, job->nrcpt - rcpt_batch.sent);
+    vstr_free(text);
+    vstr_free(quoted);
+}
+
+/*
+ * session_next_command - once every RCPT TO sent is answered: the next
+ * RCPT TO (without PIPELINING), else DATA for the accepted recipients,
+ * or give up on the transaction
+ */
 static void session_next_command(void)
 {
     JOB *job = sess.job;
 
-    if (sess.rcpt_replies < job->nrcpt) {
-        VSTR *params = vstr_alloc(64);
-
-        if (job->upstream_dsn)
-            job_rcpt_dsn(job, sess.rcpt_replies, params);
+    if (rcpt_batch.sent < job->nrcpt && !rcpt_batch.limited && sess.mail_ok) {
         session_arm(SESS_RCPT);
-        session_send("RCPT TO:<%s>%s", job->rcpts[sess.rcpt_replies].addr, vstr_str(params));
-        vstr_free(params);
+        session_rcpt_append();
+        session_flush();
     } else if (sess.accepted > 0) {
         session_arm(SESS_DATA);
         session_send("DATA");
@@ -1200,16 +1323,16 @@ static void session_transaction_reply(const SMTP_REPLY *reply)
                 vstr_free(text);
             }
         }
-        if (sess.rcpt_replies < job->nrcpt) {
-            if (pipelining)
-                session_arm(SESS_RCPT);
-            else
-                session_next_command();
-        } else if (pipelining) {
+        if (!rcpt_batch.limited && session_rcpt_limit_reply(reply))
+            session_rcpt_limited(reply);
+        if (pipelining && sess.mail_ok)
+            session_rcpt_refill();
+        if (sess.rcpt_replies < rcpt_batch.sent)
+            session_arm(SESS_RCPT); /* more replies to come (PIPELINING) */
+        else if (rcpt_batch.data_sent)
             session_arm(SESS_DATA);
-        } else {
+        else
             session_next_command();
-        }
         return;
     }
     case SESS_DATA:
@@ -1247,6 +1370,7 @@ static void session_transaction_reply(const SMTP_REPLY *reply)
                 if (job->rcpts[i].accepted)
                     job_set(job, i, JOB_SENT, dsn, vstr_str(text));
             vstr_free(text);
+            FAULT_POINT("smtpout-after-250");
         } else {
             session_reply_fail(reply, session_reply_status(reply), 1);
         }

@@ -53,6 +53,7 @@
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
+#include "privs.h"
 #include "qdir.h"
 #include "qstore.h"
 #include "smtpout.h"
@@ -243,9 +244,11 @@ static int smtpout_deliver(const IPC_REC *rec, VSTR *why)
         if (ret < 0)
             msg_warn("%s: read body: %s", job->queue_id, vstr_str(why));
         vstr_free(body);
+        /* Altered content is never sent: qmgr sets the message aside at its next activation. */
         smtpout_fail_now(job, "4.3.0",
-                         ret == QSTORE_NOTFOUND ? "message content not found in the queue"
-                                                : "queue read error");
+                         ret == QSTORE_NOTFOUND   ? "message content not found in the queue"
+                         : ret == QSTORE_TAMPERED ? "message content fails authentication: not sent"
+                                                  : "queue read error");
         return 0;
     }
     job_set_body(job, body);
@@ -388,6 +391,7 @@ int main(int argc, char **argv)
     int ch;
 
     msg_init("smtpout", MSG_TO_STDERR);
+    privs_refuse_root();
     while ((ch = getopt(argc, argv, "c:v")) != -1) {
         switch (ch) {
         case 'c':

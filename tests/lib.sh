@@ -79,7 +79,10 @@ rq_setup() {
     MAILLOG=$T/maillog
     local owner=""
     if [ "$(id -u)" -eq 0 ]; then
-        owner="mail_owner = nobody"
+        # The daemons run as nobody; mail reaches them through group mail, as
+        # a real installation's relayq is setgid to its own setgid_group.
+        owner="mail_owner = nobody
+setgid_group = mail"
         chown nobody "$T/sink" 2>/dev/null || true
     fi
     cat >"$CONF" <<CONF

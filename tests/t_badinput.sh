@@ -5,8 +5,11 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 rq_setup
+# The queue tree as master leaves it (qdir.c), of which sendmail needs maildrop/.
 mkdir -p "$T/queue/maildrop"
-chmod 1733 "$T/queue/maildrop"
+chmod 0710 "$T/queue"
+chmod 1730 "$T/queue/maildrop"
+if [ "$(id -u)" -eq 0 ]; then chown nobody:mail "$T/queue" "$T/queue/maildrop"; fi
 
 # bad_send - expect an exit code, an error matching a pattern, and an empty maildrop
 bad_send() {
@@ -29,6 +32,10 @@ rq_set message_size_limit 1000
 head -c 5000 /dev/zero | tr '\0' 'x' >"$T/msg"
 bad_send 65 'message_size_limit' "message over message_size_limit" rcpt@example.com
 rq_set message_size_limit 10240000
+printf 'Subject: a\0b\n\nhello\n' >"$T/msg"
+bad_send 65 'NUL byte in the message header' "a NUL byte in the header" rcpt@example.com
+printf 'Subject: a\n b\0c\n\nhello\n' >"$T/msg"
+bad_send 65 'NUL byte in the message header' "a NUL byte in a header's continuation line" rcpt@example.com
 
 echo 'smtp_connect_timeout = soon' >>"$CONF"
 line=$(wc -l <"$CONF")

@@ -168,11 +168,19 @@ CONF
 printf 'Subject: direct\r\nMessage-ID: <dsn4@relayq.test>\r\n\r\nbody\r\n' >"$D/body"
 QID=$("$QSTORE_PUT" "$D/queue" "$D/body" s@example.com e@example.com f@example.com)
 ok $? "a message queued for smtpout alone ($QID)"
+# The daemons refuse to run as root: as root, smtpout runs as nobody
+# (setpriv execs it, so $! is smtpout's pid) and needs the queue and the
+# directory of its maillog.
+AS_DAEMON=()
+if [ "$(id -u)" -eq 0 ]; then
+    chown -R nobody "$D"
+    AS_DAEMON=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+fi
 
 # The fake qmgr sends each job once and notes the result, or null when
 # smtpout dropped the connection instead (then it waits for the reconnect).
 cat >"$D/fakeqmgr.py" <<'PY'
-import json, socket, sys, time
+import json, os, socket, sys, time
 sock_path, qid, port, size, out_path = sys.argv[1:6]
 now = int(time.time() * 1000)
 base = [('id', '1'), ('queue_id', qid), ('relay', '127.0.0.1'), ('port', port),
@@ -207,6 +215,7 @@ def read(sock, buf):
 
 srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 srv.bind(sock_path)
+os.chmod(sock_path, 0o666)  # smtpout may run as nobody
 srv.listen(5)
 srv.settimeout(30)
 while jobs:
@@ -229,7 +238,8 @@ python3 "$D/fakeqmgr.py" "$D/queue/private/qmgr" "$QID" "$SINK_PORT" "$(stat -c 
     "$D/results" 2>"$D/fakeqmgr.err" &
 QMGR_PID=$!
 wait_for 10 test -S "$D/queue/private/qmgr"
-"$top_builddir/smtpout/smtpout" -c "$D/relayq.conf" 2>>"$D/smtpout.err" &
+# rq_setup's copy: the build tree may be one nobody cannot enter.
+"${AS_DAEMON[@]}" "$T/libexec/smtpout" -c "$D/relayq.conf" 2>>"$D/smtpout.err" &
 SMTPOUT_PID=$!
 results_in() { [ "$(cat "$D/results" 2>/dev/null | wc -l)" -ge "$1" ]; }
 wait_for 30 results_in 5

@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 rq_setup
 mkdir -p "$T/queue/maildrop"
-if ! mount -t tmpfs -o size=256k,mode=1733 tmpfs "$T/queue/maildrop" 2>/dev/null; then
+if ! mount -t tmpfs -o size=256k,mode=1730 tmpfs "$T/queue/maildrop" 2>/dev/null; then
     echo "1..0 # SKIP cannot mount a tmpfs here"
     exit 0
 fi

@@ -12,7 +12,7 @@ top_builddir=${top_builddir:-.}
 master_bin=$top_builddir/master/master
 case $master_bin in /*) ;; *) master_bin=$(pwd)/$master_bin ;; esac
 
-echo "1..40"
+echo "1..42"
 
 if [ ! -x "$master_bin" ]; then
     echo "Bail out! $master_bin not built"
@@ -185,6 +185,7 @@ queue_directory = $tmp/q
 daemon_directory = $tmp/libexec
 maillog_file = $tmp/maillog
 mail_owner = nobody
+setgid_group = mail
 myhostname = relayq.test
 relayhost = [127.0.0.1]:1
 smtpout_workers = $1
@@ -291,9 +292,10 @@ check "SIGHUP with smtpout_workers = 1 stops two smtpout" wait_for 10 count_is s
 
 # 25: a bad configuration on reload keeps the old one
 echo "smtpout_workers = lots" >>"$conf"
+bad_line=$(wc -l <"$conf")
 kill -HUP "$master_pid"
 check "a bad configuration on reload is a warning" \
-    wait_for 10 logged "warning: reload: $conf:10: .*smtpout_workers.*keeping the old configuration"
+    wait_for 10 logged "warning: reload: $conf:$bad_line: .*smtpout_workers.*keeping the old configuration"
 
 # 26-28: SIGTERM stops everything
 children=$(awk '$2 == "start" { print $3 }' "$events")
@@ -316,6 +318,15 @@ wait "$fg_pid"
 rc=$?
 fg_pid=
 check "master -f runs in the foreground and exits 0 on SIGTERM (rc=$rc)" [ "$rc" -eq 0 ]
+
+# 30-31: a master whose queue directory is removed under it stops
+"$master_bin" -f -c "$conf" 2>>"$tmp/fg.err" &
+fg_pid=$!
+wait_for 10 logged "relayq/master\[$fg_pid\]: daemon started"
+rm -rf "$tmp/q"
+check "master stops when its queue directory is removed" wait_for 20 all_gone "$fg_pid"
+fg_pid=
+check "... and says why" logged "warning: $tmp/q/pid/master.pid was removed or replaced: the queue directory is gone; stopping"
 
 # 30: a bad value is reported with file and line, before anything starts
 cat >"$tmp/bad.conf" <<EOF

@@ -36,6 +36,18 @@ if [ ! -x "$PICKUP" ] || ! command -v mdb_stat >/dev/null 2>&1; then
 fi
 
 dir=$(mktemp -d /tmp/t_pickup.XXXXXX) || exit 1
+# The daemons refuse to run as root: as root, pickup runs as nobody, from a
+# copy of the binary in the scratch directory (the build tree may be one
+# nobody cannot enter), which nobody owns; what the test writes for it must
+# be readable whatever the caller's umask.
+as_daemon=
+if [ "$(id -u)" -eq 0 ]; then
+    cp "$PICKUP" "$dir/pickup" || exit 1
+    PICKUP=$dir/pickup
+    chown nobody "$dir" || exit 1
+    umask 022
+    as_daemon="setpriv --reuid=nobody --regid=nogroup --clear-groups"
+fi
 pid=
 cleanup() {
     if [ -n "$qmgr_pid" ]; then
@@ -60,11 +72,13 @@ relayhost = [127.0.0.1]:1
 myhostname = test.example
 queue_map_size = $2
 EOF
+    if [ -n "$as_daemon" ]; then chown -R nobody "$1"; fi
 }
 
-# start_pickup QDIR - run pickup in the background
+# start_pickup QDIR - run pickup in the background (as nobody when root;
+# setpriv execs it, so $! is pickup's pid)
 start_pickup() {
-    "$PICKUP" -c "$1.conf" 2>>"$dir/stderr" &
+    $as_daemon "$PICKUP" -c "$1.conf" 2>>"$dir/stderr" &
     pid=$!
 }
 
@@ -135,9 +149,10 @@ done
 qmgr_pid=
 if command -v python3 >/dev/null 2>&1; then
     python3 - "$q/private/qmgr" "$dir/qmgr.got" <<'EOF' &
-import socket, sys
+import os, socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o666)  # pickup may run as nobody
 s.listen(5)
 s.settimeout(20)
 c, _ = s.accept()

@@ -88,6 +88,19 @@ if ! command -v python3 >/dev/null; then
 fi
 
 mkdir -p "$T/queue/private" "$T/maildir-"{a,b,c,d,e,f,h,j}
+# The daemons refuse to run as root: as root, smtpout runs as nobody (AS_DAEMON
+# before the command; setpriv execs it, so $! is smtpout's pid), from a copy of
+# the binary in the scratch directory (the build tree may be one nobody cannot
+# enter). nobody owns the scratch directory (for the maillog) and the queue,
+# and what the test writes for smtpout must be readable whatever the umask.
+AS_DAEMON=()
+if [ "$(id -u)" -eq 0 ]; then
+    cp "$SMTPOUT" "$T/smtpout" || exit 1
+    SMTPOUT=$T/smtpout
+    chown nobody "$T" "$T/queue" "$T/queue/private" || exit 1
+    umask 022
+    AS_DAEMON=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+fi
 CONF=$T/relayq.conf
 MAILLOG=$T/maillog
 cat >"$CONF" <<EOF
@@ -191,6 +204,7 @@ except FileNotFoundError:
     pass
 srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 srv.bind(sock_path)
+os.chmod(sock_path, 0o666)  # smtpout may run as nobody
 srv.listen(5)
 note('listening')
 while True:
@@ -267,6 +281,8 @@ add_job() {
     local port=$1 file=$2 sender=$3
     shift 3
     QID=$("$QSTORE_PUT" "$T/queue" "$file" "$sender" "$@") || return 1
+    # The first message creates the queue's files, as root when the test is.
+    if [ ${#AS_DAEMON[@]} -gt 0 ]; then chown -R nobody "$T/queue" || return 1; fi
     python3 - "$NEXT_ID" "$QID" "$port" "$sender" "$(stat -c %s "$file")" "$@" >>"$JOBS" <<'EOF'
 import json, sys, time
 now = int(time.time() * 1000)
@@ -305,7 +321,7 @@ start_qmgr
 start_sink a --rcpt-reply 'bad@example.com=550 5.1.1 <bad@example.com>: Recipient address rejected'
 PORT_A=$SINK_PORT
 
-"$SMTPOUT" -c "$CONF" ${SMTPOUT_FLAGS:-} 2>>"$T/smtpout.err" &
+"${AS_DAEMON[@]}" "$SMTPOUT" -c "$CONF" ${SMTPOUT_FLAGS:-} 2>>"$T/smtpout.err" &
 SMTPOUT_PID=$!
 PIDS="$PIDS $SMTPOUT_PID"
 check "smtpout announces itself to qmgr" wait_for 10 grep -q "^worker pid=$SMTPOUT_PID" "$EVENTS"
@@ -462,7 +478,7 @@ check "no warnings or panics in the log, besides losing qmgr" \
 
 start_sink e --stall DOT:1
 PORT_E=$SINK_PORT
-"$SMTPOUT" -c "$CONF" ${SMTPOUT_FLAGS:-} 2>>"$T/smtpout.err" &
+"${AS_DAEMON[@]}" "$SMTPOUT" -c "$CONF" ${SMTPOUT_FLAGS:-} 2>>"$T/smtpout.err" &
 SMTPOUT_PID=$!
 PIDS="$PIDS $SMTPOUT_PID"
 check "a second smtpout announces itself" wait_for 10 grep -q "^worker pid=$SMTPOUT_PID" "$EVENTS"
@@ -529,11 +545,13 @@ else
     printf '# relayq test credentials\n[127.0.0.1]:%s alice:secret1\n\n127.0.0.1:%s bob:xoauth2:%s\n' \
         "$PORT_F" "$PORT_H" "$T/token" >"$SASL"
     chmod 600 "$SASL"
+    # smtpout takes a credentials file of root or of the user it runs as, and must read it.
+    if [ ${#AS_DAEMON[@]} -gt 0 ]; then chown nobody "$SASL"; fi
 
     # STARTTLS + AUTH PLAIN once, then several jobs over the one connection.
     tls_conf "smtp_tls_security_level = encrypt" "smtp_sasl_auth_enable = yes" \
         "smtp_sasl_password_maps = texthash:$SASL"
-    "$SMTPOUT" -c "$T/tls.conf" ${SMTPOUT_FLAGS:-} 2>>"$T/smtpout.err" &
+    "${AS_DAEMON[@]}" "$SMTPOUT" -c "$T/tls.conf" ${SMTPOUT_FLAGS:-} 2>>"$T/smtpout.err" &
     SMTPOUT_PID=$!
     PIDS="$PIDS $SMTPOUT_PID"
     RELOADS=0

@@ -1,13 +1,16 @@
 /*
  * unit_maildrop - tests of the maildrop file envelope
  *
- * An envelope encoded by maildrop_encode_envelope parses back; a table of
- * damaged or hostile files is refused with a reason that names the problem.
+ * An envelope encoded by maildrop_encode_envelope parses back, up to
+ * MAILDROP_RCPT_MAX recipients of the longest address; a table of damaged
+ * or hostile files is refused with a reason that names the problem.
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
+#include "addr.h"
 #include "maildrop.h"
 #include "tap.h"
 
@@ -36,6 +39,7 @@ int main(void)
     MAILDROP_ENV env, back;
     VSTR *file = vstr_alloc(256), *why = vstr_alloc(100);
     size_t offset = 0;
+    int ret;
 
     maildrop_env_init(&env);
     env.uid = 1000;
@@ -55,13 +59,42 @@ int main(void)
     maildrop_env_free(&env);
 
     for (size_t i = 0; i < sizeof(bad_files) / sizeof(bad_files[0]); i++) {
-        int ret = maildrop_parse(bad_files[i].file, strlen(bad_files[i].file), &back, &offset, why);
+        ret = maildrop_parse(bad_files[i].file, strlen(bad_files[i].file), &back, &offset, why);
 
         tap_ok(ret < 0 && strstr(vstr_str(why), bad_files[i].reason) != NULL,
                "refused with \"%s\": %s", bad_files[i].reason, vstr_str(why));
         if (ret == 0)
             maildrop_env_free(&back);
     }
+    /* The most recipients, each nearly as long as RFC 5321 allows: over 1 MB of envelope. */
+    maildrop_env_init(&env);
+    for (int i = 0; i < MAILDROP_RCPT_MAX; i++) {
+        char rcpt[ADDR_MAX_PATH + 1], label[56];
+
+        memset(label, 'x', sizeof(label) - 1);
+        label[sizeof(label) - 1] = '\0';
+        snprintf(rcpt, sizeof(rcpt), "r%05d@%s.%s.%s.%s.example.com", i, label, label, label,
+                 label);
+        maildrop_env_add_rcpt(&env, rcpt);
+    }
+    vstr_reset(file);
+    maildrop_encode_envelope(&env, file);
+    vstr_strcat(file, "Subject: many\n\nbody\n");
+    ret = maildrop_parse(vstr_str(file), vstr_len(file), &back, &offset, why);
+    tap_ok(ret == 0 && back.nrcpt == MAILDROP_RCPT_MAX && offset > 1024 * 1024,
+           "%d recipients of %zu octets (%zu bytes of envelope) parse", MAILDROP_RCPT_MAX,
+           strlen(env.rcpts[0]), offset);
+    if (ret == 0)
+        maildrop_env_free(&back);
+    maildrop_env_add_rcpt(&env, "one@too.many");
+    vstr_reset(file);
+    maildrop_encode_envelope(&env, file);
+    vstr_strcat(file, "\nbody\n");
+    tap_ok(maildrop_parse(vstr_str(file), vstr_len(file), &back, &offset, why) < 0 &&
+               strstr(vstr_str(why), "more than 10000 recipients") != NULL,
+           "one more is refused: %s", vstr_str(why));
+    maildrop_env_free(&env);
+
     vstr_free(file);
     vstr_free(why);
     return tap_done();

@@ -14,7 +14,9 @@
  * maildrop_parse()
  *	decode and validate the envelope of a file held in memory: strict
  *	attributes, version, sender and recipients checked as RFC 5321
- *	addresses, at least one and at most MAILDROP_RCPT_MAX recipients.
+ *	addresses, at least one and at most MAILDROP_RCPT_MAX recipients,
+ *	the whole record at most MAILDROP_ENVELOPE_MAX bytes (a file cut
+ *	short inside its envelope has no end of record: "truncated").
  *	Sets *content_offset to the first byte of the message. Returns 0, or
  *	-1 with a reason naming the problem.
  */
@@ -100,16 +102,13 @@ int maildrop_parse(const char *data, size_t len, MAILDROP_ENV *env, size_t *cont
     long long number;
     int ret = -1;
 
-    /* The envelope ends at the first empty line; it is small. */
-    for (size_t i = 0; i + 1 < len && i < 65536 * 16; i++)
-        if (data[i] == '\n' && data[i + 1] == '\n') {
-            end = data + i + 2;
-            break;
-        }
+    /* The envelope ends at the first empty line, within MAILDROP_ENVELOPE_MAX bytes. */
+    end = memmem(data, len < MAILDROP_ENVELOPE_MAX ? len : MAILDROP_ENVELOPE_MAX, "\n\n", 2);
     if (end == NULL) {
         vstr_strcpy(why, "no envelope: not a relayq maildrop file or truncated");
         return -1;
     }
+    end += 2;
     if (ipc_rec_decode(data, (size_t)(end - data) - 1, &rec, why) < 0)
         return -1;
     if (strcmp(ipc_rec_type(rec), "maildrop") != 0) {

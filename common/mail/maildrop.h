@@ -10,6 +10,13 @@
 
 #define MAILDROP_RCPT_MAX 10000 /* recipients in one message */
 
+/*
+ * Bytes of an envelope record: MAILDROP_RCPT_MAX recipients of the longest
+ * address (RFC 5321 path, 256 octets, some of them percent-encoded) with
+ * room to spare for the other attributes.
+ */
+#define MAILDROP_ENVELOPE_MAX (8 * 1024 * 1024)
+
 /* The envelope of a maildrop file. */
 typedef struct MAILDROP_ENV {
     long long uid;    /* the submitting user */

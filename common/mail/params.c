@@ -317,12 +317,15 @@ const CONFIG_PARAM params_table[] = {
     PARAM_STR("queue_directory", "/var/spool/relayq", params_check_abspath),
     PARAM_STR("daemon_directory", DAEMON_DIRECTORY, params_check_abspath),
     PARAM_STR("mail_owner", "relayq", params_check_nonempty),
+    PARAM_STR("setgid_group", "relayqdrop", params_check_nonempty),
+    PARAM_STR("authorized_mailq_users", "anyone", NULL),
     PARAM_STR("myhostname", "", params_check_hostname),
     PARAM_STR("myorigin", "$myhostname", NULL),
     PARAM_STR("relayhost", "", params_check_relay),
     PARAM_STR("smtp_helo_name", "$myhostname", params_check_helo),
     PARAM_INT("smtpout_workers", "4", 1, 256),
     PARAM_INT("default_destination_concurrency_limit", "20", 1, 1000),
+    PARAM_INT("default_destination_recipient_limit", "50", 1, 10000),
     PARAM_STR("destination_rate_limit", "0", params_check_rate), /* msg/s; 0: no limit */
     PARAM_TIME("default_destination_rate_delay", "0s", 0, 3600),
     PARAM_INT("smtp_connection_reuse_count_limit", "1000", 0, 1000000000), /* 0: no limit */
@@ -351,8 +354,10 @@ const CONFIG_PARAM params_table[] = {
     PARAM_TIME("delay_warning_time", "0h", 0, 365 * DAY), /* 0: no delay notices */
     PARAM_SIZE("bounce_size_limit", "50000", 1, 1073741824L),
     PARAM_SIZE("message_size_limit", "10240000", 0, 1073741824L), /* 0: no limit */
+    PARAM_SIZE("header_size_limit", "102400", 1024, 1073741824L),
     PARAM_INT("qmgr_message_active_limit", "20000", 1, 10000000),
     PARAM_SIZE("queue_map_size", "1g", 1048576L, 1099511627776L),
+    PARAM_STR("queue_encryption_key_file", "", NULL), /* "": queue in the clear */
     PARAM_STR("transport_maps", "", NULL),
     PARAM_STR("sender_dependent_relayhost_maps", "", NULL),
     PARAM_STR("destination_policy_maps", "", NULL),

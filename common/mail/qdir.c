@@ -7,9 +7,13 @@
  * qdir_create()
  *	create the queue directory and its subdirectories with their modes
  *	(an existing one is kept; its mode and, when running as root, its
- *	owner are corrected). maildrop/ is mode 1733 so any local user can
- *	drop a file but not list or remove others' files; private/ and db/
- *	are the owner's alone.
+ *	owner are corrected). The tree belongs to mail_owner and, for its
+ *	group, to setgid_group, the group the relayq command is installed
+ *	setgid to: the queue directory and public/ and pid/ are mode 0710,
+ *	so only that group may pass through them to the sockets and the pid
+ *	file; maildrop/ is mode 1730, so the group may drop a file but not
+ *	list or remove others' files; private/, db/ and corrupt/ are the
+ *	owner's alone. Any other user cannot even look inside.
  *
  * Errors are returned with a reason; nothing here exits.
  */
@@ -61,11 +65,11 @@ int qdir_create(const char *queue_directory, uid_t owner, gid_t group, VSTR *why
         const char *name;
         mode_t mode;
     } subdirs[] = {
-        {QDIR_MAILDROP, 01733}, {QDIR_PRIVATE, 0700}, {QDIR_PUBLIC, 0755},
-        {QDIR_PID, 0755},       {QDIR_DB, 0700},      {QDIR_CORRUPT, 0700},
+        {QDIR_MAILDROP, 01730}, {QDIR_PRIVATE, 0700}, {QDIR_PUBLIC, 0710},
+        {QDIR_PID, 0710},       {QDIR_DB, 0700},      {QDIR_CORRUPT, 0700},
     };
 
-    if (qdir_make(queue_directory, 0755, owner, group, why) < 0)
+    if (qdir_make(queue_directory, 0710, owner, group, why) < 0)
         return -1;
     for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
         char *path = qdir_path(queue_directory, subdirs[i].name);

@@ -1,20 +1,28 @@
 /*
  * qstore - the durable mail queue: one LMDB environment
  *
- * This is the only module that calls mdb_*(). The environment holds seven
+ * This is the only module that calls mdb_*(). The environment holds eight
  * named databases (DESIGN.md): messages (queue id -> envelope),
  * recipients (queue id + 32-bit index -> recipient), bodies (queue id +
  * 32-bit chunk number -> content), schedule (64-bit big-endian time +
  * queue id -> nothing, the due-time index), picked (maildrop file name ->
  * queue id), attempts (queue id + 64-bit time in ms + 32-bit recipient
- * index -> one delivery attempt's outcome) and meta (name -> value: the
- * schema version).
+ * index -> one delivery attempt's outcome), aside (queue id -> when and
+ * why a message was set aside) and meta (name -> value: the schema
+ * version).
  *
  * qstore_open(), qstore_close()
  *	open the environment in a directory (created when missing unless
  *	read-only) with MDB_NOTLS, so that one process may use it from any
  *	thread and a reader slot is not tied to a thread. Every process opens
- *	its own environment after exec; it is never inherited.
+ *	its own environment after exec; it is never inherited. When the
+ *	process configuration (var_config) names queue_encryption_key_file,
+ *	the key ring is loaded with it (seal.c): a key file that is refused
+ *	makes the open fail with its "FILE:LINE: reason".
+ * qstore_set_keyring(), qstore_keyring(), qstore_reload_keys()
+ *	replace the key ring (the store owns it; NULL: no encryption), the
+ *	ring in use (pickup opens maildrop files with it), and read
+ *	queue_encryption_key_file again (SIGHUP; on error the old ring stays).
  * qstore_begin(), qstore_commit(), qstore_abort()
  *	transactions. A write transaction carries a sticky error: after the
  *	first failed operation the others do nothing and return the same
@@ -40,10 +48,36 @@
  *	the record that makes pickup idempotent across crashes.
  * qstore_count()
  *	the number of messages and of schedule entries.
+ * qstore_aside_put(), qstore_aside_get(), qstore_aside_scan()
+ *	set a message aside for good (its schedule entry is removed and it
+ *	is never scheduled again; its records stay for the operator, and
+ *	qstore_message_scan() passes it over), ask whether and why a message
+ *	is set aside, and visit every message set aside.
+ * qstore_body_verify(), qstore_seal_ids()
+ *	authenticate a message's whole content without keeping it (qmgr,
+ *	before it hands the message out), and the key ids of its envelope and
+ *	content (0: clear), for `relayq show`.
  *
  * Records are versioned binary: a version byte, then fixed-width
  * big-endian integers and length-prefixed strings. A record that does not
  * decode is reported as QSTORE_ERROR with a reason naming the queue id.
+ *
+ * Sealing: with a key ring, the values of messages, recipients, bodies
+ * and attempts are sealed (seal_record(): XChaCha20-Poly1305 under the
+ * ring's current key) with the database name and the record's key as
+ * associated data, so a record moved to another message, index or
+ * database fails. Body chunks carry one more byte at the end of their
+ * sealed content, 1 on the last chunk, so a body cut short fails too.
+ * schedule, picked, meta and aside stay clear: they hold no mail content.
+ * A message is sealed or clear as a whole, decided by its envelope when it
+ * is stored: a message queued before encryption was turned on keeps being
+ * written in the clear until it leaves, so turning encryption on needs no
+ * migration, and a clear record of a sealed message is refused. A record
+ * that fails authentication is QSTORE_TAMPERED ("QID: queue record in DB
+ * fails authentication"), never its bytes; a record sealed under a key id
+ * the ring does not hold is QSTORE_ERROR, after the key file is read again
+ * if it changed since it was loaded (a new key another process already
+ * uses). Neither is sticky: the transaction goes on.
  */
 #include "config.h"
 
@@ -51,19 +85,27 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pwd.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 #include <sodium.h>
 
+#include "fault.h"
+#include "iostuff.h"
 #include "msg.h"
 #include "mymalloc.h"
+#include "params.h"
 #include "qstore.h"
+#include "seal.h"
 
 #define QSTORE_SCHEMA "1"
 #define QSTORE_CHUNK 65536
 #define QSTORE_REC_VERSION 1
+#define QSTORE_MAX_DBS 16   /* named databases: room for more than the eight of today */
+#define QSTORE_LAST_CHUNK 1 /* the byte after a sealed body chunk: the body ends here */
 
 struct QSTORE {
     MDB_env *env;
@@ -73,15 +115,24 @@ struct QSTORE {
     MDB_dbi schedule;
     MDB_dbi picked;
     MDB_dbi attempts;
+    MDB_dbi aside;
     MDB_dbi meta;
+    int has_aside; /* a queue made before the aside database, opened read-only, has none */
     int readonly;
+    SEAL_RING *ring; /* NULL: records are written in the clear */
 };
 
 struct QSTORE_TXN {
     QSTORE *store;
     MDB_txn *txn;
-    int error;    /* sticky: the first failure */
-    VSTR *reason; /* why it failed */
+    int error;                  /* sticky: the first failure */
+    VSTR *reason;               /* why it failed, or why the last read was refused */
+    VSTR *ad;                   /* associated data of the record being sealed or opened */
+    VSTR *clear;                /* the content of the last record opened */
+    VSTR *sealed;               /* the last record sealed */
+    VSTR *seal_why;             /* why the last record did not open */
+    char mode_qid[QID_LEN + 1]; /* the message whose envelope mode is known */
+    int mode;                   /* its envelope: 1 sealed, 0 clear, -1 absent */
 };
 
 /* qstore_fail - record the first failure of a transaction */
@@ -108,7 +159,7 @@ static int qstore_open_dbs(QSTORE *store, VSTR *why)
         {"messages", &store->messages}, {"recipients", &store->recipients},
         {"bodies", &store->bodies},     {"schedule", &store->schedule},
         {"picked", &store->picked},     {"attempts", &store->attempts},
-        {"meta", &store->meta},
+        {"meta", &store->meta},         {"aside", &store->aside},
     };
 
     if ((rc = mdb_txn_begin(store->env, NULL, store->readonly ? MDB_RDONLY : 0, &txn)) != 0) {
@@ -116,7 +167,12 @@ static int qstore_open_dbs(QSTORE *store, VSTR *why)
         return -1;
     }
     for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
-        if ((rc = mdb_dbi_open(txn, dbs[i].name, flags, dbs[i].dbi)) != 0) {
+        rc = mdb_dbi_open(txn, dbs[i].name, flags, dbs[i].dbi);
+        if (rc == MDB_NOTFOUND && dbs[i].dbi == &store->aside)
+            continue; /* read-only, and no message was ever set aside */
+        if (dbs[i].dbi == &store->aside)
+            store->has_aside = rc == 0;
+        if (rc != 0) {
             vstr_sprintf(why, "open database %s: %s%s", dbs[i].name, mdb_strerror(rc),
                          rc == MDB_NOTFOUND ? " (queue not created yet: start relayq first)" : "");
             mdb_txn_abort(txn);
@@ -171,7 +227,8 @@ QSTORE *qstore_open(const char *dir, size_t map_size, int flags, VSTR *why)
         myfree(store);
         return NULL;
     }
-    if ((rc = mdb_env_create(&store->env)) != 0 || (rc = mdb_env_set_maxdbs(store->env, 8)) != 0 ||
+    if ((rc = mdb_env_create(&store->env)) != 0 ||
+        (rc = mdb_env_set_maxdbs(store->env, QSTORE_MAX_DBS)) != 0 ||
         (rc = mdb_env_set_maxreaders(store->env, 256)) != 0 ||
         (!store->readonly && (rc = mdb_env_set_mapsize(store->env, map_size)) != 0) ||
         (rc = mdb_env_open(store->env, dir, env_flags, 0600)) != 0) {
@@ -181,7 +238,7 @@ QSTORE *qstore_open(const char *dir, size_t map_size, int flags, VSTR *why)
         myfree(store);
         return NULL;
     }
-    if (qstore_open_dbs(store, why) < 0) {
+    if (qstore_open_dbs(store, why) < 0 || qstore_reload_keys(store, why) < 0) {
         mdb_env_close(store->env);
         myfree(store);
         return NULL;
@@ -195,7 +252,45 @@ void qstore_close(QSTORE *store)
     if (store == NULL)
         return;
     mdb_env_close(store->env);
+    seal_ring_free(store->ring);
     myfree(store);
+}
+
+/* qstore_key_owner - who besides root may own the key file: the user the daemons run as */
+static uid_t qstore_key_owner(void)
+{
+    uid_t owner = geteuid();
+    struct passwd *pw;
+
+    if (owner == 0 && var_config != NULL && (pw = getpwnam(var_str("mail_owner"))) != NULL)
+        owner = pw->pw_uid;
+    return owner;
+}
+
+/* qstore_set_keyring - use another key ring (the store owns it) */
+void qstore_set_keyring(QSTORE *store, SEAL_RING *ring)
+{
+    if (ring != store->ring)
+        seal_ring_free(store->ring);
+    store->ring = ring;
+}
+
+/* qstore_keyring - the key ring in use, NULL when the queue is written in the clear */
+const SEAL_RING *qstore_keyring(const QSTORE *store)
+{
+    return store->ring;
+}
+
+/* qstore_reload_keys - read queue_encryption_key_file of the configuration again */
+int qstore_reload_keys(QSTORE *store, VSTR *why)
+{
+    const char *path = var_config != NULL ? var_str("queue_encryption_key_file") : "";
+    SEAL_RING *ring = NULL;
+
+    if (*path != '\0' && (ring = seal_ring_load(path, qstore_key_owner(), why)) == NULL)
+        return -1;
+    qstore_set_keyring(store, ring);
+    return 0;
 }
 
 /* qstore_begin - start a transaction, absorbing resize and stale readers */
@@ -227,6 +322,10 @@ QSTORE_TXN *qstore_begin(QSTORE *store, int write, VSTR *why)
     txn->store = store;
     txn->txn = mtxn;
     txn->reason = vstr_alloc(100);
+    txn->ad = vstr_alloc(64);
+    txn->clear = vstr_alloc(256);
+    txn->sealed = vstr_alloc(256);
+    txn->seal_why = vstr_alloc(100);
     return txn;
 }
 
@@ -234,6 +333,10 @@ QSTORE_TXN *qstore_begin(QSTORE *store, int write, VSTR *why)
 static void qstore_txn_free(QSTORE_TXN *txn)
 {
     vstr_free(txn->reason);
+    vstr_free(txn->ad);
+    vstr_free(txn->clear);
+    vstr_free(txn->sealed);
+    vstr_free(txn->seal_why);
     myfree(txn);
 }
 
@@ -243,6 +346,7 @@ int qstore_commit(QSTORE_TXN *txn, VSTR *why)
     int ret = txn->error;
     int rc;
 
+    FAULT_POINT("qstore-before-commit");
     if (ret != QSTORE_OK) {
         vstr_strcpy(why, vstr_str(txn->reason));
         mdb_txn_abort(txn->txn);
@@ -400,12 +504,116 @@ static MDB_val qmsg_key(const char *qid)
     return key;
 }
 
+/*
+ * Sealing.
+ */
+
+/* qstore_envelope_mode - is a message's stored envelope sealed (1), clear (0) or absent (-1) */
+static int qstore_envelope_mode(QSTORE_TXN *txn, const char *qid)
+{
+    MDB_val key = qmsg_key(qid), val;
+
+    if (strcmp(txn->mode_qid, qid) == 0)
+        return txn->mode;
+    if (mdb_get(txn->txn, txn->store->messages, &key, &val) != 0)
+        txn->mode = -1;
+    else
+        txn->mode = seal_is_sealed(val.mv_data, val.mv_size);
+    snprintf(txn->mode_qid, sizeof(txn->mode_qid), "%s", qid);
+    return txn->mode;
+}
+
+/* qstore_seals - are new records of this message to be sealed */
+static int qstore_seals(QSTORE_TXN *txn, const char *qid)
+{
+    /* A message queued in the clear stays clear until it leaves. */
+    return txn->store->ring != NULL && qstore_envelope_mode(txn, qid) != 0;
+}
+
+/* qstore_ad - the associated data of a record: its database's name, a NUL, its key */
+static void qstore_ad(QSTORE_TXN *txn, const char *db, const MDB_val *key)
+{
+    vstr_strcpy(txn->ad, db);
+    vstr_addch(txn->ad, '\0');
+    vstr_append(txn->ad, key->mv_data, key->mv_size);
+}
+
+/* qstore_put - store a record, sealed when its message is; an mdb_put() result */
+static int qstore_put(QSTORE_TXN *txn, MDB_dbi dbi, const char *db, const char *qid, MDB_val *key,
+                      const void *data, size_t len, unsigned flags)
+{
+    MDB_val val = {.mv_size = len, .mv_data = (void *)data};
+
+    if (qstore_seals(txn, qid)) {
+        qstore_ad(txn, db, key);
+        seal_record(txn->store->ring, vstr_str(txn->ad), vstr_len(txn->ad), data, len, txn->sealed);
+        val.mv_size = vstr_len(txn->sealed);
+        val.mv_data = vstr_str(txn->sealed);
+    }
+    return mdb_put(txn->txn, dbi, key, &val, flags);
+}
+
+/* qstore_tampered - refuse a record that fails authentication */
+static int qstore_tampered(QSTORE_TXN *txn, const char *qid, const char *db)
+{
+    vstr_sprintf(txn->reason, "%s: queue record in %s fails authentication", qid, db);
+    return QSTORE_TAMPERED;
+}
+
+/* qstore_clear_allowed - may a message have a clear record: only when its envelope is clear */
+static int qstore_clear_allowed(QSTORE_TXN *txn, const char *qid, const char *db)
+{
+    if (txn->store->ring != NULL && strcmp(db, "messages") != 0 &&
+        qstore_envelope_mode(txn, qid) == 1)
+        return qstore_tampered(txn, qid, db);
+    return QSTORE_OK;
+}
+
+/* qstore_unseal - point val at a stored record's content; OK, TAMPERED or ERROR */
+static int qstore_unseal(QSTORE_TXN *txn, const char *db, const char *qid, const MDB_val *key,
+                         MDB_val *val)
+{
+    SEAL_RING *ring = txn->store->ring;
+    VSTR *why = txn->seal_why;
+    int rc;
+
+    if (!seal_is_sealed(val->mv_data, val->mv_size))
+        return qstore_clear_allowed(txn, qid, db);
+    qstore_ad(txn, db, key);
+    vstr_reset(txn->clear);
+    rc = seal_open(ring, vstr_str(txn->ad), vstr_len(txn->ad), val->mv_data, val->mv_size,
+                   txn->clear, why);
+    if (rc == SEAL_UNKNOWN_KEY && ring != NULL && seal_ring_changed(ring)) {
+        /* Another process may already seal with a key added since we read the file. */
+        VSTR *load_why = vstr_alloc(100);
+        SEAL_RING *fresh = seal_ring_load(seal_ring_path(ring), qstore_key_owner(), load_why);
+
+        if (fresh != NULL) {
+            qstore_set_keyring(txn->store, fresh);
+            rc = seal_open(fresh, vstr_str(txn->ad), vstr_len(txn->ad), val->mv_data, val->mv_size,
+                           txn->clear, why);
+        } else {
+            msg_warn("cannot read the key file again: %s", vstr_str(load_why));
+        }
+        vstr_free(load_why);
+    }
+    if (rc == SEAL_BAD)
+        return qstore_tampered(txn, qid, db);
+    if (rc != SEAL_OK) {
+        vstr_sprintf(txn->reason, "%s: queue record in %s is %s", qid, db, vstr_str(why));
+        return QSTORE_ERROR;
+    }
+    val->mv_size = vstr_len(txn->clear);
+    val->mv_data = vstr_str(txn->clear);
+    return QSTORE_OK;
+}
+
 /* qstore_message_put - store an envelope */
 int qstore_message_put(QSTORE_TXN *txn, const QMSG *msg, int create)
 {
     VSTR *buf;
-    MDB_val key = qmsg_key(msg->qid), val;
-    int rc;
+    MDB_val key = qmsg_key(msg->qid);
+    int rc, sealed;
 
     if (txn->error)
         return txn->error;
@@ -420,14 +628,16 @@ int qstore_message_put(QSTORE_TXN *txn, const QMSG *msg, int create)
     pack_str(buf, msg->sender);
     pack_str(buf, msg->envid);
     pack_str(buf, msg->ret);
-    val.mv_size = vstr_len(buf);
-    val.mv_data = vstr_str(buf);
-    rc = mdb_put(txn->txn, txn->store->messages, &key, &val, create ? MDB_NOOVERWRITE : 0);
+    sealed = qstore_seals(txn, msg->qid);
+    rc = qstore_put(txn, txn->store->messages, "messages", msg->qid, &key, vstr_str(buf),
+                    vstr_len(buf), create ? MDB_NOOVERWRITE : 0);
     vstr_free(buf);
     if (rc == MDB_KEYEXIST)
         return QSTORE_EXISTS;
     if (rc != 0)
         return qstore_fail(txn, rc, "store envelope");
+    snprintf(txn->mode_qid, sizeof(txn->mode_qid), "%s", msg->qid);
+    txn->mode = sealed;
     return QSTORE_OK;
 }
 
@@ -439,11 +649,14 @@ int qstore_message_get(QSTORE_TXN *txn, const char *qid, QMSG *msg)
 
     if (txn->error)
         return txn->error;
+    qmsg_init(msg);
     rc = mdb_get(txn->txn, txn->store->messages, &key, &val);
     if (rc == MDB_NOTFOUND)
         return QSTORE_NOTFOUND;
     if (rc != 0)
         return qstore_fail(txn, rc, "read envelope");
+    if ((rc = qstore_unseal(txn, "messages", qid, &key, &val)) != QSTORE_OK)
+        return rc;
     if (qmsg_decode(qid, &val, msg) < 0) {
         qmsg_free(msg);
         vstr_sprintf(txn->reason, "%s: malformed envelope record", qid);
@@ -492,6 +705,9 @@ int qstore_message_reschedule(QSTORE_TXN *txn, QMSG *msg, long long next_attempt
         return txn->error;
     if (msg->next_attempt > 0 && schedule_del(txn, msg->next_attempt, msg->qid) != QSTORE_OK)
         return txn->error;
+    /* Set aside is for good: whoever asks (flush, release, requeue, a retry). */
+    if (next_attempt > 0 && qstore_aside_get(txn, msg->qid, NULL) == QSTORE_OK)
+        next_attempt = 0;
     msg->next_attempt = next_attempt;
     if (next_attempt > 0 && schedule_put(txn, next_attempt, msg->qid) != QSTORE_OK)
         return txn->error;
@@ -522,6 +738,28 @@ static int prefix_delete(QSTORE_TXN *txn, MDB_dbi dbi, const char *qid, const ch
     return QSTORE_OK;
 }
 
+/* schedule_del_qid - remove every schedule entry of a message whose envelope is unreadable */
+static int schedule_del_qid(QSTORE_TXN *txn, const char *qid)
+{
+    size_t len = strlen(qid);
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc;
+
+    if ((rc = mdb_cursor_open(txn->txn, txn->store->schedule, &cur)) != 0)
+        return qstore_fail(txn, rc, "delete schedule entry");
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size == 8 + len && memcmp((char *)key.mv_data + 8, qid, len) == 0 &&
+            (rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return qstore_fail(txn, rc, "delete schedule entry");
+    return QSTORE_OK;
+}
+
 /* qstore_message_delete - remove a message and everything of it */
 int qstore_message_delete(QSTORE_TXN *txn, const char *qid)
 {
@@ -531,18 +769,26 @@ int qstore_message_delete(QSTORE_TXN *txn, const char *qid)
 
     if (txn->error)
         return txn->error;
-    if ((rc = qstore_message_get(txn, qid, &msg)) != QSTORE_OK)
-        return rc;
-    if (msg.next_attempt > 0)
+    rc = qstore_message_get(txn, qid, &msg);
+    if (rc == QSTORE_OK && msg.next_attempt > 0)
         schedule_del(txn, msg.next_attempt, qid);
+    else if (rc == QSTORE_TAMPERED || (rc == QSTORE_ERROR && txn->error == QSTORE_OK))
+        /* An envelope that does not open still goes: the operator asked. */
+        schedule_del_qid(txn, qid);
+    else if (rc != QSTORE_OK)
+        return rc;
     qmsg_free(&msg);
     prefix_delete(txn, txn->store->recipients, qid, "delete recipients");
     prefix_delete(txn, txn->store->bodies, qid, "delete body");
     prefix_delete(txn, txn->store->attempts, qid, "delete attempts");
     if (txn->error)
         return txn->error;
+    if (txn->store->has_aside && (rc = mdb_del(txn->txn, txn->store->aside, &key, NULL)) != 0 &&
+        rc != MDB_NOTFOUND)
+        return qstore_fail(txn, rc, "delete aside entry");
     if ((rc = mdb_del(txn->txn, txn->store->messages, &key, NULL)) != 0)
         return qstore_fail(txn, rc, "delete envelope");
+    txn->mode_qid[0] = '\0';
     return QSTORE_OK;
 }
 
@@ -551,8 +797,12 @@ int qstore_message_scan(QSTORE_TXN *txn, int (*fn)(const QMSG *msg, void *ctx), 
 {
     MDB_cursor *cur;
     MDB_val key, val;
-    int rc;
+    MDB_stat st;
+    int rc, any_aside;
 
+    /* Most queues never set a message aside: no lookup per message then. */
+    any_aside = txn->store->has_aside && mdb_stat(txn->txn, txn->store->aside, &st) == 0 &&
+                st.ms_entries > 0;
     if ((rc = mdb_cursor_open(txn->txn, txn->store->messages, &cur)) != 0)
         return qstore_fail(txn, rc, "scan envelopes");
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
@@ -565,6 +815,12 @@ int qstore_message_scan(QSTORE_TXN *txn, int (*fn)(const QMSG *msg, void *ctx), 
             continue;
         memcpy(qid, key.mv_data, key.mv_size);
         qid[key.mv_size] = '\0';
+        if (any_aside && qstore_aside_get(txn, qid, NULL) == QSTORE_OK)
+            continue;
+        if (qstore_unseal(txn, "messages", qid, &key, &val) != QSTORE_OK) {
+            msg_warn("%s; skipped", vstr_str(txn->reason));
+            continue;
+        }
         if (qmsg_decode(qid, &val, &msg) < 0) {
             msg_warn("%s: malformed envelope record, skipped", qid);
             qmsg_free(&msg);
@@ -601,7 +857,7 @@ static MDB_val qid_index_key(unsigned char *buf, const char *qid, unsigned index
 int qstore_rcpt_put(QSTORE_TXN *txn, const char *qid, const QRCPT *rcpt)
 {
     unsigned char kbuf[QID_LEN + 4];
-    MDB_val key = qid_index_key(kbuf, qid, rcpt->index), val;
+    MDB_val key = qid_index_key(kbuf, qid, rcpt->index);
     VSTR *buf;
     int rc;
 
@@ -616,9 +872,8 @@ int qstore_rcpt_put(QSTORE_TXN *txn, const char *qid, const QRCPT *rcpt)
     pack_str(buf, rcpt->orcpt);
     pack_str(buf, rcpt->notify);
     pack_str(buf, rcpt->reply);
-    val.mv_size = vstr_len(buf);
-    val.mv_data = vstr_str(buf);
-    rc = mdb_put(txn->txn, txn->store->recipients, &key, &val, 0);
+    rc = qstore_put(txn, txn->store->recipients, "recipients", qid, &key, vstr_str(buf),
+                    vstr_len(buf), 0);
     vstr_free(buf);
     return rc ? qstore_fail(txn, rc, "store recipient") : QSTORE_OK;
 }
@@ -654,7 +909,7 @@ int qstore_rcpts_get(QSTORE_TXN *txn, const char *qid, QRCPT **list, size_t *cou
     QRCPT *rcpts;
     MDB_cursor *cur;
     MDB_val key = {.mv_size = len, .mv_data = (void *)qid}, val;
-    int rc;
+    int rc, ret;
 
     if (txn->error)
         return txn->error;
@@ -666,6 +921,11 @@ int qstore_rcpts_get(QSTORE_TXN *txn, const char *qid, QRCPT **list, size_t *cou
          rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
         if (n == cap)
             rcpts = myrealloc(rcpts, sizeof(*rcpts) * (cap *= 2));
+        if ((ret = qstore_unseal(txn, "recipients", qid, &key, &val)) != QSTORE_OK) {
+            qstore_rcpts_free(rcpts, n);
+            mdb_cursor_close(cur);
+            return ret;
+        }
         if (qrcpt_decode(&key, &val, rcpts + n) < 0) {
             qstore_rcpts_free(rcpts, n + 1);
             mdb_cursor_close(cur);
@@ -701,7 +961,7 @@ int qstore_attempt_put(QSTORE_TXN *txn, const char *qid, const QATTEMPT *attempt
 {
     unsigned char kbuf[QID_LEN + 12];
     size_t len = strlen(qid);
-    MDB_val key, val;
+    MDB_val key;
     VSTR *buf;
     int rc;
 
@@ -721,9 +981,8 @@ int qstore_attempt_put(QSTORE_TXN *txn, const char *qid, const QATTEMPT *attempt
     pack_str(buf, attempt->dsn);
     pack_str(buf, attempt->relay);
     pack_str(buf, attempt->reply);
-    val.mv_size = vstr_len(buf);
-    val.mv_data = vstr_str(buf);
-    rc = mdb_put(txn->txn, txn->store->attempts, &key, &val, 0);
+    rc = qstore_put(txn, txn->store->attempts, "attempts", qid, &key, vstr_str(buf), vstr_len(buf),
+                    0);
     vstr_free(buf);
     return rc ? qstore_fail(txn, rc, "store attempt") : QSTORE_OK;
 }
@@ -735,7 +994,7 @@ int qstore_attempts_get(QSTORE_TXN *txn, const char *qid, QATTEMPT **list, size_
     QATTEMPT *attempts;
     MDB_cursor *cur;
     MDB_val key = {.mv_size = len, .mv_data = (void *)qid}, val;
-    int rc;
+    int rc, ret;
 
     if (txn->error)
         return txn->error;
@@ -746,10 +1005,18 @@ int qstore_attempts_get(QSTORE_TXN *txn, const char *qid, QATTEMPT **list, size_
          rc == 0 && key.mv_size == len + 12 && memcmp(key.mv_data, qid, len) == 0;
          rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
         const unsigned char *kp = (const unsigned char *)key.mv_data + len;
-        UNPACK up = {val.mv_data, (const unsigned char *)val.mv_data + val.mv_size, 0};
+        UNPACK up;
         QATTEMPT *at;
         char *dsn;
 
+        if ((ret = qstore_unseal(txn, "attempts", qid, &key, &val)) != QSTORE_OK) {
+            qstore_attempts_free(attempts, n);
+            mdb_cursor_close(cur);
+            return ret;
+        }
+        up.cp = val.mv_data;
+        up.end = (const unsigned char *)val.mv_data + val.mv_size;
+        up.bad = 0;
         if (n == cap)
             attempts = myrealloc(attempts, sizeof(*attempts) * (cap *= 2));
         at = attempts + n++;
@@ -797,29 +1064,41 @@ int qstore_body_put(QSTORE_TXN *txn, const char *qid, const char *data, size_t l
     unsigned char kbuf[QID_LEN + 4];
     unsigned chunk = 0;
     size_t off = 0;
+    int sealed;
 
     if (txn->error)
         return txn->error;
+    sealed = qstore_seals(txn, qid);
     do {
         size_t n = len - off > QSTORE_CHUNK ? QSTORE_CHUNK : len - off;
         MDB_val key = qid_index_key(kbuf, qid, chunk++);
-        MDB_val val = {.mv_size = n, .mv_data = (void *)(data + off)};
-        int rc = mdb_put(txn->txn, txn->store->bodies, &key, &val, 0);
+        const char *piece = data + off;
+        int rc;
 
+        off += n;
+        if (sealed) {
+            /* The last chunk says so: a body cut short fails to open. */
+            vstr_reset(txn->clear);
+            vstr_append(txn->clear, piece, n);
+            vstr_addch(txn->clear, off == len ? QSTORE_LAST_CHUNK : 0);
+            piece = vstr_str(txn->clear);
+            n = vstr_len(txn->clear);
+        }
+        rc = qstore_put(txn, txn->store->bodies, "bodies", qid, &key, piece, n, 0);
         if (rc != 0)
             return qstore_fail(txn, rc, "store body");
-        off += n;
     } while (off < len);
     return QSTORE_OK;
 }
 
-/* qstore_body_get - read the whole content */
-int qstore_body_get(QSTORE_TXN *txn, const char *qid, VSTR *out)
+/* qstore_body_read - the whole content onto out (NULL: only authenticate it) */
+static int qstore_body_read(QSTORE_TXN *txn, const char *qid, VSTR *out)
 {
-    size_t len = strlen(qid);
+    size_t len = strlen(qid), start = out ? vstr_len(out) : 0;
     MDB_cursor *cur;
     MDB_val key = {.mv_size = len, .mv_data = (void *)qid}, val;
-    int rc, found = 0;
+    unsigned expect = 0;
+    int rc, ret = QSTORE_OK, sealed = -1, last = 0;
 
     if (txn->error)
         return txn->error;
@@ -828,13 +1107,180 @@ int qstore_body_get(QSTORE_TXN *txn, const char *qid, VSTR *out)
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
          rc == 0 && key.mv_size == len + 4 && memcmp(key.mv_data, qid, len) == 0;
          rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        vstr_append(out, val.mv_data, val.mv_size);
-        found = 1;
+        const unsigned char *kp = (const unsigned char *)key.mv_data + len;
+        unsigned index =
+            ((unsigned)kp[0] << 24) | ((unsigned)kp[1] << 16) | ((unsigned)kp[2] << 8) | kp[3];
+
+        /* The first chunk decides: a clear body's later chunks are raw bytes. */
+        if (sealed < 0) {
+            sealed = seal_is_sealed(val.mv_data, val.mv_size);
+            if (!sealed && (ret = qstore_clear_allowed(txn, qid, "bodies")) != QSTORE_OK)
+                break;
+            if (!sealed && out == NULL)
+                break; /* a clear body has nothing to authenticate */
+        }
+        if (sealed) {
+            if (last || index != expect++) {
+                ret = qstore_tampered(txn, qid, "bodies");
+                break;
+            }
+            if ((ret = qstore_unseal(txn, "bodies", qid, &key, &val)) != QSTORE_OK)
+                break;
+            if (val.mv_size == 0) {
+                ret = qstore_tampered(txn, qid, "bodies");
+                break;
+            }
+            last = ((const unsigned char *)val.mv_data)[--val.mv_size] == QSTORE_LAST_CHUNK;
+        }
+        if (out != NULL)
+            vstr_append(out, val.mv_data, val.mv_size);
+    }
+    mdb_cursor_close(cur);
+    if (ret == QSTORE_OK && rc != 0 && rc != MDB_NOTFOUND)
+        ret = qstore_fail(txn, rc, "read body");
+    else if (ret == QSTORE_OK && sealed == 1 && !last)
+        ret = qstore_tampered(txn, qid, "bodies");
+    if (ret != QSTORE_OK && out != NULL)
+        vstr_truncate(out, start); /* nothing of a body that does not open */
+    if (ret == QSTORE_OK && sealed < 0)
+        ret = QSTORE_NOTFOUND;
+    return ret;
+}
+
+/* qstore_body_get - read the whole content */
+int qstore_body_get(QSTORE_TXN *txn, const char *qid, VSTR *out)
+{
+    return qstore_body_read(txn, qid, out);
+}
+
+/* qstore_body_verify - authenticate the whole content without keeping it */
+int qstore_body_verify(QSTORE_TXN *txn, const char *qid)
+{
+    return qstore_body_read(txn, qid, NULL);
+}
+
+/* qstore_seal_ids - key ids of a message's envelope and content; 0 for clear */
+int qstore_seal_ids(QSTORE_TXN *txn, const char *qid, unsigned *envelope, unsigned *body)
+{
+    unsigned char kbuf[QID_LEN + 4];
+    MDB_val key = qmsg_key(qid), val;
+    int rc;
+
+    if (txn->error)
+        return txn->error;
+    if ((rc = mdb_get(txn->txn, txn->store->messages, &key, &val)) == MDB_NOTFOUND)
+        return QSTORE_NOTFOUND;
+    if (rc != 0)
+        return qstore_fail(txn, rc, "read envelope");
+    *envelope = seal_key_id(val.mv_data, val.mv_size);
+    key = qid_index_key(kbuf, qid, 0);
+    if ((rc = mdb_get(txn->txn, txn->store->bodies, &key, &val)) != 0 && rc != MDB_NOTFOUND)
+        return qstore_fail(txn, rc, "read body");
+    *body = rc == 0 ? seal_key_id(val.mv_data, val.mv_size) : 0;
+    return QSTORE_OK;
+}
+
+/* qstore_aside_put - set a message aside for good; when: its schedule entry, -1 to search */
+int qstore_aside_put(QSTORE_TXN *txn, const char *qid, long long when, const char *reason)
+{
+    MDB_val key = qmsg_key(qid), val;
+    VSTR *buf;
+    int rc;
+
+    if (txn->error)
+        return txn->error;
+    if (txn->store->readonly)
+        msg_panic("qstore_aside_put: read-only queue");
+    if (when > 0)
+        schedule_del(txn, when, qid);
+    else if (when < 0)
+        schedule_del_qid(txn, qid);
+    buf = vstr_alloc(128);
+    vstr_addch(buf, QSTORE_REC_VERSION);
+    pack_u64(buf, (uint64_t)wall_ms());
+    pack_str(buf, reason);
+    val.mv_size = vstr_len(buf);
+    val.mv_data = vstr_str(buf);
+    rc = mdb_put(txn->txn, txn->store->aside, &key, &val, 0);
+    vstr_free(buf);
+    return rc ? qstore_fail(txn, rc, "store aside entry") : txn->error;
+}
+
+/* qstore_aside_decode - when and why, from an aside entry */
+static int qstore_aside_decode(const MDB_val *val, long long *when_ms, char **reason)
+{
+    UNPACK up = {val->mv_data, (const unsigned char *)val->mv_data + val->mv_size, 0};
+
+    if (up.cp == up.end || *up.cp++ != QSTORE_REC_VERSION)
+        up.bad = 1;
+    *when_ms = (long long)unpack_u64(&up);
+    *reason = unpack_str(&up);
+    return up.bad ? -1 : 0;
+}
+
+/* qstore_aside_get - whether (and why) a message is set aside; reason may be NULL */
+int qstore_aside_get(QSTORE_TXN *txn, const char *qid, VSTR *reason)
+{
+    MDB_val key = qmsg_key(qid), val;
+    long long when_ms;
+    char *text;
+    int rc;
+
+    if (txn->error)
+        return txn->error;
+    if (!txn->store->has_aside)
+        return QSTORE_NOTFOUND;
+    if ((rc = mdb_get(txn->txn, txn->store->aside, &key, &val)) == MDB_NOTFOUND)
+        return QSTORE_NOTFOUND;
+    if (rc != 0)
+        return qstore_fail(txn, rc, "read aside entry");
+    if (reason != NULL) {
+        if (qstore_aside_decode(&val, &when_ms, &text) < 0)
+            vstr_strcpy(reason, "(malformed aside entry)");
+        else
+            vstr_strcpy(reason, text);
+        myfree(text);
+    }
+    return QSTORE_OK;
+}
+
+/* qstore_aside_scan - visit every message set aside, in queue id order */
+int qstore_aside_scan(QSTORE_TXN *txn,
+                      int (*fn)(const char *qid, long long when_ms, const char *reason, void *ctx),
+                      void *ctx)
+{
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc;
+
+    if (!txn->store->has_aside)
+        return QSTORE_OK;
+    if ((rc = mdb_cursor_open(txn->txn, txn->store->aside, &cur)) != 0)
+        return qstore_fail(txn, rc, "scan aside entries");
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        char qid[QID_LEN + 1];
+        long long when_ms;
+        char *reason;
+        int stop;
+
+        if (key.mv_size > QID_LEN)
+            continue;
+        memcpy(qid, key.mv_data, key.mv_size);
+        qid[key.mv_size] = '\0';
+        if (qstore_aside_decode(&val, &when_ms, &reason) < 0) {
+            myfree(reason);
+            reason = mystrdup("(malformed aside entry)");
+        }
+        stop = fn(qid, when_ms, reason, ctx);
+        myfree(reason);
+        if (stop)
+            break;
     }
     mdb_cursor_close(cur);
     if (rc != 0 && rc != MDB_NOTFOUND)
-        return qstore_fail(txn, rc, "read body");
-    return found ? QSTORE_OK : QSTORE_NOTFOUND;
+        return qstore_fail(txn, rc, "scan aside entries");
+    return QSTORE_OK;
 }
 
 /* qstore_schedule_scan - visit due schedule entries, earliest first */

@@ -7,14 +7,16 @@
 #include <stddef.h>
 
 #include "qid.h"
+#include "seal.h"
 #include "vstr.h"
 
 /* Results; negative ones are errors with a reason. */
 #define QSTORE_OK 0
-#define QSTORE_NOTFOUND 1 /* no such record */
-#define QSTORE_EXISTS 2   /* a record to create is there already */
-#define QSTORE_ERROR (-1) /* an error of the environment (I/O, corruption) */
-#define QSTORE_FULL (-2)  /* the map is full: retry after deliveries free room */
+#define QSTORE_NOTFOUND 1    /* no such record */
+#define QSTORE_EXISTS 2      /* a record to create is there already */
+#define QSTORE_ERROR (-1)    /* an error of the environment (I/O, corruption) */
+#define QSTORE_FULL (-2)     /* the map is full: retry after deliveries free room */
+#define QSTORE_TAMPERED (-3) /* a sealed record fails authentication: set the message aside */
 
 #define QSTORE_READONLY 1 /* qstore_open: commands that only look */
 
@@ -69,6 +71,9 @@ typedef struct QSTORE_TXN QSTORE_TXN;
 
 QSTORE *qstore_open(const char *dir, size_t map_size, int flags, VSTR *why);
 void qstore_close(QSTORE *store);
+void qstore_set_keyring(QSTORE *store, SEAL_RING *ring);
+const SEAL_RING *qstore_keyring(const QSTORE *store);
+int qstore_reload_keys(QSTORE *store, VSTR *why);
 
 QSTORE_TXN *qstore_begin(QSTORE *store, int write, VSTR *why);
 int qstore_commit(QSTORE_TXN *txn, VSTR *why);
@@ -94,6 +99,8 @@ void qstore_attempts_free(QATTEMPT *list, size_t count);
 
 int qstore_body_put(QSTORE_TXN *txn, const char *qid, const char *data, size_t len);
 int qstore_body_get(QSTORE_TXN *txn, const char *qid, VSTR *out);
+int qstore_body_verify(QSTORE_TXN *txn, const char *qid);
+int qstore_seal_ids(QSTORE_TXN *txn, const char *qid, unsigned *envelope, unsigned *body);
 
 int qstore_schedule_scan(QSTORE_TXN *txn, long long upto,
                          int (*fn)(const char *qid, long long when, void *ctx), void *ctx);
@@ -104,5 +111,11 @@ int qstore_picked_delete(QSTORE_TXN *txn, const char *name);
 int qstore_picked_scan(QSTORE_TXN *txn, int (*fn)(const char *name, void *ctx), void *ctx);
 
 int qstore_count(QSTORE_TXN *txn, size_t *messages, size_t *scheduled);
+
+int qstore_aside_put(QSTORE_TXN *txn, const char *qid, long long when, const char *reason);
+int qstore_aside_get(QSTORE_TXN *txn, const char *qid, VSTR *reason);
+int qstore_aside_scan(QSTORE_TXN *txn,
+                      int (*fn)(const char *qid, long long when_ms, const char *reason, void *ctx),
+                      void *ctx);
 
 #endif

@@ -51,6 +51,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "guarded.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "sasl_passwd.h"
@@ -76,16 +77,6 @@ static void sasl_sodium_init(void)
         randombytes_buf(sasl_id_key, sizeof(sasl_id_key));
         sasl_id_key_ready = 1;
     }
-}
-
-/* sasl_guarded_alloc - guarded memory, fatal when the system has none to give */
-static unsigned char *sasl_guarded_alloc(size_t len)
-{
-    unsigned char *ptr = sodium_malloc(len);
-
-    if (ptr == NULL)
-        msg_fatal("sodium_malloc %zu bytes: %m", len);
-    return ptr;
 }
 
 /* sasl_passwd_path - the text file behind a map value */
@@ -201,44 +192,12 @@ static void sasl_passwd_line(SASL_PASSWD *table, char *line, const char *path, i
         cred->token_file = mystrdup(colon + sizeof(SASL_XOAUTH2_PREFIX));
     } else {
         secret_len = strlen(colon + 1);
-        cred->secret = sasl_guarded_alloc(secret_len + 1);
+        cred->secret = guarded_alloc(secret_len + 1);
         memcpy(cred->secret, colon + 1, secret_len + 1);
         cred->secret_len = secret_len;
         (void)sodium_mprotect_noaccess(cred->secret);
     }
     sasl_cred_hash(cred);
-}
-
-/* sasl_read_guarded - the whole of an open file, into guarded memory (NUL-terminated) */
-static unsigned char *sasl_read_guarded(int fd, const char *path, size_t size, size_t *len,
-                                        VSTR *why)
-{
-    unsigned char *buf = sasl_guarded_alloc(size + 1);
-    size_t got = 0;
-    ssize_t n;
-
-    /* Read one byte more than stat said, to notice a file that grew meanwhile. */
-    while (got <= size) {
-        n = read(fd, buf + got, size + 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            vstr_sprintf(why, "%s: read: %s", path, strerror(errno));
-            sodium_free(buf);
-            return NULL;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    if (got > size) {
-        vstr_sprintf(why, "%s: the file changed while being read", path);
-        sodium_free(buf);
-        return NULL;
-    }
-    buf[got] = '\0';
-    *len = got;
-    return buf;
 }
 
 /* sasl_passwd_load - read and check the credentials file */
@@ -254,20 +213,8 @@ SASL_PASSWD *sasl_passwd_load(const char *map, uid_t owner, SASL_PASSWD_COMPLAIN
     char *line, *next;
 
     sasl_sodium_init();
-    if (*path != '/') {
-        vstr_sprintf(why, "%s: credentials file name is not an absolute path", path);
+    if ((fd = guarded_open(path, "credentials file", &st, why)) < 0)
         return NULL;
-    }
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
-        vstr_sprintf(why, "%s: open: %s", path, strerror(errno));
-        return NULL;
-    }
-    /* Check the file that was opened, not the name, which may have changed since. */
-    if (fstat(fd, &st) < 0) {
-        vstr_sprintf(why, "%s: fstat: %s", path, strerror(errno));
-        (void)close(fd);
-        return NULL;
-    }
     if (!S_ISREG(st.st_mode)) {
         vstr_sprintf(why, "%s: refusing credentials file: not a regular file", path);
         (void)close(fd);
@@ -282,7 +229,8 @@ SASL_PASSWD *sasl_passwd_load(const char *map, uid_t owner, SASL_PASSWD_COMPLAIN
         (void)close(fd);
         return NULL;
     }
-    text = sasl_read_guarded(fd, path, (size_t)st.st_size, &len, why);
+    text = (unsigned char *)guarded_read_file(fd, path, (size_t)st.st_size, why);
+    len = (size_t)st.st_size;
     (void)close(fd);
     if (text == NULL)
         return NULL;
@@ -372,7 +320,8 @@ int sasl_cred_refresh(SASL_CRED *cred, VSTR *why)
         (void)close(fd);
         return 0;
     }
-    text = sasl_read_guarded(fd, cred->token_file, (size_t)st.st_size, &len, why);
+    text = (unsigned char *)guarded_read_file(fd, cred->token_file, (size_t)st.st_size, why);
+    len = (size_t)st.st_size;
     (void)close(fd);
     if (text == NULL)
         return -1;
@@ -390,7 +339,7 @@ int sasl_cred_refresh(SASL_CRED *cred, VSTR *why)
     if (cred->secret != NULL)
         sodium_free(cred->secret);
     cred->secret_len = (size_t)(end - start);
-    cred->secret = sasl_guarded_alloc(cred->secret_len + 1);
+    cred->secret = guarded_alloc(cred->secret_len + 1);
     memcpy(cred->secret, start, cred->secret_len);
     cred->secret[cred->secret_len] = '\0';
     (void)sodium_mprotect_noaccess(cred->secret);

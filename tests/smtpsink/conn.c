@@ -13,6 +13,11 @@
  *	buffer, running the SMTP engine (smtp.c), writing replies.
  * conn_timers(), conn_deadline()
  *	handshake timeout, --stall, --idle-close and closing timeouts.
+ *
+ * TLS faults act where a handshake would begin (after the 220 to
+ * STARTTLS, or at once with --implicit-tls): --stall TLS leaves the
+ * ClientHello unread for a while, --bad-reply TLS:garbage sends a line
+ * of plain text instead of a ServerHello and closes.
  * conn_begin_close(), conn_abort()
  *	graceful close (flush, shut the write side, drain input so the peer
  *	sees our last reply instead of a reset) and immediate close.
@@ -140,6 +145,24 @@ static void conn_start_tls(struct conn *c)
     }
 }
 
+/* conn_tls_begin - the handshake is due: start it, or play --stall TLS or --bad-reply TLS */
+static void conn_tls_begin(struct conn *c)
+{
+    if (sink_stall_starts(c, CMD_TLS)) {
+        c->starttls_pending = 1; /* conn_flush() comes back here when the stall ends */
+        return;
+    }
+    c->stall_done = 0;
+    if (cfg.bad_reply[CMD_TLS] != BAD_NONE && sink_fault_take(&cfg.bad_limit[CMD_TLS])) {
+        sink_log("fault conn=%lu cmd=TLS bad-reply=garbage", c->id);
+        sbuf_append(&c->out, SINK_GARBAGE, sizeof(SINK_GARBAGE) - 1);
+        conn_begin_close(c, "tls-fault");
+        conn_flush(c);
+        return;
+    }
+    conn_start_tls(c);
+}
+
 /* conn_create - set up a connection for an accepted socket */
 struct conn *conn_create(int fd, const char *addr, int over_limit)
 {
@@ -159,7 +182,7 @@ struct conn *conn_create(int fd, const char *addr, int over_limit)
     }
     smtp_start(c);
     if (cfg.implicit_tls)
-        conn_start_tls(c);
+        conn_tls_begin(c);
     else
         smtp_process(c);
     return c;
@@ -260,7 +283,7 @@ void conn_flush(struct conn *c)
     } else if (c->starttls_pending) {
         /* The 220 is on the wire; whatever comes next is the ClientHello. */
         c->starttls_pending = 0;
-        conn_start_tls(c);
+        conn_tls_begin(c);
     }
 }
 
@@ -341,7 +364,7 @@ short conn_poll_events(struct conn *c)
     case CS_HANDSHAKE:
         return gnutls_record_get_direction(c->tls) ? POLLOUT : POLLIN;
     case CS_SMTP:
-        if (!c->starttls_pending && !c->eof && sbuf_avail(&c->in) < SINK_IN_CAP)
+        if (!c->starttls_pending && !c->eof && !c->stall_noread && sbuf_avail(&c->in) < SINK_IN_CAP)
             ev |= POLLIN;
         if (sbuf_avail(&c->out) > 0)
             ev |= POLLOUT;
@@ -359,22 +382,35 @@ short conn_poll_events(struct conn *c)
 /* conn_tls_pending - whether GnuTLS holds decrypted input poll cannot see */
 int conn_tls_pending(struct conn *c)
 {
-    return c->state == CS_SMTP && c->tls_active && !c->eof && sbuf_avail(&c->in) < SINK_IN_CAP &&
-           gnutls_record_check_pending(c->tls) > 0;
+    return c->state == CS_SMTP && c->tls_active && !c->eof && !c->stall_noread &&
+           sbuf_avail(&c->in) < SINK_IN_CAP && gnutls_record_check_pending(c->tls) > 0;
 }
 
 /* conn_after_input - run the SMTP engine and handle end of input */
 static void conn_after_input(struct conn *c)
 {
-    smtp_process(c);
-    if (c->state == CS_SMTP && c->eof) {
-        /* A stalled peer that hung up gets no more answers. */
-        if (c->stall_until)
-            conn_abort(c, "eof", 0);
-        else
-            conn_begin_close(c, "eof");
+    for (;;) {
+        int backed_up;
+
+        smtp_process(c);
+        /* smtp_process stops, input left, while the output is backed up. */
+        backed_up = c->state == CS_SMTP && sbuf_avail(&c->out) > SINK_OUT_HIGH;
+        if (!backed_up && c->state == CS_SMTP && c->eof) {
+            /* A stalled peer that hung up gets no more answers. */
+            if (c->stall_until)
+                conn_abort(c, "eof", 0);
+            else
+                conn_begin_close(c, "eof");
+        }
+        conn_flush(c);
+        /*
+         * A flush that drained the output is no poll event: the commands
+         * already buffered (a client that pipelined thousands of them and
+         * now waits for the replies) must be handled here, or never.
+         */
+        if (!backed_up || c->state != CS_SMTP || sbuf_avail(&c->out) > SINK_OUT_HIGH)
+            return;
     }
-    conn_flush(c);
 }
 
 /* conn_service - handle poll results for one connection */
@@ -411,7 +447,7 @@ void conn_service(struct conn *c, short revents)
             return;
     }
     /* While STARTTLS is pending, the socket belongs to the coming handshake. */
-    if ((revents & (POLLIN | POLLHUP | POLLERR)) && !c->starttls_pending) {
+    if ((revents & (POLLIN | POLLHUP | POLLERR)) && !c->starttls_pending && !c->stall_noread) {
         conn_fill(c);
         if (c->state != CS_SMTP)
             return;
@@ -439,6 +475,7 @@ void conn_timers(struct conn *c)
     }
     if (c->stall_until && sink_now >= c->stall_until) {
         c->stall_until = 0;
+        c->stall_noread = 0;
         c->stall_done = 1;
         c->last_activity = sink_now;
         conn_after_input(c);

@@ -16,10 +16,25 @@
  * smtp_load_users(), smtp_rate_init()
  *	--auth-file and --rate-limit set-up.
  *
- * Fault injection (--reply, --rcpt-reply, --421-after, --drop-in-data,
- * --stall, --rate-limit) lives here. An --reply override replaces the
- * answer to an otherwise valid command; syntax and sequence errors are
- * still reported normally so a misbehaving client is noticed.
+ * sink_fault_take(), sink_stall_starts()
+ *	whether a fault limited with "@TIMES" acts once more (counting it),
+ *	and whether a --stall of a command begins now (then "stall" is
+ *	logged and c->stall_until set); conn.c uses the two for the TLS
+ *	handshake.
+ *
+ * Fault injection (--reply, --bad-reply, --rcpt-reply, --421-after,
+ * --drop-in-data, --stall, --rate-limit, --max-rcpts) lives here. An --reply override
+ * replaces the answer to an otherwise valid command; syntax and sequence
+ * errors are still reported normally so a misbehaving client is noticed.
+ * A --reply AUTH:334 keeps challenging: every later line of the
+ * exchange, "*" included, gets the same 334. A --bad-reply rewrites the
+ * reply a command produced (greeting, command line, final dot): garbage
+ * or a long line instead of it, a flood, a "big" valid reply of 4 MB or a
+ * line of another code before it; the command itself takes effect (after
+ * the dot the message is stored). --stall BODY stops reading the content
+ * after the 354. With "@TIMES" a fault acts the first TIMES times only,
+ * counted over all connections, so a test sees it once and then a
+ * healthy server. Faults log a "fault" or "stall" line.
  *
  * The "message" log line ends in " mail_params=<...> rcpt_params=<...>,<...>":
  * the raw parameter text after MAIL FROM's address and after each accepted
@@ -43,8 +58,8 @@
 #include "smtpsink.h"
 
 static const char *const cmd_names[CMD_COUNT] = {
-    "GREETING", "EHLO", "HELO", "MAIL",     "RCPT", "DATA", "DOT",   "NOOP",
-    "RSET",     "QUIT", "AUTH", "STARTTLS", "VRFY", "HELP", "OTHER",
+    "GREETING", "EHLO", "HELO",     "MAIL", "RCPT", "DATA",    "DOT", "NOOP", "RSET",
+    "QUIT",     "AUTH", "STARTTLS", "VRFY", "HELP", "CONNECT", "TLS", "BODY", "OTHER",
 };
 
 struct auth_user {
@@ -78,7 +93,7 @@ const char *sink_cmd_name(int cmd)
     return (cmd >= 0 && cmd < CMD_COUNT) ? cmd_names[cmd] : "OTHER";
 }
 
-/* verb_cmd - classify a command line by its verb (GREETING/DOT are no verbs) */
+/* verb_cmd - classify a command line by its verb (GREETING, DOT, CONNECT, TLS, BODY are none) */
 static int verb_cmd(const char *line, size_t len)
 {
     size_t v = 0;
@@ -87,9 +102,96 @@ static int verb_cmd(const char *line, size_t len)
     while (v < len && line[v] != ' ')
         v++;
     cmd = sink_cmd_lookup(line, v);
-    if (cmd < 0 || cmd == CMD_GREETING || cmd == CMD_DOT)
+    if (cmd < 0 || cmd == CMD_GREETING || cmd == CMD_DOT || cmd == CMD_CONNECT || cmd == CMD_TLS ||
+        cmd == CMD_BODY)
         return CMD_OTHER;
     return cmd;
+}
+
+/* sink_fault_take - whether a counted fault acts once more (and count it) */
+int sink_fault_take(struct fault_limit *limit)
+{
+    if (limit->times > 0 && limit->used >= limit->times)
+        return 0;
+    limit->used++;
+    return 1;
+}
+
+/* sink_stall_starts - whether a --stall of cmd begins now; sets the timer */
+int sink_stall_starts(struct conn *c, int cmd)
+{
+    if (cfg.stall_ms[cmd] == 0 || c->stall_done || !sink_fault_take(&cfg.stall_limit[cmd]))
+        return 0;
+    c->stall_until = sink_now + cfg.stall_ms[cmd];
+    sink_log("stall conn=%lu cmd=%s ms=%lld", c->id, cmd_names[cmd], cfg.stall_ms[cmd]);
+    return 1;
+}
+
+/* reply_override - the --reply text for cmd while it still acts (counted), else NULL */
+static const char *reply_override(int cmd)
+{
+    if (cfg.reply[cmd] == NULL || !sink_fault_take(&cfg.reply_limit[cmd]))
+        return NULL;
+    return cfg.reply[cmd];
+}
+
+/*
+ * bad_reply - apply a --bad-reply of cmd to the reply just queued: the
+ * bytes from `mark` (an offset from the unsent start of c->out, stable
+ * because nothing is sent while a command is handled) to the end.
+ */
+static void bad_reply(struct conn *c, int cmd, size_t mark)
+{
+    enum bad_reply kind = cfg.bad_reply[cmd];
+    size_t start = c->out.pos + mark, tail_len;
+    char *tail;
+    int i;
+
+    if (kind == BAD_NONE || sbuf_avail(&c->out) <= mark || !sink_fault_take(&cfg.bad_limit[cmd]))
+        return;
+    tail_len = c->out.len - start;
+    tail = sink_strndup(c->out.data + start, tail_len);
+    c->out.len = start;
+    switch (kind) {
+    case BAD_GARBAGE:
+        sbuf_append(&c->out, SINK_GARBAGE, sizeof(SINK_GARBAGE) - 1);
+        break;
+    case BAD_LONG:
+        sbuf_append(&c->out, tail, 4 < tail_len ? 4 : tail_len);
+        sbuf_reserve(&c->out, SINK_LONG_REPLY);
+        memset(c->out.data + c->out.len, 'x', SINK_LONG_REPLY - 4);
+        c->out.len += SINK_LONG_REPLY - 4;
+        break;
+    case BAD_FLOOD:
+        for (i = 1; i <= SINK_FLOOD_LINES; i++)
+            sbuf_appendf(&c->out, "%.3s-flood line %d of %d\r\n", tail, i, SINK_FLOOD_LINES);
+        sbuf_append(&c->out, tail, tail_len);
+        break;
+    case BAD_BIG:
+        for (i = 1; i <= SINK_BIG_LINES; i++) {
+            sbuf_appendf(&c->out, "%.3s-big line %d of %d ", tail, i, SINK_BIG_LINES);
+            sbuf_reserve(&c->out, SINK_BIG_WIDTH + 2);
+            memset(c->out.data + c->out.len, 'b', SINK_BIG_WIDTH);
+            c->out.len += SINK_BIG_WIDTH;
+            sbuf_append(&c->out, "\r\n", 2);
+        }
+        sbuf_append(&c->out, tail, tail_len);
+        break;
+    case BAD_MIXED:
+        sbuf_appendf(&c->out, "%c%.2s-a line with another reply code\r\n",
+                     tail[0] == '5' ? '4' : '5', tail + 1);
+        sbuf_append(&c->out, tail, tail_len);
+        break;
+    case BAD_NONE:
+        break;
+    }
+    free(tail);
+    sink_log("fault conn=%lu cmd=%s bad-reply=%s", c->id, cmd_names[cmd],
+             kind == BAD_GARBAGE ? "garbage"
+             : kind == BAD_LONG  ? "long"
+             : kind == BAD_FLOOD ? "flood"
+             : kind == BAD_BIG   ? "big"
+                                 : "mixed");
 }
 
 /* smtp_load_users - read "user:password" lines for AUTH */
@@ -178,7 +280,10 @@ static void say(struct conn *c, int cmd, const char *text)
 /* smtp_answer - reply with the --reply override for cmd or the normal text; returns the code */
 static int smtp_answer(struct conn *c, int cmd, const char *normal)
 {
-    const char *text = cfg.reply[cmd] ? cfg.reply[cmd] : normal;
+    const char *text = reply_override(cmd);
+
+    if (text == NULL)
+        text = normal;
 
     say(c, cmd, text);
     return reply_code(text);
@@ -230,22 +335,22 @@ void smtp_free(struct conn *c)
 /* smtp_greet - send the greeting, or wait for a --stall GREETING */
 static void smtp_greet(struct conn *c)
 {
-    const char *text = cfg.reply[CMD_GREETING];
+    size_t mark = sbuf_avail(&c->out);
+    const char *text;
 
-    if (cfg.stall_ms[CMD_GREETING] > 0 && !c->stall_done) {
-        c->stall_until = sink_now + cfg.stall_ms[CMD_GREETING];
+    if (sink_stall_starts(c, CMD_GREETING))
         return;
-    }
     c->stall_done = 0;
     c->greet_pending = 0;
-    if (text == NULL) {
+    if ((text = reply_override(CMD_GREETING)) == NULL) {
         sbuf_appendf(&c->out, "220 %s ESMTP smtpsink\r\n", cfg.hostname);
-        return;
+    } else {
+        say(c, CMD_GREETING, text);
+        /* RFC 5321 3.1: after a 554 greeting only QUIT is served. */
+        if (text[0] == '4' || text[0] == '5')
+            c->greet_rejected = 1;
     }
-    say(c, CMD_GREETING, text);
-    /* RFC 5321 3.1: after a 554 greeting only QUIT is served. */
-    if (text[0] == '4' || text[0] == '5')
-        c->greet_rejected = 1;
+    bad_reply(c, CMD_GREETING, mark);
 }
 
 /* parse_path - split "KW<addr> params" (KW like "FROM:"); -1 on bad syntax */
@@ -351,7 +456,7 @@ static void reject_param(struct conn *c, int cmd, const char *key, size_t klen)
 static void cmd_ehlo(struct conn *c, const char *arg, int esmtp)
 {
     int cmd = esmtp ? CMD_EHLO : CMD_HELO;
-    const char *ext[16];
+    const char *ext[16], *text;
     char sizebuf[48];
     size_t n = 0, i;
 
@@ -359,8 +464,9 @@ static void cmd_ehlo(struct conn *c, const char *arg, int esmtp)
         say(c, cmd, esmtp ? "501 5.5.4 Syntax: EHLO hostname" : "501 5.5.4 Syntax: HELO hostname");
         return;
     }
-    if (cfg.reply[cmd]) {
-        if (smtp_answer(c, cmd, NULL) / 100 == 2) {
+    if ((text = reply_override(cmd)) != NULL) {
+        say(c, cmd, text);
+        if (reply_code(text) / 100 == 2) {
             smtp_reset_tx(c);
             c->helo = 1;
         }
@@ -488,7 +594,7 @@ static void cmd_rcpt(struct conn *c, const char *arg)
         say(c, CMD_RCPT, "501 5.1.3 Bad recipient address syntax");
         return;
     }
-    if (c->nrcpt >= SINK_MAX_RCPT) {
+    if (c->nrcpt >= (cfg.max_rcpts ? cfg.max_rcpts : SINK_MAX_RCPT)) {
         say(c, CMD_RCPT, "452 4.5.3 Error: too many recipients");
         return;
     }
@@ -543,6 +649,9 @@ static void cmd_data(struct conn *c, const char *arg)
         c->msg_size = 0;
         c->msg_too_big = 0;
         sbuf_reset(&c->msg);
+        /* The client's writes must block: stop reading, not only answering. */
+        if (sink_stall_starts(c, CMD_BODY))
+            c->stall_noread = 1;
     }
 }
 
@@ -704,7 +813,7 @@ static void auth_xoauth2(struct conn *c, const char *resp)
 static void cmd_auth(struct conn *c, const char *arg)
 {
     size_t mlen = strcspn(arg, " ");
-    const char *initial = arg + mlen;
+    const char *initial = arg + mlen, *text;
 
     if (!cfg.auth_file) {
         say(c, CMD_AUTH, "502 5.5.1 Error: authentication not enabled");
@@ -730,9 +839,12 @@ static void cmd_auth(struct conn *c, const char *arg)
         say(c, CMD_AUTH, "501 5.5.4 Syntax: AUTH mechanism");
         return;
     }
-    if (cfg.reply[CMD_AUTH]) {
-        if (smtp_answer(c, CMD_AUTH, NULL) / 100 == 2)
+    if ((text = reply_override(CMD_AUTH)) != NULL) {
+        say(c, CMD_AUTH, text);
+        if (reply_code(text) / 100 == 2)
             c->authed = 1;
+        else if (reply_code(text) == 334)
+            c->phase = PH_AUTH_ENDLESS;
         return;
     }
     while (*initial == ' ')
@@ -766,6 +878,10 @@ static void cmd_auth(struct conn *c, const char *arg)
 /* auth_continue - a response line inside an AUTH exchange */
 static void auth_continue(struct conn *c, const char *line)
 {
+    if (c->phase == PH_AUTH_ENDLESS) {
+        say(c, CMD_AUTH, cfg.reply[CMD_AUTH]);
+        return;
+    }
     if (strcmp(line, "*") == 0) {
         c->phase = PH_CMD;
         free(c->login_user);
@@ -788,6 +904,7 @@ static void auth_continue(struct conn *c, const char *line)
         break;
     case PH_CMD:
     case PH_DATA:
+    case PH_AUTH_ENDLESS:
         break;
     }
 }
@@ -1009,13 +1126,14 @@ static void log_message(struct conn *c)
 /* smtp_dot - the final dot: drop, reject or accept (store, log, then 250) */
 static void smtp_dot(struct conn *c)
 {
-    const char *text = cfg.reply[CMD_DOT];
+    const char *text;
     int drop;
     char buf[80];
 
     c->phase = PH_CMD;
     stats.dots++;
-    drop = cfg.drop != DROP_NONE && stats.dots % cfg.drop_every == 0;
+    drop = cfg.drop != DROP_NONE && stats.dots % cfg.drop_every == 0 &&
+           sink_fault_take(&cfg.drop_limit);
     if (drop && cfg.drop == DROP_BEFORE) {
         sink_log("drop conn=%lu where=before-dot", c->id);
         smtp_reset_tx(c);
@@ -1027,6 +1145,7 @@ static void smtp_dot(struct conn *c)
         smtp_reset_tx(c);
         return;
     }
+    text = reply_override(CMD_DOT); /* counted only when it is the answer */
     if (text && reply_code(text) / 100 != 2) {
         say(c, CMD_DOT, text);
         smtp_reset_tx(c);
@@ -1095,14 +1214,16 @@ static int smtp_data(struct conn *c)
             else if (rem == 1 || (rem == 2 && buf[pos + 1] == '\r'))
                 break; /* might still become the final dot */
             if (tlen) {
+                size_t mark = sbuf_avail(&c->out);
+
                 sbuf_consume(&c->in, pos);
-                if (cfg.stall_ms[CMD_DOT] > 0 && !c->stall_done) {
-                    c->stall_until = sink_now + cfg.stall_ms[CMD_DOT];
+                if (sink_stall_starts(c, CMD_DOT))
                     return 0;
-                }
                 c->stall_done = 0;
                 sbuf_consume(&c->in, tlen);
                 smtp_dot(c);
+                if (c->state == CS_SMTP)
+                    bad_reply(c, CMD_DOT, mark);
                 return 1;
             }
             pos++; /* drop the stuffing dot */
@@ -1130,7 +1251,7 @@ static int smtp_data(struct conn *c)
 static int smtp_line(struct conn *c)
 {
     const char *buf = c->in.data + c->in.pos;
-    size_t avail = sbuf_avail(&c->in), len, i;
+    size_t avail = sbuf_avail(&c->in), len, i, mark;
     const char *nl;
     int cmd;
 
@@ -1164,10 +1285,8 @@ static int smtp_line(struct conn *c)
         return 1;
     }
     cmd = c->phase == PH_CMD ? verb_cmd(buf, len) : CMD_AUTH;
-    if (cfg.stall_ms[cmd] > 0 && !c->stall_done) {
-        c->stall_until = sink_now + cfg.stall_ms[cmd];
+    if (sink_stall_starts(c, cmd))
         return 0;
-    }
     c->stall_done = 0;
     memcpy(c->line, buf, len);
     c->line[len] = 0;
@@ -1176,7 +1295,9 @@ static int smtp_line(struct conn *c)
             c->line[i] = ' ';
     sbuf_consume(&c->in, (size_t)(nl - buf) + 1);
     c->last_activity = sink_now;
+    mark = sbuf_avail(&c->out);
     smtp_command(c, c->line, len);
+    bad_reply(c, cmd, mark);
     return 1;
 }
 

@@ -2,11 +2,16 @@
  * smtpsink - scripted SMTP server used as the upstream relay in tests
  *
  * main() parses the command line (see usage()), binds the listening
- * socket, writes --pid-file and --port-file, and runs a single-threaded
- * poll(2) loop over non-blocking sockets: accepting connections, passing
- * poll results and expired timers to conn.c, and handling signals through
- * a self-pipe (SIGTERM/SIGINT: stop listening, close every connection,
- * exit 0; SIGUSR1: append a "stats" line to the event log).
+ * socket (with --stall CONNECT, a listen queue of length 0 that the
+ * server's own connection keeps full for SECONDS, so that the kernel
+ * drops clients' SYNs and their connect(2) waits; with --stall BODY, a
+ * small receive buffer), writes --pid-file and --port-file, and runs a
+ * single-threaded poll(2) loop over non-blocking sockets: accepting
+ * connections, passing poll results and expired timers to conn.c, and
+ * handling signals through a self-pipe (SIGTERM/SIGINT: stop listening,
+ * close every connection, exit 0; SIGUSR1: append a "stats" line to the
+ * event log). --help (or a bad option) prints the options and the fault
+ * vocabulary.
  *
  * Failure policy: bad options and set-up problems (bind, certificates,
  * files) are fatal with a message on stderr and exit status 1 (2 for
@@ -44,19 +49,41 @@ static volatile sig_atomic_t sig_stop, sig_stats;
 static struct conn **conns;
 static size_t n_conns, cap_conns;
 
+/* --stall CONNECT: our own connection that keeps the listen queue full */
+static int filler_fd = -1;
+static int filler_port; /* its local port, so that it is not served once accepted */
+static long long connect_stall_until;
+
 /* usage - print the command line summary and exit 2 */
 static void usage(void)
 {
-    fputs("usage: smtpsink --listen ADDR:PORT [--port-file FILE] [--pid-file FILE]\n"
-          "  [--log FILE] [--maildir DIR] [--hostname NAME] [--size N]\n"
-          "  [--no-pipelining] [--no-8bitmime] [--smtputf8] [--dsn]\n"
-          "  [--tls-cert FILE --tls-key FILE] [--tls-priority STRING] [--implicit-tls]\n"
-          "  [--auth-file FILE] [--require-auth] [--require-tls]\n"
-          "  [--reply CMD:NNN text]... [--rcpt-reply ADDR=NNN text[@TIMES]]...\n"
-          "  [--421-after K] [--drop-in-data before|after] [--drop-every N]\n"
-          "  [--stall CMD:SECONDS]... [--idle-close SECONDS] [--rate-limit N]\n"
-          "  [--max-connections N]\n",
-          stderr);
+    fprintf(stderr,
+            "usage: smtpsink --listen ADDR:PORT [--port-file FILE] [--pid-file FILE]\n"
+            "  [--log FILE] [--maildir DIR] [--hostname NAME] [--size N]\n"
+            "  [--no-pipelining] [--no-8bitmime] [--smtputf8] [--dsn]\n"
+            "  [--tls-cert FILE --tls-key FILE] [--tls-priority STRING] [--implicit-tls]\n"
+            "  [--auth-file FILE] [--require-auth] [--require-tls]\n"
+            "  [--reply CMD:NNN text[@TIMES]]... [--rcpt-reply ADDR=NNN text[@TIMES]]...\n"
+            "  [--bad-reply CMD:garbage|long|flood|mixed|big[@TIMES]]...\n"
+            "  [--421-after K] [--drop-in-data before|after[@TIMES]] [--drop-every N]\n"
+            "  [--stall CMD:SECONDS[@TIMES]]... [--idle-close SECONDS] [--rate-limit N]\n"
+            "  [--max-connections N] [--max-rcpts N]\n"
+            "CMD: GREETING EHLO HELO STARTTLS AUTH MAIL RCPT DATA DOT NOOP RSET QUIT VRFY HELP,\n"
+            "  and for --stall also CONNECT (the listen queue is kept full for SECONDS\n"
+            "  after start-up, so TCP handshakes do not complete), TLS (the handshake\n"
+            "  waits) and BODY (the content is not read after the 354); --bad-reply TLS\n"
+            "  takes only garbage (sent instead of the handshake, then the server closes).\n"
+            "@TIMES: the fault acts the first TIMES times only (over all connections).\n"
+            "--max-rcpts N: a RCPT TO after N accepted recipients of a transaction gets\n"
+            "  \"452 4.5.3 Error: too many recipients\" (default and most: %d).\n"
+            "--reply AUTH:334 text: every later line of the exchange, \"*\" included,\n"
+            "  gets that 334 again (a server that never stops challenging).\n"
+            "--bad-reply: garbage replaces the reply with a line that is no SMTP reply;\n"
+            "  long with 100,000 octets and no line end; flood sends 5,000 continuation\n"
+            "  lines before the reply, mixed one of another code, big 990 lines of\n"
+            "  4,000 octets (a valid reply of 4 MB). The command itself takes effect\n"
+            "  as usual (DOT: the message is stored).\n",
+            SINK_MAX_RCPT);
     exit(2);
 }
 
@@ -109,12 +136,28 @@ static const char *option_cmd(const char *opt, const char *arg, int *cmd)
     return colon + 1;
 }
 
+/* split_times - a copy of value without its "@TIMES" suffix; times 0 when there is none */
+static char *split_times(const char *opt, const char *value, unsigned long *times)
+{
+    char *copy = sink_strndup(value, strlen(value));
+    char *at = strrchr(copy, '@');
+
+    *times = 0;
+    /* "@TIMES" only when the last '@' is followed by digits alone. */
+    if (at && at[1] && strspn(at + 1, "0123456789") == strlen(at + 1)) {
+        *times = (unsigned long)parse_ulong(opt, at + 1);
+        if (*times == 0)
+            sink_die("%s: @TIMES must be positive", opt);
+        *at = 0;
+    }
+    return copy;
+}
+
 /* add_rcpt_reply - parse "ADDR=NNN text[@TIMES]" */
 static void add_rcpt_reply(const char *arg)
 {
     const char *eq = strchr(arg, '=');
     struct rcpt_reply *rr;
-    char *reply, *at;
 
     if (eq == NULL || eq == arg)
         sink_die("--rcpt-reply: expected ADDR=NNN text[@TIMES], got \"%s\"", arg);
@@ -125,17 +168,38 @@ static void add_rcpt_reply(const char *arg)
     rr = &cfg.rcpt_replies[cfg.n_rcpt_replies++];
     memset(rr, 0, sizeof(*rr));
     rr->addr = sink_strndup(arg, (size_t)(eq - arg));
-    reply = sink_strndup(eq + 1, strlen(eq + 1));
-    /* "@TIMES" only when the last '@' is followed by digits alone. */
-    at = strrchr(reply, '@');
-    if (at && at[1] && strspn(at + 1, "0123456789") == strlen(at + 1)) {
-        rr->times = (unsigned long)parse_ulong("--rcpt-reply", at + 1);
-        if (rr->times == 0)
-            sink_die("--rcpt-reply: @TIMES must be positive");
-        *at = 0;
-    }
-    check_reply("--rcpt-reply", reply);
-    rr->reply = reply;
+    rr->reply = split_times("--rcpt-reply", eq + 1, &rr->times);
+    check_reply("--rcpt-reply", rr->reply);
+}
+
+/* is_moment - CONNECT, TLS, BODY: moments of the dialogue, not commands that get a reply */
+static int is_moment(int cmd)
+{
+    return cmd == CMD_CONNECT || cmd == CMD_TLS || cmd == CMD_BODY;
+}
+
+/* add_bad_reply - parse "CMD:KIND[@TIMES]" */
+static void add_bad_reply(const char *arg)
+{
+    static const char *const kinds[] = {"", "garbage", "long", "flood", "mixed", "big"};
+    unsigned long times;
+    const char *rest;
+    char *kind;
+    int cmd;
+    size_t i;
+
+    rest = option_cmd("--bad-reply", arg, &cmd);
+    kind = split_times("--bad-reply", rest, &times);
+    for (i = 1; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (strcmp(kind, kinds[i]) == 0)
+            break;
+    if (i == sizeof(kinds) / sizeof(kinds[0]))
+        sink_die("--bad-reply: expected garbage, long, flood, mixed or big, got \"%s\"", kind);
+    if (cmd == CMD_CONNECT || cmd == CMD_BODY || (cmd == CMD_TLS && i != BAD_GARBAGE))
+        sink_die("--bad-reply: %s takes no %s reply", sink_cmd_name(cmd), kind);
+    free(kind);
+    cfg.bad_reply[cmd] = (enum bad_reply)i;
+    cfg.bad_limit[cmd].times = times;
 }
 
 /* write_file_atomic - write text to path via a temporary name and rename */
@@ -181,6 +245,7 @@ static void parse_options(int argc, char **argv)
         O_REQUIRE_TLS,
         O_REPLY,
         O_RCPT_REPLY,
+        O_BAD_REPLY,
         O_421_AFTER,
         O_DROP_IN_DATA,
         O_DROP_EVERY,
@@ -188,6 +253,7 @@ static void parse_options(int argc, char **argv)
         O_IDLE_CLOSE,
         O_RATE_LIMIT,
         O_MAX_CONNECTIONS,
+        O_MAX_RCPTS,
         O_HELP
     };
     static const struct option opts[] = {
@@ -211,6 +277,7 @@ static void parse_options(int argc, char **argv)
         {"require-tls", no_argument, NULL, O_REQUIRE_TLS},
         {"reply", required_argument, NULL, O_REPLY},
         {"rcpt-reply", required_argument, NULL, O_RCPT_REPLY},
+        {"bad-reply", required_argument, NULL, O_BAD_REPLY},
         {"421-after", required_argument, NULL, O_421_AFTER},
         {"drop-in-data", required_argument, NULL, O_DROP_IN_DATA},
         {"drop-every", required_argument, NULL, O_DROP_EVERY},
@@ -218,11 +285,14 @@ static void parse_options(int argc, char **argv)
         {"idle-close", required_argument, NULL, O_IDLE_CLOSE},
         {"rate-limit", required_argument, NULL, O_RATE_LIMIT},
         {"max-connections", required_argument, NULL, O_MAX_CONNECTIONS},
+        {"max-rcpts", required_argument, NULL, O_MAX_RCPTS},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
+    unsigned long times;
     int ch, cmd;
     const char *rest;
+    char *value;
 
     cfg.hostname = "smtpsink.test";
     cfg.pipelining = 1;
@@ -287,22 +357,30 @@ static void parse_options(int argc, char **argv)
             break;
         case O_REPLY:
             rest = option_cmd("--reply", optarg, &cmd);
-            check_reply("--reply", rest);
-            cfg.reply[cmd] = rest;
+            if (is_moment(cmd))
+                sink_die("--reply: %s gets no reply", sink_cmd_name(cmd));
+            value = split_times("--reply", rest, &cfg.reply_limit[cmd].times);
+            check_reply("--reply", value);
+            cfg.reply[cmd] = value;
             break;
         case O_RCPT_REPLY:
             add_rcpt_reply(optarg);
+            break;
+        case O_BAD_REPLY:
+            add_bad_reply(optarg);
             break;
         case O_421_AFTER:
             cfg.after421 = (unsigned long)parse_ulong("--421-after", optarg);
             break;
         case O_DROP_IN_DATA:
-            if (strcmp(optarg, "before") == 0)
+            value = split_times("--drop-in-data", optarg, &cfg.drop_limit.times);
+            if (strcmp(value, "before") == 0)
                 cfg.drop = DROP_BEFORE;
-            else if (strcmp(optarg, "after") == 0)
+            else if (strcmp(value, "after") == 0)
                 cfg.drop = DROP_AFTER;
             else
                 sink_die("--drop-in-data: expected before or after");
+            free(value);
             break;
         case O_DROP_EVERY:
             cfg.drop_every = (unsigned long)parse_ulong("--drop-every", optarg);
@@ -311,7 +389,12 @@ static void parse_options(int argc, char **argv)
             break;
         case O_STALL:
             rest = option_cmd("--stall", optarg, &cmd);
-            cfg.stall_ms[cmd] = parse_seconds("--stall", rest);
+            value = split_times("--stall", rest, &times);
+            if (cmd == CMD_CONNECT && times > 0)
+                sink_die("--stall: CONNECT is one window from start-up, without @TIMES");
+            cfg.stall_ms[cmd] = parse_seconds("--stall", value);
+            cfg.stall_limit[cmd].times = times;
+            free(value);
             break;
         case O_IDLE_CLOSE:
             cfg.idle_ms = parse_seconds("--idle-close", optarg);
@@ -323,6 +406,11 @@ static void parse_options(int argc, char **argv)
             break;
         case O_MAX_CONNECTIONS:
             cfg.max_conns = (unsigned long)parse_ulong("--max-connections", optarg);
+            break;
+        case O_MAX_RCPTS:
+            cfg.max_rcpts = (size_t)parse_ulong("--max-rcpts", optarg);
+            if (cfg.max_rcpts == 0 || cfg.max_rcpts > SINK_MAX_RCPT)
+                sink_die("--max-rcpts: 1 to %d", SINK_MAX_RCPT);
             break;
         default:
             usage();
@@ -340,6 +428,13 @@ static void parse_options(int argc, char **argv)
         sink_die("--require-auth needs --auth-file");
 }
 
+/* sockaddr_port - the port of an IPv4 or IPv6 socket address */
+static int sockaddr_port(const struct sockaddr_storage *ss)
+{
+    return ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
+                                           : ((const struct sockaddr_in *)ss)->sin_port);
+}
+
 /* open_listener - bind and listen on ADDR:PORT ([v6]:PORT accepted); returns the socket */
 static int open_listener(const char *spec, int *port)
 {
@@ -347,7 +442,7 @@ static int open_listener(const char *spec, int *port)
     struct addrinfo hints, *res = NULL;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
-    int fd, r, one = 1;
+    int fd, r, one = 1, body_stall_rcvbuf = 32768;
 
     host = sink_strndup(spec, strlen(spec));
     if ((colon = strrchr(host, ':')) == NULL)
@@ -372,6 +467,9 @@ static int open_listener(const char *spec, int *port)
     if (fd < 0)
         sink_die("socket: %s", strerror(errno));
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* --stall BODY: a small window, so that the client's writes block soon. */
+    if (cfg.stall_ms[CMD_BODY] > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &body_stall_rcvbuf, sizeof(body_stall_rcvbuf));
     if (res->ai_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0)
@@ -380,8 +478,7 @@ static int open_listener(const char *spec, int *port)
         sink_die("listen: %s", strerror(errno));
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
         sink_die("getsockname: %s", strerror(errno));
-    *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                           : ((struct sockaddr_in *)&ss)->sin_port);
+    *port = sockaddr_port(&ss);
     freeaddrinfo(res);
     free(host);
     return fd;
@@ -443,6 +540,40 @@ static unsigned long live_connections(void)
     return n;
 }
 
+/*
+ * connect_stall_begin - --stall CONNECT: a listen queue of length 0 that
+ * our own connection fills, so that the kernel drops every other SYN and
+ * a client's connect(2) waits, as with an unreachable host
+ */
+static void connect_stall_begin(int lfd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+
+    if (listen(lfd, 0) < 0 || getsockname(lfd, (struct sockaddr *)&ss, &sl) < 0)
+        sink_die("--stall CONNECT: listen: %s", strerror(errno));
+    filler_fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (filler_fd < 0 || connect(filler_fd, (struct sockaddr *)&ss, sl) < 0)
+        sink_die("--stall CONNECT: connect to the listening socket: %s", strerror(errno));
+    sl = sizeof(ss);
+    if (getsockname(filler_fd, (struct sockaddr *)&ss, &sl) < 0)
+        sink_die("--stall CONNECT: getsockname: %s", strerror(errno));
+    filler_port = sockaddr_port(&ss);
+    connect_stall_until = sink_now + cfg.stall_ms[CMD_CONNECT];
+    sink_log("stall cmd=CONNECT ms=%lld", cfg.stall_ms[CMD_CONNECT]);
+}
+
+/* connect_stall_end - a full-length listen queue again; the filler goes */
+static void connect_stall_end(int lfd)
+{
+    if (listen(lfd, SOMAXCONN) < 0)
+        sink_die("listen: %s", strerror(errno));
+    close(filler_fd);
+    filler_fd = -1;
+    connect_stall_until = 0;
+    sink_log("stall-end cmd=CONNECT");
+}
+
 /* accept_all - accept every pending connection; returns -1 when out of descriptors */
 static int accept_all(int lfd)
 {
@@ -461,6 +592,11 @@ static int accept_all(int lfd)
                 return -1;
             }
             return 0;
+        }
+        if (filler_port != 0 && sockaddr_port(&ss) == filler_port) {
+            filler_port = 0; /* the --stall CONNECT filler: no client of ours */
+            close(fd);
+            continue;
         }
         /* Small replies must not wait for Nagle under pipelining. */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -522,6 +658,8 @@ int main(int argc, char **argv)
     if (cfg.rate_limit)
         smtp_rate_init(cfg.rate_limit);
     lfd = open_listener(cfg.listen, &port);
+    if (cfg.stall_ms[CMD_CONNECT] > 0)
+        connect_stall_begin(lfd);
     if (cfg.pid_file) {
         snprintf(text, sizeof(text), "%ld\n", (long)getpid());
         write_file_atomic(cfg.pid_file, text);
@@ -538,6 +676,10 @@ int main(int argc, char **argv)
         size_t base = 2;
 
         sink_now = sink_clock();
+        if (connect_stall_until && sink_now >= connect_stall_until)
+            connect_stall_end(lfd);
+        else if (connect_stall_until)
+            next = connect_stall_until;
         for (i = 0; i < n_conns; i++) {
             struct conn *c = conns[i];
             long long d;
@@ -560,7 +702,7 @@ int main(int argc, char **argv)
         }
         pfds[0].fd = sig_pipe[0];
         pfds[0].events = POLLIN;
-        pfds[1].fd = accept_pause > sink_now ? -1 : lfd;
+        pfds[1].fd = accept_pause > sink_now || connect_stall_until ? -1 : lfd;
         pfds[1].events = POLLIN;
         for (i = 0; i < n_conns; i++) {
             pfds[base + i].fd = conns[i]->fd;

@@ -29,7 +29,9 @@ typedef struct sbuf {
     size_t cap; /* allocated size */
 } sbuf;
 
-/* Commands that --reply and --stall can name. */
+/* Commands that --reply, --bad-reply and --stall can name; CONNECT, TLS
+ * and BODY are no commands but moments a fault can hit: the TCP handshake,
+ * the TLS handshake, the message content after the 354. */
 enum sink_cmd {
     CMD_GREETING,
     CMD_EHLO,
@@ -45,11 +47,36 @@ enum sink_cmd {
     CMD_STARTTLS,
     CMD_VRFY,
     CMD_HELP,
+    CMD_CONNECT,
+    CMD_TLS,
+    CMD_BODY,
     CMD_OTHER,
     CMD_COUNT
 };
 
 enum drop_mode { DROP_NONE, DROP_BEFORE, DROP_AFTER };
+
+/* What --bad-reply sends instead of (or before) a reply. */
+enum bad_reply {
+    BAD_NONE,
+    BAD_GARBAGE, /* a line that is no SMTP reply, control bytes included */
+    BAD_LONG,    /* SINK_LONG_REPLY octets with no line end, then nothing */
+    BAD_FLOOD,   /* SINK_FLOOD_LINES continuation lines before the real reply */
+    BAD_MIXED,   /* a continuation line of another code before the real reply */
+    BAD_BIG      /* SINK_BIG_LINES continuation lines of SINK_BIG_WIDTH octets before it */
+};
+
+#define SINK_LONG_REPLY 100000 /* octets of a --bad-reply long line */
+#define SINK_GARBAGE "\001garbage\377 from smtpsink: this is no SMTP reply\r\n"
+#define SINK_FLOOD_LINES 5000 /* continuation lines of a --bad-reply flood */
+#define SINK_BIG_LINES 990    /* continuation lines of a --bad-reply big ... */
+#define SINK_BIG_WIDTH 4000   /* ... each this long: a valid reply of 4 MB */
+
+/* A fault that acts a limited number of times, counted over all connections. */
+struct fault_limit {
+    unsigned long times; /* 0 = always */
+    unsigned long used;
+};
 
 struct rcpt_reply {
     char *addr;          /* matched case-insensitively */
@@ -78,15 +105,21 @@ struct sink_config {
     int require_auth;
     int require_tls;
     const char *reply[CMD_COUNT];
+    struct fault_limit reply_limit[CMD_COUNT];
+    enum bad_reply bad_reply[CMD_COUNT];
+    struct fault_limit bad_limit[CMD_COUNT];
     struct rcpt_reply *rcpt_replies;
     size_t n_rcpt_replies;
     unsigned long after421;
     enum drop_mode drop;
     unsigned long drop_every;
+    struct fault_limit drop_limit;
     long long stall_ms[CMD_COUNT]; /* 0 = no stall */
+    struct fault_limit stall_limit[CMD_COUNT];
     long long idle_ms;
     unsigned long rate_limit;
     unsigned long max_conns;
+    size_t max_rcpts; /* recipients per transaction, 0: SINK_MAX_RCPT */
 };
 
 struct sink_stats {
@@ -112,7 +145,8 @@ enum smtp_phase {
     PH_AUTH_PLAIN,
     PH_AUTH_LOGIN_USER,
     PH_AUTH_LOGIN_PASS,
-    PH_AUTH_XOAUTH2
+    PH_AUTH_XOAUTH2,
+    PH_AUTH_ENDLESS /* --reply AUTH:334...: every line, "*" included, gets that 334 again */
 };
 
 struct conn {
@@ -125,6 +159,7 @@ struct conn {
     long long hs_deadline;
     long long close_deadline;
     long long stall_until; /* 0 = not stalled */
+    int stall_noread;      /* the stall also stops reading (--stall BODY) */
     long long last_activity;
     /* TLS */
     gnutls_session_t tls;
@@ -199,6 +234,8 @@ void conn_log_close(struct conn *c, const char *reason);
 /* smtp.c */
 int sink_cmd_lookup(const char *name, size_t len);
 const char *sink_cmd_name(int cmd);
+int sink_fault_take(struct fault_limit *limit);
+int sink_stall_starts(struct conn *c, int cmd);
 void smtp_start(struct conn *c);
 void smtp_process(struct conn *c);
 void smtp_tls_done(struct conn *c);

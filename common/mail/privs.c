@@ -1,0 +1,186 @@
+/*
+ * privs - who relayq's programs run as, and who may do what
+ *
+ * privs_refuse_root()
+ *	the daemons' first step: exit when running as root. master gives up
+ *	root for mail_owner before it starts them, so a daemon running as
+ *	root was started by hand, and would write root-owned files into the
+ *	queue and parse upstream replies with full privileges.
+ * privs_group_suspend()
+ *	the relayq command's first step when it is installed setgid to
+ *	setgid_group: set the effective group back to the real one, keeping
+ *	the privileged one as the saved set-group-id, so that nothing runs
+ *	with it until privs_group_settle() decides.
+ * privs_group_settle()
+ *	once the command and its configuration file are known: with keep
+ *	and a trusted configuration file, take the group back (it opens
+ *	maildrop/ and public/ and nothing else); otherwise give it up for
+ *	good, so that a user-chosen configuration cannot aim the group's
+ *	rights at a queue directory of the user's choosing. Does nothing
+ *	when the command is not setgid.
+ * privs_config_trusted()
+ *	whether a configuration file is one only root can have written:
+ *	owned by root and not writable by group or others.
+ * privs_user_listed()
+ *	whether a user is in an authorized_mailq_users list: names, "@group"
+ *	(primary or supplementary member), or "anyone" ("static:anyone" is
+ *	accepted for Postfix's spelling). 1 yes, 0 no; an entry naming no
+ *	such user or group is skipped and reported in why (the caller logs
+ *	it).
+ *
+ * Failing to give up a privilege is fatal (msg_fatal): running on with
+ * it would be worse than not running.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "msg.h"
+#include "mymalloc.h"
+#include "privs.h"
+
+#define PRIVS_NAME_MAX 256 /* octets of one list entry */
+
+/* The privileged group of a setgid command, saved by privs_group_suspend(). */
+static gid_t privs_saved_gid;
+static int privs_setgid;
+
+/* privs_refuse_root - a daemon must not run as root */
+void privs_refuse_root(void)
+{
+    if (getuid() == 0 || geteuid() == 0)
+        msg_fatal("refusing to run as root: relayq's daemons run as mail_owner; "
+                  "start them with \"relayq start\"");
+}
+
+/* privs_group_suspend - run without the setgid group until it is needed */
+void privs_group_suspend(void)
+{
+    gid_t real = getgid();
+
+    if (getegid() == real)
+        return;
+    privs_setgid = 1;
+    privs_saved_gid = getegid();
+    if (setresgid(real, real, privs_saved_gid) < 0)
+        msg_fatal("set the effective group to %ld: %m", (long)real);
+}
+
+/* privs_group_settle - keep the setgid group for this command, or drop it for good */
+void privs_group_settle(const char *config_path, int keep)
+{
+    gid_t real = getgid();
+    VSTR *why;
+
+    if (!privs_setgid)
+        return;
+    why = vstr_alloc(100);
+    if (keep == PRIVS_GROUP_KEEP && privs_config_trusted(config_path, why)) {
+        if (setresgid(real, privs_saved_gid, privs_saved_gid) < 0)
+            msg_fatal("set the effective group to %ld: %m", (long)privs_saved_gid);
+    } else {
+        if (setresgid(real, real, real) < 0)
+            msg_fatal("give up group %ld: %m", (long)privs_saved_gid);
+        /* setresgid() can fail silently only in theory; check it held. */
+        if (getegid() != real || setegid(privs_saved_gid) == 0)
+            msg_fatal("cannot give up group %ld for good", (long)privs_saved_gid);
+        if (msg_verbose && *vstr_str(why))
+            msg_info("running without the setgid group: %s", vstr_str(why));
+    }
+    privs_setgid = 0;
+    vstr_free(why);
+}
+
+/* privs_config_trusted - only root can have written this configuration file */
+int privs_config_trusted(const char *config_path, VSTR *why)
+{
+    struct stat st;
+
+    if (stat(config_path, &st) < 0) {
+        vstr_sprintf(why, "%s: %s", config_path, strerror(errno));
+        return 0;
+    }
+    if (st.st_uid != 0) {
+        vstr_sprintf(why, "%s is not owned by root", config_path);
+        return 0;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        vstr_sprintf(why, "%s is writable by group or others", config_path);
+        return 0;
+    }
+    return 1;
+}
+
+/* privs_in_group - is the user a member of the group, primary or supplementary */
+static int privs_in_group(uid_t uid, const struct group *gr)
+{
+    struct passwd *pw = getpwuid(uid);
+
+    if (pw == NULL)
+        return 0;
+    if (pw->pw_gid == gr->gr_gid)
+        return 1;
+    for (char **member = gr->gr_mem; *member; member++)
+        if (strcmp(*member, pw->pw_name) == 0)
+            return 1;
+    return 0;
+}
+
+/* privs_entry_matches - one list entry against the user; -1: no such user or group */
+static int privs_entry_matches(uid_t uid, const char *entry)
+{
+    struct passwd *pw;
+    struct group *gr;
+
+    if (strcmp(entry, "anyone") == 0 || strcmp(entry, "static:anyone") == 0)
+        return 1;
+    if (entry[0] == '@') {
+        if ((gr = getgrnam(entry + 1)) == NULL)
+            return -1;
+        return privs_in_group(uid, gr);
+    }
+    if ((pw = getpwnam(entry)) == NULL)
+        return -1;
+    return pw->pw_uid == uid;
+}
+
+/* privs_user_listed - is the user in an authorized_mailq_users list */
+int privs_user_listed(uid_t uid, const char *list, VSTR *why)
+{
+    char entry[PRIVS_NAME_MAX];
+    const char *cp = list;
+    size_t len;
+    int match;
+
+    vstr_strcpy(why, "");
+    while (*cp) {
+        while (*cp == ',' || isspace((unsigned char)*cp))
+            cp++;
+        for (len = 0; cp[len] && cp[len] != ',' && !isspace((unsigned char)cp[len]); len++)
+            /* count */;
+        if (len == 0)
+            break;
+        if (len >= sizeof(entry)) {
+            vstr_sprintf(why, "authorized_mailq_users: an entry over %d octets was skipped",
+                         PRIVS_NAME_MAX - 1);
+        } else {
+            memcpy(entry, cp, len);
+            entry[len] = '\0';
+            match = privs_entry_matches(uid, entry);
+            if (match == 1)
+                return 1;
+            if (match < 0)
+                vstr_sprintf(why, "authorized_mailq_users: no such user or group \"%.100s\"",
+                             entry);
+        }
+        cp += len;
+    }
+    return 0;
+}

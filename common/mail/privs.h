@@ -1,0 +1,21 @@
+/*
+ * privs.h - who relayq's programs run as, and who may do what
+ */
+#ifndef RELAYQ_PRIVS_H
+#define RELAYQ_PRIVS_H
+
+#include <sys/types.h>
+
+#include "vstr.h"
+
+/* What a setgid relayq command does with its group. */
+#define PRIVS_GROUP_DROP 0 /* give it up for good */
+#define PRIVS_GROUP_KEEP 1 /* keep it, if the configuration is trusted */
+
+void privs_refuse_root(void);
+void privs_group_suspend(void);
+void privs_group_settle(const char *config_path, int keep);
+int privs_config_trusted(const char *config_path, VSTR *why);
+int privs_user_listed(uid_t uid, const char *list, VSTR *why);
+
+#endif

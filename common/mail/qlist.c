@@ -1,0 +1,267 @@
+/*
+ * qlist - the queue listing of mailq, written by the command or by qmgr
+ *
+ * qlist_write()
+ *	write every message of a read snapshot to `out`: in Postfix's
+ *	"postqueue -p" layout (queue id, "*" when being delivered, "!" when
+ *	held; size; arrival time; sender; each recipient still to be
+ *	delivered under its last deferral reason; then "-- N Kbytes in M
+ *	Requests." or "Mail queue is empty"), or with opts->json one
+ *	"postqueue -j" object per message per line, plus next_attempt and
+ *	attempts. Messages set aside because a queue record fails
+ *	authentication (encryption at rest) come last: "QUEUE_ID# (set aside:
+ *	reason)", or queue_name "aside" with the reason. Returns 0, or -1 with
+ *	why when the snapshot cannot be read (the output is then incomplete).
+ * qlist_write_empty()
+ *	the listing of a queue that was never created.
+ *
+ * Queue content is untrusted text: line breaks and control characters are
+ * neutralised for the terminal, and JSON strings are escaped, with
+ * malformed UTF-8 replaced, so that the output always parses.
+ *
+ * The same code serves "relayq mailq" reading the queue itself (root and
+ * mail_owner) and qmgr answering other users over public/control, so both
+ * see the same listing. The caller owns `out` and the transaction.
+ */
+#include "config.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "mymalloc.h"
+#include "qlist.h"
+
+#define QLIST_RCPT_INDENT 44 /* recipients start in the sender's column */
+#define QLIST_WIDTH 78       /* deferral reasons end in this column */
+
+/* The state of one listing. */
+typedef struct QLIST_STATE {
+    QSTORE_TXN *txn;
+    const QLIST_OPTS *opts;
+    FILE *out;
+    size_t count;          /* messages listed */
+    long long total_bytes; /* their sizes */
+    VSTR *why;             /* the first read error, which stops the listing */
+    int failed;
+} QLIST_STATE;
+
+/* qlist_clean - text for a terminal: line breaks become blanks, controls "?" */
+static char *qlist_clean(const char *text)
+{
+    char *copy = mystrdup(text);
+
+    for (char *cp = copy; *cp; cp++) {
+        if (*cp == '\r' || *cp == '\n' || *cp == '\t')
+            *cp = ' ';
+        else if ((unsigned char)*cp < 0x20 || *cp == 0x7f)
+            *cp = '?';
+    }
+    return copy;
+}
+
+/* qlist_reason - "(reason)" right-aligned to end in column 78, as Postfix prints it */
+static void qlist_reason(FILE *fp, const char *reply)
+{
+    char *text = qlist_clean(reply);
+    int padding = QLIST_WIDTH - 2 - (int)strlen(text);
+
+    /* A reason too long for the line starts in column 0, unbroken, so that
+     * scripts that read mailq find it on one line. */
+    fprintf(fp, "%*s(%s)\n", padding > 0 ? padding : 0, "", text);
+    myfree(text);
+}
+
+/* qlist_json_str - a JSON string: quotes, backslashes, controls and bad UTF-8 escaped */
+static void qlist_json_str(FILE *fp, const char *text)
+{
+    const unsigned char *cp = (const unsigned char *)text;
+    size_t n;
+
+    putc('"', fp);
+    while (*cp) {
+        if (*cp == '"' || *cp == '\\') {
+            fprintf(fp, "\\%c", *cp++);
+        } else if (*cp < 0x20 || *cp == 0x7f) {
+            fprintf(fp, "\\u%04x", *cp++);
+        } else if (*cp < 0x80) {
+            putc(*cp++, fp);
+        } else {
+            /* Pass well-formed UTF-8 through; anything else would make invalid JSON. */
+            n = *cp >= 0xc2 && *cp <= 0xdf   ? 1
+                : *cp >= 0xe0 && *cp <= 0xef ? 2
+                : *cp >= 0xf0 && *cp <= 0xf4 ? 3
+                                             : 0;
+            for (size_t k = 1; k <= n; k++)
+                if ((cp[k] & 0xc0) != 0x80)
+                    n = 0;
+            if (n == 0) {
+                fputs("\\ufffd", fp);
+                cp++;
+            } else {
+                fwrite(cp, 1, n + 1, fp);
+                cp += n + 1;
+            }
+        }
+    }
+    putc('"', fp);
+}
+
+/* qlist_pending - a recipient that is still to be delivered */
+static int qlist_pending(const QRCPT *rcpt)
+{
+    return rcpt->status == QRCPT_PENDING || rcpt->status == QRCPT_DEFERRED;
+}
+
+/* qlist_text - one message in the postqueue -p layout */
+static void qlist_text(QLIST_STATE *state, const QMSG *msg, const QRCPT *rcpts, size_t nrcpt,
+                       int active)
+{
+    time_t when = (time_t)(msg->arrival_ms / 1000);
+    struct tm tm;
+    char date[64];
+    char *sender;
+    char *addr;
+    const char *last_reason = "";
+
+    if (state->count == 0)
+        fprintf(state->out, "%-13s %8s %-20s %s\n", "-Queue ID-", "--Size--",
+                "----Arrival Time----", "-Sender/Recipient-------");
+    localtime_r(&when, &tm);
+    strftime(date, sizeof(date), "%a %b %e %H:%M:%S", &tm);
+    sender = qlist_clean(*msg->sender ? msg->sender : "MAILER-DAEMON");
+    fprintf(state->out, "%-12s%c %8lld %-20s %s\n", msg->qid,
+            active                     ? '*'
+            : (msg->flags & QMSG_HOLD) ? '!'
+                                       : ' ',
+            msg->size, date, sender);
+    myfree(sender);
+    for (size_t i = 0; i < nrcpt; i++) {
+        if (!qlist_pending(rcpts + i))
+            continue;
+        /* Like Postfix: a reason only where it differs from the one above. */
+        if (strcmp(rcpts[i].reply, last_reason) != 0) {
+            qlist_reason(state->out, *rcpts[i].reply ? rcpts[i].reply : "reason unavailable");
+            last_reason = rcpts[i].reply;
+        }
+        addr = qlist_clean(rcpts[i].addr);
+        fprintf(state->out, "%*s%s\n", QLIST_RCPT_INDENT, "", addr);
+        myfree(addr);
+    }
+    fputc('\n', state->out);
+}
+
+/* qlist_json - one message as a postqueue -j object on one line */
+static void qlist_json(QLIST_STATE *state, const QMSG *msg, const QRCPT *rcpts, size_t nrcpt,
+                       int active)
+{
+    FILE *fp = state->out;
+    const char *queue = active                     ? "active"
+                        : (msg->flags & QMSG_HOLD) ? "hold"
+                        : msg->attempts > 0        ? "deferred"
+                                                   : "incoming";
+    int first = 1;
+
+    fprintf(fp, "{\"queue_name\": \"%s\", \"queue_id\": ", queue);
+    qlist_json_str(fp, msg->qid);
+    fprintf(fp,
+            ", \"arrival_time\": %lld, \"message_size\": %lld, \"forced_expire\": false, "
+            "\"sender\": ",
+            msg->arrival_ms / 1000, msg->size);
+    qlist_json_str(fp, msg->sender);
+    fputs(", \"recipients\": [", fp);
+    for (size_t i = 0; i < nrcpt; i++) {
+        if (!qlist_pending(rcpts + i))
+            continue;
+        fputs(first ? "{\"address\": " : ", {\"address\": ", fp);
+        first = 0;
+        qlist_json_str(fp, rcpts[i].addr);
+        if (*rcpts[i].reply) {
+            fputs(", \"delay_reason\": ", fp);
+            qlist_json_str(fp, rcpts[i].reply);
+        }
+        fputc('}', fp);
+    }
+    fprintf(fp, "], \"next_attempt\": %lld, \"attempts\": %u}\n", msg->next_attempt, msg->attempts);
+}
+
+/* qlist_aside - a message set aside (a queue record fails authentication): its id and why */
+static int qlist_aside(const char *qid, long long when_ms, const char *reason, void *ctx)
+{
+    QLIST_STATE *state = ctx;
+    char *text;
+
+    (void)when_ms;
+    if (state->opts->json) {
+        fputs("{\"queue_name\": \"aside\", \"queue_id\": ", state->out);
+        qlist_json_str(state->out, qid);
+        fputs(", \"reason\": ", state->out);
+        qlist_json_str(state->out, reason);
+        fputs(", \"recipients\": []}\n", state->out);
+    } else {
+        text = qlist_clean(reason);
+        fprintf(state->out, "%-12s# (set aside: %s)\n\n", qid, text);
+        myfree(text);
+    }
+    state->count++;
+    return 0;
+}
+
+/* qlist_message - qstore_message_scan callback: list one message */
+static int qlist_message(const QMSG *msg, void *ctx)
+{
+    QLIST_STATE *state = ctx;
+    QRCPT *rcpts = NULL;
+    size_t nrcpt = 0;
+    int active = state->opts->is_active && state->opts->is_active(msg->qid, state->opts->ctx);
+    int rc;
+
+    /* Not set aside yet: qmgr will when it next tries it. */
+    if ((rc = qstore_rcpts_get(state->txn, msg->qid, &rcpts, &nrcpt)) == QSTORE_TAMPERED)
+        return qlist_aside(msg->qid, 0, "queue record in recipients fails authentication", state);
+    if (rc != QSTORE_OK) {
+        vstr_sprintf(state->why, "%s", qstore_txn_reason(state->txn));
+        state->failed = 1;
+        return 1;
+    }
+    if (state->opts->json)
+        qlist_json(state, msg, rcpts, nrcpt, active);
+    else
+        qlist_text(state, msg, rcpts, nrcpt, active);
+    qstore_rcpts_free(rcpts, nrcpt);
+    state->count++;
+    state->total_bytes += msg->size;
+    return 0;
+}
+
+/* qlist_write_empty - the listing of an empty queue */
+void qlist_write_empty(const QLIST_OPTS *opts, FILE *out)
+{
+    if (!opts->json)
+        fprintf(out, "Mail queue is empty\n");
+}
+
+/* qlist_write - list every message of the snapshot */
+int qlist_write(QSTORE_TXN *txn, const QLIST_OPTS *opts, FILE *out, VSTR *why)
+{
+    QLIST_STATE state;
+
+    memset(&state, 0, sizeof(state));
+    state.txn = txn;
+    state.opts = opts;
+    state.out = out;
+    state.why = why;
+    if ((qstore_message_scan(txn, qlist_message, &state) != QSTORE_OK ||
+         qstore_aside_scan(txn, qlist_aside, &state) != QSTORE_OK) &&
+        !state.failed) {
+        vstr_strcpy(why, qstore_txn_reason(txn));
+        state.failed = 1;
+    }
+    if (state.failed)
+        return -1;
+    if (state.count == 0)
+        qlist_write_empty(opts, out);
+    else if (!opts->json)
+        fprintf(out, "-- %lld Kbytes in %zu Request%s.\n", state.total_bytes / 1024, state.count,
+                state.count == 1 ? "" : "s");
+    return 0;
+}

@@ -1,0 +1,22 @@
+/*
+ * qlist.h - the queue listing of mailq, written by the command or by qmgr
+ */
+#ifndef RELAYQ_QLIST_H
+#define RELAYQ_QLIST_H
+
+#include <stdio.h>
+
+#include "qstore.h"
+#include "vstr.h"
+
+/* How to list: the layout, and which messages are being delivered. */
+typedef struct QLIST_OPTS {
+    int json;                                          /* postqueue -j objects, not -p */
+    int (*is_active)(const char *queue_id, void *ctx); /* NULL: none is */
+    void *ctx;
+} QLIST_OPTS;
+
+int qlist_write(QSTORE_TXN *txn, const QLIST_OPTS *opts, FILE *out, VSTR *why);
+void qlist_write_empty(const QLIST_OPTS *opts, FILE *out);
+
+#endif

@@ -60,6 +60,7 @@
 
 #define SMTPOUT_QMGR_TIMEOUT 1000     /* ms for one attempt to connect to qmgr */
 #define SMTPOUT_QMGR_RETRY 1000       /* ms between attempts */
+#define SMTPOUT_QMGR_PATIENCE 10      /* failed attempts before the wait is a warning */
 #define SMTPOUT_EXIT_FLUSH 5000       /* ms to hand the last result to qmgr at exit */
 #define SMTPOUT_BODY_PREALLOC 1048576 /* bytes reserved up front for a body */
 #define SMTPOUT_EVENTS_MAX 1000       /* connection events kept while qmgr is away */
@@ -68,8 +69,8 @@ static const char *smtpout_config_path;
 static char *smtpout_qmgr_path;
 static QSTORE *smtpout_store;
 static IPC_CHAN *smtpout_qmgr;
-static int smtpout_qmgr_warned; /* logged that qmgr is unreachable */
-static JOB *smtpout_job;        /* the job in the session */
+static int smtpout_qmgr_failures; /* connect attempts to qmgr that failed in a row */
+static JOB *smtpout_job;          /* the job in the session */
 static int smtpout_stopping;
 
 /* Connection events waiting for qmgr: a ring, the oldest dropped when full. */
@@ -83,11 +84,15 @@ static void smtpout_qmgr_connect(void *ctx);
 static void smtpout_qmgr_event(int fd, int events, void *ctx);
 
 /* smtpout_qmgr_drop - forget the qmgr connection and try again later */
-static void smtpout_qmgr_drop(const char *why)
+static void smtpout_qmgr_drop(const char *why, int closed)
 {
     if (smtpout_qmgr == NULL)
         return;
-    msg_warn("connection to qmgr: %s; reconnecting", why);
+    /* qmgr closes first at every stop; a crash of it master reports itself. */
+    if (closed)
+        msg_info("connection to qmgr: %s; reconnecting", why);
+    else
+        msg_warn("connection to qmgr: %s; reconnecting", why);
     event_disable_readwrite(ipc_chan_fd(smtpout_qmgr));
     ipc_chan_free(smtpout_qmgr);
     smtpout_qmgr = NULL;
@@ -104,7 +109,7 @@ static void smtpout_qmgr_flush(void)
         return;
     ret = ipc_chan_flush(smtpout_qmgr);
     if (ret < 0) {
-        smtpout_qmgr_drop(strerror(errno));
+        smtpout_qmgr_drop(strerror(errno), 0);
     } else if (ret == 0) {
         event_enable_write(ipc_chan_fd(smtpout_qmgr), smtpout_qmgr_event, NULL);
     } else {
@@ -277,13 +282,13 @@ static void smtpout_qmgr_records(void)
 
     while (smtpout_qmgr != NULL && (ret = ipc_chan_next(smtpout_qmgr, &rec, why)) != 0) {
         if (ret < 0) {
-            smtpout_qmgr_drop(vstr_str(why));
+            smtpout_qmgr_drop(vstr_str(why), 0);
             break;
         }
         ret = smtpout_dispatch(rec, why);
         ipc_rec_free(rec);
         if (ret < 0) {
-            smtpout_qmgr_drop(vstr_str(why));
+            smtpout_qmgr_drop(vstr_str(why), 0);
             break;
         }
     }
@@ -305,7 +310,7 @@ static void smtpout_qmgr_event(int fd, int events, void *ctx)
             smtpout_qmgr_records();
         } else {
             smtpout_qmgr_records(); /* what came before the end still counts */
-            smtpout_qmgr_drop(ret == 0 ? "closed by qmgr" : strerror(errno));
+            smtpout_qmgr_drop(ret == 0 ? "closed by qmgr" : strerror(errno), ret == 0);
         }
     }
 }
@@ -323,17 +328,20 @@ static void smtpout_qmgr_connect(void *ctx)
     }
     smtpout_qmgr = ipc_client_open(smtpout_qmgr_path, PROTO_QMGR, SMTPOUT_QMGR_TIMEOUT, why);
     if (smtpout_qmgr == NULL) {
-        if (!smtpout_qmgr_warned)
-            msg_warn("connect to qmgr: %s; retrying every second", vstr_str(why));
-        smtpout_qmgr_warned = 1;
+        /* Workers often start before qmgr listens: only a long wait is a problem. */
+        if (++smtpout_qmgr_failures == 1)
+            msg_info("connect to qmgr: %s; retrying every second", vstr_str(why));
+        else if (smtpout_qmgr_failures == SMTPOUT_QMGR_PATIENCE)
+            msg_warn("connect to qmgr: %s, for %d s; retrying every second", vstr_str(why),
+                     SMTPOUT_QMGR_PATIENCE * SMTPOUT_QMGR_RETRY / 1000);
         vstr_free(why);
         event_request_timer(smtpout_qmgr_connect, NULL, SMTPOUT_QMGR_RETRY);
         return;
     }
     vstr_free(why);
-    if (smtpout_qmgr_warned)
+    if (smtpout_qmgr_failures > 0)
         msg_info("connected to qmgr");
-    smtpout_qmgr_warned = 0;
+    smtpout_qmgr_failures = 0;
     (void)non_blocking(ipc_chan_fd(smtpout_qmgr), 1);
     rec = ipc_rec_create("worker");
     ipc_rec_add_long(rec, "pid", (long long)getpid());

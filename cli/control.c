@@ -17,6 +17,9 @@
  *	without the answer: exits EX_UNAVAILABLE when qmgr does not listen or
  *	answer, EX_NOPERM when it refuses for lack of privilege, EX_SOFTWARE
  *	for another refusal; else returns the reply (the caller frees it).
+ * control_refused()
+ *	when a reply from qmgr is an error: exit EX_NOPERM when it refused
+ *	for lack of privilege, EX_SOFTWARE for another error; else return.
  * control_master_pid()
  *	whether master runs: its pid file exists and its flock(2) lock is
  *	held. Returns 1 with the pid (0 when the file holds none yet or any
@@ -100,7 +103,6 @@ IPC_REC *control_qmgr(const IPC_REC *request, const char *what, int timeout_ms)
 {
     VSTR *why = vstr_alloc(100);
     IPC_REC *reply = NULL;
-    const char *reason;
 
     switch (control_request(SOCK_CONTROL, PROTO_CONTROL, request, timeout_ms, &reply, why)) {
     case CONTROL_OK:
@@ -111,15 +113,22 @@ IPC_REC *control_qmgr(const IPC_REC *request, const char *what, int timeout_ms)
     default:
         msg_fatal_status(EX_UNAVAILABLE, "no answer from qmgr: %s", vstr_str(why));
     }
-    if (strcmp(ipc_rec_type(reply), "error") == 0) {
-        reason = ipc_rec_get(reply, "reason");
-        if (reason == NULL)
-            reason = "(no reason given)";
-        msg_fatal_status(strncmp(reason, "permission denied", 17) == 0 ? EX_NOPERM : EX_SOFTWARE,
-                         "qmgr refused the %s: %s", what, relayq_printable(reason, 500));
-    }
+    control_refused(reply, what);
     vstr_free(why);
     return reply;
+}
+
+/* control_refused - exit when qmgr's reply is an error: EX_NOPERM for a refusal */
+void control_refused(const IPC_REC *reply, const char *what)
+{
+    const char *reason;
+
+    if (strcmp(ipc_rec_type(reply), "error") != 0)
+        return;
+    if ((reason = ipc_rec_get(reply, "reason")) == NULL)
+        reason = "(no reason given)";
+    msg_fatal_status(strncmp(reason, "permission denied", 17) == 0 ? EX_NOPERM : EX_SOFTWARE,
+                     "qmgr refused the %s: %s", what, relayq_printable(reason, 500));
 }
 
 /* control_master_pid - is master running, and as which process */

@@ -124,7 +124,6 @@ static void mailq_remote(int json, const char *local_reason)
     IPC_REC *reply;
     VSTR *why = vstr_alloc(100);
     const char *data;
-    const char *reason;
     IPC_CHAN *chan;
 
     ipc_rec_add_long(req, "json", json);
@@ -137,14 +136,7 @@ static void mailq_remote(int json, const char *local_reason)
     for (;;) {
         if ((reply = ipc_chan_recv_wait(chan, MAILQ_REMOTE_TIMEOUT_MS, why)) == NULL)
             msg_fatal_status(EX_UNAVAILABLE, "no answer from qmgr: %s", vstr_str(why));
-        if (strcmp(ipc_rec_type(reply), "error") == 0) {
-            reason = ipc_rec_get(reply, "reason");
-            if (reason == NULL)
-                reason = "(no reason given)";
-            msg_fatal_status(strncmp(reason, "permission denied", 17) == 0 ? EX_NOPERM
-                                                                           : EX_SOFTWARE,
-                             "qmgr refused the listing: %s", relayq_printable(reason, 500));
-        }
+        control_refused(reply, "listing");
         if (strcmp(ipc_rec_type(reply), "end") == 0)
             break;
         if (strcmp(ipc_rec_type(reply), "list") != 0 || ipc_rec_check(reply, "data", "", why) < 0 ||

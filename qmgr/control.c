@@ -12,6 +12,9 @@
  *	on the peer's channel; a flush replies after its transaction has
  *	committed. Returns -1 for a request that is not understood (the
  *	caller closes the connection after the error reply is sent).
+ * control_privileged()
+ *	whether the peer is root or mail_owner (SO_PEERCRED), who may change
+ *	the queue and always read it.
  */
 #include "config.h"
 
@@ -153,7 +156,7 @@ static void control_active_add(const char *key, void *value, void *ctx)
 }
 
 /* control_privileged - may this peer change the queue (root or mail_owner) */
-static int control_privileged(const QMGR_PEER *peer)
+int control_privileged(const QMGR_PEER *peer)
 {
     return peer->uid == 0 || peer->uid == (long)geteuid();
 }

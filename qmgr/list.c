@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "msg.h"
 #include "mymalloc.h"
@@ -58,7 +57,7 @@ static int list_allowed(const QMGR_PEER *peer)
     VSTR *why;
     int allowed;
 
-    if (peer->uid == 0 || peer->uid == (long)geteuid())
+    if (control_privileged(peer))
         return 1;
     if (peer->uid < 0)
         return 0;

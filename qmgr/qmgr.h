@@ -188,6 +188,7 @@ int ops_request(QMGR_PEER *peer, const IPC_REC *rec);
 
 /* control.c */
 int control_request(QMGR_PEER *peer, const IPC_REC *rec);
+int control_privileged(const QMGR_PEER *peer);
 
 /* list.c */
 int list_request(QMGR_PEER *peer, const IPC_REC *rec);

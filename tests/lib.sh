@@ -335,3 +335,20 @@ PY
 all_tried() {
     [ "$(log_count ': to=<[^>]*>, .* status=(sent|deferred|bounced) ')" -ge "$1" ]
 }
+
+# fill_and_deliver - N messages into maildrop, relayq started, and every
+# one delivered with the queue empty after; one TAP result a step:
+# fill_and_deliver N TAG
+fill_and_deliver() {
+    local n=$1 tag=$2
+    maildrop_fill "$n" "$tag"
+    ok $? "$n messages waiting in maildrop"
+    "$RELAYQ" start
+    ok $? "relayq start"
+    wait_for 300 all_tried "$n"
+    ok $? "relayq tried every message"
+    wait_for 10 sink_has "$n"
+    ok $? "$n messages arrived at the server ($(sink_messages))"
+    wait_for 30 queue_empty
+    ok $? "mailq prints 'Mail queue is empty'"
+}

@@ -14,16 +14,7 @@ rq_set smtpout_workers 4
 rq_set smtp_connection_reuse_count_limit $LIMIT
 rq_set smtp_connection_reuse_time_limit 3600s
 
-maildrop_fill $N reuse
-ok $? "$N messages waiting in maildrop"
-"$RELAYQ" start
-ok $? "relayq start"
-wait_for 300 all_tried $N
-ok $? "relayq tried every message"
-wait_for 10 sink_has $N
-ok $? "$N messages arrived at the server ($(sink_messages))"
-wait_for 30 queue_empty
-ok $? "mailq prints 'Mail queue is empty'"
+fill_and_deliver $N reuse
 check "every Message-ID arrived exactly once" -- sink_ids_once $N
 check "no deferral and no bounce" -- test "$(log_count 'status=(deferred|bounced)')" -eq 0
 

@@ -13,16 +13,7 @@ rq_set smtpout_workers 4
 rq_set smtp_connection_reuse_count_limit 0
 rq_set smtp_connection_reuse_time_limit 3600s
 
-maildrop_fill $N pool
-ok $? "$N messages waiting in maildrop"
-"$RELAYQ" start
-ok $? "relayq start"
-wait_for 300 all_tried $N
-ok $? "relayq tried every message"
-wait_for 10 sink_has $N
-ok $? "$N messages arrived at the server ($(sink_messages))"
-wait_for 30 queue_empty
-ok $? "mailq prints 'Mail queue is empty'"
+fill_and_deliver $N pool
 
 tls=$(sink_count '^tls conn=')
 auth_ok=$(sink_count '^auth conn=[0-9]+ .* result=ok$')

@@ -5,7 +5,7 @@
 # `qshape -s` and `show ID`, and each output must equal its file under
 # tests/golden/ (a difference is shown as TAP diagnostics, diff -u).
 # qshape's ages depend on the clock: it runs under faketime(1) with the
-# clock stopped at the reference time; without faketime those comparisons
+# clock frozen at the reference time (-f); without faketime those comparisons
 # are skipped. No daemon runs.
 #
 # RELAYQ_UPDATE_GOLDEN=1 rewrites the golden files from the current
@@ -15,7 +15,7 @@
 QSTORE_FILL=$top_builddir/tests/qstore_fill
 GOLDEN=$top_srcdir/tests/golden
 NOW=1700000000               # the reference time: 2023-11-14 22:13:20 UTC
-FAKE_NOW='2023-11-14 22:13:20' # the same, for faketime (absolute: the clock stands still)
+FAKE_NOW='2023-11-14 22:13:20' # the same, for faketime -f (a time without "@" stands still)
 export TZ=UTC
 
 rq_setup
@@ -81,13 +81,13 @@ check "show of an unknown id says so" -- \
 check "show of a malformed id exits EX_USAGE (64)" -- test $? -eq 64
 
 if command -v faketime >/dev/null 2>&1; then
-    faketime "$FAKE_NOW" "$RELAYQ" qshape >"$T/qshape.txt" 2>>"$T/stderr"
+    faketime -f "$FAKE_NOW" "$RELAYQ" qshape >"$T/qshape.txt" 2>>"$T/stderr"
     ok $? "qshape succeeds"
     golden qshape.txt "$T/qshape.txt" "qshape output is as golden"
-    faketime "$FAKE_NOW" "$RELAYQ" qshape -s >"$T/qshape_sender.txt" 2>>"$T/stderr"
+    faketime -f "$FAKE_NOW" "$RELAYQ" qshape -s >"$T/qshape_sender.txt" 2>>"$T/stderr"
     ok $? "qshape -s succeeds"
     golden qshape_sender.txt "$T/qshape_sender.txt" "qshape -s output is as golden"
-    faketime "$FAKE_NOW" "$RELAYQ" qshape --json >"$T/qshape.json" 2>>"$T/stderr"
+    faketime -f "$FAKE_NOW" "$RELAYQ" qshape --json >"$T/qshape.json" 2>>"$T/stderr"
     ok $? "qshape --json succeeds"
     check "qshape --json has the text table's figures" -- python3 -c '
 import json, sys

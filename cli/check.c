@@ -2,16 +2,22 @@
  * check - validate the configuration before anything runs on it; make queue keys
  *
  * check_main()
- *	"relayq check [-c FILE]": exit 0 silently when all is well, else
- *	print every problem found and exit EX_CONFIG.
+ *	"relayq check [-c FILE]": when all is well, say which file was read
+ *	and exit 0; else print every problem found and exit EX_CONFIG.
  * check_run()
  *	the checks themselves, shared with "relayq start": load the file
  *	(its "file:line: reason" when it does not load), then what the
  *	parameter table cannot know: relayq only relays, so relayhost must be
  *	set; the daemons must be where daemon_directory says; the queue
  *	directory must exist or be creatable by master; the files the
- *	configuration names must exist. Returns the number of problems, each
- *	printed as "relayq: error: FILE: reason".
+ *	configuration names must exist. Run as root, what master will need
+ *	when it gives root up: mail_owner and setgid_group as master accepts
+ *	them, and every file the daemons open (the configuration, the
+ *	credentials, the keys, the CA file, the tables) readable by
+ *	mail_owner: a root-owned 0600 credentials file, Postfix's habit,
+ *	is refused with the chown that fixes it. A minimal_backoff_time
+ *	above maximal_backoff_time is a warning. Returns the number of
+ *	problems, each printed as "relayq: error: FILE: reason".
  *
  * The credentials file (smtp_sasl_password_maps) gets the checks smtpout
  * makes before it uses it: owned by root or by the user the daemons run as
@@ -51,6 +57,7 @@
 #include "mymalloc.h"
 #include "maps.h"
 #include "params.h"
+#include "privs.h"
 #include "sasl_passwd.h"
 #include "seal.h"
 
@@ -107,19 +114,54 @@ static int check_queue_dir(const char *file, const char *dir)
     return bad;
 }
 
+/* check_file_path - the file a parameter's value names, or NULL */
+static const char *check_file_path(const char *value)
+{
+    const char *colon;
+
+    /* A Postfix-style table reference "type:/path" names the file after the colon. */
+    if (*value != '/' && (colon = strchr(value, ':')) != NULL)
+        value = colon + 1;
+    return *value == '/' ? value : NULL;
+}
+
+/*
+ * check_readable - a file the daemons open must be readable by mail_owner,
+ * the user they run as when started as root; secret files are fixed by
+ * giving them to mail_owner (they may not be readable by group or others)
+ */
+static int check_readable(const char *file, const char *param, const char *value,
+                          const char *reader, int secret)
+{
+    const char *path = check_file_path(value);
+    VSTR *why;
+    int bad;
+
+    if (path == NULL || reader == NULL)
+        return 0;
+    why = vstr_alloc(128);
+    /* A file that cannot be examined is check_file()'s to report. */
+    if ((bad = privs_user_may_read(path, reader, why) == 0) != 0) {
+        if (secret)
+            msg_error("%s: %s %s; relayq's daemons run as mail_owner \"%s\", never as root: "
+                      "chown %s %s (and keep its mode 0600)",
+                      file, param, vstr_str(why), reader, reader, path);
+        else
+            msg_error("%s: %s %s; relayq's daemons run as mail_owner \"%s\": make it readable "
+                      "by that user",
+                      file, param, vstr_str(why), reader);
+    }
+    vstr_free(why);
+    return bad;
+}
+
 /* check_file - a file the configuration names must exist */
 static int check_file(const char *file, const char *param, const char *value)
 {
     struct stat st;
-    const char *path = value;
-    const char *colon;
+    const char *path = check_file_path(value);
 
-    if (*value == '\0')
-        return 0;
-    /* A Postfix-style table reference "type:/path" names the file after the colon. */
-    if (*path != '/' && (colon = strchr(path, ':')) != NULL)
-        path = colon + 1;
-    if (*path != '/')
+    if (path == NULL)
         return 0;
     if (stat(path, &st) == 0) {
         if (S_ISDIR(st.st_mode)) {
@@ -273,6 +315,35 @@ static int check_table(const char *file, const char *param)
     return problems;
 }
 
+/*
+ * check_identities - as root, master becomes mail_owner and gives maildrop/
+ * and public/ to setgid_group: both must be what master accepts. *reader is
+ * then mail_owner's name, the user whose rights the daemons' files need.
+ */
+static int check_identities(const char *file, const char **reader)
+{
+    const char *owner = var_str("mail_owner");
+    VSTR *why = vstr_alloc(128);
+    uid_t uid;
+    gid_t gid = (gid_t)-1;
+    gid_t drop_gid;
+    int problems = 0;
+
+    if (privs_mail_owner(owner, &uid, &gid, why) < 0) {
+        msg_error("%s: %s", file, vstr_str(why));
+        gid = (gid_t)-1;
+        problems++;
+    } else {
+        *reader = owner;
+    }
+    if (privs_setgid_group(var_str("setgid_group"), gid, &drop_gid, why) < 0) {
+        msg_error("%s: %s", file, vstr_str(why));
+        problems++;
+    }
+    vstr_free(why);
+    return problems;
+}
+
 /* check_run - every check, each problem printed; the number of problems */
 int check_run(const char *path)
 {
@@ -280,6 +351,8 @@ int check_run(const char *path)
     VSTR *why = vstr_alloc(128);
     const char *file;
     const char *dir;
+    const char *reader = NULL;
+    long minimal, maximal;
     int problems = 0;
 
     if (params_load(relayq_config_file(path), why) == NULL) {
@@ -289,6 +362,8 @@ int check_run(const char *path)
     }
     vstr_free(why);
     file = config_path(var_config);
+    minimal = var_int("minimal_backoff_time");
+    maximal = var_int("maximal_backoff_time");
     if (*var_str("relayhost") == '\0') {
         msg_error("%s: relayhost is empty: relayq only relays, set relayhost = [host]:port", file);
         problems++;
@@ -297,14 +372,12 @@ int check_run(const char *path)
     for (size_t i = 0; i < sizeof(daemons) / sizeof(daemons[0]); i++)
         problems += check_daemon(file, dir, daemons[i]);
     problems += check_queue_dir(file, var_str("queue_directory"));
-    /* Master gives up root for mail_owner; a missing user would stop it cold. */
-    if (geteuid() == 0 && getpwnam(var_str("mail_owner")) == NULL) {
-        char *shown = relayq_printable(var_str("mail_owner"), 0);
-
-        msg_error("%s: mail_owner \"%s\": no such user", file, shown);
-        myfree(shown);
-        problems++;
-    }
+    if (geteuid() == 0)
+        problems += check_identities(file, &reader);
+    if (minimal > maximal)
+        msg_warn("%s: minimal_backoff_time (%lds) is greater than maximal_backoff_time (%lds): "
+                 "every retry waits maximal_backoff_time",
+                 file, minimal, maximal);
     if (var_bool("smtp_sasl_auth_enable") && *var_str("smtp_sasl_password_maps") == '\0') {
         msg_error("%s: smtp_sasl_auth_enable = yes needs smtp_sasl_password_maps", file);
         problems++;
@@ -317,6 +390,18 @@ int check_run(const char *path)
     problems += check_table(file, "destination_policy_maps");
     problems += check_file(file, "queue_encryption_key_file", var_str("queue_encryption_key_file"));
     problems += check_keys(file);
+    /* Started as root, the daemons read these as mail_owner, never as root. */
+    problems += check_readable(file, "configuration file", file, reader, 0);
+    problems += check_readable(file, "smtp_sasl_password_maps", var_str("smtp_sasl_password_maps"),
+                               reader, 1);
+    problems += check_readable(file, "queue_encryption_key_file",
+                               var_str("queue_encryption_key_file"), reader, 1);
+    problems += check_readable(file, "smtp_tls_CAfile", var_str("smtp_tls_CAfile"), reader, 0);
+    problems += check_readable(file, "transport_maps", var_str("transport_maps"), reader, 0);
+    problems += check_readable(file, "sender_dependent_relayhost_maps",
+                               var_str("sender_dependent_relayhost_maps"), reader, 0);
+    problems += check_readable(file, "destination_policy_maps", var_str("destination_policy_maps"),
+                               reader, 0);
     return problems;
 }
 
@@ -338,7 +423,11 @@ int check_main(int argc, char **argv)
     }
     if (optind != argc)
         relayq_usage("check", NULL);
-    return check_run(path) ? EX_CONFIG : 0;
+    if (check_run(path) > 0)
+        return EX_CONFIG;
+    /* Which file was read: the built-in path, -c, or $RELAYQ_CONFIG. */
+    printf("relayq check: %s: no problems found\n", config_path(var_config));
+    return 0;
 }
 
 /* keygen_main - "relayq keygen [-c FILE] [ID]": a new line for queue_encryption_key_file */

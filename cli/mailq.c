@@ -228,6 +228,8 @@ int mailq_main(int argc, char **argv)
     if (optind != argc)
         relayq_usage("mailq", NULL);
     relayq_load_config(config);
+    /* Only root and mail_owner may list maildrop/ (mode 1730); others see -1, nothing. */
+    opts.maildrop = qdir_maildrop_count(var_str("queue_directory"));
 
     dbdir = qdir_path(var_str("queue_directory"), QDIR_DB);
     datafile = qdir_path(dbdir, "data.mdb");

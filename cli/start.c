@@ -17,6 +17,10 @@
  *	"relayq status": whether master runs, and its children, as master
  *	reports them. Exit 0 when running, 1 when not.
  *
+ * Only root, or the user who owns the queue directory (an installation
+ * run without root), may start, stop or reload: anyone else gets
+ * EX_NOPERM with the reason, before anything is tried.
+ *
  * Whether master runs is decided by the lock on pid/master.pid, never by
  * the pid alone: a stale file of a crashed master holds no lock.
  */
@@ -28,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
@@ -71,6 +76,24 @@ static const char *start_options(int argc, char **argv, const char *command)
     if (optind != argc)
         relayq_usage(command, NULL);
     return path;
+}
+
+/*
+ * start_may_control - only root, or the user the queue belongs to, starts,
+ * stops and reloads the mail system; anyone else is told so, EX_NOPERM
+ */
+static void start_may_control(const char *command)
+{
+    const char *dir = var_str("queue_directory");
+    struct stat st;
+
+    /* A queue not made yet will be this user's own (an unprivileged installation). */
+    if (geteuid() == 0 || stat(dir, &st) < 0 || st.st_uid == geteuid())
+        return;
+    msg_fatal_status(EX_NOPERM,
+                     "%s: permission denied: the mail system of %s belongs to uid %ld; "
+                     "run \"relayq %s\" as root",
+                     command, dir, (long)st.st_uid, command);
 }
 
 /* start_running_pid - master's pid, or exit 1 when it does not run */
@@ -167,6 +190,7 @@ int start_main(int argc, char **argv)
         relayq_usage("start", NULL);
     if (check_run(path) > 0)
         exit(EX_CONFIG);
+    start_may_control("start");
     why = vstr_alloc(100);
     if (control_master_pid(&pid, why) == 1) {
         if (pid > 1)
@@ -234,6 +258,7 @@ int start_stop_main(int argc, char **argv)
     int state;
 
     relayq_load_config(start_options(argc, argv, "stop"));
+    start_may_control("stop");
     pid = start_running_pid();
     if (kill(pid, SIGTERM) < 0)
         msg_fatal("cannot signal master (pid %ld): %s", (long)pid, strerror(errno));
@@ -260,6 +285,7 @@ int start_reload_main(int argc, char **argv)
     pid_t pid;
 
     relayq_load_config(start_options(argc, argv, "reload"));
+    start_may_control("reload");
     pid = start_running_pid();
     if (kill(pid, SIGHUP) < 0)
         msg_fatal("cannot signal master (pid %ld): %s", (long)pid, strerror(errno));

@@ -43,7 +43,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +59,7 @@
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
+#include "privs.h"
 #include "qdir.h"
 #include "qstore.h"
 #include "vstr.h"
@@ -163,46 +163,21 @@ static void master_drop_privileges(const char *owner, uid_t uid, gid_t gid)
         msg_info("running as mail_owner \"%s\" (uid %ld, gid %ld)", owner, (long)uid, (long)gid);
 }
 
-/* master_setgid_group - the group of maildrop/ and public/; mail_owner's group may not be it */
-static gid_t master_setgid_group(gid_t owner_gid)
-{
-    const char *name = var_str("setgid_group");
-    struct group *gr;
-
-    if ((gr = getgrnam(name)) == NULL)
-        msg_fatal("setgid_group \"%s\": no such group", name);
-    if (gr->gr_gid == 0)
-        msg_fatal("setgid_group \"%s\" has gid 0: it would open the queue to the root group", name);
-    /* The daemons would otherwise share the group that every user's mail passes through. */
-    if (gr->gr_gid == owner_gid)
-        msg_fatal("setgid_group \"%s\" is mail_owner's own group: give it a group of its own",
-                  name);
-    return gr->gr_gid;
-}
-
 /* master_setup_queue - create the queue tree as its owner; root becomes mail_owner */
 static void master_setup_queue(void)
 {
     const char *owner = var_str("mail_owner");
     VSTR *why = vstr_alloc(128);
-    struct passwd *pw;
     uid_t uid = getuid();
     gid_t gid = getgid();
     gid_t drop_group = gid;
     int root = geteuid() == 0;
 
-    if (root) {
-        if ((pw = getpwnam(owner)) == NULL)
-            msg_fatal("mail_owner \"%s\": no such user", owner);
-        if (pw->pw_uid == 0)
-            msg_fatal("mail_owner \"%s\" has uid 0: relayq's processes must not run as root",
-                      owner);
-        uid = pw->pw_uid;
-        gid = pw->pw_gid;
-        drop_group = master_setgid_group(gid);
-    } else if (msg_verbose) {
+    if (root && (privs_mail_owner(owner, &uid, &gid, why) < 0 ||
+                 privs_setgid_group(var_str("setgid_group"), gid, &drop_group, why) < 0))
+        msg_fatal("%s", vstr_str(why));
+    if (!root && msg_verbose)
         msg_info("not running as root: mail_owner \"%s\" and setgid_group ignored", owner);
-    }
     if (qdir_create(master_queue_dir, uid, drop_group, why) < 0)
         msg_fatal("%s", vstr_str(why));
     vstr_free(why);

@@ -54,6 +54,7 @@
 #include "mymalloc.h"
 #include "params.h"
 #include "pickup.h"
+#include "qdir.h"
 #include "seal.h"
 
 /* What scan_take() did with a file. */
@@ -154,8 +155,7 @@ static void scan_readdir(PICKUP *p)
     while ((errno = 0, dp = readdir(dir)) != NULL) {
         struct stat st;
 
-        /* tmp.* files are being written by the sendmail command. */
-        if (dp->d_name[0] == '.' || strncmp(dp->d_name, "tmp.", 4) == 0)
+        if (!qdir_maildrop_ready(dp->d_name))
             continue;
         if (scan_skipped(p, dp->d_name, now))
             continue;
@@ -380,6 +380,14 @@ static int scan_take(PICKUP *p, QSTORE_TXN *txn, PICKUP_FILE *f, size_t *bytes, 
         myfree(data);
         return SCAN_LEFT;
     }
+    /*
+     * A file owned by mail_owner was written by root's or mail_owner's own
+     * submission (sendmail gives root's file to mail_owner): the envelope's
+     * uid, written by that trusted submitter, names who sent it. Any other
+     * owner is the submitter itself, whatever its envelope claims.
+     */
+    if (f->uid == geteuid() && env.uid >= 0)
+        f->uid = (uid_t)env.uid;
     if (var_int("message_size_limit") > 0 && len - off > (size_t)var_int("message_size_limit")) {
         vstr_sprintf(why, "message size %zu exceeds message_size_limit %ld", len - off,
                      var_int("message_size_limit"));

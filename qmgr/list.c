@@ -28,6 +28,7 @@
 #include "mymalloc.h"
 #include "params.h"
 #include "privs.h"
+#include "qdir.h"
 #include "qlist.h"
 #include "qmgr.h"
 
@@ -117,6 +118,7 @@ int list_request(QMGR_PEER *peer, const IPC_REC *rec)
     memset(&opts, 0, sizeof(opts));
     opts.json = (int)json;
     opts.is_active = list_is_active;
+    opts.maildrop = qdir_maildrop_count(var_str("queue_directory"));
     if ((txn = qstore_begin(qmgr_store, 0, why)) == NULL) {
         ret = list_error(peer, vstr_str(why));
         vstr_free(why);

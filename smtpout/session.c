@@ -309,14 +309,18 @@ static void __attribute__((format(printf, 1, 2))) session_send(const char *fmt, 
     session_flush();
 }
 
-/* session_reply_text - "CODE X.Y.Z text" on one line, as Postfix quotes replies */
+/*
+ * session_reply_text - the reply on one line as the server spoke it: "CODE
+ * X.Y.Z text" when it gave an enhanced status code, "CODE text" when not (the
+ * code relayq derives for it goes into dsn=, never into the quote)
+ */
 static void session_reply_text(const SMTP_REPLY *reply, VSTR *out)
 {
     size_t len = vstr_len(reply->text);
-    char dsn[16];
 
-    smtp_reply_default_dsn(reply, dsn, sizeof(dsn));
-    vstr_sprintf(out, "%d %s", reply->code, dsn);
+    vstr_sprintf(out, "%d", reply->code);
+    if (reply->dsn[0] != '\0')
+        vstr_sprintf_append(out, " %s", reply->dsn);
     if (len > 0) {
         vstr_addch(out, ' ');
         /* A reply may run to megabytes; the reason around it must stay readable. */

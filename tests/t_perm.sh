@@ -80,6 +80,11 @@ wait_for 30 sink_has 1
 ok $? "and it is delivered"
 check "pickup recorded the user who sent it" -- \
     grep -q "uid=$STRANGER" "$MAILLOG"
+# Root's maildrop file is given to mail_owner; the log still names root.
+printf 'Subject: perm\n\nhello\n' | "$RELAYQ" sendmail -f rootsub@example.com b@example.com
+wait_for 30 grep -q "from=<rootsub@example.com>" "$MAILLOG"
+check "mail root submits is logged with root's uid, not mail_owner's" -- \
+    grep -q "uid=0 from=<rootsub@example.com>" "$MAILLOG"
 printf 'Subject: perm\n\nhello\n' | as_stranger "$T/relayq-plain" -c "$CONF" sendmail -f a@example.com b@example.com 2>"$T/err"
 status=$?
 ok $((status == 0)) "without the setgid bit the user cannot queue mail: exit $status"

@@ -21,6 +21,18 @@
  * privs_config_trusted()
  *	whether a configuration file is one only root can have written:
  *	owned by root and not writable by group or others.
+ * privs_mail_owner()
+ *	look up mail_owner as master will use it when started as root: a
+ *	user that exists and is not root. 0 with its ids, or -1 with why.
+ * privs_setgid_group()
+ *	look up setgid_group as master will use it: a group that exists, is
+ *	not gid 0 and is not mail_owner's own group (owner_gid; (gid_t)-1
+ *	when mail_owner is unknown). 0 with its gid, or -1 with why.
+ * privs_user_may_read()
+ *	whether a user (uid, primary gid and supplementary groups) may read
+ *	a file by its owner and mode bits: what "relayq check" asks of every
+ *	file the daemons will open as mail_owner. 1 yes, 0 no (why says who
+ *	owns it and its mode), -1 the file cannot be examined (why).
  * privs_user_listed()
  *	whether a user is in an authorized_mailq_users list: names, "@group"
  *	(primary or supplementary member), or "anyone" ("static:anyone" is
@@ -40,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "msg.h"
@@ -88,8 +101,12 @@ void privs_group_settle(const char *config_path, int keep)
     } else {
         if (setresgid(real, real, real) < 0)
             msg_fatal("give up group %ld: %m", (long)privs_saved_gid);
-        /* setresgid() can fail silently only in theory; check it held. */
-        if (getegid() != real || setegid(privs_saved_gid) == 0)
+        /*
+         * setresgid() can fail silently only in theory; check it held. Root
+         * may take any group back by design, so only a process without
+         * root's privileges proves the drop by failing to regain it.
+         */
+        if (getegid() != real || (geteuid() != 0 && setegid(privs_saved_gid) == 0))
             msg_fatal("cannot give up group %ld for good", (long)privs_saved_gid);
         if (msg_verbose && *vstr_str(why))
             msg_info("running without the setgid group: %s", vstr_str(why));
@@ -116,6 +133,90 @@ int privs_config_trusted(const char *config_path, VSTR *why)
         return 0;
     }
     return 1;
+}
+
+/* privs_mail_owner - mail_owner's uid and gid, as master will drop to them */
+int privs_mail_owner(const char *owner, uid_t *uid, gid_t *gid, VSTR *why)
+{
+    struct passwd *pw;
+
+    if ((pw = getpwnam(owner)) == NULL) {
+        vstr_sprintf(why, "mail_owner \"%.100s\": no such user", owner);
+        return -1;
+    }
+    if (pw->pw_uid == 0) {
+        vstr_sprintf(
+            why, "mail_owner \"%.100s\" has uid 0: relayq's processes must not run as root", owner);
+        return -1;
+    }
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
+    return 0;
+}
+
+/* privs_setgid_group - the group of maildrop/ and public/; never root's or mail_owner's */
+int privs_setgid_group(const char *name, gid_t owner_gid, gid_t *gid, VSTR *why)
+{
+    struct group *gr;
+
+    if ((gr = getgrnam(name)) == NULL) {
+        vstr_sprintf(why,
+                     "setgid_group \"%.100s\": no such group: create it (groupadd --system "
+                     "%.100s) or name another",
+                     name, name);
+        return -1;
+    }
+    if (gr->gr_gid == 0) {
+        vstr_sprintf(why,
+                     "setgid_group \"%.100s\" has gid 0: it would open the queue to the root "
+                     "group",
+                     name);
+        return -1;
+    }
+    /* The daemons would otherwise share the group that every user's mail passes through. */
+    if (owner_gid != (gid_t)-1 && gr->gr_gid == owner_gid) {
+        vstr_sprintf(why,
+                     "setgid_group \"%.100s\" is mail_owner's own group: give it a group of "
+                     "its own",
+                     name);
+        return -1;
+    }
+    *gid = gr->gr_gid;
+    return 0;
+}
+
+/* privs_user_may_read - may this user read the file, by owner and mode */
+int privs_user_may_read(const char *path, const char *user, VSTR *why)
+{
+    struct passwd *pw;
+    struct stat st;
+    gid_t groups[256];
+    int ngroups = (int)(sizeof(groups) / sizeof(groups[0]));
+    mode_t bit = S_IROTH;
+
+    if ((pw = getpwnam(user)) == NULL) {
+        vstr_sprintf(why, "no such user \"%.100s\"", user);
+        return -1;
+    }
+    if (stat(path, &st) < 0) {
+        vstr_sprintf(why, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (st.st_uid == pw->pw_uid) {
+        bit = S_IRUSR;
+    } else {
+        /* A user in more groups than fit is judged by the ones that do. */
+        if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ngroups) < 0)
+            ngroups = (int)(sizeof(groups) / sizeof(groups[0]));
+        for (int i = 0; i < ngroups; i++)
+            if (groups[i] == st.st_gid)
+                bit = S_IRGRP;
+    }
+    if (st.st_mode & bit)
+        return 1;
+    vstr_sprintf(why, "%s: owned by uid %ld, gid %ld, mode %04o: user \"%.100s\" cannot read it",
+                 path, (long)st.st_uid, (long)st.st_gid, (unsigned)(st.st_mode & 07777), user);
+    return 0;
 }
 
 /* privs_in_group - is the user a member of the group, primary or supplementary */

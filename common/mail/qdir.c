@@ -15,10 +15,19 @@
  *	list or remove others' files; private/, db/ and corrupt/ are the
  *	owner's alone. Any other user cannot even look inside.
  *
+ * qdir_maildrop_ready()
+ *	whether a name in maildrop/ is a finished submission: not a dot
+ *	file, not a "tmp.*" file the sendmail command is still writing.
+ * qdir_maildrop_count()
+ *	how many finished submissions wait in maildrop/ for pickup; -1 when
+ *	the directory cannot be listed (mode 1730: only root and mail_owner
+ *	may).
+ *
  * Errors are returned with a reason; nothing here exits.
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -80,4 +89,28 @@ int qdir_create(const char *queue_directory, uid_t owner, gid_t group, VSTR *why
             return -1;
     }
     return 0;
+}
+
+/* qdir_maildrop_ready - a finished submission, not one being written */
+int qdir_maildrop_ready(const char *name)
+{
+    return name[0] != '.' && strncmp(name, "tmp.", 4) != 0;
+}
+
+/* qdir_maildrop_count - finished submissions waiting for pickup, or -1 */
+long qdir_maildrop_count(const char *queue_directory)
+{
+    char *path = qdir_path(queue_directory, QDIR_MAILDROP);
+    DIR *dir = opendir(path);
+    struct dirent *dp;
+    long count = 0;
+
+    myfree(path);
+    if (dir == NULL)
+        return -1;
+    while ((dp = readdir(dir)) != NULL)
+        if (qdir_maildrop_ready(dp->d_name))
+            count++;
+    closedir(dir);
+    return count;
 }

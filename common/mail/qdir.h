@@ -9,6 +9,8 @@
 #include "vstr.h"
 
 char *qdir_path(const char *queue_directory, const char *relative);
+int qdir_maildrop_ready(const char *name);
+long qdir_maildrop_count(const char *queue_directory);
 int qdir_create(const char *queue_directory, uid_t owner, gid_t group, VSTR *why);
 
 #endif

@@ -15,6 +15,12 @@
  * qlist_write_empty()
  *	the listing of a queue that was never created.
  *
+ * Submissions still in maildrop/ (opts->maildrop, counted by the caller:
+ * relayq is stopped, or pickup has not reached them) are not in the queue
+ * yet but are mail all the same: the text layout ends with "-- N Requests
+ * in maildrop, waiting for pickup." and then never says "Mail queue is
+ * empty". The JSON layout has objects for queued messages only.
+ *
  * Queue content is untrusted text: line breaks and control characters are
  * neutralised for the terminal, and JSON strings are escaped, with
  * malformed UTF-8 replaced, so that the output always parses.
@@ -233,11 +239,20 @@ static int qlist_message(const QMSG *msg, void *ctx)
     return 0;
 }
 
+/* qlist_write_maildrop - the submissions pickup has not taken yet, after the listing */
+static void qlist_write_maildrop(const QLIST_OPTS *opts, FILE *out)
+{
+    if (!opts->json && opts->maildrop > 0)
+        fprintf(out, "-- %ld Request%s in maildrop, waiting for pickup.\n", opts->maildrop,
+                opts->maildrop == 1 ? "" : "s");
+}
+
 /* qlist_write_empty - the listing of an empty queue */
 void qlist_write_empty(const QLIST_OPTS *opts, FILE *out)
 {
-    if (!opts->json)
+    if (!opts->json && opts->maildrop <= 0)
         fprintf(out, "Mail queue is empty\n");
+    qlist_write_maildrop(opts, out);
 }
 
 /* qlist_write - list every message of the snapshot */
@@ -258,10 +273,13 @@ int qlist_write(QSTORE_TXN *txn, const QLIST_OPTS *opts, FILE *out, VSTR *why)
     }
     if (state.failed)
         return -1;
-    if (state.count == 0)
+    if (state.count == 0) {
         qlist_write_empty(opts, out);
-    else if (!opts->json)
-        fprintf(out, "-- %lld Kbytes in %zu Request%s.\n", state.total_bytes / 1024, state.count,
-                state.count == 1 ? "" : "s");
+    } else {
+        if (!opts->json)
+            fprintf(out, "-- %lld Kbytes in %zu Request%s.\n", state.total_bytes / 1024,
+                    state.count, state.count == 1 ? "" : "s");
+        qlist_write_maildrop(opts, out);
+    }
     return 0;
 }

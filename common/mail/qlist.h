@@ -14,6 +14,7 @@ typedef struct QLIST_OPTS {
     int json;                                          /* postqueue -j objects, not -p */
     int (*is_active)(const char *queue_id, void *ctx); /* NULL: none is */
     void *ctx;
+    long maildrop; /* submissions waiting in maildrop/ for pickup, counted by the caller */
 } QLIST_OPTS;
 
 int qlist_write(QSTORE_TXN *txn, const QLIST_OPTS *opts, FILE *out, VSTR *why);

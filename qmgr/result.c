@@ -8,9 +8,11 @@
  *	worker holds and name only that job's recipients, each once; anything
  *	else is a protocol error (-1) and the caller drops the worker, which
  *	treats its job as lost.
- *	A deferral that is the relay asking to slow down (421 or 451 with
- *	4.7.x, or 421/451/452/454 saying "too many") marks the message for a
- *	retry soon without backoff and slows the destination down (dest.c).
+ *	A deferral that is the relay asking to slow down (throttle.c: 421,
+ *	4.7.x, or a 45x that speaks of rate, too many, busy ...) marks the
+ *	message for a retry soon without backoff and slows the destination
+ *	down (dest.c): the destination's rate, not the message's backoff,
+ *	bounds how often such mail is tried again.
  *	A relay that limits the recipients of a transaction (4.5.3, "too many
  *	recipients") is not overloaded: when the job delivered to some
  *	recipients, the ones refused or not tried are retried soon without
@@ -32,6 +34,7 @@
 #include "msg.h"
 #include "mymalloc.h"
 #include "qmgr.h"
+#include "throttle.h"
 
 /* result_job_finished - release the worker and the destination slot */
 static void result_job_finished(QMGR_PEER *worker)
@@ -57,26 +60,10 @@ static int result_status(const char *word, size_t len)
     return -1;
 }
 
-/* result_rcpt_limited - was a recipient deferred because the transaction had too many */
-static int result_rcpt_limited(const QRCPT *rcpt)
+/* result_asks - what a recipient's deferral asks of the destination (throttle.c) */
+static int result_asks(const QRCPT *rcpt, int what)
 {
-    return rcpt->status == QRCPT_DEFERRED &&
-           (strcmp(rcpt->dsn, "4.5.3") == 0 || strcasestr(rcpt->reply, "too many recipients"));
-}
-
-/* result_throttling - is a deferral the relay asking us to slow down */
-static int result_throttling(const QRCPT *rcpt)
-{
-    const char *said = strstr(rcpt->reply, " said: ");
-    int code;
-
-    if (rcpt->status != QRCPT_DEFERRED || said == NULL || result_rcpt_limited(rcpt))
-        return 0;
-    code = atoi(said + 7);
-    if ((code == 421 || code == 451) && strncmp(rcpt->dsn, "4.7.", 4) == 0)
-        return 1;
-    return (code == 421 || code == 451 || code == 452 || code == 454) &&
-           strcasestr(said, "too many") != NULL;
+    return rcpt->status == QRCPT_DEFERRED && throttle_classify(rcpt->dsn, rcpt->reply) == what;
 }
 
 /* result_apply_rcpt - parse "INDEX STATUS DSN TEXT" into the message */
@@ -200,12 +187,14 @@ int result_receive(QMGR_PEER *worker, const IPC_REC *rec)
     /* Progress with recipients left over: the next transaction takes them
      * soon. Without progress a limit is an ordinary deferral (backoff). */
     for (size_t slot = 0; delivered && slot < job->nrcpt; slot++)
-        if (seen[slot] && result_rcpt_limited(&job->message->rcpts[job->rcpt_index[slot]])) {
+        if (seen[slot] &&
+            result_asks(&job->message->rcpts[job->rcpt_index[slot]], THROTTLE_RCPT_LIMIT)) {
             job->message->throttled = 1;
             break;
         }
     for (size_t slot = 0; slot < job->nrcpt; slot++)
-        if (seen[slot] && result_throttling(&job->message->rcpts[job->rcpt_index[slot]])) {
+        if (seen[slot] &&
+            result_asks(&job->message->rcpts[job->rcpt_index[slot]], THROTTLE_SLOW_DOWN)) {
             job->message->throttled = 1;
             dest_note_throttle(job->dest);
             break;

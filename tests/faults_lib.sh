@@ -116,7 +116,10 @@ has_dsn_for() {
 
 # fault_case - one row: fault_case NAME EXPECT REASON [SMTPSINK-ARGS...]
 # EXPECT is deferred, deferred-dup (the fault came after the final dot: one
-# duplicate is allowed and counted), bounced or sent; REASON is an
+# duplicate is allowed and counted), throttled or throttled-dup (the relay
+# asked to slow down: deferred, the destination slowed, and retried within
+# seconds with no flush and no bounce, although the backoff is an hour),
+# bounced or sent; REASON is an
 # extended regexp the delivery line's "(...)" text must match; for
 # bounced, the relay's reply as text, which the DSN's Diagnostic-Code must
 # quote too.
@@ -124,8 +127,9 @@ fault_case() {
     local name=$1 expect=$2 reason=$3
     shift 3
     local rcpt="$name@example.com" sender="s-$name@example.com" id="$name@relayq.test"
-    local line n
+    local line n slowed
     FAULT_ROWS=$((FAULT_ROWS + 1))
+    slowed=$(grep -c 'relay asks to slow down' "$MAILLOG" 2>/dev/null)
     if ! fault_sink "$@"; then
         ok 1 "$name: the test server starts with $*"
         return
@@ -157,6 +161,26 @@ fault_case() {
         ok $? "$name: delivered after relayq flush, the fault gone"
         n=$(arrivals "$id")
         if [ "$expect" = deferred ]; then
+            check "$name: the message arrived exactly once (got $n)" -- test "$n" -eq 1
+        else
+            check "$name: the message arrived once or twice (got $n)" -- test "$n" -ge 1 -a "$n" -le 2
+            [ "$n" -gt 1 ] && FAULT_DUPS=$((FAULT_DUPS + n - 1))
+        fi
+        ;;
+    throttled | throttled-dup)
+        if grep -Eq " status=deferred \(.*$reason" <<<"$line"; then
+            ok 0 "$name: deferred ${line#* status=deferred }"
+        else
+            ok 1 "$name: deferred matching /$reason/ (got: ${line:-no delivery line})"
+        fi
+        wait_for 30 rcpt_sent "$rcpt"
+        ok $? "$name: retried within seconds with no flush, minimal_backoff_time notwithstanding"
+        check "$name: the destination was slowed down" -- \
+            test "$(grep -c 'relay asks to slow down' "$MAILLOG")" -gt "${slowed:-0}"
+        check "$name: never bounced" -- \
+            sh -c "! grep -F 'to=<$rcpt>,' '$MAILLOG' | grep -q ' status=bounced '"
+        n=$(arrivals "$id")
+        if [ "$expect" = throttled ]; then
             check "$name: the message arrived exactly once (got $n)" -- test "$n" -eq 1
         else
             check "$name: the message arrived once or twice (got $n)" -- test "$n" -ge 1 -a "$n" -le 2

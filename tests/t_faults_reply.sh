@@ -4,9 +4,12 @@
 # DATA, end of data), over STARTTLS at level encrypt with AUTH, each
 # fault once (tests/faults_lib.sh). A 5xx to MAIL FROM, RCPT TO, DATA or
 # the final dot bounces the recipient with the relay's reply in the log
-# and a DSN to the sender; a 4xx, a 421, or any reply before the
-# transaction (the relay's setup, not the message) defers it with the
-# reason in `relayq mailq`, and `relayq flush` delivers it exactly once.
+# and a DSN to the sender; a 4xx, or any reply before the transaction (the
+# relay's setup, not the message) defers it with the reason in `relayq
+# mailq`, and `relayq flush` delivers it exactly once; a 421, or a 4xx that
+# asks to slow down ("busy"), defers it too but slows the destination and
+# retries within seconds, with no flush (tests/t_throttle.sh has the
+# replies of real relays).
 # The transaction rows run with PIPELINING and without.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 . "$top_srcdir/tests/faults_lib.sh"
@@ -16,7 +19,7 @@ ok $? "relayq started for a test server with STARTTLS and AUTH on 127.0.0.1:$SIN
 
 in_reply() { echo "said: $1 \\(in reply to $2 command\\)"; }
 
-fault_case greeting-421 deferred "refused to talk to me: 421 4.3.2 closing down" \
+fault_case greeting-421 throttled "refused to talk to me: 421 4.3.2 closing down" \
     --reply 'GREETING:421 4.3.2 closing down@1'
 fault_case greeting-554 deferred "refused to talk to me: 554 5.3.2 no service here" \
     --reply 'GREETING:554 5.3.2 no service here@1'
@@ -43,11 +46,11 @@ for pl in "" -np; do
     [ -n "$pl" ] && np=(--no-pipelining)
     fault_case "mail-451$pl" deferred "$(in_reply '451 4.3.0 sender check unavailable' 'MAIL FROM')" \
         "${np[@]}" --reply 'MAIL:451 4.3.0 sender check unavailable@1'
-    fault_case "mail-421$pl" deferred "$(in_reply '421 4.3.2 going down' 'MAIL FROM')" \
+    fault_case "mail-421$pl" throttled "$(in_reply '421 4.3.2 going down' 'MAIL FROM')" \
         "${np[@]}" --reply 'MAIL:421 4.3.2 going down@1'
     fault_case "mail-553$pl" bounced "553 5.7.1 sender rejected" \
         "${np[@]}" --reply 'MAIL:553 5.7.1 sender rejected@1'
-    fault_case "rcpt-450$pl" deferred "$(in_reply '450 4.2.1 mailbox busy' 'RCPT TO')" \
+    fault_case "rcpt-450$pl" throttled "$(in_reply '450 4.2.1 mailbox busy' 'RCPT TO')" \
         "${np[@]}" --reply 'RCPT:450 4.2.1 mailbox busy@1'
     fault_case "rcpt-550$pl" bounced "550 5.1.1 no such user" \
         "${np[@]}" --reply 'RCPT:550 5.1.1 no such user@1'
@@ -60,7 +63,7 @@ for pl in "" -np; do
         "${np[@]}" --reply 'DATA:554 5.6.0 content rejected@1'
     fault_case "dot-451$pl" deferred "$(in_reply '451 4.3.0 queue write error' 'end of DATA')" \
         "${np[@]}" --reply 'DOT:451 4.3.0 queue write error@1'
-    fault_case "dot-421$pl" deferred "$(in_reply '421 4.3.2 going down' 'end of DATA')" \
+    fault_case "dot-421$pl" throttled-dup "$(in_reply '421 4.3.2 going down' 'end of DATA')" \
         "${np[@]}" --reply 'DOT:421 4.3.2 going down@1'
     fault_case "dot-554$pl" bounced "554 5.7.1 spam rejected" \
         "${np[@]}" --reply 'DOT:554 5.7.1 spam rejected@1'
@@ -71,14 +74,14 @@ done
 # relay took. The 550 and 554 ones bounce, in one DSN; the 450 one is
 # deferred and delivered, alone, after the flush.
 fault_sink --rcpt-reply 'm-bad@example.com=550 5.1.1 no such user@1' \
-    --rcpt-reply 'm-soft@example.com=450 4.2.1 mailbox busy@1' --reply 'DOT:554 5.7.1 spam rejected@1'
+    --rcpt-reply 'm-soft@example.com=450 4.2.1 mailbox unavailable@1' --reply 'DOT:554 5.7.1 spam rejected@1'
 printf 'Subject: three\nMessage-ID: <multi@relayq.test>\n\nhello\n' |
     "$RELAYQ" sendmail -f s-multi@example.com m-ok@example.com m-bad@example.com m-soft@example.com
 wait_for 30 rcpt_decided m-soft@example.com
 check "multi: the 550 recipient bounced with its reply" -- \
     grep -q 'to=<m-bad@example.com>, .* dsn=5.1.1, status=bounced (.*550 5.1.1 no such user (in reply to RCPT TO command))' "$MAILLOG"
 check "multi: the 450 recipient deferred with its reply" -- \
-    grep -q 'to=<m-soft@example.com>, .* dsn=4.2.1, status=deferred (.*450 4.2.1 mailbox busy (in reply to RCPT TO command))' "$MAILLOG"
+    grep -q 'to=<m-soft@example.com>, .* dsn=4.2.1, status=deferred (.*450 4.2.1 mailbox unavailable (in reply to RCPT TO command))' "$MAILLOG"
 check "multi: the accepted recipient bounced with the reply to the dot" -- \
     grep -q 'to=<m-ok@example.com>, .* dsn=5.7.1, status=bounced (.*554 5.7.1 spam rejected (in reply to end of DATA command))' "$MAILLOG"
 wait_for 20 has_dsn_for s-multi@example.com

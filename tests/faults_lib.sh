@@ -114,6 +114,30 @@ has_dsn_for() {
     dsn_for "$1" >/dev/null
 }
 
+# fault_check_deferred - the row's delivery line is a deferral matching an
+# extended regexp: fault_check_deferred NAME REASON LINE
+fault_check_deferred() {
+    if grep -Eq " status=deferred \(.*$2" <<<"$3"; then
+        ok 0 "$1: deferred ${3#* status=deferred }"
+    else
+        ok 1 "$1: deferred matching /$2/ (got: ${3:-no delivery line})"
+    fi
+}
+
+# fault_check_arrivals - the message arrived exactly once, or with DUP
+# ("-dup": the fault came after the final dot) once or twice, the second
+# counted in FAULT_DUPS: fault_check_arrivals NAME ID [DUP]
+fault_check_arrivals() {
+    local n
+    n=$(arrivals "$2")
+    if [ -z "${3:-}" ]; then
+        check "$1: the message arrived exactly once (got $n)" -- test "$n" -eq 1
+    else
+        check "$1: the message arrived once or twice (got $n)" -- test "$n" -ge 1 -a "$n" -le 2
+        [ "$n" -gt 1 ] && FAULT_DUPS=$((FAULT_DUPS + n - 1))
+    fi
+}
+
 # fault_case - one row: fault_case NAME EXPECT REASON [SMTPSINK-ARGS...]
 # EXPECT is deferred, deferred-dup (the fault came after the final dot: one
 # duplicate is allowed and counted), throttled or throttled-dup (the relay
@@ -127,7 +151,7 @@ fault_case() {
     local name=$1 expect=$2 reason=$3
     shift 3
     local rcpt="$name@example.com" sender="s-$name@example.com" id="$name@relayq.test"
-    local line n slowed
+    local line slowed
     FAULT_ROWS=$((FAULT_ROWS + 1))
     slowed=$(grep -c 'relay asks to slow down' "$MAILLOG" 2>/dev/null)
     if ! fault_sink "$@"; then
@@ -145,11 +169,7 @@ fault_case() {
     line=$(status_line "$rcpt")
     case $expect in
     deferred | deferred-dup)
-        if grep -Eq " status=deferred \(.*$reason" <<<"$line"; then
-            ok 0 "$name: deferred ${line#* status=deferred }"
-        else
-            ok 1 "$name: deferred matching /$reason/ (got: ${line:-no delivery line})"
-        fi
+        fault_check_deferred "$name" "$reason" "$line"
         check "$name: relayq mailq shows the reason" -- \
             grep -Eq "$reason" <<<"$("$RELAYQ" mailq)"
         if [ -n "${FAULT_PREFLUSH:-}" ]; then
@@ -159,33 +179,17 @@ fault_case() {
         "$RELAYQ" flush >/dev/null
         wait_for 30 rcpt_sent "$rcpt"
         ok $? "$name: delivered after relayq flush, the fault gone"
-        n=$(arrivals "$id")
-        if [ "$expect" = deferred ]; then
-            check "$name: the message arrived exactly once (got $n)" -- test "$n" -eq 1
-        else
-            check "$name: the message arrived once or twice (got $n)" -- test "$n" -ge 1 -a "$n" -le 2
-            [ "$n" -gt 1 ] && FAULT_DUPS=$((FAULT_DUPS + n - 1))
-        fi
+        fault_check_arrivals "$name" "$id" "${expect#deferred}"
         ;;
     throttled | throttled-dup)
-        if grep -Eq " status=deferred \(.*$reason" <<<"$line"; then
-            ok 0 "$name: deferred ${line#* status=deferred }"
-        else
-            ok 1 "$name: deferred matching /$reason/ (got: ${line:-no delivery line})"
-        fi
+        fault_check_deferred "$name" "$reason" "$line"
         wait_for 30 rcpt_sent "$rcpt"
         ok $? "$name: retried within seconds with no flush, minimal_backoff_time notwithstanding"
         check "$name: the destination was slowed down" -- \
             test "$(grep -c 'relay asks to slow down' "$MAILLOG")" -gt "${slowed:-0}"
         check "$name: never bounced" -- \
             sh -c "! grep -F 'to=<$rcpt>,' '$MAILLOG' | grep -q ' status=bounced '"
-        n=$(arrivals "$id")
-        if [ "$expect" = throttled ]; then
-            check "$name: the message arrived exactly once (got $n)" -- test "$n" -eq 1
-        else
-            check "$name: the message arrived once or twice (got $n)" -- test "$n" -ge 1 -a "$n" -le 2
-            [ "$n" -gt 1 ] && FAULT_DUPS=$((FAULT_DUPS + n - 1))
-        fi
+        fault_check_arrivals "$name" "$id" "${expect#throttled}"
         ;;
     bounced)
         if grep -Eq ' dsn=5\.[0-9]+\.[0-9]+, status=bounced \(' <<<"$line" &&

@@ -38,7 +38,7 @@
 /* What to print. */
 typedef struct CONFIG_OPTS {
     const char *command; /* for the usage line: "config" or "postconf" */
-    const char *path;    /* -c, NULL: the default */
+    char *path;          /* -c, NULL: the default */
     int only_set;        /* -n */
     int defaults;        /* -d */
     int value_only;      /* -h */
@@ -102,7 +102,8 @@ static int config_run(CONFIG_OPTS *opts, int postconf, int argc, char **argv)
     while ((ch = getopt(argc, argv, "+c:dhnx")) != -1) {
         switch (ch) {
         case 'c':
-            opts->path = postconf ? relayq_config_dir(optarg) : optarg;
+            myfree(opts->path);
+            opts->path = postconf ? relayq_config_dir(optarg) : mystrdup(optarg);
             break;
         case 'd':
             opts->defaults = 1;
@@ -149,6 +150,7 @@ static int config_run(CONFIG_OPTS *opts, int postconf, int argc, char **argv)
     }
     if (opts->defaults)
         config_free(cfg);
+    myfree(opts->path);
     if (fflush(stdout) != 0 || ferror(stdout))
         msg_fatal_status(EX_IOERR, "write the configuration: %s", strerror(errno));
     return 0;

@@ -38,13 +38,14 @@ int postqueue_main(int argc, char **argv)
 {
     /* The command's own argument vector: its name, -c FILE, then -i/-s pairs. */
     char **args = mymalloc(sizeof(*args) * (size_t)(2 * argc + 4));
-    const char *config = NULL;
-    int nargs = 1, mode = 0, ch;
+    char *config = NULL;
+    int nargs = 1, mode = 0, ch, status;
 
     opterr = 0;
     while ((ch = getopt(argc, argv, "+c:fi:jps:")) != -1) {
         switch (ch) {
         case 'c':
+            myfree(config);
             config = relayq_config_dir(optarg);
             break;
         case 'p':
@@ -68,7 +69,7 @@ int postqueue_main(int argc, char **argv)
         /* -c FILE goes first: move the -i/-s pairs up by two. */
         memmove(args + 3, args + 1, sizeof(*args) * (size_t)(nargs - 1));
         args[1] = "-c";
-        args[2] = (char *)config;
+        args[2] = config;
         nargs += 2;
     }
     if (mode == 'j')
@@ -76,5 +77,8 @@ int postqueue_main(int argc, char **argv)
     args[nargs] = NULL;
     args[0] = mode == 'p' || mode == 'j' ? "mailq" : "flush";
     optind = 1;
-    return mode == 'p' || mode == 'j' ? mailq_main(nargs, args) : flush_main(nargs, args);
+    status = mode == 'p' || mode == 'j' ? mailq_main(nargs, args) : flush_main(nargs, args);
+    myfree(args);
+    myfree(config);
+    return status;
 }

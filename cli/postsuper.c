@@ -30,6 +30,7 @@
 #include "cli.h"
 #include "ipc.h"
 #include "msg.h"
+#include "mymalloc.h"
 
 /* The options, in the order their operations run. */
 static const struct {
@@ -48,13 +49,14 @@ static const struct {
 int postsuper_main(int argc, char **argv)
 {
     IPC_REC *reqs[POSTSUPER_NOPS] = {NULL};
-    const char *config = NULL;
+    char *config = NULL;
     int stdin_read = 0, any = 0, ch;
     size_t k;
 
     opterr = 0;
     while ((ch = getopt(argc, argv, "+c:d:h:H:r:")) != -1) {
         if (ch == 'c') {
+            myfree(config);
             config = relayq_config_dir(optarg);
             continue;
         }
@@ -82,5 +84,6 @@ int postsuper_main(int argc, char **argv)
             ipc_rec_free(reqs[k]);
         }
     }
+    myfree(config);
     return 0;
 }

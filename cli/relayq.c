@@ -18,7 +18,7 @@
  *	when it needs it and the file is trusted (privs.c).
  * relayq_config_dir()
  *	the configuration file of a Postfix-style "-c CONFIG_DIR": the file
- *	relayq.conf in that directory.
+ *	relayq.conf in that directory; the caller frees it.
  * relayq_usage()
  *	print a one-line usage and exit EX_USAGE.
  * relayq_printable()
@@ -124,7 +124,7 @@ void relayq_load_config(const char *path)
 }
 
 /* relayq_config_dir - "-c CONFIG_DIR" as Postfix has it: DIR/relayq.conf */
-const char *relayq_config_dir(const char *dir)
+char *relayq_config_dir(const char *dir)
 {
     VSTR *path = vstr_alloc(100);
     char *file;
@@ -132,7 +132,7 @@ const char *relayq_config_dir(const char *dir)
     vstr_sprintf(path, "%s%srelayq.conf", dir, *dir && dir[strlen(dir) - 1] == '/' ? "" : "/");
     file = mystrdup(vstr_str(path));
     vstr_free(path);
-    return file; /* used until the program exits */
+    return file;
 }
 
 /* relayq_usage - a one-line usage, then EX_USAGE */

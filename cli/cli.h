@@ -2,7 +2,8 @@
  * cli.h - the relayq command: one program, many commands
  *
  * relayq.c dispatches on the command word (or on the program name, when
- * invoked as sendmail or mailq) to one *_main() function per command. The
+ * invoked as sendmail, mailq, postqueue, postsuper or postconf) to one
+ * *_main() function per command. The
  * commands share the configuration loader and the clients of the daemons'
  * sockets (control.c).
  */
@@ -27,6 +28,7 @@ typedef struct CLI_CMD {
 /* relayq.c */
 const char *relayq_config_file(const char *path);
 void relayq_load_config(const char *path);
+char *relayq_config_dir(const char *dir);
 void relayq_usage(const char *command, const char *args) __attribute__((noreturn));
 char *relayq_printable(const char *text, size_t limit);
 
@@ -69,6 +71,20 @@ int mailq_main(int argc, char **argv);
 
 /* ops.c */
 int ops_main(int argc, char **argv);
+int ops_is_queue_word(const char *word);
+void ops_add_target(IPC_REC *req, const char *word);
+void ops_add_queue(IPC_REC *req, const char *name);
+void ops_run(const IPC_REC *req, int dry_run);
+
+/* postqueue.c */
+int postqueue_main(int argc, char **argv);
+
+/* postsuper.c */
+int postsuper_main(int argc, char **argv);
+
+/* config.c */
+int config_main(int argc, char **argv);
+int config_postconf_main(int argc, char **argv);
 
 /* stats.c */
 int stats_main(int argc, char **argv);

@@ -4,18 +4,32 @@
  * ops_main()
  *	"relayq hold|release|delete|requeue [-c FILE] [--dry-run]
  *	[--sender ADDR] [--recipient ADDR] [--domain DOMAIN]
- *	[--older-than TIME] QUEUE_ID...|ALL|-", the postsuper -h/-H/-d/-r
- *	operations. "-" reads queue ids from standard input (whitespace
- *	separated, as mailq or a script prints them); ALL means every
- *	message. The selectors narrow the set; TIME is a number with an
- *	optional unit s, m, h, d or w. qmgr does the work (it is the only
- *	writer of delivery state) and answers with what it changed.
+ *	[--older-than TIME] QUEUE_ID...|ALL|- [QUEUE_NAME...]", the
+ *	postsuper -h/-H/-d/-r operations. "-" reads queue ids from standard
+ *	input (whitespace separated, as mailq or a script prints them); ALL
+ *	means every message. The selectors narrow the set; TIME is a number
+ *	with an optional unit s, m, h, d or w; the queue names (qname.c:
+ *	active, deferred, hold, incoming) that follow the ids keep only the
+ *	messages in one of those queues, as Postfix's "postsuper -d ALL
+ *	deferred". qmgr does the work (it is the only writer of delivery
+ *	state) and answers with what it changed.
  *	With --dry-run nothing changes: the queue ids that would be touched
  *	are printed, one per line. Without it a Postfix-style summary goes to
  *	standard error, e.g. "relayq: Placed on hold: 3 messages".
+ * ops_add_target()
+ *	add one QUEUE_ID, ALL or "-" to a request (the postsuper command
+ *	builds its requests with these too).
+ * ops_add_queue()
+ *	add one queue name to a request.
+ * ops_is_queue_word()
+ *	whether an operand is meant as a queue name: lower-case letters
+ *	only, which no queue id is.
+ * ops_run()
+ *	send a request to qmgr and print its summary (and with --dry-run the
+ *	ids); the configuration is loaded.
  *
- * Every queue id is checked before anything is sent, so a typing mistake
- * changes nothing. Exit codes: EX_USAGE for bad arguments,
+ * Every queue id and queue name is checked before anything is sent, so a
+ * typing mistake changes nothing. Exit codes: EX_USAGE for bad arguments,
  * EX_UNAVAILABLE when qmgr does not answer, EX_SOFTWARE when it refuses.
  */
 #include "config.h"
@@ -34,6 +48,7 @@
 #include "msg.h"
 #include "mymalloc.h"
 #include "qid.h"
+#include "qname.h"
 
 #define OPS_TIMEOUT_MS 60000   /* ALL on a large queue takes a while */
 #define OPS_STDIN_MAX 10000000 /* bytes of queue ids read from standard input */
@@ -84,6 +99,45 @@ static void ops_read_stdin(IPC_REC *req)
     vstr_free(word);
 }
 
+/* ops_is_queue_word - an operand of lower-case letters only is a queue name */
+int ops_is_queue_word(const char *word)
+{
+    return *word != '\0' && strspn(word, "abcdefghijklmnopqrstuvwxyz") == strlen(word) &&
+           !qid_valid(word);
+}
+
+/* ops_add_target - add QUEUE_ID, ALL or "-" to a request */
+void ops_add_target(IPC_REC *req, const char *word)
+{
+    int all = strcmp(word, "ALL") == 0;
+
+    if (ipc_rec_get(req, "all") != NULL || (all && ipc_rec_get(req, "queue_id") != NULL))
+        msg_fatal_status(EX_USAGE, "ALL cannot be combined with queue ids");
+    if (all)
+        ipc_rec_add(req, "all", "1");
+    else if (strcmp(word, "-") == 0)
+        ops_read_stdin(req);
+    else
+        ops_add_id(req, word);
+}
+
+/* ops_add_queue - add a queue name to a request */
+void ops_add_queue(IPC_REC *req, const char *name)
+{
+    char *shown;
+
+    if (qname_lookup(name) == 0) {
+        shown = relayq_printable(name, 0);
+        msg_fatal_status(EX_USAGE, "unknown queue name \"%s\"%s (valid: %s)", shown,
+                         strcmp(name, "maildrop") == 0
+                             ? ": pickup takes mail out of maildrop/ at once, and it is then "
+                               "incoming"
+                             : "",
+                         QNAME_VALID);
+    }
+    ipc_rec_add(req, "queue", name);
+}
+
 /* ops_parse_age - "90", "15m", "2h", "3d", "1w" as seconds, or -1 */
 static long long ops_parse_age(const char *text)
 {
@@ -131,6 +185,15 @@ static void ops_check_address(const char *what, const char *addr)
     vstr_free(why);
 }
 
+/* ops_done_word - what an operation is called in the summary */
+static const char *ops_done_word(const char *op)
+{
+    for (size_t k = 0; k < sizeof(ops_words) / sizeof(ops_words[0]); k++)
+        if (strcmp(ops_words[k].op, op) == 0)
+            return ops_words[k].done;
+    msg_panic("ops: unknown operation %s", op);
+}
+
 /* ops_main - "relayq hold|release|delete|requeue ..." */
 int ops_main(int argc, char **argv)
 {
@@ -139,17 +202,11 @@ int ops_main(int argc, char **argv)
         {"recipient", required_argument, NULL, 'R'},  {"domain", required_argument, NULL, 'D'},
         {"older-than", required_argument, NULL, 'O'}, {0, 0, 0, 0},
     };
-    const char *op = argv[0], *config = NULL, *done = NULL;
-    IPC_REC *req = ipc_rec_create(op), *reply = NULL;
+    const char *op = argv[0], *config = NULL;
+    IPC_REC *req = ipc_rec_create(op);
     VSTR *why = vstr_alloc(100), *domain;
-    long long age, count;
+    long long age;
     int dry_run = 0, ch, i;
-
-    for (size_t k = 0; k < sizeof(ops_words) / sizeof(ops_words[0]); k++)
-        if (strcmp(ops_words[k].op, op) == 0)
-            done = ops_words[k].done;
-    if (done == NULL)
-        msg_panic("ops_main: unknown operation %s", op);
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "+c:", longopts, NULL)) != -1) {
         switch (ch) {
@@ -194,23 +251,37 @@ int ops_main(int argc, char **argv)
     if (optind == argc)
         relayq_usage(op, NULL);
     for (i = optind; i < argc; i++) {
-        if (strcmp(argv[i], "ALL") == 0) {
-            if (argc - optind != 1)
-                msg_fatal_status(EX_USAGE, "ALL cannot be combined with queue ids");
-            ipc_rec_add(req, "all", "1");
-        } else if (strcmp(argv[i], "-") == 0) {
-            ops_read_stdin(req);
+        if (ops_is_queue_word(argv[i])) {
+            if (i == optind)
+                msg_fatal_status(EX_USAGE, "give QUEUE_ID...|ALL|- before the queue names");
+            ops_add_queue(req, argv[i]);
+        } else if (ipc_rec_get(req, "queue") != NULL) {
+            msg_fatal_status(EX_USAGE, "the queue names must come after the queue ids");
         } else {
-            ops_add_id(req, argv[i]);
+            ops_add_target(req, argv[i]);
         }
     }
     relayq_load_config(config);
+    ops_run(req, dry_run);
+    ipc_rec_free(req);
+    vstr_free(why);
+    return 0;
+}
+
+/* ops_run - send a request to qmgr and print what it did */
+void ops_run(const IPC_REC *req, int dry_run)
+{
+    const char *op = ipc_rec_type(req), *done = ops_done_word(op);
+    VSTR *why = vstr_alloc(100);
+    IPC_REC *reply;
+    long long count;
+
     if (ipc_rec_get(req, "all") == NULL && ipc_rec_get(req, "queue_id") == NULL) {
         if (!dry_run)
             fprintf(stderr, "relayq: %s: 0 messages\n", done);
-        return 0;
+        vstr_free(why);
+        return;
     }
-
     reply = control_qmgr(req, op, OPS_TIMEOUT_MS);
     if (strcmp(ipc_rec_type(reply), "ok") != 0 ||
         ipc_rec_check(reply, "count", "queue_id*", why) < 0 ||
@@ -227,7 +298,5 @@ int ops_main(int argc, char **argv)
         fprintf(stderr, "relayq: %s: %lld message%s\n", done, count, count == 1 ? "" : "s");
     }
     ipc_rec_free(reply);
-    ipc_rec_free(req);
     vstr_free(why);
-    return 0;
 }

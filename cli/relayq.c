@@ -2,9 +2,10 @@
  * relayq - the user's command: start, stop, check, queue and inspect mail
  *
  * main()
- *	dispatch on the program name first (invoked as "sendmail" or
- *	"mailq" it is that command, so it can stand in for the system's
- *	sendmail), else on the first argument ("relayq COMMAND [args]").
+ *	dispatch on the program name first (invoked as "sendmail", "mailq",
+ *	"postqueue", "postsuper" or "postconf" it is that command, so it can
+ *	stand in for the system's sendmail and run a Postfix operator's
+ *	scripts), else on the first argument ("relayq COMMAND [args]").
  *	"relayq -c FILE COMMAND" is accepted too and sets the configuration
  *	file of a command that has no -c of its own.
  * relayq_config_file()
@@ -15,6 +16,9 @@
  *	built-in path) or exit EX_CONFIG with its "file:line: reason" line.
  *	Installed setgid, the command keeps its group from here on only
  *	when it needs it and the file is trusted (privs.c).
+ * relayq_config_dir()
+ *	the configuration file of a Postfix-style "-c CONFIG_DIR": the file
+ *	relayq.conf in that directory; the caller frees it.
  * relayq_usage()
  *	print a one-line usage and exit EX_USAGE.
  * relayq_printable()
@@ -42,7 +46,8 @@
 
 #define OPS_USAGE                                                                                  \
     "[-c FILE] [--dry-run] [--sender ADDR] [--recipient ADDR] [--domain DOMAIN] "                  \
-    "[--older-than TIME] QUEUE_ID...|ALL|-"
+    "[--older-than TIME] QUEUE_ID...|ALL|- [QUEUE_NAME...]"
+#define CONFIG_USAGE "[-n|-d] [-h] [-x] [NAME...]"
 
 /* The configuration file named before the command word ("relayq -c FILE cmd"). */
 static const char *relayq_config_path;
@@ -70,6 +75,26 @@ static const CLI_CMD relayq_commands[] = {
     {"release", ops_main, OPS_USAGE, PRIVS_GROUP_KEEP},
     {"delete", ops_main, OPS_USAGE, PRIVS_GROUP_KEEP},
     {"requeue", ops_main, OPS_USAGE, PRIVS_GROUP_KEEP},
+    {"config", config_main, "[-c FILE] " CONFIG_USAGE, PRIVS_GROUP_DROP},
+    {NULL, NULL, NULL, PRIVS_GROUP_DROP},
+};
+
+/*
+ * The names relayq answers to as a program (a link to it), each the
+ * command of that name: sendmail and mailq as every MTA has them, and
+ * Postfix's postqueue, postsuper and postconf. The group column follows
+ * the commands they map onto.
+ */
+static const CLI_CMD relayq_programs[] = {
+    {"sendmail", sendmail_main, NULL, PRIVS_GROUP_KEEP},
+    {"mailq", mailq_main, NULL, PRIVS_GROUP_KEEP},
+    {"postqueue", postqueue_main, "[-c CONFIG_DIR] -p|-j|-f|-i QUEUE_ID...|-s SITE...",
+     PRIVS_GROUP_KEEP},
+    {"postsuper", postsuper_main,
+     "[-c CONFIG_DIR] [-d ID|ALL|-]... [-h ID|ALL|-]... [-H ID|ALL|-]... [-r ID|ALL|-]... "
+     "[QUEUE_NAME...]",
+     PRIVS_GROUP_KEEP},
+    {"postconf", config_postconf_main, "[-c CONFIG_DIR] " CONFIG_USAGE, PRIVS_GROUP_DROP},
     {NULL, NULL, NULL, PRIVS_GROUP_DROP},
 };
 
@@ -98,11 +123,29 @@ void relayq_load_config(const char *path)
     vstr_free(why);
 }
 
+/* relayq_config_dir - "-c CONFIG_DIR" as Postfix has it: DIR/relayq.conf */
+char *relayq_config_dir(const char *dir)
+{
+    VSTR *path = vstr_alloc(100);
+    char *file;
+
+    vstr_sprintf(path, "%s%srelayq.conf", dir, *dir && dir[strlen(dir) - 1] == '/' ? "" : "/");
+    file = mystrdup(vstr_str(path));
+    vstr_free(path);
+    return file;
+}
+
 /* relayq_usage - a one-line usage, then EX_USAGE */
 void relayq_usage(const char *command, const char *args)
 {
     const CLI_CMD *cmd;
 
+    /* A program name (postqueue, ...) is its own command word. */
+    for (cmd = relayq_programs; cmd->name; cmd++)
+        if (strcmp(cmd->name, command) == 0 && cmd->usage != NULL) {
+            fprintf(stderr, "usage: %s %s\n", command, args ? args : cmd->usage);
+            exit(EX_USAGE);
+        }
     if (args == NULL)
         for (cmd = relayq_commands; cmd->name; cmd++)
             if (strcmp(cmd->name, command) == 0)
@@ -140,6 +183,10 @@ static void relayq_all_usage(FILE *fp)
     fprintf(fp, "usage: relayq [-c FILE] COMMAND [args]\ncommands:\n");
     for (cmd = relayq_commands; cmd->name; cmd++)
         fprintf(fp, "  relayq %s %s\n", cmd->name, cmd->usage);
+    fprintf(fp, "also run, through a link of that name, as:");
+    for (cmd = relayq_programs; cmd->name; cmd++)
+        fprintf(fp, " %s", cmd->name);
+    fprintf(fp, "\n");
 }
 
 /* relayq_short_usage - the one-line usage of the program, then EX_USAGE */
@@ -154,15 +201,24 @@ static void relayq_short_usage(void)
     exit(EX_USAGE);
 }
 
-/* relayq_find - the command of a name, or NULL */
-static const CLI_CMD *relayq_find(const char *name)
+/* relayq_find - the command of a name in a table, or NULL */
+static const CLI_CMD *relayq_find(const CLI_CMD *table, const char *name)
 {
     const CLI_CMD *cmd;
 
-    for (cmd = relayq_commands; cmd->name; cmd++)
+    for (cmd = table; cmd->name; cmd++)
         if (strcmp(cmd->name, name) == 0)
             return cmd;
     return NULL;
+}
+
+/* relayq_run - run a command with the group its table entry says */
+static int relayq_run(const CLI_CMD *cmd, int argc, char **argv)
+{
+    relayq_group = cmd->group;
+    if (relayq_group == PRIVS_GROUP_DROP)
+        privs_group_settle(NULL, PRIVS_GROUP_DROP);
+    return cmd->run(argc, argv);
 }
 
 /* main - dispatch on the program name or the command word */
@@ -176,12 +232,8 @@ int main(int argc, char **argv)
     if (argc < 1 || argv[0] == NULL)
         msg_fatal_status(EX_USAGE, "no program name");
     base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
-    relayq_group = PRIVS_GROUP_KEEP;
-    if (strcmp(base, "sendmail") == 0)
-        return sendmail_main(argc, argv);
-    if (strcmp(base, "mailq") == 0)
-        return mailq_main(argc, argv);
-    relayq_group = PRIVS_GROUP_DROP;
+    if ((cmd = relayq_find(relayq_programs, base)) != NULL)
+        return relayq_run(cmd, argc, argv);
 
     argc--, argv++;
     if (argc >= 2 && strcmp(argv[0], "-c") == 0) {
@@ -195,15 +247,12 @@ int main(int argc, char **argv)
         relayq_all_usage(stdout);
         return 0;
     }
-    if ((cmd = relayq_find(argv[0])) == NULL) {
+    if ((cmd = relayq_find(relayq_commands, argv[0])) == NULL) {
         char *shown = relayq_printable(argv[0], 0);
 
         fprintf(stderr, "relayq: fatal: unknown command \"%s\"\n", shown);
         myfree(shown);
         relayq_short_usage();
     }
-    relayq_group = cmd->group;
-    if (relayq_group == PRIVS_GROUP_DROP)
-        privs_group_settle(NULL, PRIVS_GROUP_DROP);
-    return cmd->run(argc, argv);
+    return relayq_run(cmd, argc, argv);
 }

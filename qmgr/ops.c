@@ -5,8 +5,10 @@
  *	answer a `hold`, `release`, `delete` or `requeue` request from
  *	public/control. The messages are the listed queue ids, or every
  *	message (`all=1`), narrowed by the selectors `sender`, `recipient`,
- *	`domain` (any recipient's domain) and `older_than` (seconds since
- *	arrival); with `dry_run=1` nothing changes and the reply lists what
+ *	`domain` (any recipient's domain), `older_than` (seconds since
+ *	arrival) and `queue` (repeatable: the Postfix queue names of
+ *	qname.c, the message must be in one of them; active is qmgr's own
+ *	knowledge); with `dry_run=1` nothing changes and the reply lists what
  *	would. The reply is `type=ok`, `count=N` and the ids touched.
  *
  *	hold: the message leaves the schedule and is never tried until
@@ -34,6 +36,7 @@
 #include "mymalloc.h"
 #include "qid.h"
 #include "qmgr.h"
+#include "qname.h"
 
 /* What one request asks and what it found. */
 typedef struct OPS_REQUEST {
@@ -44,6 +47,7 @@ typedef struct OPS_REQUEST {
     const char *recipient;
     const char *domain;
     long long older_than; /* -1 when not given */
+    int queues;           /* QNAME_* mask; 0 when not given */
     long long now;
     char **qids; /* candidates */
     size_t count;
@@ -60,12 +64,14 @@ static int ops_collect(const QMSG *msg, void *ctx)
 }
 
 /* ops_selected - does a message pass the selectors */
-static int ops_selected(OPS_REQUEST *req, const QMSG *env)
+static int ops_selected(OPS_REQUEST *req, const QMSG *env, int active)
 {
     QRCPT *rcpts;
     size_t nrcpt;
     int match;
 
+    if (req->queues && !(req->queues & qname_of(env->flags, env->attempts, active)))
+        return 0;
     if (req->sender && strcasecmp(req->sender, env->sender) != 0)
         return 0;
     if (req->older_than >= 0 && req->now - env->arrival_ms / 1000 < req->older_than)
@@ -161,6 +167,23 @@ static int ops_would_change(const char *op, unsigned flags)
     return 1;
 }
 
+/* ops_queues - the mask of the queue names a request gives */
+static int ops_queues(const IPC_REC *rec, int *mask, VSTR *why)
+{
+    int bit;
+
+    for (size_t i = 1; i < rec->count; i++) {
+        if (strcmp(rec->attrs[i].name, "queue") != 0)
+            continue;
+        if ((bit = qname_lookup(rec->attrs[i].value)) == 0) {
+            vstr_sprintf(why, "unknown queue name (valid: %s)", QNAME_VALID);
+            return -1;
+        }
+        *mask |= bit;
+    }
+    return 0;
+}
+
 /* ops_error - queue an error reply */
 static int ops_error(QMGR_PEER *peer, const char *reason)
 {
@@ -181,10 +204,11 @@ int ops_request(QMGR_PEER *peer, const IPC_REC *rec)
     IPC_REC *reply;
     size_t changed = 0;
 
-    if (ipc_rec_check(rec, "", "queue_id*,all,sender,recipient,domain,older_than,dry_run", why) <
-            0 ||
+    if (ipc_rec_check(rec, "", "queue_id*,all,sender,recipient,domain,older_than,queue*,dry_run",
+                      why) < 0 ||
         (ipc_rec_get(rec, "older_than") &&
-         ipc_rec_get_long(rec, "older_than", 0, 1LL << 40, &req.older_than, why) < 0)) {
+         ipc_rec_get_long(rec, "older_than", 0, 1LL << 40, &req.older_than, why) < 0) ||
+        ops_queues(rec, &req.queues, why) < 0) {
         ops_error(peer, vstr_str(why));
         vstr_free(why);
         return -1;
@@ -225,7 +249,7 @@ int ops_request(QMGR_PEER *peer, const IPC_REC *rec)
         int done = 0, rc;
 
         if ((rc = qstore_message_get(req.txn, req.qids[i], &env)) == QSTORE_OK) {
-            if (ops_selected(&req, &env)) {
+            if (ops_selected(&req, &env, active != NULL)) {
                 if (dry_run)
                     done = ops_would_change(req.op, active ? active->env.flags : env.flags);
                 else if (active)
@@ -235,7 +259,8 @@ int ops_request(QMGR_PEER *peer, const IPC_REC *rec)
             }
             qmsg_free(&env);
         } else if (rc == QSTORE_TAMPERED && strcmp(req.op, "delete") == 0 && !active &&
-                   !req.sender && !req.recipient && !req.domain && req.older_than < 0) {
+                   !req.sender && !req.recipient && !req.domain && req.older_than < 0 &&
+                   !req.queues) {
             /* An envelope that fails authentication (encryption at rest) can only go. */
             done = dry_run || qstore_message_delete(req.txn, req.qids[i]) == QSTORE_OK;
         }

@@ -63,6 +63,7 @@ static const CONFIG_PARAM test_table[] = {
 
 #define T 0 /* test_table */
 #define P 1 /* params_table */
+#define H 2 /* params_table through params_read(): with the Postfix hints */
 
 /* One configuration file and what loading it must give. */
 struct file_case {
@@ -314,6 +315,52 @@ static const struct file_case file_cases[] = {
      "%F:1: bad value \"${}\" for t_str: bad parameter name after \"$\"", NULL},
     {"conditional syntax not supported", T, "t_str = ${t_int?x}\n", 0,
      "%F:1: bad value \"${t_int?x}\" for t_str: bad parameter name after \"$\"", NULL},
+
+    /* Every unknown name in one error, in file order. */
+    {"two unknown names, both listed", T, "t_a = 1\nt_int = 2\nt_b = 3\n", 0,
+     "%F:1: unknown parameter \"t_a\"; %F:3: unknown parameter \"t_b\"", NULL},
+    {"unknown names, then the syntax error that stopped the reading", T,
+     "t_a = 1\nt_b = 2\njustaword\nt_c = 3\n", 0,
+     "%F:1: unknown parameter \"t_a\"; %F:2: unknown parameter \"t_b\"; %F:3: missing \"=\" "
+     "after \"justaword\"",
+     NULL},
+    {"unknown names come before a bad value", T, "t_int = abc\nt_a = 1\n", 0,
+     "%F:2: unknown parameter \"t_a\"", NULL},
+    {"at most ten listed, then how many more", T,
+     "a1=1\na2=1\na3=1\na4=1\na5=1\na6=1\na7=1\na8=1\na9=1\na10=1\na11=1\na12=1\n", 0,
+     "%F:1: unknown parameter \"a1\"; %F:2: unknown parameter \"a2\"; %F:3: unknown parameter "
+     "\"a3\"; %F:4: unknown parameter \"a4\"; %F:5: unknown parameter \"a5\"; %F:6: unknown "
+     "parameter \"a6\"; %F:7: unknown parameter \"a7\"; %F:8: unknown parameter \"a8\"; %F:9: "
+     "unknown parameter \"a9\"; %F:10: unknown parameter \"a10\"; and 2 more unknown parameters",
+     NULL},
+    {"no hints without params_read", P, "inet_interfaces = all\n", 0,
+     "%F:1: unknown parameter \"inet_interfaces\"", NULL},
+    {"three Postfix parameters: one error, each with its hint", H,
+     "myhostname = a.example\ninet_interfaces = loopback-only\nmydestination =\n"
+     "smtp_destination_concurrency_limit = 2\n",
+     0,
+     "%F:2: unknown parameter \"inet_interfaces\" (a Postfix parameter relayq does not need: it "
+     "runs no SMTP server, mail comes from local programs); %F:3: unknown parameter "
+     "\"mydestination\" (a Postfix parameter relayq does not need: it delivers nothing locally, "
+     "it relays all mail); %F:4: unknown parameter \"smtp_destination_concurrency_limit\" (a "
+     "Postfix parameter; in relayq use default_destination_concurrency_limit)",
+     NULL},
+    {"a prefix stands for a family of Postfix parameters", H,
+     "smtpd_tls_cert_file = x\nvirtual_mailbox_maps = y\n", 0,
+     "%F:1: unknown parameter \"smtpd_tls_cert_file\" (a Postfix parameter relayq does not need: "
+     "it runs no SMTP server, mail comes from local programs); %F:2: unknown parameter "
+     "\"virtual_mailbox_maps\" (a Postfix parameter relayq does not need: it delivers nothing "
+     "locally, it relays all mail)",
+     NULL},
+    {"Postfix and other unknown names together", H,
+     "default_transport = smtp\nsmtp_fooo = 1\nsmtp_tls_cert_file = c.pem\n", 0,
+     "%F:1: unknown parameter \"default_transport\" (a Postfix parameter; in relayq use "
+     "relayhost, and transport_maps for routes by domain); %F:2: unknown parameter \"smtp_fooo\"; "
+     "%F:3: unknown parameter \"smtp_tls_cert_file\" (a Postfix parameter relayq does not "
+     "implement: it presents no client certificate)",
+     NULL},
+    {"a known parameter is never hinted", H, "smtp_sasl_password_maps = /etc/x\n", 0, NULL,
+     "smtp_sasl_password_maps=/etc/x"},
 };
 
 static char tmpdir[256];
@@ -395,7 +442,8 @@ static void run_file_cases(void)
         CONFIG *cfg;
 
         vstr_strcpy(why, "(none)");
-        cfg = config_load(c->table == P ? params_table : test_table, path, why);
+        cfg = c->table == H ? params_read(path, why)
+                            : config_load(c->table == P ? params_table : test_table, path, why);
         if (c->why != NULL) {
             expand_path(expect, c->why, path);
             tap_ok(cfg == NULL && strcmp(vstr_str(why), vstr_str(expect)) == 0, "%s (got: %s)",
@@ -897,6 +945,41 @@ static void run_bugs(void)
     tap_ok(run_bug(BUG_NO_CONFIG), "lookup without a configuration panics");
 }
 
+/* run_raw - the text as written and the line that set it, as postconf shows them */
+static void run_raw(void)
+{
+    static const char text[] = "t_str = $t_int x\n\n# note\nt_int = 7\n";
+    static const struct {
+        const char *name;
+        const char *raw;
+        int line;
+    } cases[] = {
+        {"t_str", "$t_int x", 1},     /* from the file, not expanded */
+        {"t_int", "7", 4},            /* line of the assignment */
+        {"t_ref", "$t_str world", 0}, /* the default */
+        {"t_e0", "set", 0},           /* config_set() is not the file */
+    };
+    char *path = write_file(text, sizeof(text) - 1);
+    VSTR *why = vstr_alloc(64);
+    CONFIG *cfg = config_load(test_table, path, why);
+
+    if (cfg == NULL || config_set(cfg, "t_e0", "set", why) < 0) {
+        tap_ok(0, "raw: the file loads (%s)", vstr_str(why));
+    } else {
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+            tap_ok(strcmp(config_raw_str(cfg, cases[i].name), cases[i].raw) == 0 &&
+                       config_line(cfg, cases[i].name) == cases[i].line,
+                   "raw %s is \"%s\" from line %d (got \"%s\", %d)", cases[i].name, cases[i].raw,
+                   cases[i].line, config_raw_str(cfg, cases[i].name),
+                   config_line(cfg, cases[i].name));
+        tap_ok(strcmp(config_str(cfg, "t_str"), "7 x") == 0, "while config_str expands it");
+    }
+    config_free(cfg);
+    vstr_free(why);
+    unlink(path);
+    free(path);
+}
+
 int main(void)
 {
     const char *base = getenv("TMPDIR");
@@ -913,6 +996,7 @@ int main(void)
     run_file_generated();
     run_defaults();
     run_set();
+    run_raw();
     run_relay();
     run_default_path();
     run_params_load();

@@ -12,8 +12,19 @@
  *	load and check a file against the table (NULL: the default path),
  *	fill an empty myhostname from the system, and make the result the
  *	process-wide var_config (freeing the one before).
+ *	Unknown names are all listed in one error (cfgfile.c); a Postfix
+ *	parameter among them says so, with what relayq has instead.
  * params_load_or_die()
  *	the same, exiting with the "file:line: reason" line on error.
+ * params_read()
+ *	read and check a file against the table, with the Postfix hints,
+ *	without making it the process's configuration (for a reload that
+ *	must check before it replaces).
+ * params_hint()
+ *	append what relayq says of a Postfix parameter it does not have
+ *	(" (a Postfix parameter; in relayq use ...)") to a message; nothing for other names.
+ * params_find()
+ *	the table entry of a name, or NULL.
  * params_parse_relay()
  *	split a relayhost value into host, port and the [bracket] flag.
  * params_parse_relays()
@@ -365,6 +376,143 @@ const CONFIG_PARAM params_table[] = {
     {NULL, CONFIG_STR, NULL, 0, 0, NULL, NULL},
 };
 
+/*
+ * The Postfix parameters a null client's main.cf commonly holds that relayq
+ * does not have, and what relayq says of each: its equivalent, why a null
+ * client does not need it, or that it is not implemented. A name ending in
+ * "*" stands for every name with that prefix.
+ */
+#define PARAMS_USE "; in relayq use "
+#define PARAMS_NOT_NEEDED " relayq does not need: "
+#define PARAMS_NOT_DONE " relayq does not implement"
+#define PARAMS_NO_LOCAL PARAMS_NOT_NEEDED "it delivers nothing locally, it relays all mail"
+#define PARAMS_NO_SERVER PARAMS_NOT_NEEDED "it runs no SMTP server, mail comes from local programs"
+#define PARAMS_NO_REWRITE PARAMS_NOT_DONE ": it does not rewrite addresses or headers"
+#define PARAMS_NO_PATH PARAMS_NOT_NEEDED "a path of a Postfix installation"
+
+static const struct {
+    const char *name;
+    const char *hint;
+} params_postfix[] = {
+    {"default_transport", PARAMS_USE "relayhost, and transport_maps for routes by domain"},
+    {"relay_transport", PARAMS_USE "relayhost, and transport_maps for routes by domain"},
+    {"smtp_destination_concurrency_limit", PARAMS_USE "default_destination_concurrency_limit"},
+    {"smtp_destination_recipient_limit", PARAMS_USE "default_destination_recipient_limit"},
+    {"smtp_destination_rate_delay", PARAMS_USE "default_destination_rate_delay"},
+    {"default_process_limit", PARAMS_USE "smtpout_workers"},
+    {"smtp_use_tls", PARAMS_USE "smtp_tls_security_level = may"},
+    {"smtp_enforce_tls", PARAMS_USE "smtp_tls_security_level = encrypt"},
+    {"smtp_tls_policy_maps", PARAMS_USE "smtp_tls_security_level, for every relay"},
+    {"smtp_tls_CApath", PARAMS_USE "smtp_tls_CAfile (empty: the system's trusted CAs)"},
+    {"smtp_connection_cache_time_limit", PARAMS_USE "smtp_connection_idle_timeout"},
+    {"smtp_connection_cache_on_demand",
+     PARAMS_NOT_NEEDED "it always keeps its connections open and reuses them"},
+    {"smtp_connection_cache_destinations",
+     PARAMS_NOT_NEEDED "it always keeps its connections open and reuses them"},
+    {"smtp_tls_session_cache_database",
+     PARAMS_NOT_NEEDED "it keeps its TLS connections open instead of resuming sessions"},
+    {"smtp_tls_session_cache_timeout",
+     PARAMS_NOT_NEEDED "it keeps its TLS connections open instead of resuming sessions"},
+    {"smtp_sasl_security_options",
+     PARAMS_NOT_NEEDED "it picks XOAUTH2, PLAIN or LOGIN as the relay offers them"},
+    {"smtp_sasl_tls_security_options",
+     PARAMS_NOT_NEEDED "it picks XOAUTH2, PLAIN or LOGIN as the relay offers them"},
+    {"smtp_sasl_mechanism_filter",
+     PARAMS_NOT_NEEDED "it picks XOAUTH2, PLAIN or LOGIN as the relay offers them"},
+    {"smtp_sasl_type", PARAMS_NOT_NEEDED "it has its own SASL client"},
+    {"smtp_always_send_ehlo", PARAMS_NOT_NEEDED "it always sends EHLO"},
+    {"tls_random_source", PARAMS_NOT_NEEDED "randomness comes from the kernel"},
+    {"mydomain", PARAMS_NOT_DONE ": write the domain in myorigin"},
+    {"mydestination", PARAMS_NO_LOCAL},
+    {"local_*", PARAMS_NO_LOCAL},
+    {"alias_maps", PARAMS_NO_LOCAL},
+    {"alias_database", PARAMS_NO_LOCAL},
+    {"mailbox_*", PARAMS_NO_LOCAL},
+    {"home_mailbox", PARAMS_NO_LOCAL},
+    {"mail_spool_directory", PARAMS_NO_LOCAL},
+    {"recipient_delimiter", PARAMS_NO_LOCAL},
+    {"biff", PARAMS_NO_LOCAL},
+    {"virtual_*", PARAMS_NO_LOCAL},
+    {"lmtp_*", PARAMS_NO_LOCAL},
+    {"inet_interfaces", PARAMS_NO_SERVER},
+    {"mynetworks", PARAMS_NO_SERVER},
+    {"mynetworks_style", PARAMS_NO_SERVER},
+    {"relay_domains", PARAMS_NO_SERVER},
+    {"smtpd_*", PARAMS_NO_SERVER},
+    {"postscreen_*", PARAMS_NO_SERVER},
+    {"compatibility_level", PARAMS_NOT_NEEDED "it has one set of defaults"},
+    {"command_directory", PARAMS_NO_PATH},
+    {"data_directory", PARAMS_NO_PATH},
+    {"meta_directory", PARAMS_NO_PATH},
+    {"shlib_directory", PARAMS_NO_PATH},
+    {"html_directory", PARAMS_NO_PATH},
+    {"manpage_directory", PARAMS_NO_PATH},
+    {"readme_directory", PARAMS_NO_PATH},
+    {"sample_directory", PARAMS_NO_PATH},
+    {"sendmail_path", PARAMS_NO_PATH},
+    {"newaliases_path", PARAMS_NO_PATH},
+    {"mailq_path", PARAMS_NO_PATH},
+    {"append_dot_mydomain", PARAMS_NO_REWRITE},
+    {"masquerade_domains", PARAMS_NO_REWRITE},
+    {"canonical_maps", PARAMS_NO_REWRITE},
+    {"sender_canonical_maps", PARAMS_NO_REWRITE},
+    {"recipient_canonical_maps", PARAMS_NO_REWRITE},
+    {"smtp_generic_maps", PARAMS_NO_REWRITE},
+    {"header_checks", PARAMS_NO_REWRITE},
+    {"smtp_header_checks", PARAMS_NO_REWRITE},
+    {"content_filter", PARAMS_NOT_DONE},
+    {"non_smtpd_milters", PARAMS_NOT_DONE},
+    {"milter_*", PARAMS_NOT_DONE},
+    {"inet_protocols", PARAMS_NOT_DONE},
+    {"smtp_bind_address", PARAMS_NOT_DONE},
+    {"smtp_bind_address6", PARAMS_NOT_DONE},
+    {"smtp_host_lookup", PARAMS_NOT_DONE ": write relayhost as [host] to skip the MX lookup"},
+    {"disable_dns_lookups", PARAMS_NOT_DONE ": write relayhost as [host] to skip the MX lookup"},
+    {"smtp_dns_support_level", PARAMS_NOT_DONE},
+    {"smtp_tls_cert_file", PARAMS_NOT_DONE ": it presents no client certificate"},
+    {"smtp_tls_key_file", PARAMS_NOT_DONE ": it presents no client certificate"},
+    {"smtp_tls_protocols", PARAMS_NOT_DONE ": GnuTLS's system-wide defaults apply"},
+    {"smtp_tls_mandatory_protocols", PARAMS_NOT_DONE ": GnuTLS's system-wide defaults apply"},
+    {"smtp_tls_ciphers", PARAMS_NOT_DONE ": GnuTLS's system-wide defaults apply"},
+    {"smtp_tls_mandatory_ciphers", PARAMS_NOT_DONE ": GnuTLS's system-wide defaults apply"},
+    {"smtp_tls_loglevel", PARAMS_NOT_DONE},
+    {"smtp_tls_note_starttls_offer", PARAMS_NOT_DONE},
+    {"soft_bounce", PARAMS_NOT_DONE},
+    {"notify_classes", PARAMS_NOT_DONE},
+    {"bounce_notice_recipient", PARAMS_NOT_DONE},
+    {"debug_peer_list", PARAMS_NOT_DONE},
+    {"debug_peer_level", PARAMS_NOT_DONE},
+};
+
+/* params_find - the table entry of a name, or NULL */
+const CONFIG_PARAM *params_find(const char *name)
+{
+    for (const CONFIG_PARAM *param = params_table; param->name != NULL; param++)
+        if (strcmp(param->name, name) == 0)
+            return param;
+    return NULL;
+}
+
+/* params_hint - what relayq says of a Postfix parameter it does not have */
+void params_hint(const char *name, VSTR *message)
+{
+    for (size_t i = 0; i < sizeof(params_postfix) / sizeof(params_postfix[0]); i++) {
+        const char *entry = params_postfix[i].name;
+        size_t len = strlen(entry);
+
+        if (entry[len - 1] == '*' ? strncmp(entry, name, len - 1) == 0 : strcmp(entry, name) == 0) {
+            vstr_sprintf_append(message, " (a Postfix parameter%s)", params_postfix[i].hint);
+            return;
+        }
+    }
+}
+
+/* params_read - read and check a file, without making it the process's configuration */
+CONFIG *params_read(const char *path, VSTR *why)
+{
+    return config_load_hinted(params_table, params_hint, path, why);
+}
+
 /* params_default_path - the file to read when no -c was given */
 const char *params_default_path(void)
 {
@@ -410,7 +558,7 @@ CONFIG *params_load(const char *path, VSTR *why)
 
     if (path == NULL)
         path = params_default_path();
-    if ((cfg = config_load(params_table, path, why)) == NULL)
+    if ((cfg = params_read(path, why)) == NULL)
         return NULL;
     if (*config_str(cfg, "myhostname") == '\0') {
         name = vstr_alloc(64);

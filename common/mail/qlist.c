@@ -36,6 +36,7 @@
 
 #include "mymalloc.h"
 #include "qlist.h"
+#include "qname.h"
 
 #define QLIST_RCPT_INDENT 44 /* recipients start in the sender's column */
 #define QLIST_WIDTH 78       /* deferral reasons end in this column */
@@ -161,10 +162,7 @@ static void qlist_json(QLIST_STATE *state, const QMSG *msg, const QRCPT *rcpts, 
                        int active)
 {
     FILE *fp = state->out;
-    const char *queue = active                     ? "active"
-                        : (msg->flags & QMSG_HOLD) ? "hold"
-                        : msg->attempts > 0        ? "deferred"
-                                                   : "incoming";
+    const char *queue = qname_str(qname_of(msg->flags, msg->attempts, active));
     int first = 1;
 
     fprintf(fp, "{\"queue_name\": \"%s\", \"queue_id\": ", queue);

@@ -6,6 +6,14 @@
  *	lines), expand $name, ${name} and $(name) once the whole file is read,
  *	and check every parameter of the table, defaults included. The result
  *	holds a value for every parameter.
+ *	Every unknown parameter name in the file is reported, not only the
+ *	first: one error lists them all in file order ("FILE:LINE: unknown
+ *	parameter "name"", joined by "; ", at most CONFIG_UNKNOWN_SHOWN of them
+ *	and then how many more), followed by the syntax error that stopped
+ *	the reading, if one did.
+ * config_load_hinted()
+ *	the same, with a function that may add a hint to each unknown name
+ *	(what the caller's world calls it, or what to use instead).
  * config_defaults()
  *	the same without a file: the table's defaults, expanded and checked.
  * config_set()
@@ -20,6 +28,11 @@
  * config_str(), config_int(), config_bool()
  *	a parameter's expanded text, its number (INT, TIME in seconds, SIZE in
  *	bytes, BOOL as 0/1), its truth value.
+ * config_raw_str()
+ *	a parameter's text as written (file, config_set() or the default),
+ *	before $name expansion, as postconf shows it.
+ * config_line()
+ *	the file line that sets a parameter, or 0 when the file does not.
  *
  * This module knows nothing of mail: the table is the caller's.
  *
@@ -55,6 +68,7 @@
 #define CONFIG_VALUE_MAX (1024 * 1024) /* longest value after expansion */
 #define CONFIG_DEPTH_MAX 32            /* nesting of $name expansions */
 #define CONFIG_QUOTE_MAX 100           /* bytes of a bad value quoted in a message */
+#define CONFIG_UNKNOWN_SHOWN 10        /* unknown names listed in one error */
 
 /* Where a value came from, which decides how its errors are located. */
 #define CONFIG_FROM_DEFAULT 0 /* line: the table default */
@@ -78,7 +92,10 @@ struct CONFIG {
     const CONFIG_PARAM *table;
     size_t count;
     char *path;
-    CONFIG_ITEM *items; /* parallel to table */
+    CONFIG_ITEM *items;  /* parallel to table */
+    CONFIG_HINT_FN hint; /* adds to the report of an unknown name, or NULL */
+    VSTR *unknown;       /* the unknown names found while reading, reported */
+    size_t unknown_count;
 };
 
 /* config_quote - append text to a message, quoted, bounded and printable */
@@ -161,6 +178,9 @@ static CONFIG *config_create(const CONFIG_PARAM *table, const char *path)
     }
     cfg->path = mystrdup(path);
     cfg->items = mycalloc(cfg->count ? cfg->count : 1, sizeof(*cfg->items));
+    cfg->hint = NULL;
+    cfg->unknown = NULL;
+    cfg->unknown_count = 0;
     return cfg;
 }
 
@@ -177,6 +197,8 @@ void config_free(CONFIG *cfg)
     }
     myfree(cfg->items);
     myfree(cfg->path);
+    if (cfg->unknown != NULL)
+        vstr_free(cfg->unknown);
     myfree(cfg);
 }
 
@@ -528,6 +550,44 @@ static void config_trim(VSTR *vp)
     vstr_consume(vp, start);
 }
 
+/* config_unknown - note an unknown name and read on, so that one error lists them all */
+static void config_unknown(CONFIG *cfg, const char *name, size_t len, int line)
+{
+    char *copy;
+
+    if (cfg->unknown == NULL)
+        cfg->unknown = vstr_alloc(256);
+    if (cfg->unknown_count++ >= CONFIG_UNKNOWN_SHOWN)
+        return;
+    if (cfg->unknown_count > 1)
+        vstr_strcat(cfg->unknown, "; ");
+    vstr_sprintf_append(cfg->unknown, "%s:%d: unknown parameter ", cfg->path, line);
+    config_quote(cfg->unknown, name, len);
+    if (cfg->hint != NULL) {
+        copy = mystrndup(name, len);
+        cfg->hint(copy, cfg->unknown);
+        myfree(copy);
+    }
+}
+
+/* config_unknown_report - the error of the unknown names, then the one that stopped reading */
+static void config_unknown_report(CONFIG *cfg, int stopped, VSTR *why)
+{
+    VSTR *report = vstr_alloc(256);
+
+    vstr_strcpy(report, vstr_str(cfg->unknown));
+    if (cfg->unknown_count > CONFIG_UNKNOWN_SHOWN)
+        vstr_sprintf_append(report, "; and %zu more unknown parameter%s",
+                            cfg->unknown_count - CONFIG_UNKNOWN_SHOWN,
+                            cfg->unknown_count - CONFIG_UNKNOWN_SHOWN == 1 ? "" : "s");
+    if (stopped) {
+        vstr_strcat(report, "; ");
+        vstr_strcat(report, vstr_str(why));
+    }
+    vstr_strcpy(why, vstr_str(report));
+    vstr_free(report);
+}
+
 /* config_assign - store one logical "name = value" line */
 static int config_assign(CONFIG *cfg, VSTR *logical, int line, VSTR *why)
 {
@@ -559,9 +619,8 @@ static int config_assign(CONFIG *cfg, VSTR *logical, int line, VSTR *why)
         return -1;
     }
     if ((idx = config_find(cfg, text, n)) < 0) {
-        vstr_sprintf(why, "%s:%d: unknown parameter ", cfg->path, line);
-        config_quote(why, text, n);
-        return -1;
+        config_unknown(cfg, text, n, line);
+        return 0;
     }
     vstr_consume(logical, name_len + 1);
     config_trim(logical);
@@ -687,14 +746,26 @@ static int config_parse(CONFIG *cfg, const char *data, size_t size, VSTR *why)
 /* config_load - read, expand and check a configuration file */
 CONFIG *config_load(const CONFIG_PARAM *table, const char *path, VSTR *why)
 {
+    return config_load_hinted(table, NULL, path, why);
+}
+
+/* config_load_hinted - config_load() with hints for unknown names */
+CONFIG *config_load_hinted(const CONFIG_PARAM *table, CONFIG_HINT_FN hint, const char *path,
+                           VSTR *why)
+{
     CONFIG *cfg = config_create(table, path);
     VSTR *data = vstr_alloc(8192);
     int ret;
 
+    cfg->hint = hint;
     ret = config_read(path, data, why);
     if (ret == 0)
         ret = config_parse(cfg, vstr_str(data), vstr_len(data), why);
     vstr_free(data);
+    if (cfg->unknown_count > 0) {
+        config_unknown_report(cfg, ret < 0, why);
+        ret = -1;
+    }
     if (ret == 0)
         ret = config_resolve(cfg, why);
     if (ret < 0) {
@@ -780,6 +851,24 @@ const char *config_str(const CONFIG *cfg, const char *name)
     const char *what;
 
     return config_lookup(cfg, name, &what)->value;
+}
+
+/* config_raw_str - a parameter's text before expansion */
+const char *config_raw_str(const CONFIG *cfg, const char *name)
+{
+    const char *what;
+    const CONFIG_ITEM *item = config_lookup(cfg, name, &what);
+
+    return config_raw(cfg, (size_t)(item - cfg->items));
+}
+
+/* config_line - the file line that sets a parameter, or 0 */
+int config_line(const CONFIG *cfg, const char *name)
+{
+    const char *what;
+    const CONFIG_ITEM *item = config_lookup(cfg, name, &what);
+
+    return item->line > 0 ? item->line : 0;
 }
 
 /* config_int - a numeric parameter's value */

@@ -31,7 +31,12 @@ typedef struct CONFIG_PARAM {
 /* A loaded configuration: every parameter of its table with a checked value. */
 typedef struct CONFIG CONFIG;
 
+/* Appends a hint about an unknown parameter name to a message, or nothing. */
+typedef void (*CONFIG_HINT_FN)(const char *name, VSTR *message);
+
 CONFIG *config_load(const CONFIG_PARAM *table, const char *path, VSTR *why);
+CONFIG *config_load_hinted(const CONFIG_PARAM *table, CONFIG_HINT_FN hint, const char *path,
+                           VSTR *why);
 CONFIG *config_defaults(const CONFIG_PARAM *table, VSTR *why);
 int config_set(CONFIG *cfg, const char *name, const char *value, VSTR *why);
 void config_free(CONFIG *cfg);
@@ -39,5 +44,7 @@ const char *config_path(const CONFIG *cfg);
 const char *config_str(const CONFIG *cfg, const char *name);
 long config_int(const CONFIG *cfg, const char *name);
 int config_bool(const CONFIG *cfg, const char *name);
+const char *config_raw_str(const CONFIG *cfg, const char *name);
+int config_line(const CONFIG *cfg, const char *name);
 
 #endif

@@ -58,6 +58,7 @@
 #include "maps.h"
 #include "params.h"
 #include "privs.h"
+#include "qdir.h"
 #include "sasl_passwd.h"
 #include "seal.h"
 
@@ -335,6 +336,11 @@ static int check_identities(const char *file, const char **reader)
         problems++;
     } else {
         *reader = owner;
+        /* What master, as root, would refuse in the queue tree: links, strangers' files. */
+        if (qdir_verify(var_str("queue_directory"), uid, why) < 0) {
+            msg_error("%s: queue_directory %s", file, vstr_str(why));
+            problems++;
+        }
     }
     if (privs_setgid_group(var_str("setgid_group"), gid, &drop_gid, why) < 0) {
         msg_error("%s: %s", file, vstr_str(why));

@@ -10,7 +10,10 @@
 #    test's), renames the log, creates a new one and reloads relayq, after
 #    which the lines go to the new file;
 #  - pflogsumm --syslog-name=relayq counts the messages of that log as
-#    received and delivered.
+#    received and delivered;
+#  - relayq works under the unit's capability bounding set and
+#    NoNewPrivileges (applied with setpriv; the other sandboxing options
+#    need systemd itself).
 # A part whose program (systemd-analyze, logrotate, pflogsumm) is absent
 # is skipped with the reason.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
@@ -137,5 +140,42 @@ else
         "without --syslog-name it finds nothing"; do
         skip "$d" "pflogsumm not found (Debian package pflogsumm)"
     done
+fi
+# The unit's privilege limits (CapabilityBoundingSet, NoNewPrivileges)
+# applied with setpriv to "relayq start -f" as root: master's root phase,
+# a delivery, "relayq reload" under the same limits (root signalling
+# master, which runs as mail_owner) and the graceful stop must all work.
+# reloads - master's reload lines in the log
+reloads() {
+    log_count 'relayq/master\[[0-9]+\]: reload -- '
+}
+# reloaded_since - whether master logged a reload after the Nth: reloaded_since N
+reloaded_since() {
+    [ "$(reloads)" -gt "$1" ]
+}
+LIMIT_TESTS=("relayq start -f runs under the unit's privilege limits" "... and delivers"
+    "... relayq reload works under them" "... and SIGTERM stops master gracefully (exit 0)")
+if [ "$(id -u)" -ne 0 ]; then
+    for d in "${LIMIT_TESTS[@]}"; do skip "$d" "needs root, as the unit's master"; done
+elif ! command -v setpriv >/dev/null; then
+    for d in "${LIMIT_TESTS[@]}"; do skip "$d" "setpriv not found (Debian package util-linux)"; done
+else
+    caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$UNIT" | tr 'A-Z ' 'a-z,' | sed 's/cap_/+/g')
+    limit=(setpriv --bounding-set="-all,$caps")
+    grep -qx 'NoNewPrivileges=yes' "$UNIT" && limit+=(--no-new-privs)
+    diag "limits: ${limit[*]}"
+    "${limit[@]}" "$RELAYQ" start -f &
+    FG=$!
+    wait_for 20 "$RELAYQ" status >/dev/null 2>&1
+    ok $? "${LIMIT_TESTS[0]}"
+    inject 1 limited
+    wait_for 60 sink_has 6
+    ok $? "${LIMIT_TESTS[1]}"
+    before=$(reloads)
+    "${limit[@]}" "$RELAYQ" reload && wait_for 20 reloaded_since "$before"
+    ok $? "${LIMIT_TESTS[2]}"
+    kill -TERM "$FG"
+    wait "$FG"
+    ok $? "${LIMIT_TESTS[3]}"
 fi
 tap_end

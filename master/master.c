@@ -10,7 +10,8 @@
  *	master per queue), create the LMDB environment, listen on
  *	public/master, detach (unless -f), then spawn qmgr, pickup and
  *	smtpout_workers x smtpout from daemon_directory and keep them
- *	running (child.c). SIGHUP re-reads the configuration, adjusts the
+ *	running (child.c). SIGHUP re-reads the configuration, opens
+ *	maillog_file again (log rotation; a new name), adjusts the
  *	number of smtpout workers and passes SIGHUP on; SIGTERM and SIGINT
  *	stop the children gracefully (SIGKILL after MASTER_STOP_WAIT s),
  *	remove the socket, release the lock and exit 0. When the lock file
@@ -56,6 +57,7 @@
 #include "iostuff.h"
 #include "mail_proto.h"
 #include "master.h"
+#include "maillog.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
@@ -355,7 +357,6 @@ static void master_reload(int sig)
 {
     VSTR *why = vstr_alloc(128);
     CONFIG *cfg;
-    char *log_before;
 
     (void)sig;
     if (master_stopping) {
@@ -382,18 +383,14 @@ static void master_reload(int sig)
         msg_warn("reload: mail_owner changed from \"%s\" to \"%s\": that needs a restart",
                  master_owner, config_str(cfg, "mail_owner"));
     config_free(cfg);
-    log_before = mystrdup(var_str("maillog_file"));
     if (params_load(master_config_path, why) == NULL) {
         msg_warn("reload: %s; keeping the old configuration", vstr_str(why));
-        myfree(log_before);
         vstr_free(why);
         return;
     }
-    if (strcmp(log_before, var_str("maillog_file")) != 0 &&
-        msg_set_logfile(var_str("maillog_file")) < 0)
-        msg_warn("reload: open maillog_file %s: %m; logging where it did before",
-                 var_str("maillog_file"));
-    myfree(log_before);
+    /* Opened again even under the same name: after a rotation (the file
+     * renamed away), reload is what moves the log to a new file. */
+    maillog_reload();
     vstr_free(why);
     msg_info("reload -- version %s, configuration %s", PACKAGE_VERSION, master_config_path);
     /* Signal first: the workers a new count adds read the new file anyway,
@@ -464,8 +461,7 @@ int main(int argc, char **argv)
     socket_path = qdir_path(master_queue_dir, SOCK_MASTER);
     status_listen(socket_path);
     myfree(socket_path);
-    if (msg_set_logfile(var_str("maillog_file")) < 0)
-        msg_fatal("open maillog_file %s: %m", var_str("maillog_file"));
+    maillog_start();
 
     if (!foreground)
         master_detach();

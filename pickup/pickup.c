@@ -48,6 +48,7 @@
 #include "iostuff.h"
 #include "ipc.h"
 #include "mail_proto.h"
+#include "maillog.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
@@ -307,8 +308,7 @@ static void pickup_sighup(int sig)
     if (params_load(p->config_path, why) == NULL) {
         msg_warn("%s: keeping the old configuration", vstr_str(why));
     } else {
-        if (msg_set_logfile(var_str("maillog_file")) < 0)
-            msg_warn("open %s: %m: log destination unchanged", var_str("maillog_file"));
+        maillog_reload();
         if (strcmp(var_str("queue_directory"), p->queue_directory) != 0)
             msg_warn("queue_directory changed to %s: takes effect after a restart; still using %s",
                      var_str("queue_directory"), p->queue_directory);
@@ -356,8 +356,7 @@ int main(int argc, char **argv)
         config = params_default_path();
     p->config_path = mystrdup(config);
     params_load_or_die(p->config_path);
-    if (msg_set_logfile(var_str("maillog_file")) < 0)
-        msg_fatal("open %s: %m", var_str("maillog_file"));
+    maillog_start();
 
     p->queue_directory = mystrdup(var_str("queue_directory"));
     if (chdir(p->queue_directory) < 0)

@@ -34,6 +34,7 @@
 #include "event.h"
 #include "iostuff.h"
 #include "mail_proto.h"
+#include "maillog.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
@@ -253,7 +254,7 @@ static void qmgr_sighup(int sig)
     if (params_load(qmgr_config_path, why) == NULL) {
         msg_warn("reload failed, keeping the old configuration: %s", vstr_str(why));
     } else {
-        msg_set_logfile(var_str("maillog_file"));
+        maillog_reload();
         dest_reload();
         route_reload();
         /* A new key seals from now on; the old ones still open what they sealed. */
@@ -302,8 +303,7 @@ int main(int argc, char **argv)
         }
     }
     params_load_or_die(qmgr_config_path);
-    if (msg_set_logfile(var_str("maillog_file")) < 0)
-        msg_fatal("open maillog_file %s: %m", var_str("maillog_file"));
+    maillog_start();
     signal(SIGPIPE, SIG_IGN);
 
     db_path = qdir_path(var_str("queue_directory"), QDIR_DB);

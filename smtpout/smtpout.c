@@ -50,6 +50,7 @@
 #include "iostuff.h"
 #include "ipc.h"
 #include "mail_proto.h"
+#include "maillog.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
@@ -374,8 +375,7 @@ static void smtpout_sighup(int sig)
     if (params_load(smtpout_config_path, why) == NULL) {
         msg_warn("configuration not reloaded: %s", vstr_str(why));
     } else {
-        if (msg_set_logfile(var_str("maillog_file")) < 0)
-            msg_warn("open maillog_file %s: %m", var_str("maillog_file"));
+        maillog_reload();
         msg_info("configuration reloaded");
     }
     /* The credentials file is re-read even when relayq.conf itself did not change. */
@@ -415,8 +415,7 @@ int main(int argc, char **argv)
     if (optind != argc || smtpout_config_path == NULL)
         smtpout_usage();
     params_load_or_die(smtpout_config_path);
-    if (msg_set_logfile(var_str("maillog_file")) < 0)
-        msg_fatal("open maillog_file %s: %m", var_str("maillog_file"));
+    maillog_start();
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         msg_fatal("signal SIGPIPE: %m");
 

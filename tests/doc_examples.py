@@ -3,7 +3,8 @@
 
 usage: doc_examples.py OUTDIR DOC...
 
-Reads Markdown files (fenced ``` blocks) and man pages (.nf/.fi blocks) and
+Reads Markdown files (fenced ``` blocks), man pages (.nf/.fi blocks) and
+example configuration files, and
 writes every example found to OUTDIR:
 
   NNN.conf   a relayq.conf example: a block whose every line that is not
@@ -13,6 +14,10 @@ writes every example found to OUTDIR:
              that is how the two are told apart.
   NNN.map    a table example: a block inside the entry (.TP) of a *_maps
              parameter of a man page. Its first line is "# param: NAME".
+
+A file named *.conf.example (the installed example configuration) is one
+relayq.conf example as a whole, with its commented settings ("#name =
+value") uncommented: that is the file a reader who enables everything gets.
 
 Each file starts with "# source: FILE:LINE" (the block's first line), so a
 failing example is found at once. The examples are written as the reader
@@ -91,6 +96,18 @@ def man_blocks(path):
     return blocks
 
 
+def example_file_blocks(path):
+    """The one block of an example configuration, its settings enabled."""
+    body = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.startswith("#") and PARAM_LINE.match(line[1:]):
+                line = line[1:]
+            body.append(line)
+    return [(1, None, body)]
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit("usage: doc_examples.py OUTDIR DOC...")
@@ -98,7 +115,12 @@ def main():
     count = 0
     for path in sys.argv[2:]:
         name = os.path.basename(path)
-        found = markdown_blocks(path) if path.endswith(".md") else man_blocks(path)
+        if path.endswith(".md"):
+            found = markdown_blocks(path)
+        elif path.endswith(".conf.example"):
+            found = example_file_blocks(path)
+        else:
+            found = man_blocks(path)
         for start, maps, body in found:
             if maps is not None:
                 suffix, head = "map", "# param: %s\n" % maps

@@ -1,6 +1,7 @@
 #!/bin/bash
-# t_doc_examples - every configuration example of README.md and doc/
-# passes `relayq check`, so an example works when pasted.
+# t_doc_examples - every configuration example of README.md and doc/, and
+# the installed relayq.conf.example with all its settings enabled, passes
+# `relayq check`, so an example works when pasted.
 #
 # tests/doc_examples.py finds the examples: relayq.conf blocks ("name =
 # value" lines) and table blocks in the entry of a *_maps parameter. A
@@ -17,10 +18,13 @@ rq_setup
 EX=$T/examples
 mkdir -p "$EX"
 found=$(python3 "$top_srcdir/tests/doc_examples.py" "$EX" "$top_srcdir/README.md" \
-    "$top_srcdir"/doc/*.md "$top_srcdir"/doc/*.1 "$top_srcdir"/doc/*.5)
+    "$top_srcdir"/doc/*.md "$top_srcdir"/doc/*.1 "$top_srcdir"/doc/*.5 \
+    "$top_builddir/doc/relayq.conf.example")
 ok $? "the examples of README.md and doc/ are read ($found found)"
 check "README.md has configuration examples" -- grep -q 'README.md' $(grep -l source "$EX"/*)
 check "relayq.conf(5) has configuration examples" -- grep -q 'relayq.conf.5' $(grep -l source "$EX"/*)
+check "the installed example configuration, every setting enabled, is one" -- \
+    grep -q 'relayq.conf.example' $(grep -l source "$EX"/*)
 
 # owned_by_daemons - a file the daemons (mail_owner when root) may read and nobody else
 owned_by_daemons() {

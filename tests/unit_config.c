@@ -128,7 +128,9 @@ static const struct file_case file_cases[] = {
      "queue_directory=/var/spool/relayq;mail_owner=relayq;smtpout_workers#4;"
      "smtp_connect_timeout#30;maximal_queue_lifetime#432000;queue_map_size#1073741824;"
      "message_size_limit#10240000;smtp_tls_security_level=may;smtp_tls_wrappermode?0;"
-     "smtp_connection_reuse_count_limit#1000;relayhost="},
+     "smtp_connection_reuse_count_limit#1000;relayhost=;syslog_name=relayq"},
+    {"syslog_name of a second instance", P, "syslog_name = relayq-eu/out_2.x\n", 0, NULL,
+     "syslog_name=relayq-eu/out_2.x"},
     {"relayq file", P,
      "# relayq\nrelayhost = [smtp.example.com]:587\nsmtp_connect_timeout = 1m\n"
      "message_size_limit = 50m\nsmtp_tls_security_level = verify\n"
@@ -276,6 +278,18 @@ static const struct file_case file_cases[] = {
      "%F:1: bad value \"spool\" for queue_directory: not an absolute path", NULL},
     {"bad myhostname", P, "myhostname = my host\n", 0,
      "%F:1: bad value \"my host\" for myhostname: not a valid DNS name", NULL},
+    {"syslog_name with a blank", P, "syslog_name = relayq eu\n", 0,
+     "%F:1: bad value \"relayq eu\" for syslog_name: not a syslog name: 1 to 64 letters, digits, "
+     "\".\", \"_\", \"-\" or \"/\", not starting with \"/\"",
+     NULL},
+    {"syslog_name with a bracket", P, "syslog_name = relayq[1]\n", 0,
+     "%F:1: bad value \"relayq[1]\" for syslog_name: not a syslog name: 1 to 64 letters, digits, "
+     "\".\", \"_\", \"-\" or \"/\", not starting with \"/\"",
+     NULL},
+    {"empty syslog_name", P, "syslog_name =\n", 0,
+     "%F:1: bad value \"\" for syslog_name: not a syslog name: 1 to 64 letters, digits, "
+     "\".\", \"_\", \"-\" or \"/\", not starting with \"/\"",
+     NULL},
     {"long bad value quoted at 100 bytes", T,
      "t_int = 1234567890123456789012345678901234567890123456789012345678901234567890"
      "1234567890123456789012345678901234567890x\n",

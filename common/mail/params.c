@@ -299,6 +299,21 @@ static int params_check_rate(const char *value, VSTR *why)
     return 0;
 }
 
+/* params_check_syslog_name - the log tag: "relayq", "relayq-out", "relayq/eu" */
+static int params_check_syslog_name(const char *value, VSTR *why)
+{
+    size_t len = strlen(value);
+
+    if (len >= 1 && len <= MSG_SYSLOG_NAME_MAX && value[0] != '/' &&
+        strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/") == len)
+        return 0;
+    vstr_sprintf(why,
+                 "not a syslog name: 1 to %d letters, digits, \".\", \"_\", \"-\" or \"/\", "
+                 "not starting with \"/\"",
+                 MSG_SYSLOG_NAME_MAX);
+    return -1;
+}
+
 #define PARAM_STR(name, def, check)                                                                \
     {                                                                                              \
         name, CONFIG_STR, def, 0, 0, NULL, check                                                   \
@@ -373,6 +388,7 @@ const CONFIG_PARAM params_table[] = {
     PARAM_STR("sender_dependent_relayhost_maps", "", NULL),
     PARAM_STR("destination_policy_maps", "", NULL),
     PARAM_STR("maillog_file", "", NULL),
+    PARAM_STR("syslog_name", "relayq", params_check_syslog_name),
     {NULL, CONFIG_STR, NULL, 0, 0, NULL, NULL},
 };
 

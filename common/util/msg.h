@@ -14,10 +14,13 @@ typedef enum {
     MSG_TO_SYSLOG        /* syslog(3), facility mail */
 } MSG_OUTPUT;
 
+/* The longest syslog_name msg_set_log() uses (the parameter's bound). */
+#define MSG_SYSLOG_NAME_MAX 64
+
 extern int msg_verbose;
 
 void msg_init(const char *progname, MSG_OUTPUT output);
-int msg_set_logfile(const char *maillog_file);
+int msg_set_log(const char *syslog_name, const char *maillog_file);
 const char *msg_progname(void);
 
 void msg_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

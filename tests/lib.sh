@@ -296,17 +296,20 @@ secure_upstream() {
 # is stopped (thousands per second, where one `relayq sendmail` process per
 # message manages a few hundred). The files follow doc/internals.md
 # ("maildrop files"): envelope record, then the message; message i has
-# recipient rcpt<i>@example.com and Message-ID <TAG-i@relayq.test>. Pickup
-# reads them as it reads what sendmail leaves: maildrop_fill COUNT [TAG]
+# recipient rcpt<i>@example.com and Message-ID <TAG-i@relayq.test>, and
+# about SIZE bytes of body (lines of 76 characters) when SIZE is given.
+# Pickup reads them as it reads what sendmail leaves:
+# maildrop_fill COUNT [TAG [SIZE]]
 maildrop_fill() {
-    local count=$1 tag=${2:-m}
+    local count=$1 tag=${2:-m} size=${3:-0}
     if [ ! -d "$T/queue/maildrop" ]; then
         # The first start creates the queue tree.
         "$RELAYQ" start >/dev/null && "$RELAYQ" stop >/dev/null || return 1
     fi
-    python3 - "$T/queue/maildrop" "$count" "$tag" <<'PY'
+    python3 - "$T/queue/maildrop" "$count" "$tag" "$size" <<'PY'
 import os, secrets, sys, time
-mdir, count, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+mdir, count, tag, size = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+filler = ("x" * 76 + "\n") * (size // 77)
 owner = None
 if os.getuid() == 0:
     import pwd
@@ -317,7 +320,7 @@ for i in range(1, count + 1):
     now = time.time()
     data = (f"type=maildrop\nversion=1\nuid={uid}\nposted={int(now)}\n"
             f"sender=sender@example.com\nrcpt=rcpt{i}@example.com\n\n"
-            f"Subject: test {i}\nMessage-ID: <{tag}-{i}@relayq.test>\n\nbody {i}\n")
+            f"Subject: test {i}\nMessage-ID: <{tag}-{i}@relayq.test>\n\nbody {i}\n{filler}")
     tmp = os.path.join(mdir, f"tmp.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.write(fd, data.encode())

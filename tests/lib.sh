@@ -355,3 +355,35 @@ fill_and_deliver() {
     wait_for 30 queue_empty
     ok $? "mailq prints 'Mail queue is empty'"
 }
+
+# --- fault points (the fault-injection build) ---
+
+# fault_build_or_skip - in a build without --enable-fault-injection, check
+# that the binaries carry no trace of the fault points, skip the rest of
+# the test saying WHAT needs them, and exit: fault_build_or_skip WHAT
+fault_build_or_skip() {
+    grep -q '^#define RELAYQ_FAULT_INJECTION 1' "$top_builddir/config.h" && return 0
+    local bins traces
+    bins=("$top_builddir"/{master/master,pickup/pickup,qmgr/qmgr,smtpout/smtpout,cli/relayq})
+    traces=$(grep -alE 'RELAYQ_CRASH_AT|RELAYQ_FAIL_AT|fault injection' "${bins[@]}" | tr '\n' ' ')
+    check "production binaries carry no fault point${traces:+: $traces}" -- \
+        test -z "$traces" -a -x "${bins[0]}" -a -x "${bins[1]}" -a -x "${bins[2]}" -a -x "${bins[3]}"
+    TAP_COUNT=$((TAP_COUNT + 1))
+    echo "ok $TAP_COUNT # SKIP $1: built without --enable-fault-injection"
+    tap_end
+    exit
+}
+
+# fault_marker - a directory the daemons (mail_owner when the test runs as
+# root) may create the fault marker in; sets MARKER to FILE in it:
+# fault_marker FILE
+fault_marker() {
+    mkdir -p "$T/fault"
+    [ "$(id -u)" -eq 0 ] && chown nobody "$T/fault"
+    MARKER=$T/fault/$1
+}
+
+# round_log - the maillog lines from line $from on (the current round)
+round_log() {
+    tail -n +"$from" "$MAILLOG" 2>/dev/null
+}

@@ -16,29 +16,12 @@
 M=100
 ERRORS="ENOSPC MDB_TXN_FULL"
 
-if ! grep -q '^#define RELAYQ_FAULT_INJECTION 1' "$top_builddir/config.h"; then
-    bins=("$top_builddir"/{master/master,pickup/pickup,qmgr/qmgr,smtpout/smtpout,cli/relayq})
-    traces=$(grep -alE 'RELAYQ_FAIL_AT|fault injection' "${bins[@]}" | tr '\n' ' ')
-    check "production binaries carry no fault point${traces:+: $traces}" -- \
-        test -z "$traces" -a -x "${bins[0]}" -a -x "${bins[1]}"
-    TAP_COUNT=$((TAP_COUNT + 1))
-    echo "ok $TAP_COUNT # SKIP injected commit failures: built without --enable-fault-injection"
-    tap_end
-    exit
-fi
+fault_build_or_skip "injected commit failures"
 
 rq_setup
-# The daemons run as mail_owner (nobody) when the test runs as root.
-mkdir -p "$T/fault"
-[ "$(id -u)" -eq 0 ] && chown nobody "$T/fault"
-MARKER=$T/fault/fired
+fault_marker fired
 sink_start
 ok $? "test SMTP server started"
-
-# round_log - the maillog lines of this round (from line FROM on)
-round_log() {
-    tail -n +"$from" "$MAILLOG" 2>/dev/null
-}
 
 # round_count - lines of this round's log matching an extended regexp: round_count REGEX
 round_count() {

@@ -27,12 +27,19 @@
  * duplicates a message.
  *
  * A file that is not a valid maildrop file is renamed into corrupt/ with
- * a warning; it never stops the files after it. When the map is full
- * (QSTORE_FULL) the files stay in maildrop/, one warning is logged, and
- * the scan retries after PICKUP_FULL_RETRY ms with half the batch.
+ * a warning; it never stops the files after it.
  *
- * Failures of the queue other than a full map, and a maildrop/ that
- * cannot be read, are fatal: master restarts pickup, and the files wait.
+ * A full queue: before it adds a file, the batch asks the queue whether
+ * the content fits above the reserve kept for qmgr's deletes and result
+ * records (qstore_room()); when it does not, the batch ends with the files
+ * taken so far. A commit may also fail for a full map, a transaction too
+ * large or a full file system (all QSTORE_FULL). Either way the files
+ * left stay in maildrop/, one warning says why, the scan retries after
+ * PICKUP_FULL_RETRY ms (with half the batch after a failed commit), and
+ * "queue has room again" is logged once a batch goes through unhindered.
+ *
+ * Other failures of the queue, and a maildrop/ that cannot be read, are
+ * fatal: master restarts pickup, and the files wait.
  */
 #include "config.h"
 
@@ -60,6 +67,7 @@
 /* What scan_take() did with a file. */
 #define SCAN_TAKEN 1 /* part of the transaction */
 #define SCAN_LEFT 0  /* moved to corrupt/, gone, skipped, or the transaction failed */
+#define SCAN_FULL 2  /* left in maildrop/: the queue has no room for it above the reserve */
 
 /* A directory entry to sort: oldest first, then by name. */
 typedef struct SCAN_ENTRY {
@@ -353,6 +361,10 @@ static int scan_take(PICKUP *p, QSTORE_TXN *txn, PICKUP_FILE *f, size_t *bytes, 
     }
     switch (scan_read(p, f->name, &data, &len, &f->uid, why)) {
     case 0:
+        if (qstore_room(txn, len, why) == QSTORE_FULL) {
+            myfree(data);
+            return SCAN_FULL;
+        }
         break;
     case 1:
         return SCAN_LEFT;
@@ -406,15 +418,25 @@ static int scan_take(PICKUP *p, QSTORE_TXN *txn, PICKUP_FILE *f, size_t *bytes, 
     return rc;
 }
 
-/* scan_batch - commit one batch; QSTORE_OK or QSTORE_FULL */
+/* scan_full - the queue is full: say why once, until a batch goes through again */
+static void scan_full(PICKUP *p, const char *why)
+{
+    if (!p->full)
+        msg_warn("queue is full: %s; leaving mail in maildrop until deliveries free room", why);
+    else if (msg_verbose)
+        msg_info("queue is still full: %s; next batch: %zu files", why, p->batch_max);
+    p->full = 1;
+}
+
+/* scan_batch - commit one batch; QSTORE_OK, or QSTORE_FULL to back off */
 static int scan_batch(PICKUP *p)
 {
     PICKUP_FILE *files = mycalloc(p->batch_max, sizeof(*files));
-    VSTR *why = vstr_alloc(100), *body = vstr_alloc(4096);
+    VSTR *why = vstr_alloc(100), *body = vstr_alloc(4096), *take_why = vstr_alloc(100);
     QSTORE_TXN *txn;
     size_t nfiles = 0, bytes = 0, queued = 0;
     time_t now = time(NULL);
-    int rc;
+    int rc, taken, roomless = 0;
 
     if ((txn = qstore_begin(p->store, 1, why)) == NULL)
         msg_fatal("queue: %s", vstr_str(why));
@@ -429,38 +451,38 @@ static int scan_batch(PICKUP *p)
             continue;
         memset(f, 0, sizeof(*f));
         f->name = mystrdup(name);
-        if (scan_take(p, txn, f, &bytes, body, why) == SCAN_TAKEN) {
+        if ((taken = scan_take(p, txn, f, &bytes, body, take_why)) == SCAN_TAKEN) {
             nfiles++;
             FAULT_POINT("pickup-mid-txn");
         } else {
             myfree(f->name);
             myfree(f->sender);
         }
+        if (taken == SCAN_FULL) {
+            roomless = 1; /* the files taken so far go in; this one waits */
+            break;
+        }
     }
     vstr_free(body);
     rc = qstore_commit(txn, why);
     if (rc == QSTORE_OK) {
         scan_gone_free(p);
-        if (p->full && nfiles > 0) {
+        if (p->full && nfiles > 0 && !roomless) {
             msg_info("queue has room again: resuming pickup");
             p->full = 0;
         }
         if (p->batch_max < PICKUP_BATCH_FILES)
             p->batch_max =
                 p->batch_max * 2 > PICKUP_BATCH_FILES ? PICKUP_BATCH_FILES : p->batch_max * 2;
+        if (roomless)
+            scan_full(p, vstr_str(take_why));
     } else if (rc == QSTORE_FULL) {
-        if (!p->full)
-            msg_warn("queue is full (queue_map_size=%ld): leaving mail in maildrop until "
-                     "deliveries free room",
-                     var_int("queue_map_size"));
-        p->full = 1;
         /* Halve what was tried, not the limit: 16 files waiting must not take 5 retries. */
         if (nfiles > 0 && nfiles < p->batch_max)
             p->batch_max = nfiles;
         if (p->batch_max > 1)
             p->batch_max /= 2;
-        if (msg_verbose)
-            msg_info("%s; next batch: %zu files", vstr_str(why), p->batch_max);
+        scan_full(p, vstr_str(why));
     } else {
         msg_fatal("queue: %s", vstr_str(why));
     }
@@ -500,7 +522,8 @@ static int scan_batch(PICKUP *p)
     if (queued > 0)
         pickup_wakeup_qmgr(p);
     vstr_free(why);
-    return rc;
+    vstr_free(take_why);
+    return roomless ? QSTORE_FULL : rc;
 }
 
 /* scan_request - run the scan after delay_ms */

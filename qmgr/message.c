@@ -42,6 +42,7 @@
  *
  * A failure to commit is not fatal: the messages stay active and are
  * finalized on a later pass; nothing is acknowledged to anyone before it.
+ * It is logged once, and its end once, not at every pass.
  */
 #include "config.h"
 
@@ -59,6 +60,7 @@
 #include "qmgr.h"
 
 static QMGR_MESSAGE *message_done_head;
+static int message_commit_failed; /* the last group commit failed: its warning is logged */
 
 /* message_free - release a message */
 void message_free(QMGR_MESSAGE *message)
@@ -390,6 +392,9 @@ int message_finalize_done(void)
     FAULT_POINT("qmgr-after-result");
     why = vstr_alloc(100);
     if ((rc = message_commit(message_done_head, 0, why)) == QSTORE_OK) {
+        if (message_commit_failed)
+            msg_info("delivery results are recorded again");
+        message_commit_failed = 0;
         for (message = message_done_head; message; message = next) {
             next = message->done_next;
             message_release(message);
@@ -399,7 +404,13 @@ int message_finalize_done(void)
         vstr_free(why);
         return count;
     }
-    msg_warn("cannot record delivery results: %s", vstr_str(why));
+    /* Once per episode: a full queue fails at every pass until room is made. */
+    if (!message_commit_failed)
+        msg_warn("cannot record delivery results: %s%s", vstr_str(why),
+                 rc == QSTORE_FULL ? "; recording them one message per transaction" : "");
+    else if (msg_verbose)
+        msg_info("cannot record delivery results: %s", vstr_str(why));
+    message_commit_failed = 1;
     if (rc != QSTORE_FULL) {
         vstr_free(why);
         return -1;

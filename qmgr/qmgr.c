@@ -18,6 +18,11 @@
  * qmgr_peer_close()
  *	end a connection; a worker's job in flight is treated as lost.
  *
+ * Every QMGR_READER_CHECK_MS qmgr frees the queue's reader slots of
+ * processes that died inside a read transaction (a killed `relayq mailq`,
+ * an smtpout killed while reading a body), logging how many: a dead reader
+ * pins the pages freed after its snapshot, and the map would fill.
+ *
  * Fatal: the queue or the sockets cannot be opened (master restarts qmgr).
  * SIGTERM: stop handing out jobs, wait for the jobs in flight (at most
  * 60 s), commit, exit. SIGHUP: re-read the configuration and the queue's
@@ -43,7 +48,8 @@
 #include "qmgr.h"
 #include "sock.h"
 
-#define QMGR_STOP_WAIT_MS 60000 /* longest wait for jobs in flight at stop */
+#define QMGR_STOP_WAIT_MS 60000   /* longest wait for jobs in flight at stop */
+#define QMGR_READER_CHECK_MS 5000 /* between checks for readers of dead processes */
 
 QSTORE *qmgr_store;
 HTABLE *qmgr_active;
@@ -237,6 +243,17 @@ static void qmgr_after_pass(void)
     }
 }
 
+/* qmgr_reader_timer - free reader slots that dead processes left (they pin old pages) */
+static void qmgr_reader_timer(void *ctx)
+{
+    int dead = qstore_reader_check(qmgr_store);
+
+    if (dead > 0)
+        msg_info("cleared %d stale queue reader%s left by dead processes", dead,
+                 dead == 1 ? "" : "s");
+    event_request_timer(qmgr_reader_timer, ctx, QMGR_READER_CHECK_MS);
+}
+
 /* qmgr_sigterm - stop handing out work; exit when the jobs in flight end */
 static void qmgr_sigterm(int sig)
 {
@@ -320,6 +337,7 @@ int main(int argc, char **argv)
     event_on_signal(SIGINT, qmgr_sigterm);
     event_on_signal(SIGHUP, qmgr_sighup);
     event_after_pass(qmgr_after_pass);
+    event_request_timer(qmgr_reader_timer, NULL, QMGR_READER_CHECK_MS);
 
     for (;;) {
         event_loop(1000);

@@ -296,17 +296,20 @@ secure_upstream() {
 # is stopped (thousands per second, where one `relayq sendmail` process per
 # message manages a few hundred). The files follow doc/internals.md
 # ("maildrop files"): envelope record, then the message; message i has
-# recipient rcpt<i>@example.com and Message-ID <TAG-i@relayq.test>. Pickup
-# reads them as it reads what sendmail leaves: maildrop_fill COUNT [TAG]
+# recipient rcpt<i>@example.com and Message-ID <TAG-i@relayq.test>, and
+# about SIZE bytes of body (lines of 76 characters) when SIZE is given.
+# Pickup reads them as it reads what sendmail leaves:
+# maildrop_fill COUNT [TAG [SIZE]]
 maildrop_fill() {
-    local count=$1 tag=${2:-m}
+    local count=$1 tag=${2:-m} size=${3:-0}
     if [ ! -d "$T/queue/maildrop" ]; then
         # The first start creates the queue tree.
         "$RELAYQ" start >/dev/null && "$RELAYQ" stop >/dev/null || return 1
     fi
-    python3 - "$T/queue/maildrop" "$count" "$tag" <<'PY'
+    python3 - "$T/queue/maildrop" "$count" "$tag" "$size" <<'PY'
 import os, secrets, sys, time
-mdir, count, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+mdir, count, tag, size = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+filler = ("x" * 76 + "\n") * (size // 77)
 owner = None
 if os.getuid() == 0:
     import pwd
@@ -317,7 +320,7 @@ for i in range(1, count + 1):
     now = time.time()
     data = (f"type=maildrop\nversion=1\nuid={uid}\nposted={int(now)}\n"
             f"sender=sender@example.com\nrcpt=rcpt{i}@example.com\n\n"
-            f"Subject: test {i}\nMessage-ID: <{tag}-{i}@relayq.test>\n\nbody {i}\n")
+            f"Subject: test {i}\nMessage-ID: <{tag}-{i}@relayq.test>\n\nbody {i}\n{filler}")
     tmp = os.path.join(mdir, f"tmp.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.write(fd, data.encode())
@@ -351,4 +354,36 @@ fill_and_deliver() {
     ok $? "$n messages arrived at the server ($(sink_messages))"
     wait_for 30 queue_empty
     ok $? "mailq prints 'Mail queue is empty'"
+}
+
+# --- fault points (the fault-injection build) ---
+
+# fault_build_or_skip - in a build without --enable-fault-injection, check
+# that the binaries carry no trace of the fault points, skip the rest of
+# the test saying WHAT needs them, and exit: fault_build_or_skip WHAT
+fault_build_or_skip() {
+    grep -q '^#define RELAYQ_FAULT_INJECTION 1' "$top_builddir/config.h" && return 0
+    local bins traces
+    bins=("$top_builddir"/{master/master,pickup/pickup,qmgr/qmgr,smtpout/smtpout,cli/relayq})
+    traces=$(grep -alE 'RELAYQ_CRASH_AT|RELAYQ_FAIL_AT|fault injection' "${bins[@]}" | tr '\n' ' ')
+    check "production binaries carry no fault point${traces:+: $traces}" -- \
+        test -z "$traces" -a -x "${bins[0]}" -a -x "${bins[1]}" -a -x "${bins[2]}" -a -x "${bins[3]}"
+    TAP_COUNT=$((TAP_COUNT + 1))
+    echo "ok $TAP_COUNT # SKIP $1: built without --enable-fault-injection"
+    tap_end
+    exit
+}
+
+# fault_marker - a directory the daemons (mail_owner when the test runs as
+# root) may create the fault marker in; sets MARKER to FILE in it:
+# fault_marker FILE
+fault_marker() {
+    mkdir -p "$T/fault"
+    [ "$(id -u)" -eq 0 ] && chown nobody "$T/fault"
+    MARKER=$T/fault/$1
+}
+
+# round_log - the maillog lines from line $from on (the current round)
+round_log() {
+    tail -n +"$from" "$MAILLOG" 2>/dev/null
 }

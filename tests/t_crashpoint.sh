@@ -39,23 +39,11 @@ WORKERS=4
 POINTS="pickup-mid-txn pickup-after-commit smtpout-after-250 qmgr-after-result qmgr-mid-txn
 qstore-before-commit"
 
-if ! grep -q '^#define RELAYQ_FAULT_INJECTION 1' "$top_builddir/config.h"; then
-    bins=("$top_builddir"/{master/master,pickup/pickup,qmgr/qmgr,smtpout/smtpout,cli/relayq})
-    traces=$(grep -alE 'RELAYQ_CRASH_AT|fault injection' "${bins[@]}" | tr '\n' ' ')
-    check "production binaries carry no crash point${traces:+: $traces}" -- \
-        test -z "$traces" -a -x "${bins[0]}" -a -x "${bins[1]}" -a -x "${bins[2]}" -a -x "${bins[3]}"
-    TAP_COUNT=$((TAP_COUNT + 1))
-    echo "ok $TAP_COUNT # SKIP crash points: built without --enable-fault-injection"
-    tap_end
-    exit
-fi
+fault_build_or_skip "crash points"
 
 rq_setup
 rq_set smtpout_workers $WORKERS
-# The daemons run as mail_owner (nobody) when the test runs as root.
-mkdir -p "$T/fault"
-[ "$(id -u)" -eq 0 ] && chown nobody "$T/fault"
-MARKER=$T/fault/crashed
+fault_marker crashed
 sink_start
 ok $? "test SMTP server started"
 
@@ -103,11 +91,6 @@ restarted() {
     local want=1
     [ "$1" = smtpout ] && want=$WORKERS
     ! kill -0 "$2" 2>/dev/null && [ "$(pgrep -f "^$T/libexec/$1 " | grep -cvx "$2")" -eq "$want" ]
-}
-
-# round_log - the maillog lines of this round (from line FROM on)
-round_log() {
-    tail -n +"$from" "$MAILLOG" 2>/dev/null
 }
 
 # crash_logged - whether this round's crash line is in the maillog: crash_logged POINT PASS

@@ -5,11 +5,21 @@
  * order, body chunking, the picked table, and that a full map gives
  * QSTORE_FULL at the write, leaves nothing half-written, and recovers when
  * messages are deleted.
+ *
+ * The error map: a commit that meets MDB_MAP_FULL (for real, on the tiny
+ * map), MDB_TXN_FULL or ENOSPC (injected through RELAYQ_FAIL_AT in a
+ * build with --enable-fault-injection; skipped otherwise) is QSTORE_FULL
+ * with a reason naming it, stores nothing, and the next commit works; EIO
+ * stays QSTORE_ERROR. The reserve: qstore_room() refuses new mail before
+ * any commit fails, and the deletes that follow fit in one transaction.
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mymalloc.h"
@@ -17,7 +27,9 @@
 #include "tap.h"
 
 #define TINY_MAP (1024 * 1024)
-#define FREED 8 /* messages deleted to make room in the full map */
+#define FREED 8                    /* messages deleted to make room in the full map */
+#define ROOM_MAP (4 * 1024 * 1024) /* its reserve is 1 MB: a quarter of it */
+#define ROOM_BODY 20000            /* bytes of each message stored until the reserve */
 
 /* store_message - put one message with n recipients and a body */
 static int store_message(QSTORE *store, char *qid, long long when, unsigned nrcpt, const char *body,
@@ -84,6 +96,163 @@ static size_t count_messages(QSTORE *store)
     return messages;
 }
 
+/* One failure injected into a commit, and what the error map makes of it. */
+typedef struct INJECT_CASE {
+    const char *error;  /* RELAYQ_FAIL_AT's ERROR */
+    int want;           /* the commit's result */
+    const char *reason; /* a part of the reason it gives */
+} INJECT_CASE;
+
+static const INJECT_CASE inject_cases[] = {
+    {"MDB_TXN_FULL", QSTORE_FULL, "MDB_TXN_FULL"},
+    {"ENOSPC", QSTORE_FULL, "ENOSPC"},
+    {"MDB_MAP_FULL", QSTORE_FULL, "queue_map_size"},
+    {"EIO", QSTORE_ERROR, "Input/output error"},
+};
+
+#ifdef RELAYQ_FAULT_INJECTION
+/* inject_child - in a child process: a commit that fails once, then one that works */
+static void inject_child(const char *dir, const char *error, int fd)
+{
+    VSTR *why = vstr_alloc(100), *line = vstr_alloc(200);
+    char spec[100], marker[320], qid[QID_LEN + 1];
+    QSTORE *store;
+    int rc, again = QSTORE_ERROR;
+    size_t count = 0;
+
+    snprintf(spec, sizeof(spec), "qstore-before-commit=%s", error);
+    snprintf(marker, sizeof(marker), "%s/marker", dir);
+    setenv("RELAYQ_FAIL_AT", spec, 1);
+    setenv("RELAYQ_CRASH_MARKER", marker, 1);
+    if ((store = qstore_open(dir, TINY_MAP, 0, why)) == NULL) {
+        rc = QSTORE_ERROR;
+    } else {
+        rc = store_message(store, qid, 100, 1, "x\r\n", 3, why);
+        count = count_messages(store);
+        /* The marker stays: the fault does not fire again. */
+        again = store_message(store, qid, 100, 1, "y\r\n", 3, line);
+        qstore_close(store);
+    }
+    vstr_sprintf(line, "%d %zu %d %s", rc, count, again, vstr_str(why));
+    if (write(fd, vstr_str(line), vstr_len(line)) < 0)
+        _exit(2);
+    _exit(0);
+}
+
+/* inject_commit - run inject_child() in a child; its results, 0 when it ran */
+static int inject_commit(const char *dir, const char *error, int *rc, size_t *count, int *again,
+                         VSTR *reason)
+{
+    char buf[1024];
+    size_t got = 0;
+    ssize_t n;
+    int fds[2], status, off = 0;
+    pid_t pid;
+
+    if (pipe(fds) < 0 || (pid = fork()) < 0)
+        return -1;
+    if (pid == 0) {
+        close(fds[0]);
+        inject_child(dir, error, fds[1]);
+    }
+    close(fds[1]);
+    while (got < sizeof(buf) - 1 && (n = read(fds[0], buf + got, sizeof(buf) - 1 - got)) > 0)
+        got += (size_t)n;
+    buf[got] = '\0';
+    close(fds[0]);
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+        sscanf(buf, "%d %zu %d %n", rc, count, again, &off) != 3)
+        return -1;
+    vstr_strcpy(reason, buf + off);
+    return 0;
+}
+#endif
+
+/* test_error_map - each injected failure of a commit, through the error map */
+static void test_error_map(const char *base)
+{
+#ifdef RELAYQ_FAULT_INJECTION
+    VSTR *reason = vstr_alloc(100);
+
+    for (size_t i = 0; i < sizeof(inject_cases) / sizeof(inject_cases[0]); i++) {
+        const INJECT_CASE *c = inject_cases + i;
+        char dir[300];
+        size_t count = 99;
+        int rc = 0, again = 0;
+
+        /* Each in a child: the fault points read the environment once per process. */
+        snprintf(dir, sizeof(dir), "%s/inject-%s", base, c->error);
+        if (mkdir(dir, 0700) < 0 || inject_commit(dir, c->error, &rc, &count, &again, reason) < 0) {
+            tap_ok(0, "%s: the child process ran", c->error);
+            continue;
+        }
+        tap_ok(rc == c->want && strstr(vstr_str(reason), c->reason) != NULL,
+               "a commit that fails with %s is %s: %s", c->error,
+               c->want == QSTORE_FULL ? "QSTORE_FULL" : "QSTORE_ERROR", vstr_str(reason));
+        tap_ok(count == 0 && again == QSTORE_OK,
+               "%s: the failed commit stored nothing (%zu messages), the next one works", c->error,
+               count);
+    }
+    vstr_free(reason);
+#else
+    (void)base;
+    for (size_t i = 0; i < sizeof(inject_cases) / sizeof(inject_cases[0]) * 2; i++)
+        tap_ok(1, "# SKIP injected commit failures need a build with --enable-fault-injection");
+#endif
+}
+
+/* room_for - whether the queue takes len more bytes of mail above its reserve */
+static int room_for(QSTORE *store, size_t len, VSTR *why)
+{
+    QSTORE_TXN *txn = qstore_begin(store, 1, why);
+    int rc;
+
+    if (txn == NULL)
+        return QSTORE_ERROR;
+    rc = qstore_room(txn, len, why);
+    qstore_abort(txn);
+    return rc;
+}
+
+/* test_reserve - new mail stops at the reserve, before any commit fails */
+static void test_reserve(const char *base)
+{
+    VSTR *why = vstr_alloc(100);
+    char dir[300], (*qids)[QID_LEN + 1] = NULL;
+    char *body = mymalloc(ROOM_BODY);
+    int stored = 0, room = QSTORE_OK, rc = QSTORE_OK;
+    QSTORE_TXN *txn;
+    QSTORE *store;
+
+    memset(body, 'r', ROOM_BODY);
+    snprintf(dir, sizeof(dir), "%s/room", base);
+    if (mkdir(dir, 0700) < 0 || (store = qstore_open(dir, ROOM_MAP, 0, why)) == NULL) {
+        tap_ok(0, "open a queue on a %d KiB map", ROOM_MAP / 1024);
+        myfree(body);
+        vstr_free(why);
+        return;
+    }
+    while (stored < 1000 && (room = room_for(store, ROOM_BODY, why)) == QSTORE_OK) {
+        qids = myrealloc(qids, sizeof(*qids) * (size_t)(stored + 1));
+        if ((rc = store_message(store, qids[stored], 500, 1, body, ROOM_BODY, why)) != QSTORE_OK)
+            break;
+        stored++;
+    }
+    tap_ok(room == QSTORE_FULL && rc == QSTORE_OK && stored > 0,
+           "new mail is refused at the reserve before a commit fails (%d messages stored)", stored);
+    tap_ok(strstr(vstr_str(why), "reserve") != NULL, "the refusal names the reserve: %s",
+           vstr_str(why));
+    txn = qstore_begin(store, 1, why);
+    for (int i = 0; i < stored; i++)
+        qstore_message_delete(txn, qids[i]);
+    tap_ok(qstore_commit(txn, why) == QSTORE_OK && count_messages(store) == 0,
+           "the reserve lets all %d deletes go in one transaction", stored);
+    qstore_close(store);
+    myfree(qids);
+    myfree(body);
+    vstr_free(why);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/unit_qstore.XXXXXX";
@@ -101,6 +270,9 @@ int main(void)
 
     if (mkdtemp(dir) == NULL)
         return 1;
+    /* First, while this process has passed no fault point. */
+    test_error_map(dir);
+    test_reserve(dir);
     store = qstore_open(dir, TINY_MAP, 0, why);
     tap_ok(store != NULL, "open a new queue on a %d KiB map: %s", TINY_MAP / 1024,
            store ? "ok" : vstr_str(why));

@@ -15,7 +15,8 @@
  *	open the environment in a directory (created when missing unless
  *	read-only) with MDB_NOTLS, so that one process may use it from any
  *	thread and a reader slot is not tied to a thread. Every process opens
- *	its own environment after exec; it is never inherited. When the
+ *	its own environment after exec; it is never inherited, and frees the
+ *	reader slots of dead processes as it opens it. When the
  *	process configuration (var_config) names queue_encryption_key_file,
  *	the key ring is loaded with it (seal.c): a key file that is refused
  *	makes the open fail with its "FILE:LINE: reason".
@@ -23,13 +24,27 @@
  *	replace the key ring (the store owns it; NULL: no encryption), the
  *	ring in use (pickup opens maildrop files with it), and read
  *	queue_encryption_key_file again (SIGHUP; on error the old ring stays).
+ * qstore_reader_check()
+ *	free the reader slots of processes that died inside a read
+ *	transaction; returns how many. A dead reader pins its snapshot: the
+ *	pages freed after it are never reused and the map fills. Every open
+ *	runs it; one long-lived process (qmgr) runs it every few seconds.
  * qstore_begin(), qstore_commit(), qstore_abort()
  *	transactions. A write transaction carries a sticky error: after the
  *	first failed operation the others do nothing and return the same
  *	error, and commit returns it, so a caller can batch many operations
  *	(group commit) and check once. MDB_MAP_RESIZED (another process grew
  *	the map) and MDB_READERS_FULL (stale readers of dead processes) are
- *	handled here, at begin; MDB_MAP_FULL becomes QSTORE_FULL.
+ *	handled here, at begin. Every other LMDB failure goes through one
+ *	error map, qstore_mdb_error(): MDB_MAP_FULL, MDB_TXN_FULL and ENOSPC
+ *	are QSTORE_FULL ("retry after deliveries free room"), anything else
+ *	QSTORE_ERROR.
+ * qstore_room()
+ *	whether new content of a given size fits and still leaves the
+ *	reserve free (QSTORE_FULL otherwise, with the numbers): the writer of
+ *	new mail (pickup) asks before it adds a message, so that deleting
+ *	delivered mail and recording results (qmgr) always find free pages.
+ *	The reserve is 2% of the map, at least 1 MB, at most a quarter of it.
  * qstore_message_*()
  *	envelopes: put (create refuses to overwrite: QSTORE_EXISTS),
  *	get, reschedule (move the schedule entry and rewrite the envelope),
@@ -106,6 +121,12 @@
 #define QSTORE_REC_VERSION 1
 #define QSTORE_MAX_DBS 16   /* named databases: room for more than the eight of today */
 #define QSTORE_LAST_CHUNK 1 /* the byte after a sealed body chunk: the body ends here */
+#define QSTORE_RESERVE_MIN (1024 * 1024) /* bytes of the map kept free for qmgr, at least */
+#define QSTORE_RESERVE_PCT 2             /* ... or this percentage of the map, if more */
+#define QSTORE_RESERVE_MAX_DIV 4         /* ... but never more than this fraction of it */
+#define QSTORE_ROOM_PAGES 8 /* pages a message's small records may touch (envelope, index) */
+#define QSTORE_FREE_DBI 0   /* LMDB's free-page database: its own pages are in use */
+#define QSTORE_META_PAGES 2 /* LMDB's two meta pages */
 
 struct QSTORE {
     MDB_env *env;
@@ -117,6 +138,7 @@ struct QSTORE {
     MDB_dbi attempts;
     MDB_dbi aside;
     MDB_dbi meta;
+    MDB_dbi main;  /* the unnamed database that holds the named ones */
     int has_aside; /* a queue made before the aside database, opened read-only, has none */
     int readonly;
     SEAL_RING *ring; /* NULL: records are written in the clear */
@@ -135,14 +157,30 @@ struct QSTORE_TXN {
     int mode;                   /* its envelope: 1 sealed, 0 clear, -1 absent */
 };
 
+/* qstore_mdb_error - the one error map: an LMDB or system error as a result and a reason */
+static int qstore_mdb_error(int rc, const char *what, VSTR *why)
+{
+    switch (rc) {
+    case MDB_MAP_FULL:
+        vstr_sprintf(why, "%s: queue map is full (queue_map_size)", what);
+        return QSTORE_FULL;
+    case MDB_TXN_FULL:
+        vstr_sprintf(why, "%s: too many changes for one transaction (MDB_TXN_FULL)", what);
+        return QSTORE_FULL;
+    case ENOSPC:
+        vstr_sprintf(why, "%s: no space left on the queue's file system (ENOSPC)", what);
+        return QSTORE_FULL;
+    default:
+        vstr_sprintf(why, "%s: %s", what, mdb_strerror(rc));
+        return QSTORE_ERROR;
+    }
+}
+
 /* qstore_fail - record the first failure of a transaction */
 static int qstore_fail(QSTORE_TXN *txn, int rc, const char *what)
 {
-    if (txn->error == QSTORE_OK) {
-        txn->error = (rc == MDB_MAP_FULL) ? QSTORE_FULL : QSTORE_ERROR;
-        vstr_sprintf(txn->reason, "%s: %s", what,
-                     rc == MDB_MAP_FULL ? "queue map is full (queue_map_size)" : mdb_strerror(rc));
-    }
+    if (txn->error == QSTORE_OK)
+        txn->error = qstore_mdb_error(rc, what, txn->reason);
     return txn->error;
 }
 
@@ -164,6 +202,11 @@ static int qstore_open_dbs(QSTORE *store, VSTR *why)
 
     if ((rc = mdb_txn_begin(store->env, NULL, store->readonly ? MDB_RDONLY : 0, &txn)) != 0) {
         vstr_sprintf(why, "begin transaction: %s", mdb_strerror(rc));
+        return -1;
+    }
+    if ((rc = mdb_dbi_open(txn, NULL, 0, &store->main)) != 0) {
+        vstr_sprintf(why, "open the main database: %s", mdb_strerror(rc));
+        mdb_txn_abort(txn);
         return -1;
     }
     for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
@@ -238,12 +281,21 @@ QSTORE *qstore_open(const char *dir, size_t map_size, int flags, VSTR *why)
         myfree(store);
         return NULL;
     }
+    (void)qstore_reader_check(store);
     if (qstore_open_dbs(store, why) < 0 || qstore_reload_keys(store, why) < 0) {
         mdb_env_close(store->env);
         myfree(store);
         return NULL;
     }
     return store;
+}
+
+/* qstore_reader_check - free the reader slots of dead processes; how many, or -1 */
+int qstore_reader_check(QSTORE *store)
+{
+    int dead = 0;
+
+    return mdb_reader_check(store->env, &dead) == 0 ? dead : -1;
 }
 
 /* qstore_close - close the environment */
@@ -309,12 +361,8 @@ QSTORE_TXN *qstore_begin(QSTORE *store, int write, VSTR *why)
             if (mdb_env_set_mapsize(store->env, 0) == 0)
                 continue;
         }
-        if (attempt < 2 && rc == MDB_READERS_FULL) {
-            int dead = 0;
-
-            if (mdb_reader_check(store->env, &dead) == 0 && dead > 0)
-                continue;
-        }
+        if (attempt < 2 && rc == MDB_READERS_FULL && qstore_reader_check(store) > 0)
+            continue;
         vstr_sprintf(why, "begin %s transaction: %s", write ? "write" : "read", mdb_strerror(rc));
         return NULL;
     }
@@ -346,17 +394,68 @@ int qstore_commit(QSTORE_TXN *txn, VSTR *why)
     int ret = txn->error;
     int rc;
 
-    FAULT_POINT("qstore-before-commit");
     if (ret != QSTORE_OK) {
         vstr_strcpy(why, vstr_str(txn->reason));
         mdb_txn_abort(txn->txn);
-    } else if ((rc = mdb_txn_commit(txn->txn)) != 0) {
-        ret = rc == MDB_MAP_FULL ? QSTORE_FULL : QSTORE_ERROR;
-        vstr_sprintf(why, "commit: %s",
-                     rc == MDB_MAP_FULL ? "queue map is full (queue_map_size)" : mdb_strerror(rc));
+    } else {
+        /* A test may make this commit fail as LMDB or the disk would. */
+        if ((rc = FAULT_ERROR("qstore-before-commit")) != 0)
+            mdb_txn_abort(txn->txn);
+        else
+            rc = mdb_txn_commit(txn->txn);
+        if (rc != 0)
+            ret = qstore_mdb_error(rc, "commit", why);
     }
     qstore_txn_free(txn);
     return ret;
+}
+
+/* qstore_pages - pages the transaction's view of a database uses */
+static size_t qstore_pages(MDB_txn *txn, MDB_dbi dbi)
+{
+    MDB_stat st;
+
+    if (mdb_stat(txn, dbi, &st) != 0)
+        return 0;
+    return st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+}
+
+/* qstore_room - whether len bytes of new content fit above the reserve */
+int qstore_room(QSTORE_TXN *txn, size_t len, VSTR *why)
+{
+    QSTORE *store = txn->store;
+    MDB_dbi dbs[] = {QSTORE_FREE_DBI, store->main,     store->messages, store->recipients,
+                     store->bodies,   store->schedule, store->picked,   store->attempts,
+                     store->meta,     store->aside};
+    size_t ndbs = sizeof(dbs) / sizeof(dbs[0]) - !store->has_aside;
+    size_t used = QSTORE_META_PAGES, total, need, reserve;
+    MDB_envinfo info;
+    MDB_stat st;
+
+    if (txn->error)
+        return txn->error;
+    if (mdb_env_info(store->env, &info) != 0 || mdb_env_stat(store->env, &st) != 0)
+        return QSTORE_OK; /* cannot tell: the commit will */
+    /* Pages the trees do not reach are free, or soon: pages freed but still
+     * seen by a reader are counted free, which the reserve allows for. */
+    for (size_t i = 0; i < ndbs; i++)
+        used += qstore_pages(txn->txn, dbs[i]);
+    total = info.me_mapsize / st.ms_psize;
+    reserve = info.me_mapsize / 100 * QSTORE_RESERVE_PCT;
+    if (reserve < QSTORE_RESERVE_MIN)
+        reserve = QSTORE_RESERVE_MIN;
+    if (reserve > info.me_mapsize / QSTORE_RESERVE_MAX_DIV)
+        reserve = info.me_mapsize / QSTORE_RESERVE_MAX_DIV;
+    /* Content goes in chunks of overflow pages, each with a header. */
+    need = len / st.ms_psize + len / QSTORE_CHUNK + 1 + QSTORE_ROOM_PAGES;
+    if (used + need <= total && (total - used - need) * st.ms_psize >= reserve)
+        return QSTORE_OK;
+    vstr_sprintf(why,
+                 "queue map has %zu KB free, less than %zu KB of new mail and the reserve of %zu "
+                 "KB for delivery records (queue_map_size)",
+                 used < total ? (total - used) * st.ms_psize / 1024 : 0, need * st.ms_psize / 1024,
+                 reserve / 1024);
+    return QSTORE_FULL;
 }
 
 /* qstore_abort - abandon a transaction */

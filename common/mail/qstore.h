@@ -15,7 +15,7 @@
 #define QSTORE_NOTFOUND 1    /* no such record */
 #define QSTORE_EXISTS 2      /* a record to create is there already */
 #define QSTORE_ERROR (-1)    /* an error of the environment (I/O, corruption) */
-#define QSTORE_FULL (-2)     /* the map is full: retry after deliveries free room */
+#define QSTORE_FULL (-2)     /* map, transaction or disk full: retry after deliveries free room */
 #define QSTORE_TAMPERED (-3) /* a sealed record fails authentication: set the message aside */
 
 #define QSTORE_READONLY 1 /* qstore_open: commands that only look */
@@ -74,12 +74,14 @@ void qstore_close(QSTORE *store);
 void qstore_set_keyring(QSTORE *store, SEAL_RING *ring);
 const SEAL_RING *qstore_keyring(const QSTORE *store);
 int qstore_reload_keys(QSTORE *store, VSTR *why);
+int qstore_reader_check(QSTORE *store);
 
 QSTORE_TXN *qstore_begin(QSTORE *store, int write, VSTR *why);
 int qstore_commit(QSTORE_TXN *txn, VSTR *why);
 void qstore_abort(QSTORE_TXN *txn);
 int qstore_txn_error(const QSTORE_TXN *txn);
 const char *qstore_txn_reason(const QSTORE_TXN *txn);
+int qstore_room(QSTORE_TXN *txn, size_t len, VSTR *why);
 
 int qstore_message_put(QSTORE_TXN *txn, const QMSG *msg, int create);
 int qstore_message_get(QSTORE_TXN *txn, const char *qid, QMSG *msg);

@@ -21,6 +21,11 @@
  *	is dropped, never handed over. A timeout says 421 first.
  * smtpd_proto_free()
  *	release the session; logs the "disconnect from" summary once.
+ * smtpd_proto_orcpt_valid()
+ *	whether a decoded DSN ORCPT "TYPE;ADDRESS" is one the queue keeps and
+ *	smtpout sends: an atom of at most SMTPD_ORCPT_TYPE_MAX letters, digits
+ *	and "-", and 1 to ADDR_MAX_PATH bytes without control characters or
+ *	angle brackets. Maildrop files are checked with it too.
  * smtpd_proto_notify()
  *	check a DSN NOTIFY value ("NEVER", or SUCCESS, DELAY, FAILURE in any
  *	order, each once, any case) and write it in lower case to `out`;
@@ -564,31 +569,44 @@ static int smtpd_cmd_mail(SMTPD_PROTO *sp, const char *arg)
     return ret;
 }
 
+/* smtpd_proto_orcpt_valid - "TYPE;ADDRESS" as the queue and smtpout take it */
+int smtpd_proto_orcpt_valid(const char *orcpt)
+{
+    size_t type_len = strcspn(orcpt, ";");
+    const char *addr = orcpt + type_len + 1;
+    size_t addr_len;
+
+    if (type_len == 0 || type_len > SMTPD_ORCPT_TYPE_MAX || orcpt[type_len] != ';')
+        return 0;
+    for (size_t i = 0; i < type_len; i++)
+        if (!((orcpt[i] >= 'a' && orcpt[i] <= 'z') || (orcpt[i] >= 'A' && orcpt[i] <= 'Z') ||
+              (orcpt[i] >= '0' && orcpt[i] <= '9') || orcpt[i] == '-'))
+            return 0;
+    addr_len = strlen(addr);
+    if (addr_len == 0 || addr_len > ADDR_MAX_PATH)
+        return 0;
+    for (size_t i = 0; i < addr_len; i++) {
+        unsigned char ch = (unsigned char)addr[i];
+
+        if (ch < 0x20 || ch == 0x7f || ch == '<' || ch == '>')
+            return 0;
+    }
+    return 1;
+}
+
 /* smtpd_orcpt - "TYPE;xtext" to "TYPE;ADDRESS"; -1 when malformed */
 static int smtpd_orcpt(const char *value, size_t len, VSTR *out, VSTR *scratch)
 {
     const char *semi = memchr(value, ';', len);
-    size_t type_len = semi ? (size_t)(semi - value) : 0;
 
-    if (type_len == 0 || type_len > SMTPD_ORCPT_TYPE_MAX)
+    if (semi == NULL || smtpd_xtext(semi + 1, len - (size_t)(semi + 1 - value), scratch) < 0)
         return -1;
-    for (size_t i = 0; i < type_len; i++)
-        if (!((value[i] >= 'a' && value[i] <= 'z') || (value[i] >= 'A' && value[i] <= 'Z') ||
-              (value[i] >= '0' && value[i] <= '9') || value[i] == '-'))
-            return -1;
-    if (smtpd_xtext(semi + 1, len - type_len - 1, scratch) < 0 || vstr_len(scratch) == 0 ||
-        vstr_len(scratch) > ADDR_MAX_PATH)
-        return -1;
-    /* What the queue and smtpout take: no control character, no angle bracket. */
-    for (size_t i = 0; i < vstr_len(scratch); i++) {
-        unsigned char ch = (unsigned char)vstr_str(scratch)[i];
-
-        if (ch < 0x20 || ch == 0x7f || ch == '<' || ch == '>')
-            return -1;
-    }
     vstr_reset(out);
-    vstr_append(out, value, type_len + 1);
+    vstr_append(out, value, (size_t)(semi + 1 - value));
     vstr_append(out, vstr_str(scratch), vstr_len(scratch));
+    /* A NUL from "+00" would cut the address short. */
+    if (strlen(vstr_str(out)) != vstr_len(out) || !smtpd_proto_orcpt_valid(vstr_str(out)))
+        return -1;
     return 0;
 }
 

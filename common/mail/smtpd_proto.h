@@ -72,5 +72,6 @@ void smtpd_proto_eof(SMTPD_PROTO *sp);
 void smtpd_proto_timeout(SMTPD_PROTO *sp);
 void smtpd_proto_free(SMTPD_PROTO *sp);
 int smtpd_proto_notify(const char *text, size_t len, VSTR *out);
+int smtpd_proto_orcpt_valid(const char *orcpt);
 
 #endif

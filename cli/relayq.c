@@ -2,8 +2,8 @@
  * relayq - the user's command: start, stop, check, queue and inspect mail
  *
  * main()
- *	dispatch on the program name first (invoked as "sendmail" or
- *	"mailq" it is that command, so it can stand in for the system's
+ *	dispatch on the program name first (invoked as "sendmail",
+ *	"newaliases" or "mailq" it is that command, so it can stand in for the system's
  *	sendmail), else on the first argument ("relayq COMMAND [args]").
  *	"relayq -c FILE COMMAND" is accepted too and sets the configuration
  *	file of a command that has no -c of its own.
@@ -59,9 +59,10 @@ static const CLI_CMD relayq_commands[] = {
     {"check", check_main, "[-c FILE]", PRIVS_GROUP_DROP},
     {"keygen", keygen_main, "[-c FILE] [ID]", PRIVS_GROUP_DROP},
     {"sendmail", sendmail_main,
-     "[-c FILE] [-t] [-i] [-f SENDER] [-F NAME] [-N DSN] [-R RET] [-V ENVID] [RCPT...]",
+     "[-c FILE] [-t] [-i] [-f SENDER] [-F NAME] [-N DSN] [-R RET] [-V ENVID] [RCPT...] | -bs | "
+     "-bp | -q | -bi",
      PRIVS_GROUP_KEEP},
-    {"mailq", mailq_main, "[-c FILE] [--json]", PRIVS_GROUP_KEEP},
+    {"mailq", mailq_main, "[-c FILE] [-v] [--json]", PRIVS_GROUP_KEEP},
     {"flush", flush_main, "[-c FILE] [-i QUEUE_ID]... [-s DOMAIN]...", PRIVS_GROUP_KEEP},
     {"stats", stats_main, "[-c FILE] [--json]", PRIVS_GROUP_KEEP},
     {"show", show_main, "[-c FILE] QUEUE_ID", PRIVS_GROUP_DROP},
@@ -177,7 +178,7 @@ int main(int argc, char **argv)
         msg_fatal_status(EX_USAGE, "no program name");
     base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
     relayq_group = PRIVS_GROUP_KEEP;
-    if (strcmp(base, "sendmail") == 0)
+    if (strcmp(base, "sendmail") == 0 || strcmp(base, "newaliases") == 0)
         return sendmail_main(argc, argv);
     if (strcmp(base, "mailq") == 0)
         return mailq_main(argc, argv);

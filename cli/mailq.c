@@ -2,8 +2,9 @@
  * mailq - list the mail queue
  *
  * mailq_main()
- *	"relayq mailq [-c FILE] [--json]", also run as "mailq" and as
- *	"sendmail -bp": list every message in the queue in Postfix's
+ *	"relayq mailq [-c FILE] [-v] [--json]", also run as "mailq" and as
+ *	"sendmail -bp" (-v, which scripts pass to Postfix's mailq, is
+ *	accepted: the listing is already complete): list every message in the queue in Postfix's
  *	"postqueue -p" layout, or with --json one "postqueue -j" object per
  *	message per line (the listing itself is qlist.c's). When corrupt/
  *	holds maildrop files that pickup set aside, a warning on standard
@@ -196,7 +197,7 @@ static void mailq_corrupt(void)
     myfree(path);
 }
 
-/* mailq_main - "relayq mailq [-c FILE] [--json]" */
+/* mailq_main - "relayq mailq [-c FILE] [-v] [--json]" */
 int mailq_main(int argc, char **argv)
 {
     static const struct option longopts[] = {{"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
@@ -213,13 +214,15 @@ int mailq_main(int argc, char **argv)
     memset(&opts, 0, sizeof(opts));
     memset(&active, 0, sizeof(active));
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, "+c:j", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "+c:jv", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             config = optarg;
             break;
         case 'j':
             opts.json = 1;
+            break;
+        case 'v':
             break;
         default:
             relayq_usage("mailq", NULL);

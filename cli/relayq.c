@@ -2,7 +2,7 @@
  * relayq - the user's command: start, stop, check, queue and inspect mail
  *
  * main()
- *	dispatch on the program name first (invoked as "sendmail", "mailq",
+ *	dispatch on the program name first (invoked as "sendmail", "newaliases", "mailq",
  *	"postqueue", "postsuper" or "postconf" it is that command, so it can
  *	stand in for the system's sendmail and run a Postfix operator's
  *	scripts), else on the first argument ("relayq COMMAND [args]").
@@ -64,9 +64,10 @@ static const CLI_CMD relayq_commands[] = {
     {"check", check_main, "[-c FILE]", PRIVS_GROUP_DROP},
     {"keygen", keygen_main, "[-c FILE] [ID]", PRIVS_GROUP_DROP},
     {"sendmail", sendmail_main,
-     "[-c FILE] [-t] [-i] [-f SENDER] [-F NAME] [-N DSN] [-R RET] [-V ENVID] [RCPT...]",
+     "[-c FILE] [-t] [-i] [-f SENDER] [-F NAME] [-N DSN] [-R RET] [-V ENVID] [RCPT...] | -bs | "
+     "-bp | -q | -bi",
      PRIVS_GROUP_KEEP},
-    {"mailq", mailq_main, "[-c FILE] [--json]", PRIVS_GROUP_KEEP},
+    {"mailq", mailq_main, "[-c FILE] [-v] [--json]", PRIVS_GROUP_KEEP},
     {"flush", flush_main, "[-c FILE] [-i QUEUE_ID]... [-s DOMAIN]...", PRIVS_GROUP_KEEP},
     {"stats", stats_main, "[-c FILE] [--json]", PRIVS_GROUP_KEEP},
     {"show", show_main, "[-c FILE] QUEUE_ID", PRIVS_GROUP_DROP},
@@ -87,6 +88,7 @@ static const CLI_CMD relayq_commands[] = {
  */
 static const CLI_CMD relayq_programs[] = {
     {"sendmail", sendmail_main, NULL, PRIVS_GROUP_KEEP},
+    {"newaliases", sendmail_main, NULL, PRIVS_GROUP_KEEP},
     {"mailq", mailq_main, NULL, PRIVS_GROUP_KEEP},
     {"postqueue", postqueue_main, "[-c CONFIG_DIR] -p|-j|-f|-i QUEUE_ID...|-s SITE...",
      PRIVS_GROUP_KEEP},

@@ -14,7 +14,20 @@
  * Options are those of Postfix's sendmail: -t (recipients from To:, Cc:,
  * Bcc:), -i / -oi (a lone "." line is data), -f, -F, -N, -R, -V; the
  * common flags of other programs (-odi, -oem, -v, -B, -bm, -U, -L, -o*)
- * are accepted and ignored; -bp is mailq.
+ * are accepted and ignored. A recipient argument may be an address list
+ * as in a To: header ("Name <a@b>", "a@x,b@y"), parsed as -t parses one.
+ * Other modes: -bp is mailq; -q is "relayq flush" (-qR SITE: flush -s
+ * SITE); -bi, and the program run as "newaliases", say on standard error
+ * that a null client has no aliases and exit 0.
+ *
+ * -bs speaks SMTP on standard input and output (smtpd_proto.c), as
+ * PHP's, Symfony's and Laravel's mailers expect: every message of the
+ * session is written as its own maildrop file by the same code as a
+ * message from the command line (sendmail_open, sendmail_content,
+ * sendmail_commit), and the reply to its final dot is 250 only once the
+ * file is durably in maildrop/. A failure is a 451/452/554 reply, not an
+ * exit; the session goes on. The session logs to maillog_file (or
+ * syslog), as the daemons do.
  *
  * The message is streamed: only the header section is held in memory
  * (to find -t recipients and drop Bcc:), the body goes straight to the
@@ -37,8 +50,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,12 +75,15 @@
 #include "params.h"
 #include "qdir.h"
 #include "seal.h"
+#include "smtpd_proto.h"
 
 #define SENDMAIL_HEADER_MAX (1024 * 1024) /* header bytes parsed for -t; the rest is body */
 #define SENDMAIL_FULLNAME_MAX 256
 #define SENDMAIL_ENVID_MAX 100           /* RFC 3461 */
 #define SENDMAIL_WRITE_CHUNK (64 * 1024) /* output buffered up to this */
 #define SENDMAIL_WAKEUP_MS 1000
+#define SENDMAIL_BS_TIMEOUT_MS (300 * 1000) /* Postfix's smtpd_timeout */
+#define SENDMAIL_BS_ERROR_LIMIT 20          /* Postfix's smtpd_hard_error_limit */
 
 /* The temporary file to remove if we die before the rename; "" when none. */
 static char sendmail_tmp[PATH_MAX];
@@ -149,10 +167,44 @@ static void sendmail_add_rcpt(MAILDROP_ENV *env, const char *addr)
     vstr_free(why);
 }
 
-/* sendmail_found - addr_extract_list callback for -t */
+/* sendmail_found - addr_extract_list callback for -t and for address lists as arguments */
 static void sendmail_found(const char *addr, void *ctx)
 {
     sendmail_add_rcpt((MAILDROP_ENV *)ctx, addr);
+}
+
+/*
+ * sendmail_add_arg - a recipient argument: an address, or a list
+ *
+ * As sendmail does, an argument may be an address list as in a To:
+ * header: "Name <a@b>", "a@x,b@y", "\"Name, Jr\" <a@b>, c@d". An argument
+ * that is a valid address by itself is taken as it is (a quoted local
+ * part may hold "," or "<"); otherwise one that holds "<" or "," is
+ * parsed as a list, with the parser of -t.
+ */
+static void sendmail_add_arg(MAILDROP_ENV *env, const char *arg)
+{
+    VSTR *why;
+    char *rcpt;
+    char *shown;
+    int plain;
+
+    if (strpbrk(arg, "<,") == NULL || strpbrk(arg, "\r\n") != NULL) {
+        sendmail_add_rcpt(env, arg);
+        return;
+    }
+    why = vstr_alloc(100);
+    rcpt = sendmail_qualify(arg);
+    plain = arg[0] != '<' && addr_check(rcpt, strlen(rcpt), ADDR_ALLOW_UTF8, why) == 0;
+    myfree(rcpt);
+    if (plain) {
+        sendmail_add_rcpt(env, arg);
+    } else if (addr_extract_list(arg, strlen(arg), sendmail_found, env, why) <= 0) {
+        shown = relayq_printable(arg, 0);
+        msg_fatal_status(EX_DATAERR, "bad recipient list \"%s\": %s", shown,
+                         vstr_len(why) ? vstr_str(why) : "no address in it");
+    }
+    vstr_free(why);
 }
 
 /* sendmail_set_sender - -f, or the login name of the real uid at myorigin */
@@ -184,43 +236,18 @@ static void sendmail_set_sender(MAILDROP_ENV *env, const char *sender)
 /* sendmail_set_notify - -N never | success,delay,failure (any subset, in any order) */
 static void sendmail_set_notify(MAILDROP_ENV *env, const char *text)
 {
-    static const char *words[] = {"never", "success", "delay", "failure"};
     VSTR *out = vstr_alloc(64);
-    unsigned seen = 0;
-    const char *cp = text;
-    size_t len;
-    size_t i;
+    char *shown;
 
-    for (;;) {
-        len = strcspn(cp, ",");
-        for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-            if (len == strlen(words[i]) && strncasecmp(cp, words[i], len) == 0)
-                break;
-        /* Unknown, repeated, or "never" with anything else. */
-        if (i == sizeof(words) / sizeof(words[0]) || (seen & (1u << i)) ||
-            (seen != 0 && (i == 0 || (seen & 1u))))
-            break;
-        seen |= 1u << i;
-        if (vstr_len(out))
-            vstr_addch(out, ',');
-        vstr_strcat(out, words[i]);
-        cp += len;
-        if (*cp == '\0') {
-            myfree(env->notify);
-            env->notify = mystrdup(vstr_str(out));
-            vstr_free(out);
-            return;
-        }
-        cp++;
+    if (smtpd_proto_notify(text, strlen(text), out) == 0) {
+        myfree(env->notify);
+        env->notify = mystrdup(vstr_str(out));
+        vstr_free(out);
+        return;
     }
-    {
-        char *shown = relayq_printable(text, 0);
-
-        msg_fatal_status(EX_USAGE,
-                         "bad -N value \"%s\": use never, or one or more of "
-                         "success,delay,failure",
-                         shown);
-    }
+    shown = relayq_printable(text, 0);
+    msg_fatal_status(
+        EX_USAGE, "bad -N value \"%s\": use never, or one or more of success,delay,failure", shown);
 }
 
 /* sendmail_set_ret - -R full | hdrs */
@@ -464,72 +491,105 @@ static void sendmail_extract(MAILDROP_ENV *env, const VSTR *headers, const SENDM
     vstr_free(why);
 }
 
-/* SENDMAIL_OUT - the temporary file being written, and its size accounting */
+/* SENDMAIL_OUT - the maildrop file being written, its size accounting, its first failure */
 typedef struct SENDMAIL_OUT {
     int fd;
-    VSTR *buf;         /* not yet written */
-    long long content; /* message bytes so far */
-    long long limit;   /* message_size_limit, 0: none */
-    SEAL_DROP *seal;   /* sealing the file (queue_encryption_key_file), or NULL */
-    VSTR *sealed;      /* sealed bytes not yet written */
+    VSTR *buf;           /* not yet written */
+    long long content;   /* message bytes so far */
+    long long limit;     /* message_size_limit, 0: none */
+    SEAL_DROP *seal;     /* sealing the file (queue_encryption_key_file), or NULL */
+    VSTR *sealed;        /* sealed bytes not yet written */
+    int status;          /* 0, or the sysexits code of the first failure */
+    int nospace;         /* that failure was ENOSPC or EDQUOT */
+    VSTR *why;           /* its one-line reason */
+    char name[PATH_MAX]; /* the file's final path, once committed */
 } SENDMAIL_OUT;
 
-/* sendmail_flush - write out the buffer (sealed, the last time final); EX_TEMPFAIL on failure */
-static void sendmail_flush(SENDMAIL_OUT *out, int final)
+/* sendmail_fail - record the first failure, drop the unfinished file; returns -1 */
+static int sendmail_fail(SENDMAIL_OUT *out, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int sendmail_fail(SENDMAIL_OUT *out, int status, const char *fmt, ...)
+{
+    int saved_errno = errno;
+    va_list ap;
+
+    if (out->status == 0) {
+        out->status = status;
+        out->nospace = saved_errno == ENOSPC || saved_errno == EDQUOT;
+        va_start(ap, fmt);
+        vstr_reset(out->why);
+        vstr_vsprintf_append(out->why, fmt, ap);
+        va_end(ap);
+    }
+    if (out->fd >= 0)
+        (void)close(out->fd);
+    out->fd = -1;
+    sendmail_cleanup();
+    return -1;
+}
+
+/* sendmail_flush - write out the buffer (sealed, the last time final) */
+static int sendmail_flush(SENDMAIL_OUT *out, int final)
 {
     VSTR *bytes = out->buf;
 
+    if (out->status != 0)
+        return -1;
     if (out->seal != NULL) {
         if (vstr_len(out->buf) == 0 && !final)
-            return;
+            return 0;
         seal_drop_push(out->seal, vstr_str(out->buf), vstr_len(out->buf), final, out->sealed);
         vstr_reset(out->buf);
         bytes = out->sealed;
     }
     if (vstr_len(bytes) > 0 && write_all(out->fd, vstr_str(bytes), vstr_len(bytes)) < 0)
-        msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: write %s: %s", sendmail_tmp,
-                         strerror(errno));
+        return sendmail_fail(out, EX_TEMPFAIL, "cannot queue the message: write %s: %s",
+                             sendmail_tmp, strerror(errno));
     vstr_reset(bytes);
+    return 0;
 }
 
 /* sendmail_seal_setup - with encryption at rest, seal the file to pickup's public key */
-static void sendmail_seal_setup(SENDMAIL_OUT *out)
+static int sendmail_seal_setup(SENDMAIL_OUT *out)
 {
     char *path;
     VSTR *why;
     unsigned char public_key[SEAL_PUBLIC_LEN];
     unsigned id;
+    int ret = 0;
 
-    out->seal = NULL;
-    out->sealed = NULL;
     if (*var_str("queue_encryption_key_file") == '\0')
-        return;
+        return 0;
     path = qdir_path(var_str("queue_directory"), SEAL_DROP_KEY_FILE);
     why = vstr_alloc(100);
-    if (seal_drop_key_read(path, &id, public_key, why) < 0)
-        msg_fatal_status(EX_TEMPFAIL,
-                         "cannot queue the message: queue_encryption_key_file is set, but the "
-                         "maildrop key that pickup publishes is not usable (is relayq started?): "
-                         "%s",
-                         vstr_str(why));
     out->sealed = vstr_alloc(SENDMAIL_WRITE_CHUNK + SENDMAIL_PIECE_MAX + 64);
-    if ((out->seal = seal_drop_create(id, public_key, out->sealed)) == NULL)
-        msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: %s: not a usable public key",
-                         path);
+    if (seal_drop_key_read(path, &id, public_key, why) < 0)
+        ret = sendmail_fail(out, EX_TEMPFAIL,
+                            "cannot queue the message: queue_encryption_key_file is set, but the "
+                            "maildrop key that pickup publishes is not usable (is relayq "
+                            "started?): %s",
+                            vstr_str(why));
+    else if ((out->seal = seal_drop_create(id, public_key, out->sealed)) == NULL)
+        ret = sendmail_fail(out, EX_TEMPFAIL,
+                            "cannot queue the message: %s: not a usable public key", path);
     vstr_free(why);
     myfree(path);
+    return ret;
 }
 
 /* sendmail_content - add message bytes, enforcing message_size_limit */
-static void sendmail_content(SENDMAIL_OUT *out, const char *data, size_t len)
+static int sendmail_content(SENDMAIL_OUT *out, const char *data, size_t len)
 {
+    if (out->status != 0)
+        return -1;
     out->content += (long long)len;
     if (out->limit > 0 && out->content > out->limit)
-        msg_fatal_status(EX_DATAERR, "message is larger than message_size_limit (%lld bytes)",
-                         out->limit);
+        return sendmail_fail(out, EX_DATAERR,
+                             "message is larger than message_size_limit (%lld bytes)", out->limit);
     vstr_append(out->buf, data, len);
     if (vstr_len(out->buf) >= SENDMAIL_WRITE_CHUNK)
-        sendmail_flush(out, 0);
+        return sendmail_flush(out, 0);
+    return 0;
 }
 
 /* sendmail_random - 32 random bits for a file name */
@@ -569,22 +629,21 @@ static void sendmail_catch_signals(void)
 }
 
 /* sendmail_create - the temporary file, with its mode and owner */
-static int sendmail_create(const char *maildrop)
+static int sendmail_create(SENDMAIL_OUT *out, const char *maildrop)
 {
     struct passwd *pw;
     sigset_t block;
     sigset_t saved;
-    int fd = -1;
     int tries;
 
     /* No signal between creating the file and knowing its name. */
     sendmail_signal_set(&block);
     sigprocmask(SIG_BLOCK, &block, &saved);
-    for (tries = 0; tries < 10 && fd < 0; tries++) {
+    for (tries = 0; tries < 10 && out->fd < 0; tries++) {
         snprintf(sendmail_tmp, sizeof(sendmail_tmp), "%s/tmp.%ld.%08x", maildrop, (long)getpid(),
                  sendmail_random());
-        fd = open(sendmail_tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0) {
+        out->fd = open(sendmail_tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (out->fd < 0) {
             int saved_errno = errno;
 
             sendmail_tmp[0] = '\0';
@@ -594,45 +653,66 @@ static int sendmail_create(const char *maildrop)
         }
     }
     sigprocmask(SIG_SETMASK, &saved, NULL);
-    if (fd < 0) {
+    if (out->fd < 0) {
         if (errno == ENOENT)
-            msg_fatal_status(EX_CANTCREAT, "queue directory %s does not exist: is relayq started?",
-                             maildrop);
-        msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: create a file in %s: %s", maildrop,
-                         strerror(errno));
+            return sendmail_fail(out, EX_CANTCREAT,
+                                 "queue directory %s does not exist: is relayq started?", maildrop);
+        return sendmail_fail(out, EX_TEMPFAIL, "cannot queue the message: create a file in %s: %s",
+                             maildrop, strerror(errno));
     }
     /*
      * Pickup runs as mail_owner: as root, give the file to it and keep it
      * private; otherwise make it readable whatever our umask is.
      */
     if (geteuid() == 0 && (pw = getpwnam(var_str("mail_owner"))) != NULL) {
-        if (fchown(fd, pw->pw_uid, pw->pw_gid) < 0)
-            msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: chown %s: %s", sendmail_tmp,
-                             strerror(errno));
-    } else if (geteuid() != 0 && fchmod(fd, 0644) < 0) {
-        msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: chmod %s: %s", sendmail_tmp,
-                         strerror(errno));
+        if (fchown(out->fd, pw->pw_uid, pw->pw_gid) < 0)
+            return sendmail_fail(out, EX_TEMPFAIL, "cannot queue the message: chown %s: %s",
+                                 sendmail_tmp, strerror(errno));
+    } else if (geteuid() != 0 && fchmod(out->fd, 0644) < 0) {
+        return sendmail_fail(out, EX_TEMPFAIL, "cannot queue the message: chmod %s: %s",
+                             sendmail_tmp, strerror(errno));
     }
-    return fd;
+    return 0;
+}
+
+/*
+ * sendmail_open - start a maildrop file: seal, create, write the envelope
+ *
+ * Every message, from the command line or from "sendmail -bs", goes
+ * through sendmail_open(), sendmail_content() and sendmail_commit(); after
+ * a failure (out->status, out->why) nothing is left in maildrop/.
+ * sendmail_close() releases the rest either way.
+ */
+static int sendmail_open(SENDMAIL_OUT *out, const MAILDROP_ENV *env, const char *maildrop)
+{
+    memset(out, 0, sizeof(*out));
+    out->fd = -1;
+    out->limit = var_int("message_size_limit");
+    out->buf = vstr_alloc(SENDMAIL_WRITE_CHUNK + SENDMAIL_PIECE_MAX);
+    out->why = vstr_alloc(100);
+    if (sendmail_seal_setup(out) < 0 || sendmail_create(out, maildrop) < 0)
+        return -1;
+    maildrop_encode_envelope(env, out->buf);
+    return 0;
 }
 
 /* sendmail_commit - fsync, rename into place, fsync the directory */
-static void sendmail_commit(SENDMAIL_OUT *out, const char *maildrop)
+static int sendmail_commit(SENDMAIL_OUT *out, const char *maildrop)
 {
-    char final[PATH_MAX];
     struct timeval tv;
     int sync_errno = 0;
 
-    sendmail_flush(out, 1);
+    if (sendmail_flush(out, 1) < 0)
+        return -1;
     if (fsync(out->fd) < 0)
-        msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: fsync %s: %s", sendmail_tmp,
-                         strerror(errno));
+        return sendmail_fail(out, EX_TEMPFAIL, "cannot queue the message: fsync %s: %s",
+                             sendmail_tmp, strerror(errno));
     gettimeofday(&tv, NULL);
-    snprintf(final, sizeof(final), "%s/%lld.%06ld.%ld.%08x", maildrop, (long long)tv.tv_sec,
+    snprintf(out->name, sizeof(out->name), "%s/%lld.%06ld.%ld.%08x", maildrop, (long long)tv.tv_sec,
              (long)tv.tv_usec, (long)getpid(), sendmail_random());
-    if (rename(sendmail_tmp, final) < 0)
-        msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: rename %s: %s", sendmail_tmp,
-                         strerror(errno));
+    if (rename(sendmail_tmp, out->name) < 0)
+        return sendmail_fail(out, EX_TEMPFAIL, "cannot queue the message: rename %s: %s",
+                             sendmail_tmp, strerror(errno));
     sendmail_tmp[0] = '\0';
     /*
      * Through setgid_group the user may write maildrop/ but not read it, so
@@ -640,9 +720,11 @@ static void sendmail_commit(SENDMAIL_OUT *out, const char *maildrop)
      */
     if (fsync_dir(maildrop) < 0 && (errno != EACCES || syncfs(out->fd) < 0))
         sync_errno = errno;
-    if (close(out->fd) < 0)
-        msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: close %s: %s", final,
-                         strerror(errno));
+    if (close(out->fd) < 0) {
+        out->fd = -1;
+        return sendmail_fail(out, EX_TEMPFAIL, "cannot queue the message: close %s: %s", out->name,
+                             strerror(errno));
+    }
     out->fd = -1;
     if (sync_errno != 0) {
         /*
@@ -650,10 +732,33 @@ static void sendmail_commit(SENDMAIL_OUT *out, const char *maildrop)
          * already gone, pickup has committed it to the queue (it unlinks
          * only after its commit), and the message is safe.
          */
-        if (unlink(final) == 0 || errno != ENOENT)
-            msg_fatal_status(EX_TEMPFAIL, "cannot queue the message: fsync %s: %s", maildrop,
-                             strerror(sync_errno));
+        if (unlink(out->name) == 0 || errno != ENOENT) {
+            errno = sync_errno;
+            return sendmail_fail(out, EX_TEMPFAIL, "cannot queue the message: fsync %s: %s",
+                                 maildrop, strerror(sync_errno));
+        }
     }
+    return 0;
+}
+
+/* sendmail_close - release what sendmail_open() took */
+static void sendmail_close(SENDMAIL_OUT *out)
+{
+    if (out->fd >= 0)
+        (void)close(out->fd);
+    sendmail_cleanup();
+    seal_drop_free(out->seal);
+    if (out->sealed != NULL)
+        vstr_free(out->sealed);
+    vstr_free(out->buf);
+    vstr_free(out->why);
+}
+
+/* sendmail_out_fatal - the command line's way out of a failed file */
+static void sendmail_out_fatal(SENDMAIL_OUT *out) __attribute__((noreturn));
+static void sendmail_out_fatal(SENDMAIL_OUT *out)
+{
+    msg_fatal_status(out->status, "%s", vstr_str(out->why));
 }
 
 /* sendmail_wakeup - tell pickup, best effort; it scans maildrop/ anyway */
@@ -687,6 +792,161 @@ static int sendmail_bp(const char *config)
     return mailq_main(config ? 3 : 1, args);
 }
 
+/* sendmail_q - "sendmail -q" is relayq flush, "-qR SITE" / "-qRSITE" flush -s SITE */
+static int sendmail_q(const char *config, const char *site)
+{
+    char *args[6] = {"flush", NULL, NULL, NULL, NULL, NULL};
+    int n = 1;
+
+    if (config != NULL) {
+        args[n++] = "-c";
+        args[n++] = (char *)config;
+    }
+    if (site != NULL) {
+        args[n++] = "-s";
+        args[n++] = (char *)site;
+    }
+    optind = 1;
+    return flush_main(n, args);
+}
+
+/* SENDMAIL_BS - the queue's side of a "sendmail -bs" session */
+typedef struct SENDMAIL_BS {
+    char *maildrop; /* the directory */
+    long long uid;  /* the submitting user */
+} SENDMAIL_BS;
+
+/* sendmail_bs_write - smtpd_proto's replies to standard output */
+static int sendmail_bs_write(void *ctx, const char *data, size_t len)
+{
+    (void)ctx;
+    return write_all(1, data, len) < 0 ? -1 : 0;
+}
+
+/*
+ * sendmail_bs_message - one message of the session to a maildrop file
+ *
+ * The file is written exactly as the command line writes one; the
+ * answer is SMTPD_QUEUED only once it is durably in maildrop/. What
+ * pickup would set aside (a NUL byte in the header section) is refused
+ * here, so that a 250 is never followed by a message in corrupt/.
+ */
+static SMTPD_RESULT sendmail_bs_message(void *ctx, const SMTPD_MSG *msg, VSTR *text)
+{
+    SENDMAIL_BS *bs = ctx;
+    MAILDROP_ENV env;
+    SENDMAIL_OUT out;
+    SMTPD_RESULT result = SMTPD_QUEUED;
+    const char *blank;
+    size_t header_len;
+
+    blank = msg->content_len >= 2 && memcmp(msg->content, "\r\n", 2) == 0
+                ? msg->content
+                : memmem(msg->content, msg->content_len, "\r\n\r\n", 4);
+    header_len = blank ? (size_t)(blank - msg->content) : msg->content_len;
+    if (memchr(msg->content, '\0', header_len) != NULL) {
+        vstr_strcpy(text, "a NUL byte in the message header");
+        msg_warn("message from <%s> refused: %s", msg->sender, vstr_str(text));
+        return SMTPD_REJECTED;
+    }
+    maildrop_env_init(&env);
+    env.uid = bs->uid;
+    env.posted = (long long)time(NULL);
+    myfree(env.sender);
+    env.sender = mystrdup(msg->sender);
+    myfree(env.ret);
+    env.ret = mystrdup(msg->ret);
+    myfree(env.envid);
+    env.envid = mystrdup(msg->envid);
+    for (size_t i = 0; i < msg->nrcpt; i++)
+        maildrop_env_add_rcpt_dsn(&env, msg->rcpts[i].addr, msg->rcpts[i].notify,
+                                  msg->rcpts[i].orcpt);
+    if (sendmail_open(&out, &env, bs->maildrop) < 0 ||
+        sendmail_content(&out, msg->content, msg->content_len) < 0 ||
+        sendmail_commit(&out, bs->maildrop) < 0) {
+        msg_warn("message from <%s> not queued: %s", msg->sender, vstr_str(out.why));
+        vstr_strcpy(text, vstr_str(out.why));
+        result = out.status == EX_DATAERR ? SMTPD_REJECTED
+                 : out.nospace            ? SMTPD_NOSPACE
+                                          : SMTPD_TEMPFAIL;
+    } else {
+        msg_info("maildrop/%s: uid=%lld from=<%s> nrcpt=%zu", strrchr(out.name, '/') + 1, bs->uid,
+                 msg->sender, msg->nrcpt);
+        vstr_sprintf(text, "as %s", strrchr(out.name, '/') + 1);
+        sendmail_wakeup();
+    }
+    sendmail_close(&out);
+    maildrop_env_free(&env);
+    return result;
+}
+
+/*
+ * sendmail_bs - "sendmail -bs": SMTP on standard input and output
+ *
+ * smtpd_proto speaks the protocol; each message becomes one maildrop file
+ * (sendmail_bs_message). The session logs to maillog_file (or syslog) as
+ * the daemons do, not to standard error, which the client may read.
+ */
+static int sendmail_bs(void)
+{
+    static const SMTPD_OPS ops = {sendmail_bs_write, sendmail_bs_message};
+    SMTPD_LIMITS limits;
+    SENDMAIL_BS bs;
+    SMTPD_PROTO *sp;
+    VSTR *client = vstr_alloc(32);
+    struct pollfd pfd;
+    char *buf;
+    ssize_t got;
+    int state;
+    int ready;
+
+    bs.maildrop = qdir_path(var_str("queue_directory"), QDIR_MAILDROP);
+    bs.uid = (long long)getuid();
+    msg_init("sendmail", MSG_TO_STDERR);
+    if (msg_set_logfile(var_str("maillog_file")) < 0)
+        (void)msg_set_logfile("");
+    sendmail_catch_signals();
+    atexit(sendmail_cleanup);
+    /* A client that goes away is an end of session, not a kill. */
+    signal(SIGPIPE, SIG_IGN);
+
+    vstr_sprintf(client, "local[uid=%lld]", bs.uid);
+    memset(&limits, 0, sizeof(limits));
+    limits.hostname = var_str("myhostname");
+    limits.client = vstr_str(client);
+    limits.qualify = var_str("myorigin");
+    limits.size_limit = var_int("message_size_limit");
+    limits.rcpt_limit = MAILDROP_RCPT_MAX;
+    limits.error_limit = SENDMAIL_BS_ERROR_LIMIT;
+    sp = smtpd_proto_create(&limits, &ops, &bs);
+    buf = mymalloc(SENDMAIL_PIECE_MAX);
+    state = smtpd_proto_start(sp);
+    while (state == SMTPD_MORE) {
+        pfd.fd = 0;
+        pfd.events = POLLIN;
+        if ((ready = poll(&pfd, 1, SENDMAIL_BS_TIMEOUT_MS)) < 0 && errno == EINTR)
+            continue;
+        if (ready == 0) {
+            smtpd_proto_timeout(sp);
+            break;
+        }
+        if ((got = read(0, buf, SENDMAIL_PIECE_MAX)) < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            msg_warn("read standard input: %s", strerror(errno));
+        if (got <= 0) {
+            smtpd_proto_eof(sp);
+            break;
+        }
+        state = smtpd_proto_input(sp, buf, (size_t)got);
+    }
+    smtpd_proto_free(sp);
+    myfree(buf);
+    vstr_free(client);
+    myfree(bs.maildrop);
+    return 0;
+}
+
 /* sendmail_main - queue the message on standard input */
 int sendmail_main(int argc, char **argv)
 {
@@ -705,8 +965,10 @@ int sendmail_main(int argc, char **argv)
     const char *envid = NULL;
     char *maildrop;
     size_t nhdr;
+    const char *site = NULL;
+    const char *base;
     int extract = 0;
-    int list_queue = 0;
+    int mode = 'm';
     int dots = 1;
     int ended;
     int at_start;
@@ -747,14 +1009,23 @@ int sendmail_main(int argc, char **argv)
                 dots = 0;
             break;
         case 'b':
-            if (strcmp(optarg, "p") == 0)
-                list_queue = 1;
-            else if (strcmp(optarg, "m") != 0)
-                msg_fatal_status(EX_USAGE, "unsupported option -b%.20s: only -bm and -bp work",
+            if (strlen(optarg) != 1 || strchr("impqs", optarg[0]) == NULL)
+                msg_fatal_status(EX_USAGE,
+                                 "unsupported option -b%.20s: only -bm, -bs, -bp and -bi work",
                                  optarg);
+            mode = optarg[0];
             break;
         case 'q':
-            msg_fatal_status(EX_USAGE, "-q is not supported: use relayq flush");
+            /* -q: deliver the queue; -qR SITE (or -qRSITE): the mail for one site. */
+            mode = 'q';
+            if (optarg != NULL && strcmp(optarg, "R") == 0 && optind < argc)
+                site = argv[optind++];
+            else if (optarg != NULL && optarg[0] == 'R' && optarg[1] != '\0')
+                site = optarg + 1;
+            else if (optarg != NULL)
+                msg_fatal_status(EX_USAGE, "unsupported option -q%.20s: only -q and -qR SITE work",
+                                 optarg);
+            break;
         case 'B': /* body type: the message goes as it is */
         case 'G':
         case 'h':
@@ -772,9 +1043,27 @@ int sendmail_main(int argc, char **argv)
             relayq_usage("sendmail", NULL);
         }
     }
-    if (list_queue)
+    /* Run as newaliases, it is "sendmail -bi". */
+    base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+    if (strcmp(base, "newaliases") == 0)
+        mode = 'i';
+    if (mode == 'p')
         return sendmail_bp(config);
+    if (mode == 'q')
+        return sendmail_q(config, site);
+    if (mode == 'i') {
+        /* A null client delivers nothing locally: there is no alias database to build. */
+        fprintf(stderr, "relayq: no aliases to rebuild: relayq relays all mail, local "
+                        "delivery and aliases are the relay's\n");
+        return 0;
+    }
     relayq_load_config(config);
+    if (mode == 's') {
+        if (optind != argc || extract)
+            msg_fatal_status(EX_USAGE, "-bs takes the recipients from RCPT TO: no recipients "
+                                       "or -t on the command line");
+        return sendmail_bs();
+    }
 
     maildrop_env_init(&env);
     env.uid = (long long)getuid();
@@ -789,7 +1078,7 @@ int sendmail_main(int argc, char **argv)
     if (envid != NULL)
         sendmail_set_envid(&env, envid);
     for (int i = optind; i < argc; i++)
-        sendmail_add_rcpt(&env, argv[i]);
+        sendmail_add_arg(&env, argv[i]);
     if (!extract && env.nrcpt == 0)
         msg_fatal_status(EX_USAGE, "no recipients specified");
 
@@ -813,36 +1102,34 @@ int sendmail_main(int argc, char **argv)
     maildrop = qdir_path(var_str("queue_directory"), QDIR_MAILDROP);
     sendmail_catch_signals();
     atexit(sendmail_cleanup);
-    out.limit = var_int("message_size_limit");
-    out.content = 0;
-    out.buf = vstr_alloc(SENDMAIL_WRITE_CHUNK + SENDMAIL_PIECE_MAX);
     /* An oversized header section needs no file to be refused. */
-    if (out.limit > 0 && (long long)(vstr_len(headers) + vstr_len(pending)) > out.limit)
+    if (var_int("message_size_limit") > 0 &&
+        (long long)(vstr_len(headers) + vstr_len(pending)) > var_int("message_size_limit"))
         msg_fatal_status(EX_DATAERR, "message is larger than message_size_limit (%lld bytes)",
-                         out.limit);
-    sendmail_seal_setup(&out);
-    out.fd = sendmail_create(maildrop);
-    maildrop_encode_envelope(&env, out.buf);
+                         (long long)var_int("message_size_limit"));
+    if (sendmail_open(&out, &env, maildrop) < 0)
+        sendmail_out_fatal(&out);
     for (size_t i = 0; i < nhdr; i++)
-        if (!hdrs[i].drop)
-            sendmail_content(&out, vstr_str(headers) + hdrs[i].offset, hdrs[i].len);
-    sendmail_content(&out, vstr_str(pending), vstr_len(pending));
+        if (!hdrs[i].drop &&
+            sendmail_content(&out, vstr_str(headers) + hdrs[i].offset, hdrs[i].len) < 0)
+            sendmail_out_fatal(&out);
+    if (sendmail_content(&out, vstr_str(pending), vstr_len(pending)) < 0)
+        sendmail_out_fatal(&out);
     if (!ended) {
         piece = vstr_alloc(256);
         while (sendmail_read_piece(&in, piece, &at_start)) {
             if (dots && sendmail_is_dot(piece, at_start, in.eof && in.pos == in.len))
                 break;
-            sendmail_content(&out, vstr_str(piece), vstr_len(piece));
+            if (sendmail_content(&out, vstr_str(piece), vstr_len(piece)) < 0)
+                sendmail_out_fatal(&out);
         }
         vstr_free(piece);
     }
-    sendmail_commit(&out, maildrop);
+    if (sendmail_commit(&out, maildrop) < 0)
+        sendmail_out_fatal(&out);
     sendmail_wakeup();
 
-    seal_drop_free(out.seal);
-    if (out.sealed != NULL)
-        vstr_free(out.sealed);
-    vstr_free(out.buf);
+    sendmail_close(&out);
     vstr_free(headers);
     vstr_free(pending);
     myfree(hdrs);

@@ -329,8 +329,8 @@ static int scan_queue(QSTORE_TXN *txn, const MAILDROP_ENV *env, const char *cont
         rcpt.index = (unsigned)i;
         rcpt.status = QRCPT_PENDING;
         rcpt.addr = env->rcpts[i];
-        rcpt.orcpt = "";
-        rcpt.notify = env->notify;
+        rcpt.orcpt = env->orcpts[i];
+        rcpt.notify = *env->notifies[i] ? env->notifies[i] : env->notify;
         rcpt.reply = "";
         qstore_rcpt_put(txn, f->qid, &rcpt);
     }

@@ -247,8 +247,8 @@ ok $? "invoked as sendmail (with Postfix's -C)"
 clean
 
 run sendmail -c "$conf" -q
-[ "$rc" -eq 64 ] && grep -q 'use relayq flush' "$tmp/err"
-ok $? "sendmail -q: exit 64, use relayq flush"
+[ "$rc" -eq 69 ] && grep -q 'the mail system is down' "$tmp/err"
+ok $? "sendmail -q is relayq flush: qmgr not running gives exit 69"
 
 # --- relayq check
 run check -c "$tmp/bad.conf"

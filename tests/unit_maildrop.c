@@ -32,6 +32,15 @@ static const struct {
     {"type=maildrop\nversion=1\nposted=1\nsender=\nrcpt=x@y.z\n\nbody", "missing attribute uid"},
     {"type=maildrop\nversion=1\nuid=0\nposted=1\nsender=\nrcpt=x@y.z\nbogus=1\n\nbody",
      "unexpected attribute"},
+    {"type=maildrop\nversion=1\nuid=0\nposted=1\nsender=\nrcpt_notify=never\nrcpt=x@y.z\n\nb",
+     "before any rcpt"},
+    {"type=maildrop\nversion=1\nuid=0\nposted=1\nsender=\nrcpt=x@y.z\nrcpt_notify=sometimes\n\nb",
+     "bad rcpt_notify"},
+    {"type=maildrop\nversion=1\nuid=0\nposted=1\nsender=\nrcpt=x@y.z\nrcpt_orcpt=rfc822;a<b\n\nb",
+     "bad rcpt_orcpt"},
+    {"type=maildrop\nversion=1\nuid=0\nposted=1\nsender=\nrcpt=x@y.z\nrcpt_orcpt=rfc822;a\n"
+     "rcpt_orcpt=rfc822;b\n\nb",
+     "repeated"},
 };
 
 int main(void)
@@ -55,6 +64,21 @@ int main(void)
            "recipients, null sender and uid survive");
     tap_ok(strcmp(vstr_str(file) + offset, "Subject: hi\n\nbody\n") == 0,
            "the content starts right after the envelope");
+    maildrop_env_free(&back);
+    maildrop_env_free(&env);
+
+    /* A recipient's own NOTIFY and ORCPT stay with it. */
+    maildrop_env_init(&env);
+    maildrop_env_add_rcpt(&env, "one@example.com");
+    maildrop_env_add_rcpt_dsn(&env, "two@example.org", "success,delay", "rfc822;old@example.org");
+    vstr_reset(file);
+    maildrop_encode_envelope(&env, file);
+    vstr_strcat(file, "x\n");
+    tap_ok(maildrop_parse(vstr_str(file), vstr_len(file), &back, &offset, why) == 0 &&
+               strcmp(back.notifies[0], "") == 0 && strcmp(back.orcpts[0], "") == 0 &&
+               strcmp(back.notifies[1], "success,delay") == 0 &&
+               strcmp(back.orcpts[1], "rfc822;old@example.org") == 0,
+           "per-recipient NOTIFY and ORCPT survive, with their recipient: %s", vstr_str(why));
     maildrop_env_free(&back);
     maildrop_env_free(&env);
 

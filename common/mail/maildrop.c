@@ -3,12 +3,16 @@
  *
  * A maildrop file is an envelope record (the IPC record encoding: lines
  * "name=value", an empty line at the end, type "maildrop") followed by the
- * message content exactly as submitted. The sendmail command writes it to
+ * message content exactly as submitted. A recipient's own DSN requests
+ * (RCPT TO NOTIFY and ORCPT of "sendmail -bs") follow its "rcpt" as
+ * "rcpt_notify" and "rcpt_orcpt", each at most once. The sendmail command writes it to
  * a temporary name, fsyncs it and renames it into maildrop/; pickup reads
  * it as untrusted input.
  *
  * maildrop_env_init(), maildrop_env_add_rcpt(), maildrop_env_free()
  *	build and release an envelope; the envelope owns its strings.
+ * maildrop_env_add_rcpt_dsn()
+ *	append a recipient with its own DSN NOTIFY and ORCPT ("" for none).
  * maildrop_encode_envelope()
  *	append the envelope record.
  * maildrop_parse()
@@ -28,6 +32,7 @@
 #include "ipc.h"
 #include "maildrop.h"
 #include "mymalloc.h"
+#include "smtpd_proto.h"
 
 #define MAILDROP_VERSION "1"
 
@@ -42,11 +47,22 @@ void maildrop_env_init(MAILDROP_ENV *env)
     env->envid = mystrdup("");
 }
 
+/* maildrop_env_add_rcpt_dsn - append a recipient with its DSN requests */
+void maildrop_env_add_rcpt_dsn(MAILDROP_ENV *env, const char *rcpt, const char *notify,
+                               const char *orcpt)
+{
+    env->rcpts = myrealloc(env->rcpts, sizeof(*env->rcpts) * (env->nrcpt + 1));
+    env->notifies = myrealloc(env->notifies, sizeof(*env->notifies) * (env->nrcpt + 1));
+    env->orcpts = myrealloc(env->orcpts, sizeof(*env->orcpts) * (env->nrcpt + 1));
+    env->rcpts[env->nrcpt] = mystrdup(rcpt);
+    env->notifies[env->nrcpt] = mystrdup(notify);
+    env->orcpts[env->nrcpt++] = mystrdup(orcpt);
+}
+
 /* maildrop_env_add_rcpt - append a recipient */
 void maildrop_env_add_rcpt(MAILDROP_ENV *env, const char *rcpt)
 {
-    env->rcpts = myrealloc(env->rcpts, sizeof(*env->rcpts) * (env->nrcpt + 1));
-    env->rcpts[env->nrcpt++] = mystrdup(rcpt);
+    maildrop_env_add_rcpt_dsn(env, rcpt, "", "");
 }
 
 /* maildrop_env_free - release the envelope's strings */
@@ -57,9 +73,14 @@ void maildrop_env_free(MAILDROP_ENV *env)
     myfree(env->notify);
     myfree(env->ret);
     myfree(env->envid);
-    for (size_t i = 0; i < env->nrcpt; i++)
+    for (size_t i = 0; i < env->nrcpt; i++) {
         myfree(env->rcpts[i]);
+        myfree(env->notifies[i]);
+        myfree(env->orcpts[i]);
+    }
     myfree(env->rcpts);
+    myfree(env->notifies);
+    myfree(env->orcpts);
     memset(env, 0, sizeof(*env));
 }
 
@@ -80,8 +101,13 @@ void maildrop_encode_envelope(const MAILDROP_ENV *env, VSTR *out)
         ipc_rec_add(rec, "ret", env->ret);
     if (*env->envid)
         ipc_rec_add(rec, "envid", env->envid);
-    for (size_t i = 0; i < env->nrcpt; i++)
+    for (size_t i = 0; i < env->nrcpt; i++) {
         ipc_rec_add(rec, "rcpt", env->rcpts[i]);
+        if (*env->notifies[i])
+            ipc_rec_add(rec, "rcpt_notify", env->notifies[i]);
+        if (*env->orcpts[i])
+            ipc_rec_add(rec, "rcpt_orcpt", env->orcpts[i]);
+    }
     ipc_rec_encode(rec, out);
     ipc_rec_free(rec);
 }
@@ -91,6 +117,38 @@ static void maildrop_set(char **field, const char *value)
 {
     myfree(*field);
     *field = mystrdup(value ? value : "");
+}
+
+/* maildrop_rcpt_dsn - a rcpt_notify or rcpt_orcpt: of the recipient before it, once, valid */
+static int maildrop_rcpt_dsn(MAILDROP_ENV *env, const char *name, const char *value, VSTR *why)
+{
+    char **field;
+    VSTR *notify;
+    int bad;
+
+    if (env->nrcpt == 0) {
+        vstr_sprintf(why, "%s before any rcpt", name);
+        return -1;
+    }
+    field = strcmp(name, "rcpt_notify") == 0 ? env->notifies + env->nrcpt - 1
+                                             : env->orcpts + env->nrcpt - 1;
+    if (**field) {
+        vstr_sprintf(why, "%s repeated for one recipient", name);
+        return -1;
+    }
+    if (field == env->orcpts + env->nrcpt - 1) {
+        bad = !smtpd_proto_orcpt_valid(value);
+    } else {
+        notify = vstr_alloc(32);
+        bad = smtpd_proto_notify(value, strlen(value), notify) < 0;
+        vstr_free(notify);
+    }
+    if (bad || *value == '\0') {
+        vstr_sprintf(why, "bad %s \"%.80s\"", name, value);
+        return -1;
+    }
+    maildrop_set(field, value);
+    return 0;
 }
 
 /* maildrop_parse - decode and validate a maildrop file's envelope */
@@ -115,7 +173,8 @@ int maildrop_parse(const char *data, size_t len, MAILDROP_ENV *env, size_t *cont
         vstr_sprintf(why, "envelope of type \"%.40s\", not \"maildrop\"", ipc_rec_type(rec));
         goto out;
     }
-    if (ipc_rec_check(rec, "version,uid,posted,sender", "fullname,notify,ret,envid,rcpt*", why) < 0)
+    if (ipc_rec_check(rec, "version,uid,posted,sender",
+                      "fullname,notify,ret,envid,rcpt*,rcpt_notify*,rcpt_orcpt*", why) < 0)
         goto out;
     if (strcmp(ipc_rec_get(rec, "version"), MAILDROP_VERSION) != 0) {
         vstr_sprintf(why, "unsupported maildrop version \"%.20s\"", ipc_rec_get(rec, "version"));
@@ -142,23 +201,29 @@ int maildrop_parse(const char *data, size_t len, MAILDROP_ENV *env, size_t *cont
         goto out_env;
     }
     for (size_t i = 1; i < rec->count; i++) {
-        const char *rcpt = rec->attrs[i].value;
+        const char *name = rec->attrs[i].name;
+        const char *value = rec->attrs[i].value;
 
-        if (strcmp(rec->attrs[i].name, "rcpt") != 0)
+        if (strcmp(name, "rcpt_notify") == 0 || strcmp(name, "rcpt_orcpt") == 0) {
+            if (maildrop_rcpt_dsn(env, name, value, why) < 0)
+                goto out_env;
+            continue;
+        }
+        if (strcmp(name, "rcpt") != 0)
             continue;
         if (env->nrcpt >= MAILDROP_RCPT_MAX) {
             vstr_sprintf(why, "more than %d recipients", MAILDROP_RCPT_MAX);
             goto out_env;
         }
-        if (addr_check(rcpt, strlen(rcpt), ADDR_ALLOW_UTF8, why) < 0) {
+        if (addr_check(value, strlen(value), ADDR_ALLOW_UTF8, why) < 0) {
             VSTR *reason = vstr_alloc(100);
 
-            vstr_sprintf(reason, "bad recipient address \"%.80s\": %s", rcpt, vstr_str(why));
+            vstr_sprintf(reason, "bad recipient address \"%.80s\": %s", value, vstr_str(why));
             vstr_strcpy(why, vstr_str(reason));
             vstr_free(reason);
             goto out_env;
         }
-        maildrop_env_add_rcpt(env, rcpt);
+        maildrop_env_add_rcpt(env, value);
     }
     if (env->nrcpt == 0) {
         vstr_strcpy(why, "no recipients");

@@ -27,11 +27,15 @@ typedef struct MAILDROP_ENV {
     char *ret;        /* DSN RET (sendmail -R), or "" */
     char *envid;      /* DSN ENVID (sendmail -V), or "" */
     char **rcpts;
+    char **notifies; /* per recipient: DSN NOTIFY of "sendmail -bs", or "" (then notify) */
+    char **orcpts;   /* per recipient: DSN ORCPT "TYPE;ADDRESS", or "" */
     size_t nrcpt;
 } MAILDROP_ENV;
 
 void maildrop_env_init(MAILDROP_ENV *env);
 void maildrop_env_add_rcpt(MAILDROP_ENV *env, const char *rcpt);
+void maildrop_env_add_rcpt_dsn(MAILDROP_ENV *env, const char *rcpt, const char *notify,
+                               const char *orcpt);
 void maildrop_env_free(MAILDROP_ENV *env);
 void maildrop_encode_envelope(const MAILDROP_ENV *env, VSTR *out);
 int maildrop_parse(const char *data, size_t len, MAILDROP_ENV *env, size_t *content_offset,

@@ -1,0 +1,1008 @@
+/*
+ * smtpd_proto - the server side of an ESMTP session, independent of its I/O
+ *
+ * smtpd_proto_create()
+ *	a session with its limits, its I/O operations and their context.
+ *	Nothing is written yet.
+ * smtpd_proto_start()
+ *	log "connect from CLIENT" and write the 220 greeting. SMTPD_MORE, or
+ *	SMTPD_DONE when the client is already gone.
+ * smtpd_proto_input()
+ *	consume bytes from the client: any number of commands at once
+ *	(PIPELINING), or part of one, or message content; write the replies
+ *	they call for once the bytes are consumed, and hand each complete
+ *	message to ops->message(), whose verdict decides the reply to the
+ *	final dot (250 only for SMTPD_QUEUED). SMTPD_MORE while the session
+ *	goes on, SMTPD_DONE when it is over (QUIT, too many errors, or a
+ *	write that failed); later input is ignored.
+ * smtpd_proto_eof(), smtpd_proto_timeout()
+ *	the client closed its side, or sent nothing for too long (the caller
+ *	keeps the clock): log how the session ended; a message in progress
+ *	is dropped, never handed over. A timeout says 421 first.
+ * smtpd_proto_free()
+ *	release the session; logs the "disconnect from" summary once.
+ * smtpd_proto_orcpt_valid()
+ *	whether a decoded DSN ORCPT "TYPE;ADDRESS" is one the queue keeps and
+ *	smtpout sends: an atom of at most SMTPD_ORCPT_TYPE_MAX letters, digits
+ *	and "-", and 1 to ADDR_MAX_PATH bytes without control characters or
+ *	angle brackets. Maildrop files are checked with it too.
+ * smtpd_proto_notify()
+ *	check a DSN NOTIFY value ("NEVER", or SUCCESS, DELAY, FAILURE in any
+ *	order, each once, any case) and write it in lower case to `out`;
+ *	-1 when it is none of those. The sendmail command's -N uses it too.
+ *
+ * The protocol is RFC 5321 with the extensions a local submission needs:
+ * PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES (every reply carries an
+ * X.Y.Z), DSN (RET, ENVID, NOTIFY, ORCPT) and SMTPUTF8. Replies follow
+ * Postfix's smtpd wording, so logs and client errors look familiar.
+ *
+ * Untrusted input and its bounds: a command line is at most SMTPD_LINE_MAX
+ * bytes (a longer one is read to its end, dropped and answered 500); a
+ * content line may be of any length but is held SMTPD_LINE_MAX bytes at
+ * a time; the content is at most size_limit (and SMTPD_CONTENT_MAX) bytes,
+ * a larger message is read to its end and answered 552; a transaction
+ * has at most rcpt_limit recipients (452 4.5.3 after); after error_limit
+ * replies of 4xx/5xx the session ends with 421. Control characters and
+ * bytes over 127 are refused in commands, except UTF-8 addresses in a
+ * transaction that declared SMTPUTF8. A line may end in a bare LF as well
+ * as CRLF (scripts talking to "sendmail -bs" write either); content is
+ * handed over with CRLF line ends whatever the client used, so no end of
+ * data can be smuggled past the queue.
+ *
+ * Ownership: the session owns its copies of the limits' strings and every
+ * string of a transaction; the SMTPD_MSG given to ops->message() and its
+ * strings live only during that call. All state is in the SMTPD_PROTO;
+ * several sessions may run in one process.
+ *
+ * Failures: nothing here is fatal; allocation failure is (mymalloc).
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "addr.h"
+#include "msg.h"
+#include "mymalloc.h"
+#include "smtpd_proto.h"
+
+/* Where the session is. */
+typedef enum {
+    SMTPD_ST_CMD,  /* reading commands */
+    SMTPD_ST_DATA, /* reading message content after 354 */
+    SMTPD_ST_DONE  /* over */
+} SMTPD_STATE;
+
+/* The commands, for the "disconnect from" counters. */
+enum {
+    SMTPD_C_EHLO,
+    SMTPD_C_HELO,
+    SMTPD_C_MAIL,
+    SMTPD_C_RCPT,
+    SMTPD_C_DATA,
+    SMTPD_C_RSET,
+    SMTPD_C_NOOP,
+    SMTPD_C_VRFY,
+    SMTPD_C_HELP,
+    SMTPD_C_QUIT,
+    SMTPD_C_UNKNOWN,
+    SMTPD_C_COUNT
+};
+
+struct SMTPD_PROTO {
+    const SMTPD_OPS *ops;
+    void *ctx;
+    char *hostname;
+    char *client;
+    char *qualify; /* or NULL */
+    long long size_limit;
+    size_t rcpt_limit;
+    int error_limit;
+
+    SMTPD_STATE state;
+    VSTR *line;       /* the input line being assembled */
+    int overflow;     /* dropping the rest of an overlong command line */
+    VSTR *out;        /* replies not yet written */
+    int errors;       /* 4xx/5xx replies so far */
+    const char *last; /* the last command, for "lost connection after X" */
+    int logged_end;   /* the "disconnect from" line is written */
+    int ok[SMTPD_C_COUNT];
+    int total[SMTPD_C_COUNT];
+    char *helo;
+
+    /* The transaction. */
+    int in_mail;
+    char *sender;
+    char *ret;
+    char *envid;
+    int smtputf8;
+    SMTPD_RCPT *rcpts;
+    size_t nrcpt;
+    size_t rcpt_cap;
+    VSTR *content;
+    int data_bol;    /* the next content byte starts a line */
+    int data_toobig; /* the content passed the size limit: dropped, 552 at the end */
+};
+
+/* The command words, in the order above; "disconnect from" logs them in lower case. */
+static const char *const smtpd_verbs[SMTPD_C_COUNT] = {
+    "EHLO", "HELO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "VRFY", "HELP", "QUIT", "UNKNOWN",
+};
+
+/* smtpd_reply - queue one reply line; a 4xx or 5xx counts as an error */
+static void smtpd_reply(SMTPD_PROTO *sp, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void smtpd_reply(SMTPD_PROTO *sp, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vstr_vsprintf_append(sp->out, fmt, ap);
+    va_end(ap);
+    vstr_strcat(sp->out, "\r\n");
+    if (fmt[0] == '4' || fmt[0] == '5')
+        sp->errors++;
+}
+
+/* smtpd_lower - a command word in lower case, in a buffer of 8 bytes */
+static const char *smtpd_lower(char *buf, const char *verb)
+{
+    size_t i;
+
+    for (i = 0; verb[i] && i < 7; i++)
+        buf[i] = (char)(verb[i] | 0x20);
+    buf[i] = '\0';
+    return buf;
+}
+
+/* smtpd_log_end - the "disconnect from" summary, once */
+static void smtpd_log_end(SMTPD_PROTO *sp)
+{
+    char name[8];
+    VSTR *line;
+    int commands = 0;
+    int ok = 0;
+
+    if (sp->logged_end)
+        return;
+    sp->logged_end = 1;
+    line = vstr_alloc(128);
+    vstr_sprintf(line, "disconnect from %s", sp->client);
+    for (int i = 0; i < SMTPD_C_COUNT; i++) {
+        if (sp->total[i] == 0)
+            continue;
+        commands += sp->total[i];
+        ok += sp->ok[i];
+        if (sp->ok[i] == sp->total[i])
+            vstr_sprintf_append(line, " %s=%d", smtpd_lower(name, smtpd_verbs[i]), sp->total[i]);
+        else
+            vstr_sprintf_append(line, " %s=%d/%d", smtpd_lower(name, smtpd_verbs[i]), sp->ok[i],
+                                sp->total[i]);
+    }
+    if (ok == commands)
+        vstr_sprintf_append(line, " commands=%d", commands);
+    else
+        vstr_sprintf_append(line, " commands=%d/%d", ok, commands);
+    msg_info("%s", vstr_str(line));
+    vstr_free(line);
+}
+
+/* smtpd_finish - the session is over */
+static void smtpd_finish(SMTPD_PROTO *sp)
+{
+    sp->state = SMTPD_ST_DONE;
+    vstr_reset(sp->line);
+    vstr_reset(sp->content);
+}
+
+/* smtpd_flush - write the queued replies; a failed write ends the session */
+static void smtpd_flush(SMTPD_PROTO *sp)
+{
+    if (vstr_len(sp->out) == 0)
+        return;
+    if (sp->ops->write(sp->ctx, vstr_str(sp->out), vstr_len(sp->out)) < 0) {
+        if (sp->state != SMTPD_ST_DONE)
+            msg_info("lost connection after %s from %s", sp->last, sp->client);
+        smtpd_finish(sp);
+    }
+    vstr_reset(sp->out);
+}
+
+/* smtpd_reset - forget the transaction */
+static void smtpd_reset(SMTPD_PROTO *sp)
+{
+    for (size_t i = 0; i < sp->nrcpt; i++) {
+        myfree(sp->rcpts[i].addr);
+        myfree(sp->rcpts[i].notify);
+        myfree(sp->rcpts[i].orcpt);
+    }
+    sp->nrcpt = 0;
+    myfree(sp->sender);
+    myfree(sp->ret);
+    myfree(sp->envid);
+    sp->sender = sp->ret = sp->envid = NULL;
+    sp->in_mail = 0;
+    sp->smtputf8 = 0;
+    vstr_reset(sp->content);
+    sp->data_toobig = 0;
+}
+
+/* smtpd_proto_create - a session, nothing written yet */
+SMTPD_PROTO *smtpd_proto_create(const SMTPD_LIMITS *limits, const SMTPD_OPS *ops, void *ctx)
+{
+    SMTPD_PROTO *sp = mymalloc(sizeof(*sp));
+
+    memset(sp, 0, sizeof(*sp));
+    sp->ops = ops;
+    sp->ctx = ctx;
+    sp->hostname = mystrdup(limits->hostname);
+    sp->client = mystrdup(limits->client);
+    sp->qualify = limits->qualify ? mystrdup(limits->qualify) : NULL;
+    sp->size_limit = limits->size_limit > 0 && limits->size_limit < SMTPD_CONTENT_MAX
+                         ? limits->size_limit
+                         : SMTPD_CONTENT_MAX;
+    sp->rcpt_limit = limits->rcpt_limit;
+    sp->error_limit = limits->error_limit;
+    sp->state = SMTPD_ST_CMD;
+    sp->line = vstr_alloc(256);
+    sp->out = vstr_alloc(256);
+    sp->content = vstr_alloc(4096);
+    sp->last = "CONNECT";
+    sp->helo = mystrdup("");
+    return sp;
+}
+
+/* smtpd_proto_start - log the connection and greet */
+int smtpd_proto_start(SMTPD_PROTO *sp)
+{
+    msg_info("connect from %s", sp->client);
+    smtpd_reply(sp, "220 %s ESMTP relayq", sp->hostname);
+    smtpd_flush(sp);
+    return sp->state == SMTPD_ST_DONE ? SMTPD_DONE : SMTPD_MORE;
+}
+
+/* smtpd_proto_notify - a DSN NOTIFY value, checked and in lower case */
+int smtpd_proto_notify(const char *text, size_t len, VSTR *out)
+{
+    static const char *const words[] = {"never", "success", "delay", "failure"};
+    const size_t nwords = sizeof(words) / sizeof(words[0]);
+    const char *end = text + len;
+    unsigned seen = 0;
+    size_t word;
+    size_t i;
+
+    vstr_reset(out);
+    for (;;) {
+        const char *comma = memchr(text, ',', (size_t)(end - text));
+
+        word = comma ? (size_t)(comma - text) : (size_t)(end - text);
+        for (i = 0; i < nwords; i++)
+            if (word == strlen(words[i]) && strncasecmp(text, words[i], word) == 0)
+                break;
+        /* RFC 3461 section 4.1: NEVER stands alone; no keyword twice. */
+        if (i == nwords || (seen & (1u << i)) || (seen != 0 && (i == 0 || (seen & 1u))))
+            return -1;
+        seen |= 1u << i;
+        if (vstr_len(out))
+            vstr_addch(out, ',');
+        vstr_strcat(out, words[i]);
+        if (comma == NULL)
+            return 0;
+        text = comma + 1;
+    }
+}
+
+/* smtpd_xtext - decode RFC 3461 xtext; -1 when malformed */
+static int smtpd_xtext(const char *text, size_t len, VSTR *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const char *hi;
+    const char *lo;
+
+    vstr_reset(out);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)text[i];
+
+        if (ch == '+') {
+            if (i + 2 >= len || text[i + 1] == '\0' || text[i + 2] == '\0' ||
+                (hi = strchr(hex, text[i + 1])) == NULL || (lo = strchr(hex, text[i + 2])) == NULL)
+                return -1;
+            vstr_addch(out, (int)((hi - hex) * 16 + (lo - hex)));
+            i += 2;
+        } else if (ch < 0x21 || ch > 0x7e || ch == '=') {
+            return -1;
+        } else {
+            vstr_addch(out, ch);
+        }
+    }
+    return 0;
+}
+
+/* smtpd_qualify - a bare local part gets "@qualify"; -1 when that is not allowed */
+static int smtpd_qualify(SMTPD_PROTO *sp, VSTR *addr)
+{
+    const char *scan = vstr_str(addr);
+    const char *quote;
+
+    /* A quoted local part may hold "@"; only an "@" after it counts. */
+    if (scan[0] == '"' && (quote = strchr(scan + 1, '"')) != NULL)
+        scan = quote;
+    if (strchr(scan, '@') != NULL)
+        return 0;
+    if (sp->qualify == NULL)
+        return -1;
+    vstr_addch(addr, '@');
+    vstr_strcat(addr, sp->qualify);
+    return 0;
+}
+
+/*
+ * smtpd_path - "FROM:<addr> params" or "TO:<addr> params"
+ *
+ * The keyword is matched in any case, blanks may follow the colon, and
+ * the angle brackets may be left out (as Postfix allows); a source route
+ * ("@a,@b:user@domain") is dropped. Sets the address and where the
+ * parameters start. -1 for bad syntax.
+ */
+static int smtpd_path(const char *arg, const char *keyword, VSTR *addr, const char **params)
+{
+    const char *cp = arg;
+    const char *start;
+    int quoted = 0;
+
+    if (strncasecmp(cp, keyword, strlen(keyword)) != 0)
+        return -1;
+    cp += strlen(keyword);
+    while (*cp == ' ')
+        cp++;
+    vstr_reset(addr);
+    if (*cp == '<') {
+        start = ++cp;
+        for (; *cp && (quoted || *cp != '>'); cp++) {
+            if (*cp == '\\' && quoted && cp[1])
+                cp++;
+            else if (*cp == '"')
+                quoted = !quoted;
+        }
+        if (*cp != '>')
+            return -1;
+        vstr_append(addr, start, (size_t)(cp - start));
+        cp++;
+    } else {
+        start = cp;
+        cp += strcspn(cp, " ");
+        if (cp == start)
+            return -1;
+        vstr_append(addr, start, (size_t)(cp - start));
+    }
+    if (*cp != '\0' && *cp != ' ')
+        return -1;
+    if (vstr_str(addr)[0] == '@') {
+        const char *colon = strchr(vstr_str(addr), ':');
+
+        if (colon == NULL)
+            return -1;
+        vstr_consume(addr, (size_t)(colon + 1 - vstr_str(addr)));
+    }
+    *params = cp;
+    return 0;
+}
+
+/* smtpd_next_param - the next "KEYWORD[=VALUE]": 1, or 0 at the end */
+static int smtpd_next_param(const char **cp, const char **key, size_t *key_len, const char **value,
+                            size_t *value_len)
+{
+    const char *p = *cp;
+    size_t len;
+    const char *eq;
+
+    while (*p == ' ')
+        p++;
+    if (*p == '\0')
+        return 0;
+    len = strcspn(p, " ");
+    *key = p;
+    if ((eq = memchr(p, '=', len)) != NULL) {
+        *key_len = (size_t)(eq - p);
+        *value = eq + 1;
+        *value_len = len - *key_len - 1;
+    } else {
+        *key_len = len;
+        *value = "";
+        *value_len = 0;
+    }
+    *cp = p + len;
+    return 1;
+}
+
+/* smtpd_keyword - whether a parameter is KEYWORD (any case) */
+static int smtpd_keyword(const char *key, size_t len, const char *keyword)
+{
+    return len == strlen(keyword) && strncasecmp(key, keyword, len) == 0;
+}
+
+/* smtpd_has_8bit - whether text has a byte over 127 */
+static int smtpd_has_8bit(const char *text)
+{
+    for (; *text; text++)
+        if ((unsigned char)*text > 0x7f)
+            return 1;
+    return 0;
+}
+
+/* smtpd_graphic - whether every byte is printable ASCII other than a blank */
+static int smtpd_graphic(const VSTR *text)
+{
+    for (size_t i = 0; i < vstr_len(text); i++)
+        if ((unsigned char)vstr_str(text)[i] < 0x21 || (unsigned char)vstr_str(text)[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+/* smtpd_cmd_helo - EHLO and HELO: a new start */
+static int smtpd_cmd_helo(SMTPD_PROTO *sp, const char *arg, int esmtp)
+{
+    if (*arg == '\0' || strchr(arg, ' ') != NULL) {
+        smtpd_reply(sp, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+        return -1;
+    }
+    smtpd_reset(sp);
+    myfree(sp->helo);
+    sp->helo = mystrdup(arg);
+    if (!esmtp) {
+        smtpd_reply(sp, "250 %s", sp->hostname);
+        return 0;
+    }
+    vstr_sprintf_append(sp->out, "250-%s\r\n250-PIPELINING\r\n", sp->hostname);
+    vstr_sprintf_append(sp->out, "250-SIZE %lld\r\n", sp->size_limit);
+    vstr_strcat(sp->out, "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n");
+    smtpd_reply(sp, "250 SMTPUTF8");
+    return 0;
+}
+
+/* smtpd_mail_params - SIZE, BODY, RET, ENVID, SMTPUTF8 of MAIL FROM; -1 after a reply */
+static int smtpd_mail_params(SMTPD_PROTO *sp, const char *params, VSTR *scratch)
+{
+    const char *key;
+    const char *value;
+    size_t key_len;
+    size_t value_len;
+    unsigned long long size;
+    char *end;
+
+    while (smtpd_next_param(&params, &key, &key_len, &value, &value_len)) {
+        if (smtpd_keyword(key, key_len, "SIZE")) {
+            size = strtoull(value, &end, 10);
+            if (value_len == 0 || value_len > 20 || end != value + value_len || *value < '0' ||
+                *value > '9') {
+                smtpd_reply(sp, "501 5.5.4 Bad message size syntax");
+                return -1;
+            }
+            if (size > (unsigned long long)sp->size_limit) {
+                smtpd_reply(sp, "552 5.3.4 Message size exceeds fixed limit");
+                return -1;
+            }
+        } else if (smtpd_keyword(key, key_len, "BODY")) {
+            if (!smtpd_keyword(value, value_len, "7BIT") &&
+                !smtpd_keyword(value, value_len, "8BITMIME")) {
+                smtpd_reply(sp, "501 5.5.4 Unsupported BODY parameter");
+                return -1;
+            }
+        } else if (smtpd_keyword(key, key_len, "RET") && sp->ret == NULL) {
+            if (!smtpd_keyword(value, value_len, "FULL") &&
+                !smtpd_keyword(value, value_len, "HDRS")) {
+                smtpd_reply(sp, "501 5.5.4 Bad RET parameter syntax");
+                return -1;
+            }
+            sp->ret = mystrdup(smtpd_keyword(value, value_len, "FULL") ? "full" : "hdrs");
+        } else if (smtpd_keyword(key, key_len, "ENVID") && sp->envid == NULL) {
+            if (smtpd_xtext(value, value_len, scratch) < 0 || vstr_len(scratch) == 0 ||
+                vstr_len(scratch) > SMTPD_ENVID_MAX || !smtpd_graphic(scratch)) {
+                smtpd_reply(sp, "501 5.5.4 Bad ENVID parameter syntax");
+                return -1;
+            }
+            sp->envid = mystrdup(vstr_str(scratch));
+        } else if (smtpd_keyword(key, key_len, "SMTPUTF8") && value_len == 0 && !sp->smtputf8) {
+            sp->smtputf8 = 1;
+        } else {
+            smtpd_reply(sp, "555 5.5.4 Unsupported option: %.*s",
+                        (int)(key_len > 40 ? 40 : key_len), key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* smtpd_check_addr - qualify and validate an address; -1 with a reason */
+static int smtpd_check_addr(SMTPD_PROTO *sp, VSTR *addr, int allow_empty, VSTR *why)
+{
+    if (vstr_len(addr) == 0) {
+        if (allow_empty)
+            return 0;
+        vstr_strcpy(why, "empty address");
+        return -1;
+    }
+    if (smtpd_qualify(sp, addr) < 0) {
+        vstr_strcpy(why, "domain name required");
+        return -1;
+    }
+    if (!sp->smtputf8 && smtpd_has_8bit(vstr_str(addr))) {
+        vstr_strcpy(why, "non-ASCII address without SMTPUTF8");
+        return -1;
+    }
+    return addr_check(vstr_str(addr), vstr_len(addr), ADDR_ALLOW_UTF8, why);
+}
+
+/* smtpd_cmd_mail - MAIL FROM:<sender> [params] */
+static int smtpd_cmd_mail(SMTPD_PROTO *sp, const char *arg)
+{
+    VSTR *addr;
+    VSTR *why;
+    const char *params;
+    int ret = -1;
+
+    if (sp->in_mail) {
+        smtpd_reply(sp, "503 5.5.1 Error: nested MAIL command");
+        return -1;
+    }
+    addr = vstr_alloc(64);
+    why = vstr_alloc(64);
+    if (smtpd_path(arg, "FROM:", addr, &params) < 0) {
+        smtpd_reply(sp, "501 5.5.4 Syntax: MAIL FROM:<address>");
+    } else if (smtpd_mail_params(sp, params, why) < 0) {
+        /* replied */
+    } else if (smtpd_check_addr(sp, addr, 1, why) < 0) {
+        smtpd_reply(sp, "501 5.1.7 Bad sender address syntax: %s", vstr_str(why));
+    } else {
+        sp->sender = mystrdup(vstr_str(addr));
+        sp->in_mail = 1;
+        smtpd_reply(sp, "250 2.1.0 Ok");
+        ret = 0;
+    }
+    if (ret < 0)
+        smtpd_reset(sp);
+    vstr_free(addr);
+    vstr_free(why);
+    return ret;
+}
+
+/* smtpd_proto_orcpt_valid - "TYPE;ADDRESS" as the queue and smtpout take it */
+int smtpd_proto_orcpt_valid(const char *orcpt)
+{
+    size_t type_len = strcspn(orcpt, ";");
+    const char *addr = orcpt + type_len + 1;
+    size_t addr_len;
+
+    if (type_len == 0 || type_len > SMTPD_ORCPT_TYPE_MAX || orcpt[type_len] != ';')
+        return 0;
+    for (size_t i = 0; i < type_len; i++)
+        if (!((orcpt[i] >= 'a' && orcpt[i] <= 'z') || (orcpt[i] >= 'A' && orcpt[i] <= 'Z') ||
+              (orcpt[i] >= '0' && orcpt[i] <= '9') || orcpt[i] == '-'))
+            return 0;
+    addr_len = strlen(addr);
+    if (addr_len == 0 || addr_len > ADDR_MAX_PATH)
+        return 0;
+    for (size_t i = 0; i < addr_len; i++) {
+        unsigned char ch = (unsigned char)addr[i];
+
+        if (ch < 0x20 || ch == 0x7f || ch == '<' || ch == '>')
+            return 0;
+    }
+    return 1;
+}
+
+/* smtpd_orcpt - "TYPE;xtext" to "TYPE;ADDRESS"; -1 when malformed */
+static int smtpd_orcpt(const char *value, size_t len, VSTR *out, VSTR *scratch)
+{
+    const char *semi = memchr(value, ';', len);
+
+    if (semi == NULL || smtpd_xtext(semi + 1, len - (size_t)(semi + 1 - value), scratch) < 0)
+        return -1;
+    vstr_reset(out);
+    vstr_append(out, value, (size_t)(semi + 1 - value));
+    vstr_append(out, vstr_str(scratch), vstr_len(scratch));
+    /* A NUL from "+00" would cut the address short. */
+    if (strlen(vstr_str(out)) != vstr_len(out) || !smtpd_proto_orcpt_valid(vstr_str(out)))
+        return -1;
+    return 0;
+}
+
+/* smtpd_rcpt_params - NOTIFY and ORCPT of RCPT TO; -1 after a reply */
+static int smtpd_rcpt_params(SMTPD_PROTO *sp, const char *params, VSTR *notify, VSTR *orcpt)
+{
+    VSTR *scratch = vstr_alloc(64);
+    const char *key;
+    const char *value;
+    size_t key_len;
+    size_t value_len;
+    int seen_notify = 0;
+    int seen_orcpt = 0;
+    int ret = 0;
+
+    while (ret == 0 && smtpd_next_param(&params, &key, &key_len, &value, &value_len)) {
+        if (smtpd_keyword(key, key_len, "NOTIFY") && !seen_notify) {
+            seen_notify = 1;
+            if (smtpd_proto_notify(value, value_len, notify) < 0) {
+                smtpd_reply(sp, "501 5.5.4 Error: Bad NOTIFY parameter syntax");
+                ret = -1;
+            }
+        } else if (smtpd_keyword(key, key_len, "ORCPT") && !seen_orcpt) {
+            seen_orcpt = 1;
+            if (smtpd_orcpt(value, value_len, orcpt, scratch) < 0) {
+                smtpd_reply(sp, "501 5.5.4 Error: Bad ORCPT parameter syntax");
+                ret = -1;
+            }
+        } else {
+            smtpd_reply(sp, "555 5.5.4 Unsupported option: %.*s",
+                        (int)(key_len > 40 ? 40 : key_len), key);
+            ret = -1;
+        }
+    }
+    vstr_free(scratch);
+    return ret;
+}
+
+/* smtpd_cmd_rcpt - RCPT TO:<recipient> [params] */
+static int smtpd_cmd_rcpt(SMTPD_PROTO *sp, const char *arg)
+{
+    VSTR *addr;
+    VSTR *why;
+    VSTR *notify;
+    VSTR *orcpt;
+    const char *params;
+    SMTPD_RCPT *rcpt;
+    int ret = -1;
+
+    if (!sp->in_mail) {
+        smtpd_reply(sp, "503 5.5.1 Error: need MAIL command");
+        return -1;
+    }
+    addr = vstr_alloc(64);
+    why = vstr_alloc(64);
+    notify = vstr_alloc(32);
+    orcpt = vstr_alloc(64);
+    if (smtpd_path(arg, "TO:", addr, &params) < 0) {
+        smtpd_reply(sp, "501 5.5.4 Syntax: RCPT TO:<address>");
+    } else if (smtpd_rcpt_params(sp, params, notify, orcpt) < 0) {
+        /* replied */
+    } else if (smtpd_check_addr(sp, addr, 0, why) < 0) {
+        smtpd_reply(sp, "501 5.1.3 Bad recipient address syntax: %s", vstr_str(why));
+    } else if (sp->nrcpt >= sp->rcpt_limit) {
+        smtpd_reply(sp, "452 4.5.3 Error: too many recipients");
+    } else {
+        ret = 0;
+        /* A repeated recipient is accepted once, as the queue would keep it once. */
+        for (size_t i = 0; i < sp->nrcpt; i++)
+            if (strcmp(sp->rcpts[i].addr, vstr_str(addr)) == 0)
+                ret = 1;
+        if (ret == 0) {
+            if (sp->nrcpt == sp->rcpt_cap) {
+                sp->rcpt_cap = sp->rcpt_cap ? sp->rcpt_cap * 2 : 8;
+                sp->rcpts = myrealloc(sp->rcpts, sizeof(*sp->rcpts) * sp->rcpt_cap);
+            }
+            rcpt = sp->rcpts + sp->nrcpt++;
+            rcpt->addr = mystrdup(vstr_str(addr));
+            rcpt->notify = mystrdup(vstr_str(notify));
+            rcpt->orcpt = mystrdup(vstr_str(orcpt));
+        }
+        smtpd_reply(sp, "250 2.1.5 Ok");
+        ret = 0;
+    }
+    vstr_free(addr);
+    vstr_free(why);
+    vstr_free(notify);
+    vstr_free(orcpt);
+    return ret;
+}
+
+/* smtpd_cmd_data - DATA: content follows */
+static int smtpd_cmd_data(SMTPD_PROTO *sp, const char *arg)
+{
+    if (*arg != '\0') {
+        smtpd_reply(sp, "501 5.5.4 Syntax: DATA");
+        return -1;
+    }
+    if (!sp->in_mail || sp->nrcpt == 0) {
+        smtpd_reply(sp, "503 5.5.1 Error: need RCPT command");
+        return -1;
+    }
+    smtpd_reply(sp, "354 End data with <CR><LF>.<CR><LF>");
+    sp->state = SMTPD_ST_DATA;
+    sp->data_bol = 1;
+    vstr_reset(sp->content);
+    return 0;
+}
+
+/* smtpd_end_data - the final dot: hand the message over and answer */
+static void smtpd_end_data(SMTPD_PROTO *sp)
+{
+    SMTPD_MSG msg;
+    VSTR *text;
+    SMTPD_RESULT result;
+    int errors;
+
+    sp->state = SMTPD_ST_CMD;
+    if (sp->data_toobig) {
+        smtpd_reply(sp, "552 5.3.4 Error: message file too big");
+        smtpd_reset(sp);
+        return;
+    }
+    memset(&msg, 0, sizeof(msg));
+    msg.helo = sp->helo;
+    msg.sender = sp->sender;
+    msg.ret = sp->ret ? sp->ret : "";
+    msg.envid = sp->envid ? sp->envid : "";
+    msg.smtputf8 = sp->smtputf8;
+    msg.rcpts = sp->rcpts;
+    msg.nrcpt = sp->nrcpt;
+    msg.content = vstr_str(sp->content);
+    msg.content_len = vstr_len(sp->content);
+    text = vstr_alloc(100);
+    result = sp->ops->message(sp->ctx, &msg, text);
+    /* The reply to a message is never counted as the client's error. */
+    errors = sp->errors;
+    switch (result) {
+    case SMTPD_QUEUED:
+        sp->ok[SMTPD_C_DATA]++;
+        smtpd_reply(sp, "250 2.0.0 Ok: queued%s%s", vstr_len(text) ? " " : "", vstr_str(text));
+        break;
+    case SMTPD_TEMPFAIL:
+        smtpd_reply(sp, "451 4.3.0 Error: queue file write error%s%s", vstr_len(text) ? ": " : "",
+                    vstr_str(text));
+        break;
+    case SMTPD_NOSPACE:
+        smtpd_reply(sp, "452 4.3.1 Insufficient system storage%s%s", vstr_len(text) ? ": " : "",
+                    vstr_str(text));
+        break;
+    default:
+        smtpd_reply(sp, "554 5.6.0 Error: message not accepted%s%s", vstr_len(text) ? ": " : "",
+                    vstr_str(text));
+        break;
+    }
+    sp->errors = errors;
+    vstr_free(text);
+    smtpd_reset(sp);
+}
+
+/* smtpd_data_line - a content line, or the next piece of a long one */
+static void smtpd_data_line(SMTPD_PROTO *sp, int complete)
+{
+    const char *s = vstr_str(sp->line);
+    size_t len = vstr_len(sp->line);
+
+    if (sp->data_bol && complete &&
+        ((len == 2 && memcmp(s, ".\n", 2) == 0) || (len == 3 && memcmp(s, ".\r\n", 3) == 0))) {
+        vstr_reset(sp->line);
+        smtpd_end_data(sp);
+        return;
+    }
+    if (sp->data_bol && len > 0 && s[0] == '.')
+        s++, len--;
+    if (complete)
+        len--; /* the LF; CRLF is added back below */
+    if (!sp->data_toobig && (long long)(vstr_len(sp->content) + len + 2) > sp->size_limit) {
+        sp->data_toobig = 1;
+        vstr_reset(sp->content);
+    }
+    if (!sp->data_toobig) {
+        vstr_append(sp->content, s, len);
+        if (complete) {
+            /* A CR before the LF, possibly at the end of the previous piece, is kept once. */
+            if (vstr_len(sp->content) > 0 &&
+                vstr_str(sp->content)[vstr_len(sp->content) - 1] == '\r')
+                vstr_addch(sp->content, '\n');
+            else
+                vstr_strcat(sp->content, "\r\n");
+        }
+    }
+    sp->data_bol = complete;
+    vstr_reset(sp->line);
+}
+
+/* smtpd_line_chars - refuse control characters and, unless allowed, 8-bit bytes; -1 after reply */
+static int smtpd_line_chars(SMTPD_PROTO *sp, const char *line, size_t len, int allow_8bit)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)line[i];
+
+        if (ch < 0x20 || ch == 0x7f) {
+            smtpd_reply(sp, "500 5.5.2 Error: bad syntax (control character in command)");
+            return -1;
+        }
+        if (ch > 0x7f && !allow_8bit) {
+            smtpd_reply(sp, "500 5.5.2 Error: bad syntax (8-bit character in command)");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* smtpd_command - one complete command line */
+static void smtpd_command(SMTPD_PROTO *sp)
+{
+    char *line = vstr_str(sp->line);
+    size_t len = vstr_len(sp->line);
+    size_t verb_len;
+    const char *arg;
+    int cmd;
+    int ret;
+    int utf8;
+
+    /* Strip the LF and a CR before it. */
+    line[--len] = '\0';
+    if (len > 0 && line[len - 1] == '\r')
+        line[--len] = '\0';
+    verb_len = strcspn(line, " ");
+    arg = line + verb_len;
+    while (*arg == ' ')
+        arg++;
+    for (cmd = 0; cmd < SMTPD_C_UNKNOWN; cmd++)
+        if (verb_len == 4 && strncasecmp(line, smtpd_verbs[cmd], 4) == 0)
+            break;
+    sp->total[cmd]++;
+    sp->last = smtpd_verbs[cmd];
+    /* UTF-8 only in the addresses of a transaction that declares SMTPUTF8. */
+    utf8 = (cmd == SMTPD_C_MAIL && strcasestr(arg, " SMTPUTF8") != NULL) ||
+           (cmd == SMTPD_C_RCPT && sp->smtputf8);
+    if (smtpd_line_chars(sp, line, len, utf8) < 0)
+        return;
+    switch (cmd) {
+    case SMTPD_C_EHLO:
+    case SMTPD_C_HELO:
+        ret = smtpd_cmd_helo(sp, arg, cmd == SMTPD_C_EHLO);
+        break;
+    case SMTPD_C_MAIL:
+        ret = smtpd_cmd_mail(sp, arg);
+        break;
+    case SMTPD_C_RCPT:
+        ret = smtpd_cmd_rcpt(sp, arg);
+        break;
+    case SMTPD_C_DATA:
+        /* Counted as ok at the final dot, when the message is queued. */
+        (void)smtpd_cmd_data(sp, arg);
+        return;
+    case SMTPD_C_RSET:
+        ret = *arg ? -1 : 0;
+        if (ret < 0) {
+            smtpd_reply(sp, "501 5.5.4 Syntax: RSET");
+        } else {
+            smtpd_reset(sp);
+            smtpd_reply(sp, "250 2.0.0 Ok");
+        }
+        break;
+    case SMTPD_C_NOOP:
+        smtpd_reply(sp, "250 2.0.0 Ok");
+        ret = 0;
+        break;
+    case SMTPD_C_VRFY:
+        /* A null client knows no users: never confirm, never deny. */
+        ret = *arg ? 0 : -1;
+        if (ret < 0)
+            smtpd_reply(sp, "501 5.5.4 Syntax: VRFY address");
+        else
+            smtpd_reply(sp, "252 2.0.0 Cannot VRFY user, but will accept message and attempt "
+                            "delivery");
+        break;
+    case SMTPD_C_HELP:
+        smtpd_reply(sp, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT");
+        ret = 0;
+        break;
+    case SMTPD_C_QUIT:
+        smtpd_reply(sp, "221 2.0.0 Bye");
+        sp->ok[cmd]++;
+        smtpd_flush(sp);
+        smtpd_log_end(sp);
+        smtpd_finish(sp);
+        return;
+    default:
+        if (len == 0)
+            smtpd_reply(sp, "500 5.5.2 Error: bad syntax");
+        else
+            smtpd_reply(sp, "502 5.5.2 Error: command not recognized");
+        ret = -1;
+        break;
+    }
+    if (ret == 0)
+        sp->ok[cmd]++;
+}
+
+/* smtpd_too_many_errors - end the session once the error limit is reached */
+static void smtpd_too_many_errors(SMTPD_PROTO *sp)
+{
+    if (sp->state == SMTPD_ST_DONE || sp->errors < sp->error_limit)
+        return;
+    smtpd_reply(sp, "421 4.7.0 %s Error: too many errors", sp->hostname);
+    msg_info("too many errors after %s from %s", sp->last, sp->client);
+    smtpd_flush(sp);
+    smtpd_log_end(sp);
+    smtpd_finish(sp);
+}
+
+/* smtpd_proto_input - consume client bytes, answer what they complete */
+int smtpd_proto_input(SMTPD_PROTO *sp, const char *data, size_t len)
+{
+    size_t pos = 0;
+    size_t take;
+    size_t room;
+    const char *nl;
+
+    while (pos < len && sp->state != SMTPD_ST_DONE) {
+        nl = memchr(data + pos, '\n', len - pos);
+        take = nl ? (size_t)(nl - (data + pos)) + 1 : len - pos;
+        room = SMTPD_LINE_MAX - vstr_len(sp->line);
+        if (sp->state == SMTPD_ST_DATA) {
+            if (take > room)
+                take = room;
+            vstr_append(sp->line, data + pos, take);
+            pos += take;
+            if (vstr_str(sp->line)[vstr_len(sp->line) - 1] == '\n')
+                smtpd_data_line(sp, 1);
+            else if (vstr_len(sp->line) == SMTPD_LINE_MAX)
+                smtpd_data_line(sp, 0);
+            continue;
+        }
+        if (sp->overflow || take > room) {
+            sp->overflow = 1;
+            vstr_reset(sp->line);
+        } else {
+            vstr_append(sp->line, data + pos, take);
+        }
+        pos += take;
+        if (nl == NULL)
+            continue;
+        if (sp->overflow) {
+            sp->overflow = 0;
+            smtpd_reply(sp, "500 5.5.2 Error: command line too long");
+        } else {
+            smtpd_command(sp);
+        }
+        vstr_reset(sp->line);
+        smtpd_too_many_errors(sp);
+    }
+    smtpd_flush(sp);
+    return sp->state == SMTPD_ST_DONE ? SMTPD_DONE : SMTPD_MORE;
+}
+
+/* smtpd_proto_eof - the client closed its side */
+void smtpd_proto_eof(SMTPD_PROTO *sp)
+{
+    if (sp->state == SMTPD_ST_DONE)
+        return;
+    msg_info("lost connection after %s from %s", sp->state == SMTPD_ST_DATA ? "DATA" : sp->last,
+             sp->client);
+    smtpd_flush(sp);
+    smtpd_log_end(sp);
+    smtpd_finish(sp);
+}
+
+/* smtpd_proto_timeout - the client sent nothing for too long */
+void smtpd_proto_timeout(SMTPD_PROTO *sp)
+{
+    if (sp->state == SMTPD_ST_DONE)
+        return;
+    msg_info("timeout after %s from %s", sp->state == SMTPD_ST_DATA ? "DATA" : sp->last,
+             sp->client);
+    smtpd_reply(sp, "421 4.4.2 %s Error: timeout exceeded", sp->hostname);
+    smtpd_flush(sp);
+    smtpd_log_end(sp);
+    smtpd_finish(sp);
+}
+
+/* smtpd_proto_free - release the session */
+void smtpd_proto_free(SMTPD_PROTO *sp)
+{
+    smtpd_log_end(sp);
+    smtpd_reset(sp);
+    myfree(sp->rcpts);
+    myfree(sp->hostname);
+    myfree(sp->client);
+    myfree(sp->qualify);
+    myfree(sp->helo);
+    vstr_free(sp->line);
+    vstr_free(sp->out);
+    vstr_free(sp->content);
+    myfree(sp);
+}

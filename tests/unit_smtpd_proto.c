@@ -1,0 +1,404 @@
+/*
+ * unit_smtpd_proto - table tests of the SMTP server protocol object
+ *
+ * Each case is a client's script (the bytes it sends, commands pipelined
+ * or not, good and bad), what the fake queue answers for a message, the
+ * codes of the replies the session must write (one per reply, the
+ * greeting first), how many messages it must hand over, and a piece of
+ * the last message as the fake queue recorded it ("from=... |rcpt=...|"
+ * and the content). Every script is fed twice, all at once and one byte
+ * at a time, and both runs must give the same replies. A few checks that
+ * do not fit the table follow it: the EHLO keywords, a failed write, a
+ * timeout, and the NOTIFY checker.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg.h"
+#include "mymalloc.h"
+#include "smtpd_proto.h"
+#include "tap.h"
+#include "vstr.h"
+
+#define T_SIZE_LIMIT 10000
+#define T_RCPT_LIMIT 3
+#define T_ERROR_LIMIT 5
+
+/* The fake connection and queue. */
+typedef struct FAKE {
+    VSTR *out;           /* everything the session wrote */
+    int messages;        /* handed over */
+    VSTR *last;          /* the last message, as a string */
+    SMTPD_RESULT result; /* what the queue says */
+    int fail_write;      /* the client is gone */
+} FAKE;
+
+/* One script and what must come of it. */
+struct smtpd_case {
+    const char *name;
+    const char *input;   /* NULL: generated, see case_input() */
+    const char *codes;   /* reply codes in order, blank-separated */
+    int messages;        /* handed to the queue */
+    const char *expect;  /* in the last message's record, or NULL */
+    SMTPD_RESULT result; /* the queue's verdict */
+};
+
+#define HELLO "EHLO client.test\r\n"
+#define TXN "MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"
+#define BODY "DATA\r\nSubject: t\r\n\r\nhello\r\n.\r\n"
+
+static const struct smtpd_case cases[] = {
+    {"one message", HELLO TXN BODY "QUIT\r\n", "220 250 250 250 354 250 221", 1,
+     "from=a@b.test ret= envid= utf8=0|rcpt=c@d.test notify= orcpt=|Subject: t\r\n\r\nhello\r\n",
+     SMTPD_QUEUED},
+    {"two messages in one session", HELLO TXN BODY TXN BODY "QUIT\r\n",
+     "220 250 250 250 354 250 250 250 354 250 221", 2, NULL, SMTPD_QUEUED},
+    {"HELO, then a message", "HELO client.test\r\n" TXN BODY "QUIT\r\n",
+     "220 250 250 250 354 250 221", 1, NULL, SMTPD_QUEUED},
+    {"MAIL without EHLO is fine", TXN BODY "QUIT\r\n", "220 250 250 354 250 221", 1, NULL,
+     SMTPD_QUEUED},
+    {"lower case commands",
+     "ehlo x\r\nmail from:<a@b.test>\r\nrcpt to:<c@d.test>\r\ndata\r\n"
+     "x\r\n.\r\nquit\r\n",
+     "220 250 250 250 354 250 221", 1, "|x\r\n", SMTPD_QUEUED},
+    {"dot-unstuffing", HELLO TXN "DATA\r\n..leading dot\r\n...\r\n.x\r\n.\r\n",
+     "220 250 250 250 354 250", 1, "|.leading dot\r\n..\r\nx\r\n", SMTPD_QUEUED},
+    {"bare LF lines, content gets CRLF",
+     "EHLO x\nMAIL FROM:<a@b.test>\nRCPT TO:<c@d.test>\nDATA\none\ntwo\r\n.\nQUIT\n",
+     "220 250 250 250 354 250 221", 1, "|one\r\ntwo\r\n", SMTPD_QUEUED},
+    {"bare CR inside a content line is kept", HELLO TXN "DATA\r\na\rb\r\n.\r\n",
+     "220 250 250 250 354 250", 1, "|a\rb\r\n", SMTPD_QUEUED},
+    {"a dot line inside a line is content", HELLO TXN "DATA\r\nx.\r\n .\r\n.\r\n",
+     "220 250 250 250 354 250", 1, "|x.\r\n .\r\n", SMTPD_QUEUED},
+    {"DSN and SIZE parameters",
+     HELLO "MAIL FROM:<a@b.test> SIZE=100 BODY=8BITMIME RET=HDRS ENVID=id+2B1\r\n"
+           "RCPT TO:<c@d.test> NOTIFY=success,FAILURE ORCPT=rfc822;x+2Bo@d.test\r\n"
+           "RCPT TO:<e@d.test> NOTIFY=NEVER\r\n" BODY,
+     "220 250 250 250 250 354 250", 1,
+     "from=a@b.test ret=hdrs envid=id+1 utf8=0|rcpt=c@d.test notify=success,failure "
+     "orcpt=rfc822;x+o@d.test|rcpt=e@d.test notify=never orcpt=|",
+     SMTPD_QUEUED},
+    {"null sender", HELLO "MAIL FROM:<>\r\nRCPT TO:<c@d.test>\r\n" BODY, "220 250 250 250 354 250",
+     1, "from= ret=", SMTPD_QUEUED},
+    {"bare local parts are qualified", HELLO "MAIL FROM:<me>\r\nRCPT TO:<postmaster>\r\n" BODY,
+     "220 250 250 250 354 250", 1,
+     "from=me@origin.test ret= envid= utf8=0|rcpt=postmaster@origin.test", SMTPD_QUEUED},
+    {"no angle brackets, blank after colon, source route",
+     HELLO "MAIL FROM: a@b.test\r\nRCPT TO: <@relay.test,@r2.test:c@d.test>\r\n" BODY,
+     "220 250 250 250 354 250", 1, "from=a@b.test ret= envid= utf8=0|rcpt=c@d.test notify",
+     SMTPD_QUEUED},
+    {"quoted local part with blanks and brackets",
+     HELLO "MAIL FROM:<a@b.test>\r\nRCPT TO:<\"x >y\"@d.test>\r\n" BODY, "220 250 250 250 354 250",
+     1, "|rcpt=\"x >y\"@d.test ", SMTPD_QUEUED},
+    {"a repeated recipient is kept once", HELLO TXN "RCPT TO:<c@d.test>\r\n" BODY,
+     "220 250 250 250 250 354 250", 1, "|rcpt=c@d.test notify= orcpt=|Subject", SMTPD_QUEUED},
+    {"UTF-8 addresses with SMTPUTF8",
+     HELLO "MAIL FROM:<j\xc3\xb6rg@b.test> SMTPUTF8\r\nRCPT TO:<\xc3\xa5@d.test>\r\n" BODY,
+     "220 250 250 250 354 250", 1, "utf8=1|rcpt=\xc3\xa5@d.test", SMTPD_QUEUED},
+    {"RSET ends the transaction", HELLO TXN "RSET\r\nRCPT TO:<c@d.test>\r\nQUIT\r\n",
+     "220 250 250 250 250 503 221", 0, NULL, SMTPD_QUEUED},
+    {"EHLO ends the transaction", HELLO TXN HELLO "DATA\r\nQUIT\r\n", "220 250 250 250 250 503 221",
+     0, NULL, SMTPD_QUEUED},
+    {"NOOP, VRFY, HELP", HELLO "NOOP\r\nVRFY someone\r\nVRFY\r\nHELP\r\nQUIT\r\n",
+     "220 250 250 252 501 214 221", 0, NULL, SMTPD_QUEUED},
+    {"queue says try later", HELLO TXN BODY "QUIT\r\n", "220 250 250 250 354 451 221", 1, NULL,
+     SMTPD_TEMPFAIL},
+    {"queue is out of space", HELLO TXN BODY, "220 250 250 250 354 452", 1, NULL, SMTPD_NOSPACE},
+    {"queue refuses the message", HELLO TXN BODY, "220 250 250 250 354 554", 1, NULL,
+     SMTPD_REJECTED},
+    {"queue failures are not the client's errors",
+     HELLO TXN BODY TXN BODY TXN BODY TXN BODY TXN BODY TXN BODY "NOOP\r\n",
+     "220 250 250 250 354 451 250 250 354 451 250 250 354 451 250 250 354 451 250 250 354 451 "
+     "250 250 354 451 250",
+     6, NULL, SMTPD_TEMPFAIL},
+    /* Bad input. */
+    {"RCPT before MAIL", HELLO "RCPT TO:<c@d.test>\r\nQUIT\r\n", "220 250 503 221", 0, NULL,
+     SMTPD_QUEUED},
+    {"DATA without MAIL", HELLO "DATA\r\nQUIT\r\n", "220 250 503 221", 0, NULL, SMTPD_QUEUED},
+    {"DATA without RCPT", HELLO "MAIL FROM:<a@b.test>\r\nDATA\r\nQUIT\r\n", "220 250 250 503 221",
+     0, NULL, SMTPD_QUEUED},
+    {"DATA with an argument", HELLO TXN "DATA now\r\nQUIT\r\n", "220 250 250 250 501 221", 0, NULL,
+     SMTPD_QUEUED},
+    {"nested MAIL", HELLO TXN "MAIL FROM:<x@b.test>\r\n" BODY, "220 250 250 250 503 354 250", 1,
+     "from=a@b.test", SMTPD_QUEUED},
+    {"MAIL syntax", HELLO "MAIL <a@b.test>\r\nMAIL FROM:<a@b.test\r\nMAIL FROM:<a@b.test>x\r\n",
+     "220 250 501 501 501", 0, NULL, SMTPD_QUEUED},
+    {"bad sender address", HELLO "MAIL FROM:<a b@c.test>\r\nMAIL FROM:<a@@c>\r\nQUIT\r\n",
+     "220 250 501 501 221", 0, NULL, SMTPD_QUEUED},
+    {"bad recipient addresses",
+     HELLO "MAIL FROM:<a@b.test>\r\nRCPT TO:<>\r\nRCPT TO:<x@-bad-.test>\r\nRCPT TO:x@\r\n"
+           "DATA\r\nQUIT\r\n",
+     "220 250 250 501 501 501 503 221", 0, NULL, SMTPD_QUEUED},
+    {"a failed MAIL leaves no transaction",
+     HELLO "MAIL FROM:<a@b.test> RET=HDRS FOO=1\r\nRCPT TO:<c@d.test>\r\n", "220 250 555 503", 0,
+     NULL, SMTPD_QUEUED},
+    {"bad DSN parameters on MAIL",
+     HELLO "MAIL FROM:<a@b.test> RET=ALL\r\nMAIL FROM:<a@b.test> ENVID=a+zz\r\n"
+           "MAIL FROM:<a@b.test> ENVID=\r\nMAIL FROM:<a@b.test> BODY=BINARYMIME\r\nQUIT\r\n",
+     "220 250 501 501 501 501 221", 0, NULL, SMTPD_QUEUED},
+    {"bad DSN parameters on RCPT",
+     HELLO TXN "RCPT TO:<e@d.test> NOTIFY=NEVER,SUCCESS\r\nRCPT TO:<e@d.test> NOTIFY=sometimes\r\n"
+               "RCPT TO:<e@d.test> ORCPT=rfc822\r\nRCPT TO:<e@d.test> ORCPT=rfc822;a+3Cb\r\n"
+               "QUIT\r\n",
+     "220 250 250 250 501 501 501 501 221", 0, NULL, SMTPD_QUEUED},
+    {"unknown parameters",
+     HELLO "MAIL FROM:<a@b.test> AUTH=<>\r\n" TXN "RCPT TO:<e@d.test> FOO\r\nQUIT\r\n",
+     "220 250 555 250 250 555 221", 0, NULL, SMTPD_QUEUED},
+    {"SIZE over the limit",
+     HELLO "MAIL FROM:<a@b.test> SIZE=10001\r\nMAIL FROM:<a@b.test> "
+           "SIZE=1x\r\nMAIL FROM:<a@b.test> SIZE=10000\r\n",
+     "220 250 552 501 250", 0, NULL, SMTPD_QUEUED},
+    {"too many recipients",
+     HELLO "MAIL FROM:<a@b.test>\r\nRCPT TO:<1@d.test>\r\nRCPT TO:<2@d.test>\r\n"
+           "RCPT TO:<3@d.test>\r\nRCPT TO:<4@d.test>\r\n" BODY,
+     "220 250 250 250 250 250 452 354 250", 1, "|rcpt=3@d.test notify= orcpt=|Subject",
+     SMTPD_QUEUED},
+    {"unknown, empty and unimplemented commands", HELLO "EXPN list\r\nSTARTTLS\r\n\r\nQUIT\r\n",
+     "220 250 502 502 500 221", 0, NULL, SMTPD_QUEUED},
+    {"EHLO and HELO need a host name", "EHLO\r\nHELO\r\nEHLO a b\r\nQUIT\r\n",
+     "220 501 501 501 221", 0, NULL, SMTPD_QUEUED},
+    {"8-bit in a command",
+     "EHLO h\xc3\xa9.test\r\nMAIL FROM:<j\xc3\xb6rg@b.test>\r\n"
+     "MAIL FROM:<a@b.test>\r\nRCPT TO:<\xc3\xa5@d.test>\r\nQUIT\r\n",
+     "220 500 500 250 500 221", 0, NULL, SMTPD_QUEUED},
+    {"control characters in a command", "EHLO a\rb\r\nNOOP\x01\r\nNOOP\r\nQUIT\r\n",
+     "220 500 500 250 221", 0, NULL, SMTPD_QUEUED},
+    {"too many errors end the session", "FOO\r\nBAR\r\nBAZ\r\nQUX\r\nQUUX\r\nNOOP\r\nQUIT\r\n",
+     "220 502 502 502 502 502 421", 0, NULL, SMTPD_QUEUED},
+    {"nothing after QUIT", "QUIT\r\nNOOP\r\n" TXN, "220 221", 0, NULL, SMTPD_QUEUED},
+    {"end of input inside DATA hands nothing over", HELLO TXN "DATA\r\nSubject: cut\r\n",
+     "220 250 250 250 354", 0, NULL, SMTPD_QUEUED},
+    {"end of data with bare LF", HELLO TXN "DATA\nbody\n.\nNOOP\n", "220 250 250 250 354 250 250",
+     1, "|body\r\n", SMTPD_QUEUED},
+    /* Generated: see case_input(). */
+    {"overlong command line", NULL, "220 250 500 250 221", 0, NULL, SMTPD_QUEUED},
+    {"overlong content line is kept whole", NULL, "220 250 250 250 354 250 221", 1, NULL,
+     SMTPD_QUEUED},
+    {"message over the size limit, then one under", NULL, "220 250 250 250 354 552 250 250 354 250",
+     1, "|small\r\n", SMTPD_QUEUED},
+};
+
+/* case_input - the script of a case; generated ones are built here */
+static void case_input(const struct smtpd_case *c, VSTR *in)
+{
+    vstr_reset(in);
+    if (c->input != NULL) {
+        vstr_strcat(in, c->input);
+        return;
+    }
+    if (strcmp(c->name, "overlong command line") == 0) {
+        vstr_strcat(in, HELLO "NOOP ");
+        for (int i = 0; i < SMTPD_LINE_MAX; i++)
+            vstr_addch(in, 'x');
+        vstr_strcat(in, "\r\nNOOP\r\nQUIT\r\n");
+    } else if (strcmp(c->name, "overlong content line is kept whole") == 0) {
+        vstr_strcat(in, HELLO TXN "DATA\r\n.");
+        for (int i = 0; i < 3 * SMTPD_LINE_MAX; i++)
+            vstr_addch(in, i == SMTPD_LINE_MAX - 1 ? '.' : 'y');
+        vstr_strcat(in, "\r\n.\r\nQUIT\r\n");
+    } else {
+        vstr_strcat(in, HELLO TXN "DATA\r\n");
+        for (int i = 0; i < T_SIZE_LIMIT / 10; i++)
+            vstr_strcat(in, "123456789\r\n");
+        vstr_strcat(in, ".\r\n" TXN "DATA\r\nsmall\r\n.\r\n");
+    }
+}
+
+/* fake_write - the client reads the replies */
+static int fake_write(void *ctx, const char *data, size_t len)
+{
+    FAKE *fake = ctx;
+
+    if (fake->fail_write)
+        return -1;
+    vstr_append(fake->out, data, len);
+    return 0;
+}
+
+/* fake_message - the queue records the message and answers as told */
+static SMTPD_RESULT fake_message(void *ctx, const SMTPD_MSG *msg, VSTR *text)
+{
+    FAKE *fake = ctx;
+
+    fake->messages++;
+    vstr_sprintf(fake->last, "from=%s ret=%s envid=%s utf8=%d|", msg->sender, msg->ret, msg->envid,
+                 msg->smtputf8);
+    for (size_t i = 0; i < msg->nrcpt; i++)
+        vstr_sprintf_append(fake->last, "rcpt=%s notify=%s orcpt=%s|", msg->rcpts[i].addr,
+                            msg->rcpts[i].notify, msg->rcpts[i].orcpt);
+    vstr_append(fake->last, msg->content, msg->content_len);
+    if (fake->result != SMTPD_QUEUED)
+        vstr_strcpy(text, "fake");
+    return fake->result;
+}
+
+static const SMTPD_OPS fake_ops = {fake_write, fake_message};
+
+static const SMTPD_LIMITS limits = {
+    "mx.test", "unit", "origin.test", T_SIZE_LIMIT, T_RCPT_LIMIT, T_ERROR_LIMIT,
+};
+
+/* reply_codes - the code of each complete reply (its last line), blank-separated */
+static void reply_codes(const VSTR *out, VSTR *codes)
+{
+    const char *line = vstr_str(out);
+    const char *end;
+
+    vstr_reset(codes);
+    while ((end = strstr(line, "\r\n")) != NULL) {
+        if (end - line >= 3 && (end - line == 3 || line[3] == ' ')) {
+            if (vstr_len(codes))
+                vstr_addch(codes, ' ');
+            vstr_append(codes, line, 3);
+        }
+        line = end + 2;
+    }
+}
+
+/* run - a session over a script, fed in pieces of `step` bytes (0: all at once) */
+static void run(FAKE *fake, const VSTR *in, size_t step, SMTPD_RESULT result)
+{
+    SMTPD_PROTO *sp;
+    size_t pos = 0;
+    size_t take;
+    int state;
+
+    vstr_reset(fake->out);
+    vstr_reset(fake->last);
+    fake->messages = 0;
+    fake->result = result;
+    sp = smtpd_proto_create(&limits, &fake_ops, fake);
+    state = smtpd_proto_start(sp);
+    while (state == SMTPD_MORE && pos < vstr_len(in)) {
+        take = step && step < vstr_len(in) - pos ? step : vstr_len(in) - pos;
+        state = smtpd_proto_input(sp, vstr_str(in) + pos, take);
+        pos += take;
+    }
+    smtpd_proto_eof(sp);
+    smtpd_proto_free(sp);
+}
+
+int main(void)
+{
+    FAKE fake;
+    VSTR *in = vstr_alloc(1024);
+    VSTR *codes = vstr_alloc(64);
+    VSTR *codes_bytes = vstr_alloc(64);
+    VSTR *notify = vstr_alloc(32);
+    SMTPD_PROTO *sp;
+    int messages;
+
+    msg_init("unit_smtpd_proto", MSG_TO_STDERR);
+    fake.out = vstr_alloc(1024);
+    fake.last = vstr_alloc(1024);
+    fake.fail_write = 0;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct smtpd_case *c = cases + i;
+
+        case_input(c, in);
+        run(&fake, in, 0, c->result);
+        reply_codes(fake.out, codes);
+        messages = fake.messages;
+        tap_ok(strcmp(vstr_str(codes), c->codes) == 0 && messages == c->messages &&
+                   (c->expect == NULL || strstr(vstr_str(fake.last), c->expect) != NULL),
+               "%s: replies %s, %d message(s)", c->name, vstr_str(codes), messages);
+        if (c->expect != NULL && strstr(vstr_str(fake.last), c->expect) == NULL)
+            tap_diag("last message: %.300s", vstr_str(fake.last));
+        run(&fake, in, 1, c->result);
+        reply_codes(fake.out, codes_bytes);
+        tap_ok(strcmp(vstr_str(codes_bytes), vstr_str(codes)) == 0 && fake.messages == messages,
+               "%s, fed one byte at a time: the same (%s)", c->name, vstr_str(codes_bytes));
+    }
+
+    /* The overlong content line arrives whole, dot-unstuffed, no dot lost inside. */
+    case_input(cases + sizeof(cases) / sizeof(cases[0]) - 2, in);
+    run(&fake, in, 7, SMTPD_QUEUED);
+    {
+        const char *content = strchr(strrchr(vstr_str(fake.last), '|'), 'y');
+
+        tap_ok(content != NULL && strlen(content) == 3 * SMTPD_LINE_MAX + 2 &&
+                   content[SMTPD_LINE_MAX - 1] == '.' &&
+                   strcmp(content + 3 * SMTPD_LINE_MAX, "\r\n") == 0,
+               "a content line of %d bytes is handed over whole", 3 * SMTPD_LINE_MAX);
+    }
+
+    /* The EHLO reply offers what a local submission needs. */
+    vstr_strcpy(in, "EHLO x\r\n");
+    run(&fake, in, 0, SMTPD_QUEUED);
+    tap_ok(strstr(vstr_str(fake.out), "220 mx.test ESMTP") == vstr_str(fake.out) &&
+               strstr(vstr_str(fake.out), "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10000\r\n"
+                                          "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n"
+                                          "250 SMTPUTF8\r\n") != NULL,
+           "greeting, then EHLO offers PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES, DSN, "
+           "SMTPUTF8");
+
+    /* Every reply has an enhanced status code but the greeting, EHLO/HELO and 354. */
+    vstr_strcpy(in,
+                HELLO "HELO x\r\nFOO\r\nMAIL FROM:<x\r\n" TXN BODY "VRFY a\r\nHELP\r\nQUIT\r\n");
+    run(&fake, in, 0, SMTPD_QUEUED);
+    {
+        const char *line = strstr(vstr_str(fake.out), "\r\n250 SMTPUTF8\r\n") + 16;
+        const char *end;
+        int all = 1;
+
+        line = strstr(line, "\r\n") + 2; /* the HELO reply */
+        for (; (end = strstr(line, "\r\n")) != NULL; line = end + 2)
+            if (strncmp(line, "354 ", 4) != 0 &&
+                !(line[4] >= '2' && line[4] <= '5' && line[5] == '.' && line[4] == line[0]))
+                all = 0;
+        tap_ok(all, "enhanced status codes in every other reply");
+    }
+
+    /* A client that is gone ends the session at once; nothing after is handed over. */
+    vstr_strcpy(in, HELLO TXN BODY);
+    fake.fail_write = 1;
+    vstr_reset(fake.out);
+    fake.messages = 0;
+    fake.result = SMTPD_QUEUED;
+    sp = smtpd_proto_create(&limits, &fake_ops, &fake);
+    tap_ok(smtpd_proto_start(sp) == SMTPD_DONE, "a greeting that cannot be written ends it");
+    tap_ok(smtpd_proto_input(sp, vstr_str(in), vstr_len(in)) == SMTPD_DONE && fake.messages == 0,
+           "and later input is ignored");
+    smtpd_proto_free(sp);
+    fake.fail_write = 0;
+
+    /* A timeout says 421 and ends the session; a message in progress is dropped. */
+    vstr_reset(fake.out);
+    fake.messages = 0;
+    sp = smtpd_proto_create(&limits, &fake_ops, &fake);
+    (void)smtpd_proto_start(sp);
+    vstr_strcpy(in, HELLO TXN "DATA\r\npart\r\n");
+    (void)smtpd_proto_input(sp, vstr_str(in), vstr_len(in));
+    smtpd_proto_timeout(sp);
+    reply_codes(fake.out, codes);
+    tap_ok(strcmp(vstr_str(codes), "220 250 250 250 354 421") == 0 && fake.messages == 0 &&
+               strstr(vstr_str(fake.out), "421 4.4.2 mx.test Error: timeout exceeded") != NULL,
+           "timeout: 421 4.4.2, nothing handed over (%s)", vstr_str(codes));
+    tap_ok(smtpd_proto_input(sp, ".\r\n", 3) == SMTPD_DONE && fake.messages == 0,
+           "timeout: the rest of the message is ignored");
+    smtpd_proto_free(sp);
+
+    /* The NOTIFY checker the sendmail command's -N shares. */
+    tap_ok(smtpd_proto_notify("Delay,SUCCESS", 13, notify) == 0 &&
+               strcmp(vstr_str(notify), "delay,success") == 0,
+           "NOTIFY: any case, order kept, lower case out");
+    tap_ok(smtpd_proto_notify("never", 5, notify) == 0 && strcmp(vstr_str(notify), "never") == 0,
+           "NOTIFY: never alone");
+    tap_ok(smtpd_proto_notify("success,success", 15, notify) < 0 &&
+               smtpd_proto_notify("failure,never", 13, notify) < 0 &&
+               smtpd_proto_notify("", 0, notify) < 0 &&
+               smtpd_proto_notify("success,", 8, notify) < 0,
+           "NOTIFY: repeated keyword, never with another, empty, trailing comma refused");
+
+    vstr_free(in);
+    vstr_free(codes);
+    vstr_free(codes_bytes);
+    vstr_free(notify);
+    vstr_free(fake.out);
+    vstr_free(fake.last);
+    return tap_done();
+}

@@ -903,8 +903,8 @@ static int sendmail_bs(void)
     bs.maildrop = qdir_path(var_str("queue_directory"), QDIR_MAILDROP);
     bs.uid = (long long)getuid();
     msg_init("sendmail", MSG_TO_STDERR);
-    if (msg_set_logfile(var_str("maillog_file")) < 0)
-        (void)msg_set_logfile("");
+    if (msg_set_log(var_str("syslog_name"), var_str("maillog_file")) < 0)
+        (void)msg_set_log(var_str("syslog_name"), "");
     sendmail_catch_signals();
     atexit(sendmail_cleanup);
     /* A client that goes away is an end of session, not a kill. */

@@ -364,7 +364,7 @@ static void master_reload(int sig)
         return;
     }
     /* Check the file completely before params_load() replaces the old one. */
-    if ((cfg = config_load(params_table, master_config_path, why)) == NULL ||
+    if ((cfg = params_read(master_config_path, why)) == NULL ||
         master_check_config(cfg, why) < 0) {
         msg_warn("reload: %s; keeping the old configuration", vstr_str(why));
         config_free(cfg);

@@ -4,7 +4,8 @@
  * control_request()
  *	answer one request record: `flush` (make deferred mail due now: the
  *	listed queue ids, or every message with a recipient in a listed
- *	domain, or the whole queue; held and active messages are left alone)
+ *	domain, or the whole queue; held and active messages are left alone;
+ *	a suspended destination is probed at once, dest.c)
  *	`active` (the queue ids being delivered now), `list` (the mailq
  *	listing, for users who cannot read the queue: list.c), `stats` (queue counts
  *	and the connection pool, see stats.c) and the operator's `hold`,
@@ -152,6 +153,7 @@ static int control_flush(QMGR_PEER *peer, const IPC_REC *rec)
     vstr_free(why);
     if (made_due > 0)
         msg_info("flush: %zu message%s made due", made_due, made_due == 1 ? "" : "s");
+    dest_probe_now();
     qmgr_scan_wanted = 1;
     reply = ipc_rec_create("ok");
     ipc_rec_add_long(reply, "count", (long long)made_due);

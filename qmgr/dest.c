@@ -14,6 +14,9 @@
  * dest_probe_wanted()
  *	whether a suspended destination's probe is due and no job of it is
  *	queued or in flight: a route may send one message there (the probe).
+ * dest_probe_now()
+ *	relayq flush: every suspended destination may be probed at once (as
+ *	Postfix's flush forgets dead destinations, but one message first).
  * dest_probe_time()
  *	the wall-clock second of the next probe (now when not suspended): the
  *	time the mail of a suspended destination is rescheduled to.
@@ -319,6 +322,16 @@ int dest_suspended(const QMGR_DEST *dest)
 int dest_probe_wanted(const QMGR_DEST *dest)
 {
     return suspend_probe_due(&dest->suspend, now_ms()) && dest->queued == 0 && dest->busy == 0;
+}
+
+/* dest_probe_now - the operator flushes: probe suspended destinations now */
+void dest_probe_now(void)
+{
+    long long now = now_ms();
+
+    for (QMGR_DEST *dest = dest_head; dest; dest = dest->next)
+        if (dest->suspend.active && dest->suspend.probe_at_ms > now)
+            dest->suspend.probe_at_ms = now;
 }
 
 /* dest_probe_time - the wall-clock second of the next probe */

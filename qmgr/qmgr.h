@@ -158,6 +158,7 @@ void dest_suspend(QMGR_DEST *dest, const QMGR_JOB *job, const char *dsn, const c
 void dest_resume(QMGR_DEST *dest);
 int dest_suspended(const QMGR_DEST *dest);
 int dest_probe_wanted(const QMGR_DEST *dest);
+void dest_probe_now(void);
 long long dest_probe_time(const QMGR_DEST *dest);
 void dest_suspend_text(const QMGR_DEST *dest, VSTR *text);
 void dest_park(QMGR_DEST *dest, const char *qid);

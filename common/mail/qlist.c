@@ -8,8 +8,9 @@
  *	delivered under its last deferral reason; then "-- N Kbytes in M
  *	Requests." or "Mail queue is empty"), or with opts->json one
  *	"postqueue -j" object per message per line, plus next_attempt and
- *	attempts. Messages set aside because a queue record fails
- *	authentication (encryption at rest) come last: "QUEUE_ID# (set aside:
+ *	attempts (queue_name "deferred" once an attempt was counted or a
+ *	recipient was deferred, e.g. while its destination is suspended). Messages set aside because
+ *a queue record fails authentication (encryption at rest) come last: "QUEUE_ID# (set aside:
  *	reason)", or queue_name "aside" with the reason. Returns 0, or -1 with
  *	why when the snapshot cannot be read (the output is then incomplete).
  * qlist_write_empty()
@@ -161,11 +162,17 @@ static void qlist_json(QLIST_STATE *state, const QMSG *msg, const QRCPT *rcpts, 
                        int active)
 {
     FILE *fp = state->out;
-    const char *queue = active                     ? "active"
-                        : (msg->flags & QMSG_HOLD) ? "hold"
-                        : msg->attempts > 0        ? "deferred"
-                                                   : "incoming";
-    int first = 1;
+    int deferred = msg->attempts > 0, first = 1;
+    const char *queue;
+
+    /* Mail deferred without an attempt counted (its destination suspended,
+     * the relay throttling) is deferred all the same, as in Postfix. */
+    for (size_t i = 0; i < nrcpt && !deferred; i++)
+        deferred = rcpts[i].status == QRCPT_DEFERRED;
+    queue = active                     ? "active"
+            : (msg->flags & QMSG_HOLD) ? "hold"
+            : deferred                 ? "deferred"
+                                       : "incoming";
 
     fprintf(fp, "{\"queue_name\": \"%s\", \"queue_id\": ", queue);
     qlist_json_str(fp, msg->qid);

@@ -12,6 +12,11 @@
  *	A queued job whose message the operator deleted or held meanwhile is
  *	dropped instead. A destination over its rate (dest_take_token) gets
  *	no job this pass; a timer brings the loop back when it may.
+ *	A suspended destination (dest.c) gets one job when its probe is due
+ *	and none in flight; before that, its queued jobs are deferred to the
+ *	probe time (message_defer_suspended) or, when their route has a relay
+ *	that is up, sent back to be routed there. While the probe or the jobs
+ *	sent before the suspension are out, its queue waits for their result.
  * job_free()
  *	release a job.
  */
@@ -22,6 +27,8 @@
 #include "msg.h"
 #include "mymalloc.h"
 #include "qmgr.h"
+
+#define ASSIGN_PROBE_NEAR_MS 1000 /* a probe this close: its mail waits in memory */
 
 static long long assign_next_id = 1;
 
@@ -94,6 +101,38 @@ static void assign_wakeup(void *ctx)
     (void)ctx;
 }
 
+/* assign_hold_back - a suspended destination: 1 when none of its jobs may start now */
+static int assign_hold_back(QMGR_DEST *dest)
+{
+    long long wait_ms = dest->suspend.probe_at_ms - now_ms();
+    QMGR_JOB *job;
+
+    if (!dest_suspended(dest))
+        return 0;
+    if (dest->busy > 0)
+        return 1; /* the probe, or jobs sent before the suspension: wait for them */
+    if (wait_ms <= 0)
+        return 0; /* the probe may go */
+    if (wait_ms <= ASSIGN_PROBE_NEAR_MS) {
+        event_request_timer(assign_wakeup, dest, wait_ms);
+        return 1;
+    }
+    /* Until the probe the mail waits in the queue, not in memory. */
+    while ((job = dest_dequeue(dest)) != NULL) {
+        QMGR_MESSAGE *message = job->message;
+
+        if (!message->deleted && !(message->env.flags & QMSG_HOLD)) {
+            if (route_pick(job->route) != dest)
+                message->reroute = 1;
+            else
+                message_defer_suspended(message, job);
+        }
+        job_free(job);
+        message_job_done(message);
+    }
+    return 1;
+}
+
 /* assign_jobs - give queued jobs to idle workers */
 void assign_jobs(void)
 {
@@ -107,20 +146,24 @@ void assign_jobs(void)
         progress = 0;
         for (QMGR_DEST *dest = dest_list(); dest; dest = dest->next) {
             QMGR_PEER *worker;
+            QMGR_JOB *job;
             long long wait_ms;
 
             if (dest->queued == 0 || dest->busy >= dest->limit)
                 continue;
             if (dest->head->message->deleted || (dest->head->message->env.flags & QMSG_HOLD)) {
                 /* Deleted or held by the operator while waiting for a worker. */
-                QMGR_JOB *job = dest_dequeue(dest);
-                QMGR_MESSAGE *message = job->message;
+                QMGR_MESSAGE *message;
 
+                job = dest_dequeue(dest);
+                message = job->message;
                 job_free(job);
                 message_job_done(message);
                 progress = 1;
                 continue;
             }
+            if (assign_hold_back(dest))
+                continue;
             if ((worker = assign_pick_worker(dest)) == NULL)
                 return;
             if (!dest_take_token(dest, &wait_ms)) {
@@ -128,7 +171,9 @@ void assign_jobs(void)
                 event_request_timer(assign_wakeup, dest, wait_ms);
                 continue;
             }
-            assign_send(worker, dest_dequeue(dest));
+            job = dest_dequeue(dest);
+            job->probe = dest_suspended(dest);
+            assign_send(worker, job);
             progress = 1;
         }
     }

@@ -4,7 +4,8 @@
  * control_request()
  *	answer one request record: `flush` (make deferred mail due now: the
  *	listed queue ids, or every message with a recipient in a listed
- *	domain, or the whole queue; held and active messages are left alone)
+ *	domain, or the whole queue; held and active messages are left alone;
+ *	a suspended destination is probed at once, dest.c)
  *	`active` (the queue ids being delivered now), `list` (the mailq
  *	listing, for users who cannot read the queue: list.c), `stats` (queue counts
  *	and the connection pool, see stats.c) and the operator's `hold`,
@@ -12,6 +13,11 @@
  *	on the peer's channel; a flush replies after its transaction has
  *	committed. Returns -1 for a request that is not understood (the
  *	caller closes the connection after the error reply is sent).
+ * control_make_due()
+ *	make one deferred message due at `now` in a write transaction, as a
+ *	flush does: not when it is active, held, gone or due already.
+ *	Returns 1 when it changed. Resumed destinations release their mail
+ *	with it (dest.c).
  * control_privileged()
  *	whether the peer is root or mail_owner (SO_PEERCRED), who may change
  *	the queue and always read it.
@@ -85,6 +91,22 @@ static int control_flush_visit(const char *qid, long long when, void *ctx)
     return 0;
 }
 
+/* control_make_due - make one deferred message due now; 1 when it changed */
+int control_make_due(QSTORE_TXN *txn, const char *qid, long long now)
+{
+    QMSG env;
+    int changed = 0;
+
+    if (htable_get(qmgr_active, qid) != NULL || qstore_message_get(txn, qid, &env) != QSTORE_OK)
+        return 0;
+    if (!(env.flags & QMSG_HOLD) && env.next_attempt > now) {
+        qstore_message_reschedule(txn, &env, now);
+        changed = 1;
+    }
+    qmsg_free(&env);
+    return changed;
+}
+
 /* control_flush - make deferred mail due now */
 static int control_flush(QMGR_PEER *peer, const IPC_REC *rec)
 {
@@ -119,16 +141,7 @@ static int control_flush(QMGR_PEER *peer, const IPC_REC *rec)
         qstore_schedule_scan(flush.txn, LLONG_MAX, control_flush_visit, &flush);
     }
     for (size_t i = 0; i < flush.count; i++) {
-        QMSG env;
-
-        if (htable_get(qmgr_active, flush.qids[i]) == NULL &&
-            qstore_message_get(flush.txn, flush.qids[i], &env) == QSTORE_OK) {
-            if (!(env.flags & QMSG_HOLD) && env.next_attempt > flush.now) {
-                qstore_message_reschedule(flush.txn, &env, flush.now);
-                made_due++;
-            }
-            qmsg_free(&env);
-        }
+        made_due += (size_t)control_make_due(flush.txn, flush.qids[i], flush.now);
         myfree(flush.qids[i]);
     }
     myfree(flush.qids);
@@ -140,6 +153,7 @@ static int control_flush(QMGR_PEER *peer, const IPC_REC *rec)
     vstr_free(why);
     if (made_due > 0)
         msg_info("flush: %zu message%s made due", made_due, made_due == 1 ? "" : "s");
+    dest_probe_now();
     qmgr_scan_wanted = 1;
     reply = ipc_rec_create("ok");
     ipc_rec_add_long(reply, "count", (long long)made_due);

@@ -3,9 +3,35 @@
  *
  * dest_find()
  *	the destination of a relay host and port, made on first use.
- * dest_mark_down(), dest_is_down()
- *	a relay that could not be reached is avoided for a minute by routes
- *	that have another relay to offer (route.c).
+ * dest_suspend(), dest_resume(), dest_suspended()
+ *	a destination that cannot be reached (suspend.c says which failures
+ *	mean that) is suspended: logged once, "DEST: destination suspended:
+ *	REASON; next probe in Ns"; its mail waits for one probe per
+ *	destination_probe_interval (assign.c) and routes with another relay
+ *	use that one meanwhile (route.c). The first job that reaches the
+ *	relay again resumes it: "DEST: destination resumed after Ns, N
+ *	messages released", and the mail parked for the probe is released.
+ * dest_probe_wanted()
+ *	whether a suspended destination's probe is due and no job of it is
+ *	queued or in flight: a route may send one message there (the probe).
+ * dest_probe_now()
+ *	relayq flush: every suspended destination may be probed at once (as
+ *	Postfix's flush forgets dead destinations, but one message first).
+ * dest_probe_time()
+ *	the wall-clock second of the next probe (now when not suspended): the
+ *	time the mail of a suspended destination is rescheduled to.
+ * dest_suspend_text()
+ *	the deferral reason recorded for such mail (mailq shows it):
+ *	"REASON (destination suspended, next probe at HH:MM:SS)".
+ * dest_park()
+ *	remember a queue id rescheduled to the probe time, to make it due
+ *	at once when the destination resumes; at most DEST_PARKED_MAX per
+ *	destination (the others come due at their probe time anyway).
+ * dest_release()
+ *	make the mail of resumed destinations due now, in one write
+ *	transaction (control_make_due(), as relayq flush does); called after
+ *	the pass's results are committed. A transaction that fails keeps the
+ *	list for the next pass.
  * dest_enqueue(), dest_dequeue()
  *	a destination's FIFO queue of jobs waiting for a worker.
  * dest_list()
@@ -48,6 +74,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "iostuff.h"
 #include "maps.h"
@@ -56,7 +83,7 @@
 #include "params.h"
 #include "qmgr.h"
 
-#define DEST_DOWN_MS 60000 /* how long an unreachable relay is avoided */
+#define DEST_PARKED_MAX 100000 /* queue ids remembered per suspended destination */
 
 static QMGR_DEST *dest_head;
 static MAPS *dest_policy; /* destination_policy_maps */
@@ -238,16 +265,154 @@ void dest_reload(void)
         dest_apply_policy(dest);
 }
 
-/* dest_mark_down - a relay could not be reached */
-void dest_mark_down(QMGR_DEST *dest)
+/* dest_park_into - htable_walk callback: add a queue id to another list */
+static void dest_park_into(const char *qid, void *value, void *ctx)
 {
-    dest->down_until_ms = now_ms() + DEST_DOWN_MS;
+    if (htable_get(ctx, qid) == NULL)
+        htable_put(ctx, qid, value);
 }
 
-/* dest_is_down - is a relay being avoided */
-int dest_is_down(const QMGR_DEST *dest)
+/* dest_suspend - a job found the destination down */
+void dest_suspend(QMGR_DEST *dest, const QMGR_JOB *job, const char *dsn, const char *reason)
 {
-    return dest->down_until_ms > now_ms();
+    long long base_ms = var_int("destination_probe_interval") * 1000LL;
+    int started = suspend_fail(&dest->suspend, now_ms(), base_ms, job->probe);
+
+    if (!started && !job->probe)
+        return;
+    /* The latest failure is the reason the waiting mail shows. */
+    myfree(dest->suspend_reason);
+    dest->suspend_reason = mystrdup(reason);
+    snprintf(dest->suspend_dsn, sizeof(dest->suspend_dsn), "%s", dsn);
+    if (started)
+        msg_info("%s: destination suspended: %s; next probe in %llds", dest->name, reason,
+                 dest->suspend.interval_ms / 1000);
+}
+
+/* dest_resume - a job reached the relay */
+void dest_resume(QMGR_DEST *dest)
+{
+    long long outage_ms = suspend_resume(&dest->suspend, now_ms());
+    size_t count = dest->parked ? htable_count(dest->parked) : 0;
+    HTABLE *parked = dest->parked;
+
+    if (outage_ms < 0)
+        return;
+    msg_info("%s: destination resumed after %llds, %zu message%s released", dest->name,
+             (outage_ms + 500) / 1000, count, count == 1 ? "" : "s");
+    dest->parked = NULL;
+    if (parked == NULL)
+        return;
+    if (dest->released == NULL) {
+        dest->released = parked;
+        return;
+    }
+    /* A resume whose release has not committed yet: one list. */
+    htable_walk(parked, dest_park_into, dest->released);
+    htable_free(parked, NULL);
+}
+
+/* dest_suspended - is the destination suspended */
+int dest_suspended(const QMGR_DEST *dest)
+{
+    return dest->suspend.active;
+}
+
+/* dest_probe_wanted - may a route send one message to a suspended destination now */
+int dest_probe_wanted(const QMGR_DEST *dest)
+{
+    return suspend_probe_due(&dest->suspend, now_ms()) && dest->queued == 0 && dest->busy == 0;
+}
+
+/* dest_probe_now - the operator flushes: probe suspended destinations now */
+void dest_probe_now(void)
+{
+    long long now = now_ms();
+
+    for (QMGR_DEST *dest = dest_head; dest; dest = dest->next)
+        if (dest->suspend.active && dest->suspend.probe_at_ms > now)
+            dest->suspend.probe_at_ms = now;
+}
+
+/* dest_probe_time - the wall-clock second of the next probe */
+long long dest_probe_time(const QMGR_DEST *dest)
+{
+    long long wait_ms = dest->suspend.probe_at_ms - now_ms();
+
+    if (!dest->suspend.active || wait_ms <= 0)
+        return (long long)time(NULL);
+    return (long long)time(NULL) + (wait_ms + 999) / 1000;
+}
+
+/* dest_suspend_text - the reason recorded for mail waiting for the probe */
+void dest_suspend_text(const QMGR_DEST *dest, VSTR *text)
+{
+    time_t when = (time_t)dest_probe_time(dest);
+    struct tm tm;
+    char clock[16];
+
+    if (localtime_r(&when, &tm) == NULL || strftime(clock, sizeof(clock), "%H:%M:%S", &tm) == 0)
+        snprintf(clock, sizeof(clock), "%lld", (long long)when);
+    vstr_sprintf(text, "%s (destination suspended, next probe at %s)",
+                 dest->suspend_reason ? dest->suspend_reason : "destination down", clock);
+}
+
+/* dest_park - remember mail rescheduled to the probe time */
+void dest_park(QMGR_DEST *dest, const char *qid)
+{
+    if (dest->parked == NULL)
+        dest->parked = htable_create(64);
+    if (htable_count(dest->parked) < DEST_PARKED_MAX && htable_get(dest->parked, qid) == NULL)
+        htable_put(dest->parked, qid, dest);
+}
+
+/* What one release transaction did. */
+typedef struct DEST_RELEASE {
+    QSTORE_TXN *txn;
+    long long now;
+    size_t made_due;
+} DEST_RELEASE;
+
+/* dest_release_one - htable_walk callback: make one parked message due */
+static void dest_release_one(const char *qid, void *value, void *ctx)
+{
+    DEST_RELEASE *release = ctx;
+
+    (void)value;
+    release->made_due += (size_t)control_make_due(release->txn, qid, release->now);
+}
+
+/* dest_release - make the mail of resumed destinations due now */
+void dest_release(void)
+{
+    DEST_RELEASE release = {.now = (long long)time(NULL)};
+    QMGR_DEST *dest;
+    VSTR *why;
+
+    for (dest = dest_head; dest; dest = dest->next)
+        if (dest->released)
+            break;
+    if (dest == NULL)
+        return;
+    why = vstr_alloc(100);
+    if ((release.txn = qstore_begin(qmgr_store, 1, why)) != NULL) {
+        for (dest = dest_head; dest; dest = dest->next)
+            if (dest->released)
+                htable_walk(dest->released, dest_release_one, &release);
+        if (qstore_commit(release.txn, why) == QSTORE_OK) {
+            for (dest = dest_head; dest; dest = dest->next) {
+                htable_free(dest->released, NULL);
+                dest->released = NULL;
+            }
+            if (release.made_due > 0)
+                qmgr_scan_wanted = 1;
+            vstr_free(why);
+            return;
+        }
+    }
+    /* The next pass tries again; meanwhile the mail is due at its probe time. */
+    msg_warn("cannot release the mail of a resumed destination: %s", vstr_str(why));
+    vstr_free(why);
 }
 
 /* dest_by_name - the destination of a "host:port" name */

@@ -30,11 +30,20 @@
  *	handed to a relay without DSN; once per message a delay notice after
  *	delay_warning_time) are queued in the same transaction; then the
  *	message is deleted (every recipient final), left due at once (a job
- *	was lost with its worker), or its attempt is counted and it is
+ *	was lost with its worker), rescheduled to its destination's probe
+ *	(message_defer_suspended), or its attempt is counted and it is
  *	rescheduled with an exponential backoff and jitter. Only after the
  *	commit do the messages leave the active set. Returns the number
  *	finalized, or -1 when the commit failed (the list is kept and
  *	retried).
+ * message_defer_suspended()
+ *	a job of the message waits for its suspended destination's probe
+ *	(dest.c): its recipients that are not final are deferred with the
+ *	destination's reason ("... (destination suspended, next probe at
+ *	HH:MM:SS)"), and the message is parked with the destination. When
+ *	finalized, such a message is rescheduled to the probe time without
+ *	an attempt counted, unless another job was deferred by a relay (then
+ *	the backoff applies, and the resume still releases it).
  * message_done_pending()
  *	whether the done list is non-empty.
  * message_free()
@@ -94,6 +103,28 @@ void message_add_attempt(QMGR_MESSAGE *message, unsigned index, const char *rela
 static int message_rcpt_final(int status)
 {
     return status == QRCPT_SENT || status == QRCPT_BOUNCED;
+}
+
+/* message_defer_suspended - a job waits for its destination's probe */
+void message_defer_suspended(QMGR_MESSAGE *message, const QMGR_JOB *job)
+{
+    VSTR *text = vstr_alloc(128);
+
+    dest_suspend_text(job->dest, text);
+    for (size_t i = 0; i < job->nrcpt; i++) {
+        QRCPT *rcpt = &message->rcpts[job->rcpt_index[i]];
+
+        if (message_rcpt_final(rcpt->status))
+            continue;
+        rcpt->status = QRCPT_DEFERRED;
+        snprintf(rcpt->dsn, sizeof(rcpt->dsn), "%s", job->dest->suspend_dsn);
+        myfree(rcpt->reply);
+        rcpt->reply = mystrdup(vstr_str(text));
+        message->changed[job->rcpt_index[i]] = 1;
+    }
+    vstr_free(text);
+    message->suspend_dest = job->dest;
+    dest_park(job->dest, message->env.qid);
 }
 
 /* message_activate - load a due message and queue its jobs */
@@ -342,6 +373,11 @@ static void message_finalize(QSTORE_TXN *txn, QMGR_MESSAGE *message, int *remove
     if (message->throttled || message->reroute) {
         /* The relay was busy, the message is fine: soon again, not later. */
         qstore_message_reschedule(txn, &message->env, (long long)time(NULL) + 1);
+        return;
+    }
+    if (message->suspend_dest && !message->backoff) {
+        /* Its destination is down: back at the probe, no attempt counted. */
+        qstore_message_reschedule(txn, &message->env, dest_probe_time(message->suspend_dest));
         return;
     }
     message->env.attempts++;

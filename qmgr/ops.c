@@ -70,8 +70,14 @@ static int ops_selected(OPS_REQUEST *req, const QMSG *env, int active)
     size_t nrcpt;
     int match;
 
-    if (req->queues && !(req->queues & qname_of(env->flags, env->attempts, active)))
-        return 0;
+    if (req->queues) {
+        if (qstore_rcpts_get(req->txn, env->qid, &rcpts, &nrcpt) != QSTORE_OK)
+            return 0;
+        match = (req->queues & qname_of(env, rcpts, nrcpt, active)) != 0;
+        qstore_rcpts_free(rcpts, nrcpt);
+        if (!match)
+            return 0;
+    }
     if (req->sender && strcasecmp(req->sender, env->sender) != 0)
         return 0;
     if (req->older_than >= 0 && req->now - env->arrival_ms / 1000 < req->older_than)

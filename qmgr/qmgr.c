@@ -10,6 +10,7 @@
  * requests) and then, in qmgr_after_pass():
  *	1. commits the results of the pass in one write transaction (group
  *	   commit) and drops finished messages from the active set;
+ *	   then makes due the mail of destinations that came back (dest.c);
  *	2. scans the schedule index for due messages when asked to;
  *	3. hands queued jobs to idle workers;
  *	4. only then writes to peers, so nothing leaves qmgr before the state
@@ -225,6 +226,8 @@ static void qmgr_after_pass(void)
      * second away) tries again. */
     if (message_done_pending())
         message_finalize_done();
+    /* After the results: mail a resumed destination released is due now. */
+    dest_release();
     if (!qmgr_stopping &&
         (qmgr_scan_wanted || (scan_more_due && htable_count(qmgr_active) <
                                                    (size_t)var_int("qmgr_message_active_limit"))))

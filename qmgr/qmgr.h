@@ -35,6 +35,8 @@ struct QMGR_MESSAGE {
     int requeue;             /* the operator requeued it during delivery */
     int throttled;           /* the relay said "slow down" or limited recipients: retry soon */
     int reroute;             /* its relay was unreachable and the route has another */
+    int backoff;             /* a job was deferred by the relay: count the attempt */
+    QMGR_DEST *suspend_dest; /* a job waits for this suspended destination's probe */
     unsigned char *relayed;  /* per recipient: sent to a relay without DSN, SUCCESS asked */
     QMGR_MESSAGE *done_next; /* on the list of messages to finalize */
 };
@@ -59,8 +61,22 @@ struct QMGR_JOB {
     unsigned *rcpt_index; /* indexes into message->rcpts */
     size_t nrcpt;
     QMGR_PEER *worker; /* the worker delivering it, or NULL while queued */
+    int probe;         /* sent to a suspended destination to see whether it is back */
     QMGR_JOB *next;    /* in the destination's queue */
 };
+
+/*
+ * A destination's suspension (suspend.c): it could not be reached, so
+ * its mail waits for one probe per interval instead of each message
+ * trying a connection of its own. Times are monotonic milliseconds.
+ */
+typedef struct SUSPEND {
+    int active;            /* suspended now */
+    long long since_ms;    /* the first failure of this outage */
+    long long probe_at_ms; /* the next probe may start then */
+    long long interval_ms; /* the wait that led to probe_at_ms */
+    int probes_failed;
+} SUSPEND;
 
 /* Why a connection closed, as smtpout reports it; the order of stats_reasons[]. */
 #define STATS_REASONS 9
@@ -91,16 +107,20 @@ struct QMGR_DEST {
     int limit; /* concurrency limit */
     QMGR_JOB *head, *tail;
     size_t queued;
-    double rate_limit;       /* configured messages per second, 0: none */
-    double adaptive_rate;    /* learned from throttling replies, 0: none */
-    double tokens;           /* token bucket for the rate, at most one */
-    long long refill_ms;     /* when tokens were last added */
-    long long window_ms;     /* start of the current one-second window */
-    int window_count;        /* deliveries in it */
-    int last_window_count;   /* deliveries in the one before */
-    long long decrease_ms;   /* the last multiplicative decrease */
-    long long down_until_ms; /* unreachable: avoided by failover routes until then */
-    int rcpt_limit;          /* most recipients of a message in one job */
+    double rate_limit;     /* configured messages per second, 0: none */
+    double adaptive_rate;  /* learned from throttling replies, 0: none */
+    double tokens;         /* token bucket for the rate, at most one */
+    long long refill_ms;   /* when tokens were last added */
+    long long window_ms;   /* start of the current one-second window */
+    int window_count;      /* deliveries in it */
+    int last_window_count; /* deliveries in the one before */
+    long long decrease_ms; /* the last multiplicative decrease */
+    SUSPEND suspend;       /* down: one probe per interval (suspend.c) */
+    char *suspend_reason;  /* the failure that suspended it */
+    char suspend_dsn[12];
+    HTABLE *parked;   /* queue ids waiting for the probe (bounded), or NULL */
+    HTABLE *released; /* queue ids to make due now after a resume, or NULL */
+    int rcpt_limit;   /* most recipients of a message in one job */
     DEST_STATS stats;
     QMGR_DEST *next;
 };
@@ -134,8 +154,15 @@ void qmgr_peer_close(QMGR_PEER *peer);
 
 /* dest.c */
 QMGR_DEST *dest_find(const char *host, unsigned port);
-void dest_mark_down(QMGR_DEST *dest);
-int dest_is_down(const QMGR_DEST *dest);
+void dest_suspend(QMGR_DEST *dest, const QMGR_JOB *job, const char *dsn, const char *reason);
+void dest_resume(QMGR_DEST *dest);
+int dest_suspended(const QMGR_DEST *dest);
+int dest_probe_wanted(const QMGR_DEST *dest);
+void dest_probe_now(void);
+long long dest_probe_time(const QMGR_DEST *dest);
+void dest_suspend_text(const QMGR_DEST *dest, VSTR *text);
+void dest_park(QMGR_DEST *dest, const char *qid);
+void dest_release(void);
 void dest_enqueue(QMGR_DEST *dest, QMGR_JOB *job);
 QMGR_JOB *dest_dequeue(QMGR_DEST *dest);
 QMGR_DEST *dest_list(void);
@@ -159,6 +186,7 @@ void message_job_done(QMGR_MESSAGE *message);
 int message_finalize_done(void);
 void message_free(QMGR_MESSAGE *message);
 void message_add_attempt(QMGR_MESSAGE *message, unsigned index, const char *relay);
+void message_defer_suspended(QMGR_MESSAGE *message, const QMGR_JOB *job);
 int message_done_pending(void);
 
 /* scan.c */
@@ -187,8 +215,16 @@ int bounce_notify(QSTORE_TXN *txn, QMGR_MESSAGE *message, DSN_KIND kind,
 int ops_request(QMGR_PEER *peer, const IPC_REC *rec);
 
 /* control.c */
+int control_make_due(QSTORE_TXN *txn, const char *qid, long long now);
 int control_request(QMGR_PEER *peer, const IPC_REC *rec);
 int control_privileged(const QMGR_PEER *peer);
+
+/* suspend.c */
+int suspend_is_dead(const char *relay, const char *dsn, const char *reply);
+long long suspend_next_interval(long long base_ms, long long prev_ms, long long outage_ms);
+int suspend_fail(SUSPEND *s, long long now, long long base_ms, int probe);
+long long suspend_resume(SUSPEND *s, long long now);
+int suspend_probe_due(const SUSPEND *s, long long now);
 
 /* list.c */
 int list_request(QMGR_PEER *peer, const IPC_REC *rec);

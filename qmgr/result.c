@@ -17,6 +17,12 @@
  *	recipients") is not overloaded: when the job delivered to some
  *	recipients, the ones refused or not tried are retried soon without
  *	backoff, in new transactions, and the rate stays as it is.
+ *	A job that finds its relay down (suspend.c: no connection, or a
+ *	greeting that refuses us without asking to slow down) suspends the
+ *	destination (dest.c): with another relay on the route the message
+ *	goes there at once; else it waits for the destination's probe,
+ *	without an attempt counted. Any other outcome shows the relay
+ *	answered, which ends a suspension.
  * result_worker_lost()
  *	the worker went away with a job in flight: the job's recipients are
  *	left as they are in the queue, and the message is made due again at
@@ -64,6 +70,18 @@ static int result_status(const char *word, size_t len)
 static int result_asks(const QRCPT *rcpt, int what)
 {
     return rcpt->status == QRCPT_DEFERRED && throttle_classify(rcpt->dsn, rcpt->reply) == what;
+}
+
+/* result_dead - the deferral that says the job's relay is down (suspend.c), or NULL */
+static const QRCPT *result_dead(const QMGR_JOB *job, const unsigned char *seen, const char *relay)
+{
+    for (size_t slot = 0; slot < job->nrcpt; slot++) {
+        const QRCPT *rcpt = &job->message->rcpts[job->rcpt_index[slot]];
+
+        if (seen[slot] && rcpt->status == QRCPT_DEFERRED)
+            return suspend_is_dead(relay, rcpt->dsn, rcpt->reply) ? rcpt : NULL;
+    }
+    return NULL;
 }
 
 /* result_apply_rcpt - parse "INDEX STATUS DSN TEXT" into the message */
@@ -129,6 +147,7 @@ int result_receive(QMGR_PEER *worker, const IPC_REC *rec)
     unsigned char *seen;
     long long id;
     const char *conn;
+    const QRCPT *dead;
     int delivered = 0, ret = -1;
 
     if (job == NULL) {
@@ -199,15 +218,23 @@ int result_receive(QMGR_PEER *worker, const IPC_REC *rec)
             dest_note_throttle(job->dest);
             break;
         }
-    if (strcmp(ipc_rec_get(rec, "relay"), "none") == 0 && job->route && job->route->ndests > 1) {
-        /* The relay could not be reached: avoid it, and if the route has
-         * another one, try that at once rather than after a backoff. */
-        dest_mark_down(job->dest);
+    if ((dead = result_dead(job, seen, ipc_rec_get(rec, "relay"))) != NULL) {
+        /* The relay is down: suspend it. A route with another relay tries
+         * that one at once; otherwise the mail waits for the probe. */
+        dest_suspend(job->dest, job, dead->dsn, dead->reply);
         if (route_pick(job->route) != job->dest) {
             job->message->reroute = 1;
             msg_info("%s: relay %s unreachable: trying %s", job->message->env.qid, job->dest->name,
                      route_pick(job->route)->name);
+        } else {
+            message_defer_suspended(job->message, job);
         }
+    } else {
+        /* The relay answered: the destination is up again. */
+        dest_resume(job->dest);
+        for (size_t slot = 0; slot < job->nrcpt; slot++)
+            if (seen[slot] && job->message->rcpts[job->rcpt_index[slot]].status == QRCPT_DEFERRED)
+                job->message->backoff = 1;
     }
     conn = ipc_rec_get(rec, "conn");
     worker->conn_dest = strcmp(conn, "open") == 0 ? job->dest : NULL;

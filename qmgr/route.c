@@ -16,8 +16,9 @@
  *	"[smtp1.example.net]:587, [smtp2.example.net]:587": relays are tried
  *	in order.
  * route_pick()
- *	the first relay of a route that is not being avoided after a failed
- *	connection (dest.c), or, when all are, the first.
+ *	the first relay of a route that is not suspended (dest.c), or that
+ *	is suspended with its probe due and no job yet (this message is the
+ *	probe); when none is, the first.
  *
  * Routes are made once per distinct relay list and live as long as the
  * process; credentials and TLS policy follow the relay a job goes to.
@@ -204,8 +205,9 @@ QMGR_ROUTE *route_for(const char *sender, const char *rcpt)
 /* route_pick - the relay to try now */
 QMGR_DEST *route_pick(const QMGR_ROUTE *route)
 {
+    /* A relay earlier in the list gets its probe before a later one takes its mail. */
     for (size_t i = 0; i < route->ndests; i++)
-        if (!dest_is_down(route->dests[i]))
+        if (!dest_suspended(route->dests[i]) || dest_probe_wanted(route->dests[i]))
             return route->dests[i];
     return route->dests[0];
 }

@@ -14,7 +14,9 @@
  * stats_report()
  *	the reply to a `stats` request: queue counts from the queue itself,
  *	and per destination the open, busy and idle connections (from the
- *	workers' state now) and the counters since qmgr started.
+ *	workers' state now) and the counters since qmgr started, and whether
+ *	it is suspended (dest.c): suspended=1, suspended_for (seconds),
+ *	next_probe_in (seconds), parked (messages waiting for the probe).
  *
  * Counters live in memory and start again at zero when qmgr restarts;
  * open/busy/idle are always current because workers re-announce their
@@ -26,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "iostuff.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "qmgr.h"
@@ -146,6 +149,7 @@ IPC_REC *stats_report(void)
     QSTORE_TXN *txn = qstore_begin(qmgr_store, 0, why);
     STATS_COUNT count = {.now = (long long)time(NULL)};
     size_t messages = 0, scheduled = 0;
+    long long now = now_ms();
 
     if (txn != NULL) {
         qstore_count(txn, &messages, &scheduled);
@@ -176,6 +180,12 @@ IPC_REC *stats_report(void)
                      st->opened, st->closed, st->messages, st->rcpt_sent, st->rcpt_deferred,
                      st->rcpt_bounced, st->tls, st->tls_resumed, st->auth_ok, st->auth_fail,
                      st->timeouts);
+        /* A suspended destination: since when, the next probe, the mail parked for it. */
+        vstr_sprintf_append(line, " suspended=%d suspended_for=%lld next_probe_in=%lld parked=%zu",
+                            dest_suspended(dest),
+                            dest_suspended(dest) ? (now - dest->suspend.since_ms) / 1000 : 0,
+                            dest_suspended(dest) ? dest_probe_time(dest) - count.now : 0,
+                            dest->parked ? htable_count(dest->parked) : 0);
         for (int i = 0; i < STATS_REASONS; i++)
             vstr_sprintf_append(line, " closed_%s=%lld", stats_reasons[i], st->closed_by[i]);
         ipc_rec_add(reply, "dest", vstr_str(line));

@@ -6,10 +6,11 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 rq_setup
-sink_start
-sink_stop
+# A relay that defers every message (not one that is down: that would
+# suspend the destination, and its return would release all of its mail).
+sink_start --reply "MAIL:450 4.2.0 not now, for the test"
 "$RELAYQ" start
-ok $? "relayq start with the relay down"
+ok $? "relayq start with a relay that defers all mail"
 
 send() {
     printf 'Subject: ops\n\nhello\n' | "$RELAYQ" sendmail -f "$1" "$2"
@@ -20,7 +21,8 @@ send bob@example.net b1@example.org
 send bob@example.net b2@example.org
 send carol@example.com c1@example.com
 wait_for 30 log_has 5 'status=deferred'
-ok $? "five messages are deferred with the relay down"
+ok $? "five messages are deferred by the relay"
+sink_stop
 
 # ids_of - the queue ids of messages with a recipient matching a pattern
 ids_of() {

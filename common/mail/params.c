@@ -354,6 +354,7 @@ const CONFIG_PARAM params_table[] = {
     PARAM_INT("default_destination_recipient_limit", "50", 1, 10000),
     PARAM_STR("destination_rate_limit", "0", params_check_rate), /* msg/s; 0: no limit */
     PARAM_TIME("default_destination_rate_delay", "0s", 0, 3600),
+    PARAM_TIME("destination_probe_interval", "10s", 1, 300),
     PARAM_INT("smtp_connection_reuse_count_limit", "1000", 0, 1000000000), /* 0: no limit */
     PARAM_TIME("smtp_connection_reuse_time_limit", "300s", 0, 7 * DAY),
     PARAM_TIME("smtp_keepalive_interval", "60s", 0, DAY),

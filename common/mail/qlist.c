@@ -8,8 +8,9 @@
  *	delivered under its last deferral reason; then "-- N Kbytes in M
  *	Requests." or "Mail queue is empty"), or with opts->json one
  *	"postqueue -j" object per message per line, plus next_attempt and
- *	attempts. Messages set aside because a queue record fails
- *	authentication (encryption at rest) come last: "QUEUE_ID# (set aside:
+ *	attempts (queue_name "deferred" once an attempt was counted or a
+ *	recipient was deferred, e.g. while its destination is suspended). Messages set aside because
+ *a queue record fails authentication (encryption at rest) come last: "QUEUE_ID# (set aside:
  *	reason)", or queue_name "aside" with the reason. Returns 0, or -1 with
  *	why when the snapshot cannot be read (the output is then incomplete).
  * qlist_write_empty()
@@ -162,7 +163,7 @@ static void qlist_json(QLIST_STATE *state, const QMSG *msg, const QRCPT *rcpts, 
                        int active)
 {
     FILE *fp = state->out;
-    const char *queue = qname_str(qname_of(msg->flags, msg->attempts, active));
+    const char *queue = qname_str(qname_of(msg, rcpts, nrcpt, active));
     int first = 1;
 
     fprintf(fp, "{\"queue_name\": \"%s\", \"queue_id\": ", queue);

@@ -14,8 +14,9 @@
  * in relayq, so no operation can name it; it is not a name here.
  *
  * qname_of()
- *	the queue of a message from its flags, its attempt count and whether
- *	qmgr is delivering it: one QNAME_* bit.
+ *	the queue of a message from its envelope (flags, attempt count), its
+ *	recipients (one deferred without an attempt counted: deferred) and
+ *	whether qmgr is delivering it: one QNAME_* bit.
  * qname_str()
  *	the name of one QNAME_* bit, as mailq --json prints it.
  * qname_lookup()
@@ -43,13 +44,20 @@ static const struct {
 #define QNAME_COUNT (sizeof(qname_table) / sizeof(qname_table[0]))
 
 /* qname_of - the queue a message is in */
-int qname_of(unsigned flags, unsigned attempts, int active)
+int qname_of(const QMSG *msg, const QRCPT *rcpts, size_t nrcpt, int active)
 {
     if (active)
         return QNAME_ACTIVE;
-    if (flags & QMSG_HOLD)
+    if (msg->flags & QMSG_HOLD)
         return QNAME_HOLD;
-    return attempts > 0 ? QNAME_DEFERRED : QNAME_INCOMING;
+    if (msg->attempts > 0)
+        return QNAME_DEFERRED;
+    /* Deferred without an attempt counted (its destination suspended, the
+     * relay throttling) is deferred all the same, as in Postfix. */
+    for (size_t i = 0; i < nrcpt; i++)
+        if (rcpts[i].status == QRCPT_DEFERRED)
+            return QNAME_DEFERRED;
+    return QNAME_INCOMING;
 }
 
 /* qname_str - the name of a queue */

@@ -14,7 +14,7 @@ rq_set minimal_backoff_time 1s
 rq_set maximal_backoff_time 2s
 sink_start --maildir "$T/sink" \
     --rcpt-reply 'bad@example.com=550 5.1.1 <bad@example.com>: no such user' \
-    --rcpt-reply 'soft@example.com=451 4.3.0 mailbox busy, try later@2'
+    --rcpt-reply 'soft@example.com=451 4.3.0 mailbox unavailable@2'
 "$RELAYQ" start
 ok $? "relayq start"
 
@@ -35,7 +35,7 @@ ok $? "the 451 recipient is delivered in the end"
 check "the 451 recipient was deferred exactly twice first" -- \
     test "$(grep -c 'to=<soft@example.com>.*status=deferred' "$MAILLOG")" -eq 2
 check "the deferral reason is the relay's reply" -- \
-    grep -q 'to=<soft@example.com>.*status=deferred (host 127.0.0.1\[127.0.0.1\] said: 451 4.3.0 mailbox busy' "$MAILLOG"
+    grep -q 'to=<soft@example.com>.*status=deferred (host 127.0.0.1\[127.0.0.1\] said: 451 4.3.0 mailbox unavailable' "$MAILLOG"
 check "the 250 recipient arrived exactly once" -- test "$(rcpt_arrivals ok@example.com)" -eq 1
 check "the 451 recipient arrived exactly once" -- test "$(rcpt_arrivals soft@example.com)" -eq 1
 check "the 550 recipient is logged as bounced" -- \

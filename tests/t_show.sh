@@ -12,7 +12,7 @@
 rq_setup
 rq_set minimal_backoff_time 1s
 rq_set maximal_backoff_time 1s
-sink_start --rcpt-reply 'later@example.com=451 4.3.0 busy, come back later'
+sink_start --rcpt-reply 'later@example.com=451 4.3.0 mailbox unavailable, come back later'
 "$RELAYQ" start
 ok $? "relayq start"
 
@@ -66,14 +66,14 @@ check "ok@ is sent" -- rcpt_field ok@example.com '  status: sent'
 check "later@ is deferred" -- rcpt_field later@example.com '  status: deferred'
 check "later@ shows dsn 4.3.0" -- rcpt_field later@example.com '  dsn: 4.3.0'
 check "later@ shows the relay's reply" -- rcpt_field later@example.com \
-    '  reply: host 127.0.0.1\[127.0.0.1\] said: 451 4.3.0 busy, come back later (in reply to RCPT TO command)'
+    '  reply: host 127.0.0.1\[127.0.0.1\] said: 451 4.3.0 mailbox unavailable, come back later (in reply to RCPT TO command)'
 check "ok@ shows the relay's reply" -- rcpt_field ok@example.com '  reply: 250 .*'
 
 section ATTEMPTS >"$T/attempts"
 check "ok@ has one attempt, sent through the sink" -- test "$(grep -c \
     "^[0-9-]* [0-9:.]* to=<ok@example.com>, relay=$relay, dsn=2\.[0-9.]*, status=sent (250 " \
     "$T/attempts")" -eq 1
-n=$(grep -c "^[0-9-]* [0-9:.]* to=<later@example.com>, relay=$relay, dsn=4\.3\.0, status=deferred (.*451 4\.3\.0 busy, come back later" "$T/attempts")
+n=$(grep -c "^[0-9-]* [0-9:.]* to=<later@example.com>, relay=$relay, dsn=4\.3\.0, status=deferred (.*451 4\.3\.0 mailbox unavailable, come back later" "$T/attempts")
 check "later@ has at least two deferred attempts with the reply" -- test "$n" -ge 2
 check "every attempt line is one of the two" -- \
     test "$(wc -l <"$T/attempts")" -eq $((n + 1))

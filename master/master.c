@@ -364,8 +364,7 @@ static void master_reload(int sig)
         return;
     }
     /* Check the file completely before params_load() replaces the old one. */
-    if ((cfg = params_read(master_config_path, why)) == NULL ||
-        master_check_config(cfg, why) < 0) {
+    if ((cfg = params_read(master_config_path, why)) == NULL || master_check_config(cfg, why) < 0) {
         msg_warn("reload: %s; keeping the old configuration", vstr_str(why));
         config_free(cfg);
         vstr_free(why);

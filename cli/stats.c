@@ -98,6 +98,10 @@ static void stats_print_text(const IPC_REC *reply, STATS_DEST *dests, size_t nde
         const char *sep = "";
 
         printf("destination %s\n", d->name);
+        if (stats_get(d, "suspended"))
+            printf("  suspended: down for %lld s, next probe in %lld s, %lld messages parked\n",
+                   stats_get(d, "suspended_for"), stats_get(d, "next_probe_in"),
+                   stats_get(d, "parked"));
         printf("  connections: %lld open (%lld busy, %lld idle), %lld opened, %lld closed\n",
                stats_get(d, "open"), stats_get(d, "busy"), stats_get(d, "idle"),
                stats_get(d, "opened"), stats_get(d, "closed"));

@@ -8,17 +8,21 @@
  * a file; it also scans maildrop/ at start and every PICKUP_SCAN_INTERVAL
  * ms, so a lost wake-up only delays mail. The scan (scan.c) commits the
  * files to the queue in batches and cleanup.c normalises their content.
- * After a commit that queued mail, pickup wakes qmgr up over private/qmgr.
+ * After a commit that queued mail, pickup tells qmgr over private/qmgr.
  *
  * main()
  *	parse the command line, load the configuration, open the queue and
  *	the listening socket, and run the event loop until SIGTERM.
  * pickup_connect_qmgr()
- *	(re)connect to qmgr; when qmgr is not there, pickup carries on:
- *	qmgr scans its schedule periodically, and the next scan retries.
- * pickup_wakeup_qmgr()
- *	tell qmgr that new messages are due, without blocking: at most one
- *	wake-up waits in the output buffer.
+ *	(re)connect to qmgr; when qmgr is not there, pickup carries on. A
+ *	new connection starts with a `wakeup` record: qmgr compares its
+ *	in-memory schedule with the queue (a resync), which finds whatever
+ *	was queued while the two were apart.
+ * pickup_tell_qmgr()
+ *	after a commit, send qmgr a `queued` record naming each new message
+ *	and its schedule time ("message=QUEUE_ID WHEN"), without blocking.
+ *	A record lost with the connection is made up for by the next
+ *	connection's resync.
  *
  * Encryption at rest: with queue_encryption_key_file set, the queue opens
  * with the key ring (qstore.c), the mail pickup queues is sealed, and
@@ -115,9 +119,12 @@ static void pickup_qmgr_read(int fd, int events, void *ctx)
     vstr_free(why);
 }
 
+static void pickup_qmgr_send(PICKUP *p, const IPC_REC *rec);
+
 /* pickup_connect_qmgr - open the wake-up channel to qmgr when it is there */
 void pickup_connect_qmgr(PICKUP *p)
 {
+    IPC_REC *wakeup;
     char *path;
     VSTR *why;
 
@@ -136,26 +143,21 @@ void pickup_connect_qmgr(PICKUP *p)
         event_enable_read(ipc_chan_fd(p->qmgr), pickup_qmgr_read, p);
         if (msg_verbose)
             msg_info("connected to %s", path);
+        /* What was queued while we were apart, qmgr finds by a resync. */
+        wakeup = ipc_rec_create("wakeup");
+        pickup_qmgr_send(p, wakeup);
+        ipc_rec_free(wakeup);
     }
     vstr_free(why);
     myfree(path);
 }
 
-/* pickup_wakeup_qmgr - tell qmgr that new messages are on the schedule */
-void pickup_wakeup_qmgr(PICKUP *p)
+/* pickup_qmgr_send - queue a record to qmgr and write what the socket takes */
+static void pickup_qmgr_send(PICKUP *p, const IPC_REC *rec)
 {
-    IPC_REC *rec;
     int ret;
 
-    pickup_connect_qmgr(p);
-    if (p->qmgr == NULL)
-        return;
-    /* A wake-up still waiting in the buffer says it already. */
-    if (ipc_chan_pending(p->qmgr) > 0)
-        return;
-    rec = ipc_rec_create("wakeup");
     ipc_chan_send(p->qmgr, rec);
-    ipc_rec_free(rec);
     ret = ipc_chan_flush(p->qmgr);
     if (ret == 0) {
         event_enable_write(ipc_chan_fd(p->qmgr), pickup_qmgr_write, p);
@@ -164,6 +166,22 @@ void pickup_wakeup_qmgr(PICKUP *p)
             msg_info("send to %s: %m", SOCK_QMGR);
         pickup_qmgr_close(p);
     }
+}
+
+/* pickup_tell_qmgr - tell qmgr which messages a commit queued */
+void pickup_tell_qmgr(PICKUP *p, const PICKUP_FILE *files, size_t nfiles)
+{
+    IPC_REC *rec;
+
+    pickup_connect_qmgr(p);
+    if (p->qmgr == NULL)
+        return;
+    rec = ipc_rec_create("queued");
+    for (size_t i = 0; i < nfiles; i++)
+        if (!files[i].already)
+            ipc_rec_addf(rec, "message", "%s %lld", files[i].qid, files[i].due);
+    pickup_qmgr_send(p, rec);
+    ipc_rec_free(rec);
 }
 
 /* pickup_client_close - end a public/pickup connection */

@@ -52,6 +52,7 @@ typedef struct PICKUP_FILE {
     char *name;
     char qid[QID_LEN + 1];
     int already;
+    long long due;         /* its schedule time, once queued */
     uid_t uid;             /* the file's owner, logged as Postfix pickup does */
     char *sender;          /* for the log line */
     CLEANUP_STATS cleanup; /* logged once the message is committed */
@@ -99,7 +100,7 @@ typedef struct CLEANUP_INFO {
 } CLEANUP_INFO;
 
 /* pickup.c */
-void pickup_wakeup_qmgr(PICKUP *p);
+void pickup_tell_qmgr(PICKUP *p, const PICKUP_FILE *files, size_t nfiles);
 void pickup_connect_qmgr(PICKUP *p);
 
 /* scan.c */

@@ -336,6 +336,7 @@ static int scan_queue(QSTORE_TXN *txn, const MAILDROP_ENV *env, const char *cont
     }
     qstore_body_put(txn, f->qid, vstr_str(body), vstr_len(body));
     qstore_message_reschedule(txn, &msg, (long long)info.now);
+    f->due = (long long)info.now;
     qstore_picked_put(txn, f->name, f->qid);
     return 0;
 }
@@ -513,14 +514,14 @@ static int scan_batch(PICKUP *p)
         myfree(f->name);
         myfree(f->sender);
     }
+    if (queued > 0)
+        pickup_tell_qmgr(p, files, nfiles);
     myfree(files);
     if (rc == QSTORE_OK && nfiles > 0 && fsync_dir(p->maildrop_dir) < 0) {
         /* The picked entries stay until a later fsync makes the unlinks durable. */
         msg_warn("fsync %s: %m", p->maildrop_dir);
         scan_gone_free(p);
     }
-    if (queued > 0)
-        pickup_wakeup_qmgr(p);
     vstr_free(why);
     vstr_free(take_why);
     return roomless ? QSTORE_FULL : rc;
@@ -635,6 +636,7 @@ void scan_picked_cleanup(PICKUP *p)
         myfree(stale.names[i]);
     myfree(stale.names);
     vstr_free(why);
-    /* A pickup killed between a commit and its wake-up left due mail qmgr has not heard of. */
-    pickup_wakeup_qmgr(p);
+    /* A pickup killed between a commit and its message to qmgr left due
+     * mail qmgr has not heard of: a new connection makes qmgr resync. */
+    pickup_connect_qmgr(p);
 }

@@ -3,7 +3,8 @@
  *
  * assign_jobs()
  *	for every destination with queued jobs and room in its concurrency
- *	window, give the next job to an idle worker: first one whose open
+ *	window, give the next job to an idle worker that has fewer than
+ *	QMGR_UNCOMMITTED_MAX results waiting for their commit: first one whose open
  *	connection already goes to that destination (no new TCP, TLS or AUTH),
  *	then one without a connection, then any idle one. The job record
  *	carries the DSN parameters (RET, ENVID, NOTIFY, ORCPT) for a relay
@@ -17,6 +18,7 @@
  *	probe time (message_defer_suspended) or, when their route has a relay
  *	that is up, sent back to be routed there. While the probe or the jobs
  *	sent before the suspension are out, its queue waits for their result.
+ *	While the last commit of results failed, no job starts.
  * job_free()
  *	release a job.
  */
@@ -45,7 +47,8 @@ static QMGR_PEER *assign_pick_worker(const QMGR_DEST *dest)
     QMGR_PEER *unconnected = NULL, *other = NULL;
 
     for (QMGR_PEER *peer = qmgr_peers; peer; peer = peer->next) {
-        if (peer->kind != PEER_WORKER || peer->job != NULL)
+        if (peer->kind != PEER_WORKER || peer->job != NULL ||
+            peer->uncommitted >= QMGR_UNCOMMITTED_MAX)
             continue;
         if (peer->conn_dest == dest)
             return peer;
@@ -138,7 +141,8 @@ void assign_jobs(void)
 {
     int progress = 1;
 
-    if (qmgr_stopping)
+    /* While results cannot be recorded, no delivery adds to them. */
+    if (qmgr_stopping || message_commit_failing())
         return;
     /* Round-robin over destinations, one job each per round, so one busy
      * destination does not starve the others of workers. */

@@ -10,7 +10,9 @@
  *	addressed to the original sender, due at once. A message with the
  *	null sender gets no notice: a notice about a notice is logged and
  *	dropped, never sent, so two mail systems cannot bounce mail back and
- *	forth. Returns 1 when a notice was queued.
+ *	forth. Returns 1 when a notice was queued. What it did is logged
+ *	("QUEUEID: sender delay notification: NOTICE_ID") once the
+ *	transaction has committed: it goes into message->commit_log.
  * bounce_wants()
  *	whether a recipient's DSN NOTIFY asks for a notice of a kind
  *	(empty NOTIFY means FAILURE,DELAY, as RFC 3461 lets an MTA choose).
@@ -56,7 +58,8 @@ int bounce_notify(QSTORE_TXN *txn, QMGR_MESSAGE *message, DSN_KIND kind,
     size_t count = 0;
 
     if (*message->env.sender == '\0') {
-        msg_info("%s: %s notification to the null sender: not sent", message->env.qid, what[kind]);
+        vstr_sprintf_append(message->commit_log, "%s notification to the null sender: not sent\n",
+                            what[kind]);
         return 0;
     }
     rcpts = mycalloc(message->nrcpt ? message->nrcpt : 1, sizeof(*rcpts));
@@ -127,8 +130,8 @@ int bounce_notify(QSTORE_TXN *txn, QMGR_MESSAGE *message, DSN_KIND kind,
     qstore_rcpt_put(txn, notice.qid, &to);
     qstore_body_put(txn, notice.qid, vstr_str(text), vstr_len(text));
     qstore_message_reschedule(txn, &notice, info.now);
-    msg_info("%s: sender %s notification: %s", message->env.qid, what[kind], notice.qid);
-    qmgr_scan_wanted = 1;
+    vstr_sprintf_append(message->commit_log, "sender %s notification: %s\n", what[kind],
+                        notice.qid);
 
     vstr_free(text);
     vstr_free(boundary);

@@ -154,7 +154,6 @@ static int control_flush(QMGR_PEER *peer, const IPC_REC *rec)
     if (made_due > 0)
         msg_info("flush: %zu message%s made due", made_due, made_due == 1 ? "" : "s");
     dest_probe_now();
-    qmgr_scan_wanted = 1;
     reply = ipc_rec_create("ok");
     ipc_rec_add_long(reply, "count", (long long)made_due);
     ipc_chan_send(peer->chan, reply);

@@ -370,7 +370,6 @@ void dest_park(QMGR_DEST *dest, const char *qid)
 typedef struct DEST_RELEASE {
     QSTORE_TXN *txn;
     long long now;
-    size_t made_due;
 } DEST_RELEASE;
 
 /* dest_release_one - htable_walk callback: make one parked message due */
@@ -379,7 +378,7 @@ static void dest_release_one(const char *qid, void *value, void *ctx)
     DEST_RELEASE *release = ctx;
 
     (void)value;
-    release->made_due += (size_t)control_make_due(release->txn, qid, release->now);
+    control_make_due(release->txn, qid, release->now);
 }
 
 /* dest_release - make the mail of resumed destinations due now */
@@ -404,8 +403,6 @@ void dest_release(void)
                 htable_free(dest->released, NULL);
                 dest->released = NULL;
             }
-            if (release.made_due > 0)
-                qmgr_scan_wanted = 1;
             vstr_free(why);
             return;
         }

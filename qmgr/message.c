@@ -23,19 +23,18 @@
  *	commit the new state of every message on the done list in ONE write
  *	transaction (group commit) — or, when that fails for a full map, one
  *	transaction per message, so that the deliveries that free room are
- *	recorded first: changed recipients; a message older than
- *	maximal_queue_lifetime (bounce_queue_lifetime for the null sender)
- *	with recipients still deferred has them bounced; the notices the
- *	results call for (failure; "relayed" for NOTIFY=SUCCESS recipients
- *	handed to a relay without DSN; once per message a delay notice after
- *	delay_warning_time) are queued in the same transaction; then the
- *	message is deleted (every recipient final), left due at once (a job
- *	was lost with its worker), rescheduled to its destination's probe
- *	(message_defer_suspended), or its attempt is counted and it is
- *	rescheduled with an exponential backoff and jitter. Only after the
- *	commit do the messages leave the active set. Returns the number
- *	finalized, or -1 when the commit failed (the list is kept and
- *	retried).
+ *	recorded first. retry.c decides each message's new state (removed,
+ *	expired with its recipients bounced, held, requeued, due again at
+ *	once, soon, at its destination's probe, or after the backoff with an
+ *	attempt counted); the changed recipients, the attempt history and the
+ *	notices the results call for (failure; "relayed" for NOTIFY=SUCCESS
+ *	recipients handed to a relay without DSN; once per message a delay
+ *	notice after delay_warning_time) go into the same transaction. The
+ *	message itself does not change before the commit: the new state is
+ *	written from a copy. Only after the commit do the messages leave the
+ *	active set, the schedule follow (sched.c) and the log say what was
+ *	done. Returns the number finalized, or -1 when the commit failed (the
+ *	list is kept, unchanged, and retried).
  * message_defer_suspended()
  *	a job of the message waits for its suspended destination's probe
  *	(dest.c): its recipients that are not final are deferred with the
@@ -46,6 +45,15 @@
  *	the backoff applies, and the resume still releases it).
  * message_done_pending()
  *	whether the done list is non-empty.
+ * message_commit_failing()
+ *	whether the last commit of results failed (assign.c then starts no
+ *	job: results must not pile up while they cannot be recorded).
+ * message_forget_reporter()
+ *	a worker whose results wait for their commit is gone: the messages
+ *	no longer count them against it.
+ *
+ * The results a worker reported wait, counted against it (its
+ * `uncommitted`), until their message's commit; then the count drops.
  * message_free()
  *	release a message that is not in the active set.
  *
@@ -67,6 +75,8 @@
 #include "mymalloc.h"
 #include "params.h"
 #include "qmgr.h"
+#include "retry.h"
+#include "sched.h"
 
 static QMGR_MESSAGE *message_done_head;
 static int message_commit_failed; /* the last group commit failed: its warning is logged */
@@ -79,6 +89,9 @@ void message_free(QMGR_MESSAGE *message)
     qstore_rcpts_free(message->rcpts, message->nrcpt);
     myfree(message->changed);
     myfree(message->relayed);
+    if (message->commit_log)
+        vstr_free(message->commit_log);
+    myfree(message->reporters);
     myfree(message);
 }
 
@@ -220,185 +233,220 @@ void message_job_done(QMGR_MESSAGE *message)
     }
 }
 
+/* message_commit_failing - did the last commit of results fail */
+int message_commit_failing(void)
+{
+    return message_commit_failed;
+}
+
+/* message_forget_one - htable_walk callback: a worker is gone from a message's reporters */
+static void message_forget_one(const char *qid, void *value, void *ctx)
+{
+    QMGR_MESSAGE *message = value;
+
+    (void)qid;
+    for (size_t i = 0; i < message->nreporters; i++)
+        if (message->reporters[i] == ctx)
+            message->reporters[i] = NULL;
+}
+
+/* message_forget_reporter - a worker that reported results is gone */
+void message_forget_reporter(QMGR_PEER *worker)
+{
+    if (worker->uncommitted > 0)
+        htable_walk(qmgr_active, message_forget_one, worker);
+}
+
 /* message_done_pending - are there messages to finalize */
 int message_done_pending(void)
 {
     return message_done_head != NULL;
 }
 
-/* message_backoff - seconds until the next attempt after `attempts` tries */
-static long long message_backoff(unsigned attempts)
+/* message_jitter - the backoff's random spread */
+static uint32_t message_jitter(uint32_t upper)
 {
-    long long min_backoff = var_int("minimal_backoff_time");
-    long long max_backoff = var_int("maximal_backoff_time");
-    long long delay = min_backoff;
-
-    for (unsigned i = 1; i < attempts && delay < max_backoff; i++)
-        delay *= 2;
-    if (delay > max_backoff)
-        delay = max_backoff;
-    /* Up to 10% less, so a queue deferred at one moment spreads out. */
-    if (delay >= 10)
-        delay -= (long long)randombytes_uniform((uint32_t)(delay / 10 + 1));
-    return delay < 1 ? 1 : delay;
+    return randombytes_uniform(upper);
 }
 
-/* message_lifetime - how long a message may stay in the queue */
-static long long message_lifetime(const QMGR_MESSAGE *message)
+/* message_policy - the retry policy of the configuration in force */
+static void message_policy(RETRY_POLICY *policy)
 {
-    return var_int(*message->env.sender ? "maximal_queue_lifetime" : "bounce_queue_lifetime");
+    policy->min_backoff = var_int("minimal_backoff_time");
+    policy->max_backoff = var_int("maximal_backoff_time");
+    policy->lifetime = var_int("maximal_queue_lifetime");
+    policy->bounce_lifetime = var_int("bounce_queue_lifetime");
+    policy->delay_warning = var_int("delay_warning_time");
+    policy->jitter = message_jitter;
 }
 
 /* message_notify - queue the notices this pass's results call for */
-static void message_notify(QSTORE_TXN *txn, QMGR_MESSAGE *message, int expired)
+static void message_notify(QSTORE_TXN *txn, QMGR_MESSAGE *view, int expired, int warn)
 {
-    unsigned char *failed = mycalloc(message->nrcpt ? message->nrcpt : 1, 1);
-    unsigned char *delayed = mycalloc(message->nrcpt ? message->nrcpt : 1, 1);
-    long long age = (long long)time(NULL) - message->env.arrival_ms / 1000;
-    long long warn_after = var_int("delay_warning_time");
+    unsigned char *failed = mycalloc(view->nrcpt ? view->nrcpt : 1, 1);
+    unsigned char *delayed = mycalloc(view->nrcpt ? view->nrcpt : 1, 1);
     int any_failed = 0, any_delayed = 0;
 
-    for (size_t i = 0; i < message->nrcpt; i++) {
-        const QRCPT *rcpt = &message->rcpts[i];
+    for (size_t i = 0; i < view->nrcpt; i++) {
+        const QRCPT *rcpt = &view->rcpts[i];
 
-        if (rcpt->status == QRCPT_BOUNCED && message->changed[i] && bounce_wants(rcpt, DSN_FAILED))
+        if (rcpt->status == QRCPT_BOUNCED && view->changed[i] && bounce_wants(rcpt, DSN_FAILED))
             any_failed = failed[i] = 1;
         if (rcpt->status == QRCPT_DEFERRED && bounce_wants(rcpt, DSN_DELAYED))
-            delayed[i] = 1;
+            any_delayed = delayed[i] = 1;
     }
     if (any_failed)
-        bounce_notify(txn, message, DSN_FAILED, failed, expired);
-    for (size_t i = 0; i < message->nrcpt; i++)
-        if (message->relayed[i]) {
-            bounce_notify(txn, message, DSN_RELAYED, message->relayed, 0);
+        bounce_notify(txn, view, DSN_FAILED, failed, expired);
+    for (size_t i = 0; i < view->nrcpt; i++)
+        if (view->relayed[i]) {
+            bounce_notify(txn, view, DSN_RELAYED, view->relayed, 0);
             break;
         }
-    if (warn_after > 0 && age >= warn_after && !(message->env.flags & QMSG_WARNED)) {
-        for (size_t i = 0; i < message->nrcpt; i++)
-            any_delayed |= delayed[i];
-        /* Once per message, whether or not a recipient asked for it. */
-        message->env.flags |= QMSG_WARNED;
-        if (any_delayed)
-            bounce_notify(txn, message, DSN_DELAYED, delayed, 0);
-    }
+    /* Once per message, whether or not a recipient asked for it. */
+    if (warn && any_delayed)
+        bounce_notify(txn, view, DSN_DELAYED, delayed, 0);
     myfree(failed);
     myfree(delayed);
 }
 
-/* message_expire - bounce the recipients of a message older than its lifetime */
-static int message_expire(QMGR_MESSAGE *message)
+/* message_expire_rcpts - in the view, bounce the recipients an expiry ends */
+static void message_expire_rcpts(QMGR_MESSAGE *view)
 {
-    long long age = (long long)time(NULL) - message->env.arrival_ms / 1000;
+    for (size_t i = 0; i < view->nrcpt; i++) {
+        QRCPT *rcpt = &view->rcpts[i];
 
-    if (age < message_lifetime(message))
-        return 0;
-    for (size_t i = 0; i < message->nrcpt; i++) {
-        QRCPT *rcpt = &message->rcpts[i];
-
-        if (rcpt->status == QRCPT_SENT || rcpt->status == QRCPT_BOUNCED)
+        if (message_rcpt_final(rcpt->status))
             continue;
         /* The last deferral's reason and code stay: they say why. */
         rcpt->status = QRCPT_BOUNCED;
         if (*rcpt->dsn == '\0')
             snprintf(rcpt->dsn, sizeof(rcpt->dsn), "4.4.7");
-        if (*rcpt->reply == '\0') {
-            myfree(rcpt->reply);
-            rcpt->reply = mystrdup("message expired: no delivery attempt succeeded");
-        }
-        message->changed[i] = 1;
+        if (*rcpt->reply == '\0')
+            rcpt->reply = "message expired: no delivery attempt succeeded";
+        view->changed[i] = 1;
     }
-    msg_info("%s: message expired after %lld seconds in the queue", message->env.qid, age);
-    return 1;
 }
 
-/* message_finalize - write one message's new state into the transaction */
-static void message_finalize(QSTORE_TXN *txn, QMGR_MESSAGE *message, int *removed)
+/* message_requeue_rcpts - in the view, the recipients that are not final start over */
+static void message_requeue_rcpts(QMGR_MESSAGE *view)
 {
-    int pending = 0, expired = 0;
+    for (size_t i = 0; i < view->nrcpt; i++) {
+        QRCPT *rcpt = &view->rcpts[i];
 
-    *removed = 0;
-    if (message->deleted) {
-        qstore_message_delete(txn, message->env.qid);
-        *removed = 1;
-        return;
+        if (message_rcpt_final(rcpt->status))
+            continue;
+        rcpt->status = QRCPT_PENDING;
+        rcpt->dsn[0] = '\0';
+        rcpt->reply = "";
+        view->changed[i] = 1;
     }
+}
+
+/* message_outcome - what the message is and what this activation learned */
+static void message_outcome(const QMGR_MESSAGE *message, RETRY_OUTCOME *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->arrival = message->env.arrival_ms / 1000;
+    out->null_sender = *message->env.sender == '\0';
+    out->attempts = message->env.attempts;
+    out->warned = (message->env.flags & QMSG_WARNED) != 0;
     for (size_t i = 0; i < message->nrcpt; i++)
         if (!message_rcpt_final(message->rcpts[i].status))
-            pending = 1;
-    if (pending && !message->lost && !message->requeue && !(message->env.flags & QMSG_HOLD) &&
-        message_expire(message)) {
-        pending = 0;
-        expired = 1;
-    }
-    message_notify(txn, message, expired);
-    if (!pending) {
-        qstore_message_delete(txn, message->env.qid);
-        *removed = 1;
-        return;
-    }
-    for (size_t i = 0; i < message->nrcpt; i++)
-        if (message->changed[i])
-            qstore_rcpt_put(txn, message->env.qid, &message->rcpts[i]);
-    for (size_t i = 0; i < message->nattempts; i++)
-        qstore_attempt_put(txn, message->env.qid, &message->attempts[i]);
-    if (message->requeue) {
-        /* The operator asked for a fresh start while it was in delivery. */
-        for (size_t i = 0; i < message->nrcpt; i++) {
-            QRCPT *rcpt = &message->rcpts[i];
+            out->pending = 1;
+    out->deleted = message->deleted;
+    out->requeue = message->requeue;
+    out->held = (message->env.flags & QMSG_HOLD) != 0;
+    out->lost = message->lost;
+    out->throttled = message->throttled;
+    out->reroute = message->reroute;
+    out->probe_at = message->suspend_dest ? dest_probe_time(message->suspend_dest) : 0;
+    out->backoff = message->backoff;
+}
 
-            if (message_rcpt_final(rcpt->status))
-                continue;
-            rcpt->status = QRCPT_PENDING;
-            rcpt->dsn[0] = '\0';
-            myfree(rcpt->reply);
-            rcpt->reply = mystrdup("");
-            qstore_rcpt_put(txn, message->env.qid, rcpt);
-        }
-        message->env.attempts = 0;
-        message->env.flags &= ~(unsigned)QMSG_HOLD;
-        qstore_message_reschedule(txn, &message->env, (long long)time(NULL));
+/*
+ * message_finalize - write one message's new state into the transaction
+ *
+ * The message itself does not change: the new state is built in a view
+ * (a copy of the envelope and of the recipients), written, and dropped.
+ * When the commit fails the next try starts from the same message and
+ * writes the same change set; when it succeeds the message leaves the
+ * active set and the schedule follows the commit (sched.c).
+ */
+static void message_finalize(QSTORE_TXN *txn, QMGR_MESSAGE *message, long long now)
+{
+    RETRY_POLICY policy;
+    RETRY_OUTCOME out;
+    RETRY_DECISION *d = &message->decision;
+    QMGR_MESSAGE view = *message;
+    QMSG env = message->env;
+
+    if (message->commit_log == NULL)
+        message->commit_log = vstr_alloc(100);
+    vstr_reset(message->commit_log);
+    view.commit_log = message->commit_log;
+    message_policy(&policy);
+    message_outcome(message, &out);
+    retry_decide(&policy, &out, now, d);
+    if (d->action == RETRY_REMOVE && message->deleted) {
+        qstore_message_delete(txn, message->env.qid);
         return;
     }
-    if (message->env.flags & QMSG_HOLD) {
-        /* Held during delivery: off the schedule until released. */
-        qstore_message_reschedule(txn, &message->env, 0);
-        return;
+    view.rcpts = mymalloc(sizeof(*view.rcpts) * (message->nrcpt ? message->nrcpt : 1));
+    memcpy(view.rcpts, message->rcpts, sizeof(*view.rcpts) * message->nrcpt);
+    view.changed = mymalloc(message->nrcpt ? message->nrcpt : 1);
+    memcpy(view.changed, message->changed, message->nrcpt);
+    if (d->action == RETRY_EXPIRE)
+        message_expire_rcpts(&view);
+    message_notify(txn, &view, d->action == RETRY_EXPIRE, d->warn);
+    if (d->action == RETRY_REMOVE || d->action == RETRY_EXPIRE) {
+        qstore_message_delete(txn, message->env.qid);
+    } else {
+        if (d->requeued)
+            message_requeue_rcpts(&view);
+        for (size_t i = 0; i < view.nrcpt; i++)
+            if (view.changed[i])
+                qstore_rcpt_put(txn, env.qid, &view.rcpts[i]);
+        for (size_t i = 0; i < message->nattempts; i++)
+            qstore_attempt_put(txn, env.qid, &message->attempts[i]);
+        env.attempts = d->attempts;
+        if (d->warn)
+            env.flags |= QMSG_WARNED;
+        if (d->requeued)
+            env.flags &= ~(unsigned)QMSG_HOLD;
+        /* The copy takes the new schedule time; the message keeps the old
+         * one, so a retry after a failed commit moves the same entry. */
+        qstore_message_reschedule(txn, &env, d->due);
     }
-    if (message->lost) {
-        /* Its worker died: the schedule entry is still due, so the next
-         * scan retries the remaining recipients at once. */
-        qstore_message_put(txn, &message->env, 0);
-        return;
-    }
-    if (message->throttled || message->reroute) {
-        /* The relay was busy, the message is fine: soon again, not later. */
-        qstore_message_reschedule(txn, &message->env, (long long)time(NULL) + 1);
-        return;
-    }
-    if (message->suspend_dest && !message->backoff) {
-        /* Its destination is down: back at the probe, no attempt counted. */
-        qstore_message_reschedule(txn, &message->env, dest_probe_time(message->suspend_dest));
-        return;
-    }
-    message->env.attempts++;
-    qstore_message_reschedule(txn, &message->env,
-                              (long long)time(NULL) + message_backoff(message->env.attempts));
+    myfree(view.rcpts);
+    myfree(view.changed);
 }
 
 /* message_release - a message whose new state is committed leaves the active set */
 static void message_release(QMGR_MESSAGE *message)
 {
-    int done = 1;
+    const RETRY_DECISION *d = &message->decision;
+    long long age = (long long)time(NULL) - message->env.arrival_ms / 1000;
+    const char *line, *end;
 
-    for (size_t i = 0; i < message->nrcpt; i++)
-        if (!message_rcpt_final(message->rcpts[i].status))
-            done = 0;
-    if (done || message->deleted)
+    if (d->poison)
+        msg_warn("%s: %u delivery processes died delivering this message: deferred with backoff "
+                 "(attempt %u)",
+                 message->env.qid, message->lost, d->attempts);
+    if (d->action == RETRY_EXPIRE)
+        msg_info("%s: message expired after %lld seconds in the queue", message->env.qid, age);
+    for (line = message->commit_log ? vstr_str(message->commit_log) : ""; *line; line = end + 1) {
+        end = strchr(line, '\n');
+        msg_info("%s: %.*s", message->env.qid, (int)(end - line), line);
+    }
+    if (d->action == RETRY_REMOVE || d->action == RETRY_EXPIRE)
         msg_info("%s: removed", message->env.qid);
-    else
-        /* Due again at once (lost) or later: a scan sets the timer. */
-        qmgr_scan_wanted = 1;
+    for (size_t i = 0; i < message->nreporters; i++)
+        if (message->reporters[i] && --message->reporters[i]->uncommitted < 0)
+            msg_panic("%s: worker pid %ld: more results committed than received", message->env.qid,
+                      message->reporters[i]->pid);
     htable_remove(qmgr_active, message->env.qid);
+    /* The commit hook has set its new schedule entry: it waits there now. */
+    sched_release(qmgr_sched, message->env.qid);
     message_free(message);
 }
 
@@ -406,12 +454,12 @@ static void message_release(QMGR_MESSAGE *message)
 static int message_commit(QMGR_MESSAGE *list, int single, VSTR *why)
 {
     QSTORE_TXN *txn;
-    int removed;
+    long long now = (long long)time(NULL);
 
     if ((txn = qstore_begin(qmgr_store, 1, why)) == NULL)
         return QSTORE_ERROR;
     for (QMGR_MESSAGE *message = list; message; message = single ? NULL : message->done_next)
-        message_finalize(txn, message, &removed);
+        message_finalize(txn, message, now);
     FAULT_POINT("qmgr-mid-txn");
     return qstore_commit(txn, why);
 }

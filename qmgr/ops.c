@@ -288,10 +288,8 @@ int ops_request(QMGR_PEER *peer, const IPC_REC *rec)
         return 0;
     }
     vstr_free(why);
-    if (!dry_run && changed > 0) {
+    if (!dry_run && changed > 0)
         msg_info("%s: %zu message%s", req.op, changed, changed == 1 ? "" : "s");
-        qmgr_scan_wanted = 1;
-    }
     ipc_rec_add_long(reply, "count", (long long)changed);
     ipc_chan_send(peer->chan, reply);
     ipc_rec_free(reply);

@@ -8,13 +8,17 @@
  * for work, and on public/control, where relayq commands make requests.
  * Each pass of the event loop reads what peers sent (results, wake-ups,
  * requests) and then, in qmgr_after_pass():
+ *	0. hands queued jobs to the idle workers whose uncommitted results
+ *	   are fewer than QMGR_UNCOMMITTED_MAX, and writes them out, so the
+ *	   workers deliver while the commit below waits for the disk;
  *	1. commits the results of the pass in one write transaction (group
  *	   commit) and drops finished messages from the active set;
  *	   then makes due the mail of destinations that came back (dest.c);
- *	2. scans the schedule index for due messages when asked to;
+ *	2. activates the due messages of the in-memory schedule (scan.c,
+ *	   sched.c), after a resync with the queue when pickup asked;
  *	3. hands queued jobs to idle workers;
- *	4. only then writes to peers, so nothing leaves qmgr before the state
- *	   it depends on is durable.
+ *	4. only then writes to the other peers (command replies), so nothing
+ *	   but a job leaves qmgr before the state it depends on is durable.
  *
  * qmgr_peer_close()
  *	end a connection; a worker's job in flight is treated as lost.
@@ -32,6 +36,7 @@
 #include "config.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +51,7 @@
 #include "params.h"
 #include "privs.h"
 #include "qdir.h"
+#include "qid.h"
 #include "qmgr.h"
 #include "sock.h"
 
@@ -54,8 +60,9 @@
 
 QSTORE *qmgr_store;
 HTABLE *qmgr_active;
+SCHED *qmgr_sched;
 QMGR_PEER *qmgr_peers;
-int qmgr_scan_wanted = 1;
+int qmgr_resync_wanted;
 int qmgr_stopping;
 
 static const char *qmgr_config_path;
@@ -66,8 +73,10 @@ static void qmgr_peer_write(int fd, int events, void *ctx);
 /* qmgr_peer_close - end a connection */
 void qmgr_peer_close(QMGR_PEER *peer)
 {
-    if (peer->kind == PEER_WORKER)
+    if (peer->kind == PEER_WORKER) {
         result_worker_lost(peer);
+        message_forget_reporter(peer);
+    }
     event_disable_readwrite(ipc_chan_fd(peer->chan));
     if (peer->prev)
         peer->prev->next = peer->next;
@@ -79,6 +88,47 @@ void qmgr_peer_close(QMGR_PEER *peer)
     myfree(peer);
 }
 
+/* qmgr_pickup_record - pickup queued mail ("queued") or may have lost track ("wakeup") */
+static int qmgr_pickup_record(QMGR_PEER *peer, const IPC_REC *rec)
+{
+    const char *type = ipc_rec_type(rec);
+
+    (void)peer;
+    if (strcmp(type, "wakeup") == 0) {
+        /* Mail may be queued that no "queued" record announced. */
+        qmgr_resync_wanted = 1;
+        return 0;
+    }
+    if (strcmp(type, "queued") != 0) {
+        msg_warn("unexpected record \"%.40s\" from pickup", type);
+        return -1;
+    }
+    for (size_t i = 1; i < rec->count; i++) {
+        const char *value = rec->attrs[i].value;
+        char qid[QID_LEN + 1];
+        long long when;
+        int len = 0;
+
+        /* "QUEUE_ID WHEN": a new message and its schedule time. */
+        if (strcmp(rec->attrs[i].name, "message") != 0 ||
+            sscanf(value, "%12[0-9A-Za-z] %lld%n", qid, &when, &len) != 2 || value[len] != '\0' ||
+            !qid_valid(qid) || when <= 0) {
+            msg_warn("bad queued record from pickup: \"%.60s\"", value);
+            return -1;
+        }
+        /* What qmgr knows already (a resync found it) is newer. */
+        if (!sched_known(qmgr_sched, qid))
+            sched_set(qmgr_sched, qid, when);
+    }
+    return 0;
+}
+
+/* qmgr_schedule_changed - the queue's commit hook: the schedule follows the commit */
+static void qmgr_schedule_changed(void *ctx, const char *qid, long long when)
+{
+    sched_set(ctx, qid, when);
+}
+
 /* qmgr_dispatch - act on one record from a peer; -1 ends the connection */
 static int qmgr_dispatch(QMGR_PEER *peer, const IPC_REC *rec)
 {
@@ -88,10 +138,9 @@ static int qmgr_dispatch(QMGR_PEER *peer, const IPC_REC *rec)
 
     switch (peer->kind) {
     case PEER_NEW:
-        if (strcmp(type, "wakeup") == 0) {
+        if (strcmp(type, "wakeup") == 0 || strcmp(type, "queued") == 0) {
             peer->kind = PEER_PICKUP;
-            qmgr_scan_wanted = 1;
-            return 0;
+            return qmgr_pickup_record(peer, rec);
         }
         if (strcmp(type, "worker") == 0) {
             why = vstr_alloc(100);
@@ -108,11 +157,7 @@ static int qmgr_dispatch(QMGR_PEER *peer, const IPC_REC *rec)
         }
         break;
     case PEER_PICKUP:
-        if (strcmp(type, "wakeup") == 0) {
-            qmgr_scan_wanted = 1;
-            return 0;
-        }
-        break;
+        return qmgr_pickup_record(peer, rec);
     case PEER_WORKER:
         if (strcmp(type, "result") == 0)
             return result_receive(peer, rec);
@@ -217,33 +262,46 @@ static int qmgr_jobs_in_flight(void)
     return 0;
 }
 
-/* qmgr_after_pass - commit, scan, assign, then write to peers */
-static void qmgr_after_pass(void)
+/* qmgr_flush_peers - write what is queued for the peers (workers only, or all) */
+static void qmgr_flush_peers(int workers_only)
 {
     QMGR_PEER *peer, *next;
 
-    /* A failed commit keeps the done list; the next pass (at most a
-     * second away) tries again. */
-    if (message_done_pending())
-        message_finalize_done();
-    /* After the results: mail a resumed destination released is due now. */
-    dest_release();
-    if (!qmgr_stopping &&
-        (qmgr_scan_wanted || (scan_more_due && htable_count(qmgr_active) <
-                                                   (size_t)var_int("qmgr_message_active_limit"))))
-        scan_schedule();
-    assign_jobs();
     for (peer = qmgr_peers; peer; peer = next) {
         int ret;
 
         next = peer->next;
-        if (ipc_chan_pending(peer->chan) == 0)
+        if ((workers_only && peer->kind != PEER_WORKER) || ipc_chan_pending(peer->chan) == 0)
             continue;
         if ((ret = ipc_chan_flush(peer->chan)) < 0)
             qmgr_peer_close(peer);
         else if (ret == 0)
             event_enable_write(ipc_chan_fd(peer->chan), qmgr_peer_write, peer);
     }
+}
+
+/* qmgr_after_pass - dispatch, commit, activate, dispatch, then answer */
+static void qmgr_after_pass(void)
+{
+    /* Workers whose results wait for this pass's commit go on with their
+     * next job during the fsync, up to QMGR_UNCOMMITTED_MAX results each. */
+    assign_jobs();
+    qmgr_flush_peers(1);
+    /* A failed commit keeps the done list; the next pass (at most a
+     * second away) tries again. */
+    if (message_done_pending())
+        message_finalize_done();
+    /* After the results: mail a resumed destination released is due now. */
+    dest_release();
+    if (qmgr_resync_wanted) {
+        qmgr_resync_wanted = 0;
+        scan_load(0);
+    }
+    if (!qmgr_stopping)
+        scan_schedule();
+    assign_jobs();
+    /* Replies to commands may depend on the commit: only now. */
+    qmgr_flush_peers(0);
 }
 
 /* qmgr_reader_timer - free reader slots that dead processes left (they pin old pages) */
@@ -281,7 +339,6 @@ static void qmgr_sighup(int sig)
         if (qstore_reload_keys(qmgr_store, why) < 0)
             msg_warn("queue_encryption_key_file: %s; keeping the old keys", vstr_str(why));
         msg_info("reloaded configuration %s", qmgr_config_path);
-        qmgr_scan_wanted = 1;
     }
     vstr_free(why);
 }
@@ -331,6 +388,9 @@ int main(int argc, char **argv)
         msg_fatal("%s", vstr_str(why));
     myfree(db_path);
     qmgr_active = htable_create(1024);
+    qmgr_sched = sched_create();
+    qstore_set_schedule_hook(qmgr_store, qmgr_schedule_changed, qmgr_sched);
+    scan_load(1);
     dest_init();
     route_init();
 
@@ -349,6 +409,7 @@ int main(int argc, char **argv)
             break;
     }
     qstore_close(qmgr_store);
+    sched_free(qmgr_sched);
     vstr_free(why);
     return 0;
 }

@@ -10,6 +10,15 @@
 #include "htable.h"
 #include "ipc.h"
 #include "qstore.h"
+#include "retry.h"
+#include "sched.h"
+
+/*
+ * Results of one worker that may wait for their commit while the worker
+ * goes on with its next job: after a crash of qmgr at most this many
+ * deliveries per worker are repeated (doc/internals.md).
+ */
+#define QMGR_UNCOMMITTED_MAX 2
 
 typedef struct QMGR_DEST QMGR_DEST;
 typedef struct QMGR_JOB QMGR_JOB;
@@ -29,15 +38,20 @@ struct QMGR_MESSAGE {
     long long active_ms;    /* when it was activated */
     QATTEMPT *attempts;     /* results of this activation, for the history */
     size_t nattempts;
-    int jobs_outstanding;    /* jobs not yet finished */
-    int lost;                /* a job's worker died: make it due again at once */
-    int deleted;             /* the operator deleted it during delivery */
-    int requeue;             /* the operator requeued it during delivery */
-    int throttled;           /* the relay said "slow down" or limited recipients: retry soon */
-    int reroute;             /* its relay was unreachable and the route has another */
-    int backoff;             /* a job was deferred by the relay: count the attempt */
+    int jobs_outstanding; /* jobs not yet finished */
+    unsigned lost;        /* delivery processes that died delivering it (sched.c keeps the count) */
+    int deleted;          /* the operator deleted it during delivery */
+    int requeue;          /* the operator requeued it during delivery */
+    int throttled;        /* the relay said "slow down" or limited recipients: retry soon */
+    int reroute;          /* its relay was unreachable and the route has another */
+    int backoff;          /* a job was deferred by the relay: count the attempt */
     QMGR_DEST *suspend_dest; /* a job waits for this suspended destination's probe */
     unsigned char *relayed;  /* per recipient: sent to a relay without DSN, SUCCESS asked */
+    RETRY_DECISION
+        decision;          /* what its last finalize decided (retry.c), for the log after commit */
+    VSTR *commit_log;      /* lines its last finalize will log when committed */
+    QMGR_PEER **reporters; /* workers whose results for it wait for its commit */
+    size_t nreporters;
     QMGR_MESSAGE *done_next; /* on the list of messages to finalize */
 };
 
@@ -140,6 +154,7 @@ struct QMGR_PEER {
     long pid;             /* workers: their process id */
     long uid;             /* the peer's user id (SO_PEERCRED), -1 when unknown */
     QMGR_JOB *job;        /* workers: the job in delivery, or NULL when idle */
+    int uncommitted;      /* workers: results received, not yet committed */
     QMGR_DEST *conn_dest; /* workers: where their open connection goes, or NULL */
     QMGR_PEER *prev, *next;
 };
@@ -147,9 +162,10 @@ struct QMGR_PEER {
 /* qmgr.c: process-wide state. */
 extern QSTORE *qmgr_store;
 extern HTABLE *qmgr_active; /* queue id -> QMGR_MESSAGE */
+extern SCHED *qmgr_sched;   /* every scheduled message, and when it is due */
 extern QMGR_PEER *qmgr_peers;
-extern int qmgr_scan_wanted; /* scan the schedule after this pass */
-extern int qmgr_stopping;    /* SIGTERM: no new jobs, exit when idle */
+extern int qmgr_resync_wanted; /* compare the schedule with the queue after this pass */
+extern int qmgr_stopping;      /* SIGTERM: no new jobs, exit when idle */
 void qmgr_peer_close(QMGR_PEER *peer);
 
 /* dest.c */
@@ -188,10 +204,12 @@ void message_free(QMGR_MESSAGE *message);
 void message_add_attempt(QMGR_MESSAGE *message, unsigned index, const char *relay);
 void message_defer_suspended(QMGR_MESSAGE *message, const QMGR_JOB *job);
 int message_done_pending(void);
+int message_commit_failing(void);
+void message_forget_reporter(QMGR_PEER *worker);
 
 /* scan.c */
+void scan_load(int initial);
 void scan_schedule(void);
-extern int scan_more_due;
 
 /* assign.c */
 void assign_jobs(void);

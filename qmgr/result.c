@@ -25,9 +25,12 @@
  *	answered, which ends a suspension.
  * result_worker_lost()
  *	the worker went away with a job in flight: the job's recipients are
- *	left as they are in the queue, and the message is made due again at
- *	once (the relay may have accepted it: a duplicate is possible, a loss
- *	is not).
+ *	left as they are in the queue (the relay may have accepted it: a
+ *	duplicate is possible, a loss is not), and the loss is counted for
+ *	the message (sched.c). The first loss makes it due again at once; a
+ *	second one is a poison message, deferred with backoff and expiry
+ *	like any deferral (retry.c). A result that leaves a recipient out
+ *	counts the same way.
  */
 #include "config.h"
 
@@ -43,11 +46,18 @@
 #include "throttle.h"
 
 /* result_job_finished - release the worker and the destination slot */
-static void result_job_finished(QMGR_PEER *worker)
+static void result_job_finished(QMGR_PEER *worker, int reported)
 {
     QMGR_JOB *job = worker->job;
     QMGR_MESSAGE *message = job->message;
 
+    if (reported) {
+        /* The result waits for the message's commit; the worker may go on (assign.c). */
+        message->reporters =
+            myrealloc(message->reporters, sizeof(*message->reporters) * (message->nreporters + 1));
+        message->reporters[message->nreporters++] = worker;
+        worker->uncommitted++;
+    }
     worker->job = NULL;
     job->dest->busy--;
     job_free(job);
@@ -181,7 +191,8 @@ int result_receive(QMGR_PEER *worker, const IPC_REC *rec)
              * message is retried at once. */
             msg_warn("worker pid %ld: %s: no result for recipient %u", worker->pid,
                      job->message->env.qid, job->rcpt_index[slot]);
-            job->message->lost = 1;
+            job->message->lost = sched_note_lost(qmgr_sched, job->message->env.qid);
+            break;
         }
     if (ipc_rec_get(rec, "upstream_dsn") == NULL) {
         /* The relay cannot report success: a recipient that asked for it
@@ -239,7 +250,7 @@ int result_receive(QMGR_PEER *worker, const IPC_REC *rec)
     conn = ipc_rec_get(rec, "conn");
     worker->conn_dest = strcmp(conn, "open") == 0 ? job->dest : NULL;
     stats_result(job->dest, job->message, job);
-    result_job_finished(worker);
+    result_job_finished(worker, 1);
     ret = 0;
 out:
     myfree(seen);
@@ -254,6 +265,6 @@ void result_worker_lost(QMGR_PEER *worker)
         return;
     msg_warn("%s: delivery process pid %ld went away during delivery: retrying",
              worker->job->message->env.qid, worker->pid);
-    worker->job->message->lost = 1;
-    result_job_finished(worker);
+    worker->job->message->lost = sched_note_lost(qmgr_sched, worker->job->message->env.qid);
+    result_job_finished(worker, 0);
 }

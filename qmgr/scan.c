@@ -1,14 +1,20 @@
 /*
- * scan - find due messages on the schedule index
+ * scan - activate the due messages of the in-memory schedule
  *
+ * scan_load()
+ *	read the queue's schedule index into the in-memory schedule
+ *	(sched.c): at start every entry; on a resync (`initial` 0: pickup
+ *	reconnected and may have queued mail qmgr did not hear of) only the
+ *	entries qmgr does not know yet. One read transaction; O(n) once.
+ *	Afterwards qmgr learns of every change from the commits themselves:
+ *	its own through the queue's schedule hook, pickup's from its
+ *	`queued` records.
  * scan_schedule()
- *	walk the schedule index from its earliest entry in one short read
- *	transaction and activate every due message that is not active yet,
- *	until the active set reaches qmgr_message_active_limit. The walk
- *	stops at the first entry in the future and sets a timer for it, so
- *	qmgr never reads more than the due part of the queue plus the active
- *	set. When the limit cut the walk short, the next pass that frees room
- *	scans again.
+ *	take the due messages from the in-memory schedule, earliest first,
+ *	and activate them (message.c) in one short read transaction, until
+ *	the active set reaches qmgr_message_active_limit; then set a timer
+ *	for the next one due. Finding k due messages costs O(k log n); the
+ *	messages in delivery are not in the heap and are never walked.
  *
  *	A message whose queue records fail authentication (QSTORE_TAMPERED)
  *	is set aside after the walk, in a write transaction of its own:
@@ -16,11 +22,11 @@
  *	aside", taken off the schedule for good, never delivered or bounced;
  *	its records stay for the operator (relayq show, relayq delete). A
  *	message that cannot be read for another reason (sealed under a key
- *	that is not configured) is left on the schedule and tried again after
- *	SCAN_UNREADABLE_RETRY seconds, not at every walk.
+ *	that is not configured) keeps its schedule entry and is tried again
+ *	after SCAN_UNREADABLE_RETRY seconds, not at every pass.
  *
  * A read transaction that cannot begin is logged and retried by timer;
- * a set-aside that does not commit is retried by the next walk.
+ * a set-aside that does not commit is retried a second later.
  */
 #include "config.h"
 
@@ -44,45 +50,13 @@ typedef struct SCAN_ASIDE {
     char *reason;   /* "queue record in DB fails authentication" */
 } SCAN_ASIDE;
 
-/* State of one walk. */
+/* State of one activation pass. */
 typedef struct SCAN_STATE {
     QSTORE_TXN *txn;
     long long now;
-    long long next_due; /* first entry in the future, or 0 */
-    size_t limit;
-    int limited; /* stopped by the active limit */
     SCAN_ASIDE *aside;
     size_t naside;
 } SCAN_STATE;
-
-int scan_more_due; /* the last walk stopped at the active limit */
-
-static HTABLE *scan_unreadable; /* queue id -> (long long *) when to try it again */
-
-/* scan_unreadable_wait - whether an unreadable message is still waiting for its retry */
-static int scan_unreadable_wait(const char *qid, long long now)
-{
-    long long *retry_at;
-
-    if (scan_unreadable == NULL || (retry_at = htable_get(scan_unreadable, qid)) == NULL)
-        return 0;
-    if (now < *retry_at)
-        return 1;
-    myfree(htable_remove(scan_unreadable, qid));
-    return 0;
-}
-
-/* scan_unreadable_add - try a message that could not be read again later */
-static void scan_unreadable_add(const char *qid, long long now)
-{
-    long long *retry_at = mymalloc(sizeof(*retry_at));
-
-    if (scan_unreadable == NULL)
-        scan_unreadable = htable_create(16);
-    *retry_at = now + SCAN_UNREADABLE_RETRY;
-    myfree(htable_remove(scan_unreadable, qid));
-    htable_put(scan_unreadable, qid, retry_at);
-}
 
 /* scan_aside_add - remember a message to set aside after the walk */
 static void scan_aside_add(SCAN_STATE *state, const char *qid, long long when)
@@ -116,8 +90,12 @@ static void scan_set_aside(SCAN_STATE *state)
         rc = qstore_commit(txn, why);
     }
     for (i = 0; i < state->naside; i++) {
-        if (rc == QSTORE_OK)
+        if (rc == QSTORE_OK) {
             msg_warn("%s: %s: set aside", state->aside[i].qid, state->aside[i].reason);
+            sched_release(qmgr_sched, state->aside[i].qid);
+        } else {
+            sched_retry_later(qmgr_sched, state->aside[i].qid, state->now + 1);
+        }
         myfree(state->aside[i].reason);
     }
     if (rc != QSTORE_OK)
@@ -127,65 +105,94 @@ static void scan_set_aside(SCAN_STATE *state)
     vstr_free(why);
 }
 
-/* scan_timer - time to look again */
+/* scan_timer - a message is due: the pass this timer ends activates it */
 static void scan_timer(void *ctx)
 {
     (void)ctx;
-    qmgr_scan_wanted = 1;
 }
 
-/* scan_visit - activate one due entry */
-static int scan_visit(const char *qid, long long when, void *ctx)
-{
-    SCAN_STATE *state = ctx;
-    int status;
+/* A load of the queue's schedule index into memory. */
+typedef struct SCAN_LOAD {
+    int initial;
+    size_t added;
+} SCAN_LOAD;
 
-    if (when > state->now) {
-        state->next_due = when;
-        return 1;
+/* scan_load_visit - one entry of the queue's schedule */
+static int scan_load_visit(const char *qid, long long when, void *ctx)
+{
+    SCAN_LOAD *load = ctx;
+
+    if (load->initial || !sched_known(qmgr_sched, qid)) {
+        sched_set(qmgr_sched, qid, when);
+        load->added++;
     }
-    if (htable_get(qmgr_active, qid) != NULL)
-        return 0;
-    if (htable_count(qmgr_active) >= state->limit) {
-        state->limited = 1;
-        return 1;
-    }
-    if (scan_unreadable_wait(qid, state->now))
-        return 0;
-    message_activate(state->txn, qid, &status);
-    if (status == QSTORE_TAMPERED)
-        scan_aside_add(state, qid, when);
-    else if (status != QSTORE_OK)
-        scan_unreadable_add(qid, state->now);
     return 0;
+}
+
+/* scan_load - read the queue's schedule into memory */
+void scan_load(int initial)
+{
+    SCAN_LOAD load = {initial, 0};
+    VSTR *why = vstr_alloc(100);
+    QSTORE_TXN *txn;
+
+    if ((txn = qstore_begin(qmgr_store, 0, why)) == NULL)
+        msg_fatal("cannot read the queue's schedule: %s", vstr_str(why));
+    if (qstore_schedule_scan(txn, LLONG_MAX, scan_load_visit, &load) != QSTORE_OK)
+        msg_fatal("cannot read the queue's schedule: %s", qstore_txn_reason(txn));
+    qstore_abort(txn);
+    vstr_free(why);
+    if (initial)
+        msg_info("%zu message%s on the schedule", load.added, load.added == 1 ? "" : "s");
+    else if (load.added > 0)
+        msg_info("resync: %zu scheduled message%s were not known yet", load.added,
+                 load.added == 1 ? "" : "s");
 }
 
 /* scan_schedule - activate due messages */
 void scan_schedule(void)
 {
     SCAN_STATE state = {0};
-    VSTR *why = vstr_alloc(100);
+    VSTR *why;
+    size_t limit = (size_t)var_int("qmgr_message_active_limit");
+    char qid[QID_LEN + 1];
+    long long next;
     /* queue_run_delay is only the safety net: the timer below wakes qmgr
      * when the next message is due. */
     long long delay_ms = var_int("queue_run_delay") * 1000;
 
-    qmgr_scan_wanted = 0;
     state.now = (long long)time(NULL);
-    state.limit = (size_t)var_int("qmgr_message_active_limit");
-    if ((state.txn = qstore_begin(qmgr_store, 0, why)) == NULL) {
-        msg_warn("cannot scan the queue: %s", vstr_str(why));
-        event_request_timer(scan_timer, NULL, 1000);
+    next = sched_next_due(qmgr_sched);
+    if (next > 0 && next <= state.now && htable_count(qmgr_active) < limit) {
+        why = vstr_alloc(100);
+        if ((state.txn = qstore_begin(qmgr_store, 0, why)) == NULL) {
+            msg_warn("cannot read the queue: %s", vstr_str(why));
+            event_request_timer(scan_timer, NULL, 1000);
+            vstr_free(why);
+            return;
+        }
         vstr_free(why);
-        return;
+        while (htable_count(qmgr_active) < limit && sched_take(qmgr_sched, state.now, qid)) {
+            int status;
+
+            if (message_activate(state.txn, qid, &status) != NULL)
+                continue;
+            if (status == QSTORE_TAMPERED) {
+                scan_aside_add(&state, qid, -1);
+            } else if (status != QSTORE_OK) {
+                sched_retry_later(qmgr_sched, qid, state.now + SCAN_UNREADABLE_RETRY);
+            } else {
+                /* Gone or held meanwhile: nothing to deliver. */
+                sched_set(qmgr_sched, qid, 0);
+                sched_release(qmgr_sched, qid);
+            }
+        }
+        qstore_abort(state.txn);
+        if (state.naside > 0)
+            scan_set_aside(&state);
+        next = sched_next_due(qmgr_sched);
     }
-    if (qstore_schedule_scan(state.txn, LLONG_MAX, scan_visit, &state) != QSTORE_OK)
-        msg_warn("cannot scan the queue: %s", qstore_txn_reason(state.txn));
-    qstore_abort(state.txn);
-    if (state.naside > 0)
-        scan_set_aside(&state);
-    vstr_free(why);
-    scan_more_due = state.limited;
-    if (state.next_due > 0 && (state.next_due - state.now) * 1000 < delay_ms)
-        delay_ms = (state.next_due - state.now) * 1000;
+    if (next > 0 && next > state.now && (next - state.now) * 1000 < delay_ms)
+        delay_ms = (next - state.now) * 1000;
     event_request_timer(scan_timer, NULL, delay_ms);
 }

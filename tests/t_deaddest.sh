@@ -43,6 +43,9 @@ ok $? "mailq shows all $N messages deferred: destination suspended, with the nex
 "$RELAYQ" stats --json >"$T/stats.json"
 check "relayq stats says the destination is suspended" -- \
     grep -q "\"name\": \"127.0.0.1:$SINK_PORT\", [^}]*\"suspended\": 1" "$T/stats.json"
+"$RELAYQ" stats >"$T/stats.txt"
+check "relayq stats in text says so too, with the mail parked" -- \
+    grep -Eq '^  suspended: down for [0-9]+ s, next probe in [0-9]+ s, [0-9]+ messages parked$' "$T/stats.txt"
 "$RELAYQ" mailq --json >"$T/mailq.json"
 check "no attempt counted: nothing waits for the 3600 s backoff" -- \
     python3 -c "

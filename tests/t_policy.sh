@@ -1,7 +1,9 @@
 #!/bin/bash
 # t_policy - per-destination overrides from destination_policy_maps: a
-# rate for one relay (200 messages at rate=40 take about 5 s) and a
-# concurrency of 1 (four idle workers, yet one connection at a time).
+# rate for one relay (200 messages at rate=40 take at least 199/40 s, less
+# a margin for the clocks: never faster; a busy machine may make them
+# slower, which says nothing about the limit) and a concurrency of 1 (four
+# idle workers, yet one connection at a time).
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 rq_setup
@@ -15,7 +17,7 @@ maildrop_fill 200 pol
 timed_start 200 60
 ok $? "relayq start; 200 messages delivered"
 diag "200 messages at rate=40 took $ELAPSED s"
-check "the relay's rate=40 held: about 5 s ($ELAPSED s)" -- between 4.2 "$ELAPSED" 6.5
+check "the relay's rate=40 held: not under 4.2 s ($ELAPSED s)" -- between 4.2 "$ELAPSED" 60
 "$RELAYQ" stop
 
 printf '[127.0.0.1]:%s concurrency=1\n' "$SINK_PORT" >"$T/policy"

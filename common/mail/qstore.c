@@ -29,6 +29,11 @@
  *	transaction; returns how many. A dead reader pins its snapshot: the
  *	pages freed after it are never reused and the map fills. Every open
  *	runs it; one long-lived process (qmgr) runs it every few seconds.
+ * qstore_set_schedule_hook()
+ *	have a function told of every schedule change a write transaction
+ *	made (a message's new entry, or none), in order, once the
+ *	transaction has committed; never for a transaction that failed or
+ *	was abandoned. qmgr keeps its in-memory schedule (sched.c) with it.
  * qstore_begin(), qstore_commit(), qstore_abort()
  *	transactions. A write transaction carries a sticky error: after the
  *	first failed operation the others do nothing and return the same
@@ -141,20 +146,30 @@ struct QSTORE {
     MDB_dbi main;  /* the unnamed database that holds the named ones */
     int has_aside; /* a queue made before the aside database, opened read-only, has none */
     int readonly;
-    SEAL_RING *ring; /* NULL: records are written in the clear */
+    SEAL_RING *ring;                    /* NULL: records are written in the clear */
+    QSTORE_SCHEDULE_HOOK schedule_hook; /* told of committed schedule changes, or NULL */
+    void *schedule_ctx;
 };
+
+/* A schedule change of a write transaction, for the hook after its commit. */
+typedef struct QSTORE_SCHED_CHANGE {
+    char qid[QID_LEN + 1];
+    long long when; /* the new entry, 0: removed */
+} QSTORE_SCHED_CHANGE;
 
 struct QSTORE_TXN {
     QSTORE *store;
     MDB_txn *txn;
-    int error;                  /* sticky: the first failure */
-    VSTR *reason;               /* why it failed, or why the last read was refused */
-    VSTR *ad;                   /* associated data of the record being sealed or opened */
-    VSTR *clear;                /* the content of the last record opened */
-    VSTR *sealed;               /* the last record sealed */
-    VSTR *seal_why;             /* why the last record did not open */
-    char mode_qid[QID_LEN + 1]; /* the message whose envelope mode is known */
-    int mode;                   /* its envelope: 1 sealed, 0 clear, -1 absent */
+    int error;                    /* sticky: the first failure */
+    VSTR *reason;                 /* why it failed, or why the last read was refused */
+    VSTR *ad;                     /* associated data of the record being sealed or opened */
+    VSTR *clear;                  /* the content of the last record opened */
+    VSTR *sealed;                 /* the last record sealed */
+    VSTR *seal_why;               /* why the last record did not open */
+    char mode_qid[QID_LEN + 1];   /* the message whose envelope mode is known */
+    int mode;                     /* its envelope: 1 sealed, 0 clear, -1 absent */
+    QSTORE_SCHED_CHANGE *changes; /* schedule changes, in order, when the store has a hook */
+    size_t nchanges, changes_size;
 };
 
 /* qstore_mdb_error - the one error map: an LMDB or system error as a result and a reason */
@@ -385,7 +400,31 @@ static void qstore_txn_free(QSTORE_TXN *txn)
     vstr_free(txn->clear);
     vstr_free(txn->sealed);
     vstr_free(txn->seal_why);
+    myfree(txn->changes);
     myfree(txn);
+}
+
+/* qstore_set_schedule_hook - be told of every committed schedule change */
+void qstore_set_schedule_hook(QSTORE *store, QSTORE_SCHEDULE_HOOK hook, void *ctx)
+{
+    store->schedule_hook = hook;
+    store->schedule_ctx = ctx;
+}
+
+/* qstore_note_schedule - remember a schedule change for the hook */
+static void qstore_note_schedule(QSTORE_TXN *txn, const char *qid, long long when)
+{
+    QSTORE_SCHED_CHANGE *change;
+
+    if (txn->store->schedule_hook == NULL)
+        return;
+    if (txn->nchanges == txn->changes_size) {
+        txn->changes_size = txn->changes_size ? 2 * txn->changes_size : 16;
+        txn->changes = myrealloc(txn->changes, sizeof(*txn->changes) * txn->changes_size);
+    }
+    change = txn->changes + txn->nchanges++;
+    snprintf(change->qid, sizeof(change->qid), "%s", qid);
+    change->when = when;
 }
 
 /* qstore_commit - commit, or report the sticky error */
@@ -406,6 +445,10 @@ int qstore_commit(QSTORE_TXN *txn, VSTR *why)
         if (rc != 0)
             ret = qstore_mdb_error(rc, "commit", why);
     }
+    /* Only a committed change reaches the hook: memory follows the disk. */
+    for (size_t i = 0; ret == QSTORE_OK && i < txn->nchanges; i++)
+        txn->store->schedule_hook(txn->store->schedule_ctx, txn->changes[i].qid,
+                                  txn->changes[i].when);
     qstore_txn_free(txn);
     return ret;
 }
@@ -784,7 +827,10 @@ static int schedule_put(QSTORE_TXN *txn, long long when, const char *qid)
     MDB_val key = schedule_key(buf, when, qid), val = {0, NULL};
     int rc = mdb_put(txn->txn, txn->store->schedule, &key, &val, 0);
 
-    return rc ? qstore_fail(txn, rc, "store schedule entry") : QSTORE_OK;
+    if (rc)
+        return qstore_fail(txn, rc, "store schedule entry");
+    qstore_note_schedule(txn, qid, when);
+    return QSTORE_OK;
 }
 
 /* schedule_del - remove a schedule entry; a missing one is fine */
@@ -794,7 +840,10 @@ static int schedule_del(QSTORE_TXN *txn, long long when, const char *qid)
     MDB_val key = schedule_key(buf, when, qid);
     int rc = mdb_del(txn->txn, txn->store->schedule, &key, NULL);
 
-    return rc && rc != MDB_NOTFOUND ? qstore_fail(txn, rc, "delete schedule entry") : QSTORE_OK;
+    if (rc && rc != MDB_NOTFOUND)
+        return qstore_fail(txn, rc, "delete schedule entry");
+    qstore_note_schedule(txn, qid, 0);
+    return QSTORE_OK;
 }
 
 /* qstore_message_reschedule - move a message to a new schedule time */
@@ -856,6 +905,7 @@ static int schedule_del_qid(QSTORE_TXN *txn, const char *qid)
     mdb_cursor_close(cur);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return qstore_fail(txn, rc, "delete schedule entry");
+    qstore_note_schedule(txn, qid, 0);
     return QSTORE_OK;
 }
 

@@ -69,12 +69,16 @@ typedef struct QATTEMPT {
 typedef struct QSTORE QSTORE;
 typedef struct QSTORE_TXN QSTORE_TXN;
 
+/* Told of one committed schedule change: the message's entry is now `when` (0: none). */
+typedef void (*QSTORE_SCHEDULE_HOOK)(void *ctx, const char *qid, long long when);
+
 QSTORE *qstore_open(const char *dir, size_t map_size, int flags, VSTR *why);
 void qstore_close(QSTORE *store);
 void qstore_set_keyring(QSTORE *store, SEAL_RING *ring);
 const SEAL_RING *qstore_keyring(const QSTORE *store);
 int qstore_reload_keys(QSTORE *store, VSTR *why);
 int qstore_reader_check(QSTORE *store);
+void qstore_set_schedule_hook(QSTORE *store, QSTORE_SCHEDULE_HOOK hook, void *ctx);
 
 QSTORE_TXN *qstore_begin(QSTORE *store, int write, VSTR *why);
 int qstore_commit(QSTORE_TXN *txn, VSTR *why);

@@ -206,6 +206,7 @@ QMGR_MESSAGE *message_activate(QSTORE_TXN *txn, const char *qid, int *status)
         jobs[j - 1]->rcpt_index[jobs[j - 1]->nrcpt++] = (unsigned)i;
     }
     htable_put(qmgr_active, qid, message);
+    qmgr_active_rcpts += message->nrcpt;
     if (njobs == 0) {
         /* Every recipient is final: finalize (delete) without delivering. */
         myfree(jobs);
@@ -445,6 +446,7 @@ static void message_release(QMGR_MESSAGE *message)
             msg_panic("%s: worker pid %ld: more results committed than received", message->env.qid,
                       message->reporters[i]->pid);
     htable_remove(qmgr_active, message->env.qid);
+    qmgr_active_rcpts -= message->nrcpt;
     /* The commit hook has set its new schedule entry: it waits there now. */
     sched_release(qmgr_sched, message->env.qid);
     message_free(message);

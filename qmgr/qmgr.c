@@ -61,6 +61,7 @@
 QSTORE *qmgr_store;
 HTABLE *qmgr_active;
 SCHED *qmgr_sched;
+size_t qmgr_active_rcpts;
 QMGR_PEER *qmgr_peers;
 int qmgr_resync_wanted;
 int qmgr_stopping;

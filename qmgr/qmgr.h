@@ -48,7 +48,7 @@ struct QMGR_MESSAGE {
     QMGR_DEST *suspend_dest; /* a job waits for this suspended destination's probe */
     unsigned char *relayed;  /* per recipient: sent to a relay without DSN, SUCCESS asked */
     RETRY_DECISION
-        decision;          /* what its last finalize decided (retry.c), for the log after commit */
+    decision;              /* what its last finalize decided (retry.c), for the log after commit */
     VSTR *commit_log;      /* lines its last finalize will log when committed */
     QMGR_PEER **reporters; /* workers whose results for it wait for its commit */
     size_t nreporters;
@@ -161,8 +161,9 @@ struct QMGR_PEER {
 
 /* qmgr.c: process-wide state. */
 extern QSTORE *qmgr_store;
-extern HTABLE *qmgr_active; /* queue id -> QMGR_MESSAGE */
-extern SCHED *qmgr_sched;   /* every scheduled message, and when it is due */
+extern HTABLE *qmgr_active;      /* queue id -> QMGR_MESSAGE */
+extern SCHED *qmgr_sched;        /* every scheduled message, and when it is due */
+extern size_t qmgr_active_rcpts; /* recipients of the active set */
 extern QMGR_PEER *qmgr_peers;
 extern int qmgr_resync_wanted; /* compare the schedule with the queue after this pass */
 extern int qmgr_stopping;      /* SIGTERM: no new jobs, exit when idle */

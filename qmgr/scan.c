@@ -12,7 +12,10 @@
  * scan_schedule()
  *	take the due messages from the in-memory schedule, earliest first,
  *	and activate them (message.c) in one short read transaction, until
- *	the active set reaches qmgr_message_active_limit; then set a timer
+ *	the active set reaches qmgr_message_active_limit messages or
+ *	qmgr_message_recipient_limit recipients (the message that crosses
+ *	the recipient limit is still loaded whole, so one message with more
+ *	recipients than the limit goes alone); then set a timer
  *	for the next one due. Finding k due messages costs O(k log n); the
  *	messages in delivery are not in the heap and are never walked.
  *
@@ -155,6 +158,7 @@ void scan_schedule(void)
     SCAN_STATE state = {0};
     VSTR *why;
     size_t limit = (size_t)var_int("qmgr_message_active_limit");
+    size_t rcpt_limit = (size_t)var_int("qmgr_message_recipient_limit");
     char qid[QID_LEN + 1];
     long long next;
     /* queue_run_delay is only the safety net: the timer below wakes qmgr
@@ -163,7 +167,8 @@ void scan_schedule(void)
 
     state.now = (long long)time(NULL);
     next = sched_next_due(qmgr_sched);
-    if (next > 0 && next <= state.now && htable_count(qmgr_active) < limit) {
+    if (next > 0 && next <= state.now && htable_count(qmgr_active) < limit &&
+        qmgr_active_rcpts < rcpt_limit) {
         why = vstr_alloc(100);
         if ((state.txn = qstore_begin(qmgr_store, 0, why)) == NULL) {
             msg_warn("cannot read the queue: %s", vstr_str(why));
@@ -172,7 +177,8 @@ void scan_schedule(void)
             return;
         }
         vstr_free(why);
-        while (htable_count(qmgr_active) < limit && sched_take(qmgr_sched, state.now, qid)) {
+        while (htable_count(qmgr_active) < limit && qmgr_active_rcpts < rcpt_limit &&
+               sched_take(qmgr_sched, state.now, qid)) {
             int status;
 
             if (message_activate(state.txn, qid, &status) != NULL)

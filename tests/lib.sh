@@ -299,16 +299,18 @@ secure_upstream() {
 # recipient rcpt<i>@example.com and Message-ID <TAG-i@relayq.test>, and
 # about SIZE bytes of body (lines of 76 characters) when SIZE is given.
 # Pickup reads them as it reads what sendmail leaves:
-# maildrop_fill COUNT [TAG [SIZE]]
+# With RCPTS, each message has that many recipients (rcptI-K@example.com).
+# maildrop_fill COUNT [TAG [SIZE [RCPTS]]]
 maildrop_fill() {
-    local count=$1 tag=${2:-m} size=${3:-0}
+    local count=$1 tag=${2:-m} size=${3:-0} rcpts=${4:-1}
     if [ ! -d "$T/queue/maildrop" ]; then
         # The first start creates the queue tree.
         "$RELAYQ" start >/dev/null && "$RELAYQ" stop >/dev/null || return 1
     fi
-    python3 - "$T/queue/maildrop" "$count" "$tag" "$size" <<'PY'
+    python3 - "$T/queue/maildrop" "$count" "$tag" "$size" "$rcpts" <<'PY'
 import os, secrets, sys, time
 mdir, count, tag, size = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+nrcpt = int(sys.argv[5])
 filler = ("x" * 76 + "\n") * (size // 77)
 owner = None
 if os.getuid() == 0:
@@ -318,8 +320,10 @@ if os.getuid() == 0:
 uid = owner[0] if owner else os.getuid()
 for i in range(1, count + 1):
     now = time.time()
+    rcpts = "".join(f"rcpt=rcpt{i}-{k}@example.com\n" for k in range(1, nrcpt + 1)) \
+        if nrcpt > 1 else f"rcpt=rcpt{i}@example.com\n"
     data = (f"type=maildrop\nversion=1\nuid={uid}\nposted={int(now)}\n"
-            f"sender=sender@example.com\nrcpt=rcpt{i}@example.com\n\n"
+            f"sender=sender@example.com\n{rcpts}\n"
             f"Subject: test {i}\nMessage-ID: <{tag}-{i}@relayq.test>\n\nbody {i}\n{filler}")
     tmp = os.path.join(mdir, f"tmp.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

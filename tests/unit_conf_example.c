@@ -106,10 +106,13 @@ static const char *unknown_setting(const EXAMPLE *ex)
 
     for (i = 0; i < ex->count; i++) {
         const char *line = ex->lines[i];
-        size_t len =
-            strspn(line + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_0123456789");
+        size_t len;
 
-        if (line[0] != '#' || len == 0 || strncmp(line + 1 + len, " =", 2) != 0)
+        /* An empty line has nothing after its terminator to look at. */
+        if (line[0] != '#')
+            continue;
+        len = strspn(line + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_0123456789");
+        if (len == 0 || strncmp(line + 1 + len, " =", 2) != 0)
             continue;
         for (param = params_table; param->name; param++)
             if (strlen(param->name) == len && strncmp(line + 1, param->name, len) == 0)

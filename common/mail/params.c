@@ -383,6 +383,7 @@ const CONFIG_PARAM params_table[] = {
     PARAM_SIZE("message_size_limit", "10240000", 0, 1073741824L), /* 0: no limit */
     PARAM_SIZE("header_size_limit", "102400", 1024, 1073741824L),
     PARAM_INT("qmgr_message_active_limit", "20000", 1, 10000000),
+    PARAM_INT("qmgr_message_recipient_limit", "20000", 1, 10000000),
     PARAM_SIZE("queue_map_size", "1g", 1048576L, 1099511627776L),
     PARAM_STR("queue_encryption_key_file", "", NULL), /* "": queue in the clear */
     PARAM_STR("transport_maps", "", NULL),

@@ -93,7 +93,7 @@ typedef struct SUSPEND {
 } SUSPEND;
 
 /* Why a connection closed, as smtpout reports it; the order of stats_reasons[]. */
-#define STATS_REASONS 9
+#define STATS_REASONS 10
 
 /* What qmgr has learned about a destination's connections since it started. */
 typedef struct DEST_STATS {

@@ -36,7 +36,7 @@
 /* The close reasons smtpout reports, in DEST_STATS.closed_by order. */
 static const char *const stats_reasons[STATS_REASONS] = {
     "reuse_count", "reuse_time", "idle",   "server_421", "server_close",
-    "error",       "stop",       "switch", "reload",
+    "error",       "stop",       "switch", "reload",     "deferrals",
 };
 
 /* stats_reason_index - the slot of a close reason, or -1 */
@@ -82,6 +82,9 @@ int stats_event(QMGR_PEER *worker, const IPC_REC *rec)
         }
         st->closed++;
         st->closed_by[slot]++;
+        /* Transaction after transaction refused for now: the relay is loaded. */
+        if (strcmp(reason, "deferrals") == 0)
+            dest_note_throttle(dest);
         if (worker->conn_dest == dest)
             worker->conn_dest = NULL;
     } else if (strcmp(event, "tls") == 0) {

@@ -45,8 +45,10 @@
  * on a fresh connection. While idle the connection is kept alive with
  * NOOP every smtp_keepalive_interval and retired after
  * smtp_connection_idle_timeout, after smtp_connection_reuse_count_limit
- * messages, or (checked before a job) after
- * smtp_connection_reuse_time_limit seconds.
+ * messages, (checked before a job) after smtp_connection_reuse_time_limit
+ * seconds, or after SESSION_DEFERRED_ROW transactions in a row in which
+ * the relay deferred every recipient (reason "deferrals": qmgr slows the
+ * destination down, as for a throttling reply).
  *
  * Connection setup is: TCP, (implicit TLS,) greeting, EHLO, STARTTLS and
  * the TLS handshake and EHLO again (smtp_tls_security_level), AUTH once
@@ -98,6 +100,7 @@
 #define SESSION_HURRY_WAIT 5000 /* ms for the reply to QUIT, NOOP or RSET when a job waits */
 #define SESSION_QUOTE_MAX 800   /* bytes of a reply's text quoted in a reason */
 #define SESSION_RCPT_WINDOW 100 /* RCPT TO commands in flight with PIPELINING */
+#define SESSION_DEFERRED_ROW 3  /* transactions all deferred in a row that retire a connection */
 
 /* What to do with the connection once a job is finished. */
 typedef enum {
@@ -253,6 +256,7 @@ static void session_close(const char *reason)
     sess.features = 0;
     sess.size_limit = 0;
     sess.msgs = 0;
+    sess.deferred_row = 0;
     sess.out_error = 0;
     session_out_reset();
     vstr_reset(sess.in);
@@ -454,6 +458,22 @@ static void session_job_done(SESS_AFTER after)
                   job_pending(job));
     sess.job = NULL;
     sess.job_active = 0;
+    if (after == AFTER_IDLE || after == AFTER_RSET) {
+        size_t sent = 0, deferred = 0;
+
+        for (size_t i = 0; i < job->nrcpt; i++) {
+            sent += job->rcpts[i].status == JOB_SENT;
+            deferred += job->rcpts[i].status == JOB_DEFERRED;
+        }
+        sess.deferred_row = sent == 0 && deferred > 0 ? sess.deferred_row + 1 : 0;
+        if (sess.deferred_row >= SESSION_DEFERRED_ROW) {
+            /* A connection that only gets "later" is worth a fresh one. */
+            msg_info("connection to %s: %u transactions in a row deferred: closing it",
+                     vstr_str(sess.relay_text), sess.deferred_row);
+            sess.close_reason = "deferrals";
+            after = AFTER_QUIT;
+        }
+    }
     switch (after) {
     case AFTER_IDLE:
         session_enter_idle(1);

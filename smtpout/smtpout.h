@@ -256,14 +256,15 @@ typedef struct SESSION {
     long long size_limit; /* from SIZE; 0: none announced */
     long long opened_ms;
     long long idle_since;
-    unsigned msgs;       /* transactions started on this connection */
-    JOB *job;            /* the job in flight or waiting for the connection */
-    int job_active;      /* the connection is working for the job */
-    int reused;          /* the job's transaction runs on a connection used before */
-    int mail_ok;         /* MAIL FROM was accepted */
-    size_t rcpt_replies; /* RCPT TO replies received */
-    size_t accepted;     /* recipients accepted */
-    int empty_data;      /* DATA got 354 with no recipient accepted: send only the dot */
+    unsigned msgs;         /* transactions started on this connection */
+    unsigned deferred_row; /* transactions in a row in which the relay deferred everything */
+    JOB *job;              /* the job in flight or waiting for the connection */
+    int job_active;        /* the connection is working for the job */
+    int reused;            /* the job's transaction runs on a connection used before */
+    int mail_ok;           /* MAIL FROM was accepted */
+    size_t rcpt_replies;   /* RCPT TO replies received */
+    size_t accepted;       /* recipients accepted */
+    int empty_data;        /* DATA got 354 with no recipient accepted: send only the dot */
     /* The connection's identity: a job whose identity differs needs another connection. */
     unsigned char ident[SASL_ID_LEN];       /* hash of relay, port, TLS policy, credential */
     char *dest;                             /* "relay:port" as the job named it, for qmgr */

@@ -118,10 +118,11 @@ void relayq_load_config(const char *path)
 {
     VSTR *why = vstr_alloc(128);
 
-    /* The group is taken back only for a configuration that only root can have written. */
-    privs_group_settle(relayq_config_file(path), relayq_group);
     if (params_load(relayq_config_file(path), why) == NULL)
         msg_fatal_status(EX_CONFIG, "%s", vstr_str(why));
+    /* The group is taken back only for a configuration that only root can
+     * have written, judged by the descriptor that was read. */
+    privs_group_settle(var_config, relayq_group);
     vstr_free(why);
 }
 

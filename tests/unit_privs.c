@@ -6,7 +6,9 @@
  * "anyone" and Postfix's "static:anyone", user names, "@group" by primary
  * and by supplementary membership, unknown names skipped with a reason,
  * an over-long entry skipped; privs_config_trusted() for files owned by
- * root or not, and writable by others or not. Uses the users and groups
+ * root or not, and writable by others or not, judged by what was read:
+ * a file renamed over the name after the load does not change the
+ * answer. Uses the users and groups
  * every Debian system has (root, nobody, daemon; groups root, nogroup,
  * mail); file ownership checks need root and are skipped otherwise.
  */
@@ -19,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "params.h"
 #include "privs.h"
 #include "tap.h"
 
@@ -32,19 +35,49 @@ static int listed(uid_t uid, const char *list)
     return ret;
 }
 
-/* trusted_file - make a file with an owner and mode, and ask whether it is trusted */
-static int trusted_file(const char *path, uid_t owner, mode_t mode)
+/* make_file - an empty file with an owner and mode; 0, or -1 */
+static int make_file(const char *path, uid_t owner, mode_t mode)
 {
-    VSTR *why = vstr_alloc(100);
     FILE *fp = fopen(path, "w");
-    int ret;
 
     if (fp == NULL)
         return -1;
     fclose(fp);
-    if (chown(path, owner, (gid_t)-1) < 0 || chmod(path, mode) < 0)
+    return chown(path, owner, (gid_t)-1) < 0 || chmod(path, mode) < 0 ? -1 : 0;
+}
+
+/* trusted_file - make a file with an owner and mode, load it, and ask whether it is trusted */
+static int trusted_file(const char *path, uid_t owner, mode_t mode)
+{
+    VSTR *why = vstr_alloc(100);
+    CONFIG *cfg;
+    int ret;
+
+    if (make_file(path, owner, mode) < 0 || (cfg = params_read(path, why)) == NULL)
         return -1;
-    ret = privs_config_trusted(path, why);
+    ret = privs_config_trusted(cfg, why);
+    config_free(cfg);
+    vstr_free(why);
+    return ret;
+}
+
+/* trusted_after_swap - load root's file, rename a user's over it, ask: 1 trusted */
+static int trusted_after_swap(const char *path, uid_t user)
+{
+    VSTR *why = vstr_alloc(100);
+    VSTR *other = vstr_alloc(100);
+    CONFIG *cfg;
+    int ret;
+
+    vstr_sprintf(other, "%s.user", path);
+    if (make_file(path, 0, 0644) < 0 || make_file(vstr_str(other), user, 0644) < 0 ||
+        (cfg = params_read(path, why)) == NULL)
+        return -1;
+    if (rename(vstr_str(other), path) < 0)
+        return -1;
+    ret = privs_config_trusted(cfg, why);
+    config_free(cfg);
+    vstr_free(other);
     vstr_free(why);
     return ret;
 }
@@ -60,7 +93,7 @@ int main(void)
     char path[] = "/tmp/unit_privs.XXXXXX";
     int fd;
 
-    tap_plan(16);
+    tap_plan(17);
     /* getpwnam() returns one static buffer: keep the ids, not the pointers. */
     if ((pw = getpwnam("nobody")) != NULL)
         nobody_uid = pw->pw_uid;
@@ -71,7 +104,7 @@ int main(void)
     else
         have_users = 0;
     if (!have_users || getgrnam("nogroup") == NULL) {
-        for (int i = 0; i < 16; i++)
+        for (int i = 0; i < 17; i++)
             tap_ok(1, "# SKIP no nobody, daemon or nogroup here");
         return tap_done();
     }
@@ -99,17 +132,19 @@ int main(void)
         return 1;
     close(fd);
     if (geteuid() != 0) {
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 5; i++)
             tap_ok(1, "# SKIP file owners can be changed only by root");
-        tap_ok(privs_config_trusted("/no/such/file", why) == 0, "a missing file is not trusted");
+        tap_ok(privs_config_trusted(NULL, why) == 0, "no configuration file: not trusted");
     } else {
         tap_ok(trusted_file(path, 0, 0644) == 1, "root's file, mode 0644: trusted");
         tap_ok(trusted_file(path, 0, 0664) == 0, "root's file, writable by its group: not trusted");
         tap_ok(trusted_file(path, 0, 0646) == 0, "root's file, writable by others: not trusted");
         tap_ok(trusted_file(path, nobody_uid, 0600) == 0, "a user's own file: not trusted");
-        tap_ok(privs_config_trusted("/no/such/file", why) == 0 &&
-                   strstr(vstr_str(why), "/no/such/file") != NULL,
-               "a missing file is not trusted, and named");
+        tap_ok(trusted_after_swap(path, nobody_uid) == 1,
+               "root's file read, then a user's renamed over it: what was read is judged");
+        tap_ok(privs_config_trusted(NULL, why) == 0 &&
+                   strstr(vstr_str(why), "no configuration file") != NULL,
+               "no configuration file: not trusted, and said");
     }
     unlink(path);
     vstr_free(why);

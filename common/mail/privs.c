@@ -12,15 +12,17 @@
  *	the privileged one as the saved set-group-id, so that nothing runs
  *	with it until privs_group_settle() decides.
  * privs_group_settle()
- *	once the command and its configuration file are known: with keep
+ *	once the command and its configuration are loaded: with keep
  *	and a trusted configuration file, take the group back (it opens
  *	maildrop/ and public/ and nothing else); otherwise give it up for
  *	good, so that a user-chosen configuration cannot aim the group's
  *	rights at a queue directory of the user's choosing. Does nothing
  *	when the command is not setgid.
  * privs_config_trusted()
- *	whether a configuration file is one only root can have written:
- *	owned by root and not writable by group or others.
+ *	whether the configuration was read from a file only root can have
+ *	written: owned by root and not writable by group or others, as
+ *	fstat() saw the descriptor that was read (config_file_stat()), so a
+ *	file renamed into place between the check and the read cannot win.
  * privs_mail_owner()
  *	look up mail_owner as master will use it when started as root: a
  *	user that exists and is not root. 0 with its ids, or -1 with why.
@@ -87,7 +89,7 @@ void privs_group_suspend(void)
 }
 
 /* privs_group_settle - keep the setgid group for this command, or drop it for good */
-void privs_group_settle(const char *config_path, int keep)
+void privs_group_settle(const CONFIG *cfg, int keep)
 {
     gid_t real = getgid();
     VSTR *why;
@@ -95,7 +97,7 @@ void privs_group_settle(const char *config_path, int keep)
     if (!privs_setgid)
         return;
     why = vstr_alloc(100);
-    if (keep == PRIVS_GROUP_KEEP && privs_config_trusted(config_path, why)) {
+    if (keep == PRIVS_GROUP_KEEP && privs_config_trusted(cfg, why)) {
         if (setresgid(real, privs_saved_gid, privs_saved_gid) < 0)
             msg_fatal("set the effective group to %ld: %m", (long)privs_saved_gid);
     } else {
@@ -115,21 +117,21 @@ void privs_group_settle(const char *config_path, int keep)
     vstr_free(why);
 }
 
-/* privs_config_trusted - only root can have written this configuration file */
-int privs_config_trusted(const char *config_path, VSTR *why)
+/* privs_config_trusted - only root can have written the configuration that was read */
+int privs_config_trusted(const CONFIG *cfg, VSTR *why)
 {
-    struct stat st;
+    const struct stat *st = cfg ? config_file_stat(cfg) : NULL;
 
-    if (stat(config_path, &st) < 0) {
-        vstr_sprintf(why, "%s: %s", config_path, strerror(errno));
+    if (st == NULL) {
+        vstr_strcpy(why, "no configuration file was read");
         return 0;
     }
-    if (st.st_uid != 0) {
-        vstr_sprintf(why, "%s is not owned by root", config_path);
+    if (st->st_uid != 0) {
+        vstr_sprintf(why, "%s is not owned by root", config_path(cfg));
         return 0;
     }
-    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        vstr_sprintf(why, "%s is writable by group or others", config_path);
+    if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+        vstr_sprintf(why, "%s is writable by group or others", config_path(cfg));
         return 0;
     }
     return 1;

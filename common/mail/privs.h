@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include "cfgfile.h"
 #include "vstr.h"
 
 /* What a setgid relayq command does with its group. */
@@ -14,8 +15,8 @@
 
 void privs_refuse_root(void);
 void privs_group_suspend(void);
-void privs_group_settle(const char *config_path, int keep);
-int privs_config_trusted(const char *config_path, VSTR *why);
+void privs_group_settle(const CONFIG *cfg, int keep);
+int privs_config_trusted(const CONFIG *cfg, VSTR *why);
 int privs_mail_owner(const char *owner, uid_t *uid, gid_t *gid, VSTR *why);
 int privs_setgid_group(const char *name, gid_t owner_gid, gid_t *gid, VSTR *why);
 int privs_user_may_read(const char *path, const char *user, VSTR *why);

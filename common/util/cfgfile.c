@@ -23,6 +23,10 @@
  *	the configuration is left as it was.
  * config_free()
  *	release a configuration (NULL is fine).
+ * config_file_stat()
+ *	the file the configuration was read from, as fstat() saw the very
+ *	descriptor that was read (owner and mode for a trust decision that
+ *	no rename can race); NULL for defaults.
  * config_path()
  *	the file name given to config_load(), or "(defaults)".
  * config_str(), config_int(), config_bool()
@@ -96,6 +100,8 @@ struct CONFIG {
     CONFIG_HINT_FN hint; /* adds to the report of an unknown name, or NULL */
     VSTR *unknown;       /* the unknown names found while reading, reported */
     size_t unknown_count;
+    struct stat file_st; /* the descriptor that was read, as fstat() saw it */
+    int have_file_st;
 };
 
 /* config_quote - append text to a message, quoted, bounded and printable */
@@ -633,7 +639,7 @@ static int config_assign(CONFIG *cfg, VSTR *logical, int line, VSTR *why)
 }
 
 /* config_read - read a whole file, bounded by CONFIG_FILE_MAX */
-static int config_read(const char *path, VSTR *data, VSTR *why)
+static int config_read(CONFIG *cfg, const char *path, VSTR *data, VSTR *why)
 {
     struct stat st;
     ssize_t got;
@@ -644,7 +650,16 @@ static int config_read(const char *path, VSTR *data, VSTR *why)
         vstr_sprintf(why, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > CONFIG_FILE_MAX) {
+    /* Who owns what was read is asked of this descriptor, never of the
+     * name again: the file cannot be swapped between check and read. */
+    if (fstat(fd, &st) < 0) {
+        vstr_sprintf(why, "%s: cannot fstat: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    cfg->file_st = st;
+    cfg->have_file_st = 1;
+    if (S_ISREG(st.st_mode) && st.st_size > CONFIG_FILE_MAX) {
         vstr_sprintf(why, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
         close(fd);
         return -1;
@@ -758,7 +773,7 @@ CONFIG *config_load_hinted(const CONFIG_PARAM *table, CONFIG_HINT_FN hint, const
     int ret;
 
     cfg->hint = hint;
-    ret = config_read(path, data, why);
+    ret = config_read(cfg, path, data, why);
     if (ret == 0)
         ret = config_parse(cfg, vstr_str(data), vstr_len(data), why);
     vstr_free(data);
@@ -837,6 +852,12 @@ int config_set(CONFIG *cfg, const char *name, const char *value, VSTR *why)
     }
     myfree(old_raw);
     return 0;
+}
+
+/* config_file_stat - the file that was read, as fstat() saw its descriptor; NULL: none */
+const struct stat *config_file_stat(const CONFIG *cfg)
+{
+    return cfg->have_file_st ? &cfg->file_st : NULL;
 }
 
 /* config_path - the file a configuration came from */

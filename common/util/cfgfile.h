@@ -4,6 +4,8 @@
 #ifndef RELAYQ_CFGFILE_H
 #define RELAYQ_CFGFILE_H
 
+#include <sys/stat.h>
+
 #include "vstr.h"
 
 /* The kind of value a parameter holds, which decides how it is checked. */
@@ -41,6 +43,7 @@ CONFIG *config_defaults(const CONFIG_PARAM *table, VSTR *why);
 int config_set(CONFIG *cfg, const char *name, const char *value, VSTR *why);
 void config_free(CONFIG *cfg);
 const char *config_path(const CONFIG *cfg);
+const struct stat *config_file_stat(const CONFIG *cfg);
 const char *config_str(const CONFIG *cfg, const char *name);
 long config_int(const CONFIG *cfg, const char *name);
 int config_bool(const CONFIG *cfg, const char *name);

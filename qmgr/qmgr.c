@@ -17,7 +17,8 @@
  *	   it depends on is durable.
  *
  * qmgr_peer_close()
- *	end a connection; a worker's job in flight is treated as lost.
+ *	end a connection; a worker's job in flight is treated as lost, a
+ *	command's bulk operation (bulk.c) is cancelled.
  *
  * Every QMGR_READER_CHECK_MS qmgr frees the queue's reader slots of
  * processes that died inside a read transaction (a killed `relayq mailq`,
@@ -68,6 +69,8 @@ void qmgr_peer_close(QMGR_PEER *peer)
 {
     if (peer->kind == PEER_WORKER)
         result_worker_lost(peer);
+    if (peer->bulk)
+        bulk_cancel(peer->bulk);
     event_disable_readwrite(ipc_chan_fd(peer->chan));
     if (peer->prev)
         peer->prev->next = peer->next;

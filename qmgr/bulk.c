@@ -245,7 +245,7 @@ static void bulk_step(void *ctx)
         bulk_finish(bulk, "the mail system is stopping");
         return;
     }
-    if (ipc_chan_pending(bulk->peer->chan) > BULK_OUTPUT_MAX) {
+    if (ipc_chan_unread(bulk->peer->chan) > BULK_OUTPUT_MAX) {
         event_request_timer(bulk_step, bulk, BULK_OUTPUT_WAIT_MS);
         return;
     }

@@ -68,7 +68,7 @@ struct BULK {
     char cursor[QID_LEN + 1]; /* ALL: the last queue id examined, "" before the first */
     long long start_ms;       /* ALL: mail that arrived after this is left alone */
     int want_ids;             /* send the ids changed */
-    RETRY retry;
+    BATCH batch;
     size_t done;     /* messages changed (dry run: that would change) */
     size_t examined; /* messages looked at */
     size_t batches;  /* batches committed */
@@ -146,7 +146,7 @@ static int bulk_visit(const QMSG *msg, void *ctx)
 {
     BULK_BATCH_STATE *batch = ctx;
 
-    if (batch->examined == batch->bulk->retry.batch) {
+    if (batch->examined == batch->bulk->batch.size) {
         batch->more = 1;
         return 1;
     }
@@ -164,7 +164,7 @@ static int bulk_collect(BULK *bulk, QSTORE_TXN *txn, BULK_BATCH_STATE *batch)
 
     if (bulk->qids == NULL)
         return qstore_message_scan(txn, bulk->cursor, bulk_visit, batch);
-    n = bulk->nqids - bulk->next < bulk->retry.batch ? bulk->nqids - bulk->next : bulk->retry.batch;
+    n = bulk->nqids - bulk->next < bulk->batch.size ? bulk->nqids - bulk->next : bulk->batch.size;
     for (size_t i = 0; i < n; i++)
         bulk_candidate(batch, bulk->qids[bulk->next + i]);
     batch->examined = n;
@@ -178,7 +178,7 @@ static void bulk_commit(BULK *bulk, BULK_BATCH_STATE *batch)
     IPC_REC *progress = ipc_rec_create("progress");
     size_t changed = 0;
 
-    retry_ok(&bulk->retry);
+    batch_ok(&bulk->batch);
     for (size_t i = 0; i < batch->count; i++) {
         if (!batch->changed[i])
             continue;
@@ -249,9 +249,9 @@ static void bulk_step(void *ctx)
         event_request_timer(bulk_step, bulk, BULK_OUTPUT_WAIT_MS);
         return;
     }
-    batch.qids = mymalloc(sizeof(*batch.qids) * bulk->retry.batch);
-    batch.active = mycalloc(bulk->retry.batch, sizeof(*batch.active));
-    batch.changed = mycalloc(bulk->retry.batch, 1);
+    batch.qids = mymalloc(sizeof(*batch.qids) * bulk->batch.size);
+    batch.active = mycalloc(bulk->batch.size, sizeof(*batch.active));
+    batch.changed = mycalloc(bulk->batch.size, 1);
     why = vstr_alloc(100);
     if ((rc = bulk_run(bulk, &batch, why)) == QSTORE_OK) {
         bulk_commit(bulk, &batch);
@@ -259,10 +259,10 @@ static void bulk_step(void *ctx)
             event_request_timer(bulk_step, bulk, 0);
         else
             bulk_finish(bulk, NULL);
-    } else if (retry_failed(&bulk->retry, rc == QSTORE_FULL)) {
+    } else if (batch_failed(&bulk->batch, rc == QSTORE_FULL)) {
         msg_warn("%s: batch %zu not recorded: %s; trying again in %d ms with %zu messages",
                  bulk->spec->name, bulk->batches + 1, vstr_str(why), BULK_RETRY_MS,
-                 bulk->retry.batch);
+                 bulk->batch.size);
         event_request_timer(bulk_step, bulk, BULK_RETRY_MS);
     } else {
         VSTR *reason = vstr_alloc(100);
@@ -288,7 +288,7 @@ BULK *bulk_create(QMGR_PEER *peer, OPS_SPEC *spec, char **qids, size_t nqids, in
     bulk->nqids = nqids;
     bulk->want_ids = want_ids;
     bulk->start_ms = wall_ms();
-    retry_init(&bulk->retry, BULK_BATCH, BULK_FAIL_MAX);
+    batch_init(&bulk->batch, BULK_BATCH, BULK_FAIL_MAX);
     if (!spec->dry_run)
         msg_info("%s: started on %s", spec->name,
                  qids ? "the listed messages" : "every message in the queue");

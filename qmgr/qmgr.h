@@ -238,18 +238,18 @@ int ops_message(const OPS_SPEC *spec, QSTORE_TXN *txn, const char *qid, QMGR_MES
 void ops_apply_active(const OPS_SPEC *spec, QMGR_MESSAGE *message);
 void ops_spec_free(OPS_SPEC *spec);
 
-/* A batch size that shrinks on a full map and the failures allowed in a row (retry.c). */
-typedef struct RETRY {
+/* A batch size that shrinks on a full map and the failures allowed in a row (batch.c). */
+typedef struct BATCH {
     size_t max;   /* the batch size when all is well */
-    size_t batch; /* the next batch's size */
+    size_t size;  /* the next batch's size */
     int fail_max; /* failed commits in a row that end the operation */
     int failures; /* failed commits in a row so far */
-} RETRY;
+} BATCH;
 
-/* retry.c */
-void retry_init(RETRY *retry, size_t max, int fail_max);
-void retry_ok(RETRY *retry);
-int retry_failed(RETRY *retry, int full);
+/* batch.c */
+void batch_init(BATCH *b, size_t max, int fail_max);
+void batch_ok(BATCH *b);
+int batch_failed(BATCH *b, int full);
 
 /* bulk.c */
 BULK *bulk_create(QMGR_PEER *peer, OPS_SPEC *spec, char **qids, size_t nqids, int want_ids);

@@ -106,6 +106,7 @@ int qshape_main(int argc, char **argv);
 int control_request(const char *socket_name, const char *protocol, const IPC_REC *request,
                     int timeout_ms, IPC_REC **reply, VSTR *why);
 char *control_socket_path(const char *socket_name);
+IPC_CHAN *control_qmgr_open(const IPC_REC *request, int timeout_ms);
 IPC_REC *control_qmgr(const IPC_REC *request, const char *what, int timeout_ms);
 void control_refused(const IPC_REC *reply, const char *what);
 int control_master_pid(pid_t *pid, VSTR *why);

@@ -12,6 +12,11 @@
  *	CONTROL_DOWN when nobody listens (the daemon is not running: the
  *	reason is the bare system error), or CONTROL_ERROR when the server
  *	misbehaved or was too slow.
+ * control_qmgr_open()
+ *	connect to qmgr on public/control and send a request, for a command
+ *	that reads a stream of replies itself: exits EX_UNAVAILABLE when
+ *	qmgr does not listen or take the request; else returns the channel
+ *	(the caller frees it).
  * control_qmgr()
  *	a request to qmgr on public/control for a command that cannot go on
  *	without the answer: exits EX_UNAVAILABLE when qmgr does not listen or
@@ -68,16 +73,14 @@ static void control_down_reason(VSTR *why, const char *path)
     vstr_free(prefix);
 }
 
-/* control_request - one request, one reply */
-int control_request(const char *socket_name, const char *protocol, const IPC_REC *request,
-                    int timeout_ms, IPC_REC **reply, VSTR *why)
+/* control_send - connect and send one request; CONTROL_OK with the channel */
+static int control_send(const char *socket_name, const char *protocol, const IPC_REC *request,
+                        int timeout_ms, IPC_CHAN **chan, VSTR *why)
 {
     char *path = control_socket_path(socket_name);
-    IPC_CHAN *chan;
     int ret = CONTROL_ERROR;
 
-    *reply = NULL;
-    if ((chan = ipc_client_open(path, protocol, timeout_ms, why)) == NULL) {
+    if ((*chan = ipc_client_open(path, protocol, timeout_ms, why)) == NULL) {
         /*
          * A failed connect means nobody listens: the daemon is down, an
          * expected state that callers word differently from a misbehaving
@@ -87,24 +90,39 @@ int control_request(const char *socket_name, const char *protocol, const IPC_REC
             control_down_reason(why, path);
             ret = CONTROL_DOWN;
         }
-        myfree(path);
-        return ret;
-    }
-    if (ipc_chan_send_wait(chan, request, timeout_ms, why) == 0 &&
-        (*reply = ipc_chan_recv_wait(chan, timeout_ms, why)) != NULL)
+    } else if (ipc_chan_send_wait(*chan, request, timeout_ms, why) == 0) {
         ret = CONTROL_OK;
-    ipc_chan_free(chan);
+    } else {
+        ipc_chan_free(*chan);
+        *chan = NULL;
+    }
     myfree(path);
     return ret;
 }
 
-/* control_qmgr - ask qmgr; exit with the right code when it is down, refuses or errs */
-IPC_REC *control_qmgr(const IPC_REC *request, const char *what, int timeout_ms)
+/* control_request - one request, one reply */
+int control_request(const char *socket_name, const char *protocol, const IPC_REC *request,
+                    int timeout_ms, IPC_REC **reply, VSTR *why)
+{
+    IPC_CHAN *chan;
+    int ret;
+
+    *reply = NULL;
+    if ((ret = control_send(socket_name, protocol, request, timeout_ms, &chan, why)) != CONTROL_OK)
+        return ret;
+    if ((*reply = ipc_chan_recv_wait(chan, timeout_ms, why)) == NULL)
+        ret = CONTROL_ERROR;
+    ipc_chan_free(chan);
+    return ret;
+}
+
+/* control_qmgr_open - send a request to qmgr; exit when it is down or does not take it */
+IPC_CHAN *control_qmgr_open(const IPC_REC *request, int timeout_ms)
 {
     VSTR *why = vstr_alloc(100);
-    IPC_REC *reply = NULL;
+    IPC_CHAN *chan = NULL;
 
-    switch (control_request(SOCK_CONTROL, PROTO_CONTROL, request, timeout_ms, &reply, why)) {
+    switch (control_send(SOCK_CONTROL, PROTO_CONTROL, request, timeout_ms, &chan, why)) {
     case CONTROL_OK:
         break;
     case CONTROL_DOWN:
@@ -113,6 +131,20 @@ IPC_REC *control_qmgr(const IPC_REC *request, const char *what, int timeout_ms)
     default:
         msg_fatal_status(EX_UNAVAILABLE, "no answer from qmgr: %s", vstr_str(why));
     }
+    vstr_free(why);
+    return chan;
+}
+
+/* control_qmgr - ask qmgr; exit with the right code when it is down, refuses or errs */
+IPC_REC *control_qmgr(const IPC_REC *request, const char *what, int timeout_ms)
+{
+    VSTR *why = vstr_alloc(100);
+    IPC_CHAN *chan = control_qmgr_open(request, timeout_ms);
+    IPC_REC *reply;
+
+    if ((reply = ipc_chan_recv_wait(chan, timeout_ms, why)) == NULL)
+        msg_fatal_status(EX_UNAVAILABLE, "no answer from qmgr: %s", vstr_str(why));
+    ipc_chan_free(chan);
     control_refused(reply, what);
     vstr_free(why);
     return reply;

@@ -4,7 +4,7 @@
  * ops_main()
  *	"relayq hold|release|delete|requeue [-c FILE] [--dry-run]
  *	[--sender ADDR] [--recipient ADDR] [--domain DOMAIN]
- *	[--older-than TIME] QUEUE_ID...|ALL|- [QUEUE_NAME...]", the
+ *	[--older-than TIME] [--ids] QUEUE_ID...|ALL|- [QUEUE_NAME...]", the
  *	postsuper -h/-H/-d/-r operations. "-" reads queue ids from standard
  *	input (whitespace separated, as mailq or a script prints them); ALL
  *	means every message. The selectors narrow the set; TIME is a number
@@ -12,10 +12,12 @@
  *	active, deferred, hold, incoming) that follow the ids keep only the
  *	messages in one of those queues, as Postfix's "postsuper -d ALL
  *	deferred". qmgr does the work (it is the only writer of delivery
- *	state) and answers with what it changed.
+ *	state), in batches, and reports after each one.
  *	With --dry-run nothing changes: the queue ids that would be touched
- *	are printed, one per line. Without it a Postfix-style summary goes to
- *	standard error, e.g. "relayq: Placed on hold: 3 messages".
+ *	are printed, one per line; --ids prints the ids changed the same
+ *	way, as qmgr reports them. A Postfix-style summary goes to standard
+ *	error, e.g. "relayq: Placed on hold: 3 messages", also when qmgr
+ *	stopped half way (it then says how many it had done, and why).
  * ops_add_target()
  *	add one QUEUE_ID, ALL or "-" to a request (the postsuper command
  *	builds its requests with these too).
@@ -25,8 +27,10 @@
  *	whether an operand is meant as a queue name: lower-case letters
  *	only, which no queue id is.
  * ops_run()
- *	send a request to qmgr and print its summary (and with --dry-run the
- *	ids); the configuration is loaded.
+ *	send a request to qmgr, print the ids it reports as they come (with
+ *	--dry-run or --ids) and then the summary; the configuration is
+ *	loaded. The wait for qmgr is OPS_IDLE_TIMEOUT_MS from its last
+ *	report, so a long operation that goes on is never cut short.
  *
  * Every queue id and queue name is checked before anything is sent, so a
  * typing mistake changes nothing. Exit codes: EX_USAGE for bad arguments,
@@ -50,8 +54,8 @@
 #include "qid.h"
 #include "qname.h"
 
-#define OPS_TIMEOUT_MS 60000   /* ALL on a large queue takes a while */
-#define OPS_STDIN_MAX 10000000 /* bytes of queue ids read from standard input */
+#define OPS_IDLE_TIMEOUT_MS 60000 /* longest silence from qmgr, which reports every batch */
+#define OPS_STDIN_MAX 10000000    /* bytes of queue ids read from standard input */
 
 /* What each operation is called in the summary. */
 static const struct {
@@ -198,9 +202,13 @@ static const char *ops_done_word(const char *op)
 int ops_main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"dry-run", no_argument, NULL, 'n'},          {"sender", required_argument, NULL, 'S'},
-        {"recipient", required_argument, NULL, 'R'},  {"domain", required_argument, NULL, 'D'},
-        {"older-than", required_argument, NULL, 'O'}, {0, 0, 0, 0},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"sender", required_argument, NULL, 'S'},
+        {"recipient", required_argument, NULL, 'R'},
+        {"domain", required_argument, NULL, 'D'},
+        {"older-than", required_argument, NULL, 'O'},
+        {"ids", no_argument, NULL, 'I'},
+        {0, 0, 0, 0},
     };
     const char *op = argv[0], *config = NULL;
     IPC_REC *req = ipc_rec_create(op);
@@ -216,6 +224,9 @@ int ops_main(int argc, char **argv)
         case 'n':
             dry_run = 1;
             ipc_rec_add(req, "dry_run", "1");
+            break;
+        case 'I':
+            ipc_rec_add(req, "ids", "1");
             break;
         case 'S':
             /* "<>" names the null sender, as in mailq. */
@@ -268,35 +279,56 @@ int ops_main(int argc, char **argv)
     return 0;
 }
 
-/* ops_run - send a request to qmgr and print what it did */
+/* ops_summary - the Postfix-style summary on standard error */
+static void ops_summary(const char *done, int dry_run, long long count)
+{
+    fprintf(stderr, "relayq: %s%s: %lld message%s\n", done,
+            dry_run ? " (dry run, nothing changed)" : "", count, count == 1 ? "" : "s");
+}
+
+/* ops_run - send a request to qmgr and print what it did, as it reports it */
 void ops_run(const IPC_REC *req, int dry_run)
 {
-    const char *op = ipc_rec_type(req), *done = ops_done_word(op);
+    const char *op = ipc_rec_type(req), *done = ops_done_word(op), *type;
     VSTR *why = vstr_alloc(100);
+    IPC_CHAN *chan;
     IPC_REC *reply;
-    long long count;
+    long long count = 0;
 
     if (ipc_rec_get(req, "all") == NULL && ipc_rec_get(req, "queue_id") == NULL) {
         if (!dry_run)
-            fprintf(stderr, "relayq: %s: 0 messages\n", done);
+            ops_summary(done, 0, 0);
         vstr_free(why);
         return;
     }
-    reply = control_qmgr(req, op, OPS_TIMEOUT_MS);
-    if (strcmp(ipc_rec_type(reply), "ok") != 0 ||
-        ipc_rec_check(reply, "count", "queue_id*", why) < 0 ||
-        ipc_rec_get_long(reply, "count", 0, 1LL << 40, &count, why) < 0)
-        msg_fatal_status(EX_PROTOCOL, "unexpected reply from qmgr: %s",
-                         strcmp(ipc_rec_type(reply), "ok") ? ipc_rec_type(reply) : vstr_str(why));
-    if (dry_run) {
+    chan = control_qmgr_open(req, OPS_IDLE_TIMEOUT_MS);
+    /* qmgr reports after every batch: the wait is for its silence, not the whole operation. */
+    while ((reply = ipc_chan_recv_wait(chan, OPS_IDLE_TIMEOUT_MS, why)) != NULL &&
+           strcmp(ipc_rec_type(reply), "progress") == 0) {
+        if (ipc_rec_check(reply, "done,examined", "queue_id*", why) < 0)
+            msg_fatal_status(EX_PROTOCOL, "unexpected reply from qmgr: %s", vstr_str(why));
         for (size_t k = 1; k < reply->count; k++)
             if (strcmp(reply->attrs[k].name, "queue_id") == 0)
                 printf("%s\n", reply->attrs[k].value);
-        fprintf(stderr, "relayq: %s (dry run, nothing changed): %lld message%s\n", done, count,
-                count == 1 ? "" : "s");
-    } else {
-        fprintf(stderr, "relayq: %s: %lld message%s\n", done, count, count == 1 ? "" : "s");
+        ipc_rec_free(reply);
     }
+    if (reply == NULL)
+        msg_fatal_status(EX_UNAVAILABLE,
+                         "no word from qmgr for %d s: %s (mailq shows what the %s has done)",
+                         OPS_IDLE_TIMEOUT_MS / 1000, vstr_str(why), op);
+    ipc_chan_free(chan);
+    type = ipc_rec_type(reply);
+    if (strcmp(type, "error") == 0 && ipc_rec_get(reply, "count") != NULL &&
+        ipc_rec_check(reply, "reason,count", "", why) == 0 &&
+        ipc_rec_get_long(reply, "count", 0, 1LL << 40, &count, why) == 0)
+        /* It stopped half way: say what is done before why it stopped. */
+        ops_summary(done, dry_run, count);
+    control_refused(reply, op);
+    if (strcmp(type, "ok") != 0 || ipc_rec_check(reply, "count", "", why) < 0 ||
+        ipc_rec_get_long(reply, "count", 0, 1LL << 40, &count, why) < 0)
+        msg_fatal_status(EX_PROTOCOL, "unexpected reply from qmgr: %s",
+                         strcmp(type, "ok") ? type : vstr_str(why));
+    ops_summary(done, dry_run, count);
     ipc_rec_free(reply);
     vstr_free(why);
 }

@@ -194,7 +194,8 @@ static void qshape_read(QSHAPE_STATE *state)
     }
     if ((state->txn = qstore_begin(store, 0, why)) == NULL)
         msg_fatal_status(EX_UNAVAILABLE, "cannot read the queue: %s", vstr_str(why));
-    if (qstore_message_scan(state->txn, qshape_message, state) != QSTORE_OK && !state->failed) {
+    if (qstore_message_scan(state->txn, NULL, qshape_message, state) != QSTORE_OK &&
+        !state->failed) {
         vstr_strcpy(state->why, qstore_txn_reason(state->txn));
         state->failed = 1;
     }

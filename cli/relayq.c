@@ -46,7 +46,7 @@
 
 #define OPS_USAGE                                                                                  \
     "[-c FILE] [--dry-run] [--sender ADDR] [--recipient ADDR] [--domain DOMAIN] "                  \
-    "[--older-than TIME] QUEUE_ID...|ALL|- [QUEUE_NAME...]"
+    "[--older-than TIME] [--ids] QUEUE_ID...|ALL|- [QUEUE_NAME...]"
 #define CONFIG_USAGE "[-n|-d] [-h] [-x] [NAME...]"
 
 /* The configuration file named before the command word ("relayq -c FILE cmd"). */

@@ -9,7 +9,8 @@
  *	`active` (the queue ids being delivered now), `list` (the mailq
  *	listing, for users who cannot read the queue: list.c), `stats` (queue counts
  *	and the connection pool, see stats.c) and the operator's `hold`,
- *	`release`, `delete` and `requeue` (ops.c). The reply is queued
+ *	`release`, `delete` and `requeue` (ops.c, run in batches by bulk.c,
+ *	which replies as it goes). The reply is queued
  *	on the peer's channel; a flush replies after its transaction has
  *	committed. Returns -1 for a request that is not understood (the
  *	caller closes the connection after the error reply is sent).

@@ -21,7 +21,8 @@
  *	   but a job leaves qmgr before the state it depends on is durable.
  *
  * qmgr_peer_close()
- *	end a connection; a worker's job in flight is treated as lost.
+ *	end a connection; a worker's job in flight is treated as lost, a
+ *	command's bulk operation (bulk.c) is cancelled.
  *
  * Every QMGR_READER_CHECK_MS qmgr frees the queue's reader slots of
  * processes that died inside a read transaction (a killed `relayq mailq`,
@@ -78,6 +79,8 @@ void qmgr_peer_close(QMGR_PEER *peer)
         result_worker_lost(peer);
         message_forget_reporter(peer);
     }
+    if (peer->bulk)
+        bulk_cancel(peer->bulk);
     event_disable_readwrite(ipc_chan_fd(peer->chan));
     if (peer->prev)
         peer->prev->next = peer->next;
@@ -391,12 +394,14 @@ int main(int argc, char **argv)
     qmgr_active = htable_create(1024);
     qmgr_sched = sched_create();
     qstore_set_schedule_hook(qmgr_store, qmgr_schedule_changed, qmgr_sched);
-    scan_load(1);
     dest_init();
     route_init();
 
     event_enable_read(qmgr_listen(SOCK_QMGR, 0600), qmgr_accept, NULL);
     event_enable_read(qmgr_listen(SOCK_CONTROL, 0666), qmgr_accept, (void *)1);
+    /* After the sockets exist: a command that comes during a long load
+     * waits in the listen queue instead of finding the mail system down. */
+    scan_load(1);
     event_on_signal(SIGTERM, qmgr_sigterm);
     event_on_signal(SIGINT, qmgr_sigterm);
     event_on_signal(SIGHUP, qmgr_sighup);

@@ -24,6 +24,7 @@ typedef struct QMGR_DEST QMGR_DEST;
 typedef struct QMGR_JOB QMGR_JOB;
 typedef struct QMGR_MESSAGE QMGR_MESSAGE;
 typedef struct QMGR_PEER QMGR_PEER;
+typedef struct BULK BULK;
 
 /*
  * A message in the active set: its envelope and recipients as loaded
@@ -156,6 +157,7 @@ struct QMGR_PEER {
     QMGR_JOB *job;        /* workers: the job in delivery, or NULL when idle */
     int uncommitted;      /* workers: results received, not yet committed */
     QMGR_DEST *conn_dest; /* workers: where their open connection goes, or NULL */
+    BULK *bulk;           /* commands: the operation running for it (bulk.c), or NULL */
     QMGR_PEER *prev, *next;
 };
 
@@ -230,8 +232,47 @@ int bounce_wants(const QRCPT *rcpt, DSN_KIND kind);
 int bounce_notify(QSTORE_TXN *txn, QMGR_MESSAGE *message, DSN_KIND kind,
                   const unsigned char *include, int expired);
 
+/* The operator's operations on messages (ops.c). */
+typedef enum { OPS_HOLD, OPS_RELEASE, OPS_DELETE, OPS_REQUEUE } OPS_KIND;
+
+/*
+ * What an operator's request does to each message it reaches: the
+ * operation and the selectors that narrow it (ops.c).
+ */
+typedef struct OPS_SPEC {
+    OPS_KIND kind;
+    const char *name; /* "hold", "release", "delete", "requeue" */
+    char *sender;     /* selectors, NULL when not given */
+    char *recipient;
+    char *domain;
+    long long older_than; /* -1 when not given */
+    int queues;           /* QNAME_* mask; 0 when not given */
+    long long now;        /* s: when the request came; release and requeue make mail due then */
+    int dry_run;          /* change nothing, say what would change */
+} OPS_SPEC;
+
 /* ops.c */
 int ops_request(QMGR_PEER *peer, const IPC_REC *rec);
+int ops_message(const OPS_SPEC *spec, QSTORE_TXN *txn, const char *qid, QMGR_MESSAGE **active);
+void ops_apply_active(const OPS_SPEC *spec, QMGR_MESSAGE *message);
+void ops_spec_free(OPS_SPEC *spec);
+
+/* A batch size that shrinks on a full map and the failures allowed in a row (batch.c). */
+typedef struct BATCH {
+    size_t max;   /* the batch size when all is well */
+    size_t size;  /* the next batch's size */
+    int fail_max; /* failed commits in a row that end the operation */
+    int failures; /* failed commits in a row so far */
+} BATCH;
+
+/* batch.c */
+void batch_init(BATCH *b, size_t max, int fail_max);
+void batch_ok(BATCH *b);
+int batch_failed(BATCH *b, int full);
+
+/* bulk.c */
+BULK *bulk_create(QMGR_PEER *peer, OPS_SPEC *spec, char **qids, size_t nqids, int want_ids);
+void bulk_cancel(BULK *bulk);
 
 /* control.c */
 int control_make_due(QSTORE_TXN *txn, const char *qid, long long now);

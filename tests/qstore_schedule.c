@@ -108,7 +108,7 @@ int main(int argc, char **argv)
     }
     check.seen = htable_create(1024);
     if (qstore_schedule_scan(txn, LLONG_MAX, check_entry, &check) != QSTORE_OK ||
-        qstore_message_scan(txn, check_message, &check) != QSTORE_OK) {
+        qstore_message_scan(txn, NULL, check_message, &check) != QSTORE_OK) {
         fprintf(stderr, "qstore_schedule: %s\n", qstore_txn_reason(txn));
         return 2;
     }

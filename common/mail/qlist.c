@@ -264,7 +264,7 @@ int qlist_write(QSTORE_TXN *txn, const QLIST_OPTS *opts, FILE *out, VSTR *why)
     state.opts = opts;
     state.out = out;
     state.why = why;
-    if ((qstore_message_scan(txn, qlist_message, &state) != QSTORE_OK ||
+    if ((qstore_message_scan(txn, NULL, qlist_message, &state) != QSTORE_OK ||
          qstore_aside_scan(txn, qlist_aside, &state) != QSTORE_OK) &&
         !state.failed) {
         vstr_strcpy(why, qstore_txn_reason(txn));

@@ -38,7 +38,9 @@
  *	transactions. A write transaction carries a sticky error: after the
  *	first failed operation the others do nothing and return the same
  *	error, and commit returns it, so a caller can batch many operations
- *	(group commit) and check once. MDB_MAP_RESIZED (another process grew
+ *	(group commit) and check once. qstore_commit_at() is a commit at a
+ *	fault point the caller names (fault.c), besides the one every commit
+ *	passes, so that a test can fail one kind of commit. MDB_MAP_RESIZED (another process grew
  *	the map) and MDB_READERS_FULL (stale readers of dead processes) are
  *	handled here, at begin. Every other LMDB failure goes through one
  *	error map, qstore_mdb_error(): MDB_MAP_FULL, MDB_TXN_FULL and ENOSPC
@@ -54,7 +56,9 @@
  *	envelopes: put (create refuses to overwrite: QSTORE_EXISTS),
  *	get, reschedule (move the schedule entry and rewrite the envelope),
  *	delete (the envelope, its recipients, body and schedule entry) and
- *	scan (every envelope, in queue id order).
+ *	scan (every envelope, in queue id order, from the first or from the
+ *	one after a given queue id, so that a long walk can go on in a later
+ *	transaction).
  * qstore_rcpt_put(), qstore_rcpts_get()
  *	recipients, written one by one and read all at once.
  * qstore_attempt_put(), qstore_attempts_get(), qstore_attempts_free()
@@ -430,15 +434,26 @@ static void qstore_note_schedule(QSTORE_TXN *txn, const char *qid, long long whe
 /* qstore_commit - commit, or report the sticky error */
 int qstore_commit(QSTORE_TXN *txn, VSTR *why)
 {
-    int ret = txn->error;
-    int rc;
+    return qstore_commit_at(txn, NULL, why);
+}
 
+/* qstore_commit_at - commit at a fault point of the caller's, or report the sticky error */
+int qstore_commit_at(QSTORE_TXN *txn, const char *point, VSTR *why)
+{
+    int ret = txn->error;
+    int rc = 0;
+
+    (void)point; /* only a fault point: unused without fault injection */
     if (ret != QSTORE_OK) {
         vstr_strcpy(why, vstr_str(txn->reason));
         mdb_txn_abort(txn->txn);
     } else {
         /* A test may make this commit fail as LMDB or the disk would. */
-        if ((rc = FAULT_ERROR("qstore-before-commit")) != 0)
+        if (point != NULL)
+            rc = FAULT_ERROR(point);
+        if (rc == 0)
+            rc = FAULT_ERROR("qstore-before-commit");
+        if (rc != 0)
             mdb_txn_abort(txn->txn);
         else
             rc = mdb_txn_commit(txn->txn);
@@ -941,21 +956,31 @@ int qstore_message_delete(QSTORE_TXN *txn, const char *qid)
     return QSTORE_OK;
 }
 
-/* qstore_message_scan - visit every envelope */
-int qstore_message_scan(QSTORE_TXN *txn, int (*fn)(const QMSG *msg, void *ctx), void *ctx)
+/* qstore_message_scan - visit every envelope, or every one after a queue id */
+int qstore_message_scan(QSTORE_TXN *txn, const char *after, int (*fn)(const QMSG *msg, void *ctx),
+                        void *ctx)
 {
     MDB_cursor *cur;
     MDB_val key, val;
     MDB_stat st;
     int rc, any_aside;
+    MDB_cursor_op first = MDB_FIRST;
 
     /* Most queues never set a message aside: no lookup per message then. */
     any_aside = txn->store->has_aside && mdb_stat(txn->txn, txn->store->aside, &st) == 0 &&
                 st.ms_entries > 0;
     if ((rc = mdb_cursor_open(txn->txn, txn->store->messages, &cur)) != 0)
         return qstore_fail(txn, rc, "scan envelopes");
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+    if (after != NULL && *after != '\0') {
+        key = qmsg_key(after);
+        first = MDB_SET_RANGE;
+    }
+    rc = mdb_cursor_get(cur, &key, &val, first);
+    /* SET_RANGE lands on the id itself when it is still there: start after it. */
+    if (rc == 0 && first == MDB_SET_RANGE && key.mv_size == strlen(after) &&
+        memcmp(key.mv_data, after, key.mv_size) == 0)
+        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    for (; rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
         char qid[QID_LEN + 1];
         QMSG msg;
         int stop;

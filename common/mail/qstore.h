@@ -82,6 +82,7 @@ void qstore_set_schedule_hook(QSTORE *store, QSTORE_SCHEDULE_HOOK hook, void *ct
 
 QSTORE_TXN *qstore_begin(QSTORE *store, int write, VSTR *why);
 int qstore_commit(QSTORE_TXN *txn, VSTR *why);
+int qstore_commit_at(QSTORE_TXN *txn, const char *point, VSTR *why);
 void qstore_abort(QSTORE_TXN *txn);
 int qstore_txn_error(const QSTORE_TXN *txn);
 const char *qstore_txn_reason(const QSTORE_TXN *txn);
@@ -91,7 +92,8 @@ int qstore_message_put(QSTORE_TXN *txn, const QMSG *msg, int create);
 int qstore_message_get(QSTORE_TXN *txn, const char *qid, QMSG *msg);
 int qstore_message_reschedule(QSTORE_TXN *txn, QMSG *msg, long long next_attempt);
 int qstore_message_delete(QSTORE_TXN *txn, const char *qid);
-int qstore_message_scan(QSTORE_TXN *txn, int (*fn)(const QMSG *msg, void *ctx), void *ctx);
+int qstore_message_scan(QSTORE_TXN *txn, const char *after, int (*fn)(const QMSG *msg, void *ctx),
+                        void *ctx);
 void qmsg_init(QMSG *msg);
 void qmsg_free(QMSG *msg);
 

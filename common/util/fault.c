@@ -63,8 +63,9 @@ static const struct {
     const char *name;
     int can_fail; /* FAULT_ERROR(): the caller acts on an error */
 } fault_points[] = {
-    {"pickup-mid-txn", 0}, {"pickup-after-commit", 0}, {"qmgr-after-result", 0},
-    {"qmgr-mid-txn", 0},   {"smtpout-after-250", 0},   {"qstore-before-commit", 1},
+    {"pickup-mid-txn", 0},   {"pickup-after-commit", 0}, {"qmgr-after-result", 0},
+    {"qmgr-mid-txn", 0},     {"smtpout-after-250", 0},   {"qstore-before-commit", 1},
+    {"qmgr-bulk-commit", 1},
 };
 
 /* The errors a point can be made to fail with. */

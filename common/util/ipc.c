@@ -21,6 +21,10 @@
  *	ipc_chan_fill() reads what is there (>0 read, 0 end of file,
  *	-1 error; EAGAIN counts as >0), ipc_chan_next() takes one complete
  *	record (1), none yet (0), or a malformed stream (-1 with a reason).
+ *	ipc_chan_pending() is what the channel still holds to write,
+ *	ipc_chan_unread() that plus what the socket holds and the peer has
+ *	not read (SIOCOUTQ, counted with the kernel's overhead): a server
+ *	that streams to a peer can wait for a slow reader with it.
  * ipc_chan_recv_wait(), ipc_chan_send_wait()
  *	blocking variants with a deadline, for command-line clients.
  * ipc_client_open()
@@ -38,6 +42,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+
+#include <linux/sockios.h>
 #include <unistd.h>
 
 #include "iostuff.h"
@@ -354,6 +361,17 @@ void ipc_chan_send(IPC_CHAN *chan, const IPC_REC *rec)
 size_t ipc_chan_pending(const IPC_CHAN *chan)
 {
     return vstr_len(chan->out) - chan->out_off;
+}
+
+/* ipc_chan_unread - bytes sent or queued that the peer has not read */
+size_t ipc_chan_unread(const IPC_CHAN *chan)
+{
+    int queued = 0;
+
+    /* Where the system cannot tell, the channel's own buffer is the measure. */
+    if (ioctl(chan->fd, SIOCOUTQ, &queued) < 0 || queued < 0)
+        queued = 0;
+    return ipc_chan_pending(chan) + (size_t)queued;
 }
 
 /* ipc_chan_flush - write what the descriptor takes */

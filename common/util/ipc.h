@@ -51,6 +51,7 @@ int ipc_chan_fd(const IPC_CHAN *chan);
 void ipc_chan_send(IPC_CHAN *chan, const IPC_REC *rec);
 int ipc_chan_flush(IPC_CHAN *chan);
 size_t ipc_chan_pending(const IPC_CHAN *chan);
+size_t ipc_chan_unread(const IPC_CHAN *chan);
 int ipc_chan_fill(IPC_CHAN *chan);
 int ipc_chan_next(IPC_CHAN *chan, IPC_REC **rec, VSTR *why);
 IPC_REC *ipc_chan_recv_wait(IPC_CHAN *chan, int timeout_ms, VSTR *why);

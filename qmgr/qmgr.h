@@ -18,7 +18,7 @@
  * goes on with its next job: after a crash of qmgr at most this many
  * deliveries per worker are repeated (doc/internals.md).
  */
-#define QMGR_UNCOMMITTED_MAX 2
+#define QMGR_UNCOMMITTED_MAX 3
 
 typedef struct QMGR_DEST QMGR_DEST;
 typedef struct QMGR_JOB QMGR_JOB;

@@ -4,12 +4,14 @@
  * Usage: qstore_fill QUEUE_DIR -n COUNT [-a SECONDS_AGO] [--arrival EPOCH]
  *	[-d DOMAINS] [-s SENDER_DOMAINS] [-r MAX_RCPTS] [--deferred]
  *	[--hold-every K] [--dsn] [--seed N] [--ids PREFIX] [--map-size MB]
+ *	[--body-size BYTES]
  *
  * main()
  *	create the queue directory tree (owned by the caller) and COUNT
  *	messages in its LMDB store, committed every QFILL_BATCH messages,
  *	so that the commands that read the queue (mailq, qshape, show) can be
- *	tested and timed on queues far bigger than delivery could build.
+ *	tested and timed on queues far bigger than delivery could build,
+ *	and so that delivery can be timed on a backlog (bench/drain).
  *
  * What the messages look like:
  *	- arrival: "now" is --arrival EPOCH (default: the clock); the oldest
@@ -19,7 +21,11 @@
  *	  "<>" stands for the null sender);
  *	- 1 to -r recipients (default 1), user<k>@ domains of -d (comma list,
  *	  default example.com);
- *	- a small body with Subject, Message-ID and Date;
+ *	- a small body with Subject, Message-ID and Date; --body-size BYTES
+ *	  (at most 10 MiB) makes the whole content, headers and body as
+ *	  stored and sent, BYTES octets long by filler text on the last line
+ *	  and on further lines of 76 characters; a message already that long
+ *	  without filler is left as it is;
  *	- --deferred: 1 to 5 attempts so far, each recipient deferred with a
  *	  deferral reason and its attempt history, the next attempt 10 to 70
  *	  minutes after "now"; otherwise never tried and due at "now";
@@ -55,13 +61,18 @@
 #include "qstore.h"
 #include "vstr.h"
 
-#define QFILL_BATCH 20000      /* messages per write transaction */
-#define QFILL_MAP_MB 2048      /* default map size, MB: 100,000 messages fit */
-#define QFILL_MAX_ATTEMPTS 5   /* --deferred: at most this many attempts so far */
-#define QFILL_LIST_MAX 64      /* domains in a -d or -s list */
-#define QFILL_BACKOFF 300      /* seconds between the invented attempts */
-#define QFILL_NEXT_MIN 600     /* --deferred: next attempt at least this far ahead */
-#define QFILL_NEXT_SPREAD 3600 /* ... plus up to this much */
+#define QFILL_BATCH 20000                  /* messages per write transaction */
+#define QFILL_MAP_MB 2048                  /* default map size, MB: 100,000 messages fit */
+#define QFILL_MAX_ATTEMPTS 5               /* --deferred: at most this many attempts so far */
+#define QFILL_LIST_MAX 64                  /* domains in a -d or -s list */
+#define QFILL_BACKOFF 300                  /* seconds between the invented attempts */
+#define QFILL_NEXT_MIN 600                 /* --deferred: next attempt at least this far ahead */
+#define QFILL_NEXT_SPREAD 3600             /* ... plus up to this much */
+#define QFILL_BODY_MAX (10L * 1024 * 1024) /* --body-size: at most this many octets */
+#define QFILL_PAD_LINE 76                  /* filler lines: this many characters */
+
+static const char qfill_filler[QFILL_PAD_LINE + 1] =
+    "Filler text that makes the message as long as --body-size asks, line by line";
 
 static const char qfill_alphabet[] = "0123456789BCDFGHJKLMNPQRSTVWXYZb";
 
@@ -86,6 +97,7 @@ typedef struct QFILL_OPTS {
     uint64_t seed;
     const char *id_prefix; /* NULL: qid_create() */
     size_t map_size;
+    size_t body_size; /* 0: no filler */
 } QFILL_OPTS;
 
 /* qfill_usage - the usage line, then exit 1 */
@@ -93,7 +105,7 @@ static void qfill_usage(void)
 {
     msg_fatal("usage: qstore_fill QUEUE_DIR -n COUNT [-a SECONDS_AGO] [--arrival EPOCH] "
               "[-d DOMAINS] [-s SENDER_DOMAINS] [-r MAX_RCPTS] [--deferred] [--hold-every K] "
-              "[--dsn] [--seed N] [--ids PREFIX] [--map-size MB]");
+              "[--dsn] [--seed N] [--ids PREFIX] [--map-size MB] [--body-size BYTES]");
 }
 
 /* qfill_number - a non-negative decimal option value, or exit */
@@ -173,6 +185,35 @@ static void qfill_reason(VSTR *buf, const char *domain, unsigned kind)
                      domain);
 }
 
+/* qfill_pad - lengthen a content that ends with CRLF to size octets, CRLF still last */
+static void qfill_pad(VSTR *body, size_t size)
+{
+    const char *last_line;
+    size_t left, col, n;
+
+    if (vstr_len(body) >= size)
+        return;
+    vstr_truncate(body, vstr_len(body) - 2);
+    last_line = strrchr(vstr_str(body), '\n');
+    col = vstr_len(body) - (last_line ? (size_t)(last_line + 1 - vstr_str(body)) : 0);
+    /* At least 3 octets are missing: some filler, then the CRLF taken off. */
+    for (left = size - vstr_len(body); left > 2; left -= n) {
+        if (col >= QFILL_PAD_LINE && left >= 5) {
+            /* A new line only when a character and the final CRLF still fit after it. */
+            vstr_append(body, "\r\n", 2);
+            n = 2;
+            col = 0;
+            continue;
+        }
+        n = col < QFILL_PAD_LINE ? QFILL_PAD_LINE - col : left - 2;
+        if (n > left - 2)
+            n = left - 2;
+        vstr_append(body, qfill_filler + (col < QFILL_PAD_LINE ? col : 0), n);
+        col += n;
+    }
+    vstr_append(body, "\r\n", 2);
+}
+
 /* qfill_message - create one message in an open write transaction */
 static void qfill_message(const QFILL_OPTS *opts, QSTORE_TXN *txn, long serial, uint64_t *rng,
                           VSTR *body, VSTR *scratch)
@@ -220,6 +261,7 @@ static void qfill_message(const QFILL_OPTS *opts, QSTORE_TXN *txn, long serial, 
         vstr_sprintf_append(body, "%s user%u@%s", i == 0 ? "To:" : ",\r\n", i,
                             opts->rcpt_domains.items[(serial + i) % opts->rcpt_domains.count]);
     vstr_sprintf_append(body, "\r\n\r\nThis is test message %ld.\r\n", serial);
+    qfill_pad(body, opts->body_size);
     msg.size = (long long)vstr_len(body);
 
     if (opts->deferred)
@@ -293,6 +335,7 @@ static void qfill_args(int argc, char **argv, QFILL_OPTS *opts)
                                              {"seed", required_argument, NULL, 'S'},
                                              {"ids", required_argument, NULL, 'I'},
                                              {"map-size", required_argument, NULL, 'M'},
+                                             {"body-size", required_argument, NULL, 'B'},
                                              {NULL, 0, NULL, 0}};
     static char default_rcpt_domains[] = "example.com";
     static char default_sender_domains[] = "example.org";
@@ -344,6 +387,11 @@ static void qfill_args(int argc, char **argv, QFILL_OPTS *opts)
             break;
         case 'M':
             opts->map_size = (size_t)qfill_number("--map-size", optarg) * 1024 * 1024;
+            break;
+        case 'B':
+            opts->body_size = (size_t)qfill_number("--body-size", optarg);
+            if (opts->body_size > QFILL_BODY_MAX)
+                msg_fatal("--body-size: at most %ld octets", QFILL_BODY_MAX);
             break;
         default:
             qfill_usage();

@@ -52,8 +52,12 @@
  *	a worker whose results wait for their commit is gone: the messages
  *	no longer count them against it.
  *
- * The results a worker reported wait, counted against it (its
- * `uncommitted`), until their message's commit; then the count drops.
+ * The results a worker reported stay with their message (its
+ * `reports`). Once the message's last job is done they wait for the
+ * next pass's commit, counted against the worker (its `uncommitted`,
+ * which assign.c bounds); the commit drops both counts. A message of
+ * many jobs does not hold its workers back before then: its results
+ * are not due for a commit until all its jobs are done.
  * message_free()
  *	release a message that is not in the active set.
  *
@@ -231,6 +235,10 @@ void message_job_done(QMGR_MESSAGE *message)
     if (--message->jobs_outstanding == 0) {
         message->done_next = message_done_head;
         message_done_head = message;
+        /* Only now do its results wait for a commit: the next pass's. */
+        for (size_t i = 0; i < message->nreporters; i++)
+            if (message->reporters[i])
+                message->reporters[i]->uncommitted++;
     }
 }
 
@@ -254,7 +262,7 @@ static void message_forget_one(const char *qid, void *value, void *ctx)
 /* message_forget_reporter - a worker that reported results is gone */
 void message_forget_reporter(QMGR_PEER *worker)
 {
-    if (worker->uncommitted > 0)
+    if (worker->reports > 0)
         htable_walk(qmgr_active, message_forget_one, worker);
 }
 
@@ -441,10 +449,13 @@ static void message_release(QMGR_MESSAGE *message)
     }
     if (d->action == RETRY_REMOVE || d->action == RETRY_EXPIRE)
         msg_info("%s: removed", message->env.qid);
-    for (size_t i = 0; i < message->nreporters; i++)
-        if (message->reporters[i] && --message->reporters[i]->uncommitted < 0)
+    for (size_t i = 0; i < message->nreporters; i++) {
+        QMGR_PEER *worker = message->reporters[i];
+
+        if (worker && (--worker->uncommitted < 0 || --worker->reports < 0))
             msg_panic("%s: worker pid %ld: more results committed than received", message->env.qid,
-                      message->reporters[i]->pid);
+                      worker->pid);
+    }
     htable_remove(qmgr_active, message->env.qid);
     qmgr_active_rcpts -= message->nrcpt;
     /* The commit hook has set its new schedule entry: it waits there now. */

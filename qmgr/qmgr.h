@@ -155,7 +155,8 @@ struct QMGR_PEER {
     long pid;             /* workers: their process id */
     long uid;             /* the peer's user id (SO_PEERCRED), -1 when unknown */
     QMGR_JOB *job;        /* workers: the job in delivery, or NULL when idle */
-    int uncommitted;      /* workers: results received, not yet committed */
+    int uncommitted;      /* workers: results of finished messages, not yet committed */
+    int reports;          /* workers: results held by active messages (reporters) */
     QMGR_DEST *conn_dest; /* workers: where their open connection goes, or NULL */
     BULK *bulk;           /* commands: the operation running for it (bulk.c), or NULL */
     QMGR_PEER *prev, *next;

@@ -56,7 +56,7 @@ static void result_job_finished(QMGR_PEER *worker, int reported)
         message->reporters =
             myrealloc(message->reporters, sizeof(*message->reporters) * (message->nreporters + 1));
         message->reporters[message->nreporters++] = worker;
-        worker->uncommitted++;
+        worker->reports++;
     }
     worker->job = NULL;
     job->dest->busy--;

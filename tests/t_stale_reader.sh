@@ -22,6 +22,19 @@ ok $? "test SMTP server started"
 "$RELAYQ" start
 ok $? "relayq start with a 64 MB queue map"
 
+# daemons_opened_queue - whether qmgr, pickup and the 4 workers have the
+# queue open: a process that opens it frees dead readers' slots itself
+# (qstore_open), silently, so the dead reader must come after them.
+daemons_opened_queue() {
+    local pid count=0
+    for pid in $(pgrep -f "^$T/libexec/(qmgr|pickup|smtpout)"); do
+        grep -qF "$T/queue/db/data.mdb" "/proc/$pid/maps" 2>/dev/null && count=$((count + 1))
+    done
+    [ "$count" -ge 6 ]
+}
+wait_for 30 daemons_opened_queue
+ok $? "qmgr, pickup and the 4 workers have the queue open"
+
 # A reader that dies inside its read transaction.
 "$HOLD" "$T/queue/db" >"$T/hold.out" 2>"$T/hold.err" &
 hold_pid=$!

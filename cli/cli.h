@@ -28,6 +28,7 @@ typedef struct CLI_CMD {
 /* relayq.c */
 const char *relayq_config_file(const char *path);
 void relayq_load_config(const char *path);
+void relayq_read_as_mail_owner(void);
 char *relayq_config_dir(const char *dir);
 void relayq_usage(const char *command, const char *args) __attribute__((noreturn));
 char *relayq_printable(const char *text, size_t limit);

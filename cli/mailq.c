@@ -11,7 +11,8 @@
  *	error says how many (only root and mail_owner can see them); the
  *	listing on standard output keeps Postfix's layout for scripts.
  *
- * Root and mail_owner read the queue themselves, opened read-only, so
+ * mail_owner reads the queue itself, and so does root once it has become
+ * mail_owner for good (relayq_read_as_mail_owner), opened read-only, so
  * mailq never changes it and works while the daemons run or not. Which
  * messages are being delivered right now is qmgr's knowledge, asked over
  * public/control; when qmgr is not running, none are.
@@ -231,6 +232,7 @@ int mailq_main(int argc, char **argv)
     if (optind != argc)
         relayq_usage("mailq", NULL);
     relayq_load_config(config);
+    relayq_read_as_mail_owner();
     /* Only root and mail_owner may list maildrop/ (mode 1730); others see -1, nothing. */
     opts.maildrop = qdir_maildrop_count(var_str("queue_directory"));
 

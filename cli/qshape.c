@@ -394,6 +394,7 @@ int qshape_main(int argc, char **argv)
     if (optind != argc)
         relayq_usage("qshape", NULL);
     relayq_load_config(config);
+    relayq_read_as_mail_owner();
 
     state.now_ms = wall_ms();
     state.rows = htable_create(64);

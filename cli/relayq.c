@@ -16,6 +16,13 @@
  *	built-in path) or exit EX_CONFIG with its "file:line: reason" line.
  *	Installed setgid, the command keeps its group from here on only
  *	when it needs it and the file is trusted (privs.c).
+ * relayq_read_as_mail_owner()
+ *	root's commands that read what the daemons wrote (the queue's LMDB
+ *	file, qmgr's replies: mailq, show, qshape, stats) give up root for
+ *	mail_owner for good before they open any of it, as master does
+ *	before it starts a daemon: a file or a reply a compromised daemon
+ *	crafted is never parsed with root's privileges. Other users keep
+ *	who they are (the queue's own modes keep them out of db/).
  * relayq_config_dir()
  *	the configuration file of a Postfix-style "-c CONFIG_DIR": the file
  *	relayq.conf in that directory; the caller frees it.
@@ -35,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "msg.h"
@@ -123,6 +131,23 @@ void relayq_load_config(const char *path)
     /* The group is taken back only for a configuration that only root can
      * have written, judged by the descriptor that was read. */
     privs_group_settle(var_config, relayq_group);
+    vstr_free(why);
+}
+
+/* relayq_read_as_mail_owner - root reads the daemons' files only as mail_owner */
+void relayq_read_as_mail_owner(void)
+{
+    const char *owner = var_str("mail_owner");
+    VSTR *why;
+    uid_t uid;
+    gid_t gid;
+
+    if (geteuid() != 0)
+        return;
+    why = vstr_alloc(100);
+    if (privs_mail_owner(owner, &uid, &gid, why) < 0)
+        msg_fatal_status(EX_CONFIG, "%s: root reads the queue only as mail_owner", vstr_str(why));
+    privs_become(owner, uid, gid);
     vstr_free(why);
 }
 

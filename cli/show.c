@@ -427,6 +427,7 @@ int show_main(int argc, char **argv)
         relayq_usage("show", NULL);
     }
     relayq_load_config(config);
+    relayq_read_as_mail_owner();
 
     show.headers = vstr_alloc(1024);
     show.aside = vstr_alloc(100);

@@ -172,6 +172,7 @@ int stats_main(int argc, char **argv)
     if (optind != argc)
         relayq_usage("stats", NULL);
     relayq_load_config(config);
+    relayq_read_as_mail_owner();
 
     reply = control_qmgr(req, "stats request", STATS_TIMEOUT_MS);
     if (strcmp(ipc_rec_type(reply), "stats") != 0 ||

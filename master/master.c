@@ -43,7 +43,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,22 +148,6 @@ static void master_prepare_log(uid_t uid, gid_t gid)
     close(fd);
 }
 
-/* master_drop_privileges - become mail_owner for good */
-static void master_drop_privileges(const char *owner, uid_t uid, gid_t gid)
-{
-    if (setgroups(1, &gid) < 0)
-        msg_fatal("setgroups(%ld): %m", (long)gid);
-    if (setgid(gid) < 0)
-        msg_fatal("setgid(%ld): %m", (long)gid);
-    if (setuid(uid) < 0)
-        msg_fatal("setuid(%ld): %m", (long)uid);
-    /* A saved set-user-id of 0 would let a compromised daemon climb back. */
-    if (setuid(0) == 0 || geteuid() != uid || getuid() != uid || getegid() != gid)
-        msg_fatal("cannot drop privileges to mail_owner \"%s\" for good", owner);
-    if (msg_verbose)
-        msg_info("running as mail_owner \"%s\" (uid %ld, gid %ld)", owner, (long)uid, (long)gid);
-}
-
 /* master_setup_queue - create the queue tree as its owner; root becomes mail_owner */
 static void master_setup_queue(void)
 {
@@ -189,7 +172,7 @@ static void master_setup_queue(void)
         msg_fatal("chdir %s: %m", master_queue_dir);
     if (root) {
         master_prepare_log(uid, gid);
-        master_drop_privileges(owner, uid, gid);
+        privs_become(owner, uid, gid);
     }
 }
 

@@ -26,6 +26,11 @@
  * privs_mail_owner()
  *	look up mail_owner as master will use it when started as root: a
  *	user that exists and is not root. 0 with its ids, or -1 with why.
+ * privs_become()
+ *	give up root for a user for good: its group alone (no supplementary
+ *	groups), then real, effective and saved ids, checked by failing to
+ *	take root back. What master does before anything runs, and what
+ *	root's relayq commands do before they read what mail_owner wrote.
  * privs_setgid_group()
  *	look up setgid_group as master will use it: a group that exists, is
  *	not gid 0 and is not mail_owner's own group (owner_gid; (gid_t)-1
@@ -135,6 +140,22 @@ int privs_config_trusted(const CONFIG *cfg, VSTR *why)
         return 0;
     }
     return 1;
+}
+
+/* privs_become - become a user for good */
+void privs_become(const char *name, uid_t uid, gid_t gid)
+{
+    if (setgroups(1, &gid) < 0)
+        msg_fatal("setgroups(%ld): %m", (long)gid);
+    if (setgid(gid) < 0)
+        msg_fatal("setgid(%ld): %m", (long)gid);
+    if (setuid(uid) < 0)
+        msg_fatal("setuid(%ld): %m", (long)uid);
+    /* A saved set-user-id of 0 would let a compromised process climb back. */
+    if (setuid(0) == 0 || geteuid() != uid || getuid() != uid || getegid() != gid)
+        msg_fatal("cannot drop privileges to \"%s\" for good", name);
+    if (msg_verbose)
+        msg_info("running as \"%s\" (uid %ld, gid %ld)", name, (long)uid, (long)gid);
 }
 
 /* privs_mail_owner - mail_owner's uid and gid, as master will drop to them */

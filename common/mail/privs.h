@@ -18,6 +18,7 @@ void privs_group_suspend(void);
 void privs_group_settle(const CONFIG *cfg, int keep);
 int privs_config_trusted(const CONFIG *cfg, VSTR *why);
 int privs_mail_owner(const char *owner, uid_t *uid, gid_t *gid, VSTR *why);
+void privs_become(const char *name, uid_t uid, gid_t gid);
 int privs_setgid_group(const char *name, gid_t owner_gid, gid_t *gid, VSTR *why);
 int privs_user_may_read(const char *path, const char *user, VSTR *why);
 int privs_user_listed(uid_t uid, const char *list, VSTR *why);

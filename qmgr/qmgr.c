@@ -28,6 +28,9 @@
  * processes that died inside a read transaction (a killed `relayq mailq`,
  * an smtpout killed while reading a body), logging how many: a dead reader
  * pins the pages freed after its snapshot, and the map would fill.
+ * With encryption at rest on, the same timer looks for clear messages
+ * queued before it was turned on; once none is left it marks the queue
+ * sealed-only (qstore.c), and a clear message added later is set aside.
  *
  * Fatal: the queue or the sockets cannot be opened (master restarts qmgr).
  * SIGTERM: stop handing out jobs, wait for the jobs in flight (at most
@@ -41,6 +44,7 @@
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "event.h"
@@ -308,6 +312,38 @@ static void qmgr_after_pass(void)
     qmgr_flush_peers(0);
 }
 
+/* qmgr_seal_check - with encryption on and no clear message left, mark the queue sealed-only */
+static void qmgr_seal_check(void)
+{
+    VSTR *why = vstr_alloc(100);
+    QSTORE_TXN *txn;
+    long long since = 0;
+    int left = 1;
+
+    if (qstore_keyring(qmgr_store) != NULL && (txn = qstore_begin(qmgr_store, 0, why)) != NULL) {
+        since = qstore_sealed_only(txn);
+        if (since == 0)
+            left = qstore_clear_left(txn);
+        qstore_abort(txn);
+    }
+    if (since == 0 && left == 0) {
+        int rc = QSTORE_ERROR;
+
+        if ((txn = qstore_begin(qmgr_store, 1, why)) != NULL) {
+            /* A failed mark sticks to the transaction: the commit reports it. */
+            (void)qstore_mark_sealed_only(txn, (long long)time(NULL));
+            rc = qstore_commit(txn, why);
+        }
+        if (rc != QSTORE_OK) {
+            msg_warn("cannot mark the queue sealed-only: %s; trying again", vstr_str(why));
+        } else {
+            msg_info("no clear message is left in the queue: it is sealed-only from now on, "
+                     "and a clear message added to it will be set aside");
+        }
+    }
+    vstr_free(why);
+}
+
 /* qmgr_reader_timer - free reader slots that dead processes left (they pin old pages) */
 static void qmgr_reader_timer(void *ctx)
 {
@@ -316,6 +352,7 @@ static void qmgr_reader_timer(void *ctx)
     if (dead > 0)
         msg_info("cleared %d stale queue reader%s left by dead processes", dead,
                  dead == 1 ? "" : "s");
+    qmgr_seal_check();
     event_request_timer(qmgr_reader_timer, ctx, QMGR_READER_CHECK_MS);
 }
 

@@ -102,6 +102,17 @@
  * the ring does not hold is QSTORE_ERROR, after the key file is read again
  * if it changed since it was loaded (a new key another process already
  * uses). Neither is sticky: the transaction goes on.
+ *
+ * qstore_clear_left(), qstore_mark_sealed_only(), qstore_sealed_only()
+ *	once encryption is on and no clear message is left, qmgr marks the
+ *	queue sealed-only (meta "sealed_only" = the time, in seconds): from
+ *	then on a clear record of any message is refused like a tampered one
+ *	("QID: clear queue record in DB, in a queue sealed-only since TIME"),
+ *	so someone who can write data.mdb but lacks the key can no longer add
+ *	clear messages of his own. qstore_clear_left() says whether a clear
+ *	envelope is left (the walk stops at the first one: queue ids sort by
+ *	time, and clear messages are the oldest); qstore_sealed_only() gives
+ *	the mark's time, 0 when unmarked.
  */
 #include "config.h"
 
@@ -112,6 +123,7 @@
 #include <pwd.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lmdb.h>
@@ -136,6 +148,8 @@
 #define QSTORE_ROOM_PAGES 8 /* pages a message's small records may touch (envelope, index) */
 #define QSTORE_FREE_DBI 0   /* LMDB's free-page database: its own pages are in use */
 #define QSTORE_META_PAGES 2 /* LMDB's two meta pages */
+#define QSTORE_SEALED_ONLY "sealed_only" /* meta: since when no clear record is accepted */
+#define QSTORE_SEALED_ONLY_LEN (sizeof(QSTORE_SEALED_ONLY) - 1)
 
 struct QSTORE {
     MDB_env *env;
@@ -717,13 +731,78 @@ static int qstore_tampered(QSTORE_TXN *txn, const char *qid, const char *db)
     return QSTORE_TAMPERED;
 }
 
-/* qstore_clear_allowed - may a message have a clear record: only when its envelope is clear */
+/* qstore_sealed_only - since when the queue is sealed-only (seconds), 0 when it is not, -1 */
+long long qstore_sealed_only(QSTORE_TXN *txn)
+{
+    MDB_val key = {.mv_size = QSTORE_SEALED_ONLY_LEN, .mv_data = (void *)QSTORE_SEALED_ONLY};
+    MDB_val val;
+    char text[32];
+    long long since;
+    int rc = mdb_get(txn->txn, txn->store->meta, &key, &val);
+
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0 || val.mv_size == 0 || val.mv_size >= sizeof(text))
+        return -1;
+    memcpy(text, val.mv_data, val.mv_size);
+    text[val.mv_size] = '\0';
+    since = strtoll(text, NULL, 10);
+    return since > 0 ? since : -1;
+}
+
+/* qstore_clear_allowed - may a message have a clear record: only when its
+ * envelope is clear, and never in a sealed-only queue */
 static int qstore_clear_allowed(QSTORE_TXN *txn, const char *qid, const char *db)
 {
-    if (txn->store->ring != NULL && strcmp(db, "messages") != 0 &&
-        qstore_envelope_mode(txn, qid) == 1)
+    long long since;
+    char when[32];
+
+    if (txn->store->ring == NULL)
+        return QSTORE_OK;
+    if (strcmp(db, "messages") != 0 && qstore_envelope_mode(txn, qid) == 1)
         return qstore_tampered(txn, qid, db);
+    if ((since = qstore_sealed_only(txn)) != 0) {
+        time_t t = (time_t)since;
+        struct tm tm;
+
+        if (since < 0 || gmtime_r(&t, &tm) == NULL ||
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+            snprintf(when, sizeof(when), "an unreadable time");
+        vstr_sprintf(txn->reason, "%s: clear queue record in %s, in a queue sealed-only since %s",
+                     qid, db, when);
+        return QSTORE_TAMPERED;
+    }
     return QSTORE_OK;
+}
+
+/* qstore_clear_left - is a clear envelope left in the queue: 1 yes, 0 no, or a QSTORE_ error */
+int qstore_clear_left(QSTORE_TXN *txn)
+{
+    MDB_cursor *cursor;
+    MDB_val key, val;
+    int rc, found = 0;
+
+    if ((rc = mdb_cursor_open(txn->txn, txn->store->messages, &cursor)) != 0)
+        return qstore_fail(txn, rc, "open a cursor on messages");
+    for (rc = mdb_cursor_get(cursor, &key, &val, MDB_FIRST); rc == 0 && !found;
+         rc = mdb_cursor_get(cursor, &key, &val, MDB_NEXT))
+        found = !seal_is_sealed(val.mv_data, val.mv_size);
+    mdb_cursor_close(cursor);
+    if (!found && rc != MDB_NOTFOUND)
+        return qstore_fail(txn, rc, "walk messages");
+    return found;
+}
+
+/* qstore_mark_sealed_only - from now on, no clear record is accepted */
+int qstore_mark_sealed_only(QSTORE_TXN *txn, long long now)
+{
+    MDB_val key = {.mv_size = QSTORE_SEALED_ONLY_LEN, .mv_data = (void *)QSTORE_SEALED_ONLY};
+    char text[32];
+    MDB_val val = {.mv_size = (size_t)snprintf(text, sizeof(text), "%lld", now), .mv_data = text};
+
+    int rc = mdb_put(txn->txn, txn->store->meta, &key, &val, 0);
+
+    return rc == 0 ? QSTORE_OK : qstore_fail(txn, rc, "mark the queue sealed-only");
 }
 
 /* qstore_unseal - point val at a stored record's content; OK, TAMPERED or ERROR */

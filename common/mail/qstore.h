@@ -78,6 +78,9 @@ void qstore_set_keyring(QSTORE *store, SEAL_RING *ring);
 const SEAL_RING *qstore_keyring(const QSTORE *store);
 int qstore_reload_keys(QSTORE *store, VSTR *why);
 int qstore_reader_check(QSTORE *store);
+long long qstore_sealed_only(QSTORE_TXN *txn);
+int qstore_clear_left(QSTORE_TXN *txn);
+int qstore_mark_sealed_only(QSTORE_TXN *txn, long long now);
 void qstore_set_schedule_hook(QSTORE *store, QSTORE_SCHEDULE_HOOK hook, void *ctx);
 
 QSTORE_TXN *qstore_begin(QSTORE *store, int write, VSTR *why);

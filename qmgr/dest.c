@@ -65,6 +65,12 @@
  *	second — and additive
  *	increase — every delivery adds 1/rate, so the rate grows by about one
  *	message per second each second until the relay objects again.
+ * dest_note_deferrals()
+ *	a connection closed after transactions in a row that the relay
+ *	deferred whole: a decrease, but only one until a message is
+ *	delivered again. Such a relay may only be refusing these recipients
+ *	for now (a full mailbox, greylisting); unlike a throttling reply it
+ *	does not say it is loaded, so it does not drive the rate to the floor.
  *
  * Destinations live as long as the process. A relayhost that does not
  * parse is fatal: master checked it before starting anything.
@@ -516,8 +522,18 @@ void dest_note_delivery(QMGR_DEST *dest)
 {
     dest_window(dest, now_ms());
     dest->window_count++;
+    dest->deferrals_slowed = 0;
     if (dest->adaptive_rate > 0)
         dest->adaptive_rate += 1.0 / dest->adaptive_rate;
+}
+
+/* dest_note_deferrals - one decrease for whole transactions deferred, until a delivery */
+void dest_note_deferrals(QMGR_DEST *dest)
+{
+    if (dest->deferrals_slowed)
+        return;
+    dest->deferrals_slowed = 1;
+    dest_note_throttle(dest);
 }
 
 /* dest_note_throttle - multiplicative decrease after a throttling reply */

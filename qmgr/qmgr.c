@@ -60,8 +60,11 @@
 #include "qmgr.h"
 #include "sock.h"
 
-#define QMGR_STOP_WAIT_MS 60000   /* longest wait for jobs in flight at stop */
-#define QMGR_READER_CHECK_MS 5000 /* between checks for readers of dead processes */
+#define QMGR_STOP_WAIT_MS 60000     /* longest wait for jobs in flight at stop */
+#define QMGR_READER_CHECK_MS 5000   /* between checks for readers of dead processes */
+#define QMGR_CONTROL_IDLE_MS 300000 /* a command that neither asks nor reads is dropped */
+#define QMGR_CONTROL_OUTPUT_MAX (8 * 1024 * 1024) /* unwritten replies before it is dropped */
+#define QMGR_CONTROL_RECORD_MAX (4 * 1024 * 1024) /* one request: 100,000 queue ids fit */
 
 QSTORE *qmgr_store;
 HTABLE *qmgr_active;
@@ -76,6 +79,28 @@ static long long qmgr_stop_deadline;
 
 static void qmgr_peer_write(int fd, int events, void *ctx);
 
+/* qmgr_control_idle - timer: a command that neither asked nor read for a while */
+static void qmgr_control_idle(void *ctx)
+{
+    QMGR_PEER *peer = ctx;
+
+    /* A bulk operation in progress is qmgr's work, not the command's idleness. */
+    if (peer->bulk != NULL) {
+        event_request_timer(qmgr_control_idle, peer, QMGR_CONTROL_IDLE_MS);
+        return;
+    }
+    msg_warn("%s: command of uid %ld idle for %d s: disconnecting", SOCK_CONTROL, peer->uid,
+             QMGR_CONTROL_IDLE_MS / 1000);
+    qmgr_peer_close(peer);
+}
+
+/* qmgr_control_active - a command asked or read: its idle time starts again */
+static void qmgr_control_active(QMGR_PEER *peer)
+{
+    if (peer->kind == PEER_CONTROL)
+        event_request_timer(qmgr_control_idle, peer, QMGR_CONTROL_IDLE_MS);
+}
+
 /* qmgr_peer_close - end a connection */
 void qmgr_peer_close(QMGR_PEER *peer)
 {
@@ -85,6 +110,8 @@ void qmgr_peer_close(QMGR_PEER *peer)
     }
     if (peer->bulk)
         bulk_cancel(peer->bulk);
+    list_cancel(peer);
+    event_cancel_timer(qmgr_control_idle, peer);
     event_disable_readwrite(ipc_chan_fd(peer->chan));
     if (peer->prev)
         peer->prev->next = peer->next;
@@ -196,6 +223,7 @@ static void qmgr_peer_read(int fd, int events, void *ctx)
         qmgr_peer_close(peer);
         return;
     }
+    qmgr_control_active(peer);
     why = vstr_alloc(100);
     while ((ret = ipc_chan_next(peer->chan, &rec, why)) > 0) {
         int status = qmgr_dispatch(peer, rec);
@@ -223,9 +251,12 @@ static void qmgr_peer_write(int fd, int events, void *ctx)
     int ret = ipc_chan_flush(peer->chan);
 
     (void)events;
-    if (ret < 0)
+    if (ret < 0) {
         qmgr_peer_close(peer);
-    else if (ret > 0)
+        return;
+    }
+    qmgr_control_active(peer);
+    if (ret > 0)
         event_disable_write(fd);
 }
 
@@ -250,6 +281,10 @@ static void qmgr_accept(int listen_fd, int events, void *ctx)
         peer->uid = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? (long)cred.uid : -1;
     }
     peer->kind = control ? PEER_CONTROL : PEER_NEW;
+    if (control) {
+        ipc_chan_set_record_max(peer->chan, QMGR_CONTROL_RECORD_MAX);
+        qmgr_control_active(peer);
+    }
     peer->next = qmgr_peers;
     if (qmgr_peers)
         qmgr_peers->prev = peer;
@@ -281,6 +316,13 @@ static void qmgr_flush_peers(int workers_only)
         next = peer->next;
         if ((workers_only && peer->kind != PEER_WORKER) || ipc_chan_pending(peer->chan) == 0)
             continue;
+        if (peer->kind == PEER_CONTROL && ipc_chan_pending(peer->chan) > QMGR_CONTROL_OUTPUT_MAX) {
+            msg_warn("%s: command of uid %ld does not read its replies (%zu bytes waiting): "
+                     "disconnecting",
+                     SOCK_CONTROL, peer->uid, ipc_chan_pending(peer->chan));
+            qmgr_peer_close(peer);
+            continue;
+        }
         if ((ret = ipc_chan_flush(peer->chan)) < 0)
             qmgr_peer_close(peer);
         else if (ret == 0)

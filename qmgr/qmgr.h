@@ -130,6 +130,7 @@ struct QMGR_DEST {
     int window_count;      /* deliveries in it */
     int last_window_count; /* deliveries in the one before */
     long long decrease_ms; /* the last multiplicative decrease */
+    int deferrals_slowed;  /* slowed for deferred transactions; none delivered since */
     SUSPEND suspend;       /* down: one probe per interval (suspend.c) */
     char *suspend_reason;  /* the failure that suspended it */
     char suspend_dsn[12];
@@ -152,13 +153,14 @@ typedef enum {
 struct QMGR_PEER {
     IPC_CHAN *chan;
     PEER_KIND kind;
-    long pid;             /* workers: their process id */
-    long uid;             /* the peer's user id (SO_PEERCRED), -1 when unknown */
-    QMGR_JOB *job;        /* workers: the job in delivery, or NULL when idle */
-    int uncommitted;      /* workers: results of finished messages, not yet committed */
-    int reports;          /* workers: results held by active messages (reporters) */
-    QMGR_DEST *conn_dest; /* workers: where their open connection goes, or NULL */
-    BULK *bulk;           /* commands: the operation running for it (bulk.c), or NULL */
+    long pid;              /* workers: their process id */
+    long uid;              /* the peer's user id (SO_PEERCRED), -1 when unknown */
+    QMGR_JOB *job;         /* workers: the job in delivery, or NULL when idle */
+    int uncommitted;       /* workers: results of finished messages, not yet committed */
+    int reports;           /* workers: results held by active messages (reporters) */
+    QMGR_DEST *conn_dest;  /* workers: where their open connection goes, or NULL */
+    BULK *bulk;            /* commands: the operation running for it (bulk.c), or NULL */
+    struct QLIST *listing; /* commands: the listing being sent to it (list.c), or NULL */
     QMGR_PEER *prev, *next;
 };
 
@@ -190,6 +192,7 @@ QMGR_DEST *dest_by_name(const char *name);
 int dest_take_token(QMGR_DEST *dest, long long *wait_ms);
 void dest_note_delivery(QMGR_DEST *dest);
 void dest_note_throttle(QMGR_DEST *dest);
+void dest_note_deferrals(QMGR_DEST *dest);
 double dest_rate(const QMGR_DEST *dest);
 void dest_init(void);
 void dest_reload(void);
@@ -289,5 +292,6 @@ int suspend_probe_due(const SUSPEND *s, long long now);
 
 /* list.c */
 int list_request(QMGR_PEER *peer, const IPC_REC *rec);
+void list_cancel(QMGR_PEER *peer);
 
 #endif

@@ -84,7 +84,7 @@ int stats_event(QMGR_PEER *worker, const IPC_REC *rec)
         st->closed_by[slot]++;
         /* Transaction after transaction refused for now: the relay is loaded. */
         if (strcmp(reason, "deferrals") == 0)
-            dest_note_throttle(dest);
+            dest_note_deferrals(dest);
         if (worker->conn_dest == dest)
             worker->conn_dest = NULL;
     } else if (strcmp(event, "tls") == 0) {

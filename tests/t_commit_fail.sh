@@ -29,6 +29,9 @@ rq_set delay_warning_time 1h
 # No second attempt during the test.
 rq_set minimal_backoff_time 1h
 rq_set maximal_backoff_time 2h
+# Two transactions a connection: never the three deferred in a row that
+# make smtpout close it and qmgr slow the relay (t_deferrals).
+rq_set smtp_connection_reuse_count_limit 2
 
 # originals_line - qstore_schedule's lines of the round's original messages
 originals_line() {

@@ -17,6 +17,8 @@ if [ ! -x "$RELAYQ" ]; then
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/t_sendmail.XXXXXX") || exit 1
+# Root's mailq looks as mail_owner (nobody, below): it must reach the queue's parent.
+chmod 755 "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM
 

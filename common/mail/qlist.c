@@ -1,6 +1,14 @@
 /*
  * qlist - the queue listing of mailq, written by the command or by qmgr
  *
+ * qlist_create(), qlist_step(), qlist_free()
+ *	a listing written in steps: each qlist_step() lists at most `limit`
+ *	more messages of the transaction it is given (a new one each time,
+ *	so no snapshot is held between steps) after the last one listed,
+ *	then, in the step after the last message, the messages set aside
+ *	and the closing line. Returns 1 when the listing is complete, 0 when
+ *	more is to come, -1 with why when the queue cannot be read. qmgr
+ *	serves other users' listings this way, a bounded step per loop pass.
  * qlist_write()
  *	write every message of a read snapshot to `out`: in Postfix's
  *	"postqueue -p" layout (queue id, "*" when being delivered, "!" when
@@ -36,22 +44,30 @@
 #include <time.h>
 
 #include "mymalloc.h"
+#include "qid.h"
 #include "qlist.h"
 #include "qname.h"
 
 #define QLIST_RCPT_INDENT 44 /* recipients start in the sender's column */
 #define QLIST_WIDTH 78       /* deferral reasons end in this column */
 
+/* Where a listing in steps stands. */
+typedef enum { QLIST_MESSAGES, QLIST_ASIDE, QLIST_DONE } QLIST_PHASE;
+
 /* The state of one listing. */
-typedef struct QLIST_STATE {
-    QSTORE_TXN *txn;
-    const QLIST_OPTS *opts;
-    FILE *out;
-    size_t count;          /* messages listed */
-    long long total_bytes; /* their sizes */
-    VSTR *why;             /* the first read error, which stops the listing */
+struct QLIST {
+    QSTORE_TXN *txn; /* the current step's */
+    QLIST_OPTS opts;
+    FILE *out;               /* the current step's */
+    QLIST_PHASE phase;       /* what the next step lists */
+    char after[QID_LEN + 1]; /* the last message listed */
+    size_t step_count;       /* messages listed in this step */
+    size_t step_limit;       /* at most this many in one step */
+    size_t count;            /* messages listed */
+    long long total_bytes;   /* their sizes */
+    VSTR *why;               /* the first read error, which stops the listing */
     int failed;
-} QLIST_STATE;
+};
 
 /* qlist_clean - text for a terminal: line breaks become blanks, controls "?" */
 static char *qlist_clean(const char *text)
@@ -121,8 +137,7 @@ static int qlist_pending(const QRCPT *rcpt)
 }
 
 /* qlist_text - one message in the postqueue -p layout */
-static void qlist_text(QLIST_STATE *state, const QMSG *msg, const QRCPT *rcpts, size_t nrcpt,
-                       int active)
+static void qlist_text(QLIST *state, const QMSG *msg, const QRCPT *rcpts, size_t nrcpt, int active)
 {
     time_t when = (time_t)(msg->arrival_ms / 1000);
     struct tm tm;
@@ -159,8 +174,7 @@ static void qlist_text(QLIST_STATE *state, const QMSG *msg, const QRCPT *rcpts, 
 }
 
 /* qlist_json - one message as a postqueue -j object on one line */
-static void qlist_json(QLIST_STATE *state, const QMSG *msg, const QRCPT *rcpts, size_t nrcpt,
-                       int active)
+static void qlist_json(QLIST *state, const QMSG *msg, const QRCPT *rcpts, size_t nrcpt, int active)
 {
     FILE *fp = state->out;
     const char *queue = qname_str(qname_of(msg, rcpts, nrcpt, active));
@@ -192,11 +206,11 @@ static void qlist_json(QLIST_STATE *state, const QMSG *msg, const QRCPT *rcpts, 
 /* qlist_aside - a message set aside (a queue record fails authentication): its id and why */
 static int qlist_aside(const char *qid, long long when_ms, const char *reason, void *ctx)
 {
-    QLIST_STATE *state = ctx;
+    QLIST *state = ctx;
     char *text;
 
     (void)when_ms;
-    if (state->opts->json) {
+    if (state->opts.json) {
         fputs("{\"queue_name\": \"aside\", \"queue_id\": ", state->out);
         qlist_json_str(state->out, qid);
         fputs(", \"reason\": ", state->out);
@@ -214,28 +228,32 @@ static int qlist_aside(const char *qid, long long when_ms, const char *reason, v
 /* qlist_message - qstore_message_scan callback: list one message */
 static int qlist_message(const QMSG *msg, void *ctx)
 {
-    QLIST_STATE *state = ctx;
+    QLIST *state = ctx;
     QRCPT *rcpts = NULL;
     size_t nrcpt = 0;
-    int active = state->opts->is_active && state->opts->is_active(msg->qid, state->opts->ctx);
+    int active = state->opts.is_active && state->opts.is_active(msg->qid, state->opts.ctx);
     int rc;
 
     /* Not set aside yet: qmgr will when it next tries it. */
-    if ((rc = qstore_rcpts_get(state->txn, msg->qid, &rcpts, &nrcpt)) == QSTORE_TAMPERED)
-        return qlist_aside(msg->qid, 0, "queue record in recipients fails authentication", state);
+    if ((rc = qstore_rcpts_get(state->txn, msg->qid, &rcpts, &nrcpt)) == QSTORE_TAMPERED) {
+        (void)qlist_aside(msg->qid, 0, "queue record in recipients fails authentication", state);
+        snprintf(state->after, sizeof(state->after), "%s", msg->qid);
+        return ++state->step_count >= state->step_limit;
+    }
     if (rc != QSTORE_OK) {
         vstr_sprintf(state->why, "%s", qstore_txn_reason(state->txn));
         state->failed = 1;
         return 1;
     }
-    if (state->opts->json)
+    if (state->opts.json)
         qlist_json(state, msg, rcpts, nrcpt, active);
     else
         qlist_text(state, msg, rcpts, nrcpt, active);
     qstore_rcpts_free(rcpts, nrcpt);
     state->count++;
     state->total_bytes += msg->size;
-    return 0;
+    snprintf(state->after, sizeof(state->after), "%s", msg->qid);
+    return ++state->step_count >= state->step_limit;
 }
 
 /* qlist_write_maildrop - the submissions pickup has not taken yet, after the listing */
@@ -254,31 +272,77 @@ void qlist_write_empty(const QLIST_OPTS *opts, FILE *out)
     qlist_write_maildrop(opts, out);
 }
 
+/* qlist_create - a listing to write in steps */
+QLIST *qlist_create(const QLIST_OPTS *opts)
+{
+    QLIST *list = mycalloc(1, sizeof(*list));
+
+    list->opts = *opts;
+    list->phase = QLIST_MESSAGES;
+    return list;
+}
+
+/* qlist_free - release a listing */
+void qlist_free(QLIST *list)
+{
+    myfree(list);
+}
+
+/* qlist_end - the closing lines, once everything is listed */
+static void qlist_end(QLIST *list)
+{
+    if (list->count == 0) {
+        qlist_write_empty(&list->opts, list->out);
+    } else {
+        if (!list->opts.json)
+            fprintf(list->out, "-- %lld Kbytes in %zu Request%s.\n", list->total_bytes / 1024,
+                    list->count, list->count == 1 ? "" : "s");
+        qlist_write_maildrop(&list->opts, list->out);
+    }
+}
+
+/* qlist_step - list up to limit more messages from a transaction */
+int qlist_step(QLIST *list, QSTORE_TXN *txn, FILE *out, size_t limit, VSTR *why)
+{
+    int rc;
+
+    list->txn = txn;
+    list->out = out;
+    list->why = why;
+    list->step_count = 0;
+    list->step_limit = limit > 0 ? limit : 1;
+    if (list->phase == QLIST_MESSAGES) {
+        rc = qstore_message_scan(txn, list->after, qlist_message, list);
+        if (rc != QSTORE_OK && !list->failed) {
+            vstr_strcpy(why, qstore_txn_reason(txn));
+            list->failed = 1;
+        }
+        /* A step that stopped at its limit may have more after it. */
+        if (!list->failed && list->step_count < list->step_limit)
+            list->phase = QLIST_ASIDE;
+    } else if (list->phase == QLIST_ASIDE) {
+        if (qstore_aside_scan(txn, qlist_aside, list) != QSTORE_OK && !list->failed) {
+            vstr_strcpy(why, qstore_txn_reason(txn));
+            list->failed = 1;
+        }
+        if (!list->failed) {
+            qlist_end(list);
+            list->phase = QLIST_DONE;
+        }
+    }
+    if (list->failed)
+        return -1;
+    return list->phase == QLIST_DONE;
+}
+
 /* qlist_write - list every message of the snapshot */
 int qlist_write(QSTORE_TXN *txn, const QLIST_OPTS *opts, FILE *out, VSTR *why)
 {
-    QLIST_STATE state;
+    QLIST *list = qlist_create(opts);
+    int rc;
 
-    memset(&state, 0, sizeof(state));
-    state.txn = txn;
-    state.opts = opts;
-    state.out = out;
-    state.why = why;
-    if ((qstore_message_scan(txn, NULL, qlist_message, &state) != QSTORE_OK ||
-         qstore_aside_scan(txn, qlist_aside, &state) != QSTORE_OK) &&
-        !state.failed) {
-        vstr_strcpy(why, qstore_txn_reason(txn));
-        state.failed = 1;
-    }
-    if (state.failed)
-        return -1;
-    if (state.count == 0) {
-        qlist_write_empty(opts, out);
-    } else {
-        if (!opts->json)
-            fprintf(out, "-- %lld Kbytes in %zu Request%s.\n", state.total_bytes / 1024,
-                    state.count, state.count == 1 ? "" : "s");
-        qlist_write_maildrop(opts, out);
-    }
-    return 0;
+    while ((rc = qlist_step(list, txn, out, (size_t)-1, why)) == 0)
+        continue;
+    qlist_free(list);
+    return rc < 0 ? -1 : 0;
 }

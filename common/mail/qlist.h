@@ -17,6 +17,11 @@ typedef struct QLIST_OPTS {
     long maildrop; /* submissions waiting in maildrop/ for pickup, counted by the caller */
 } QLIST_OPTS;
 
+typedef struct QLIST QLIST;
+
+QLIST *qlist_create(const QLIST_OPTS *opts);
+int qlist_step(QLIST *list, QSTORE_TXN *txn, FILE *out, size_t limit, VSTR *why);
+void qlist_free(QLIST *list);
 int qlist_write(QSTORE_TXN *txn, const QLIST_OPTS *opts, FILE *out, VSTR *why);
 void qlist_write_empty(const QLIST_OPTS *opts, FILE *out);
 

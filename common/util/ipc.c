@@ -20,7 +20,11 @@
  *	socket takes (1: all written, 0: more pending, -1: error),
  *	ipc_chan_fill() reads what is there (>0 read, 0 end of file,
  *	-1 error; EAGAIN counts as >0), ipc_chan_next() takes one complete
- *	record (1), none yet (0), or a malformed stream (-1 with a reason).
+ *	record (1), none yet (0), or a malformed stream (-1 with a reason);
+ *	a record longer than IPC_RECORD_MAX, or than the smaller bound
+ *	ipc_chan_set_record_max() gave the channel, is malformed as soon as
+ *	that many bytes of it are buffered, so a peer that never ends its
+ *	record holds no more than that.
  *	ipc_chan_pending() is what the channel still holds to write,
  *	ipc_chan_unread() that plus what the socket holds and the peer has
  *	not read (SIOCOUTQ, counted with the kernel's overhead): a server
@@ -58,6 +62,7 @@ struct IPC_CHAN {
     size_t in_off; /* decoded prefix of `in` */
     VSTR *out;     /* bytes queued, not yet written */
     size_t out_off;
+    size_t record_max; /* bytes of one record from the peer */
 };
 
 /* ipc_rec_create - start a record of the given type */
@@ -330,7 +335,15 @@ IPC_CHAN *ipc_chan_create(int fd)
     chan->fd = fd;
     chan->in = vstr_alloc(4096);
     chan->out = vstr_alloc(4096);
+    chan->record_max = IPC_RECORD_MAX;
     return chan;
+}
+
+/* ipc_chan_set_record_max - a tighter bound on the records the peer may send */
+void ipc_chan_set_record_max(IPC_CHAN *chan, size_t bytes)
+{
+    if (bytes < IPC_RECORD_MAX)
+        chan->record_max = bytes;
 }
 
 /* ipc_chan_free - close the descriptor and release the buffers */
@@ -432,8 +445,8 @@ int ipc_chan_next(IPC_CHAN *chan, IPC_REC **recp, VSTR *why)
         }
     }
     if (end == NULL) {
-        if (avail > IPC_RECORD_MAX) {
-            vstr_sprintf(why, "record longer than %d bytes", IPC_RECORD_MAX);
+        if (avail > chan->record_max) {
+            vstr_sprintf(why, "record longer than %zu bytes", chan->record_max);
             return -1;
         }
         return 0;

@@ -11,10 +11,12 @@
  *	stop listening, remove the socket file, drop every client.
  *
  * Clients are untrusted local users. Everything they can make master
- * hold is bounded: the number of clients, the bytes of an unfinished
- * request, the output a client does not read, the requests of one
- * connection and its idle time. A client past a bound, or one that sends
- * a malformed record, is disconnected; master carries on.
+ * hold is bounded: the number of clients (STATUS_CLIENTS_MAX, and
+ * STATUS_CLIENTS_PER_UID of one user, kept by the listener, listener.c),
+ * the bytes of an unfinished request, the output a client does not read,
+ * the requests of one connection and its idle time. A client past a
+ * bound, or one that sends a malformed record, is disconnected; master
+ * carries on.
  *
  * Ownership: clients and the listening descriptor belong to this module.
  * Failures: a socket that cannot be created is fatal at startup.
@@ -28,6 +30,7 @@
 
 #include "event.h"
 #include "ipc.h"
+#include "listener.h"
 #include "mail_proto.h"
 #include "master.h"
 #include "msg.h"
@@ -36,25 +39,24 @@
 #include "vstr.h"
 
 #define STATUS_CLIENTS_MAX 32     /* connections served at once */
+#define STATUS_CLIENTS_PER_UID 16 /* connections of one user served at once */
 #define STATUS_INPUT_MAX 4096     /* bytes of a request not yet complete */
 #define STATUS_OUTPUT_MAX 262144  /* bytes of replies the client has not read */
 #define STATUS_REQUESTS_MAX 1000  /* requests on one connection */
 #define STATUS_IDLE_MS 30000      /* silence before a client is dropped */
-#define STATUS_ACCEPTS_PER_PASS 8 /* so a flood of connects cannot starve the loop */
 
 /* One connected client of the status socket. */
 typedef struct STATUS_CLIENT {
     IPC_CHAN *chan;
+    long uid;          /* the user connected (SO_PEERCRED), -1 when unknown */
     size_t pending_in; /* bytes received since the last complete request */
     int requests;      /* requests answered on this connection */
     struct STATUS_CLIENT *next;
 } STATUS_CLIENT;
 
-static int status_fd = -1;
+static LISTENER *status_listener;
 static char *status_path;
 static STATUS_CLIENT *status_clients;
-static int status_count;
-static int status_full_warned; /* the last connection was refused, and logged */
 
 static void status_read(int fd, int events, void *ctx);
 static void status_write(int fd, int events, void *ctx);
@@ -70,10 +72,10 @@ static void status_drop(STATUS_CLIENT *client)
     if (*cpp == NULL)
         msg_panic("status_drop: unknown client");
     *cpp = client->next;
-    status_count--;
     event_disable_readwrite(ipc_chan_fd(client->chan));
     event_cancel_timer(status_idle, client);
     ipc_chan_free(client->chan);
+    listener_closed(status_listener, client->uid);
     myfree(client);
 }
 
@@ -188,55 +190,38 @@ static void status_read(int fd, int events, void *ctx)
     vstr_free(why);
 }
 
-/* status_accept - new connections on the listening socket */
-static void status_accept(int fd, int events, void *ctx)
+/* status_accept - greet a new client; the listener keeps the count of clients */
+static void status_accept(LISTENER *listener, int conn, long uid, void *ctx)
 {
-    STATUS_CLIENT *client;
+    STATUS_CLIENT *client = mycalloc(1, sizeof(*client));
     IPC_REC *hello;
-    int conn;
 
-    (void)events;
+    (void)listener;
     (void)ctx;
-    for (int i = 0; i < STATUS_ACCEPTS_PER_PASS; i++) {
-        if ((conn = sock_accept(fd)) < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
-                msg_warn("accept on %s: %m", status_path);
-            return;
-        }
-        if (status_count >= STATUS_CLIENTS_MAX) {
-            /* Once per episode: a flood must not turn into a flood of log lines. */
-            if (!status_full_warned)
-                msg_warn("%s: more than %d clients: refusing connections", status_path,
-                         STATUS_CLIENTS_MAX);
-            status_full_warned = 1;
-            close(conn);
-            continue;
-        }
-        status_full_warned = 0;
-        client = mycalloc(1, sizeof(*client));
-        client->chan = ipc_chan_create(conn);
-        client->next = status_clients;
-        status_clients = client;
-        status_count++;
-        event_enable_read(conn, status_read, client);
-        event_request_timer(status_idle, client, STATUS_IDLE_MS);
-        hello = ipc_rec_create("hello");
-        ipc_rec_add(hello, "protocol", PROTO_MASTER);
-        (void)status_send(client, hello);
-        ipc_rec_free(hello);
-    }
+    client->chan = ipc_chan_create(conn);
+    client->uid = uid;
+    client->next = status_clients;
+    status_clients = client;
+    event_enable_read(conn, status_read, client);
+    event_request_timer(status_idle, client, STATUS_IDLE_MS);
+    hello = ipc_rec_create("hello");
+    ipc_rec_add(hello, "protocol", PROTO_MASTER);
+    (void)status_send(client, hello);
+    ipc_rec_free(hello);
 }
 
 /* status_listen - create the socket and serve it from the event loop */
 void status_listen(const char *path)
 {
+    static const LISTENER_LIMITS limits = {STATUS_CLIENTS_MAX, STATUS_CLIENTS_PER_UID};
     VSTR *why = vstr_alloc(100);
+    int fd;
 
-    if ((status_fd = unix_listen(path, 64, 0666, why)) < 0)
+    if ((fd = unix_listen(path, 64, 0666, why)) < 0)
         msg_fatal("%s", vstr_str(why));
     vstr_free(why);
     status_path = mystrdup(path);
-    event_enable_read(status_fd, status_accept, NULL);
+    status_listener = listener_create(fd, path, &limits, status_accept, NULL);
 }
 
 /* status_close - stop serving and remove the socket */
@@ -244,11 +229,10 @@ void status_close(void)
 {
     while (status_clients)
         status_drop(status_clients);
-    if (status_fd < 0)
+    if (status_listener == NULL)
         return;
-    event_disable_readwrite(status_fd);
-    close(status_fd);
-    status_fd = -1;
+    listener_free(status_listener);
+    status_listener = NULL;
     if (unlink(status_path) < 0 && errno != ENOENT)
         msg_warn("remove %s: %m", status_path);
     myfree(status_path);

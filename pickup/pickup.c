@@ -6,7 +6,10 @@
  * master runs pickup in the queue directory's owner's name. It listens on
  * public/pickup, where the sendmail command sends a wake-up after it drops
  * a file; it also scans maildrop/ at start and every PICKUP_SCAN_INTERVAL
- * ms, so a lost wake-up only delays mail. The scan (scan.c) commits the
+ * ms, so a lost wake-up only delays mail. public/pickup serves at most
+ * PICKUP_CLIENTS_MAX connections at once and PICKUP_CLIENTS_PER_UID of
+ * one user (listener.c); a connection refused at a cap makes pickup scan
+ * as its wake-up would have (pickup_refused). The scan (scan.c) commits the
  * files to the queue in batches and cleanup.c normalises their content.
  * After a commit that queued mail, pickup tells qmgr over private/qmgr.
  *
@@ -185,7 +188,7 @@ void pickup_tell_qmgr(PICKUP *p, const PICKUP_FILE *files, size_t nfiles)
 }
 
 /* pickup_client_close - end a public/pickup connection */
-static void pickup_client_close(IPC_CHAN *chan);
+static void pickup_client_close(PICKUP_CLIENT *client);
 
 /* pickup_client_timeout - a client that says nothing for too long */
 static void pickup_client_timeout(void *ctx)
@@ -194,31 +197,32 @@ static void pickup_client_timeout(void *ctx)
 }
 
 /* pickup_client_close - end a public/pickup connection */
-static void pickup_client_close(IPC_CHAN *chan)
+static void pickup_client_close(PICKUP_CLIENT *client)
 {
-    event_disable_readwrite(ipc_chan_fd(chan));
-    event_cancel_timer(pickup_client_timeout, chan);
-    ipc_chan_free(chan);
-    pickup_daemon.nclients--;
+    event_disable_readwrite(ipc_chan_fd(client->chan));
+    event_cancel_timer(pickup_client_timeout, client);
+    ipc_chan_free(client->chan);
+    listener_closed(pickup_daemon.listener, client->uid);
+    myfree(client);
 }
 
 /* pickup_client_write - send the rest of the hello */
 static void pickup_client_write(int fd, int events, void *ctx)
 {
-    IPC_CHAN *chan = ctx;
-    int ret = ipc_chan_flush(chan);
+    PICKUP_CLIENT *client = ctx;
+    int ret = ipc_chan_flush(client->chan);
 
     (void)events;
     if (ret > 0)
         event_disable_write(fd);
     else if (ret < 0)
-        pickup_client_close(chan);
+        pickup_client_close(client);
 }
 
 /* pickup_client_read - take wake-ups from a sendmail command */
 static void pickup_client_read(int fd, int events, void *ctx)
 {
-    IPC_CHAN *chan = ctx;
+    PICKUP_CLIENT *client = ctx;
     PICKUP *p = &pickup_daemon;
     VSTR *why;
     IPC_REC *rec;
@@ -226,12 +230,12 @@ static void pickup_client_read(int fd, int events, void *ctx)
 
     (void)fd;
     (void)events;
-    if (ipc_chan_fill(chan) <= 0) {
-        pickup_client_close(chan);
+    if (ipc_chan_fill(client->chan) <= 0) {
+        pickup_client_close(client);
         return;
     }
     why = vstr_alloc(100);
-    while ((ret = ipc_chan_next(chan, &rec, why)) > 0) {
+    while ((ret = ipc_chan_next(client->chan, &rec, why)) > 0) {
         if (strcmp(ipc_rec_type(rec), "wakeup") != 0) {
             vstr_sprintf(why, "unexpected record type \"%.40s\"", ipc_rec_type(rec));
             ret = -1;
@@ -248,46 +252,45 @@ static void pickup_client_read(int fd, int events, void *ctx)
     }
     if (ret < 0) {
         msg_warn("%s: %s: closing the connection", SOCK_PICKUP, vstr_str(why));
-        pickup_client_close(chan);
+        pickup_client_close(client);
     }
     vstr_free(why);
 }
 
-/* pickup_accept - greet new public/pickup clients */
-static void pickup_accept(int fd, int events, void *ctx)
+/* pickup_accept - greet a new public/pickup client */
+static void pickup_accept(LISTENER *listener, int fd, long uid, void *ctx)
+{
+    PICKUP_CLIENT *client = mycalloc(1, sizeof(*client));
+    IPC_REC *hello;
+    int ret;
+
+    (void)listener;
+    (void)ctx;
+    client->chan = ipc_chan_create(fd);
+    client->uid = uid;
+    hello = ipc_rec_create("hello");
+    ipc_rec_add(hello, "protocol", PROTO_PICKUP);
+    ipc_chan_send(client->chan, hello);
+    ipc_rec_free(hello);
+    if ((ret = ipc_chan_flush(client->chan)) < 0) {
+        pickup_client_close(client);
+        return;
+    }
+    if (ret == 0)
+        event_enable_write(fd, pickup_client_write, client);
+    event_enable_read(fd, pickup_client_read, client);
+    event_request_timer(pickup_client_timeout, client, PICKUP_CLIENT_TIMEOUT);
+}
+
+/* pickup_refused - a connection refused at a cap was most likely a wake-up */
+static void pickup_refused(LISTENER *listener, long uid, void *ctx)
 {
     PICKUP *p = ctx;
-    IPC_CHAN *chan;
-    IPC_REC *hello;
-    int cfd, ret;
 
-    (void)events;
-    while ((cfd = sock_accept(fd)) >= 0) {
-        if (p->nclients >= PICKUP_CLIENTS_MAX) {
-            /* The scan runs anyway; a refused wake-up only delays mail. */
-            close(cfd);
-            if (msg_verbose)
-                msg_info("%s: too many connections", SOCK_PICKUP);
-            scan_request(p, p->full ? PICKUP_FULL_RETRY : 0);
-            continue;
-        }
-        p->nclients++;
-        chan = ipc_chan_create(cfd);
-        hello = ipc_rec_create("hello");
-        ipc_rec_add(hello, "protocol", PROTO_PICKUP);
-        ipc_chan_send(chan, hello);
-        ipc_rec_free(hello);
-        if ((ret = ipc_chan_flush(chan)) < 0) {
-            pickup_client_close(chan);
-            continue;
-        }
-        if (ret == 0)
-            event_enable_write(cfd, pickup_client_write, chan);
-        event_enable_read(cfd, pickup_client_read, chan);
-        event_request_timer(pickup_client_timeout, chan, PICKUP_CLIENT_TIMEOUT);
-    }
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
-        msg_warn("accept on %s: %m", SOCK_PICKUP);
+    (void)listener;
+    (void)uid;
+    /* The scan runs anyway; a refused wake-up only delays mail. */
+    scan_request(p, p->full ? PICKUP_FULL_RETRY : 0);
 }
 
 /* pickup_publish_key - give the sendmail command the public key to seal maildrop files to */
@@ -348,11 +351,12 @@ static void pickup_usage(void)
 /* main - the pickup daemon */
 int main(int argc, char **argv)
 {
+    static const LISTENER_LIMITS limits = {PICKUP_CLIENTS_MAX, PICKUP_CLIENTS_PER_UID};
     PICKUP *p = &pickup_daemon;
     const char *config = NULL;
     VSTR *why = vstr_alloc(100);
     char *path;
-    int ch;
+    int ch, fd;
 
     msg_init("pickup", MSG_TO_STDERR);
     privs_refuse_root();
@@ -396,10 +400,11 @@ int main(int argc, char **argv)
     event_on_signal(SIGHUP, pickup_sighup);
 
     path = qdir_path(p->queue_directory, SOCK_PICKUP);
-    if ((p->listen_fd = unix_listen(path, 128, 0666, why)) < 0)
+    if ((fd = unix_listen(path, 128, 0666, why)) < 0)
         msg_fatal("%s", vstr_str(why));
     myfree(path);
-    event_enable_read(p->listen_fd, pickup_accept, p);
+    p->listener = listener_create(fd, SOCK_PICKUP, &limits, pickup_accept, p);
+    listener_on_refuse(p->listener, pickup_refused);
 
     scan_picked_cleanup(p);
     pickup_connect_qmgr(p);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "ipc.h"
+#include "listener.h"
 #include "qid.h"
 #include "qstore.h"
 #include "vstr.h"
@@ -20,6 +21,7 @@
 #define PICKUP_NO_LIMIT (1024L * 1024 * 1024) /* content limit when message_size_limit = 0 */
 #define PICKUP_SKIP_TIME 300                  /* s before retrying an unreadable file */
 #define PICKUP_CLIENTS_MAX 64                 /* concurrent public/pickup connections */
+#define PICKUP_CLIENTS_PER_UID 16             /* ... of one user */
 #define PICKUP_CLIENT_TIMEOUT 10000           /* ms a public/pickup client may stay idle */
 #define PICKUP_QMGR_TIMEOUT 500               /* ms to wait for qmgr's hello */
 
@@ -58,6 +60,12 @@ typedef struct PICKUP_FILE {
     CLEANUP_STATS cleanup; /* logged once the message is committed */
 } PICKUP_FILE;
 
+/* A relayq sendmail command connected to public/pickup to send wake-ups. */
+typedef struct PICKUP_CLIENT {
+    IPC_CHAN *chan;
+    long uid; /* the user (SO_PEERCRED), for the listener's count */
+} PICKUP_CLIENT;
+
 /*
  * The daemon: the queue it writes, its sockets, and the state of the scan
  * of maildrop/ (the file names still to take, the names whose picked
@@ -69,10 +77,9 @@ typedef struct PICKUP {
     char *maildrop_dir; /* absolute */
     char *corrupt_dir;  /* absolute */
     QSTORE *store;
-    int listen_fd;  /* public/pickup */
-    IPC_CHAN *qmgr; /* private/qmgr, or NULL while qmgr is away */
-    int nclients;   /* open public/pickup connections */
-    int stopping;   /* SIGTERM: exit after the batch in flight */
+    LISTENER *listener; /* public/pickup, and the count of its clients */
+    IPC_CHAN *qmgr;     /* private/qmgr, or NULL while qmgr is away */
+    int stopping;       /* SIGTERM: exit after the batch in flight */
 
     /* The scan. */
     char **todo; /* file names found by the last directory read, oldest first */

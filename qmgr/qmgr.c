@@ -24,6 +24,13 @@
  *	end a connection; a worker's job in flight is treated as lost, a
  *	command's bulk operation (bulk.c) is cancelled.
  *
+ * Each socket is a listener (listener.c) with its own caps: private/qmgr
+ * (pickup and the workers, all mail_owner) at most QMGR_PRIVATE_CLIENTS_MAX
+ * connections, public/control (any local user) QMGR_CONTROL_CLIENTS_MAX,
+ * and QMGR_CONTROL_PER_UID of one user, so that one user cannot take the
+ * commands of the others away. Out of descriptors, a listener pauses
+ * instead of spinning.
+ *
  * Every QMGR_READER_CHECK_MS qmgr frees the queue's reader slots of
  * processes that died inside a read transaction (a killed `relayq mailq`,
  * an smtpout killed while reading a body), logging how many: a dead reader
@@ -41,7 +48,6 @@
 
 #include <signal.h>
 #include <stdio.h>
-#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -49,6 +55,7 @@
 
 #include "event.h"
 #include "iostuff.h"
+#include "listener.h"
 #include "mail_proto.h"
 #include "maillog.h"
 #include "msg.h"
@@ -60,9 +67,12 @@
 #include "qmgr.h"
 #include "sock.h"
 
-#define QMGR_STOP_WAIT_MS 60000     /* longest wait for jobs in flight at stop */
-#define QMGR_READER_CHECK_MS 5000   /* between checks for readers of dead processes */
-#define QMGR_CONTROL_IDLE_MS 300000 /* a command that neither asks nor reads is dropped */
+#define QMGR_STOP_WAIT_MS 60000       /* longest wait for jobs in flight at stop */
+#define QMGR_READER_CHECK_MS 5000     /* between checks for readers of dead processes */
+#define QMGR_PRIVATE_CLIENTS_MAX 1024 /* private/qmgr: pickup and the workers */
+#define QMGR_CONTROL_CLIENTS_MAX 256  /* public/control: commands of all users */
+#define QMGR_CONTROL_PER_UID 32       /* public/control: commands of one user */
+#define QMGR_CONTROL_IDLE_MS 300000   /* a command that neither asks nor reads is dropped */
 #define QMGR_CONTROL_OUTPUT_MAX (8 * 1024 * 1024) /* unwritten replies before it is dropped */
 #define QMGR_CONTROL_RECORD_MAX (4 * 1024 * 1024) /* one request: 100,000 queue ids fit */
 
@@ -120,6 +130,7 @@ void qmgr_peer_close(QMGR_PEER *peer)
     if (peer->next)
         peer->next->prev = peer->prev;
     ipc_chan_free(peer->chan);
+    listener_closed(peer->listener, peer->uid);
     myfree(peer);
 }
 
@@ -261,25 +272,17 @@ static void qmgr_peer_write(int fd, int events, void *ctx)
 }
 
 /* qmgr_accept - a new connection on one of the sockets */
-static void qmgr_accept(int listen_fd, int events, void *ctx)
+static void qmgr_accept(LISTENER *listener, int fd, long uid, void *ctx)
 {
     int control = ctx != NULL;
     QMGR_PEER *peer;
     IPC_REC *hello;
-    int fd;
 
-    (void)events;
-    if ((fd = sock_accept(listen_fd)) < 0)
-        return;
     peer = mycalloc(1, sizeof(*peer));
     peer->chan = ipc_chan_create(fd);
-    {
-        struct ucred cred;
-        socklen_t len = sizeof(cred);
-
-        /* Who is asking decides what a command may do (control.c). */
-        peer->uid = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? (long)cred.uid : -1;
-    }
+    peer->listener = listener;
+    /* Who is asking decides what a command may do (control.c). */
+    peer->uid = uid;
     peer->kind = control ? PEER_CONTROL : PEER_NEW;
     if (control) {
         ipc_chan_set_record_max(peer->chan, QMGR_CONTROL_RECORD_MAX);
@@ -443,6 +446,9 @@ static int qmgr_listen(const char *relative, int mode)
 /* main - start the queue manager */
 int main(int argc, char **argv)
 {
+    static const LISTENER_LIMITS private_limits = {QMGR_PRIVATE_CLIENTS_MAX, 0};
+    static const LISTENER_LIMITS control_limits = {QMGR_CONTROL_CLIENTS_MAX, QMGR_CONTROL_PER_UID};
+    LISTENER *private_listener, *control_listener;
     VSTR *why = vstr_alloc(100);
     char *db_path;
     int ch;
@@ -476,8 +482,10 @@ int main(int argc, char **argv)
     dest_init();
     route_init();
 
-    event_enable_read(qmgr_listen(SOCK_QMGR, 0600), qmgr_accept, NULL);
-    event_enable_read(qmgr_listen(SOCK_CONTROL, 0666), qmgr_accept, (void *)1);
+    private_listener = listener_create(qmgr_listen(SOCK_QMGR, 0600), SOCK_QMGR, &private_limits,
+                                       qmgr_accept, NULL);
+    control_listener = listener_create(qmgr_listen(SOCK_CONTROL, 0666), SOCK_CONTROL,
+                                       &control_limits, qmgr_accept, (void *)1);
     /* After the sockets exist: a command that comes during a long load
      * waits in the listen queue instead of finding the mail system down. */
     scan_load(1);
@@ -493,6 +501,8 @@ int main(int argc, char **argv)
             (!qmgr_jobs_in_flight() || now_ms() > qmgr_stop_deadline))
             break;
     }
+    listener_free(control_listener);
+    listener_free(private_listener);
     qstore_close(qmgr_store);
     sched_free(qmgr_sched);
     vstr_free(why);

@@ -9,6 +9,7 @@
 #include "dsn.h"
 #include "htable.h"
 #include "ipc.h"
+#include "listener.h"
 #include "qstore.h"
 #include "retry.h"
 #include "sched.h"
@@ -155,6 +156,7 @@ struct QMGR_PEER {
     PEER_KIND kind;
     long pid;              /* workers: their process id */
     long uid;              /* the peer's user id (SO_PEERCRED), -1 when unknown */
+    LISTENER *listener;    /* the socket it came from, told when it ends */
     QMGR_JOB *job;         /* workers: the job in delivery, or NULL when idle */
     int uncommitted;       /* workers: results of finished messages, not yet committed */
     int reports;           /* workers: results held by active messages (reporters) */

@@ -8,7 +8,8 @@
 # messages are delivered: the time is at most 1.5 times that of the same
 # delivery without the flood (measured before and after it, in this
 # test), qmgr's own memory (RssAnon) grows by less than 10 MB, and the
-# caps are logged once per socket, not once per connection. The listing
+# per-user caps of the sockets (32 on public/control, 16 on the others)
+# hold and are logged once per socket, not once per connection. The listing
 # an ordinary user gets, in steps of 256 messages, is the listing root
 # gets. Needs root and setpriv, to act as another user.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
@@ -127,6 +128,10 @@ check "delivery during the flood took at most 1.5 times as long ($during s again
     python3 -c "import sys; sys.exit(0 if $during <= 1.5 * $slowest else 1)"
 check "qmgr's own memory grew by less than 10 MB ($rss_before kB, then $rss_during kB)" -- \
     test $((rss_during - rss_before)) -lt 10240
+for sock in public/control public/pickup public/master; do
+    check "$sock held the user to its per-user cap, and said so" -- \
+        log_has 1 "$sock: uid $STRANGER has [0-9]* connections: refusing more of its connections"
+done
 check "each cap is logged once per episode, not per connection" -- \
     test "$(log_count 'refusing')" -le 12
 check "qmgr is still there, and answers" -- qmgr_answers

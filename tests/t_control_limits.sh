@@ -126,8 +126,14 @@ after=$ELAPSED
 slowest=$(python3 -c "print(max($before, $after))")
 check "delivery during the flood took at most 1.5 times as long ($during s against $slowest s)" -- \
     python3 -c "import sys; sys.exit(0 if $during <= 1.5 * $slowest else 1)"
-check "qmgr's own memory grew by less than 10 MB ($rss_before kB, then $rss_during kB)" -- \
-    test $((rss_during - rss_before)) -lt 10240
+# AddressSanitizer keeps freed memory in quarantine: its RssAnon says nothing.
+if ldd "$top_builddir/qmgr/qmgr" 2>/dev/null | grep -q libasan; then
+    TAP_COUNT=$((TAP_COUNT + 1))
+    echo "ok $TAP_COUNT - qmgr's own memory # SKIP AddressSanitizer build ($rss_before kB, then $rss_during kB)"
+else
+    check "qmgr's own memory grew by less than 10 MB ($rss_before kB, then $rss_during kB)" -- \
+        test $((rss_during - rss_before)) -lt 10240
+fi
 for sock in public/control public/pickup public/master; do
     check "$sock held the user to its per-user cap, and said so" -- \
         log_has 1 "$sock: uid $STRANGER has [0-9]* connections: refusing more of its connections"

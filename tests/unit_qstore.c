@@ -12,9 +12,15 @@
  * with a reason naming it, stores nothing, and the next commit works; EIO
  * stays QSTORE_ERROR. The reserve: qstore_room() refuses new mail before
  * any commit fails, and the deletes that follow fit in one transaction.
+ *
+ * The mapped-page limit: reading 32 MB of mail, one message per
+ * transaction, with a limit of 4 MB keeps less than half of it resident
+ * (RssFile of /proc/self/status) and reads the same mail; without a limit
+ * the same reads keep it all.
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +36,11 @@
 #define FREED 8                    /* messages deleted to make room in the full map */
 #define ROOM_MAP (4 * 1024 * 1024) /* its reserve is 1 MB: a quarter of it */
 #define ROOM_BODY 20000            /* bytes of each message stored until the reserve */
+#define MAPPED_MAP (128 * 1024 * 1024)
+#define MAPPED_MESSAGES 128
+#define MAPPED_BODY (256 * 1024)                                 /* 32 MB read in all */
+#define MAPPED_TOTAL_KB (MAPPED_MESSAGES * (MAPPED_BODY / 1024)) /* what a reader reads */
+#define MAPPED_LIMIT (4 * 1024 * 1024)
 
 /* store_message - put one message with n recipients and a body */
 static int store_message(QSTORE *store, char *qid, long long when, unsigned nrcpt, const char *body,
@@ -253,6 +264,87 @@ static void test_reserve(const char *base)
     vstr_free(why);
 }
 
+/* rss_file_kb - this process's resident pages of mapped files, in KiB (-1: unknown) */
+static long rss_file_kb(void)
+{
+    FILE *status = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+
+    if (status == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), status) != NULL)
+        if (sscanf(line, "RssFile: %ld kB", &kb) == 1)
+            break;
+    fclose(status);
+    return kb;
+}
+
+/* read_bodies - read every body back, each in its own transaction; how many
+ * equal the expected one; *peak_kb: the most file pages resident meanwhile */
+static int read_bodies(QSTORE *store, char (*qids)[QID_LEN + 1], int count, const char *expect,
+                       size_t len, long *peak_kb, VSTR *why)
+{
+    VSTR *body = vstr_alloc(len);
+    QSTORE_TXN *txn;
+    int same = 0;
+
+    *peak_kb = rss_file_kb();
+    for (int i = 0; i < count && (txn = qstore_begin(store, 0, why)) != NULL; i++) {
+        long now_kb;
+
+        vstr_reset(body);
+        same += qstore_body_get(txn, qids[i], body) == QSTORE_OK && vstr_len(body) == len &&
+                memcmp(vstr_str(body), expect, len) == 0;
+        qstore_abort(txn);
+        if ((now_kb = rss_file_kb()) > *peak_kb)
+            *peak_kb = now_kb;
+    }
+    vstr_free(body);
+    return same;
+}
+
+/* test_mapped_limit - the queue pages read stop being resident above the limit */
+static void test_mapped_limit(const char *base)
+{
+    VSTR *why = vstr_alloc(100);
+    char dir[300], qids[MAPPED_MESSAGES][QID_LEN + 1];
+    char *body = mymalloc(MAPPED_BODY);
+    long start, peak;
+    QSTORE *store;
+    int stored = 0, same;
+
+    for (size_t i = 0; i < MAPPED_BODY; i++)
+        body[i] = (char)('A' + i % 23);
+    snprintf(dir, sizeof(dir), "%s/mapped", base);
+    if (mkdir(dir, 0700) < 0 || (store = qstore_open(dir, MAPPED_MAP, 0, why)) == NULL) {
+        tap_ok(0, "open a queue on a %d MiB map", MAPPED_MAP / 1024 / 1024);
+        myfree(body);
+        vstr_free(why);
+        return;
+    }
+    while (stored < MAPPED_MESSAGES &&
+           store_message(store, qids[stored], 700, 1, body, MAPPED_BODY, why) == QSTORE_OK)
+        stored++;
+    qstore_set_mapped_limit(store, MAPPED_LIMIT);
+    start = rss_file_kb();
+    same = read_bodies(store, qids, stored, body, MAPPED_BODY, &peak, why);
+    tap_ok(same == MAPPED_MESSAGES, "%d messages of %d KiB stored and read back intact", same,
+           MAPPED_BODY / 1024);
+    tap_ok(start > 0 && peak - start < MAPPED_TOTAL_KB / 2,
+           "with a limit of %d MiB, reading %d MiB keeps at most %ld KiB mapped",
+           MAPPED_LIMIT / 1024 / 1024, MAPPED_TOTAL_KB / 1024, peak - start);
+    /* Without a limit the same reads keep every page: what the limit prevents. */
+    qstore_set_mapped_limit(store, SIZE_MAX);
+    start = rss_file_kb();
+    same = read_bodies(store, qids, stored, body, MAPPED_BODY, &peak, why);
+    tap_ok(same == MAPPED_MESSAGES && peak - start > MAPPED_TOTAL_KB * 3 / 4,
+           "without a limit the same reads keep %ld KiB mapped", peak - start);
+    qstore_close(store);
+    myfree(body);
+    vstr_free(why);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/unit_qstore.XXXXXX";
@@ -273,6 +365,7 @@ int main(void)
     /* First, while this process has passed no fault point. */
     test_error_map(dir);
     test_reserve(dir);
+    test_mapped_limit(dir);
     store = qstore_open(dir, TINY_MAP, 0, why);
     tap_ok(store != NULL, "open a new queue on a %d KiB map: %s", TINY_MAP / 1024,
            store ? "ok" : vstr_str(why));

@@ -29,6 +29,21 @@
  *	transaction; returns how many. A dead reader pins its snapshot: the
  *	pages freed after it are never reused and the map fills. Every open
  *	runs it; one long-lived process (qmgr) runs it every few seconds.
+ * qstore_set_mapped_limit()
+ *	the most queue pages the process keeps mapped (default
+ *	QSTORE_MAPPED_DEFAULT, 64 MB). LMDB reads through a shared map of the
+ *	whole file, and the kernel maps the neighbours of each page read
+ *	besides (fault-around): a process that reads a million messages
+ *	(qmgr deleting them, smtpout sending their bodies) would otherwise
+ *	count the whole queue file, gigabytes, as its resident memory. Every
+ *	QSTORE_MAPPED_CHECK_EVERY reads (a message, its recipients, its
+ *	body, a record of a scan) or transactions, the store looks at the
+ *	process's resident file pages (/proc/self/statm); above the limit it
+ *	unmaps the queue's pages (madvise MADV_DONTNEED on the read-only
+ *	shared map). They stay in the page cache, a later read maps them
+ *	again, and nothing is lost: the map is never written through, and a
+ *	pointer into it that a transaction still holds reads the same bytes,
+ *	as LMDB never rewrites a page a live snapshot can see.
  * qstore_set_schedule_hook()
  *	have a function told of every schedule change a write transaction
  *	made (a message's new entry, or none), in order, once the
@@ -117,11 +132,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <pwd.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,7 +165,10 @@
 #define QSTORE_ROOM_PAGES 8 /* pages a message's small records may touch (envelope, index) */
 #define QSTORE_FREE_DBI 0   /* LMDB's free-page database: its own pages are in use */
 #define QSTORE_META_PAGES 2 /* LMDB's two meta pages */
-#define QSTORE_SEALED_ONLY "sealed_only" /* meta: since when no clear record is accepted */
+#define QSTORE_MAPPED_DEFAULT (64 * 1024 * 1024) /* queue pages mapped, at most */
+#define QSTORE_MAPPED_CHECK_EVERY 16             /* transactions between two looks */
+#define QSTORE_SCHEMA_KEY "schema"               /* meta: the schema version */
+#define QSTORE_SEALED_ONLY "sealed_only"         /* meta: since when no clear record is accepted */
 #define QSTORE_SEALED_ONLY_LEN (sizeof(QSTORE_SEALED_ONLY) - 1)
 
 struct QSTORE {
@@ -167,6 +187,8 @@ struct QSTORE {
     SEAL_RING *ring;                    /* NULL: records are written in the clear */
     QSTORE_SCHEDULE_HOOK schedule_hook; /* told of committed schedule changes, or NULL */
     void *schedule_ctx;
+    size_t mapped_limit;      /* resident file pages above which the map is let go, bytes */
+    unsigned reads_unchecked; /* reads and transactions since the last look */
 };
 
 /* A schedule change of a write transaction, for the hook after its commit. */
@@ -256,7 +278,7 @@ static int qstore_open_dbs(QSTORE *store, VSTR *why)
         }
     }
     if (!store->readonly) {
-        MDB_val key = {.mv_size = 6, .mv_data = (void *)"schema"};
+        MDB_val key = {.mv_size = strlen(QSTORE_SCHEMA_KEY), .mv_data = (void *)QSTORE_SCHEMA_KEY};
         MDB_val val = {.mv_size = strlen(QSTORE_SCHEMA), .mv_data = (void *)QSTORE_SCHEMA};
         MDB_val old;
 
@@ -296,6 +318,7 @@ QSTORE *qstore_open(const char *dir, size_t map_size, int flags, VSTR *why)
         return NULL;
     }
     store->readonly = (flags & QSTORE_READONLY) != 0;
+    store->mapped_limit = QSTORE_MAPPED_DEFAULT;
     if (store->readonly)
         env_flags |= MDB_RDONLY;
     else if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
@@ -410,9 +433,82 @@ QSTORE_TXN *qstore_begin(QSTORE *store, int write, VSTR *why)
     return txn;
 }
 
+/* qstore_unmap_read_pages - let go of the mapped queue pages read so far */
+static int qstore_unmap_read_pages(QSTORE *store)
+{
+    MDB_val key = {.mv_size = strlen(QSTORE_SCHEMA_KEY), .mv_data = (void *)QSTORE_SCHEMA_KEY};
+    MDB_val val;
+    MDB_txn *txn;
+    uintptr_t inside, start, end;
+    FILE *maps;
+    char *line = NULL;
+    size_t line_size = 0;
+    int rc;
+
+    /* LMDB does not say where it mapped the file (me_mapaddr is set only
+     * with MDB_FIXEDMAP), but a value read in a read-only transaction points
+     * into the map, and /proc/self/maps gives the mapping around it. */
+    if ((rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, &txn)) == 0) {
+        rc = mdb_get(txn, store->meta, &key, &val);
+        mdb_txn_abort(txn);
+    }
+    if (rc != 0) {
+        errno = rc > 0 ? rc : EIO; /* LMDB's own codes are negative */
+        return -1;
+    }
+    if ((maps = fopen("/proc/self/maps", "r")) == NULL)
+        return -1;
+    inside = (uintptr_t)val.mv_data;
+    errno = ENOENT;
+    rc = -1;
+    while (getline(&line, &line_size, maps) > 0) {
+        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &start, &end) == 2 && start <= inside &&
+            inside < end) {
+            rc = madvise((void *)start, end - start, MADV_DONTNEED);
+            break;
+        }
+    }
+    free(line);
+    fclose(maps);
+    return rc;
+}
+
+/* qstore_mapped_bytes - the process's resident pages of mapped files, in bytes (0: unknown) */
+static size_t qstore_mapped_bytes(void)
+{
+    FILE *statm = fopen("/proc/self/statm", "r");
+    unsigned long size, resident, shared = 0;
+
+    if (statm == NULL)
+        return 0;
+    /* "shared" is RssFile + RssShmem: the queue's pages, and the libraries'. */
+    if (fscanf(statm, "%lu %lu %lu", &size, &resident, &shared) != 3)
+        shared = 0;
+    fclose(statm);
+    return (size_t)shared * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* qstore_trim_mapped - now and then, let go of the queue pages above the limit */
+static void qstore_trim_mapped(QSTORE *store)
+{
+    if (++store->reads_unchecked < QSTORE_MAPPED_CHECK_EVERY)
+        return;
+    store->reads_unchecked = 0;
+    if (qstore_mapped_bytes() > store->mapped_limit && qstore_unmap_read_pages(store) < 0)
+        msg_warn("cannot let go of the queue pages read: %m");
+}
+
+/* qstore_set_mapped_limit - the most queue pages, in bytes, the process keeps mapped */
+void qstore_set_mapped_limit(QSTORE *store, size_t bytes)
+{
+    store->mapped_limit = bytes;
+}
+
 /* qstore_txn_free - release the wrapper */
 static void qstore_txn_free(QSTORE_TXN *txn)
 {
+    QSTORE *store = txn->store;
+
     vstr_free(txn->reason);
     vstr_free(txn->ad);
     vstr_free(txn->clear);
@@ -420,6 +516,7 @@ static void qstore_txn_free(QSTORE_TXN *txn)
     vstr_free(txn->seal_why);
     myfree(txn->changes);
     myfree(txn);
+    qstore_trim_mapped(store);
 }
 
 /* qstore_set_schedule_hook - be told of every committed schedule change */
@@ -885,6 +982,7 @@ int qstore_message_get(QSTORE_TXN *txn, const char *qid, QMSG *msg)
 
     if (txn->error)
         return txn->error;
+    qstore_trim_mapped(txn->store);
     qmsg_init(msg);
     rc = mdb_get(txn->txn, txn->store->messages, &key, &val);
     if (rc == MDB_NOTFOUND)
@@ -1012,6 +1110,7 @@ int qstore_message_delete(QSTORE_TXN *txn, const char *qid)
 
     if (txn->error)
         return txn->error;
+    qstore_trim_mapped(txn->store);
     rc = qstore_message_get(txn, qid, &msg);
     if (rc == QSTORE_OK && msg.next_attempt > 0)
         schedule_del(txn, msg.next_attempt, qid);
@@ -1064,6 +1163,7 @@ int qstore_message_scan(QSTORE_TXN *txn, const char *after, int (*fn)(const QMSG
         QMSG msg;
         int stop;
 
+        qstore_trim_mapped(txn->store);
         if (key.mv_size > QID_LEN)
             continue;
         memcpy(qid, key.mv_data, key.mv_size);
@@ -1166,6 +1266,7 @@ int qstore_rcpts_get(QSTORE_TXN *txn, const char *qid, QRCPT **list, size_t *cou
 
     if (txn->error)
         return txn->error;
+    qstore_trim_mapped(txn->store);
     if ((rc = mdb_cursor_open(txn->txn, txn->store->recipients, &cur)) != 0)
         return qstore_fail(txn, rc, "read recipients");
     rcpts = mymalloc(sizeof(*rcpts) * cap);
@@ -1251,6 +1352,7 @@ int qstore_attempts_get(QSTORE_TXN *txn, const char *qid, QATTEMPT **list, size_
 
     if (txn->error)
         return txn->error;
+    qstore_trim_mapped(txn->store);
     if ((rc = mdb_cursor_open(txn->txn, txn->store->attempts, &cur)) != 0)
         return qstore_fail(txn, rc, "read attempts");
     attempts = mymalloc(sizeof(*attempts) * cap);
@@ -1355,6 +1457,7 @@ static int qstore_body_read(QSTORE_TXN *txn, const char *qid, VSTR *out)
 
     if (txn->error)
         return txn->error;
+    qstore_trim_mapped(txn->store);
     if ((rc = mdb_cursor_open(txn->txn, txn->store->bodies, &cur)) != 0)
         return qstore_fail(txn, rc, "read body");
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
@@ -1517,6 +1620,7 @@ int qstore_aside_scan(QSTORE_TXN *txn,
         char *reason;
         int stop;
 
+        qstore_trim_mapped(txn->store);
         if (key.mv_size > QID_LEN)
             continue;
         memcpy(qid, key.mv_data, key.mv_size);
@@ -1551,6 +1655,7 @@ int qstore_schedule_scan(QSTORE_TXN *txn, long long upto,
         char qid[QID_LEN + 1];
         long long when;
 
+        qstore_trim_mapped(txn->store);
         if (key.mv_size < 9 || key.mv_size > 8 + QID_LEN)
             continue;
         when = (long long)be64_get(key.mv_data);

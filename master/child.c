@@ -236,13 +236,14 @@ static void child_restart(CHILD *cp, int status)
 }
 
 /* child_reap - SIGCHLD: collect exited children and restart them */
-void child_reap(int sig)
+void child_reap(int sig, void *ctx)
 {
     int status;
     pid_t pid;
     CHILD *cp;
 
     (void)sig;
+    (void)ctx;
     for (;;) {
         pid = waitpid(-1, &status, WNOHANG);
         if (pid < 0 && errno == EINTR)

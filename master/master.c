@@ -1,10 +1,11 @@
 /*
  * master - relayq's supervisor: start, watch and stop the daemons
  *
- * Usage: master [-f] [-v] -c CONFIG_FILE
+ * Usage: master [-f] [-v] [-c CONFIG_FILE]
  *
  * main()
- *	load and check the configuration, create the queue directory tree
+ *	master's part of the daemon skeleton (daemon.c, which reads and
+ *	checks the configuration): create the queue directory tree
  *	(as root: owned by mail_owner, group setgid_group; see qdir.c),
  *	drop root privileges to mail_owner, take the queue's lock (one
  *	master per queue), create the LMDB environment, listen on
@@ -52,6 +53,7 @@
 #include <unistd.h>
 
 #include "cfgfile.h"
+#include "daemon.h"
 #include "event.h"
 #include "iostuff.h"
 #include "mail_proto.h"
@@ -74,31 +76,6 @@ static int master_lock_fd = -1;
 
 static const char *master_daemons[] = {"qmgr", "pickup", "smtpout"};
 
-/* master_usage - complain about the command line */
-static void master_usage(void)
-{
-    msg_fatal("usage: master [-f] [-v] -c config_file");
-}
-
-/* master_abspath - the configuration file's name as the children must see it */
-static char *master_abspath(const char *path)
-{
-    VSTR *buf;
-    char *cwd, *result;
-
-    /* Not realpath(): a symlinked /etc/relayq/relayq.conf stays by that name. */
-    if (path[0] == '/')
-        return mystrdup(path);
-    if ((cwd = getcwd(NULL, 0)) == NULL)
-        msg_fatal("getcwd: %m");
-    buf = vstr_alloc(256);
-    vstr_sprintf(buf, "%s/%s", cwd, path);
-    free(cwd);
-    result = mystrdup(vstr_str(buf));
-    vstr_free(buf);
-    return result;
-}
-
 /* master_check_config - what master needs beyond the parameter table's checks */
 static int master_check_config(const CONFIG *cfg, VSTR *why)
 {
@@ -107,19 +84,13 @@ static int master_check_config(const CONFIG *cfg, VSTR *why)
                      config_path(cfg));
         return -1;
     }
+    /* At a reload: the daemons work in the queue they started with. */
+    if (master_queue_dir != NULL && strcmp(config_str(cfg, "queue_directory"), master_queue_dir)) {
+        vstr_sprintf(why, "queue_directory changed from %s to %s: that needs a restart",
+                     master_queue_dir, config_str(cfg, "queue_directory"));
+        return -1;
+    }
     return 0;
-}
-
-/* master_load - read the configuration at startup, or die */
-static void master_load(void)
-{
-    VSTR *why = vstr_alloc(128);
-
-    if (params_load(master_config_path, why) == NULL || master_check_config(var_config, why) < 0)
-        msg_fatal("%s", vstr_str(why));
-    vstr_free(why);
-    master_queue_dir = mystrdup(var_str("queue_directory"));
-    master_owner = mystrdup(var_str("mail_owner"));
 }
 
 /* master_log_is_file - maillog_file names a file (not syslog, not stderr) */
@@ -302,8 +273,9 @@ static void master_stop_children(void)
 }
 
 /* master_stop - SIGTERM, SIGINT: stop */
-static void master_stop(int sig)
+static void master_stop(DAEMON *daemon, int sig)
 {
+    (void)daemon;
     if (master_stopping)
         return;
     msg_info("terminating on signal %d", sig);
@@ -335,107 +307,41 @@ static void master_watch_queue(void *ctx)
     myfree(path);
 }
 
-/* master_reload - SIGHUP: new configuration, worker count, tell the children */
-static void master_reload(int sig)
+/* master_reload - a new configuration is in force: worker count, tell the children */
+static void master_reload(DAEMON *daemon)
 {
-    VSTR *why = vstr_alloc(128);
-    CONFIG *cfg;
-
-    (void)sig;
-    if (master_stopping) {
-        vstr_free(why);
-        return;
-    }
-    /* Check the file completely before params_load() replaces the old one. */
-    if ((cfg = params_read(master_config_path, why)) == NULL || master_check_config(cfg, why) < 0) {
-        msg_warn("reload: %s; keeping the old configuration", vstr_str(why));
-        config_free(cfg);
-        vstr_free(why);
-        return;
-    }
-    if (strcmp(config_str(cfg, "queue_directory"), master_queue_dir) != 0) {
-        msg_warn("reload: queue_directory changed from %s to %s: that needs a restart; keeping "
-                 "the old configuration",
-                 master_queue_dir, config_str(cfg, "queue_directory"));
-        config_free(cfg);
-        vstr_free(why);
-        return;
-    }
-    if (strcmp(config_str(cfg, "mail_owner"), master_owner) != 0)
+    (void)daemon;
+    if (strcmp(var_str("mail_owner"), master_owner) != 0)
         msg_warn("reload: mail_owner changed from \"%s\" to \"%s\": that needs a restart",
-                 master_owner, config_str(cfg, "mail_owner"));
-    config_free(cfg);
-    if (params_load(master_config_path, why) == NULL) {
-        msg_warn("reload: %s; keeping the old configuration", vstr_str(why));
-        vstr_free(why);
+                 master_owner, var_str("mail_owner"));
+    if (master_stopping)
         return;
-    }
-    /* Opened again even under the same name: after a rotation (the file
-     * renamed away), reload is what moves the log to a new file. */
-    maillog_reload();
-    vstr_free(why);
-    msg_info("reload -- version %s, configuration %s", PACKAGE_VERSION, master_config_path);
     /* Signal first: the workers a new count adds read the new file anyway,
      * and a fresh process may not have its SIGHUP handler yet. */
     child_signal_all(SIGHUP);
     child_set_count("smtpout", (int)var_int("smtpout_workers"));
 }
 
-/* master_finish - everything stopped: release the queue and exit */
-static void master_finish(void)
+/* master_finish - everything stopped: release the queue */
+static void master_finish(DAEMON *daemon)
 {
+    (void)daemon;
     status_close();
     (void)flock(master_lock_fd, LOCK_UN);
     close(master_lock_fd);
     if (msg_verbose)
         msg_info("stopped");
-    exit(0);
-}
-
-/* master_sanitize_fds - start from descriptors 0-2 alone, like a child will */
-static void master_sanitize_fds(void)
-{
-    int fd;
-
-    /* Whatever the invoker left open would live on in the daemon and in
-     * every child, holding its pipes open; and a closed 0-2 would let the
-     * lock or a socket be taken for standard error. */
-    closefrom(3);
-    for (fd = 0; fd < 3; fd++)
-        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
-            _exit(1);
 }
 
 /* main - the supervisor's life, from checks to shutdown */
-int main(int argc, char **argv)
+/* master_prepare - as root, before the log opens: the queue, its lock, the store, the socket */
+static void master_prepare(DAEMON *daemon)
 {
-    const char *config_arg = NULL;
-    int foreground = 0;
-    int ch;
     char *socket_path;
 
-    master_sanitize_fds();
-    msg_init("master", MSG_TO_STDERR);
-    while ((ch = getopt(argc, argv, "c:fv")) != -1) {
-        switch (ch) {
-        case 'c':
-            config_arg = optarg;
-            break;
-        case 'f':
-            foreground = 1;
-            break;
-        case 'v':
-            msg_verbose++;
-            break;
-        default:
-            master_usage();
-        }
-    }
-    if (optind != argc)
-        master_usage();
-    master_config_path = master_abspath(config_arg ? config_arg : params_default_path());
-
-    master_load();
+    master_config_path = daemon_config_path(daemon);
+    master_queue_dir = mystrdup(var_str("queue_directory"));
+    master_owner = mystrdup(var_str("mail_owner"));
     master_setup_queue();
     master_check_daemons();
     master_lock();
@@ -443,26 +349,45 @@ int main(int argc, char **argv)
     socket_path = qdir_path(master_queue_dir, SOCK_MASTER);
     status_listen(socket_path);
     myfree(socket_path);
-    maillog_start();
+}
 
-    if (!foreground)
+/* master_init - detach, then start the daemons */
+static void master_init(DAEMON *daemon)
+{
+    if (!daemon_foreground(daemon))
         master_detach();
-    /* Children reset this before exec; master itself must survive a
-     * status client that hangs up mid-reply. */
-    (void)signal(SIGPIPE, SIG_IGN);
-    event_on_signal(SIGCHLD, child_reap);
-    event_on_signal(SIGHUP, master_reload);
-    event_on_signal(SIGTERM, master_stop);
-    event_on_signal(SIGINT, master_stop);
-
+    /* Children reset SIGPIPE before exec; master itself must survive a
+     * status client that hangs up mid-reply (the skeleton ignores it). */
+    event_on_signal(SIGCHLD, child_reap, NULL);
     msg_info("daemon started -- version %s, configuration %s", PACKAGE_VERSION, master_config_path);
     child_start(child_create("qmgr"));
     child_start(child_create("pickup"));
     child_set_count("smtpout", (int)var_int("smtpout_workers"));
     event_request_timer(master_watch_queue, NULL, MASTER_WATCH_INTERVAL * 1000LL);
+}
 
-    while (!master_stopping || child_running() > 0)
-        event_loop(-1);
-    master_finish();
-    return 0;
+/* master_done - stopping, and every child is gone */
+static int master_done(DAEMON *daemon)
+{
+    (void)daemon;
+    return master_stopping && child_running() == 0;
+}
+
+/* main - relayq's supervisor */
+int main(int argc, char **argv)
+{
+    static const DAEMON_SPEC spec = {
+        .name = "master",
+        .flags = DAEMON_FLAG_ROOT | DAEMON_FLAG_DETACH,
+        .check = master_check_config,
+        .prepare = master_prepare,
+        .init = master_init,
+        .reload = master_reload,
+        .stop = master_stop,
+        .done = master_done,
+        .finish = master_finish,
+        .pass_ms = -1,
+    };
+
+    return daemon_main(argc, argv, &spec, NULL);
 }

@@ -40,7 +40,7 @@ extern int master_stopping;            /* SIGTERM or SIGINT seen: restart nothin
 /* child.c: the child slots. */
 CHILD *child_create(const char *name);
 void child_start(CHILD *cp);
-void child_reap(int sig);
+void child_reap(int sig, void *ctx);
 void child_signal_all(int sig);
 void child_set_count(const char *name, int count);
 void child_stop_all(void);

@@ -1,7 +1,7 @@
 /*
  * pickup - take mail from maildrop/ into the queue
  *
- * Usage: pickup -c CONFIG_FILE [-v]
+ * Usage: pickup [-v] [-c CONFIG_FILE]
  *
  * master runs pickup in the queue directory's owner's name. It listens on
  * public/pickup, where the sendmail command sends a wake-up after it drops
@@ -14,7 +14,7 @@
  * After a commit that queued mail, pickup tells qmgr over private/qmgr.
  *
  * main()
- *	parse the command line, load the configuration, open the queue and
+ *	pickup's part of the daemon skeleton (daemon.c): open the queue and
  *	the listening socket, and run the event loop until SIGTERM.
  * pickup_connect_qmgr()
  *	(re)connect to qmgr; when qmgr is not there, pickup carries on. A
@@ -46,27 +46,22 @@
 #include "config.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "event.h"
 #include "iostuff.h"
 #include "ipc.h"
 #include "mail_proto.h"
-#include "maillog.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
 #include "pickup.h"
-#include "privs.h"
 #include "qdir.h"
 #include "seal.h"
 #include "sock.h"
-
-/* The process's one daemon; signal callbacks have no context argument. */
-static PICKUP pickup_daemon;
 
 /* pickup_qmgr_close - drop the connection to qmgr; the next scan reconnects */
 static void pickup_qmgr_close(PICKUP *p)
@@ -202,7 +197,7 @@ static void pickup_client_close(PICKUP_CLIENT *client)
     event_disable_readwrite(ipc_chan_fd(client->chan));
     event_cancel_timer(pickup_client_timeout, client);
     ipc_chan_free(client->chan);
-    listener_closed(pickup_daemon.listener, client->uid);
+    listener_closed(client->pickup->listener, client->uid);
     myfree(client);
 }
 
@@ -223,7 +218,7 @@ static void pickup_client_write(int fd, int events, void *ctx)
 static void pickup_client_read(int fd, int events, void *ctx)
 {
     PICKUP_CLIENT *client = ctx;
-    PICKUP *p = &pickup_daemon;
+    PICKUP *p = client->pickup;
     VSTR *why;
     IPC_REC *rec;
     int ret;
@@ -265,7 +260,7 @@ static void pickup_accept(LISTENER *listener, int fd, long uid, void *ctx)
     int ret;
 
     (void)listener;
-    (void)ctx;
+    client->pickup = ctx;
     client->chan = ipc_chan_create(fd);
     client->uid = uid;
     hello = ipc_rec_create("hello");
@@ -311,74 +306,40 @@ static int pickup_publish_key(PICKUP *p, VSTR *why)
     return ret;
 }
 
-/* pickup_sigterm - stop after the batch in flight */
-static void pickup_sigterm(int sig)
+/* pickup_stop - SIGTERM: stop after the batch in flight */
+static void pickup_stop(DAEMON *daemon, int sig)
 {
+    PICKUP *p = daemon_context(daemon);
+
     if (msg_verbose)
         msg_info("signal %d: stopping", sig);
-    pickup_daemon.stopping = 1;
+    p->stopping = 1;
 }
 
-/* pickup_sighup - re-read the configuration, keeping the old one on error */
-static void pickup_sighup(int sig)
+/* pickup_reload - the configuration changed: the key file may have too */
+static void pickup_reload(DAEMON *daemon)
 {
-    PICKUP *p = &pickup_daemon;
+    PICKUP *p = daemon_context(daemon);
     VSTR *why = vstr_alloc(100);
 
-    (void)sig;
-    if (params_load(p->config_path, why) == NULL) {
-        msg_warn("%s: keeping the old configuration", vstr_str(why));
-    } else {
-        maillog_reload();
-        if (strcmp(var_str("queue_directory"), p->queue_directory) != 0)
-            msg_warn("queue_directory changed to %s: takes effect after a restart; still using %s",
-                     var_str("queue_directory"), p->queue_directory);
-        if (qstore_reload_keys(p->store, why) < 0)
-            msg_warn("queue_encryption_key_file: %s; keeping the old keys", vstr_str(why));
-        else if (pickup_publish_key(p, why) < 0)
-            msg_warn("%s", vstr_str(why));
-        msg_info("reloaded configuration %s", p->config_path);
-    }
+    if (strcmp(var_str("queue_directory"), p->queue_directory) != 0)
+        msg_warn("queue_directory changed to %s: takes effect after a restart; still using %s",
+                 var_str("queue_directory"), p->queue_directory);
+    if (qstore_reload_keys(p->store, why) < 0)
+        msg_warn("queue_encryption_key_file: %s; keeping the old keys", vstr_str(why));
+    else if (pickup_publish_key(p, why) < 0)
+        msg_warn("%s", vstr_str(why));
     vstr_free(why);
 }
 
-/* pickup_usage - explain the command line and exit */
-static void pickup_usage(void)
-{
-    msg_fatal_status(2, "usage: pickup -c CONFIG_FILE [-v]");
-}
-
-/* main - the pickup daemon */
-int main(int argc, char **argv)
+/* pickup_init - open the queue and public/pickup, look at maildrop/ */
+static void pickup_init(DAEMON *daemon)
 {
     static const LISTENER_LIMITS limits = {PICKUP_CLIENTS_MAX, PICKUP_CLIENTS_PER_UID};
-    PICKUP *p = &pickup_daemon;
-    const char *config = NULL;
+    PICKUP *p = daemon_context(daemon);
     VSTR *why = vstr_alloc(100);
     char *path;
-    int ch, fd;
-
-    msg_init("pickup", MSG_TO_STDERR);
-    privs_refuse_root();
-    while ((ch = getopt(argc, argv, "c:v")) != -1) {
-        switch (ch) {
-        case 'c':
-            config = optarg;
-            break;
-        case 'v':
-            msg_verbose++;
-            break;
-        default:
-            pickup_usage();
-        }
-    }
-    if (optind != argc)
-        pickup_usage();
-    if (config == NULL)
-        config = params_default_path();
-    p->config_path = mystrdup(config);
-    params_load_or_die(p->config_path);
-    maillog_start();
+    int fd;
 
     p->queue_directory = mystrdup(var_str("queue_directory"));
     if (chdir(p->queue_directory) < 0)
@@ -394,11 +355,6 @@ int main(int argc, char **argv)
     if (pickup_publish_key(p, why) < 0)
         msg_fatal("%s", vstr_str(why));
 
-    signal(SIGPIPE, SIG_IGN);
-    event_on_signal(SIGTERM, pickup_sigterm);
-    event_on_signal(SIGINT, pickup_sigterm);
-    event_on_signal(SIGHUP, pickup_sighup);
-
     path = qdir_path(p->queue_directory, SOCK_PICKUP);
     if ((fd = unix_listen(path, 128, 0666, why)) < 0)
         msg_fatal("%s", vstr_str(why));
@@ -409,18 +365,44 @@ int main(int argc, char **argv)
     scan_picked_cleanup(p);
     pickup_connect_qmgr(p);
     scan_request(p, 0);
+    vstr_free(why);
     if (msg_verbose)
         msg_info("started: queue %s", p->queue_directory);
+}
 
-    while (!p->stopping)
-        event_loop(-1);
+/* pickup_done - may the process end: after SIGTERM, once the loop is back */
+static int pickup_done(DAEMON *daemon)
+{
+    PICKUP *p = daemon_context(daemon);
 
-    /* The batch in flight is committed and unlinked; tidy the picked entries. */
+    return p->stopping;
+}
+
+/* pickup_finish - the batch in flight is committed and unlinked; tidy the picked entries */
+static void pickup_finish(DAEMON *daemon)
+{
+    PICKUP *p = daemon_context(daemon);
+
     scan_flush_gone(p);
     pickup_qmgr_close(p);
     qstore_close(p->store);
-    vstr_free(why);
     if (msg_verbose)
         msg_info("stopped");
-    return 0;
+}
+
+/* main - the pickup daemon */
+int main(int argc, char **argv)
+{
+    static const DAEMON_SPEC spec = {
+        .name = "pickup",
+        .init = pickup_init,
+        .reload = pickup_reload,
+        .stop = pickup_stop,
+        .done = pickup_done,
+        .finish = pickup_finish,
+        .pass_ms = -1,
+    };
+    static PICKUP pickup;
+
+    return daemon_main(argc, argv, &spec, &pickup);
 }

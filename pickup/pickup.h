@@ -62,6 +62,7 @@ typedef struct PICKUP_FILE {
 
 /* A relayq sendmail command connected to public/pickup to send wake-ups. */
 typedef struct PICKUP_CLIENT {
+    struct PICKUP *pickup; /* the daemon it talks to */
     IPC_CHAN *chan;
     long uid; /* the user (SO_PEERCRED), for the listener's count */
 } PICKUP_CLIENT;
@@ -72,7 +73,6 @@ typedef struct PICKUP_CLIENT {
  * entries wait to be deleted, and the back-off when the queue is full).
  */
 typedef struct PICKUP {
-    char *config_path;
     char *queue_directory;
     char *maildrop_dir; /* absolute */
     char *corrupt_dir;  /* absolute */

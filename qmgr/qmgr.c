@@ -1,7 +1,7 @@
 /*
  * qmgr - the queue manager: schedules delivery of queued mail
  *
- * Usage: qmgr -c CONFIG_FILE [-v]   (started by master)
+ * Usage: qmgr [-v] [-c CONFIG_FILE]   (started by master)
  *
  * qmgr is the only process that writes delivery state. It listens on
  * private/qmgr, where pickup announces new mail and smtpout workers ask
@@ -46,22 +46,20 @@
  */
 #include "config.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "event.h"
 #include "iostuff.h"
 #include "listener.h"
 #include "mail_proto.h"
-#include "maillog.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
-#include "privs.h"
 #include "qdir.h"
 #include "qid.h"
 #include "qmgr.h"
@@ -84,8 +82,13 @@ QMGR_PEER *qmgr_peers;
 int qmgr_resync_wanted;
 int qmgr_stopping;
 
-static const char *qmgr_config_path;
 static long long qmgr_stop_deadline;
+
+/* The sockets qmgr listens on: the daemon skeleton's context. */
+typedef struct QMGR_LISTENERS {
+    LISTENER *private; /* private/qmgr */
+    LISTENER *control; /* public/control */
+} QMGR_LISTENERS;
 
 static void qmgr_peer_write(int fd, int events, void *ctx);
 
@@ -401,31 +404,26 @@ static void qmgr_reader_timer(void *ctx)
     event_request_timer(qmgr_reader_timer, ctx, QMGR_READER_CHECK_MS);
 }
 
-/* qmgr_sigterm - stop handing out work; exit when the jobs in flight end */
-static void qmgr_sigterm(int sig)
+/* qmgr_stop - SIGTERM: stop handing out work; exit when the jobs in flight end */
+static void qmgr_stop(DAEMON *daemon, int sig)
 {
+    (void)daemon;
     msg_info("terminating on signal %d", sig);
     qmgr_stopping = 1;
     qmgr_stop_deadline = now_ms() + QMGR_STOP_WAIT_MS;
 }
 
-/* qmgr_sighup - re-read the configuration */
-static void qmgr_sighup(int sig)
+/* qmgr_reload - the configuration changed: routes, limits and keys follow */
+static void qmgr_reload(DAEMON *daemon)
 {
     VSTR *why = vstr_alloc(100);
 
-    (void)sig;
-    if (params_load(qmgr_config_path, why) == NULL) {
-        msg_warn("reload failed, keeping the old configuration: %s", vstr_str(why));
-    } else {
-        maillog_reload();
-        dest_reload();
-        route_reload();
-        /* A new key seals from now on; the old ones still open what they sealed. */
-        if (qstore_reload_keys(qmgr_store, why) < 0)
-            msg_warn("queue_encryption_key_file: %s; keeping the old keys", vstr_str(why));
-        msg_info("reloaded configuration %s", qmgr_config_path);
-    }
+    (void)daemon;
+    dest_reload();
+    route_reload();
+    /* A new key seals from now on; the old ones still open what they sealed. */
+    if (qstore_reload_keys(qmgr_store, why) < 0)
+        msg_warn("queue_encryption_key_file: %s; keeping the old keys", vstr_str(why));
     vstr_free(why);
 }
 
@@ -443,68 +441,69 @@ static int qmgr_listen(const char *relative, int mode)
     return fd;
 }
 
-/* main - start the queue manager */
-int main(int argc, char **argv)
+/* qmgr_init - open the queue and the sockets, load the schedule */
+static void qmgr_init(DAEMON *daemon)
 {
     static const LISTENER_LIMITS private_limits = {QMGR_PRIVATE_CLIENTS_MAX, 0};
     static const LISTENER_LIMITS control_limits = {QMGR_CONTROL_CLIENTS_MAX, QMGR_CONTROL_PER_UID};
-    LISTENER *private_listener, *control_listener;
+    QMGR_LISTENERS *listeners = daemon_context(daemon);
     VSTR *why = vstr_alloc(100);
     char *db_path;
-    int ch;
-
-    msg_init("qmgr", MSG_TO_STDERR);
-    privs_refuse_root();
-    qmgr_config_path = params_default_path();
-    while ((ch = getopt(argc, argv, "c:v")) != -1) {
-        switch (ch) {
-        case 'c':
-            qmgr_config_path = optarg;
-            break;
-        case 'v':
-            msg_verbose++;
-            break;
-        default:
-            msg_fatal("usage: qmgr [-c config_file] [-v]");
-        }
-    }
-    params_load_or_die(qmgr_config_path);
-    maillog_start();
-    signal(SIGPIPE, SIG_IGN);
 
     db_path = qdir_path(var_str("queue_directory"), QDIR_DB);
     if ((qmgr_store = qstore_open(db_path, (size_t)var_int("queue_map_size"), 0, why)) == NULL)
         msg_fatal("%s", vstr_str(why));
     myfree(db_path);
+    vstr_free(why);
     qmgr_active = htable_create(1024);
     qmgr_sched = sched_create();
     qstore_set_schedule_hook(qmgr_store, qmgr_schedule_changed, qmgr_sched);
     dest_init();
     route_init();
 
-    private_listener = listener_create(qmgr_listen(SOCK_QMGR, 0600), SOCK_QMGR, &private_limits,
-                                       qmgr_accept, NULL);
-    control_listener = listener_create(qmgr_listen(SOCK_CONTROL, 0666), SOCK_CONTROL,
-                                       &control_limits, qmgr_accept, (void *)1);
+    listeners->private = listener_create(qmgr_listen(SOCK_QMGR, 0600), SOCK_QMGR, &private_limits,
+                                         qmgr_accept, NULL);
+    listeners->control = listener_create(qmgr_listen(SOCK_CONTROL, 0666), SOCK_CONTROL,
+                                         &control_limits, qmgr_accept, (void *)1);
     /* After the sockets exist: a command that comes during a long load
      * waits in the listen queue instead of finding the mail system down. */
     scan_load(1);
-    event_on_signal(SIGTERM, qmgr_sigterm);
-    event_on_signal(SIGINT, qmgr_sigterm);
-    event_on_signal(SIGHUP, qmgr_sighup);
     event_after_pass(qmgr_after_pass);
     event_request_timer(qmgr_reader_timer, NULL, QMGR_READER_CHECK_MS);
+}
 
-    for (;;) {
-        event_loop(1000);
-        if (qmgr_stopping && !message_done_pending() &&
-            (!qmgr_jobs_in_flight() || now_ms() > qmgr_stop_deadline))
-            break;
-    }
-    listener_free(control_listener);
-    listener_free(private_listener);
+/* qmgr_done - after SIGTERM: once the results are committed and the jobs ended (or timed out) */
+static int qmgr_done(DAEMON *daemon)
+{
+    (void)daemon;
+    return qmgr_stopping && !message_done_pending() &&
+           (!qmgr_jobs_in_flight() || now_ms() > qmgr_stop_deadline);
+}
+
+/* qmgr_finish - close the sockets and the queue */
+static void qmgr_finish(DAEMON *daemon)
+{
+    QMGR_LISTENERS *listeners = daemon_context(daemon);
+
+    listener_free(listeners->control);
+    listener_free(listeners->private);
     qstore_close(qmgr_store);
     sched_free(qmgr_sched);
-    vstr_free(why);
-    return 0;
+}
+
+/* main - the queue manager */
+int main(int argc, char **argv)
+{
+    static const DAEMON_SPEC spec = {
+        .name = "qmgr",
+        .init = qmgr_init,
+        .reload = qmgr_reload,
+        .stop = qmgr_stop,
+        .done = qmgr_done,
+        .finish = qmgr_finish,
+        .pass_ms = 1000,
+    };
+    static QMGR_LISTENERS listeners;
+
+    return daemon_main(argc, argv, &spec, &listeners);
 }

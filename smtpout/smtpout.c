@@ -1,10 +1,10 @@
 /*
  * smtpout - relayq's delivery worker
  *
- * Usage: smtpout -c CONFIG_FILE [-v]
+ * Usage: smtpout [-v] [-c CONFIG_FILE]   (started by master)
  *
  * main()
- *	load the configuration, open the queue, connect to qmgr
+ *	smtpout's part of the daemon skeleton (daemon.c): open the queue, connect to qmgr
  *	(private/qmgr, protocol relayq-qmgr-1), announce "type=worker pid=N"
  *	and then serve "type=deliver" jobs one at a time: read the message
  *	content in one short read transaction, hand the job to the SMTP
@@ -24,10 +24,11 @@
  * made the job's recipients due again.
  *
  * Signals: SIGTERM (and SIGINT) finish the job in flight, send its result,
- * QUIT and exit 0; SIGHUP re-reads the configuration (the old one stays on
- * error), which takes effect for the next job; the credentials file is
- * read again, and a connection whose credential or TLS policy changed is
- * retired before it carries another job.
+ * QUIT and exit 0; SIGHUP re-reads the configuration (daemon.c; on error
+ * the old one stays and nothing else is read again), which takes effect
+ * for the next job; the credentials file is read again, and a connection
+ * whose credential or TLS policy changed is retired before it carries
+ * another job.
  *
  * The queue is only read here: qmgr is the one writer of delivery state.
  * A read transaction never outlives the copy of one body into memory.
@@ -40,21 +41,19 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "event.h"
 #include "iostuff.h"
 #include "ipc.h"
 #include "mail_proto.h"
-#include "maillog.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
-#include "privs.h"
 #include "qdir.h"
 #include "qstore.h"
 #include "smtpout.h"
@@ -66,7 +65,6 @@
 #define SMTPOUT_BODY_PREALLOC 1048576 /* bytes reserved up front for a body */
 #define SMTPOUT_EVENTS_MAX 1000       /* connection events kept while qmgr is away */
 
-static const char *smtpout_config_path;
 static char *smtpout_qmgr_path;
 static QSTORE *smtpout_store;
 static IPC_CHAN *smtpout_qmgr;
@@ -354,9 +352,10 @@ static void smtpout_qmgr_connect(void *ctx)
     smtpout_qmgr_records();
 }
 
-/* smtpout_sigterm - stop after the job in flight */
-static void smtpout_sigterm(int sig)
+/* smtpout_stop - SIGTERM: stop after the job in flight */
+static void smtpout_stop(DAEMON *daemon, int sig)
 {
+    (void)daemon;
     if (smtpout_stopping)
         return;
     msg_info("signal %d: stopping%s", sig, smtpout_job ? " after the job in flight" : "");
@@ -366,59 +365,22 @@ static void smtpout_sigterm(int sig)
         session_shutdown(smtpout_exit);
 }
 
-/* smtpout_sighup - re-read the configuration, keeping the old one on error */
-static void smtpout_sighup(int sig)
+/* smtpout_reload - the configuration changed: TLS, credentials and the session follow */
+static void smtpout_reload(DAEMON *daemon)
 {
-    VSTR *why = vstr_alloc(128);
-
-    (void)sig;
-    if (params_load(smtpout_config_path, why) == NULL) {
-        msg_warn("configuration not reloaded: %s", vstr_str(why));
-    } else {
-        maillog_reload();
-        msg_info("configuration reloaded");
-    }
-    /* The credentials file is re-read even when relayq.conf itself did not change. */
+    (void)daemon;
     tls_reload();
     auth_reload();
     session_reload();
-    vstr_free(why);
 }
 
-/* smtpout_usage - the command line is wrong */
-static void __attribute__((noreturn)) smtpout_usage(void)
-{
-    msg_fatal_status(2, "usage: smtpout -c CONFIG_FILE [-v]");
-}
-
-/* main - worker start-up, then the event loop */
-int main(int argc, char **argv)
+/* smtpout_init - open the queue, connect to qmgr */
+static void smtpout_init(DAEMON *daemon)
 {
     VSTR *why = vstr_alloc(128);
     char *db_path;
-    int ch;
 
-    msg_init("smtpout", MSG_TO_STDERR);
-    privs_refuse_root();
-    while ((ch = getopt(argc, argv, "c:v")) != -1) {
-        switch (ch) {
-        case 'c':
-            smtpout_config_path = optarg;
-            break;
-        case 'v':
-            msg_verbose++;
-            break;
-        default:
-            smtpout_usage();
-        }
-    }
-    if (optind != argc || smtpout_config_path == NULL)
-        smtpout_usage();
-    params_load_or_die(smtpout_config_path);
-    maillog_start();
-    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
-        msg_fatal("signal SIGPIPE: %m");
-
+    (void)daemon;
     db_path = qdir_path(var_str("queue_directory"), QDIR_DB);
     smtpout_store = qstore_open(db_path, (size_t)var_int("queue_map_size"), 0, why);
     if (smtpout_store == NULL)
@@ -429,10 +391,19 @@ int main(int argc, char **argv)
 
     auth_reload();
     session_init(smtpout_done);
-    event_on_signal(SIGTERM, smtpout_sigterm);
-    event_on_signal(SIGINT, smtpout_sigterm);
-    event_on_signal(SIGHUP, smtpout_sighup);
     smtpout_qmgr_connect(NULL);
-    for (;;)
-        event_loop(-1);
+}
+
+/* main - the delivery worker; it ends by exiting once its session closed (smtpout_exit) */
+int main(int argc, char **argv)
+{
+    static const DAEMON_SPEC spec = {
+        .name = "smtpout",
+        .init = smtpout_init,
+        .reload = smtpout_reload,
+        .stop = smtpout_stop,
+        .pass_ms = -1,
+    };
+
+    return daemon_main(argc, argv, &spec, NULL);
 }

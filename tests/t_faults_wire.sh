@@ -20,12 +20,12 @@ ok $? "relayq started for a test server with STARTTLS and AUTH on 127.0.0.1:$SIN
 
 # reloads_at_least - whether the workers logged N reloads in all: reloads_at_least N
 reloads_at_least() {
-    [ "$(log_count 'smtpout\[[0-9]+\]: configuration reloaded')" -ge "$1" ]
+    [ "$(log_count 'smtpout\[[0-9]+\]: reload -- ')" -ge "$1" ]
 }
 # reload_workers - relayq reload, and wait until both workers re-read the configuration
 reload_workers() {
     local before
-    before=$(log_count 'smtpout\[[0-9]+\]: configuration reloaded')
+    before=$(log_count 'smtpout\[[0-9]+\]: reload -- ')
     "$RELAYQ" reload >/dev/null && wait_for 10 reloads_at_least $((before + 2))
 }
 
@@ -78,9 +78,9 @@ done
 big_rcpts=$(seq -f 'big%g@example.com' 1 200)
 # One transaction for all 200: lift the per-job recipient limit (50).
 rq_set default_destination_recipient_limit 1000
-qmgr_reloads=$(log_count 'qmgr\[[0-9]+\]: reloaded configuration')
+qmgr_reloads=$(log_count 'qmgr\[[0-9]+\]: reload -- ')
 reload_workers
-wait_for 10 log_has $((qmgr_reloads + 1)) 'qmgr\[[0-9]*\]: reloaded configuration'
+wait_for 10 log_has $((qmgr_reloads + 1)) 'qmgr\[[0-9]*\]: reload -- '
 ok $? "qmgr reloaded with default_destination_recipient_limit = 1000"
 # all_big - whether all 200 recipients have a delivery line: all_big STATUS
 all_big() {

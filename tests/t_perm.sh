@@ -126,7 +126,7 @@ stranger mailq --json >"$T/mailq.json"
 check "and as JSON" -- grep -q "\"queue_id\": \"$id\"" "$T/mailq.json"
 rq_set authorized_mailq_users "root, @adm"
 "$RELAYQ" reload
-wait_for 10 log_has 1 'qmgr.*reloaded configuration'
+wait_for 10 log_has 1 'qmgr.*: reload -- '
 stranger mailq >"$T/mailq" 2>"$T/err"
 status=$?
 ok $((status != 77)) "authorized_mailq_users = root, @adm: another user may not list the queue (exit $status)"
@@ -136,7 +136,7 @@ check "the listing was not sent" -- test ! -s "$T/mailq"
 ok $? "root still lists it"
 rq_set authorized_mailq_users "$(id -un nobody) root"
 "$RELAYQ" reload
-wait_for 10 log_has 2 'qmgr.*reloaded configuration'
+wait_for 10 log_has 2 'qmgr.*: reload -- '
 
 "$RELAYQ" hold "$id" 2>/dev/null
 ok $? "root may hold it"

@@ -42,9 +42,9 @@ delivered_in() {
 # with the tag NAME: reloaded_in FILE NAME
 reloaded_in() {
     grep -q " $2/master\[[0-9]*\]: reload -- " "$1" 2>/dev/null &&
-        grep -q " $2/qmgr\[[0-9]*\]: reloaded configuration" "$1" &&
-        grep -q " $2/pickup\[[0-9]*\]: reloaded configuration" "$1" &&
-        [ "$(grep -c " $2/smtpout\[[0-9]*\]: configuration reloaded" "$1")" -ge 2 ]
+        grep -q " $2/qmgr\[[0-9]*\]: reload -- " "$1" &&
+        grep -q " $2/pickup\[[0-9]*\]: reload -- " "$1" &&
+        [ "$(grep -c " $2/smtpout\[[0-9]*\]: reload -- " "$1")" -ge 2 ]
 }
 
 # whole_path_in - whether FILE has the pickup, qmgr and smtpout lines of

@@ -60,7 +60,7 @@ ok $? "the queue is empty"
 DEAD=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 rq_set relayhost "[127.0.0.1]:$DEAD, [127.0.0.1]:$SINK_PORT"
 "$RELAYQ" reload
-wait_for 10 log_has 1 'qmgr.*reloaded configuration'
+wait_for 10 log_has 1 'qmgr.*: reload -- '
 msg failover | "$RELAYQ" sendmail -f a@example.com f@example.com
 has_failover() { in_a failover; }
 wait_for 15 has_failover

@@ -102,7 +102,7 @@ check "relayq keygen picks the next id, 2" -- grep -Eq '^2:[A-Za-z0-9+/]{43}=$' 
 "$RELAYQ" reload
 wait_for 10 grep -q '^2 ' "$T/queue/public/maildrop_key"
 ok $? "after relayq reload, pickup publishes the key with id 2"
-wait_for 10 log_has 1 'qmgr.*reloaded configuration'
+wait_for 10 log_has 1 'qmgr.*: reload -- '
 send new1 && send new2
 wait_for 10 queued 5
 ok $? "two new messages are queued"

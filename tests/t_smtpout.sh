@@ -451,7 +451,7 @@ check "it was sent" grep -q '"0 sent 2.0.0' <(result_of 33)
 
 echo "smtp_connection_reuse_count_limit = 2" >>"$CONF"
 kill -HUP "$SMTPOUT_PID"
-check "SIGHUP reloads the configuration" wait_for 5 grep -q "smtpout\[$SMTPOUT_PID\]: configuration reloaded" "$MAILLOG"
+check "SIGHUP reloads the configuration" wait_for 5 grep -q "smtpout\[$SMTPOUT_PID\]: reload -- " "$MAILLOG"
 check "smtpout survives SIGHUP" kill -0 "$SMTPOUT_PID"
 for i in 34 35 36; do
     body "$i" >"$T/body$i"
@@ -503,7 +503,7 @@ tls_conf() {
     if [ -n "${SMTPOUT_PID:-}" ] && kill -0 "$SMTPOUT_PID" 2>/dev/null; then
         RELOADS=$((RELOADS + 1))
         kill -HUP "$SMTPOUT_PID"
-        wait_for 10 test "$(grep -c "smtpout\[$SMTPOUT_PID\]: configuration reloaded" "$MAILLOG")" -ge "$RELOADS"
+        wait_for 10 test "$(grep -c "smtpout\[$SMTPOUT_PID\]: reload -- " "$MAILLOG")" -ge "$RELOADS"
     fi
 }
 

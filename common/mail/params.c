@@ -14,6 +14,10 @@
  *	process-wide var_config (freeing the one before).
  *	Unknown names are all listed in one error (cfgfile.c); a Postfix
  *	parameter among them says so, with what relayq has instead.
+ * params_use()
+ *	the second half of params_load(): fill an empty myhostname of a
+ *	configuration params_read() returned and make it var_config (it
+ *	takes the configuration; on error it frees it).
  * params_load_or_die()
  *	the same, exiting with the "file:line: reason" line on error.
  * params_read()
@@ -571,13 +575,20 @@ static int params_system_hostname(VSTR *name, VSTR *why)
 CONFIG *params_load(const char *path, VSTR *why)
 {
     CONFIG *cfg;
-    VSTR *name;
-    VSTR *reason;
 
     if (path == NULL)
         path = params_default_path();
-    if ((cfg = params_read(path, why)) == NULL)
+    if ((cfg = params_read(path, why)) == NULL || params_use(cfg, why) < 0)
         return NULL;
+    return cfg;
+}
+
+/* params_use - complete a configuration that was read, and make it the process's */
+int params_use(CONFIG *cfg, VSTR *why)
+{
+    VSTR *name;
+    VSTR *reason;
+
     if (*config_str(cfg, "myhostname") == '\0') {
         name = vstr_alloc(64);
         reason = vstr_alloc(64);
@@ -586,18 +597,18 @@ CONFIG *params_load(const char *path, VSTR *why)
             vstr_sprintf(why,
                          "%s: myhostname is not set and the system's host name is not "
                          "usable (%s); set myhostname",
-                         path, vstr_str(reason));
+                         config_path(cfg), vstr_str(reason));
             vstr_free(name);
             vstr_free(reason);
             config_free(cfg);
-            return NULL;
+            return -1;
         }
         vstr_free(name);
         vstr_free(reason);
     }
     config_free(var_config);
     var_config = cfg;
-    return cfg;
+    return 0;
 }
 
 /* params_load_or_die - load the configuration or exit with the reason */

@@ -15,6 +15,7 @@ extern CONFIG *var_config;
 const char *params_default_path(void);
 CONFIG *params_load(const char *path, VSTR *why);
 CONFIG *params_read(const char *path, VSTR *why);
+int params_use(CONFIG *cfg, VSTR *why);
 void params_hint(const char *name, VSTR *message);
 const CONFIG_PARAM *params_find(const char *name);
 void params_load_or_die(const char *path);

@@ -9,7 +9,7 @@
  * event_request_timer(), event_cancel_timer()
  *	a one-shot timer identified by (fn, ctx); requesting it again moves it.
  * event_on_signal()
- *	run fn(sig) from the loop, not from the handler (a self-pipe), so the
+ *	run fn(sig, ctx) from the loop, not from the handler (a self-pipe), so the
  *	callback may do anything.
  * event_after_pass()
  *	a function run at the end of every pass, after all callbacks: the
@@ -60,6 +60,7 @@ static void (*event_pass_hook)(void);
 
 static int event_sig_pipe[2] = {-1, -1};
 static EVENT_SIGNAL_FN event_sig_fns[65];
+static void *event_sig_ctxs[65];
 
 /* event_slot - the callback slot of a descriptor, growing the table */
 static EVENT_FD *event_slot(int fd)
@@ -171,11 +172,11 @@ static void event_sig_read(int fd, int events, void *ctx)
     while ((n = read(fd, sigs, sizeof(sigs))) > 0)
         for (ssize_t i = 0; i < n; i++)
             if (sigs[i] < 65 && event_sig_fns[sigs[i]])
-                event_sig_fns[sigs[i]](sigs[i]);
+                event_sig_fns[sigs[i]](sigs[i], event_sig_ctxs[sigs[i]]);
 }
 
 /* event_on_signal - deliver a signal to a callback inside the loop */
-void event_on_signal(int sig, EVENT_SIGNAL_FN fn)
+void event_on_signal(int sig, EVENT_SIGNAL_FN fn, void *ctx)
 {
     struct sigaction sa;
 
@@ -187,6 +188,7 @@ void event_on_signal(int sig, EVENT_SIGNAL_FN fn)
         event_enable_read(event_sig_pipe[0], event_sig_read, NULL);
     }
     event_sig_fns[sig] = fn;
+    event_sig_ctxs[sig] = ctx;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = event_sig_handler;
     sigemptyset(&sa.sa_mask);

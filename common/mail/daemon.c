@@ -1,0 +1,213 @@
+/*
+ * daemon - the one skeleton of relayq's daemons: arguments, configuration, signals, loop
+ *
+ * daemon_main()
+ *	the whole life of a daemon (master, pickup, qmgr, smtpout), whose
+ *	main() is only its DAEMON_SPEC and that spec's callbacks:
+ *	1. descriptors: everything above 2 is closed (what the invoker left
+ *	   open would live on in the daemon and hold its pipes), and a
+ *	   closed 0, 1 or 2 is opened on /dev/null, so that no socket or
+ *	   lock is ever taken for standard error;
+ *	2. logging to standard error under the spec's name, then the refusal
+ *	   to run as root, unless DAEMON_FLAG_ROOT (master, which gives up
+ *	   root itself before it starts anything else);
+ *	3. arguments: -c FILE (default: $RELAYQ_CONFIG, else the installed
+ *	   file), -v (more logging, may repeat), and -f (stay in the
+ *	   foreground) with DAEMON_FLAG_DETACH. Anything else, or an operand,
+ *	   prints the usage line and exits 2, in every daemon. The file name
+ *	   is made absolute (a daemon may change directory; a symlinked name
+ *	   stays that name);
+ *	4. the configuration: read and checked against the parameter table,
+ *	   then by spec->check; any error exits with its "file:line:
+ *	   reason";
+ *	5. spec->prepare, the mail log opened (maillog.c), SIGPIPE ignored
+ *	   (a peer that hangs up is an error of a write, not a death), then
+ *	   spec->init;
+ *	6. signals, delivered inside the loop (event.c): SIGTERM and SIGINT
+ *	   call spec->stop; SIGHUP reloads: the file is read and checked as
+ *	   at start, and only a configuration that passes replaces the old
+ *	   one ("warning: reload: REASON; keeping the old configuration"
+ *	   otherwise); then the log is opened again (a rotated file is left
+ *	   for the new one), spec->reload runs, and "reload -- version V,
+ *	   configuration FILE" is logged: the reload is done;
+ *	7. the loop, one pass at most spec->pass_ms long, until spec->done
+ *	   says the daemon may end; then spec->finish, and exit status 0.
+ * daemon_context(), daemon_config_path(), daemon_foreground()
+ *	the context given to daemon_main(), the configuration file's
+ *	absolute name, and whether -f was given.
+ *
+ * One process runs one daemon: the signal callbacks find it through the
+ * context the event loop hands them, not through a global.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "event.h"
+#include "maillog.h"
+#include "msg.h"
+#include "mymalloc.h"
+#include "params.h"
+#include "privs.h"
+
+#define DAEMON_USAGE_STATUS 2 /* exit status of a wrong command line, in every daemon */
+
+struct DAEMON {
+    const DAEMON_SPEC *spec;
+    void *ctx;         /* the daemon's own state */
+    char *config_path; /* absolute */
+    int foreground;    /* -f */
+};
+
+/* daemon_sanitize_fds - close what was inherited; 0, 1 and 2 always open */
+static void daemon_sanitize_fds(void)
+{
+    closefrom(3);
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+            _exit(1);
+}
+
+/* daemon_usage - the command line is wrong */
+static void __attribute__((noreturn)) daemon_usage(const DAEMON *daemon)
+{
+    msg_fatal_status(DAEMON_USAGE_STATUS, "usage: %s %s[-v] [-c config_file]", daemon->spec->name,
+                     (daemon->spec->flags & DAEMON_FLAG_DETACH) ? "[-f] " : "");
+}
+
+/* daemon_abspath - a file name relative to the working directory, made absolute */
+static char *daemon_abspath(const char *path)
+{
+    VSTR *buf;
+    char *cwd, *result;
+
+    /* Not realpath(): a symlinked /etc/relayq/relayq.conf stays by that name. */
+    if (path[0] == '/')
+        return mystrdup(path);
+    if ((cwd = getcwd(NULL, 0)) == NULL)
+        msg_fatal("getcwd: %m");
+    buf = vstr_alloc(256);
+    vstr_sprintf(buf, "%s/%s", cwd, path);
+    free(cwd);
+    result = mystrdup(vstr_str(buf));
+    vstr_free(buf);
+    return result;
+}
+
+/* daemon_load - read, check and put in force the configuration; -1 with a reason */
+static int daemon_load(DAEMON *daemon, VSTR *why)
+{
+    CONFIG *cfg = params_read(daemon->config_path, why);
+
+    if (cfg == NULL)
+        return -1;
+    if (daemon->spec->check != NULL && daemon->spec->check(cfg, why) < 0) {
+        config_free(cfg);
+        return -1;
+    }
+    return params_use(cfg, why);
+}
+
+/* daemon_reload - SIGHUP: a new configuration, when it passes every check */
+static void daemon_reload(int sig, void *ctx)
+{
+    DAEMON *daemon = ctx;
+    VSTR *why = vstr_alloc(128);
+
+    (void)sig;
+    if (daemon_load(daemon, why) < 0) {
+        msg_warn("reload: %s; keeping the old configuration", vstr_str(why));
+    } else {
+        /* Opened again even under the same name: after a rotation (the file
+         * renamed away), reload is what moves the log to a new file. */
+        maillog_reload();
+        if (daemon->spec->reload != NULL)
+            daemon->spec->reload(daemon);
+        msg_info("reload -- version %s, configuration %s", PACKAGE_VERSION, daemon->config_path);
+    }
+    vstr_free(why);
+}
+
+/* daemon_stop - SIGTERM or SIGINT */
+static void daemon_stop(int sig, void *ctx)
+{
+    DAEMON *daemon = ctx;
+
+    daemon->spec->stop(daemon, sig);
+}
+
+/* daemon_main - run one daemon from its command line to its exit */
+int daemon_main(int argc, char **argv, const DAEMON_SPEC *spec, void *ctx)
+{
+    DAEMON daemon = {.spec = spec, .ctx = ctx};
+    const char *config = NULL;
+    VSTR *why;
+    int ch;
+
+    daemon_sanitize_fds();
+    msg_init(spec->name, MSG_TO_STDERR);
+    if (!(spec->flags & DAEMON_FLAG_ROOT))
+        privs_refuse_root();
+    while ((ch = getopt(argc, argv, (spec->flags & DAEMON_FLAG_DETACH) ? "c:fv" : "c:v")) != -1) {
+        switch (ch) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'f':
+            daemon.foreground = 1;
+            break;
+        case 'v':
+            msg_verbose++;
+            break;
+        default:
+            daemon_usage(&daemon);
+        }
+    }
+    if (optind != argc)
+        daemon_usage(&daemon);
+    daemon.config_path = daemon_abspath(config != NULL ? config : params_default_path());
+    why = vstr_alloc(128);
+    if (daemon_load(&daemon, why) < 0)
+        msg_fatal("%s", vstr_str(why));
+    vstr_free(why);
+
+    if (spec->prepare != NULL)
+        spec->prepare(&daemon);
+    maillog_start();
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        msg_fatal("signal SIGPIPE: %m");
+    spec->init(&daemon);
+    event_on_signal(SIGTERM, daemon_stop, &daemon);
+    event_on_signal(SIGINT, daemon_stop, &daemon);
+    event_on_signal(SIGHUP, daemon_reload, &daemon);
+
+    do
+        event_loop(spec->pass_ms);
+    while (spec->done == NULL || !spec->done(&daemon));
+    if (spec->finish != NULL)
+        spec->finish(&daemon);
+    myfree(daemon.config_path);
+    return 0;
+}
+
+/* daemon_context - the daemon's own state */
+void *daemon_context(const DAEMON *daemon)
+{
+    return daemon->ctx;
+}
+
+/* daemon_config_path - the configuration file, an absolute name */
+const char *daemon_config_path(const DAEMON *daemon)
+{
+    return daemon->config_path;
+}
+
+/* daemon_foreground - was -f given */
+int daemon_foreground(const DAEMON *daemon)
+{
+    return daemon->foreground;
+}

@@ -1,0 +1,42 @@
+/*
+ * daemon.h - the one skeleton of relayq's daemons: arguments, configuration, signals, loop
+ */
+#ifndef RELAYQ_DAEMON_H
+#define RELAYQ_DAEMON_H
+
+#include "cfgfile.h"
+#include "vstr.h"
+
+typedef struct DAEMON DAEMON;
+
+#define DAEMON_FLAG_ROOT 1   /* started as root and gives it up itself (master) */
+#define DAEMON_FLAG_DETACH 2 /* goes to the background unless -f (master) */
+
+/* What one daemon is: its name, and what it does at each step of its life. */
+typedef struct DAEMON_SPEC {
+    const char *name; /* the log tag and the usage line */
+    int flags;        /* DAEMON_FLAG_* */
+    /* A check of a configuration beyond the parameter table, at start and
+     * before a reload puts it in force; 0, or -1 with a reason (NULL: none). */
+    int (*check)(const CONFIG *cfg, VSTR *why);
+    /* With the configuration loaded, before the mail log opens (NULL: none). */
+    void (*prepare)(DAEMON *daemon);
+    /* With the log open: open what the daemon works with, start its work. */
+    void (*init)(DAEMON *daemon);
+    /* A reload put a new configuration in force (NULL: nothing more to do). */
+    void (*reload)(DAEMON *daemon);
+    /* SIGTERM or SIGINT: begin to stop. */
+    void (*stop)(DAEMON *daemon, int sig);
+    /* After each pass of the loop: may the process end now (NULL: it ends by exiting). */
+    int (*done)(DAEMON *daemon);
+    /* After the loop: release what init took (NULL: nothing). */
+    void (*finish)(DAEMON *daemon);
+    long long pass_ms; /* the longest wait of one pass of the loop; -1: until an event */
+} DAEMON_SPEC;
+
+int daemon_main(int argc, char **argv, const DAEMON_SPEC *spec, void *ctx);
+void *daemon_context(const DAEMON *daemon);
+const char *daemon_config_path(const DAEMON *daemon);
+int daemon_foreground(const DAEMON *daemon);
+
+#endif

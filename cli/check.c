@@ -189,7 +189,7 @@ static void check_sasl_line(const char *text)
 /* check_sasl - the credentials file must be one smtpout will accept */
 static int check_sasl(const char *file)
 {
-    const char *map = var_str("smtp_sasl_password_maps");
+    const char *map = var_str(smtp_sasl_password_maps);
     VSTR *why;
     SASL_PASSWD *table;
     struct passwd *pw;
@@ -199,7 +199,7 @@ static int check_sasl(const char *file)
     if (*map == '\0' || *sasl_passwd_path(map) != '/')
         return 0;
     /* Started as root, the daemons run as mail_owner; otherwise as this user. */
-    if (owner == 0 && (pw = getpwnam(var_str("mail_owner"))) != NULL)
+    if (owner == 0 && (pw = getpwnam(var_str(mail_owner))) != NULL)
         owner = pw->pw_uid;
     why = vstr_alloc(128);
     check_sasl_problems = 0;
@@ -210,7 +210,7 @@ static int check_sasl(const char *file)
             msg_error("%s: smtp_sasl_password_maps %s", file, vstr_str(why));
             problems++;
         }
-    } else if (var_bool("smtp_sasl_auth_enable") && sasl_passwd_count(table) == 0) {
+    } else if (var_bool(smtp_sasl_auth_enable) && sasl_passwd_count(table) == 0) {
         msg_error("%s: smtp_sasl_password_maps %s: no credentials in the file", file,
                   sasl_passwd_path(map));
         problems++;
@@ -227,7 +227,7 @@ static uid_t check_key_owner(void)
     struct passwd *pw;
 
     /* Started as root, the daemons run as mail_owner; otherwise as this user. */
-    if (owner == 0 && (pw = getpwnam(var_str("mail_owner"))) != NULL)
+    if (owner == 0 && (pw = getpwnam(var_str(mail_owner))) != NULL)
         owner = pw->pw_uid;
     return owner;
 }
@@ -235,7 +235,7 @@ static uid_t check_key_owner(void)
 /* check_keys - the queue's key file must be one the daemons will accept */
 static int check_keys(const char *file)
 {
-    const char *path = var_str("queue_encryption_key_file");
+    const char *path = var_str(queue_encryption_key_file);
     VSTR *why;
     SEAL_RING *ring;
     int problems = 0;
@@ -283,7 +283,7 @@ static int check_routes(const char *file, const char *param, int transport)
 {
     CHECK_ROUTES check = {file, param, NULL, transport, 0};
     VSTR *why = vstr_alloc(100);
-    MAPS *map = maps_open(var_str(param), why);
+    MAPS *map = maps_open(config_str(var_config, param), why);
 
     if (map == NULL) {
         if (vstr_len(why) > 0) {
@@ -304,7 +304,7 @@ static int check_routes(const char *file, const char *param, int transport)
 static int check_table(const char *file, const char *param)
 {
     VSTR *why = vstr_alloc(100);
-    MAPS *map = maps_open(var_str(param), why);
+    MAPS *map = maps_open(config_str(var_config, param), why);
     int problems = 0;
 
     if (map == NULL && vstr_len(why) > 0) {
@@ -323,7 +323,7 @@ static int check_table(const char *file, const char *param)
  */
 static int check_identities(const char *file, const char **reader)
 {
-    const char *owner = var_str("mail_owner");
+    const char *owner = var_str(mail_owner);
     VSTR *why = vstr_alloc(128);
     uid_t uid;
     gid_t gid = (gid_t)-1;
@@ -337,12 +337,12 @@ static int check_identities(const char *file, const char **reader)
     } else {
         *reader = owner;
         /* What master, as root, would refuse in the queue tree: links, strangers' files. */
-        if (qdir_verify(var_str("queue_directory"), uid, why) < 0) {
+        if (qdir_verify(var_str(queue_directory), uid, why) < 0) {
             msg_error("%s: queue_directory %s", file, vstr_str(why));
             problems++;
         }
     }
-    if (privs_setgid_group(var_str("setgid_group"), gid, &drop_gid, why) < 0) {
+    if (privs_setgid_group(var_str(setgid_group), gid, &drop_gid, why) < 0) {
         msg_error("%s: %s", file, vstr_str(why));
         problems++;
     }
@@ -368,45 +368,45 @@ int check_run(const char *path)
     }
     vstr_free(why);
     file = config_path(var_config);
-    minimal = var_int("minimal_backoff_time");
-    maximal = var_int("maximal_backoff_time");
-    if (*var_str("relayhost") == '\0') {
+    minimal = var_int(minimal_backoff_time);
+    maximal = var_int(maximal_backoff_time);
+    if (*var_str(relayhost) == '\0') {
         msg_error("%s: relayhost is empty: relayq only relays, set relayhost = [host]:port", file);
         problems++;
     }
-    dir = var_str("daemon_directory");
+    dir = var_str(daemon_directory);
     for (size_t i = 0; i < sizeof(daemons) / sizeof(daemons[0]); i++)
         problems += check_daemon(file, dir, daemons[i]);
-    problems += check_queue_dir(file, var_str("queue_directory"));
+    problems += check_queue_dir(file, var_str(queue_directory));
     if (geteuid() == 0)
         problems += check_identities(file, &reader);
     if (minimal > maximal)
         msg_warn("%s: minimal_backoff_time (%lds) is greater than maximal_backoff_time (%lds): "
                  "every retry waits maximal_backoff_time",
                  file, minimal, maximal);
-    if (var_bool("smtp_sasl_auth_enable") && *var_str("smtp_sasl_password_maps") == '\0') {
+    if (var_bool(smtp_sasl_auth_enable) && *var_str(smtp_sasl_password_maps) == '\0') {
         msg_error("%s: smtp_sasl_auth_enable = yes needs smtp_sasl_password_maps", file);
         problems++;
     }
-    problems += check_file(file, "smtp_sasl_password_maps", var_str("smtp_sasl_password_maps"));
+    problems += check_file(file, "smtp_sasl_password_maps", var_str(smtp_sasl_password_maps));
     problems += check_sasl(file);
-    problems += check_file(file, "smtp_tls_CAfile", var_str("smtp_tls_CAfile"));
+    problems += check_file(file, "smtp_tls_CAfile", var_str(smtp_tls_CAfile));
     problems += check_routes(file, "transport_maps", 1);
     problems += check_routes(file, "sender_dependent_relayhost_maps", 0);
     problems += check_table(file, "destination_policy_maps");
-    problems += check_file(file, "queue_encryption_key_file", var_str("queue_encryption_key_file"));
+    problems += check_file(file, "queue_encryption_key_file", var_str(queue_encryption_key_file));
     problems += check_keys(file);
     /* Started as root, the daemons read these as mail_owner, never as root. */
     problems += check_readable(file, "configuration file", file, reader, 0);
-    problems += check_readable(file, "smtp_sasl_password_maps", var_str("smtp_sasl_password_maps"),
+    problems += check_readable(file, "smtp_sasl_password_maps", var_str(smtp_sasl_password_maps),
                                reader, 1);
     problems += check_readable(file, "queue_encryption_key_file",
-                               var_str("queue_encryption_key_file"), reader, 1);
-    problems += check_readable(file, "smtp_tls_CAfile", var_str("smtp_tls_CAfile"), reader, 0);
-    problems += check_readable(file, "transport_maps", var_str("transport_maps"), reader, 0);
+                               var_str(queue_encryption_key_file), reader, 1);
+    problems += check_readable(file, "smtp_tls_CAfile", var_str(smtp_tls_CAfile), reader, 0);
+    problems += check_readable(file, "transport_maps", var_str(transport_maps), reader, 0);
     problems += check_readable(file, "sender_dependent_relayhost_maps",
-                               var_str("sender_dependent_relayhost_maps"), reader, 0);
-    problems += check_readable(file, "destination_policy_maps", var_str("destination_policy_maps"),
+                               var_str(sender_dependent_relayhost_maps), reader, 0);
+    problems += check_readable(file, "destination_policy_maps", var_str(destination_policy_maps),
                                reader, 0);
     return problems;
 }
@@ -461,7 +461,7 @@ int keygen_main(int argc, char **argv)
     if (argc - optind > 1)
         relayq_usage("keygen", NULL);
     relayq_load_config(config);
-    path = var_str("queue_encryption_key_file");
+    path = var_str(queue_encryption_key_file);
     if (optind < argc) {
         if (strspn(argv[optind], "0123456789") != strlen(argv[optind]) ||
             strlen(argv[optind]) > 5 || (id = strtoul(argv[optind], NULL, 10)) < 1 ||

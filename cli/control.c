@@ -58,7 +58,7 @@
 /* control_socket_path - a socket of the configured queue directory */
 char *control_socket_path(const char *socket_name)
 {
-    return qdir_path(var_str("queue_directory"), socket_name);
+    return qdir_path(var_str(queue_directory), socket_name);
 }
 
 /* control_down_reason - keep only the system error of a failed connect */
@@ -166,7 +166,7 @@ void control_refused(const IPC_REC *reply, const char *what)
 /* control_master_pid - is master running, and as which process */
 int control_master_pid(pid_t *pid, VSTR *why)
 {
-    char *path = qdir_path(var_str("queue_directory"), MASTER_LOCK_FILE);
+    char *path = qdir_path(var_str(queue_directory), MASTER_LOCK_FILE);
     char buf[CONTROL_PID_MAX + 1];
     ssize_t got;
     long num;

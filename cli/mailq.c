@@ -180,7 +180,7 @@ static void mailq_local(QSTORE *store, const QLIST_OPTS *opts)
 /* mailq_corrupt - warn about the maildrop files pickup set aside, if we may look */
 static void mailq_corrupt(void)
 {
-    char *path = qdir_path(var_str("queue_directory"), QDIR_CORRUPT);
+    char *path = qdir_path(var_str(queue_directory), QDIR_CORRUPT);
     DIR *dir = opendir(path);
     struct dirent *dp;
     size_t count = 0;
@@ -234,13 +234,13 @@ int mailq_main(int argc, char **argv)
     relayq_load_config(config);
     relayq_read_as_mail_owner();
     /* Only root and mail_owner may list maildrop/ (mode 1730); others see -1, nothing. */
-    opts.maildrop = qdir_maildrop_count(var_str("queue_directory"));
+    opts.maildrop = qdir_maildrop_count(var_str(queue_directory));
 
-    dbdir = qdir_path(var_str("queue_directory"), QDIR_DB);
+    dbdir = qdir_path(var_str(queue_directory), QDIR_DB);
     datafile = qdir_path(dbdir, "data.mdb");
     if (stat(datafile, &st) < 0 && errno == ENOENT) {
         qlist_write_empty(&opts, stdout);
-    } else if ((store = qstore_open(dbdir, (size_t)var_int("queue_map_size"), QSTORE_READONLY,
+    } else if ((store = qstore_open(dbdir, (size_t)var_int(queue_map_size), QSTORE_READONLY,
                                     why)) == NULL) {
         /* Created but never committed to: no database exists yet. */
         if (strstr(vstr_str(why), "queue not created yet") != NULL)

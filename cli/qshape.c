@@ -176,7 +176,7 @@ static int qshape_message(const QMSG *msg, void *ctx)
 /* qshape_read - count the queue; 0 when it does not exist yet */
 static void qshape_read(QSHAPE_STATE *state)
 {
-    char *dbdir = qdir_path(var_str("queue_directory"), QDIR_DB);
+    char *dbdir = qdir_path(var_str(queue_directory), QDIR_DB);
     char *datafile = qdir_path(dbdir, "data.mdb");
     VSTR *why = vstr_alloc(100);
     QSTORE *store;
@@ -184,7 +184,7 @@ static void qshape_read(QSHAPE_STATE *state)
 
     if (stat(datafile, &st) < 0 && errno == ENOENT)
         goto done;
-    if ((store = qstore_open(dbdir, (size_t)var_int("queue_map_size"), QSTORE_READONLY, why)) ==
+    if ((store = qstore_open(dbdir, (size_t)var_int(queue_map_size), QSTORE_READONLY, why)) ==
         NULL) {
         /* Created but never committed to: no database exists yet. */
         if (strstr(vstr_str(why), "queue not created yet") != NULL)

@@ -137,7 +137,7 @@ void relayq_load_config(const char *path)
 /* relayq_read_as_mail_owner - root reads the daemons' files only as mail_owner */
 void relayq_read_as_mail_owner(void)
 {
-    const char *owner = var_str("mail_owner");
+    const char *owner = var_str(mail_owner);
     VSTR *why;
     uid_t uid;
     gid_t gid;

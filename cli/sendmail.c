@@ -134,7 +134,7 @@ static char *sendmail_qualify(const char *addr)
         scan = quote;
     if (vstr_len(buf) > 0 && strchr(scan, '@') == NULL) {
         vstr_addch(buf, '@');
-        vstr_strcat(buf, var_str("myorigin"));
+        vstr_strcat(buf, var_str(myorigin));
     }
     result = mystrdup(vstr_str(buf));
     vstr_free(buf);
@@ -558,9 +558,9 @@ static int sendmail_seal_setup(SENDMAIL_OUT *out)
     unsigned id;
     int ret = 0;
 
-    if (*var_str("queue_encryption_key_file") == '\0')
+    if (*var_str(queue_encryption_key_file) == '\0')
         return 0;
-    path = qdir_path(var_str("queue_directory"), SEAL_DROP_KEY_FILE);
+    path = qdir_path(var_str(queue_directory), SEAL_DROP_KEY_FILE);
     why = vstr_alloc(100);
     out->sealed = vstr_alloc(SENDMAIL_WRITE_CHUNK + SENDMAIL_PIECE_MAX + 64);
     if (seal_drop_key_read(path, &id, public_key, why) < 0)
@@ -664,7 +664,7 @@ static int sendmail_create(SENDMAIL_OUT *out, const char *maildrop)
      * Pickup runs as mail_owner: as root, give the file to it and keep it
      * private; otherwise make it readable whatever our umask is.
      */
-    if (geteuid() == 0 && (pw = getpwnam(var_str("mail_owner"))) != NULL) {
+    if (geteuid() == 0 && (pw = getpwnam(var_str(mail_owner))) != NULL) {
         if (fchown(out->fd, pw->pw_uid, pw->pw_gid) < 0)
             return sendmail_fail(out, EX_TEMPFAIL, "cannot queue the message: chown %s: %s",
                                  sendmail_tmp, strerror(errno));
@@ -687,7 +687,7 @@ static int sendmail_open(SENDMAIL_OUT *out, const MAILDROP_ENV *env, const char 
 {
     memset(out, 0, sizeof(*out));
     out->fd = -1;
-    out->limit = var_int("message_size_limit");
+    out->limit = var_int(message_size_limit);
     out->buf = vstr_alloc(SENDMAIL_WRITE_CHUNK + SENDMAIL_PIECE_MAX);
     out->why = vstr_alloc(100);
     if (sendmail_seal_setup(out) < 0 || sendmail_create(out, maildrop) < 0)
@@ -764,7 +764,7 @@ static void sendmail_out_fatal(SENDMAIL_OUT *out)
 /* sendmail_wakeup - tell pickup, best effort; it scans maildrop/ anyway */
 static void sendmail_wakeup(void)
 {
-    char *path = qdir_path(var_str("queue_directory"), SOCK_PICKUP);
+    char *path = qdir_path(var_str(queue_directory), SOCK_PICKUP);
     VSTR *why = vstr_alloc(100);
     IPC_CHAN *chan;
     IPC_REC *rec;
@@ -900,11 +900,11 @@ static int sendmail_bs(void)
     int state;
     int ready;
 
-    bs.maildrop = qdir_path(var_str("queue_directory"), QDIR_MAILDROP);
+    bs.maildrop = qdir_path(var_str(queue_directory), QDIR_MAILDROP);
     bs.uid = (long long)getuid();
     msg_init("sendmail", MSG_TO_STDERR);
-    if (msg_set_log(var_str("syslog_name"), var_str("maillog_file")) < 0)
-        (void)msg_set_log(var_str("syslog_name"), "");
+    if (msg_set_log(var_str(syslog_name), var_str(maillog_file)) < 0)
+        (void)msg_set_log(var_str(syslog_name), "");
     sendmail_catch_signals();
     atexit(sendmail_cleanup);
     /* A client that goes away is an end of session, not a kill. */
@@ -912,10 +912,10 @@ static int sendmail_bs(void)
 
     vstr_sprintf(client, "local[uid=%lld]", bs.uid);
     memset(&limits, 0, sizeof(limits));
-    limits.hostname = var_str("myhostname");
+    limits.hostname = var_str(myhostname);
     limits.client = vstr_str(client);
-    limits.qualify = var_str("myorigin");
-    limits.size_limit = var_int("message_size_limit");
+    limits.qualify = var_str(myorigin);
+    limits.size_limit = var_int(message_size_limit);
     limits.rcpt_limit = MAILDROP_RCPT_MAX;
     limits.error_limit = SENDMAIL_BS_ERROR_LIMIT;
     sp = smtpd_proto_create(&limits, &ops, &bs);
@@ -1099,14 +1099,14 @@ int sendmail_main(int argc, char **argv)
             msg_fatal_status(EX_DATAERR, "no recipient addresses found in message header");
     }
 
-    maildrop = qdir_path(var_str("queue_directory"), QDIR_MAILDROP);
+    maildrop = qdir_path(var_str(queue_directory), QDIR_MAILDROP);
     sendmail_catch_signals();
     atexit(sendmail_cleanup);
     /* An oversized header section needs no file to be refused. */
-    if (var_int("message_size_limit") > 0 &&
-        (long long)(vstr_len(headers) + vstr_len(pending)) > var_int("message_size_limit"))
+    if (var_int(message_size_limit) > 0 &&
+        (long long)(vstr_len(headers) + vstr_len(pending)) > var_int(message_size_limit))
         msg_fatal_status(EX_DATAERR, "message is larger than message_size_limit (%lld bytes)",
-                         (long long)var_int("message_size_limit"));
+                         (long long)var_int(message_size_limit));
     if (sendmail_open(&out, &env, maildrop) < 0)
         sendmail_out_fatal(&out);
     for (size_t i = 0; i < nhdr; i++)

@@ -192,7 +192,7 @@ static int show_section(QSTORE_TXN *txn, int rc)
 /* show_read - everything about one message; QSTORE_NOTFOUND when it is not queued */
 static int show_read(const char *qid, SHOW_MSG *show)
 {
-    char *dbdir = qdir_path(var_str("queue_directory"), QDIR_DB);
+    char *dbdir = qdir_path(var_str(queue_directory), QDIR_DB);
     char *datafile = qdir_path(dbdir, "data.mdb");
     VSTR *why = vstr_alloc(100);
     VSTR *body;
@@ -205,7 +205,7 @@ static int show_read(const char *qid, SHOW_MSG *show)
         rc = QSTORE_NOTFOUND;
         goto done;
     }
-    if ((store = qstore_open(dbdir, (size_t)var_int("queue_map_size"), QSTORE_READONLY, why)) ==
+    if ((store = qstore_open(dbdir, (size_t)var_int(queue_map_size), QSTORE_READONLY, why)) ==
         NULL) {
         /* Created but never committed to: no message exists. */
         if (strstr(vstr_str(why), "queue not created yet") != NULL) {

@@ -84,7 +84,7 @@ static const char *start_options(int argc, char **argv, const char *command)
  */
 static void start_may_control(const char *command)
 {
-    const char *dir = var_str("queue_directory");
+    const char *dir = var_str(queue_directory);
     struct stat st;
 
     /* A queue not made yet will be this user's own (an unprivileged installation). */
@@ -200,7 +200,7 @@ int start_main(int argc, char **argv)
     /* Master may chdir(); hand it a name that means the same file from anywhere. */
     if ((config = realpath(config_path(var_config), NULL)) == NULL)
         config = mystrdup(config_path(var_config));
-    vstr_sprintf(why, "%s/master", var_str("daemon_directory"));
+    vstr_sprintf(why, "%s/master", var_str(daemon_directory));
     master = mystrdup(vstr_str(why));
     args[0] = "master";
     args[1] = foreground ? "-f" : "-c";

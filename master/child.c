@@ -134,7 +134,7 @@ void child_start(CHILD *cp)
 
     if (cp->pid != 0)
         msg_panic("child_start: %s slot already runs pid %ld", cp->name, (long)cp->pid);
-    vstr_sprintf(path, "%s/%s", var_str("daemon_directory"), cp->name);
+    vstr_sprintf(path, "%s/%s", var_str(daemon_directory), cp->name);
     myfree(cp->path);
     cp->path = mystrdup(vstr_str(path));
     vstr_free(path);

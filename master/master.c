@@ -102,7 +102,7 @@ static int master_log_is_file(const char *maillog)
 /* master_prepare_log - as root: make maillog_file appendable by mail_owner */
 static void master_prepare_log(uid_t uid, gid_t gid)
 {
-    const char *maillog = var_str("maillog_file");
+    const char *maillog = var_str(maillog_file);
     struct stat st;
     int fd;
 
@@ -122,7 +122,7 @@ static void master_prepare_log(uid_t uid, gid_t gid)
 /* master_setup_queue - create the queue tree as its owner; root becomes mail_owner */
 static void master_setup_queue(void)
 {
-    const char *owner = var_str("mail_owner");
+    const char *owner = var_str(mail_owner);
     VSTR *why = vstr_alloc(128);
     uid_t uid = getuid();
     gid_t gid = getgid();
@@ -130,7 +130,7 @@ static void master_setup_queue(void)
     int root = geteuid() == 0;
 
     if (root && (privs_mail_owner(owner, &uid, &gid, why) < 0 ||
-                 privs_setgid_group(var_str("setgid_group"), gid, &drop_group, why) < 0))
+                 privs_setgid_group(var_str(setgid_group), gid, &drop_group, why) < 0))
         msg_fatal("%s", vstr_str(why));
     if (!root && msg_verbose)
         msg_info("not running as root: mail_owner \"%s\" and setgid_group ignored", owner);
@@ -159,7 +159,7 @@ static void master_check_daemons(void)
                   (long)getuid());
     close(fd);
     for (size_t i = 0; i < sizeof(master_daemons) / sizeof(master_daemons[0]); i++) {
-        vstr_sprintf(path, "%s/%s", var_str("daemon_directory"), master_daemons[i]);
+        vstr_sprintf(path, "%s/%s", var_str(daemon_directory), master_daemons[i]);
         if (access(vstr_str(path), X_OK) < 0)
             msg_fatal("daemon_directory: cannot execute %s: %m", vstr_str(path));
     }
@@ -212,7 +212,7 @@ static void master_create_store(void)
     VSTR *why = vstr_alloc(128);
     QSTORE *store;
 
-    if ((store = qstore_open(dir, (size_t)var_int("queue_map_size"), 0, why)) == NULL)
+    if ((store = qstore_open(dir, (size_t)var_int(queue_map_size), 0, why)) == NULL)
         msg_fatal("%s", vstr_str(why));
     /* Closed before any fork: LMDB environments are never inherited. */
     qstore_close(store);
@@ -223,7 +223,7 @@ static void master_create_store(void)
 /* master_detach - become a background daemon; the parent exits 0 */
 static void master_detach(void)
 {
-    const char *maillog = var_str("maillog_file");
+    const char *maillog = var_str(maillog_file);
     pid_t pid;
     int fd;
 
@@ -311,15 +311,15 @@ static void master_watch_queue(void *ctx)
 static void master_reload(DAEMON *daemon)
 {
     (void)daemon;
-    if (strcmp(var_str("mail_owner"), master_owner) != 0)
+    if (strcmp(var_str(mail_owner), master_owner) != 0)
         msg_warn("reload: mail_owner changed from \"%s\" to \"%s\": that needs a restart",
-                 master_owner, var_str("mail_owner"));
+                 master_owner, var_str(mail_owner));
     if (master_stopping)
         return;
     /* Signal first: the workers a new count adds read the new file anyway,
      * and a fresh process may not have its SIGHUP handler yet. */
     child_signal_all(SIGHUP);
-    child_set_count("smtpout", (int)var_int("smtpout_workers"));
+    child_set_count("smtpout", (int)var_int(smtpout_workers));
 }
 
 /* master_finish - everything stopped: release the queue */
@@ -340,8 +340,8 @@ static void master_prepare(DAEMON *daemon)
     char *socket_path;
 
     master_config_path = daemon_config_path(daemon);
-    master_queue_dir = mystrdup(var_str("queue_directory"));
-    master_owner = mystrdup(var_str("mail_owner"));
+    master_queue_dir = mystrdup(var_str(queue_directory));
+    master_owner = mystrdup(var_str(mail_owner));
     master_setup_queue();
     master_check_daemons();
     master_lock();
@@ -362,7 +362,7 @@ static void master_init(DAEMON *daemon)
     msg_info("daemon started -- version %s, configuration %s", PACKAGE_VERSION, master_config_path);
     child_start(child_create("qmgr"));
     child_start(child_create("pickup"));
-    child_set_count("smtpout", (int)var_int("smtpout_workers"));
+    child_set_count("smtpout", (int)var_int(smtpout_workers));
     event_request_timer(master_watch_queue, NULL, MASTER_WATCH_INTERVAL * 1000LL);
 }
 
@@ -376,8 +376,19 @@ static int master_done(DAEMON *daemon)
 /* main - relayq's supervisor */
 int main(int argc, char **argv)
 {
+    /* The parameters master reads (its own sources; t_param_lists checks). */
+    static const int params[] = {
+        PARAM_ID(daemon_directory),
+        PARAM_ID(queue_directory),
+        PARAM_ID(queue_map_size),
+        PARAM_ID(relayhost),
+        PARAM_ID(setgid_group),
+        PARAM_ID(smtpout_workers),
+        -1,
+    };
     static const DAEMON_SPEC spec = {
         .name = "master",
+        .params = params,
         .flags = DAEMON_FLAG_ROOT | DAEMON_FLAG_DETACH,
         .check = master_check_config,
         .prepare = master_prepare,

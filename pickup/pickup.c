@@ -322,9 +322,9 @@ static void pickup_reload(DAEMON *daemon)
     PICKUP *p = daemon_context(daemon);
     VSTR *why = vstr_alloc(100);
 
-    if (strcmp(var_str("queue_directory"), p->queue_directory) != 0)
+    if (strcmp(var_str(queue_directory), p->queue_directory) != 0)
         msg_warn("queue_directory changed to %s: takes effect after a restart; still using %s",
-                 var_str("queue_directory"), p->queue_directory);
+                 var_str(queue_directory), p->queue_directory);
     if (qstore_reload_keys(p->store, why) < 0)
         msg_warn("queue_encryption_key_file: %s; keeping the old keys", vstr_str(why));
     else if (pickup_publish_key(p, why) < 0)
@@ -341,7 +341,7 @@ static void pickup_init(DAEMON *daemon)
     char *path;
     int fd;
 
-    p->queue_directory = mystrdup(var_str("queue_directory"));
+    p->queue_directory = mystrdup(var_str(queue_directory));
     if (chdir(p->queue_directory) < 0)
         msg_fatal("chdir %s: %m", p->queue_directory);
     p->maildrop_dir = qdir_path(p->queue_directory, QDIR_MAILDROP);
@@ -349,7 +349,7 @@ static void pickup_init(DAEMON *daemon)
     p->batch_max = PICKUP_BATCH_FILES;
 
     path = qdir_path(p->queue_directory, QDIR_DB);
-    if ((p->store = qstore_open(path, (size_t)var_int("queue_map_size"), 0, why)) == NULL)
+    if ((p->store = qstore_open(path, (size_t)var_int(queue_map_size), 0, why)) == NULL)
         msg_fatal("%s", vstr_str(why));
     myfree(path);
     if (pickup_publish_key(p, why) < 0)
@@ -393,8 +393,14 @@ static void pickup_finish(DAEMON *daemon)
 /* main - the pickup daemon */
 int main(int argc, char **argv)
 {
+    /* The parameters pickup reads (its own sources; t_param_lists checks). */
+    static const int params[] = {
+        PARAM_ID(header_size_limit), PARAM_ID(message_size_limit), PARAM_ID(myhostname),
+        PARAM_ID(queue_directory),   PARAM_ID(queue_map_size),     -1,
+    };
     static const DAEMON_SPEC spec = {
         .name = "pickup",
+        .params = params,
         .init = pickup_init,
         .reload = pickup_reload,
         .stop = pickup_stop,

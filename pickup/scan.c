@@ -209,7 +209,7 @@ static void scan_corrupt(PICKUP *p, const char *name, const char *reason)
 /* scan_limit - the largest content we accept, from message_size_limit */
 static size_t scan_limit(void)
 {
-    long limit = var_int("message_size_limit");
+    long limit = var_int(message_size_limit);
 
     return limit > 0 ? (size_t)limit : (size_t)PICKUP_NO_LIMIT;
 }
@@ -291,7 +291,7 @@ static int scan_queue(QSTORE_TXN *txn, const MAILDROP_ENV *env, const char *cont
     QRCPT rcpt;
     int rc, tries = 0;
 
-    info.myhostname = var_str("myhostname");
+    info.myhostname = var_str(myhostname);
     info.sender = env->sender;
     info.fullname = env->fullname;
     info.now = time(NULL);
@@ -302,9 +302,8 @@ static int scan_queue(QSTORE_TXN *txn, const MAILDROP_ENV *env, const char *cont
         qid_create(f->qid);
         info.qid = f->qid;
         /* A rejection does not depend on the id: it can only come on the first try. */
-        if (cleanup_message_limited(content, content_len, &info,
-                                    (size_t)var_int("header_size_limit"), body, &f->cleanup,
-                                    why) < 0)
+        if (cleanup_message_limited(content, content_len, &info, (size_t)var_int(header_size_limit),
+                                    body, &f->cleanup, why) < 0)
             return -1;
         qmsg_init(&msg);
         memcpy(msg.qid, f->qid, sizeof(msg.qid));
@@ -401,9 +400,9 @@ static int scan_take(PICKUP *p, QSTORE_TXN *txn, PICKUP_FILE *f, size_t *bytes, 
      */
     if (f->uid == geteuid() && env.uid >= 0)
         f->uid = (uid_t)env.uid;
-    if (var_int("message_size_limit") > 0 && len - off > (size_t)var_int("message_size_limit")) {
+    if (var_int(message_size_limit) > 0 && len - off > (size_t)var_int(message_size_limit)) {
         vstr_sprintf(why, "message size %zu exceeds message_size_limit %ld", len - off,
-                     var_int("message_size_limit"));
+                     var_int(message_size_limit));
         scan_corrupt(p, f->name, vstr_str(why));
         rc = SCAN_LEFT;
     } else if (scan_queue(txn, &env, data + off, len - off, f, body, why) < 0) {
@@ -497,7 +496,7 @@ static int scan_batch(PICKUP *p)
 
             if (!f->already) {
                 msg_info("%s: uid=%ld from=<%s>", f->qid, (long)f->uid, f->sender);
-                cleanup_log(f->qid, f->name, (size_t)var_int("header_size_limit"), &f->cleanup);
+                cleanup_log(f->qid, f->name, (size_t)var_int(header_size_limit), &f->cleanup);
                 queued++;
             } else if (msg_verbose) {
                 msg_info("maildrop/%s: queued before as %s: removed", f->name, f->qid);

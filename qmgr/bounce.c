@@ -99,7 +99,7 @@ int bounce_notify(QSTORE_TXN *txn, QMGR_MESSAGE *message, DSN_KIND kind,
     } while (qstore_message_put(txn, &notice, 1) == QSTORE_EXISTS);
 
     info.kind = kind;
-    info.hostname = var_str("myhostname");
+    info.hostname = var_str(myhostname);
     info.queue_id = message->env.qid;
     info.notice_id = notice.qid;
     info.sender = message->env.sender;
@@ -110,9 +110,9 @@ int bounce_notify(QSTORE_TXN *txn, QMGR_MESSAGE *message, DSN_KIND kind,
     info.expired = expired;
     info.content = vstr_str(content);
     info.content_len = vstr_len(content);
-    info.size_limit = (size_t)var_int("bounce_size_limit");
+    info.size_limit = (size_t)var_int(bounce_size_limit);
     if (kind == DSN_DELAYED)
-        info.retry_until = info.arrival + var_int("maximal_queue_lifetime");
+        info.retry_until = info.arrival + var_int(maximal_queue_lifetime);
     boundary = vstr_alloc(64);
     vstr_sprintf(boundary, "%s.%lld/%s", notice.qid, info.now, info.hostname);
     info.boundary = vstr_str(boundary);

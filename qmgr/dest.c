@@ -102,8 +102,8 @@ static void dest_apply_policy(QMGR_DEST *dest);
 /* dest_configured_rate - the rate limit from the configuration, 0: none */
 static double dest_configured_rate(void)
 {
-    double rate = strtod(var_str("destination_rate_limit"), NULL);
-    long long delay = var_int("default_destination_rate_delay");
+    double rate = strtod(var_str(destination_rate_limit), NULL);
+    long long delay = var_int(default_destination_rate_delay);
 
     if (delay > 0 && (rate == 0 || 1.0 / (double)delay < rate))
         rate = 1.0 / (double)delay;
@@ -173,7 +173,7 @@ static int dest_load_policy(MAPS **out, VSTR *why)
     VSTR *check;
 
     vstr_reset(why);
-    map = maps_open(var_str("destination_policy_maps"), why);
+    map = maps_open(var_str(destination_policy_maps), why);
     if (map == NULL)
         return vstr_len(why) > 0 ? -1 : (*out = NULL, 0);
     check = vstr_alloc(100);
@@ -206,8 +206,8 @@ static void dest_apply_policy(QMGR_DEST *dest)
     char *copy, *save = NULL, *word;
     VSTR *key;
 
-    dest->limit = (int)var_int("default_destination_concurrency_limit");
-    dest->rcpt_limit = (int)var_int("default_destination_recipient_limit");
+    dest->limit = (int)var_int(default_destination_concurrency_limit);
+    dest->rcpt_limit = (int)var_int(default_destination_recipient_limit);
     dest->rate_limit = dest_configured_rate();
     if (dest_policy == NULL)
         return;
@@ -281,7 +281,7 @@ static void dest_park_into(const char *qid, void *value, void *ctx)
 /* dest_suspend - a job found the destination down */
 void dest_suspend(QMGR_DEST *dest, const QMGR_JOB *job, const char *dsn, const char *reason)
 {
-    long long base_ms = var_int("destination_probe_interval") * 1000LL;
+    long long base_ms = var_int(destination_probe_interval) * 1000LL;
     int started = suspend_fail(&dest->suspend, now_ms(), base_ms, job->probe);
 
     if (!started && !job->probe)

@@ -75,7 +75,7 @@ static int list_allowed(const QMGR_PEER *peer)
     if (peer->uid < 0)
         return 0;
     why = vstr_alloc(100);
-    allowed = privs_user_listed((uid_t)peer->uid, var_str("authorized_mailq_users"), why);
+    allowed = privs_user_listed((uid_t)peer->uid, var_str(authorized_mailq_users), why);
     if (*vstr_str(why))
         msg_warn("%s", vstr_str(why));
     vstr_free(why);
@@ -181,7 +181,7 @@ int list_request(QMGR_PEER *peer, const IPC_REC *rec)
     memset(&opts, 0, sizeof(opts));
     opts.json = (int)json;
     opts.is_active = list_is_active;
-    opts.maildrop = qdir_maildrop_count(var_str("queue_directory"));
+    opts.maildrop = qdir_maildrop_count(var_str(queue_directory));
     peer->listing = qlist_create(&opts);
     list_step(peer);
     return 0;

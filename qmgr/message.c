@@ -281,11 +281,11 @@ static uint32_t message_jitter(uint32_t upper)
 /* message_policy - the retry policy of the configuration in force */
 static void message_policy(RETRY_POLICY *policy)
 {
-    policy->min_backoff = var_int("minimal_backoff_time");
-    policy->max_backoff = var_int("maximal_backoff_time");
-    policy->lifetime = var_int("maximal_queue_lifetime");
-    policy->bounce_lifetime = var_int("bounce_queue_lifetime");
-    policy->delay_warning = var_int("delay_warning_time");
+    policy->min_backoff = var_int(minimal_backoff_time);
+    policy->max_backoff = var_int(maximal_backoff_time);
+    policy->lifetime = var_int(maximal_queue_lifetime);
+    policy->bounce_lifetime = var_int(bounce_queue_lifetime);
+    policy->delay_warning = var_int(delay_warning_time);
     policy->jitter = message_jitter;
 }
 

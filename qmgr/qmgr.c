@@ -430,7 +430,7 @@ static void qmgr_reload(DAEMON *daemon)
 /* qmgr_listen - open one of qmgr's sockets */
 static int qmgr_listen(const char *relative, int mode)
 {
-    char *path = qdir_path(var_str("queue_directory"), relative);
+    char *path = qdir_path(var_str(queue_directory), relative);
     VSTR *why = vstr_alloc(100);
     int fd = unix_listen(path, 256, mode, why);
 
@@ -450,8 +450,8 @@ static void qmgr_init(DAEMON *daemon)
     VSTR *why = vstr_alloc(100);
     char *db_path;
 
-    db_path = qdir_path(var_str("queue_directory"), QDIR_DB);
-    if ((qmgr_store = qstore_open(db_path, (size_t)var_int("queue_map_size"), 0, why)) == NULL)
+    db_path = qdir_path(var_str(queue_directory), QDIR_DB);
+    if ((qmgr_store = qstore_open(db_path, (size_t)var_int(queue_map_size), 0, why)) == NULL)
         msg_fatal("%s", vstr_str(why));
     myfree(db_path);
     vstr_free(why);
@@ -494,8 +494,35 @@ static void qmgr_finish(DAEMON *daemon)
 /* main - the queue manager */
 int main(int argc, char **argv)
 {
+    /* The parameters qmgr reads (its own sources; t_param_lists checks). */
+    static const int params[] = {
+        PARAM_ID(authorized_mailq_users),
+        PARAM_ID(bounce_queue_lifetime),
+        PARAM_ID(bounce_size_limit),
+        PARAM_ID(default_destination_concurrency_limit),
+        PARAM_ID(default_destination_rate_delay),
+        PARAM_ID(default_destination_recipient_limit),
+        PARAM_ID(delay_warning_time),
+        PARAM_ID(destination_policy_maps),
+        PARAM_ID(destination_probe_interval),
+        PARAM_ID(destination_rate_limit),
+        PARAM_ID(maximal_backoff_time),
+        PARAM_ID(maximal_queue_lifetime),
+        PARAM_ID(minimal_backoff_time),
+        PARAM_ID(myhostname),
+        PARAM_ID(qmgr_message_active_limit),
+        PARAM_ID(qmgr_message_recipient_limit),
+        PARAM_ID(queue_directory),
+        PARAM_ID(queue_map_size),
+        PARAM_ID(queue_run_delay),
+        PARAM_ID(relayhost),
+        PARAM_ID(sender_dependent_relayhost_maps),
+        PARAM_ID(transport_maps),
+        -1,
+    };
     static const DAEMON_SPEC spec = {
         .name = "qmgr",
+        .params = params,
         .init = qmgr_init,
         .reload = qmgr_reload,
         .stop = qmgr_stop,

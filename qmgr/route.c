@@ -102,7 +102,7 @@ static void route_check_value(const char *key, void *value, void *ctx)
 static int route_load(const char *param, int transport, MAPS **out, VSTR *why)
 {
     ROUTE_CHECK check = {.why = vstr_alloc(100), .transport = transport};
-    MAPS *map = maps_open(var_str(param), why);
+    MAPS *map = maps_open(config_str(var_config, param), why);
     VSTR *reason;
 
     if (map == NULL && vstr_len(why) > 0) {
@@ -133,7 +133,7 @@ int route_reload(void)
     MAPS *transport = NULL, *sender = NULL;
 
     vstr_reset(why);
-    if (route_parse(var_str("relayhost"), why) == NULL ||
+    if (route_parse(var_str(relayhost), why) == NULL ||
         route_load("transport_maps", 1, &transport, why) < 0 ||
         route_load("sender_dependent_relayhost_maps", 0, &sender, why) < 0) {
         msg_warn("routing tables not reloaded: %s", vstr_str(why));
@@ -154,7 +154,7 @@ void route_init(void)
 {
     VSTR *why = vstr_alloc(100);
 
-    if (route_parse(var_str("relayhost"), why) == NULL)
+    if (route_parse(var_str(relayhost), why) == NULL)
         msg_fatal("%s: relayhost: %s", config_path(var_config), vstr_str(why));
     vstr_reset(why);
     if (route_load("transport_maps", 1, &route_transport, why) < 0 ||
@@ -193,7 +193,7 @@ QMGR_ROUTE *route_for(const char *sender, const char *rcpt)
 {
     const char *spec = route_lookup(sender, rcpt);
     VSTR *why = vstr_alloc(100);
-    QMGR_ROUTE *route = route_parse(spec ? spec : var_str("relayhost"), why);
+    QMGR_ROUTE *route = route_parse(spec ? spec : var_str(relayhost), why);
 
     /* Every value was checked when its table loaded. */
     if (route == NULL)

@@ -157,13 +157,13 @@ void scan_schedule(void)
 {
     SCAN_STATE state = {0};
     VSTR *why;
-    size_t limit = (size_t)var_int("qmgr_message_active_limit");
-    size_t rcpt_limit = (size_t)var_int("qmgr_message_recipient_limit");
+    size_t limit = (size_t)var_int(qmgr_message_active_limit);
+    size_t rcpt_limit = (size_t)var_int(qmgr_message_recipient_limit);
     char qid[QID_LEN + 1];
     long long next;
     /* queue_run_delay is only the safety net: the timer below wakes qmgr
      * when the next message is due. */
-    long long delay_ms = var_int("queue_run_delay") * 1000;
+    long long delay_ms = var_int(queue_run_delay) * 1000;
 
     state.now = (long long)time(NULL);
     next = sched_next_due(qmgr_sched);

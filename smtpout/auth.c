@@ -75,7 +75,7 @@ static VSTR *auth_fail_reason;
 /* auth_reload - read the credentials file again */
 void auth_reload(void)
 {
-    const char *map = var_str("smtp_sasl_password_maps");
+    const char *map = var_str(smtp_sasl_password_maps);
     VSTR *why = vstr_alloc(128);
 
     sasl_passwd_free(auth_table);
@@ -84,7 +84,7 @@ void auth_reload(void)
     if (auth_table_error == NULL)
         auth_table_error = vstr_alloc(128);
     vstr_reset(auth_table_error);
-    if (!var_bool("smtp_sasl_auth_enable")) {
+    if (!var_bool(smtp_sasl_auth_enable)) {
         vstr_free(why);
         return;
     }
@@ -104,7 +104,7 @@ void auth_reload(void)
 /* auth_lookup - the credential for a relay */
 int auth_lookup(const char *relay, unsigned port, SASL_CRED **cred, VSTR *why)
 {
-    const char *relayhost = var_str("relayhost");
+    const char *relayhost = var_str(relayhost);
     RELAY_ADDR parsed;
     VSTR *key = vstr_alloc(64);
     VSTR *shown = vstr_alloc(64);
@@ -140,7 +140,7 @@ int auth_lookup(const char *relay, unsigned port, SASL_CRED **cred, VSTR *why)
         }
     }
     vstr_sprintf(why, "no SASL credentials for relay %s in %s", vstr_str(shown),
-                 sasl_passwd_path(var_str("smtp_sasl_password_maps")));
+                 sasl_passwd_path(var_str(smtp_sasl_password_maps)));
 done:
     vstr_free(key);
     vstr_free(shown);

@@ -199,7 +199,7 @@ static void session_arm(SESS_STATE state)
 
     sess.state = state;
     if (param != NULL)
-        event_request_timer(session_timeout, NULL, var_int(param) * 1000LL);
+        event_request_timer(session_timeout, NULL, config_int(var_config, param) * 1000LL);
     else
         event_cancel_timer(session_timeout, NULL);
 }
@@ -393,9 +393,9 @@ static void session_reply_fail(const SMTP_REPLY *reply, int status, int only_acc
 /* session_enter_idle - the connection waits for the next job */
 static void session_enter_idle(int fresh)
 {
-    long long limit = var_int("smtp_connection_reuse_count_limit");
-    long long keepalive = var_int("smtp_keepalive_interval");
-    long long idle = var_int("smtp_connection_idle_timeout");
+    long long limit = var_int(smtp_connection_reuse_count_limit);
+    long long keepalive = var_int(smtp_keepalive_interval);
+    long long idle = var_int(smtp_connection_idle_timeout);
 
     session_arm(SESS_IDLE);
     sess.job_active = 0; /* a waiting job starts its transaction from session_kick() */
@@ -430,7 +430,7 @@ static void session_hurry(void)
     if ((sess.state != SESS_QUIT && sess.state != SESS_NOOP && sess.state != SESS_RSET) ||
         (sess.job == NULL && sess.stop_fn == NULL))
         return;
-    if (var_int(param) * 1000LL > SESSION_HURRY_WAIT)
+    if (config_int(var_config, param) * 1000LL > SESSION_HURRY_WAIT)
         event_request_timer(session_timeout, NULL, SESSION_HURRY_WAIT);
 }
 
@@ -642,7 +642,7 @@ static void session_idle_expire(void *ctx)
 /* session_tls_level - smtp_tls_security_level as a number */
 static int session_tls_level(void)
 {
-    const char *level = var_str("smtp_tls_security_level");
+    const char *level = var_str(smtp_tls_security_level);
 
     if (strcmp(level, "none") == 0)
         return SESS_TLS_NONE;
@@ -667,16 +667,16 @@ static int session_identity(const char *relay, unsigned port, unsigned char *ide
     const char *failed;
 
     vstr_sprintf(text, "%s:%u:%d:%d:", relay, port, session_tls_level(),
-                 var_bool("smtp_tls_wrappermode"));
+                 var_bool(smtp_tls_wrappermode));
     /* Lower case for the relay; the CA file name (a path) is added as written. */
     for (size_t i = 0; i < vstr_len(text); i++)
         text->data[i] = (char)tolower((unsigned char)text->data[i]);
     vstr_addch(text, '\0');
     crypto_generichash_init(&state, NULL, 0, SASL_ID_LEN);
-    vstr_strcat(text, var_str("smtp_tls_CAfile"));
+    vstr_strcat(text, var_str(smtp_tls_CAfile));
     crypto_generichash_update(&state, (const unsigned char *)vstr_str(text), vstr_len(text));
     vstr_free(text);
-    if (var_bool("smtp_sasl_auth_enable")) {
+    if (var_bool(smtp_sasl_auth_enable)) {
         if (auth_lookup(relay, port, &cred, why) < 0)
             return -1;
         crypto_generichash_update(&state, cred->id, sizeof(cred->id));
@@ -717,11 +717,11 @@ static void session_open(const unsigned char *ident)
     sess.dest = mymalloc(strlen(job->relay) + 16);
     sprintf(sess.dest, "%s:%u", job->relay, job->port);
     sess.tls_level = session_tls_level();
-    sess.wrapper = var_bool("smtp_tls_wrappermode");
+    sess.wrapper = var_bool(smtp_tls_wrappermode);
     /* A session verified under other trust anchors must not be resumed under these. */
-    sess.tls_cache_key = mymalloc(strlen(sess.dest) + strlen(var_str("smtp_tls_CAfile")) + 32);
+    sess.tls_cache_key = mymalloc(strlen(sess.dest) + strlen(var_str(smtp_tls_CAfile)) + 32);
     sprintf(sess.tls_cache_key, "%s:%d:%d:%s", sess.dest, sess.tls_level, sess.wrapper,
-            var_str("smtp_tls_CAfile"));
+            var_str(smtp_tls_CAfile));
     /* Level may after a failed handshake: this one connection goes without TLS. */
     if (sess.plain_once && !sess.wrapper && memcmp(sess.plain_ident, ident, SASL_ID_LEN) == 0)
         sess.tls_declined = 1;
@@ -832,7 +832,7 @@ static void session_tls_step(void)
     sess.size_limit = 0;
     sess.auth_mechs = 0;
     session_arm(SESS_EHLO);
-    session_send("EHLO %s", var_str("smtp_helo_name"));
+    session_send("EHLO %s", var_str(smtp_helo_name));
 }
 
 /* session_setup_fail - the connection cannot serve the job: decide it, say goodbye */
@@ -869,7 +869,7 @@ static void session_setup_next(void)
             return;
         }
     }
-    if (var_bool("smtp_sasl_auth_enable") && !sess.authed) {
+    if (var_bool(smtp_sasl_auth_enable) && !sess.authed) {
         text = vstr_alloc(128);
         /* Whatever the TLS level says: no secret crosses an unencrypted connection. */
         if (!sess.tls_on) {
@@ -1055,8 +1055,8 @@ static void session_kick(void *ctx)
     JOB *job = sess.job;
     long long now = now_ms();
     long long wall = wall_ms();
-    long long age_limit = var_int("smtp_connection_reuse_time_limit") * 1000LL;
-    long long count_limit = var_int("smtp_connection_reuse_count_limit");
+    long long age_limit = var_int(smtp_connection_reuse_time_limit) * 1000LL;
+    long long count_limit = var_int(smtp_connection_reuse_count_limit);
     unsigned char ident[SASL_ID_LEN];
     const char *reason = NULL;
     VSTR *why;
@@ -1444,7 +1444,7 @@ static void session_reply(const SMTP_REPLY *reply)
             sess.announced = 1;
             smtpout_conn_event("open", sess.dest, NULL, 0, 0);
             session_arm(SESS_EHLO);
-            session_send("EHLO %s", var_str("smtp_helo_name"));
+            session_send("EHLO %s", var_str(smtp_helo_name));
             return;
         }
         session_reply_fail(reply, JOB_DEFERRED, 0);
@@ -1461,7 +1461,7 @@ static void session_reply(const SMTP_REPLY *reply)
         }
         if (reply->code / 100 == 5) {
             session_arm(SESS_HELO);
-            session_send("HELO %s", var_str("smtp_helo_name"));
+            session_send("HELO %s", var_str(smtp_helo_name));
             return;
         }
         session_reply_fail(reply, JOB_DEFERRED, 0);

@@ -381,13 +381,13 @@ static void smtpout_init(DAEMON *daemon)
     char *db_path;
 
     (void)daemon;
-    db_path = qdir_path(var_str("queue_directory"), QDIR_DB);
-    smtpout_store = qstore_open(db_path, (size_t)var_int("queue_map_size"), 0, why);
+    db_path = qdir_path(var_str(queue_directory), QDIR_DB);
+    smtpout_store = qstore_open(db_path, (size_t)var_int(queue_map_size), 0, why);
     if (smtpout_store == NULL)
         msg_fatal("open queue %s: %s", db_path, vstr_str(why));
     myfree(db_path);
     vstr_free(why);
-    smtpout_qmgr_path = qdir_path(var_str("queue_directory"), SOCK_QMGR);
+    smtpout_qmgr_path = qdir_path(var_str(queue_directory), SOCK_QMGR);
 
     auth_reload();
     session_init(smtpout_done);
@@ -397,8 +397,35 @@ static void smtpout_init(DAEMON *daemon)
 /* main - the delivery worker; it ends by exiting once its session closed (smtpout_exit) */
 int main(int argc, char **argv)
 {
+    /* The parameters smtpout reads (its own sources; t_param_lists checks). */
+    static const int params[] = {
+        PARAM_ID(queue_directory),
+        PARAM_ID(queue_map_size),
+        PARAM_ID(relayhost),
+        PARAM_ID(smtp_connect_timeout),
+        PARAM_ID(smtp_connection_idle_timeout),
+        PARAM_ID(smtp_connection_reuse_count_limit),
+        PARAM_ID(smtp_connection_reuse_time_limit),
+        PARAM_ID(smtp_data_done_timeout),
+        PARAM_ID(smtp_data_init_timeout),
+        PARAM_ID(smtp_data_xfer_timeout),
+        PARAM_ID(smtp_helo_name),
+        PARAM_ID(smtp_helo_timeout),
+        PARAM_ID(smtp_keepalive_interval),
+        PARAM_ID(smtp_mail_timeout),
+        PARAM_ID(smtp_quit_timeout),
+        PARAM_ID(smtp_rcpt_timeout),
+        PARAM_ID(smtp_sasl_auth_enable),
+        PARAM_ID(smtp_sasl_password_maps),
+        PARAM_ID(smtp_starttls_timeout),
+        PARAM_ID(smtp_tls_CAfile),
+        PARAM_ID(smtp_tls_security_level),
+        PARAM_ID(smtp_tls_wrappermode),
+        -1,
+    };
     static const DAEMON_SPEC spec = {
         .name = "smtpout",
+        .params = params,
         .init = smtpout_init,
         .reload = smtpout_reload,
         .stop = smtpout_stop,

@@ -87,14 +87,14 @@ static void tls_cached_free(void *value)
 /* tls_reload - notice a changed smtp_tls_CAfile */
 void tls_reload(void)
 {
-    if (tls_creds != NULL && strcmp(tls_creds_cafile, var_str("smtp_tls_CAfile")) != 0)
+    if (tls_creds != NULL && strcmp(tls_creds_cafile, var_str(smtp_tls_CAfile)) != 0)
         tls_creds_stale = 1;
 }
 
 /* tls_load_creds - the shared credentials with the trust anchors */
 static int tls_load_creds(VSTR *why)
 {
-    const char *cafile = var_str("smtp_tls_CAfile");
+    const char *cafile = var_str(smtp_tls_CAfile);
     int ret;
 
     if (tls_creds != NULL && !tls_creds_stale)

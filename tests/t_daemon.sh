@@ -9,7 +9,8 @@
 # running relayq: a reload with a bad line leaves every daemon on its old
 # configuration with one warning each and mail still flows; the good file
 # again is logged as "reload -- version V, configuration FILE" by every
-# daemon, and a message sent then is delivered.
+# daemon, its new smtp_helo_name as "reload: changed: smtp_helo_name" by
+# the workers alone, and a message sent then is delivered.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 rq_setup
@@ -102,10 +103,14 @@ RELAYQ_CONFIG=$T/good.conf send second && wait_for 30 sink_has 2
 ok $? "mail still flows on the old configuration"
 
 cp "$T/good.conf" "$CONF"
+rq_set smtp_helo_name helo.relayq.test
 "$RELAYQ" reload
-ok $? "relayq reload with the good file"
+ok $? "relayq reload with the good file and a new smtp_helo_name"
 wait_for 20 reloaded_all
 ok $? "master, qmgr, pickup and both workers log \"reload -- version V, configuration $CONF\""
+[ "$(log_count 'smtpout\[[0-9]+\]: reload: changed: smtp_helo_name$')" -eq 2 ] &&
+    [ "$(log_count ': reload: changed: ')" -eq 2 ]
+ok $? "only the two workers, which read it, log \"reload: changed: smtp_helo_name\""
 send third && wait_for 30 sink_has 3
 ok $? "a message sent after the reload is delivered"
 

@@ -850,18 +850,17 @@ static void run_params_load(void)
     int status;
 
     cfg = params_load(good, why);
-    tap_ok(cfg != NULL && cfg == var_config && var_int("smtpout_workers") == 8,
+    tap_ok(cfg != NULL && cfg == var_config && var_int(smtpout_workers) == 8,
            "params_load sets var_config (%s)", cfg ? "ok" : vstr_str(why));
-    tap_ok(cfg != NULL && *var_str("myhostname") != '\0' &&
-               strcmp(var_str("myorigin"), var_str("myhostname")) == 0 &&
-               strcmp(var_str("smtp_helo_name"), var_str("myhostname")) == 0,
+    tap_ok(cfg != NULL && *var_str(myhostname) != '\0' &&
+               strcmp(var_str(myorigin), var_str(myhostname)) == 0 &&
+               strcmp(var_str(smtp_helo_name), var_str(myhostname)) == 0,
            "empty myhostname filled from the system (%s), $myhostname follows",
-           cfg ? var_str("myhostname") : "-");
+           cfg ? var_str(myhostname) : "-");
     prev = var_config;
     cfg = params_load(named, why);
-    tap_ok(cfg != NULL && cfg != prev && strcmp(var_str("myhostname"), "mx.example.com") == 0 &&
-               strcmp(var_str("myorigin"), "mx.example.com") == 0 &&
-               var_int("smtpout_workers") == 4,
+    tap_ok(cfg != NULL && cfg != prev && strcmp(var_str(myhostname), "mx.example.com") == 0 &&
+               strcmp(var_str(myorigin), "mx.example.com") == 0 && var_int(smtpout_workers) == 4,
            "second params_load replaces var_config");
     prev = var_config;
     cfg = params_load(bad, why);

@@ -29,7 +29,13 @@
  *	   one ("warning: reload: REASON; keeping the old configuration"
  *	   otherwise); then the log is opened again (a rotated file is left
  *	   for the new one), spec->reload runs, and "reload -- version V,
- *	   configuration FILE" is logged: the reload is done;
+ *	   configuration FILE" is logged: the reload is done. Before it,
+ *	   "reload: changed: NAME, ..." names the parameters that concern
+ *	   this daemon and have a new value: those of spec->params, and
+ *	   those the shared modules read in every daemon
+ *	   (daemon_shared_params[]: the log, the queue's key file,
+ *	   mail_owner). t_param_lists checks that each daemon's list holds
+ *	   every parameter its own sources read;
  *	7. the loop, one pass at most spec->pass_ms long, until spec->done
  *	   says the daemon may end; then spec->finish, and exit status 0.
  * daemon_context(), daemon_config_path(), daemon_foreground()
@@ -44,6 +50,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -55,6 +62,15 @@
 #include "privs.h"
 
 #define DAEMON_USAGE_STATUS 2 /* exit status of a wrong command line, in every daemon */
+
+/* The parameters the shared modules (maillog.c, qstore.c, privs.c) read in every daemon. */
+static const int daemon_shared_params[] = {
+    PARAM_ID(maillog_file),
+    PARAM_ID(syslog_name),
+    PARAM_ID(queue_encryption_key_file),
+    PARAM_ID(mail_owner),
+    -1,
+};
 
 struct DAEMON {
     const DAEMON_SPEC *spec;
@@ -98,8 +114,21 @@ static char *daemon_abspath(const char *path)
     return result;
 }
 
-/* daemon_load - read, check and put in force the configuration; -1 with a reason */
-static int daemon_load(DAEMON *daemon, VSTR *why)
+/* daemon_changed - append the parameters of a list whose value differs between two configurations
+ */
+static void daemon_changed(const CONFIG *old, const CONFIG *new, const int *ids, VSTR *changed)
+{
+    for (; *ids >= 0; ids++) {
+        const char *name = params_table[*ids].name;
+
+        if (strcmp(config_str(old, name), config_str(new, name)) != 0)
+            vstr_sprintf_append(changed, "%s%s", vstr_len(changed) ? ", " : "", name);
+    }
+}
+
+/* daemon_load - read, check and put in force the configuration; -1 with a
+ * reason. changed (NULL at start): the daemon's parameters with a new value */
+static int daemon_load(DAEMON *daemon, VSTR *changed, VSTR *why)
 {
     CONFIG *cfg = params_read(daemon->config_path, why);
 
@@ -109,6 +138,10 @@ static int daemon_load(DAEMON *daemon, VSTR *why)
         config_free(cfg);
         return -1;
     }
+    if (changed != NULL) {
+        daemon_changed(var_config, cfg, daemon_shared_params, changed);
+        daemon_changed(var_config, cfg, daemon->spec->params, changed);
+    }
     return params_use(cfg, why);
 }
 
@@ -117,11 +150,14 @@ static void daemon_reload(int sig, void *ctx)
 {
     DAEMON *daemon = ctx;
     VSTR *why = vstr_alloc(128);
+    VSTR *changed = vstr_alloc(128);
 
     (void)sig;
-    if (daemon_load(daemon, why) < 0) {
+    if (daemon_load(daemon, changed, why) < 0) {
         msg_warn("reload: %s; keeping the old configuration", vstr_str(why));
     } else {
+        if (vstr_len(changed) > 0)
+            msg_info("reload: changed: %s", vstr_str(changed));
         /* Opened again even under the same name: after a rotation (the file
          * renamed away), reload is what moves the log to a new file. */
         maillog_reload();
@@ -129,6 +165,7 @@ static void daemon_reload(int sig, void *ctx)
             daemon->spec->reload(daemon);
         msg_info("reload -- version %s, configuration %s", PACKAGE_VERSION, daemon->config_path);
     }
+    vstr_free(changed);
     vstr_free(why);
 }
 
@@ -171,7 +208,7 @@ int daemon_main(int argc, char **argv, const DAEMON_SPEC *spec, void *ctx)
         daemon_usage(&daemon);
     daemon.config_path = daemon_abspath(config != NULL ? config : params_default_path());
     why = vstr_alloc(128);
-    if (daemon_load(&daemon, why) < 0)
+    if (daemon_load(&daemon, NULL, why) < 0)
         msg_fatal("%s", vstr_str(why));
     vstr_free(why);
 

@@ -14,8 +14,9 @@ typedef struct DAEMON DAEMON;
 
 /* What one daemon is: its name, and what it does at each step of its life. */
 typedef struct DAEMON_SPEC {
-    const char *name; /* the log tag and the usage line */
-    int flags;        /* DAEMON_FLAG_* */
+    const char *name;  /* the log tag and the usage line */
+    int flags;         /* DAEMON_FLAG_* */
+    const int *params; /* PARAM_ID()s of the parameters it reads, ending with -1 */
     /* A check of a configuration beyond the parameter table, at start and
      * before a reload puts it in force; 0, or -1 with a reason (NULL: none). */
     int (*check)(const CONFIG *cfg, VSTR *why);

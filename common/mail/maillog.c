@@ -23,13 +23,13 @@
 /* maillog_start - the first log destination, or die */
 void maillog_start(void)
 {
-    if (msg_set_log(var_str("syslog_name"), var_str("maillog_file")) < 0)
-        msg_fatal("open maillog_file %s: %m", var_str("maillog_file"));
+    if (msg_set_log(var_str(syslog_name), var_str(maillog_file)) < 0)
+        msg_fatal("open maillog_file %s: %m", var_str(maillog_file));
 }
 
 /* maillog_reload - follow the configuration's log destination again */
 void maillog_reload(void)
 {
-    if (msg_set_log(var_str("syslog_name"), var_str("maillog_file")) < 0)
-        msg_warn("open maillog_file %s: %m; logging where it did before", var_str("maillog_file"));
+    if (msg_set_log(var_str(syslog_name), var_str(maillog_file)) < 0)
+        msg_warn("open maillog_file %s: %m; logging where it did before", var_str(maillog_file));
 }

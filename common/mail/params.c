@@ -3,8 +3,9 @@
  *
  * params_table[]
  *	every parameter relayq knows: name, type, default and bounds, in one
- *	table. Names and defaults follow Postfix where Postfix has the
- *	parameter, so a Postfix user already knows them.
+ *	table made from PARAMS_LIST() (params_list.h). Names and defaults
+ *	follow Postfix where Postfix has the parameter, so a Postfix user
+ *	already knows them.
  * params_default_path()
  *	the configuration file to use without -c: $RELAYQ_CONFIG when set and
  *	not empty, else DEFAULT_CONFIG_FILE.
@@ -343,58 +344,11 @@ static int params_check_syslog_name(const char *value, VSTR *why)
         name, CONFIG_ENUM, def, 0, 0, choices, NULL                                                \
     }
 
+/* PARAMS_TABLE_ROW - one row of params_table[], from PARAMS_LIST() */
+#define PARAMS_TABLE_ROW(kind, name, ...) PARAM_##kind(#name, __VA_ARGS__),
+
 const CONFIG_PARAM params_table[] = {
-    PARAM_STR("queue_directory", "/var/spool/relayq", params_check_abspath),
-    PARAM_STR("daemon_directory", DAEMON_DIRECTORY, params_check_abspath),
-    PARAM_STR("mail_owner", "relayq", params_check_nonempty),
-    PARAM_STR("setgid_group", "relayqdrop", params_check_nonempty),
-    PARAM_STR("authorized_mailq_users", "anyone", NULL),
-    PARAM_STR("myhostname", "", params_check_hostname),
-    PARAM_STR("myorigin", "$myhostname", NULL),
-    PARAM_STR("relayhost", "", params_check_relay),
-    PARAM_STR("smtp_helo_name", "$myhostname", params_check_helo),
-    PARAM_INT("smtpout_workers", "4", 1, 256),
-    PARAM_INT("default_destination_concurrency_limit", "20", 1, 1000),
-    PARAM_INT("default_destination_recipient_limit", "50", 1, 10000),
-    PARAM_STR("destination_rate_limit", "0", params_check_rate), /* msg/s; 0: no limit */
-    PARAM_TIME("default_destination_rate_delay", "0s", 0, 3600),
-    PARAM_TIME("destination_probe_interval", "10s", 1, 300),
-    PARAM_INT("smtp_connection_reuse_count_limit", "1000", 0, 1000000000), /* 0: no limit */
-    PARAM_TIME("smtp_connection_reuse_time_limit", "300s", 0, 7 * DAY),
-    PARAM_TIME("smtp_keepalive_interval", "60s", 0, DAY),
-    PARAM_TIME("smtp_connection_idle_timeout", "300s", 1, DAY),
-    PARAM_TIME("smtp_connect_timeout", "30s", 1, 3600),
-    PARAM_TIME("smtp_helo_timeout", "300s", 1, 3600),
-    PARAM_TIME("smtp_mail_timeout", "300s", 1, 3600),
-    PARAM_TIME("smtp_rcpt_timeout", "300s", 1, 3600),
-    PARAM_TIME("smtp_data_init_timeout", "120s", 1, 3600),
-    PARAM_TIME("smtp_data_xfer_timeout", "180s", 1, 3600),
-    PARAM_TIME("smtp_data_done_timeout", "600s", 1, 3600),
-    PARAM_TIME("smtp_quit_timeout", "300s", 1, 3600),
-    PARAM_TIME("smtp_starttls_timeout", "300s", 1, 3600),
-    PARAM_ENUM("smtp_tls_security_level", "may", "none,may,encrypt,verify"),
-    PARAM_STR("smtp_tls_CAfile", "", NULL),
-    PARAM_BOOL("smtp_tls_wrappermode", "no"),
-    PARAM_BOOL("smtp_sasl_auth_enable", "no"),
-    PARAM_STR("smtp_sasl_password_maps", "", NULL),
-    PARAM_TIME("minimal_backoff_time", "300s", 1, 30 * DAY),
-    PARAM_TIME("maximal_backoff_time", "4000s", 1, 30 * DAY),
-    PARAM_TIME("queue_run_delay", "300s", 1, DAY),
-    PARAM_TIME("maximal_queue_lifetime", "5d", 0, 365 * DAY),
-    PARAM_TIME("bounce_queue_lifetime", "5d", 0, 365 * DAY),
-    PARAM_TIME("delay_warning_time", "0h", 0, 365 * DAY), /* 0: no delay notices */
-    PARAM_SIZE("bounce_size_limit", "50000", 1, 1073741824L),
-    PARAM_SIZE("message_size_limit", "10240000", 0, 1073741824L), /* 0: no limit */
-    PARAM_SIZE("header_size_limit", "102400", 1024, 1073741824L),
-    PARAM_INT("qmgr_message_active_limit", "20000", 1, 10000000),
-    PARAM_INT("qmgr_message_recipient_limit", "20000", 1, 10000000),
-    PARAM_SIZE("queue_map_size", "1g", 1048576L, 1099511627776L),
-    PARAM_STR("queue_encryption_key_file", "", NULL), /* "": queue in the clear */
-    PARAM_STR("transport_maps", "", NULL),
-    PARAM_STR("sender_dependent_relayhost_maps", "", NULL),
-    PARAM_STR("destination_policy_maps", "", NULL),
-    PARAM_STR("maillog_file", "", NULL),
-    PARAM_STR("syslog_name", "relayq", params_check_syslog_name),
+    PARAMS_LIST(PARAMS_TABLE_ROW) /* params_list.h, then the end: */
     {NULL, CONFIG_STR, NULL, 0, 0, NULL, NULL},
 };
 

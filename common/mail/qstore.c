@@ -370,7 +370,7 @@ static uid_t qstore_key_owner(void)
     uid_t owner = geteuid();
     struct passwd *pw;
 
-    if (owner == 0 && var_config != NULL && (pw = getpwnam(var_str("mail_owner"))) != NULL)
+    if (owner == 0 && var_config != NULL && (pw = getpwnam(var_str(mail_owner))) != NULL)
         owner = pw->pw_uid;
     return owner;
 }
@@ -392,7 +392,7 @@ const SEAL_RING *qstore_keyring(const QSTORE *store)
 /* qstore_reload_keys - read queue_encryption_key_file of the configuration again */
 int qstore_reload_keys(QSTORE *store, VSTR *why)
 {
-    const char *path = var_config != NULL ? var_str("queue_encryption_key_file") : "";
+    const char *path = var_config != NULL ? var_str(queue_encryption_key_file) : "";
     SEAL_RING *ring = NULL;
 
     if (*path != '\0' && (ring = seal_ring_load(path, qstore_key_owner(), why)) == NULL)

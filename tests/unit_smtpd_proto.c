@@ -8,8 +8,11 @@
  * the last message as the fake queue recorded it ("from=... |rcpt=...|"
  * and the content). Every script is fed twice, all at once and one byte
  * at a time, and both runs must give the same replies. A few checks that
- * do not fit the table follow it: the EHLO keywords, a failed write, a
- * timeout, and the NOTIFY checker.
+ * do not fit the table follow it: a client denied relaying, a client that
+ * leaves while its verdict is pending, the EHLO keywords, a failed write,
+ * a timeout, and the NOTIFY checker. A case whose queue answers
+ * SMTPD_PENDING gets its verdict (queued) after each piece of input, as a
+ * server that answers after its commit would.
  */
 #include "config.h"
 
@@ -56,6 +59,12 @@ static const struct smtpd_case cases[] = {
      SMTPD_QUEUED},
     {"two messages in one session", HELLO TXN BODY TXN BODY "QUIT\r\n",
      "220 250 250 250 354 250 250 250 354 250 221", 2, NULL, SMTPD_QUEUED},
+    {"two messages, each verdict given later: commands after the dot wait for it",
+     HELLO TXN BODY TXN BODY "QUIT\r\n", "220 250 250 250 354 250 250 250 354 250 221", 2, NULL,
+     SMTPD_PENDING},
+    {"a verdict given later, then RSET and NOOP pipelined",
+     HELLO TXN BODY "RSET\r\nNOOP\r\nQUIT\r\n", "220 250 250 250 354 250 250 250 221", 1, NULL,
+     SMTPD_PENDING},
     {"HELO, then a message", "HELO client.test\r\n" TXN BODY "QUIT\r\n",
      "220 250 250 250 354 250 221", 1, NULL, SMTPD_QUEUED},
     {"MAIL without EHLO is fine", TXN BODY "QUIT\r\n", "220 250 250 354 250 221", 1, NULL,
@@ -238,7 +247,7 @@ static SMTPD_RESULT fake_message(void *ctx, const SMTPD_MSG *msg, VSTR *text)
 static const SMTPD_OPS fake_ops = {fake_write, fake_message};
 
 static const SMTPD_LIMITS limits = {
-    "mx.test", "unit", "origin.test", T_SIZE_LIMIT, T_RCPT_LIMIT, T_ERROR_LIMIT,
+    "mx.test", "unit", "origin.test", T_SIZE_LIMIT, T_RCPT_LIMIT, T_ERROR_LIMIT, 0,
 };
 
 /* reply_codes - the code of each complete reply (its last line), blank-separated */
@@ -276,6 +285,9 @@ static void run(FAKE *fake, const VSTR *in, size_t step, SMTPD_RESULT result)
         take = step && step < vstr_len(in) - pos ? step : vstr_len(in) - pos;
         state = smtpd_proto_input(sp, vstr_str(in) + pos, take);
         pos += take;
+        /* A pending verdict comes after the input read so far: queued. */
+        while (state == SMTPD_MORE && smtpd_proto_waiting(sp))
+            state = smtpd_proto_resume(sp, SMTPD_QUEUED, "");
     }
     smtpd_proto_eof(sp);
     smtpd_proto_free(sp);
@@ -325,6 +337,41 @@ int main(void)
                    strcmp(content + 3 * SMTPD_LINE_MAX, "\r\n") == 0,
                "a content line of %d bytes is handed over whole", 3 * SMTPD_LINE_MAX);
     }
+
+    /* A client that may not submit: every recipient refused, nothing handed over. */
+    {
+        SMTPD_LIMITS denied = limits;
+
+        denied.relay_denied = 1;
+        vstr_reset(fake.out);
+        fake.messages = 0;
+        sp = smtpd_proto_create(&denied, &fake_ops, &fake);
+        smtpd_proto_start(sp);
+        vstr_strcpy(in, HELLO TXN BODY "QUIT\r\n");
+        smtpd_proto_input(sp, vstr_str(in), vstr_len(in));
+        smtpd_proto_free(sp);
+        reply_codes(fake.out, codes);
+        /* DATA without a recipient is 503; the content lines that follow are bad commands. */
+        tap_ok(strncmp(vstr_str(codes), "220 250 250 554 503 ", 20) == 0 &&
+                   strstr(vstr_str(fake.out), "554 5.7.1 <c@d.test>: Relay access denied") &&
+                   fake.messages == 0,
+               "relay denied: RCPT answered 554 5.7.1 Relay access denied (%s)", vstr_str(codes));
+    }
+
+    /* The client leaves while its verdict is pending: the verdict writes nothing. */
+    vstr_reset(fake.out);
+    fake.result = SMTPD_PENDING;
+    sp = smtpd_proto_create(&limits, &fake_ops, &fake);
+    smtpd_proto_start(sp);
+    vstr_strcpy(in, HELLO TXN BODY);
+    smtpd_proto_input(sp, vstr_str(in), vstr_len(in));
+    tap_ok(smtpd_proto_waiting(sp), "after the final dot the session waits for the verdict");
+    smtpd_proto_eof(sp);
+    reply_codes(fake.out, codes);
+    tap_ok(smtpd_proto_resume(sp, SMTPD_QUEUED, "") == SMTPD_DONE &&
+               strcmp(vstr_str(codes), "220 250 250 250 354") == 0,
+           "a verdict after the client left is not written (%s)", vstr_str(codes));
+    smtpd_proto_free(sp);
 
     /* The EHLO reply offers what a local submission needs. */
     vstr_strcpy(in, "EHLO x\r\n");

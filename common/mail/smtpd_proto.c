@@ -15,6 +15,16 @@
  *	final dot (250 only for SMTPD_QUEUED). SMTPD_MORE while the session
  *	goes on, SMTPD_DONE when it is over (QUIT, too many errors, or a
  *	write that failed); later input is ignored.
+ * smtpd_proto_waiting(), smtpd_proto_resume()
+ *	a message() callback may answer SMTPD_PENDING: the verdict comes
+ *	later (a server that answers 250 only after the commit that holds
+ *	the message, shared by many sessions). Until smtpd_proto_resume()
+ *	gives it, the session answers nothing and keeps what input comes
+ *	(a pipelining client's next commands), which the caller bounds by
+ *	not reading while smtpd_proto_waiting(); resume writes the reply
+ *	to the final dot and reads the kept input as smtpd_proto_input()
+ *	would, with the same result. A session that ended meanwhile (EOF,
+ *	timeout) ignores the verdict.
  * smtpd_proto_eof(), smtpd_proto_timeout()
  *	the client closed its side, or sent nothing for too long (the caller
  *	keeps the clock): log how the session ended; a message in progress
@@ -51,8 +61,8 @@
  *
  * Ownership: the session owns its copies of the limits' strings and every
  * string of a transaction; the SMTPD_MSG given to ops->message() and its
- * strings live only during that call. All state is in the SMTPD_PROTO;
- * several sessions may run in one process.
+ * strings live only during that call, even when its verdict is pending. All state is in the
+ *SMTPD_PROTO; several sessions may run in one process.
  *
  * Failures: nothing here is fatal; allocation failure is (mymalloc).
  */
@@ -73,6 +83,7 @@
 typedef enum {
     SMTPD_ST_CMD,  /* reading commands */
     SMTPD_ST_DATA, /* reading message content after 354 */
+    SMTPD_ST_WAIT, /* a message handed over: waiting for smtpd_proto_resume() */
     SMTPD_ST_DONE  /* over */
 } SMTPD_STATE;
 
@@ -101,6 +112,7 @@ struct SMTPD_PROTO {
     long long size_limit;
     size_t rcpt_limit;
     int error_limit;
+    int relay_denied; /* RCPT is refused: a client that may not submit */
 
     SMTPD_STATE state;
     VSTR *line;       /* the input line being assembled */
@@ -123,6 +135,7 @@ struct SMTPD_PROTO {
     size_t nrcpt;
     size_t rcpt_cap;
     VSTR *content;
+    VSTR *held;      /* input that came while waiting for a verdict */
     int data_bol;    /* the next content byte starts a line */
     int data_toobig; /* the content passed the size limit: dropped, 552 at the end */
 };
@@ -246,10 +259,12 @@ SMTPD_PROTO *smtpd_proto_create(const SMTPD_LIMITS *limits, const SMTPD_OPS *ops
                          : SMTPD_CONTENT_MAX;
     sp->rcpt_limit = limits->rcpt_limit;
     sp->error_limit = limits->error_limit;
+    sp->relay_denied = limits->relay_denied;
     sp->state = SMTPD_ST_CMD;
     sp->line = vstr_alloc(256);
     sp->out = vstr_alloc(256);
     sp->content = vstr_alloc(4096);
+    sp->held = vstr_alloc(256);
     sp->last = "CONNECT";
     sp->helo = mystrdup("");
     return sp;
@@ -670,6 +685,8 @@ static int smtpd_cmd_rcpt(SMTPD_PROTO *sp, const char *arg)
         /* replied */
     } else if (smtpd_check_addr(sp, addr, 0, why) < 0) {
         smtpd_reply(sp, "501 5.1.3 Bad recipient address syntax: %s", vstr_str(why));
+    } else if (sp->relay_denied) {
+        smtpd_reply(sp, "554 5.7.1 <%s>: Relay access denied", vstr_str(addr));
     } else if (sp->nrcpt >= sp->rcpt_limit) {
         smtpd_reply(sp, "452 4.5.3 Error: too many recipients");
     } else {
@@ -716,13 +733,37 @@ static int smtpd_cmd_data(SMTPD_PROTO *sp, const char *arg)
     return 0;
 }
 
-/* smtpd_end_data - the final dot: hand the message over and answer */
+/* smtpd_answer - the reply to a message's final dot, then a new transaction */
+static void smtpd_answer(SMTPD_PROTO *sp, SMTPD_RESULT result, const char *text)
+{
+    /* The reply to a message is never counted as the client's error. */
+    int errors = sp->errors;
+
+    switch (result) {
+    case SMTPD_QUEUED:
+        sp->ok[SMTPD_C_DATA]++;
+        smtpd_reply(sp, "250 2.0.0 Ok: queued%s%s", *text ? " " : "", text);
+        break;
+    case SMTPD_TEMPFAIL:
+        smtpd_reply(sp, "451 4.3.0 Error: queue file write error%s%s", *text ? ": " : "", text);
+        break;
+    case SMTPD_NOSPACE:
+        smtpd_reply(sp, "452 4.3.1 Insufficient system storage%s%s", *text ? ": " : "", text);
+        break;
+    default:
+        smtpd_reply(sp, "554 5.6.0 Error: message not accepted%s%s", *text ? ": " : "", text);
+        break;
+    }
+    sp->errors = errors;
+    smtpd_reset(sp);
+}
+
+/* smtpd_end_data - the final dot: hand the message over, answer or wait for the verdict */
 static void smtpd_end_data(SMTPD_PROTO *sp)
 {
     SMTPD_MSG msg;
     VSTR *text;
     SMTPD_RESULT result;
-    int errors;
 
     sp->state = SMTPD_ST_CMD;
     if (sp->data_toobig) {
@@ -742,29 +783,11 @@ static void smtpd_end_data(SMTPD_PROTO *sp)
     msg.content_len = vstr_len(sp->content);
     text = vstr_alloc(100);
     result = sp->ops->message(sp->ctx, &msg, text);
-    /* The reply to a message is never counted as the client's error. */
-    errors = sp->errors;
-    switch (result) {
-    case SMTPD_QUEUED:
-        sp->ok[SMTPD_C_DATA]++;
-        smtpd_reply(sp, "250 2.0.0 Ok: queued%s%s", vstr_len(text) ? " " : "", vstr_str(text));
-        break;
-    case SMTPD_TEMPFAIL:
-        smtpd_reply(sp, "451 4.3.0 Error: queue file write error%s%s", vstr_len(text) ? ": " : "",
-                    vstr_str(text));
-        break;
-    case SMTPD_NOSPACE:
-        smtpd_reply(sp, "452 4.3.1 Insufficient system storage%s%s", vstr_len(text) ? ": " : "",
-                    vstr_str(text));
-        break;
-    default:
-        smtpd_reply(sp, "554 5.6.0 Error: message not accepted%s%s", vstr_len(text) ? ": " : "",
-                    vstr_str(text));
-        break;
-    }
-    sp->errors = errors;
+    if (result == SMTPD_PENDING)
+        sp->state = SMTPD_ST_WAIT; /* the transaction stays until the verdict */
+    else
+        smtpd_answer(sp, result, vstr_str(text));
     vstr_free(text);
-    smtpd_reset(sp);
 }
 
 /* smtpd_data_line - a content line, or the next piece of a long one */
@@ -930,6 +953,11 @@ int smtpd_proto_input(SMTPD_PROTO *sp, const char *data, size_t len)
     const char *nl;
 
     while (pos < len && sp->state != SMTPD_ST_DONE) {
+        if (sp->state == SMTPD_ST_WAIT) {
+            /* Pipelined after the final dot: read once the verdict is given. */
+            vstr_append(sp->held, data + pos, len - pos);
+            break;
+        }
         nl = memchr(data + pos, '\n', len - pos);
         take = nl ? (size_t)(nl - (data + pos)) + 1 : len - pos;
         room = SMTPD_LINE_MAX - vstr_len(sp->line);
@@ -966,13 +994,45 @@ int smtpd_proto_input(SMTPD_PROTO *sp, const char *data, size_t len)
     return sp->state == SMTPD_ST_DONE ? SMTPD_DONE : SMTPD_MORE;
 }
 
+/* smtpd_where - the session's place, for "lost connection after X" */
+static const char *smtpd_where(const SMTPD_PROTO *sp)
+{
+    if (sp->state == SMTPD_ST_DATA)
+        return "DATA";
+    return sp->state == SMTPD_ST_WAIT ? "END-OF-MESSAGE" : sp->last;
+}
+
+/* smtpd_proto_waiting - is a message handed over waiting for its verdict */
+int smtpd_proto_waiting(const SMTPD_PROTO *sp)
+{
+    return sp->state == SMTPD_ST_WAIT;
+}
+
+/* smtpd_proto_resume - the verdict on the message handed over: answer it, read what came since */
+int smtpd_proto_resume(SMTPD_PROTO *sp, SMTPD_RESULT result, const char *text)
+{
+    VSTR *held;
+    int state;
+
+    if (sp->state != SMTPD_ST_WAIT)
+        return sp->state == SMTPD_ST_DONE ? SMTPD_DONE : SMTPD_MORE;
+    if (result == SMTPD_PENDING)
+        msg_panic("smtpd_proto_resume: a verdict cannot be pending");
+    sp->state = SMTPD_ST_CMD;
+    smtpd_answer(sp, result, text ? text : "");
+    held = sp->held;
+    sp->held = vstr_alloc(256);
+    state = smtpd_proto_input(sp, vstr_str(held), vstr_len(held));
+    vstr_free(held);
+    return state;
+}
+
 /* smtpd_proto_eof - the client closed its side */
 void smtpd_proto_eof(SMTPD_PROTO *sp)
 {
     if (sp->state == SMTPD_ST_DONE)
         return;
-    msg_info("lost connection after %s from %s", sp->state == SMTPD_ST_DATA ? "DATA" : sp->last,
-             sp->client);
+    msg_info("lost connection after %s from %s", smtpd_where(sp), sp->client);
     smtpd_flush(sp);
     smtpd_log_end(sp);
     smtpd_finish(sp);
@@ -983,8 +1043,7 @@ void smtpd_proto_timeout(SMTPD_PROTO *sp)
 {
     if (sp->state == SMTPD_ST_DONE)
         return;
-    msg_info("timeout after %s from %s", sp->state == SMTPD_ST_DATA ? "DATA" : sp->last,
-             sp->client);
+    msg_info("timeout after %s from %s", smtpd_where(sp), sp->client);
     smtpd_reply(sp, "421 4.4.2 %s Error: timeout exceeded", sp->hostname);
     smtpd_flush(sp);
     smtpd_log_end(sp);
@@ -1004,5 +1063,6 @@ void smtpd_proto_free(SMTPD_PROTO *sp)
     vstr_free(sp->line);
     vstr_free(sp->out);
     vstr_free(sp->content);
+    vstr_free(sp->held);
     myfree(sp);
 }

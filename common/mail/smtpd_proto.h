@@ -22,7 +22,8 @@ typedef enum {
     SMTPD_QUEUED,   /* durably queued: 250 */
     SMTPD_TEMPFAIL, /* not queued, try again later: 451 4.3.0 */
     SMTPD_NOSPACE,  /* not queued, out of space: 452 4.3.1 */
-    SMTPD_REJECTED  /* never acceptable as it is: 554 5.6.0 */
+    SMTPD_REJECTED, /* never acceptable as it is: 554 5.6.0 */
+    SMTPD_PENDING   /* taken; the verdict comes through smtpd_proto_resume() */
 } SMTPD_RESULT;
 
 /* One accepted RCPT TO. */
@@ -61,6 +62,7 @@ typedef struct SMTPD_LIMITS {
     long long size_limit; /* message bytes, 0: none (SMTPD_CONTENT_MAX still holds) */
     size_t rcpt_limit;    /* recipients per transaction */
     int error_limit;      /* 4xx/5xx replies before "421 too many errors" */
+    int relay_denied;     /* refuse every recipient: a client outside mynetworks */
 } SMTPD_LIMITS;
 
 typedef struct SMTPD_PROTO SMTPD_PROTO;
@@ -68,6 +70,8 @@ typedef struct SMTPD_PROTO SMTPD_PROTO;
 SMTPD_PROTO *smtpd_proto_create(const SMTPD_LIMITS *limits, const SMTPD_OPS *ops, void *ctx);
 int smtpd_proto_start(SMTPD_PROTO *sp);
 int smtpd_proto_input(SMTPD_PROTO *sp, const char *data, size_t len);
+int smtpd_proto_waiting(const SMTPD_PROTO *sp);
+int smtpd_proto_resume(SMTPD_PROTO *sp, SMTPD_RESULT result, const char *text);
 void smtpd_proto_eof(SMTPD_PROTO *sp);
 void smtpd_proto_timeout(SMTPD_PROTO *sp);
 void smtpd_proto_free(SMTPD_PROTO *sp);

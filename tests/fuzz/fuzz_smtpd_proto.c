@@ -79,7 +79,7 @@ static SMTPD_RESULT fuzz_message(void *ctx, const SMTPD_MSG *msg, VSTR *text)
 static const SMTPD_OPS fuzz_ops = {fuzz_write, fuzz_message};
 
 static const SMTPD_LIMITS fuzz_limits = {
-    "fuzz.test", "fuzz", "origin.test", FUZZ_SIZE_LIMIT, FUZZ_RCPT_LIMIT, 10,
+    "fuzz.test", "fuzz", "origin.test", FUZZ_SIZE_LIMIT, FUZZ_RCPT_LIMIT, 10, 0,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

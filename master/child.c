@@ -40,13 +40,16 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "event.h"
 #include "iostuff.h"
 #include "master.h"
@@ -91,9 +94,38 @@ static void child_free(CHILD *cp)
     myfree(cp);
 }
 
-/* child_exec - in the new process: reset signals and become the daemon */
-static void child_exec(const char *path, sigset_t *saved_mask, pid_t master)
+/* child_pass_fds - the listening sockets a slot's program gets (kept by master) */
+void child_pass_fds(CHILD *cp, const int *fds, int count)
 {
+    if (count > DAEMON_LISTEN_FDS_MAX)
+        msg_panic("child_pass_fds: %d descriptors, at most %d", count, DAEMON_LISTEN_FDS_MAX);
+    cp->pass_fds = fds;
+    cp->npass = count;
+}
+
+/* child_place_fds - in the new process: the passed sockets as 3, 4, ..., kept across exec */
+static void child_place_fds(const CHILD *cp)
+{
+    int high[DAEMON_LISTEN_FDS_MAX];
+    char count[16];
+
+    /* Out of the way first: a passed socket may already sit at 3 or 4. */
+    for (int i = 0; i < cp->npass; i++)
+        if ((high[i] = fcntl(cp->pass_fds[i], F_DUPFD, 3 + DAEMON_LISTEN_FDS_MAX)) < 0)
+            _exit(1);
+    for (int i = 0; i < cp->npass; i++)
+        if (dup2(high[i], 3 + i) < 0) /* dup2 leaves close-on-exec off */
+            _exit(1);
+    snprintf(count, sizeof(count), "%d", cp->npass);
+    if (setenv(DAEMON_LISTEN_FDS_ENV, count, 1) < 0)
+        _exit(1);
+}
+
+/* child_exec - in the new process: reset signals and become the daemon */
+static void child_exec(const CHILD *cp, sigset_t *saved_mask, pid_t master)
+{
+    const char *path = cp->path;
+
     struct sigaction sa;
     char *argv[5];
     int argc = 0;
@@ -114,6 +146,7 @@ static void child_exec(const char *path, sigset_t *saved_mask, pid_t master)
             (void)sigaction(sig, &sa, NULL);
     sigemptyset(saved_mask);
     (void)sigprocmask(SIG_SETMASK, saved_mask, NULL);
+    child_place_fds(cp);
 
     argv[argc++] = (char *)path;
     argv[argc++] = "-c";
@@ -145,7 +178,7 @@ void child_start(CHILD *cp)
     (void)sigprocmask(SIG_BLOCK, &block, &saved);
     pid = fork();
     if (pid == 0)
-        child_exec(cp->path, &saved, master);
+        child_exec(cp, &saved, master);
     (void)sigprocmask(SIG_SETMASK, &saved, NULL);
     if (pid < 0) {
         msg_warn("fork %s: %m; trying again in 1 s", cp->path);

@@ -61,10 +61,12 @@
 #include "maillog.h"
 #include "msg.h"
 #include "mymalloc.h"
+#include "netaddr.h"
 #include "params.h"
 #include "privs.h"
 #include "qdir.h"
 #include "qstore.h"
+#include "sock.h"
 #include "vstr.h"
 
 const char *master_config_path;
@@ -73,6 +75,9 @@ int master_stopping;
 static char *master_queue_dir; /* queue_directory at startup: a reload cannot move it */
 static char *master_owner;     /* mail_owner at startup, to warn when a reload changes it */
 static int master_lock_fd = -1;
+static int master_smtpd_fds[DAEMON_LISTEN_FDS_MAX]; /* smtpd_listen's sockets, for pickup */
+static int master_smtpd_count;
+static char *master_smtpd_listen_text; /* smtpd_listen at startup: a reload cannot change it */
 
 static const char *master_daemons[] = {"qmgr", "pickup", "smtpout"};
 
@@ -119,6 +124,37 @@ static void master_prepare_log(uid_t uid, gid_t gid)
     close(fd);
 }
 
+/* master_smtpd_bind - one address of smtpd_listen: bind it now, while master may */
+static int master_smtpd_bind(const char *word, const struct sockaddr *sa, socklen_t len, void *ctx)
+{
+    VSTR *why = ctx;
+    int fd;
+
+    if (master_smtpd_count == DAEMON_LISTEN_FDS_MAX) {
+        vstr_sprintf(why, "smtpd_listen: more than %d addresses (at %s)", DAEMON_LISTEN_FDS_MAX,
+                     word);
+        return -1;
+    }
+    if ((fd = tcp_listen(sa, len, MASTER_SMTPD_BACKLOG, why)) < 0) {
+        vstr_sprintf_append(why, " (smtpd_listen: another program may be listening there; stop "
+                                 "it, or change smtpd_listen)");
+        return -1;
+    }
+    master_smtpd_fds[master_smtpd_count++] = fd;
+    return 0;
+}
+
+/* master_smtpd_listen - the SMTP listener's sockets, before root is given up (port 25) */
+static void master_smtpd_listen(void)
+{
+    VSTR *why = vstr_alloc(128);
+
+    master_smtpd_listen_text = mystrdup(var_str(smtpd_listen));
+    if (netaddr_listen_each(master_smtpd_listen_text, master_smtpd_bind, why, why) < 0)
+        msg_fatal("%s", vstr_str(why));
+    vstr_free(why);
+}
+
 /* master_setup_queue - create the queue tree as its owner; root becomes mail_owner */
 static void master_setup_queue(void)
 {
@@ -141,6 +177,7 @@ static void master_setup_queue(void)
      * thing to master and to its children from here on. */
     if (chdir(master_queue_dir) < 0)
         msg_fatal("chdir %s: %m", master_queue_dir);
+    master_smtpd_listen();
     if (root) {
         master_prepare_log(uid, gid);
         privs_become(owner, uid, gid);
@@ -314,6 +351,9 @@ static void master_reload(DAEMON *daemon)
     if (strcmp(var_str(mail_owner), master_owner) != 0)
         msg_warn("reload: mail_owner changed from \"%s\" to \"%s\": that needs a restart",
                  master_owner, var_str(mail_owner));
+    if (strcmp(var_str(smtpd_listen), master_smtpd_listen_text) != 0)
+        msg_warn("reload: smtpd_listen changed from \"%s\" to \"%s\": that needs a restart",
+                 master_smtpd_listen_text, var_str(smtpd_listen));
     if (master_stopping)
         return;
     /* Signal first: the workers a new count adds read the new file anyway,
@@ -354,6 +394,8 @@ static void master_prepare(DAEMON *daemon)
 /* master_init - detach, then start the daemons */
 static void master_init(DAEMON *daemon)
 {
+    CHILD *pickup;
+
     if (!daemon_foreground(daemon))
         master_detach();
     /* Children reset SIGPIPE before exec; master itself must survive a
@@ -361,7 +403,9 @@ static void master_init(DAEMON *daemon)
     event_on_signal(SIGCHLD, child_reap, NULL);
     msg_info("daemon started -- version %s, configuration %s", PACKAGE_VERSION, master_config_path);
     child_start(child_create("qmgr"));
-    child_start(child_create("pickup"));
+    pickup = child_create("pickup");
+    child_pass_fds(pickup, master_smtpd_fds, master_smtpd_count);
+    child_start(pickup);
     child_set_count("smtpout", (int)var_int(smtpout_workers));
     event_request_timer(master_watch_queue, NULL, MASTER_WATCH_INTERVAL * 1000LL);
 }
@@ -378,13 +422,10 @@ int main(int argc, char **argv)
 {
     /* The parameters master reads (its own sources; t_param_lists checks). */
     static const int params[] = {
-        PARAM_ID(daemon_directory),
-        PARAM_ID(queue_directory),
-        PARAM_ID(queue_map_size),
-        PARAM_ID(relayhost),
-        PARAM_ID(setgid_group),
-        PARAM_ID(smtpout_workers),
-        -1,
+        PARAM_ID(daemon_directory), PARAM_ID(queue_directory),
+        PARAM_ID(queue_map_size),   PARAM_ID(relayhost),
+        PARAM_ID(setgid_group),     PARAM_ID(smtpd_listen),
+        PARAM_ID(smtpout_workers),  -1,
     };
     static const DAEMON_SPEC spec = {
         .name = "master",

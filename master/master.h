@@ -8,12 +8,13 @@
 
 #include "ipc.h"
 
-#define CHILD_FAST_MS 10000     /* a child that dies sooner counts a fast failure */
-#define CHILD_FAST_LIMIT 3      /* fast failures in a row before restarts are delayed */
-#define CHILD_DELAY_MAX 60      /* seconds: ceiling of the doubling restart delay */
-#define CHILD_CLEAN_MS 1000     /* a clean exit sooner than this waits this long */
-#define MASTER_STOP_WAIT 60     /* seconds children get to finish before SIGKILL */
-#define MASTER_WATCH_INTERVAL 5 /* seconds between checks that the queue directory exists */
+#define CHILD_FAST_MS 10000      /* a child that dies sooner counts a fast failure */
+#define CHILD_FAST_LIMIT 3       /* fast failures in a row before restarts are delayed */
+#define CHILD_DELAY_MAX 60       /* seconds: ceiling of the doubling restart delay */
+#define CHILD_CLEAN_MS 1000      /* a clean exit sooner than this waits this long */
+#define MASTER_STOP_WAIT 60      /* seconds children get to finish before SIGKILL */
+#define MASTER_WATCH_INTERVAL 5  /* seconds between checks that the queue directory exists */
+#define MASTER_SMTPD_BACKLOG 128 /* connections waiting for pickup to accept them */
 
 /*
  * One child slot: a daemon master keeps running (qmgr, pickup, or one of
@@ -30,6 +31,8 @@ typedef struct CHILD {
     int delay_s;          /* current restart delay, 0 when not throttled */
     int waiting;          /* a restart timer is pending */
     int retiring;         /* sent SIGTERM for good: free the slot when it exits */
+    const int *pass_fds;  /* listening sockets the program gets as 3, 4, ... (pickup) */
+    int npass;
     struct CHILD *next;
 } CHILD;
 
@@ -39,6 +42,7 @@ extern int master_stopping;            /* SIGTERM or SIGINT seen: restart nothin
 
 /* child.c: the child slots. */
 CHILD *child_create(const char *name);
+void child_pass_fds(CHILD *cp, const int *fds, int count);
 void child_start(CHILD *cp);
 void child_reap(int sig, void *ctx);
 void child_signal_all(int sig);

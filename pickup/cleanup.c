@@ -362,7 +362,14 @@ int cleanup_message_limited(const char *data, size_t len, const CLEANUP_INFO *in
     vstr_reserve(out, total + total / 256 + 512);
     localtime_r(&info->now, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-    vstr_sprintf(out, "Received: by %s (relayq) id %s; %s\r\n", info->myhostname, info->qid, date);
+    if (info->client_addr != NULL)
+        vstr_sprintf(
+            out, "Received: from %s (unknown [%s])\r\n\tby %s (relayq) with ESMTP id %s; %s\r\n",
+            *info->helo ? info->helo : "unknown", info->client_addr, info->myhostname, info->qid,
+            date);
+    else
+        vstr_sprintf(out, "Received: by %s (relayq) id %s; %s\r\n", info->myhostname, info->qid,
+                     date);
     seen = cleanup_headers(out, text, hdr_end, stats);
     cleanup_added_headers(out, seen, info);
     if (need_sep)
@@ -381,16 +388,17 @@ int cleanup_message(const char *data, size_t len, const CLEANUP_INFO *info, VSTR
 }
 
 /* cleanup_log - say what cleanup changed in a queued message */
-void cleanup_log(const char *qid, const char *file, size_t header_limit, const CLEANUP_STATS *stats)
+void cleanup_log(const char *qid, const char *source, size_t header_limit,
+                 const CLEANUP_STATS *stats)
 {
     if (stats->header_cut)
-        msg_warn("%s: maildrop/%s: header section longer than header_size_limit (%zu bytes): "
+        msg_warn("%s: %s: header section longer than header_size_limit (%zu bytes): "
                  "the rest of it is kept as message body",
-                 qid, file, header_limit);
+                 qid, source, header_limit);
     if (stats->long_lines > 0)
-        msg_info("%s: maildrop/%s: %zu line%s longer than %d octets broken up", qid, file,
+        msg_info("%s: %s: %zu line%s longer than %d octets broken up", qid, source,
                  stats->long_lines, stats->long_lines == 1 ? "" : "s", CLEANUP_LINE_MAX);
     if (stats->body_nuls > 0)
-        msg_info("%s: maildrop/%s: %zu NUL byte%s in the message body passed on unchanged", qid,
-                 file, stats->body_nuls, stats->body_nuls == 1 ? "" : "s");
+        msg_info("%s: %s: %zu NUL byte%s in the message body passed on unchanged", qid, source,
+                 stats->body_nuls, stats->body_nuls == 1 ? "" : "s");
 }

@@ -329,7 +329,16 @@ static void pickup_reload(DAEMON *daemon)
         msg_warn("queue_encryption_key_file: %s; keeping the old keys", vstr_str(why));
     else if (pickup_publish_key(p, why) < 0)
         msg_warn("%s", vstr_str(why));
+    submit_reload(p->submit);
     vstr_free(why);
+}
+
+/* pickup_after_pass - the messages SMTP clients handed over in this pass: one commit */
+static void pickup_after_pass(void *ctx)
+{
+    PICKUP *p = ctx;
+
+    submit_commit(p->submit);
 }
 
 /* pickup_init - open the queue and public/pickup, look at maildrop/ */
@@ -362,6 +371,10 @@ static void pickup_init(DAEMON *daemon)
     p->listener = listener_create(fd, SOCK_PICKUP, &limits, pickup_accept, p);
     listener_on_refuse(p->listener, pickup_refused);
 
+    if (daemon_listen_fds(daemon) > 0) {
+        p->submit = submit_create(p, 3, daemon_listen_fds(daemon));
+        event_after_pass(pickup_after_pass, p);
+    }
     scan_picked_cleanup(p);
     pickup_connect_qmgr(p);
     scan_request(p, 0);
@@ -384,6 +397,7 @@ static void pickup_finish(DAEMON *daemon)
     PICKUP *p = daemon_context(daemon);
 
     scan_flush_gone(p);
+    submit_free(p->submit);
     pickup_qmgr_close(p);
     qstore_close(p->store);
     if (msg_verbose)
@@ -395,8 +409,18 @@ int main(int argc, char **argv)
 {
     /* The parameters pickup reads (its own sources; t_param_lists checks). */
     static const int params[] = {
-        PARAM_ID(header_size_limit), PARAM_ID(message_size_limit), PARAM_ID(myhostname),
-        PARAM_ID(queue_directory),   PARAM_ID(queue_map_size),     -1,
+        PARAM_ID(header_size_limit),
+        PARAM_ID(message_size_limit),
+        PARAM_ID(myhostname),
+        PARAM_ID(queue_directory),
+        PARAM_ID(queue_map_size),
+        PARAM_ID(mynetworks),
+        PARAM_ID(smtpd_listen),
+        PARAM_ID(smtpd_client_connection_count_limit),
+        PARAM_ID(smtpd_recipient_limit),
+        PARAM_ID(smtpd_timeout),
+        PARAM_ID(smtpd_hard_error_limit),
+        -1,
     };
     static const DAEMON_SPEC spec = {
         .name = "pickup",

@@ -10,6 +10,7 @@
 
 #include "ipc.h"
 #include "listener.h"
+#include "maildrop.h"
 #include "qid.h"
 #include "qstore.h"
 #include "vstr.h"
@@ -92,6 +93,8 @@ typedef struct PICKUP {
     PICKUP_SKIP *skip;
     size_t nskip;
 
+    struct SUBMIT *submit; /* the SMTP listener, or NULL */
+
     /* The queue-full back-off. */
     size_t batch_max; /* files per transaction, halved on QSTORE_FULL */
     int full;         /* the "queue is full" warning was logged */
@@ -104,13 +107,25 @@ typedef struct CLEANUP_INFO {
     const char *sender;   /* "" for the null sender */
     const char *fullname; /* "" when none */
     time_t now;
+    /* Mail that came over SMTP: the client, for the Received: header (NULL: a maildrop file). */
+    const char *helo;        /* the EHLO/HELO argument, or "" */
+    const char *client_addr; /* numeric */
 } CLEANUP_INFO;
+
+/* submit.c: the SMTP listener */
+typedef struct SUBMIT SUBMIT;
+SUBMIT *submit_create(PICKUP *p, int first_fd, int count);
+void submit_commit(SUBMIT *s);
+void submit_reload(SUBMIT *s);
+void submit_free(SUBMIT *s);
 
 /* pickup.c */
 void pickup_tell_qmgr(PICKUP *p, const PICKUP_FILE *files, size_t nfiles);
 void pickup_connect_qmgr(PICKUP *p);
 
 /* scan.c */
+int scan_queue(QSTORE_TXN *txn, const MAILDROP_ENV *env, const char *content, size_t content_len,
+               const CLEANUP_INFO *client, PICKUP_FILE *f, VSTR *body, VSTR *why);
 void scan_event(void *ctx);
 void scan_request(PICKUP *p, long long delay_ms);
 void scan_picked_cleanup(PICKUP *p);
@@ -120,7 +135,7 @@ void scan_flush_gone(PICKUP *p);
 int cleanup_message(const char *data, size_t len, const CLEANUP_INFO *info, VSTR *out, VSTR *why);
 int cleanup_message_limited(const char *data, size_t len, const CLEANUP_INFO *info,
                             size_t header_limit, VSTR *out, CLEANUP_STATS *stats, VSTR *why);
-void cleanup_log(const char *qid, const char *file, size_t header_limit,
+void cleanup_log(const char *qid, const char *source, size_t header_limit,
                  const CLEANUP_STATS *stats);
 
 #endif

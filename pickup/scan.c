@@ -282,15 +282,21 @@ static int scan_read(PICKUP *p, const char *name, char **data, size_t *len, uid_
     return 0;
 }
 
-/* scan_queue - add a parsed file's message to the transaction; -1: reject the file */
-static int scan_queue(QSTORE_TXN *txn, const MAILDROP_ENV *env, const char *content,
-                      size_t content_len, PICKUP_FILE *f, VSTR *body, VSTR *why)
+/* scan_queue - add a message to the transaction: a maildrop file's (client NULL, a
+ * picked entry for f->name) or an SMTP client's; -1: reject it, with a reason */
+int scan_queue(QSTORE_TXN *txn, const MAILDROP_ENV *env, const char *content, size_t content_len,
+               const CLEANUP_INFO *client, PICKUP_FILE *f, VSTR *body, VSTR *why)
 {
     CLEANUP_INFO info;
     QMSG msg;
     QRCPT rcpt;
     int rc, tries = 0;
 
+    memset(&info, 0, sizeof(info));
+    if (client != NULL) {
+        info.helo = client->helo;
+        info.client_addr = client->client_addr;
+    }
     info.myhostname = var_str(myhostname);
     info.sender = env->sender;
     info.fullname = env->fullname;
@@ -336,7 +342,8 @@ static int scan_queue(QSTORE_TXN *txn, const MAILDROP_ENV *env, const char *cont
     qstore_body_put(txn, f->qid, vstr_str(body), vstr_len(body));
     qstore_message_reschedule(txn, &msg, (long long)info.now);
     f->due = (long long)info.now;
-    qstore_picked_put(txn, f->name, f->qid);
+    if (client == NULL)
+        qstore_picked_put(txn, f->name, f->qid);
     return 0;
 }
 
@@ -405,7 +412,7 @@ static int scan_take(PICKUP *p, QSTORE_TXN *txn, PICKUP_FILE *f, size_t *bytes, 
                      var_int(message_size_limit));
         scan_corrupt(p, f->name, vstr_str(why));
         rc = SCAN_LEFT;
-    } else if (scan_queue(txn, &env, data + off, len - off, f, body, why) < 0) {
+    } else if (scan_queue(txn, &env, data + off, len - off, NULL, f, body, why) < 0) {
         scan_corrupt(p, f->name, vstr_str(why));
         rc = SCAN_LEFT;
     } else {
@@ -438,6 +445,8 @@ static int scan_batch(PICKUP *p)
     time_t now = time(NULL);
     int rc, taken, roomless = 0;
 
+    /* The queue has one writer at a time: the SMTP clients' messages go first. */
+    submit_commit(p->submit);
     if ((txn = qstore_begin(p->store, 1, why)) == NULL)
         msg_fatal("queue: %s", vstr_str(why));
     for (size_t i = 0; i < p->ngone; i++)
@@ -496,7 +505,12 @@ static int scan_batch(PICKUP *p)
 
             if (!f->already) {
                 msg_info("%s: uid=%ld from=<%s>", f->qid, (long)f->uid, f->sender);
-                cleanup_log(f->qid, f->name, (size_t)var_int(header_size_limit), &f->cleanup);
+                VSTR *source = vstr_alloc(64);
+
+                vstr_sprintf(source, "maildrop/%s", f->name);
+                cleanup_log(f->qid, vstr_str(source), (size_t)var_int(header_size_limit),
+                            &f->cleanup);
+                vstr_free(source);
                 queued++;
             } else if (msg_verbose) {
                 msg_info("maildrop/%s: queued before as %s: removed", f->name, f->qid);
@@ -577,6 +591,8 @@ void scan_flush_gone(PICKUP *p)
     if (p->ngone == 0)
         return;
     why = vstr_alloc(100);
+    /* The queue has one writer at a time: the SMTP clients' messages go first. */
+    submit_commit(p->submit);
     if ((txn = qstore_begin(p->store, 1, why)) == NULL)
         msg_fatal("queue: %s", vstr_str(why));
     for (size_t i = 0; i < p->ngone; i++)

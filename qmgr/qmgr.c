@@ -337,8 +337,9 @@ static void qmgr_flush_peers(int workers_only)
 }
 
 /* qmgr_after_pass - dispatch, commit, activate, dispatch, then answer */
-static void qmgr_after_pass(void)
+static void qmgr_after_pass(void *ctx)
 {
+    (void)ctx;
     /* Workers whose results wait for this pass's commit go on with their
      * next job during the fsync, up to QMGR_UNCOMMITTED_MAX results each. */
     assign_jobs();
@@ -468,7 +469,7 @@ static void qmgr_init(DAEMON *daemon)
     /* After the sockets exist: a command that comes during a long load
      * waits in the listen queue instead of finding the mail system down. */
     scan_load(1);
-    event_after_pass(qmgr_after_pass);
+    event_after_pass(qmgr_after_pass, NULL);
     event_request_timer(qmgr_reader_timer, NULL, QMGR_READER_CHECK_MS);
 }
 

@@ -94,6 +94,8 @@ myhostname = relayq.test
 relayhost = [127.0.0.1]:${SINK_PORT:-1}
 smtpout_workers = 4
 queue_map_size = 256m
+# The SMTP listener: off unless a test turns it on (a test never takes port 25).
+smtpd_listen =
 $owner
 CONF
     export RELAYQ_CONFIG=$CONF

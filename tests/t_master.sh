@@ -189,6 +189,7 @@ setgid_group = mail
 myhostname = relayq.test
 relayhost = [127.0.0.1]:1
 smtpout_workers = $1
+smtpd_listen =
 queue_map_size = 4m
 EOF
     chmod 644 "$conf"

@@ -25,7 +25,7 @@ done
 
 "$RELAYQ" config -n >"$T/out" 2>"$T/err"
 ok $? "relayq config -n"
-grep -E '^[a-z_0-9]+ = ' "$CONF" | sort >"$T/want"
+grep -E '^[a-z_0-9]+ =( |$)' "$CONF" | sort >"$T/want"
 check "config -n prints what the file sets, sorted" -- diff -u "$T/want" "$T/out"
 "$RELAYQ" config >"$T/out"
 ok $? "relayq config"

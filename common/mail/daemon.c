@@ -4,10 +4,12 @@
  * daemon_main()
  *	the whole life of a daemon (master, pickup, qmgr, smtpout), whose
  *	main() is only its DAEMON_SPEC and that spec's callbacks:
- *	1. descriptors: everything above 2 is closed (what the invoker left
- *	   open would live on in the daemon and hold its pipes), and a
- *	   closed 0, 1 or 2 is opened on /dev/null, so that no socket or
- *	   lock is ever taken for standard error;
+ *	1. descriptors: the listening sockets master passed (their number
+ *	   in $RELAYQ_LISTEN_FDS, at most DAEMON_LISTEN_FDS_MAX, as 3, 4,
+ *	   ...) are kept, everything else above 2 is closed (what the
+ *	   invoker left open would live on in the daemon and hold its
+ *	   pipes), and a closed 0, 1 or 2 is opened on /dev/null, so that no
+ *	   socket or lock is ever taken for standard error;
  *	2. logging to standard error under the spec's name, then the refusal
  *	   to run as root, unless DAEMON_FLAG_ROOT (master, which gives up
  *	   root itself before it starts anything else);
@@ -38,9 +40,11 @@
  *	   every parameter its own sources read;
  *	7. the loop, one pass at most spec->pass_ms long, until spec->done
  *	   says the daemon may end; then spec->finish, and exit status 0.
- * daemon_context(), daemon_config_path(), daemon_foreground()
+ * daemon_context(), daemon_config_path(), daemon_foreground(),
+ * daemon_listen_fds()
  *	the context given to daemon_main(), the configuration file's
- *	absolute name, and whether -f was given.
+ *	absolute name, whether -f was given, and how many listening sockets
+ *	master passed (descriptors 3 to 3 + N - 1; close-on-exec from here).
  *
  * One process runs one daemon: the signal callbacks find it through the
  * context the event loop hands them, not through a global.
@@ -77,15 +81,28 @@ struct DAEMON {
     void *ctx;         /* the daemon's own state */
     char *config_path; /* absolute */
     int foreground;    /* -f */
+    int listen_fds;    /* passed listening sockets, from 3 on */
 };
 
-/* daemon_sanitize_fds - close what was inherited; 0, 1 and 2 always open */
-static void daemon_sanitize_fds(void)
+/* daemon_sanitize_fds - keep what master passed, close the rest; 0, 1 and 2 always open */
+static int daemon_sanitize_fds(void)
 {
-    closefrom(3);
+    const char *passed = getenv(DAEMON_LISTEN_FDS_ENV);
+    char *end = NULL;
+    long count = passed != NULL ? strtol(passed, &end, 10) : 0;
+
+    if (passed == NULL || *passed == '\0' || *end != '\0' || count < 0 ||
+        count > DAEMON_LISTEN_FDS_MAX)
+        count = 0;
+    (void)unsetenv(DAEMON_LISTEN_FDS_ENV);
+    closefrom(3 + count);
     for (int fd = 0; fd < 3; fd++)
         if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
             _exit(1);
+    for (int fd = 3; fd < 3 + count; fd++)
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+            _exit(1);
+    return (int)count;
 }
 
 /* daemon_usage - the command line is wrong */
@@ -185,7 +202,7 @@ int daemon_main(int argc, char **argv, const DAEMON_SPEC *spec, void *ctx)
     VSTR *why;
     int ch;
 
-    daemon_sanitize_fds();
+    daemon.listen_fds = daemon_sanitize_fds();
     msg_init(spec->name, MSG_TO_STDERR);
     if (!(spec->flags & DAEMON_FLAG_ROOT))
         privs_refuse_root();
@@ -241,6 +258,12 @@ void *daemon_context(const DAEMON *daemon)
 const char *daemon_config_path(const DAEMON *daemon)
 {
     return daemon->config_path;
+}
+
+/* daemon_listen_fds - how many listening sockets master passed, from descriptor 3 on */
+int daemon_listen_fds(const DAEMON *daemon)
+{
+    return daemon->listen_fds;
 }
 
 /* daemon_foreground - was -f given */

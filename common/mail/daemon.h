@@ -9,6 +9,11 @@
 
 typedef struct DAEMON DAEMON;
 
+/* Listening sockets master opened for a daemon arrive as descriptors 3, 4, ...,
+ * their number in this variable of the environment. */
+#define DAEMON_LISTEN_FDS_ENV "RELAYQ_LISTEN_FDS"
+#define DAEMON_LISTEN_FDS_MAX 16
+
 #define DAEMON_FLAG_ROOT 1   /* started as root and gives it up itself (master) */
 #define DAEMON_FLAG_DETACH 2 /* goes to the background unless -f (master) */
 
@@ -39,5 +44,6 @@ int daemon_main(int argc, char **argv, const DAEMON_SPEC *spec, void *ctx);
 void *daemon_context(const DAEMON *daemon);
 const char *daemon_config_path(const DAEMON *daemon);
 int daemon_foreground(const DAEMON *daemon);
+int daemon_listen_fds(const DAEMON *daemon);
 
 #endif

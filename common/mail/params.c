@@ -60,6 +60,7 @@
 #include "cfgfile.h"
 #include "msg.h"
 #include "mymalloc.h"
+#include "netaddr.h"
 #include "params.h"
 #include "vstr.h"
 
@@ -240,6 +241,21 @@ static int params_check_relay(const char *value, VSTR *why)
     /* config names the parameter and quotes the value: only the reason here. */
     vstr_strcpy(why, reason);
     return -1;
+}
+
+/* params_check_listen - smtpd_listen: empty, or ADDRESS:PORT and [IPV6-ADDRESS]:PORT words */
+static int params_check_listen(const char *value, VSTR *why)
+{
+    return netaddr_listen_each(value, NULL, NULL, why);
+}
+
+/* params_check_mynetworks - mynetworks: ADDRESS/BITS and [IPV6-ADDRESS]/BITS words */
+static int params_check_mynetworks(const char *value, VSTR *why)
+{
+    NETMASK_LIST *nl = netmask_list_parse(value, why);
+
+    netmask_list_free(nl);
+    return nl == NULL ? -1 : 0;
 }
 
 /* params_check_hostname - myhostname: empty (ask the system) or a DNS name */

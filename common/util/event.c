@@ -56,7 +56,8 @@ static int event_fd_slots;
 static EVENT_TIMER *event_timers;
 static struct pollfd *event_pollfds;
 static int event_pollfd_slots;
-static void (*event_pass_hook)(void);
+static void (*event_pass_hook)(void *ctx);
+static void *event_pass_ctx;
 
 static int event_sig_pipe[2] = {-1, -1};
 static EVENT_SIGNAL_FN event_sig_fns[65];
@@ -198,9 +199,10 @@ void event_on_signal(int sig, EVENT_SIGNAL_FN fn, void *ctx)
 }
 
 /* event_after_pass - run fn at the end of every loop pass */
-void event_after_pass(void (*fn)(void))
+void event_after_pass(void (*fn)(void *ctx), void *ctx)
 {
     event_pass_hook = fn;
+    event_pass_ctx = ctx;
 }
 
 /* event_loop - one pass of the event loop */
@@ -260,5 +262,5 @@ void event_loop(long long max_wait_ms)
         fn(ctx);
     }
     if (event_pass_hook)
-        event_pass_hook();
+        event_pass_hook(event_pass_ctx);
 }

@@ -19,7 +19,7 @@ void event_disable_readwrite(int fd);
 void event_request_timer(EVENT_TIMER_FN fn, void *ctx, long long delay_ms);
 void event_cancel_timer(EVENT_TIMER_FN fn, void *ctx);
 void event_on_signal(int sig, EVENT_SIGNAL_FN fn, void *ctx);
-void event_after_pass(void (*fn)(void));
+void event_after_pass(void (*fn)(void *ctx), void *ctx);
 void event_loop(long long max_wait_ms);
 
 #endif

@@ -4,6 +4,10 @@
  * unix_listen()
  *	create a listening UNIX stream socket at path (an old socket file is
  *	replaced) with the given permission mode; non-blocking, close-on-exec.
+ * tcp_listen()
+ *	a listening TCP socket on an address (SO_REUSEADDR; an IPv6 one is
+ *	IPv6 only, so that [::1] and 127.0.0.1 are two sockets); non-blocking,
+ *	close-on-exec. The reason of a failure names the address and port.
  * unix_connect()
  *	connect to a UNIX stream socket; the descriptor is blocking and
  *	close-on-exec.
@@ -22,6 +26,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -65,6 +70,32 @@ int unix_listen(const char *path, int backlog, int mode, VSTR *why)
     if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || chmod(path, (mode_t)mode) < 0 ||
         listen(fd, backlog) < 0) {
         vstr_sprintf(why, "listen on %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* tcp_listen - a listening TCP socket on an address */
+int tcp_listen(const struct sockaddr *sa, socklen_t len, int backlog, VSTR *why)
+{
+    char text[INET6_ADDRSTRLEN];
+    unsigned port = ntohs(sa->sa_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
+                                                    : ((const struct sockaddr_in *)sa)->sin_port);
+    int on = 1, fd;
+
+    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        vstr_sprintf(why, "socket: %s", strerror(errno));
+        return -1;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0 ||
+        (sa->sa_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) < 0) ||
+        bind(fd, sa, len) < 0 || listen(fd, backlog) < 0) {
+        sock_addr_text(sa, text, sizeof(text));
+        vstr_sprintf(why, "listen on %s%s%s:%u: %s", sa->sa_family == AF_INET6 ? "[" : "", text,
+                     sa->sa_family == AF_INET6 ? "]" : "", port, strerror(errno));
         close(fd);
         return -1;
     }

@@ -9,6 +9,7 @@
 #include "vstr.h"
 
 int unix_listen(const char *path, int backlog, int mode, VSTR *why);
+int tcp_listen(const struct sockaddr *sa, socklen_t len, int backlog, VSTR *why);
 int unix_connect(const char *path, VSTR *why);
 int sock_accept(int listen_fd);
 int tcp_connect_start(const char *host, unsigned port, struct sockaddr_storage *addr,

@@ -11,6 +11,7 @@
  *	as it was (its documented promise).
  *
  * fuzz-sources: common/util/cfgfile.c common/mail/params.c common/util/vstr.c
+ * fuzz-sources: common/mail/netaddr.c
  * fuzz-sources: common/util/mymalloc.c common/util/msg.c
  *
  * The memory file lives for the whole process and is truncated for each

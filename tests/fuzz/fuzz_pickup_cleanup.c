@@ -72,7 +72,8 @@ static void fuzz_check_output(const char *text, size_t len)
     int seen_date = 0, seen_id = 0, seen_from = 0;
     size_t pos = 0;
 
-    FUZZ_CHECK(len >= 2 && strncmp(text, "Received: by ", 13) == 0);
+    FUZZ_CHECK(len >= 2 && (strncmp(text, "Received: by ", 13) == 0 ||
+                            strncmp(text, "Received: from ", 15) == 0));
     FUZZ_CHECK(text[len - 2] == '\r' && text[len - 1] == '\n');
     for (size_t i = 0; i < len; i++) {
         if (text[i] == '\r')
@@ -118,6 +119,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     info.sender = size % 3 == 0 ? "" : "alice@example.org";
     info.fullname = size % 2 == 0 ? "" : fullname;
     info.now = 1700000000;
+    /* Half the inputs as mail of an SMTP client: the other Received: line. */
+    info.helo = size % 4 < 2 ? NULL : "client.example";
+    info.client_addr = info.helo != NULL ? "192.0.2.1" : NULL;
     if (cleanup_message((const char *)data, size, &info, out, why) < 0) {
         FUZZ_CHECK(vstr_len(why) > 0);
         FUZZ_CHECK(memchr(data, '\0', size) != NULL);

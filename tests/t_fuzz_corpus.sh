@@ -2,8 +2,9 @@
 # t_fuzz_corpus.sh - every fuzz target over its seeds, and a short fuzzing run
 #
 # For each tests/fuzz/fuzz_*.c: build it with tests/fuzz/driver.c (a
-# main() that feeds each file named to LLVMFuzzerTestOneInput) and the
-# common/ sources its "fuzz-sources:" lines name, with gcc (or $FUZZ_CC)
+# main() that feeds each file named to LLVMFuzzerTestOneInput), the
+# common/ sources its "fuzz-sources:" lines name and the libraries its
+# "fuzz-libs:" lines name, with gcc (or $FUZZ_CC)
 # and AddressSanitizer + UndefinedBehaviorSanitizer when they link, and run
 # it over tests/fuzz/corpus/TARGET/: the seeds and any crash-* regression
 # inputs. Then, when clang links libFuzzer, fuzz each target for
@@ -60,6 +61,11 @@ sources() {
     local f
     for f in $(sed -n 's/^ \* fuzz-sources: //p' "$1"); do echo "$top_srcdir/$f"; done
 }
+# libs - the linker flags a target names on its fuzz-libs lines
+libs() {
+    local f
+    for f in $(sed -n 's/^ \* fuzz-libs: //p' "$1"); do echo "$f"; done
+}
 
 targets=()
 for src in "$top_srcdir"/tests/fuzz/fuzz_*.c; do targets+=("$(basename "$src" .c)"); done
@@ -67,8 +73,9 @@ for src in "$top_srcdir"/tests/fuzz/fuzz_*.c; do targets+=("$(basename "$src" .c
 for t in "${targets[@]}"; do
     src=$top_srcdir/tests/fuzz/$t.c
     mapfile -t srcs < <(sources "$src")
+    mapfile -t ldlibs < <(libs "$src")
     if "$CC" -g -O1 "${SAN[@]}" "${INCLUDES[@]}" "${WARN[@]}" "$top_srcdir/tests/fuzz/driver.c" \
-        "$src" "${srcs[@]}" -o "$tmp/$t" >"$tmp/$t.build" 2>&1; then
+        "$src" "${srcs[@]}" "${ldlibs[@]}" -o "$tmp/$t" >"$tmp/$t.build" 2>&1; then
         ok 0 "$t builds with the file driver"
     else
         ok 1 "$t builds with the file driver"
@@ -113,10 +120,12 @@ else
     for t in "${targets[@]}"; do
         src=$top_srcdir/tests/fuzz/$t.c
         mapfile -t srcs < <(sources "$src")
+        mapfile -t ldlibs < <(libs "$src")
         mkdir -p "$tmp/lf/$t/corpus" "$tmp/lf/$t/artifacts"
         cp "$top_srcdir/tests/fuzz/corpus/$t"/* "$tmp/lf/$t/corpus/" 2>/dev/null
         if ! "$CLANG_CC" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-            "${INCLUDES[@]}" "$src" "${srcs[@]}" -o "$tmp/lf/$t/$t" >"$tmp/lf/$t.build" 2>&1; then
+            "${INCLUDES[@]}" "$src" "${srcs[@]}" "${ldlibs[@]}" -o "$tmp/lf/$t/$t" \
+            >"$tmp/lf/$t.build" 2>&1; then
             ok 1 "$t builds with libFuzzer"
             diag "$tmp/lf/$t.build"
             continue

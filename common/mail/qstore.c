@@ -97,9 +97,9 @@
  *	before it hands the message out), and the key ids of its envelope and
  *	content (0: clear), for `relayq show`.
  *
- * Records are versioned binary: a version byte, then fixed-width
- * big-endian integers and length-prefixed strings. A record that does not
- * decode is reported as QSTORE_ERROR with a reason naming the queue id.
+ * The records and their keys are stored as qrecord.c encodes them. A
+ * record that does not decode is reported as QSTORE_ERROR with a reason
+ * naming the queue id.
  *
  * Sealing: with a key ring, the values of messages, recipients, bodies
  * and attempts are sealed (seal_record(): XChaCha20-Poly1305 under the
@@ -156,7 +156,6 @@
 
 #define QSTORE_SCHEMA "1"
 #define QSTORE_CHUNK 65536
-#define QSTORE_REC_VERSION 1
 #define QSTORE_MAX_DBS 16   /* named databases: room for more than the eight of today */
 #define QSTORE_LAST_CHUNK 1 /* the byte after a sealed body chunk: the body ends here */
 #define QSTORE_RESERVE_MIN (1024 * 1024) /* bytes of the map kept free for qmgr, at least */
@@ -648,122 +647,6 @@ const char *qstore_txn_reason(const QSTORE_TXN *txn)
     return vstr_str(txn->reason);
 }
 
-/*
- * Record encoding.
- */
-
-/* pack_u64 - append a big-endian 64-bit number */
-static void pack_u64(VSTR *buf, uint64_t n)
-{
-    unsigned char bytes[8];
-
-    for (int i = 7; i >= 0; i--) {
-        bytes[i] = (unsigned char)(n & 0xff);
-        n >>= 8;
-    }
-    vstr_append(buf, bytes, 8);
-}
-
-/* pack_str - append a length-prefixed string */
-static void pack_str(VSTR *buf, const char *str)
-{
-    size_t len = str ? strlen(str) : 0;
-
-    pack_u64(buf, len);
-    vstr_append(buf, str ? str : "", len);
-}
-
-/* A decoding cursor over a record. */
-typedef struct UNPACK {
-    const unsigned char *cp;
-    const unsigned char *end;
-    int bad;
-} UNPACK;
-
-/* unpack_u64 - take a big-endian 64-bit number */
-static uint64_t unpack_u64(UNPACK *up)
-{
-    uint64_t n = 0;
-
-    if (up->end - up->cp < 8) {
-        up->bad = 1;
-        return 0;
-    }
-    for (int i = 0; i < 8; i++)
-        n = (n << 8) | *up->cp++;
-    return n;
-}
-
-/* unpack_str - take a length-prefixed string (allocated) */
-static char *unpack_str(UNPACK *up)
-{
-    uint64_t len = unpack_u64(up);
-    char *str;
-
-    if (up->bad || len > (uint64_t)(up->end - up->cp)) {
-        up->bad = 1;
-        return mystrdup("");
-    }
-    str = mystrndup((const char *)up->cp, (size_t)len);
-    up->cp += len;
-    return str;
-}
-
-/* be64_put - a big-endian number into a key buffer */
-static void be64_put(unsigned char *out, uint64_t n)
-{
-    for (int i = 7; i >= 0; i--) {
-        out[i] = (unsigned char)(n & 0xff);
-        n >>= 8;
-    }
-}
-
-/* be64_get - a big-endian number from a key buffer */
-static uint64_t be64_get(const unsigned char *in)
-{
-    uint64_t n = 0;
-
-    for (int i = 0; i < 8; i++)
-        n = (n << 8) | in[i];
-    return n;
-}
-
-/* qmsg_init - an empty envelope */
-void qmsg_init(QMSG *msg)
-{
-    memset(msg, 0, sizeof(*msg));
-}
-
-/* qmsg_free - release an envelope's strings */
-void qmsg_free(QMSG *msg)
-{
-    myfree(msg->sender);
-    myfree(msg->envid);
-    myfree(msg->ret);
-    msg->sender = msg->envid = msg->ret = NULL;
-}
-
-/* qmsg_decode - envelope from its stored form */
-static int qmsg_decode(const char *qid, const MDB_val *val, QMSG *msg)
-{
-    UNPACK up = {val->mv_data, (const unsigned char *)val->mv_data + val->mv_size, 0};
-
-    qmsg_init(msg);
-    snprintf(msg->qid, sizeof(msg->qid), "%s", qid);
-    if (up.cp == up.end || *up.cp++ != QSTORE_REC_VERSION)
-        up.bad = 1;
-    msg->arrival_ms = (long long)unpack_u64(&up);
-    msg->next_attempt = (long long)unpack_u64(&up);
-    msg->size = (long long)unpack_u64(&up);
-    msg->flags = (unsigned)unpack_u64(&up);
-    msg->attempts = (unsigned)unpack_u64(&up);
-    msg->nrcpt = (unsigned)unpack_u64(&up);
-    msg->sender = unpack_str(&up);
-    msg->envid = unpack_str(&up);
-    msg->ret = unpack_str(&up);
-    return up.bad ? -1 : 0;
-}
-
 /* qmsg_key - the key of a message */
 static MDB_val qmsg_key(const char *qid)
 {
@@ -951,16 +834,7 @@ int qstore_message_put(QSTORE_TXN *txn, const QMSG *msg, int create)
     if (txn->error)
         return txn->error;
     buf = vstr_alloc(128);
-    vstr_addch(buf, QSTORE_REC_VERSION);
-    pack_u64(buf, (uint64_t)msg->arrival_ms);
-    pack_u64(buf, (uint64_t)msg->next_attempt);
-    pack_u64(buf, (uint64_t)msg->size);
-    pack_u64(buf, msg->flags);
-    pack_u64(buf, msg->attempts);
-    pack_u64(buf, msg->nrcpt);
-    pack_str(buf, msg->sender);
-    pack_str(buf, msg->envid);
-    pack_str(buf, msg->ret);
+    qrecord_msg_encode(msg, buf);
     sealed = qstore_seals(txn, msg->qid);
     rc = qstore_put(txn, txn->store->messages, "messages", msg->qid, &key, vstr_str(buf),
                     vstr_len(buf), create ? MDB_NOOVERWRITE : 0);
@@ -991,7 +865,7 @@ int qstore_message_get(QSTORE_TXN *txn, const char *qid, QMSG *msg)
         return qstore_fail(txn, rc, "read envelope");
     if ((rc = qstore_unseal(txn, "messages", qid, &key, &val)) != QSTORE_OK)
         return rc;
-    if (qmsg_decode(qid, &val, msg) < 0) {
+    if (qrecord_msg_decode(qid, val.mv_data, val.mv_size, msg) < 0) {
         qmsg_free(msg);
         vstr_sprintf(txn->reason, "%s: malformed envelope record", qid);
         return QSTORE_ERROR;
@@ -999,23 +873,18 @@ int qstore_message_get(QSTORE_TXN *txn, const char *qid, QMSG *msg)
     return QSTORE_OK;
 }
 
-/* schedule_key - build the 8-byte time + queue id key */
+/* schedule_key - the key of a schedule entry, in buf */
 static MDB_val schedule_key(unsigned char *buf, long long when, const char *qid)
 {
-    MDB_val key;
-    size_t len = strlen(qid);
+    MDB_val key = {.mv_size = qrecord_schedule_key(buf, when, qid), .mv_data = buf};
 
-    be64_put(buf, (uint64_t)when);
-    memcpy(buf + 8, qid, len);
-    key.mv_size = 8 + len;
-    key.mv_data = buf;
     return key;
 }
 
 /* schedule_put - add a schedule entry */
 static int schedule_put(QSTORE_TXN *txn, long long when, const char *qid)
 {
-    unsigned char buf[8 + QID_LEN + 1];
+    unsigned char buf[QRECORD_SCHEDULE_KEY_SIZE];
     MDB_val key = schedule_key(buf, when, qid), val = {0, NULL};
     int rc = mdb_put(txn->txn, txn->store->schedule, &key, &val, 0);
 
@@ -1028,7 +897,7 @@ static int schedule_put(QSTORE_TXN *txn, long long when, const char *qid)
 /* schedule_del - remove a schedule entry; a missing one is fine */
 static int schedule_del(QSTORE_TXN *txn, long long when, const char *qid)
 {
-    unsigned char buf[8 + QID_LEN + 1];
+    unsigned char buf[QRECORD_SCHEDULE_KEY_SIZE];
     MDB_val key = schedule_key(buf, when, qid);
     int rc = mdb_del(txn->txn, txn->store->schedule, &key, NULL);
 
@@ -1081,16 +950,22 @@ static int prefix_delete(QSTORE_TXN *txn, MDB_dbi dbi, const char *qid, const ch
 /* schedule_del_qid - remove every schedule entry of a message whose envelope is unreadable */
 static int schedule_del_qid(QSTORE_TXN *txn, const char *qid)
 {
-    size_t len = strlen(qid);
+    unsigned char buf[QRECORD_SCHEDULE_KEY_SIZE];
+    char found[QID_LEN + 1];
     MDB_cursor *cur;
-    MDB_val key, val;
+    MDB_val key, val, own;
+    long long when;
     int rc;
 
     if ((rc = mdb_cursor_open(txn->txn, txn->store->schedule, &cur)) != 0)
         return qstore_fail(txn, rc, "delete schedule entry");
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        if (key.mv_size == 8 + len && memcmp((char *)key.mv_data + 8, qid, len) == 0 &&
+        /* An entry of the message is the key it would have at the entry's time. */
+        if (qrecord_schedule_key_decode(key.mv_data, key.mv_size, &when, found) < 0)
+            continue;
+        own = schedule_key(buf, when, qid);
+        if (own.mv_size == key.mv_size && memcmp(own.mv_data, key.mv_data, key.mv_size) == 0 &&
             (rc = mdb_cursor_del(cur, 0)) != 0)
             break;
     }
@@ -1174,7 +1049,7 @@ int qstore_message_scan(QSTORE_TXN *txn, const char *after, int (*fn)(const QMSG
             msg_warn("%s; skipped", vstr_str(txn->reason));
             continue;
         }
-        if (qmsg_decode(qid, &val, &msg) < 0) {
+        if (qrecord_msg_decode(qid, val.mv_data, val.mv_size, &msg) < 0) {
             msg_warn("%s: malformed envelope record, skipped", qid);
             qmsg_free(&msg);
             continue;
@@ -1190,26 +1065,18 @@ int qstore_message_scan(QSTORE_TXN *txn, const char *after, int (*fn)(const QMSG
     return QSTORE_OK;
 }
 
-/* qid_index_key - queue id + 32-bit big-endian number */
+/* qid_index_key - the key of a recipient or a body chunk, in buf */
 static MDB_val qid_index_key(unsigned char *buf, const char *qid, unsigned index)
 {
-    size_t len = strlen(qid);
-    MDB_val key;
+    MDB_val key = {.mv_size = qrecord_index_key(buf, qid, index), .mv_data = buf};
 
-    memcpy(buf, qid, len);
-    buf[len] = (unsigned char)(index >> 24);
-    buf[len + 1] = (unsigned char)(index >> 16);
-    buf[len + 2] = (unsigned char)(index >> 8);
-    buf[len + 3] = (unsigned char)index;
-    key.mv_size = len + 4;
-    key.mv_data = buf;
     return key;
 }
 
 /* qstore_rcpt_put - store one recipient */
 int qstore_rcpt_put(QSTORE_TXN *txn, const char *qid, const QRCPT *rcpt)
 {
-    unsigned char kbuf[QID_LEN + 4];
+    unsigned char kbuf[QRECORD_INDEX_KEY_SIZE];
     MDB_val key = qid_index_key(kbuf, qid, rcpt->index);
     VSTR *buf;
     int rc;
@@ -1217,42 +1084,11 @@ int qstore_rcpt_put(QSTORE_TXN *txn, const char *qid, const QRCPT *rcpt)
     if (txn->error)
         return txn->error;
     buf = vstr_alloc(128);
-    vstr_addch(buf, QSTORE_REC_VERSION);
-    pack_u64(buf, (uint64_t)rcpt->status);
-    pack_u64(buf, (uint64_t)rcpt->last_attempt);
-    pack_str(buf, rcpt->dsn);
-    pack_str(buf, rcpt->addr);
-    pack_str(buf, rcpt->orcpt);
-    pack_str(buf, rcpt->notify);
-    pack_str(buf, rcpt->reply);
+    qrecord_rcpt_encode(rcpt, buf);
     rc = qstore_put(txn, txn->store->recipients, "recipients", qid, &key, vstr_str(buf),
                     vstr_len(buf), 0);
     vstr_free(buf);
     return rc ? qstore_fail(txn, rc, "store recipient") : QSTORE_OK;
-}
-
-/* qrcpt_decode - recipient from its stored form */
-static int qrcpt_decode(const MDB_val *key, const MDB_val *val, QRCPT *rcpt)
-{
-    UNPACK up = {val->mv_data, (const unsigned char *)val->mv_data + val->mv_size, 0};
-    const unsigned char *kp = (const unsigned char *)key->mv_data + key->mv_size - 4;
-    char *dsn;
-
-    memset(rcpt, 0, sizeof(*rcpt));
-    rcpt->index =
-        ((unsigned)kp[0] << 24) | ((unsigned)kp[1] << 16) | ((unsigned)kp[2] << 8) | kp[3];
-    if (up.cp == up.end || *up.cp++ != QSTORE_REC_VERSION)
-        up.bad = 1;
-    rcpt->status = (int)unpack_u64(&up);
-    rcpt->last_attempt = (long long)unpack_u64(&up);
-    dsn = unpack_str(&up);
-    snprintf(rcpt->dsn, sizeof(rcpt->dsn), "%s", dsn);
-    myfree(dsn);
-    rcpt->addr = unpack_str(&up);
-    rcpt->orcpt = unpack_str(&up);
-    rcpt->notify = unpack_str(&up);
-    rcpt->reply = unpack_str(&up);
-    return up.bad || rcpt->status < QRCPT_PENDING || rcpt->status > QRCPT_BOUNCED ? -1 : 0;
 }
 
 /* qstore_rcpts_get - read all recipients of a message */
@@ -1262,6 +1098,7 @@ int qstore_rcpts_get(QSTORE_TXN *txn, const char *qid, QRCPT **list, size_t *cou
     QRCPT *rcpts;
     MDB_cursor *cur;
     MDB_val key = {.mv_size = len, .mv_data = (void *)qid}, val;
+    unsigned index;
     int rc, ret;
 
     if (txn->error)
@@ -1271,7 +1108,7 @@ int qstore_rcpts_get(QSTORE_TXN *txn, const char *qid, QRCPT **list, size_t *cou
         return qstore_fail(txn, rc, "read recipients");
     rcpts = mymalloc(sizeof(*rcpts) * cap);
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-         rc == 0 && key.mv_size == len + 4 && memcmp(key.mv_data, qid, len) == 0;
+         rc == 0 && qrecord_index_key_decode(key.mv_data, key.mv_size, qid, &index) == 0;
          rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
         if (n == cap)
             rcpts = myrealloc(rcpts, sizeof(*rcpts) * (cap *= 2));
@@ -1280,7 +1117,7 @@ int qstore_rcpts_get(QSTORE_TXN *txn, const char *qid, QRCPT **list, size_t *cou
             mdb_cursor_close(cur);
             return ret;
         }
-        if (qrcpt_decode(&key, &val, rcpts + n) < 0) {
+        if (qrecord_rcpt_decode(index, val.mv_data, val.mv_size, rcpts + n) < 0) {
             qstore_rcpts_free(rcpts, n + 1);
             mdb_cursor_close(cur);
             vstr_sprintf(txn->reason, "%s: malformed recipient record", qid);
@@ -1301,40 +1138,24 @@ int qstore_rcpts_get(QSTORE_TXN *txn, const char *qid, QRCPT **list, size_t *cou
 /* qstore_rcpts_free - release a recipient list */
 void qstore_rcpts_free(QRCPT *list, size_t count)
 {
-    for (size_t i = 0; i < count; i++) {
-        myfree(list[i].addr);
-        myfree(list[i].orcpt);
-        myfree(list[i].notify);
-        myfree(list[i].reply);
-    }
+    for (size_t i = 0; i < count; i++)
+        qrecord_rcpt_free(list + i);
     myfree(list);
 }
 
 /* qstore_attempt_put - record one recipient's delivery attempt */
 int qstore_attempt_put(QSTORE_TXN *txn, const char *qid, const QATTEMPT *attempt)
 {
-    unsigned char kbuf[QID_LEN + 12];
-    size_t len = strlen(qid);
-    MDB_val key;
+    unsigned char kbuf[QRECORD_ATTEMPT_KEY_SIZE];
+    MDB_val key = {.mv_size = qrecord_attempt_key(kbuf, qid, attempt->when_ms, attempt->index),
+                   .mv_data = kbuf};
     VSTR *buf;
     int rc;
 
     if (txn->error)
         return txn->error;
-    memcpy(kbuf, qid, len);
-    be64_put(kbuf + len, (uint64_t)attempt->when_ms);
-    kbuf[len + 8] = (unsigned char)(attempt->index >> 24);
-    kbuf[len + 9] = (unsigned char)(attempt->index >> 16);
-    kbuf[len + 10] = (unsigned char)(attempt->index >> 8);
-    kbuf[len + 11] = (unsigned char)attempt->index;
-    key.mv_size = len + 12;
-    key.mv_data = kbuf;
     buf = vstr_alloc(128);
-    vstr_addch(buf, QSTORE_REC_VERSION);
-    pack_u64(buf, (uint64_t)attempt->status);
-    pack_str(buf, attempt->dsn);
-    pack_str(buf, attempt->relay);
-    pack_str(buf, attempt->reply);
+    qrecord_attempt_encode(attempt, buf);
     rc = qstore_put(txn, txn->store->attempts, "attempts", qid, &key, vstr_str(buf), vstr_len(buf),
                     0);
     vstr_free(buf);
@@ -1348,6 +1169,8 @@ int qstore_attempts_get(QSTORE_TXN *txn, const char *qid, QATTEMPT **list, size_
     QATTEMPT *attempts;
     MDB_cursor *cur;
     MDB_val key = {.mv_size = len, .mv_data = (void *)qid}, val;
+    long long when_ms;
+    unsigned index;
     int rc, ret;
 
     if (txn->error)
@@ -1357,36 +1180,17 @@ int qstore_attempts_get(QSTORE_TXN *txn, const char *qid, QATTEMPT **list, size_
         return qstore_fail(txn, rc, "read attempts");
     attempts = mymalloc(sizeof(*attempts) * cap);
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-         rc == 0 && key.mv_size == len + 12 && memcmp(key.mv_data, qid, len) == 0;
+         rc == 0 &&
+         qrecord_attempt_key_decode(key.mv_data, key.mv_size, qid, &when_ms, &index) == 0;
          rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        const unsigned char *kp = (const unsigned char *)key.mv_data + len;
-        UNPACK up;
-        QATTEMPT *at;
-        char *dsn;
-
         if ((ret = qstore_unseal(txn, "attempts", qid, &key, &val)) != QSTORE_OK) {
             qstore_attempts_free(attempts, n);
             mdb_cursor_close(cur);
             return ret;
         }
-        up.cp = val.mv_data;
-        up.end = (const unsigned char *)val.mv_data + val.mv_size;
-        up.bad = 0;
         if (n == cap)
             attempts = myrealloc(attempts, sizeof(*attempts) * (cap *= 2));
-        at = attempts + n++;
-        at->when_ms = (long long)be64_get(kp);
-        at->index =
-            ((unsigned)kp[8] << 24) | ((unsigned)kp[9] << 16) | ((unsigned)kp[10] << 8) | kp[11];
-        if (up.cp == up.end || *up.cp++ != QSTORE_REC_VERSION)
-            up.bad = 1;
-        at->status = (int)unpack_u64(&up);
-        dsn = unpack_str(&up);
-        snprintf(at->dsn, sizeof(at->dsn), "%s", dsn);
-        myfree(dsn);
-        at->relay = unpack_str(&up);
-        at->reply = unpack_str(&up);
-        if (up.bad) {
+        if (qrecord_attempt_decode(when_ms, index, val.mv_data, val.mv_size, attempts + n++) < 0) {
             qstore_attempts_free(attempts, n);
             mdb_cursor_close(cur);
             vstr_sprintf(txn->reason, "%s: malformed attempt record", qid);
@@ -1406,17 +1210,15 @@ int qstore_attempts_get(QSTORE_TXN *txn, const char *qid, QATTEMPT **list, size_
 /* qstore_attempts_free - release an attempt list */
 void qstore_attempts_free(QATTEMPT *list, size_t count)
 {
-    for (size_t i = 0; i < count; i++) {
-        myfree(list[i].relay);
-        myfree(list[i].reply);
-    }
+    for (size_t i = 0; i < count; i++)
+        qrecord_attempt_free(list + i);
     myfree(list);
 }
 
 /* qstore_body_put - store content in chunks */
 int qstore_body_put(QSTORE_TXN *txn, const char *qid, const char *data, size_t len)
 {
-    unsigned char kbuf[QID_LEN + 4];
+    unsigned char kbuf[QRECORD_INDEX_KEY_SIZE];
     unsigned chunk = 0;
     size_t off = 0;
     int sealed;
@@ -1452,7 +1254,7 @@ static int qstore_body_read(QSTORE_TXN *txn, const char *qid, VSTR *out)
     size_t len = strlen(qid), start = out ? vstr_len(out) : 0;
     MDB_cursor *cur;
     MDB_val key = {.mv_size = len, .mv_data = (void *)qid}, val;
-    unsigned expect = 0;
+    unsigned expect = 0, index;
     int rc, ret = QSTORE_OK, sealed = -1, last = 0;
 
     if (txn->error)
@@ -1461,12 +1263,8 @@ static int qstore_body_read(QSTORE_TXN *txn, const char *qid, VSTR *out)
     if ((rc = mdb_cursor_open(txn->txn, txn->store->bodies, &cur)) != 0)
         return qstore_fail(txn, rc, "read body");
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-         rc == 0 && key.mv_size == len + 4 && memcmp(key.mv_data, qid, len) == 0;
+         rc == 0 && qrecord_index_key_decode(key.mv_data, key.mv_size, qid, &index) == 0;
          rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        const unsigned char *kp = (const unsigned char *)key.mv_data + len;
-        unsigned index =
-            ((unsigned)kp[0] << 24) | ((unsigned)kp[1] << 16) | ((unsigned)kp[2] << 8) | kp[3];
-
         /* The first chunk decides: a clear body's later chunks are raw bytes. */
         if (sealed < 0) {
             sealed = seal_is_sealed(val.mv_data, val.mv_size);
@@ -1518,7 +1316,7 @@ int qstore_body_verify(QSTORE_TXN *txn, const char *qid)
 /* qstore_seal_ids - key ids of a message's envelope and content; 0 for clear */
 int qstore_seal_ids(QSTORE_TXN *txn, const char *qid, unsigned *envelope, unsigned *body)
 {
-    unsigned char kbuf[QID_LEN + 4];
+    unsigned char kbuf[QRECORD_INDEX_KEY_SIZE];
     MDB_val key = qmsg_key(qid), val;
     int rc;
 
@@ -1552,26 +1350,12 @@ int qstore_aside_put(QSTORE_TXN *txn, const char *qid, long long when, const cha
     else if (when < 0)
         schedule_del_qid(txn, qid);
     buf = vstr_alloc(128);
-    vstr_addch(buf, QSTORE_REC_VERSION);
-    pack_u64(buf, (uint64_t)wall_ms());
-    pack_str(buf, reason);
+    qrecord_aside_encode(wall_ms(), reason, buf);
     val.mv_size = vstr_len(buf);
     val.mv_data = vstr_str(buf);
     rc = mdb_put(txn->txn, txn->store->aside, &key, &val, 0);
     vstr_free(buf);
     return rc ? qstore_fail(txn, rc, "store aside entry") : txn->error;
-}
-
-/* qstore_aside_decode - when and why, from an aside entry */
-static int qstore_aside_decode(const MDB_val *val, long long *when_ms, char **reason)
-{
-    UNPACK up = {val->mv_data, (const unsigned char *)val->mv_data + val->mv_size, 0};
-
-    if (up.cp == up.end || *up.cp++ != QSTORE_REC_VERSION)
-        up.bad = 1;
-    *when_ms = (long long)unpack_u64(&up);
-    *reason = unpack_str(&up);
-    return up.bad ? -1 : 0;
 }
 
 /* qstore_aside_get - whether (and why) a message is set aside; reason may be NULL */
@@ -1591,7 +1375,7 @@ int qstore_aside_get(QSTORE_TXN *txn, const char *qid, VSTR *reason)
     if (rc != 0)
         return qstore_fail(txn, rc, "read aside entry");
     if (reason != NULL) {
-        if (qstore_aside_decode(&val, &when_ms, &text) < 0)
+        if (qrecord_aside_decode(val.mv_data, val.mv_size, &when_ms, &text) < 0)
             vstr_strcpy(reason, "(malformed aside entry)");
         else
             vstr_strcpy(reason, text);
@@ -1625,7 +1409,7 @@ int qstore_aside_scan(QSTORE_TXN *txn,
             continue;
         memcpy(qid, key.mv_data, key.mv_size);
         qid[key.mv_size] = '\0';
-        if (qstore_aside_decode(&val, &when_ms, &reason) < 0) {
+        if (qrecord_aside_decode(val.mv_data, val.mv_size, &when_ms, &reason) < 0) {
             myfree(reason);
             reason = mystrdup("(malformed aside entry)");
         }
@@ -1656,13 +1440,10 @@ int qstore_schedule_scan(QSTORE_TXN *txn, long long upto,
         long long when;
 
         qstore_trim_mapped(txn->store);
-        if (key.mv_size < 9 || key.mv_size > 8 + QID_LEN)
+        if (qrecord_schedule_key_decode(key.mv_data, key.mv_size, &when, qid) < 0)
             continue;
-        when = (long long)be64_get(key.mv_data);
         if (when > upto)
             break;
-        memcpy(qid, (char *)key.mv_data + 8, key.mv_size - 8);
-        qid[key.mv_size - 8] = '\0';
         if (fn(qid, when, ctx))
             break;
     }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "qid.h"
+#include "qrecord.h"
 #include "seal.h"
 #include "vstr.h"
 
@@ -19,52 +20,6 @@
 #define QSTORE_TAMPERED (-3) /* a sealed record fails authentication: set the message aside */
 
 #define QSTORE_READONLY 1 /* qstore_open: commands that only look */
-
-/* Message flags. */
-#define QMSG_HOLD 1   /* on hold: never scheduled until released */
-#define QMSG_WARNED 2 /* the sender has had its delay notice */
-
-/* A message's envelope. */
-typedef struct QMSG {
-    char qid[QID_LEN + 1];
-    long long arrival_ms;   /* when pickup took it, ms since the epoch */
-    long long next_attempt; /* schedule time, s since the epoch; the key in `schedule` */
-    long long size;         /* content bytes as stored (CRLF lines) */
-    unsigned flags;         /* QMSG_* */
-    unsigned attempts;      /* delivery attempts so far */
-    unsigned nrcpt;         /* recipients stored */
-    char *sender;           /* "" for the null sender */
-    char *envid;            /* DSN ENVID or "" */
-    char *ret;              /* DSN RET or "" */
-} QMSG;
-
-/* Recipient status. */
-#define QRCPT_PENDING 0  /* never tried */
-#define QRCPT_SENT 1     /* final: accepted by the relay */
-#define QRCPT_DEFERRED 2 /* tried, temporary failure */
-#define QRCPT_BOUNCED 3  /* final: permanent failure */
-
-/* One recipient of a message. */
-typedef struct QRCPT {
-    unsigned index;         /* position in the message, from 0 */
-    int status;             /* QRCPT_* */
-    char dsn[16];           /* last enhanced status code, or "" */
-    long long last_attempt; /* s since the epoch, 0 when never tried */
-    char *addr;             /* the envelope address */
-    char *orcpt;            /* DSN ORCPT or "" */
-    char *notify;           /* DSN NOTIFY or "" */
-    char *reply;            /* last reply or failure reason, or "" */
-} QRCPT;
-
-/* One delivery attempt of one recipient, kept for `relayq show`. */
-typedef struct QATTEMPT {
-    long long when_ms; /* when the result came back, ms since the epoch */
-    unsigned index;    /* the recipient */
-    int status;        /* QRCPT_SENT, QRCPT_DEFERRED or QRCPT_BOUNCED */
-    char dsn[16];
-    char *relay; /* "host[addr]:port" or "none" */
-    char *reply; /* the reply or failure reason */
-} QATTEMPT;
 
 typedef struct QSTORE QSTORE;
 typedef struct QSTORE_TXN QSTORE_TXN;
@@ -98,8 +53,6 @@ int qstore_message_reschedule(QSTORE_TXN *txn, QMSG *msg, long long next_attempt
 int qstore_message_delete(QSTORE_TXN *txn, const char *qid);
 int qstore_message_scan(QSTORE_TXN *txn, const char *after, int (*fn)(const QMSG *msg, void *ctx),
                         void *ctx);
-void qmsg_init(QMSG *msg);
-void qmsg_free(QMSG *msg);
 
 int qstore_rcpt_put(QSTORE_TXN *txn, const char *qid, const QRCPT *rcpt);
 int qstore_rcpts_get(QSTORE_TXN *txn, const char *qid, QRCPT **list, size_t *count);

@@ -54,7 +54,7 @@
 #include "qstore.h"
 
 #define MAILQ_ACTIVE_TIMEOUT_MS 2000
-#define MAILQ_REMOTE_TIMEOUT_MS 30000 /* for each chunk of a listing from qmgr */
+#define MAILQ_REMOTE_TIMEOUT_MS 30000 /* to reach qmgr, and for each chunk of its listing */
 
 /* The messages qmgr is delivering, sorted, for the "*" mark. */
 typedef struct MAILQ_ACTIVE {
@@ -129,11 +129,12 @@ static void mailq_remote(int json, const char *local_reason)
     IPC_CHAN *chan;
 
     ipc_rec_add_long(req, "json", json);
-    if ((chan = ipc_client_open(path, PROTO_CONTROL, MAILQ_ACTIVE_TIMEOUT_MS, why)) == NULL)
+    /* qmgr may be busy (loading a big schedule at start): wait as for a chunk. */
+    if ((chan = ipc_client_open(path, PROTO_CONTROL, MAILQ_REMOTE_TIMEOUT_MS, why)) == NULL)
         msg_fatal_status(strstr(local_reason, "ermission denied") ? EX_NOPERM : EX_UNAVAILABLE,
                          "cannot read the queue (%s), and qmgr cannot list it (%s)", local_reason,
                          vstr_str(why));
-    if (ipc_chan_send_wait(chan, req, MAILQ_ACTIVE_TIMEOUT_MS, why) < 0)
+    if (ipc_chan_send_wait(chan, req, MAILQ_REMOTE_TIMEOUT_MS, why) < 0)
         msg_fatal_status(EX_UNAVAILABLE, "no answer from qmgr: %s", vstr_str(why));
     for (;;) {
         if ((reply = ipc_chan_recv_wait(chan, MAILQ_REMOTE_TIMEOUT_MS, why)) == NULL)

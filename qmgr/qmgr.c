@@ -167,7 +167,7 @@ static int qmgr_pickup_record(QMGR_PEER *peer, const IPC_REC *rec)
         }
         /* What qmgr knows already (a resync found it) is newer. */
         if (!sched_known(qmgr_sched, qid))
-            sched_set(qmgr_sched, qid, when);
+            sched_set_new(qmgr_sched, qid, when);
     }
     return 0;
 }

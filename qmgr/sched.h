@@ -13,6 +13,7 @@ typedef struct SCHED SCHED;
 SCHED *sched_create(void);
 void sched_free(SCHED *sched);
 void sched_set(SCHED *sched, const char *qid, long long due);
+void sched_set_new(SCHED *sched, const char *qid, long long due);
 void sched_retry_later(SCHED *sched, const char *qid, long long when);
 int sched_take(SCHED *sched, long long now, char qid[QID_LEN + 1]);
 void sched_release(SCHED *sched, const char *qid);

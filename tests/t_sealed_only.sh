@@ -55,6 +55,7 @@ ok $? "the clear message is logged and set aside"
 wait_for 30 sink_messages_at_least 4
 ok $? "the sealed message is delivered"
 check "the clear message is not" -- sh -c "[ \$(grep -c '^message ' '$SINK_LOG') -eq 4 ] && grep -q 'msgid=<sealed-1@relayq.test>' '$SINK_LOG'"
+[ "$(grep -c '^message ' "$SINK_LOG")" -eq 4 ] || diag "$(grep '^message ' "$SINK_LOG")"
 "$RELAYQ" mailq >"$T/mailq.out"
 check "mailq shows it set aside, with the reason" -- \
     grep -q '^Z0000[0-9A-Za-z]*#.*set aside: .*clear queue record in messages, in a queue sealed-only since' "$T/mailq.out"

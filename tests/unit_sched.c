@@ -7,7 +7,9 @@
  * id), released after delivery (back at their new durable time, at once
  * after a lost delivery, forgotten when gone), changed while in delivery
  * (the change waits for the release), retried later when unreadable, and
- * the count of lost deliveries.
+ * the count of lost deliveries. New mail and the rest (retries, a
+ * release of many at once) are taken in turn when both are due, and new
+ * mail that is deferred waits among the rest.
  * Then a model check: 20,000 random events against a plain array that
  * is searched the slow way; after every event the heap must be in order
  * (sched_check) and agree with the model.
@@ -25,10 +27,11 @@
 
 /* One event: what to do and what it must answer. */
 struct event {
-    char op;         /* s: set, t: take, r: release, l: retry later, x: note lost, n: next due */
+    char op; /* s: set, N: set new mail, t: take, r: release, l: retry later, x: note lost, n: next
+                due */
     const char *qid; /* s, r, l, x; t: the queue id it must take, "" for none */
-    long long time;  /* s: due; t: now; l: when; n: the answer */
-    long long want;  /* x: the count; s, r, l: messages known afterwards */
+    long long time;  /* s, N: due; t: now; l: when; n: the answer */
+    long long want;  /* x: the count; s, N, r, l: messages known afterwards */
     const char *why;
 };
 
@@ -74,6 +77,23 @@ static const struct event events[] = {
     {'l', "EEEEEEEEEE01", 1080, 2, "a retry of an unknown message is ignored"},
     {'s', "EEEEEEEEEE01", 0, 2, "removing an unknown message is ignored"},
     {'r', "EEEEEEEEEE01", 0, 2, "so is releasing one"},
+    {'s', "RRRRRRRRRR01", 3000, 3, "a retry due at 3000"},
+    {'s', "RRRRRRRRRR02", 3000, 4, "another"},
+    {'s', "RRRRRRRRRR03", 3000, 5, "a third: as a release of many, all due at once"},
+    {'N', "NNNNNNNNNN01", 3100, 6, "new mail from pickup, due at 3100"},
+    {'N', "NNNNNNNNNN02", 3100, 7, "more new mail"},
+    {'t', "DDDDDDDDDD01", 4000, 0, "both kinds are due: the rest first (D, 2000)"},
+    {'t', "NNNNNNNNNN01", 4000, 0, "then new mail, though the retries are earlier"},
+    {'t', "RRRRRRRRRR01", 4000, 0, "then the rest again"},
+    {'t', "NNNNNNNNNN02", 4000, 0, "new mail again"},
+    {'t', "RRRRRRRRRR02", 4000, 0, "no new mail is left: the rest"},
+    {'t', "RRRRRRRRRR03", 4000, 0, "in time order"},
+    {'s', "NNNNNNNNNN01", 4500, 7, "N1 deferred to 4500 (committed while active)"},
+    {'r', "NNNNNNNNNN01", 0, 7, "N1 released: it waits among the rest now"},
+    {'N', "NNNNNNNNNN03", 4600, 8, "new mail due at 4600"},
+    {'t', "NNNNNNNNNN01", 5000, 0, "the rest's turn: N1 at 4500, not B at 5000"},
+    {'t', "NNNNNNNNNN03", 5000, 0, "then the new one"},
+    {'t', "BBBBBBBBBB01", 5000, 0, "then B"},
 };
 
 /* The model: every known message the slow way. */
@@ -208,6 +228,8 @@ int main(void)
         default:
             if (ev->op == 's')
                 sched_set(sched, ev->qid, ev->time);
+            else if (ev->op == 'N')
+                sched_set_new(sched, ev->qid, ev->time);
             else if (ev->op == 'r')
                 sched_release(sched, ev->qid);
             else

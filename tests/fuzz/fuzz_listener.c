@@ -51,6 +51,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stddef.h>
@@ -218,7 +219,7 @@ static void fuzz_check_clients(const FUZZ_RUN *run)
 {
     struct pollfd pfds[FUZZ_CLIENTS_MAX];
     const FUZZ_CLIENT *watched[FUZZ_CLIENTS_MAX];
-    int count = 0;
+    int count = 0, polled;
     char byte;
 
     FUZZ_CHECK(listener_clients(run->listener) == run->open && run->open >= 0);
@@ -232,7 +233,10 @@ static void fuzz_check_clients(const FUZZ_RUN *run)
         pfds[count].revents = 0;
         watched[count++] = run->clients + i;
     }
-    FUZZ_CHECK(poll(pfds, (nfds_t)count, 0) >= 0);
+    /* libFuzzer's timer (SIGALRM) may interrupt the poll: ask again. */
+    while ((polled = poll(pfds, (nfds_t)count, 0)) < 0 && errno == EINTR)
+        ;
+    FUZZ_CHECK(polled >= 0);
     for (int i = 0; i < count; i++) {
         if (watched[i]->state == FUZZ_REFUSED || watched[i]->state == FUZZ_ENDED)
             FUZZ_CHECK((pfds[i].revents & (POLLIN | POLLHUP)) && read(pfds[i].fd, &byte, 1) == 0);

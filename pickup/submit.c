@@ -122,8 +122,7 @@ static int submit_flush(SUBMIT_SESSION *ss)
             break;
         if (n <= 0)
             return -1;
-        memmove(vstr_str(ss->out), vstr_str(ss->out) + n, vstr_len(ss->out) - (size_t)n);
-        vstr_truncate(ss->out, vstr_len(ss->out) - (size_t)n);
+        vstr_consume(ss->out, (size_t)n);
     }
     return 0;
 }

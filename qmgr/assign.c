@@ -149,19 +149,17 @@ void assign_jobs(void)
     while (progress) {
         progress = 0;
         for (QMGR_DEST *dest = dest_list(); dest; dest = dest->next) {
+            QMGR_MESSAGE *message;
             QMGR_PEER *worker;
             QMGR_JOB *job;
             long long wait_ms;
 
-            if (dest->queued == 0 || dest->busy >= dest->limit)
+            if (dest->jobs.count == 0 || dest->busy >= dest->limit)
                 continue;
-            if (dest->head->message->deleted || (dest->head->message->env.flags & QMSG_HOLD)) {
+            message = dest_peek(dest)->message;
+            if (message->deleted || (message->env.flags & QMSG_HOLD)) {
                 /* Deleted or held by the operator while waiting for a worker. */
-                QMGR_MESSAGE *message;
-
-                job = dest_dequeue(dest);
-                message = job->message;
-                job_free(job);
+                job_free(dest_dequeue(dest));
                 message_job_done(message);
                 progress = 1;
                 continue;

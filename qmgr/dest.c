@@ -32,8 +32,9 @@
  *	transaction (control_make_due(), as relayq flush does); called after
  *	the pass's results are committed. A transaction that fails keeps the
  *	list for the next pass.
- * dest_enqueue(), dest_dequeue()
- *	a destination's FIFO queue of jobs waiting for a worker.
+ * dest_enqueue(), dest_peek(), dest_dequeue()
+ *	a destination's queue of jobs waiting for a worker (jobq.c): the
+ *	jobs of new mail and the others in turn, each kind in FIFO order.
  * dest_list()
  *	the first destination, for walking all of them.
  * dest_by_name()
@@ -327,7 +328,7 @@ int dest_suspended(const QMGR_DEST *dest)
 /* dest_probe_wanted - may a route send one message to a suspended destination now */
 int dest_probe_wanted(const QMGR_DEST *dest)
 {
-    return suspend_probe_due(&dest->suspend, now_ms()) && dest->queued == 0 && dest->busy == 0;
+    return suspend_probe_due(&dest->suspend, now_ms()) && dest->jobs.count == 0 && dest->busy == 0;
 }
 
 /* dest_probe_now - the operator flushes: probe suspended destinations now */
@@ -440,32 +441,29 @@ QMGR_DEST *dest_by_name(const char *name)
     return dest;
 }
 
-/* dest_enqueue - add a job at the tail */
+/* dest_job - the job a queue link belongs to, or NULL */
+static QMGR_JOB *dest_job(JOBQ_LINK *link)
+{
+    return link ? (QMGR_JOB *)((char *)link - offsetof(QMGR_JOB, link)) : NULL;
+}
+
+/* dest_enqueue - add a job at the tail of its message's kind */
 void dest_enqueue(QMGR_DEST *dest, QMGR_JOB *job)
 {
     job->dest = dest;
-    job->next = NULL;
-    if (dest->tail)
-        dest->tail->next = job;
-    else
-        dest->head = job;
-    dest->tail = job;
-    dest->queued++;
+    jobq_push(&dest->jobs, &job->link, job->message->fresh);
 }
 
-/* dest_dequeue - take the job at the head, or NULL */
+/* dest_peek - the job dest_dequeue() would take, or NULL */
+QMGR_JOB *dest_peek(const QMGR_DEST *dest)
+{
+    return dest_job(jobq_peek(&dest->jobs));
+}
+
+/* dest_dequeue - take the next job, or NULL */
 QMGR_JOB *dest_dequeue(QMGR_DEST *dest)
 {
-    QMGR_JOB *job = dest->head;
-
-    if (job) {
-        dest->head = job->next;
-        if (dest->head == NULL)
-            dest->tail = NULL;
-        job->next = NULL;
-        dest->queued--;
-    }
-    return job;
+    return dest_job(jobq_pop(&dest->jobs));
 }
 
 /* dest_list - the first destination */

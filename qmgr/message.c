@@ -179,6 +179,7 @@ QMGR_MESSAGE *message_activate(QSTORE_TXN *txn, const char *qid, int *status)
     message->changed = mycalloc(message->nrcpt ? message->nrcpt : 1, 1);
     message->relayed = mycalloc(message->nrcpt ? message->nrcpt : 1, 1);
     message->active_ms = wall_ms();
+    message->fresh = sched_is_new(qmgr_sched, qid);
 
     /* Recipients whose routes pick the same relay travel together, at most
      * the destination's recipient limit per job: a relay may refuse more

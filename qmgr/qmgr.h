@@ -9,6 +9,7 @@
 #include "dsn.h"
 #include "htable.h"
 #include "ipc.h"
+#include "jobq.h"
 #include "listener.h"
 #include "qstore.h"
 #include "retry.h"
@@ -44,6 +45,7 @@ struct QMGR_MESSAGE {
     unsigned lost;        /* delivery processes that died delivering it (sched.c keeps the count) */
     int deleted;          /* the operator deleted it during delivery */
     int requeue;          /* the operator requeued it during delivery */
+    int fresh;            /* new mail: its jobs take turns with the rest's (jobq.c) */
     int throttled;        /* the relay said "slow down" or limited recipients: retry soon */
     int reroute;          /* its relay was unreachable and the route has another */
     int backoff;          /* a job was deferred by the relay: count the attempt */
@@ -78,7 +80,7 @@ struct QMGR_JOB {
     size_t nrcpt;
     QMGR_PEER *worker; /* the worker delivering it, or NULL while queued */
     int probe;         /* sent to a suspended destination to see whether it is back */
-    QMGR_JOB *next;    /* in the destination's queue */
+    JOBQ_LINK link;    /* in the destination's queue */
 };
 
 /*
@@ -119,10 +121,9 @@ struct QMGR_DEST {
     char *name; /* "host:port" */
     char *host;
     unsigned port;
-    int busy;  /* jobs in delivery */
-    int limit; /* concurrency limit */
-    QMGR_JOB *head, *tail;
-    size_t queued;
+    int busy;              /* jobs in delivery */
+    int limit;             /* concurrency limit */
+    JOBQ jobs;             /* waiting for a worker: new mail and the rest in turn */
     double rate_limit;     /* configured messages per second, 0: none */
     double adaptive_rate;  /* learned from throttling replies, 0: none */
     double tokens;         /* token bucket for the rate, at most one */
@@ -189,6 +190,8 @@ void dest_park(QMGR_DEST *dest, const char *qid);
 void dest_release(void);
 void dest_enqueue(QMGR_DEST *dest, QMGR_JOB *job);
 QMGR_JOB *dest_dequeue(QMGR_DEST *dest);
+QMGR_JOB *dest_peek(const QMGR_DEST *dest);
+QMGR_JOB *dest_peek(const QMGR_DEST *dest);
 QMGR_DEST *dest_list(void);
 QMGR_DEST *dest_by_name(const char *name);
 int dest_take_token(QMGR_DEST *dest, long long *wait_ms);

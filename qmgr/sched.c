@@ -40,8 +40,10 @@
  *	forgotten when it has none.
  * sched_next_due()
  *	when the earliest message that is not active is due, or 0.
- * sched_is_active(), sched_known()
- *	whether a message is in delivery; whether it is known at all.
+ * sched_is_active(), sched_known(), sched_is_new()
+ *	whether a message is in delivery; whether it is known at all;
+ *	whether it is new mail (its jobs take turns with the rest's in a
+ *	destination's queue, jobq.c, for the same reason).
  * sched_note_lost(), sched_lost_count()
  *	count a delivery process that died during the message's delivery,
  *	and return the count (1 for a message the schedule does not know,
@@ -315,6 +317,14 @@ int sched_is_active(const SCHED *sched, const char *qid)
     const SCHED_ENTRY *entry = htable_get(sched->index, qid);
 
     return entry != NULL && entry->active;
+}
+
+/* sched_is_new - is a message new mail, set by sched_set_new() and not scheduled since */
+int sched_is_new(const SCHED *sched, const char *qid)
+{
+    const SCHED_ENTRY *entry = htable_get(sched->index, qid);
+
+    return entry != NULL && entry->fresh;
 }
 
 /* sched_known - does the schedule know a message */

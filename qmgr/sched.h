@@ -20,6 +20,7 @@ void sched_release(SCHED *sched, const char *qid);
 long long sched_next_due(const SCHED *sched);
 int sched_is_active(const SCHED *sched, const char *qid);
 int sched_known(const SCHED *sched, const char *qid);
+int sched_is_new(const SCHED *sched, const char *qid);
 unsigned sched_note_lost(SCHED *sched, const char *qid);
 unsigned sched_lost_count(const SCHED *sched, const char *qid);
 size_t sched_waiting(const SCHED *sched);

@@ -179,7 +179,7 @@ IPC_REC *stats_report(void)
                      "%s open=%d busy=%d idle=%d queued=%zu opened=%lld closed=%lld "
                      "messages=%lld rcpt_sent=%lld rcpt_deferred=%lld rcpt_bounced=%lld "
                      "tls=%lld tls_resumed=%lld auth_ok=%lld auth_fail=%lld timeouts=%lld",
-                     dest->name, open, busy, open > busy ? open - busy : 0, dest->queued,
+                     dest->name, open, busy, open > busy ? open - busy : 0, dest->jobs.count,
                      st->opened, st->closed, st->messages, st->rcpt_sent, st->rcpt_deferred,
                      st->rcpt_bounced, st->tls, st->tls_resumed, st->auth_ok, st->auth_fail,
                      st->timeouts);

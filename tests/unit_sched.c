@@ -28,10 +28,10 @@
 /* One event: what to do and what it must answer. */
 struct event {
     char op; /* s: set, N: set new mail, t: take, r: release, l: retry later, x: note lost, n: next
-                due */
+                due, f: is it new mail */
     const char *qid; /* s, r, l, x; t: the queue id it must take, "" for none */
     long long time;  /* s, N: due; t: now; l: when; n: the answer */
-    long long want;  /* x: the count; s, N, r, l: messages known afterwards */
+    long long want;  /* x: the count; f: 1 for new mail; s, N, r, l: messages known afterwards */
     const char *why;
 };
 
@@ -82,14 +82,19 @@ static const struct event events[] = {
     {'s', "RRRRRRRRRR03", 3000, 5, "a third: as a release of many, all due at once"},
     {'N', "NNNNNNNNNN01", 3100, 6, "new mail from pickup, due at 3100"},
     {'N', "NNNNNNNNNN02", 3100, 7, "more new mail"},
+    {'f', "NNNNNNNNNN01", 0, 1, "N1 is new mail"},
+    {'f', "RRRRRRRRRR01", 0, 0, "R1 is not"},
+    {'f', "EEEEEEEEEE01", 0, 0, "nor is a message the schedule does not know"},
     {'t', "DDDDDDDDDD01", 4000, 0, "both kinds are due: the rest first (D, 2000)"},
     {'t', "NNNNNNNNNN01", 4000, 0, "then new mail, though the retries are earlier"},
+    {'f', "NNNNNNNNNN01", 0, 1, "N1 in delivery is still new mail (its jobs say so)"},
     {'t', "RRRRRRRRRR01", 4000, 0, "then the rest again"},
     {'t', "NNNNNNNNNN02", 4000, 0, "new mail again"},
     {'t', "RRRRRRRRRR02", 4000, 0, "no new mail is left: the rest"},
     {'t', "RRRRRRRRRR03", 4000, 0, "in time order"},
     {'s', "NNNNNNNNNN01", 4500, 7, "N1 deferred to 4500 (committed while active)"},
     {'r', "NNNNNNNNNN01", 0, 7, "N1 released: it waits among the rest now"},
+    {'f', "NNNNNNNNNN01", 0, 0, "and is new mail no longer"},
     {'N', "NNNNNNNNNN03", 4600, 8, "new mail due at 4600"},
     {'t', "NNNNNNNNNN01", 5000, 0, "the rest's turn: N1 at 4500, not B at 5000"},
     {'t', "NNNNNNNNNN03", 5000, 0, "then the new one"},
@@ -220,6 +225,10 @@ int main(void)
             got[0] = '\0';
             ok = sched_take(sched, ev->time, got) == (*ev->qid != '\0') &&
                  strcmp(got, ev->qid) == 0 && (*got == '\0' || sched_is_active(sched, got));
+            break;
+        case 'f':
+            have = sched_is_new(sched, ev->qid);
+            ok = have == ev->want;
             break;
         case 'x':
             have = sched_note_lost(sched, ev->qid);

@@ -353,7 +353,7 @@ static int check_identities(const char *file, const char **reader)
 /* check_run - every check, each problem printed; the number of problems */
 int check_run(const char *path)
 {
-    static const char *daemons[] = {"master", "pickup", "qmgr", "smtpout"};
+    static const char *daemons[] = {"master", "pickup", "qmgr", "showq", "smtpout"};
     VSTR *why = vstr_alloc(128);
     const char *file;
     const char *dir;

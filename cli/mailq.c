@@ -20,8 +20,9 @@
  * Any other user cannot read db/: the command then asks qmgr for the
  * listing over public/control (the relayq command is installed setgid to
  * setgid_group to reach it), and qmgr answers only users that
- * authorized_mailq_users names (EX_NOPERM otherwise), in chunks of at
- * most QMGR_LIST_CHUNK bytes, as Postfix's showq serves postqueue.
+ * authorized_mailq_users names (EX_NOPERM otherwise) and has its helper
+ * showq send the listing in chunks of at most 512 KB, as Postfix's showq
+ * serves postqueue.
  *
  * The listing is written to a temporary file while the LMDB read snapshot
  * is open and copied to standard output after it ends: a reader parked
@@ -49,60 +50,13 @@
 #include "mymalloc.h"
 #include "params.h"
 #include "qdir.h"
+#include "qactive.h"
 #include "qid.h"
 #include "qlist.h"
 #include "qstore.h"
 
 #define MAILQ_ACTIVE_TIMEOUT_MS 2000
 #define MAILQ_REMOTE_TIMEOUT_MS 30000 /* to reach qmgr, and for each chunk of its listing */
-
-/* The messages qmgr is delivering, sorted, for the "*" mark. */
-typedef struct MAILQ_ACTIVE {
-    char **ids;
-    size_t count;
-} MAILQ_ACTIVE;
-
-/* mailq_cmp - strcmp for qsort and bsearch over char * */
-static int mailq_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* mailq_ask_active - the ids qmgr is delivering; none when qmgr does not answer */
-static void mailq_ask_active(MAILQ_ACTIVE *active)
-{
-    IPC_REC *req = ipc_rec_create("active");
-    IPC_REC *reply = NULL;
-    VSTR *why = vstr_alloc(100);
-    const char *qid;
-
-    active->ids = NULL;
-    active->count = 0;
-    if (control_request(SOCK_CONTROL, PROTO_CONTROL, req, MAILQ_ACTIVE_TIMEOUT_MS, &reply, why) ==
-            CONTROL_OK &&
-        strcmp(ipc_rec_type(reply), "active") == 0 &&
-        ipc_rec_check(reply, "", "queue_id*", why) == 0) {
-        active->ids = mymalloc(sizeof(char *) * (reply->count + 1));
-        for (size_t i = 1; i < reply->count; i++) {
-            qid = reply->attrs[i].value;
-            if (qid_valid(qid))
-                active->ids[active->count++] = mystrdup(qid);
-        }
-        qsort(active->ids, active->count, sizeof(char *), mailq_cmp);
-    }
-    ipc_rec_free(reply);
-    ipc_rec_free(req);
-    vstr_free(why);
-}
-
-/* mailq_is_active - qlist callback: whether qmgr is delivering a message */
-static int mailq_is_active(const char *qid, void *ctx)
-{
-    const MAILQ_ACTIVE *active = ctx;
-
-    return active->count > 0 &&
-           bsearch(&qid, active->ids, active->count, sizeof(char *), mailq_cmp) != NULL;
-}
 
 /* mailq_copy - the finished listing to standard output */
 static void mailq_copy(FILE *from)
@@ -203,7 +157,8 @@ static void mailq_corrupt(void)
 int mailq_main(int argc, char **argv)
 {
     static const struct option longopts[] = {{"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
-    MAILQ_ACTIVE active;
+    QACTIVE *active;
+    char *control_path;
     QLIST_OPTS opts;
     const char *config = NULL;
     char *dbdir;
@@ -214,7 +169,6 @@ int mailq_main(int argc, char **argv)
     int ch;
 
     memset(&opts, 0, sizeof(opts));
-    memset(&active, 0, sizeof(active));
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "+c:jv", longopts, NULL)) != -1) {
         switch (ch) {
@@ -249,19 +203,18 @@ int mailq_main(int argc, char **argv)
         else
             mailq_remote(opts.json, vstr_str(why));
     } else {
-        mailq_ask_active(&active);
-        opts.is_active = mailq_is_active;
-        opts.ctx = &active;
+        control_path = control_socket_path(SOCK_CONTROL);
+        active = qactive_ask(control_path, MAILQ_ACTIVE_TIMEOUT_MS);
+        opts.is_active = qactive_has;
+        opts.ctx = active;
         mailq_local(store, &opts);
         qstore_close(store);
+        qactive_free(active);
+        myfree(control_path);
     }
     if (fflush(stdout) != 0 || ferror(stdout))
         msg_fatal_status(EX_IOERR, "write the listing: %s", strerror(errno));
     mailq_corrupt();
-
-    for (size_t i = 0; i < active.count; i++)
-        myfree(active.ids[i]);
-    myfree(active.ids);
     vstr_free(why);
     myfree(dbdir);
     myfree(datafile);

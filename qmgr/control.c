@@ -180,6 +180,9 @@ int control_request(QMGR_PEER *peer, const IPC_REC *rec)
 {
     const char *type = ipc_rec_type(rec);
 
+    /* A command waiting for a listing helper has handed it its connection. */
+    if (peer->list_format != LIST_NONE)
+        return -1;
     if ((strcmp(type, "flush") == 0 || strcmp(type, "hold") == 0 || strcmp(type, "release") == 0 ||
          strcmp(type, "delete") == 0 || strcmp(type, "requeue") == 0) &&
         !control_privileged(peer)) {
@@ -203,7 +206,7 @@ int control_request(QMGR_PEER *peer, const IPC_REC *rec)
         strcmp(type, "requeue") == 0)
         return ops_request(peer, rec);
     if (strcmp(type, "list") == 0)
-        return list_request(peer, rec);
+        return list_request(qmgr_list_helpers, peer, rec);
     if (strcmp(type, "stats") == 0) {
         IPC_REC *reply = stats_report();
 

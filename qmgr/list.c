@@ -1,50 +1,59 @@
 /*
  * list - the queue listing for users who cannot read the queue themselves
  *
+ * list_helpers_create(), list_helpers_free()
+ *	the listing helpers of one qmgr: the configuration file they are
+ *	started with, how many run, and the commands waiting for one. A
+ *	SIGCHLD handler reaps them.
  * list_request()
  *	answer a `list` request on public/control (json=0|1): when the peer
- *	is root, mail_owner or a user authorized_mailq_users names, start a
- *	listing (qlist.c, with qmgr's own active set for the "*" mark);
- *	otherwise a "permission denied" error. Returns 0, or -1 when the
- *	request is not understood (the caller closes the connection).
+ *	is root, mail_owner or a user authorized_mailq_users names, the
+ *	connection waits for a listing helper; otherwise a "permission
+ *	denied" error. The request must be the last thing the command sends
+ *	and qmgr must owe it nothing: from here the connection is the
+ *	helper's. Returns 0, or -1 when the request is not understood (the
+ *	caller closes the connection).
  * list_cancel()
- *	the peer is gone: drop its listing.
+ *	the peer is gone: it no longer waits for a helper.
  *
- * A listing goes out in steps, one per loop pass, each in a read
- * transaction of its own: at most LIST_STEP_MESSAGES messages, queued on
- * the peer's channel as a `list` record of text, and an `end` record
- * after the last step. A step waits while more than LIST_OUTPUT_MAX bytes
- * sent before are still unread. So qmgr's loop never does work in
- * proportion to the queue for a client (a step is about a millisecond),
- * no snapshot is held between steps, and a client that stops reading
- * holds at most one step of text in qmgr's memory. The listing is a
- * moving view, as Postfix's showq walks a live queue: a message that
- * arrives or leaves while it is written may or may not be in it, and none
- * is listed twice (queue ids only grow along the walk).
- *
- * A queue that cannot be read is an error reply, not fatal.
+ * A listing is work in proportion to the queue (seconds at a million
+ * messages), so qmgr does none of it: it starts showq (daemon_directory,
+ * "showq -c CONFIG text|json") with the command's connection as the
+ * helper's standard input and closes its own copy. showq lists the queue
+ * as mail_owner, at a lower priority, and sends the records qmgr used to
+ * send (`list` chunks, then `end`, or `error`). At most LIST_HELPERS_MAX
+ * run at once; further requests wait in order, each still a connection
+ * of public/control (its per-user and global caps, its idle timeout).
+ * A helper that cannot be started is an error reply; one that ends badly
+ * is logged. qmgr's own work per listing is one posix_spawn().
  */
 #include "config.h"
 
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "event.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
 #include "privs.h"
-#include "qdir.h"
-#include "qlist.h"
 #include "qmgr.h"
 
-#define LIST_CHUNK (512 * 1024)     /* bytes of listing text in one record */
-#define LIST_STEP_MESSAGES 256      /* messages listed in one loop pass */
-#define LIST_OUTPUT_MAX (64 * 1024) /* bytes sent and unread before a step waits */
-#define LIST_OUTPUT_WAIT_MS 50      /* look again then whether the peer has read them */
+#define LIST_HELPERS_MAX 4 /* showq processes at once */
 
-static void list_step(void *ctx);
+extern char **environ;
+
+/* The listing helpers of one qmgr. */
+struct LIST_HELPERS {
+    char *config_path;
+    int running;
+    QMGR_PEER *wait_head, *wait_tail; /* commands waiting for a helper, by peer->list_next */
+};
 
 /* list_error - queue an error reply */
 static int list_error(QMGR_PEER *peer, const char *reason)
@@ -55,13 +64,6 @@ static int list_error(QMGR_PEER *peer, const char *reason)
     ipc_chan_send(peer->chan, reply);
     ipc_rec_free(reply);
     return 0;
-}
-
-/* list_is_active - qlist callback: is qmgr delivering the message */
-static int list_is_active(const char *queue_id, void *ctx)
-{
-    (void)ctx;
-    return htable_get(qmgr_active, queue_id) != NULL;
 }
 
 /* list_allowed - root, mail_owner, or a user authorized_mailq_users names */
@@ -82,86 +84,120 @@ static int list_allowed(const QMGR_PEER *peer)
     return allowed;
 }
 
-/* list_send - listing text as chunk records */
-static void list_send(QMGR_PEER *peer, const char *text, size_t len)
+/* list_spawn - start a helper on the peer's connection; its pid, or -1 with errno */
+static pid_t list_spawn(LIST_HELPERS *helpers, QMGR_PEER *peer, LIST_FORMAT format)
 {
-    IPC_REC *rec;
-    char *chunk = mymalloc(LIST_CHUNK + 1);
+    VSTR *path = vstr_alloc(256);
+    posix_spawn_file_actions_t actions;
+    char *argv[6];
+    int argc = 0, err;
+    pid_t pid = -1;
 
-    for (size_t off = 0; off < len; off += LIST_CHUNK) {
-        size_t n = len - off < LIST_CHUNK ? len - off : LIST_CHUNK;
-
-        memcpy(chunk, text + off, n);
-        chunk[n] = '\0';
-        rec = ipc_rec_create("list");
-        ipc_rec_add(rec, "data", chunk);
-        ipc_chan_send(peer->chan, rec);
-        ipc_rec_free(rec);
+    vstr_sprintf(path, "%s/showq", var_str(daemon_directory));
+    argv[argc++] = "showq";
+    argv[argc++] = "-c";
+    argv[argc++] = helpers->config_path;
+    if (msg_verbose)
+        argv[argc++] = "-v";
+    argv[argc++] = format == LIST_JSON ? "json" : "text";
+    argv[argc] = NULL;
+    if ((err = posix_spawn_file_actions_init(&actions)) == 0) {
+        /* dup2 onto 0 clears close-on-exec for the copy the helper gets. */
+        if ((err = posix_spawn_file_actions_adddup2(&actions, ipc_chan_fd(peer->chan), 0)) == 0)
+            err = posix_spawn(&pid, vstr_str(path), &actions, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&actions);
     }
-    myfree(chunk);
+    vstr_free(path);
+    errno = err;
+    return err == 0 ? pid : -1;
 }
 
-/* list_cancel - the peer is gone, or its listing ended */
-void list_cancel(QMGR_PEER *peer)
+/* list_start - hand waiting commands to helpers while there is room */
+static void list_start(void *ctx)
 {
-    if (peer->listing == NULL)
-        return;
-    event_cancel_timer(list_step, peer);
-    qlist_free(peer->listing);
-    peer->listing = NULL;
-}
-
-/* list_step - timer: the next step of a peer's listing */
-static void list_step(void *ctx)
-{
-    QMGR_PEER *peer = ctx;
+    LIST_HELPERS *helpers = ctx;
+    QMGR_PEER *peer;
     VSTR *why;
-    QSTORE_TXN *txn;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out;
-    int rc;
 
-    if (ipc_chan_unread(peer->chan) > LIST_OUTPUT_MAX) {
-        event_request_timer(list_step, peer, LIST_OUTPUT_WAIT_MS);
-        return;
-    }
-    why = vstr_alloc(100);
-    if ((txn = qstore_begin(qmgr_store, 0, why)) == NULL) {
-        list_error(peer, vstr_str(why));
-        list_cancel(peer);
-        vstr_free(why);
-        return;
-    }
-    if ((out = open_memstream(&text, &len)) == NULL)
-        msg_fatal("open_memstream: %m");
-    rc = qlist_step(peer->listing, txn, out, LIST_STEP_MESSAGES, why);
-    qstore_abort(txn);
-    if (fclose(out) != 0)
-        msg_fatal("write the listing to memory: %m");
-    if (rc < 0) {
-        list_error(peer, vstr_str(why));
-        list_cancel(peer);
-    } else {
-        list_send(peer, text, len);
-        if (rc == 1) {
-            IPC_REC *end = ipc_rec_create("end");
+    while (helpers->running < LIST_HELPERS_MAX && (peer = helpers->wait_head) != NULL) {
+        LIST_FORMAT format = peer->list_format;
 
-            ipc_chan_send(peer->chan, end);
-            ipc_rec_free(end);
-            list_cancel(peer);
-        } else {
-            event_request_timer(list_step, peer, 0);
+        list_cancel(helpers, peer);
+        if (list_spawn(helpers, peer, format) < 0) {
+            why = vstr_alloc(100);
+            vstr_sprintf(why, "cannot start the listing helper %s/showq: %s",
+                         var_str(daemon_directory), strerror(errno));
+            msg_warn("%s", vstr_str(why));
+            list_error(peer, vstr_str(why));
+            vstr_free(why);
+            continue;
         }
+        helpers->running++;
+        /* The helper has the connection now; qmgr's copy goes. */
+        qmgr_peer_close(peer);
     }
-    free(text);
-    vstr_free(why);
+}
+
+/* list_reap - SIGCHLD: helpers that ended make room for waiting commands */
+static void list_reap(int sig, void *ctx)
+{
+    LIST_HELPERS *helpers = ctx;
+    int status;
+    pid_t pid;
+
+    (void)sig;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        helpers->running--;
+        if (WIFSIGNALED(status))
+            msg_warn("listing helper pid %ld killed by signal %d", (long)pid, WTERMSIG(status));
+        else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+            msg_warn("listing helper pid %ld exited with status %d", (long)pid,
+                     WEXITSTATUS(status));
+    }
+    list_start(helpers);
+}
+
+/* list_helpers_create - no helper running, none waiting */
+LIST_HELPERS *list_helpers_create(const char *config_path)
+{
+    LIST_HELPERS *helpers = mycalloc(1, sizeof(*helpers));
+
+    helpers->config_path = mystrdup(config_path);
+    event_on_signal(SIGCHLD, list_reap, helpers);
+    return helpers;
+}
+
+/* list_helpers_free - release the record of them (helpers still running finish alone) */
+void list_helpers_free(LIST_HELPERS *helpers)
+{
+    event_cancel_timer(list_start, helpers);
+    myfree(helpers->config_path);
+    myfree(helpers);
+}
+
+/* list_cancel - the peer no longer waits for a helper */
+void list_cancel(LIST_HELPERS *helpers, QMGR_PEER *peer)
+{
+    QMGR_PEER *prev = NULL, *p = helpers->wait_head;
+
+    if (peer->list_format == LIST_NONE)
+        return;
+    for (; p != peer; prev = p, p = p->list_next)
+        if (p == NULL)
+            msg_panic("list_cancel: the peer is not waiting");
+    if (prev)
+        prev->list_next = peer->list_next;
+    else
+        helpers->wait_head = peer->list_next;
+    if (helpers->wait_tail == peer)
+        helpers->wait_tail = prev;
+    peer->list_next = NULL;
+    peer->list_format = LIST_NONE;
 }
 
 /* list_request - answer a list request */
-int list_request(QMGR_PEER *peer, const IPC_REC *rec)
+int list_request(LIST_HELPERS *helpers, QMGR_PEER *peer, const IPC_REC *rec)
 {
-    QLIST_OPTS opts;
     VSTR *why = vstr_alloc(100);
     long long json;
 
@@ -176,13 +212,16 @@ int list_request(QMGR_PEER *peer, const IPC_REC *rec)
         msg_warn("refused list from uid %ld: not in authorized_mailq_users", peer->uid);
         return list_error(peer, "permission denied: not in authorized_mailq_users");
     }
-    if (peer->listing != NULL)
-        return list_error(peer, "a listing is already being sent on this connection");
-    memset(&opts, 0, sizeof(opts));
-    opts.json = (int)json;
-    opts.is_active = list_is_active;
-    opts.maildrop = qdir_maildrop_count(var_str(queue_directory));
-    peer->listing = qlist_create(&opts);
-    list_step(peer);
+    if (ipc_chan_buffered(peer->chan) > 0 || ipc_chan_pending(peer->chan) > 0)
+        return list_error(peer, "a listing must be the last request on its connection");
+    peer->list_format = json ? LIST_JSON : LIST_TEXT;
+    peer->list_next = NULL;
+    if (helpers->wait_tail)
+        helpers->wait_tail->list_next = peer;
+    else
+        helpers->wait_head = peer;
+    helpers->wait_tail = peer;
+    /* After this pass: the peer's read handler is still using it now. */
+    event_request_timer(list_start, helpers, 0);
     return 0;
 }

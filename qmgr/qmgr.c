@@ -79,6 +79,7 @@ HTABLE *qmgr_active;
 SCHED *qmgr_sched;
 size_t qmgr_active_rcpts;
 QMGR_PEER *qmgr_peers;
+LIST_HELPERS *qmgr_list_helpers;
 int qmgr_resync_wanted;
 int qmgr_stopping;
 
@@ -123,7 +124,7 @@ void qmgr_peer_close(QMGR_PEER *peer)
     }
     if (peer->bulk)
         bulk_cancel(peer->bulk);
-    list_cancel(peer);
+    list_cancel(qmgr_list_helpers, peer);
     event_cancel_timer(qmgr_control_idle, peer);
     event_disable_readwrite(ipc_chan_fd(peer->chan));
     if (peer->prev)
@@ -468,6 +469,7 @@ static void qmgr_init(DAEMON *daemon)
                                          &control_limits, qmgr_accept, (void *)1);
     /* After the sockets exist: a command that comes during a long load
      * waits in the listen queue instead of finding the mail system down. */
+    qmgr_list_helpers = list_helpers_create(daemon_config_path(daemon));
     scan_load(1);
     event_after_pass(qmgr_after_pass, NULL);
     event_request_timer(qmgr_reader_timer, NULL, QMGR_READER_CHECK_MS);
@@ -488,6 +490,7 @@ static void qmgr_finish(DAEMON *daemon)
 
     listener_free(listeners->control);
     listener_free(listeners->private);
+    list_helpers_free(qmgr_list_helpers);
     qstore_close(qmgr_store);
     sched_free(qmgr_sched);
 }
@@ -500,6 +503,7 @@ int main(int argc, char **argv)
         PARAM_ID(authorized_mailq_users),
         PARAM_ID(bounce_queue_lifetime),
         PARAM_ID(bounce_size_limit),
+        PARAM_ID(daemon_directory),
         PARAM_ID(default_destination_concurrency_limit),
         PARAM_ID(default_destination_rate_delay),
         PARAM_ID(default_destination_recipient_limit),

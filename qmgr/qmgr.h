@@ -27,6 +27,7 @@ typedef struct QMGR_JOB QMGR_JOB;
 typedef struct QMGR_MESSAGE QMGR_MESSAGE;
 typedef struct QMGR_PEER QMGR_PEER;
 typedef struct BULK BULK;
+typedef struct LIST_HELPERS LIST_HELPERS;
 
 /*
  * A message in the active set: its envelope and recipients as loaded
@@ -151,19 +152,23 @@ typedef enum {
     PEER_CONTROL /* a relayq command on public/control */
 } PEER_KIND;
 
+/* The listing a command waits for (list.c). */
+typedef enum { LIST_NONE, LIST_TEXT, LIST_JSON } LIST_FORMAT;
+
 /* A connection to qmgr: pickup, an smtpout worker or a command. */
 struct QMGR_PEER {
     IPC_CHAN *chan;
     PEER_KIND kind;
-    long pid;              /* workers: their process id */
-    long uid;              /* the peer's user id (SO_PEERCRED), -1 when unknown */
-    LISTENER *listener;    /* the socket it came from, told when it ends */
-    QMGR_JOB *job;         /* workers: the job in delivery, or NULL when idle */
-    int uncommitted;       /* workers: results of finished messages, not yet committed */
-    int reports;           /* workers: results held by active messages (reporters) */
-    QMGR_DEST *conn_dest;  /* workers: where their open connection goes, or NULL */
-    BULK *bulk;            /* commands: the operation running for it (bulk.c), or NULL */
-    struct QLIST *listing; /* commands: the listing being sent to it (list.c), or NULL */
+    long pid;                /* workers: their process id */
+    long uid;                /* the peer's user id (SO_PEERCRED), -1 when unknown */
+    LISTENER *listener;      /* the socket it came from, told when it ends */
+    QMGR_JOB *job;           /* workers: the job in delivery, or NULL when idle */
+    int uncommitted;         /* workers: results of finished messages, not yet committed */
+    int reports;             /* workers: results held by active messages (reporters) */
+    QMGR_DEST *conn_dest;    /* workers: where their open connection goes, or NULL */
+    BULK *bulk;              /* commands: the operation running for it (bulk.c), or NULL */
+    LIST_FORMAT list_format; /* commands: waiting for a listing helper (list.c), or LIST_NONE */
+    QMGR_PEER *list_next;    /* the next command waiting for one */
     QMGR_PEER *prev, *next;
 };
 
@@ -173,8 +178,9 @@ extern HTABLE *qmgr_active;      /* queue id -> QMGR_MESSAGE */
 extern SCHED *qmgr_sched;        /* every scheduled message, and when it is due */
 extern size_t qmgr_active_rcpts; /* recipients of the active set */
 extern QMGR_PEER *qmgr_peers;
-extern int qmgr_resync_wanted; /* compare the schedule with the queue after this pass */
-extern int qmgr_stopping;      /* SIGTERM: no new jobs, exit when idle */
+extern LIST_HELPERS *qmgr_list_helpers; /* showq processes for other users' listings */
+extern int qmgr_resync_wanted;          /* compare the schedule with the queue after this pass */
+extern int qmgr_stopping;               /* SIGTERM: no new jobs, exit when idle */
 void qmgr_peer_close(QMGR_PEER *peer);
 
 /* dest.c */
@@ -296,7 +302,9 @@ long long suspend_resume(SUSPEND *s, long long now);
 int suspend_probe_due(const SUSPEND *s, long long now);
 
 /* list.c */
-int list_request(QMGR_PEER *peer, const IPC_REC *rec);
-void list_cancel(QMGR_PEER *peer);
+LIST_HELPERS *list_helpers_create(const char *config_path);
+void list_helpers_free(LIST_HELPERS *helpers);
+int list_request(LIST_HELPERS *helpers, QMGR_PEER *peer, const IPC_REC *rec);
+void list_cancel(LIST_HELPERS *helpers, QMGR_PEER *peer);
 
 #endif

@@ -25,7 +25,7 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$DEMO/libexec"
-for d in master pickup qmgr smtpout; do cp "$BUILD_DIR/$d/$d" "$DEMO/libexec/"; done
+for d in master pickup qmgr showq smtpout; do cp "$BUILD_DIR/$d/$d" "$DEMO/libexec/"; done
 "$BUILD_DIR/tests/smtpsink/smtpsink" --listen 127.0.0.1:0 --port-file "$DEMO/port" \
     --log "$DEMO/upstream.log" --stall DOT:0.02 &
 SINK_PID=$!

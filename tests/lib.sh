@@ -72,7 +72,7 @@ rq_setup() {
     T=$(mktemp -d /tmp/relayq-test.XXXXXX)
     chmod 755 "$T"
     mkdir -p "$T/libexec" "$T/sink"
-    for d in master pickup qmgr smtpout; do
+    for d in master pickup qmgr showq smtpout; do
         cp "$top_builddir/$d/$d" "$T/libexec/$d"
     done
     CONF=$T/relayq.conf

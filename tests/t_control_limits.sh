@@ -10,8 +10,9 @@
 # test), qmgr's own memory (RssAnon) grows by less than 10 MB, and the
 # per-user caps of the sockets (32 on public/control, 16 on the others)
 # hold and are logged once per socket, not once per connection. The listing
-# an ordinary user gets, in steps of 256 messages, is the listing root
-# gets. Needs root and setpriv, to act as another user.
+# an ordinary user gets, written by qmgr's helper showq, is the listing root
+# gets; with no showq to start, the user is told so and qmgr carries on.
+# Needs root and setpriv, to act as another user.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 if [ "$(id -u)" -ne 0 ] || ! command -v setpriv >/dev/null 2>&1; then
@@ -43,11 +44,20 @@ as_stranger "$RELAYQ" mailq >"$T/stranger.txt" 2>"$T/stranger.err"
 ok $? "an ordinary user lists the queue through qmgr"
 diag "$(head -c 300 "$T/stranger.err")"
 "$RELAYQ" mailq >"$T/root.txt"
-check "in steps, the same $N messages root lists" -- sh -c \
+check "through showq, the same $N messages root lists" -- sh -c \
     "cmp -s '$T/stranger.txt' '$T/root.txt' && grep -q '^-- .* Kbytes in $N Requests.\$' '$T/root.txt'"
 as_stranger "$RELAYQ" mailq --json >"$T/stranger.json"
 "$RELAYQ" mailq --json >"$T/root.json"
 check "and as JSON" -- sh -c "cmp -s '$T/stranger.json' '$T/root.json' && [ \$(wc -l <'$T/root.json') -eq $N ]"
+mv "$T/libexec/showq" "$T/showq.away"
+as_stranger "$RELAYQ" mailq >/dev/null 2>"$T/nohelper.err"
+status=$?
+[ $status -ne 0 ] && grep -q "cannot start the listing helper $T/libexec/showq" "$T/nohelper.err" &&
+    grep -q "warning: cannot start the listing helper" "$MAILLOG"
+ok $? "without showq the user's mailq fails with the reason (exit $status: $(head -c 200 "$T/nohelper.err"))"
+mv "$T/showq.away" "$T/libexec/showq"
+qmgr_answers
+ok $? "and qmgr still answers"
 
 # deliver TAG - queue N messages and wait until the relay has them all;
 # sets ELAPSED (seconds)

@@ -3,7 +3,8 @@
 # master, pickup, qmgr and smtpout shows it.
 #
 # Started by hand: an unknown option or an operand gets the daemon's usage
-# line and exit status 2 in every daemon; a configuration with an error
+# line and exit status 2 in every daemon (showq, which takes one operand,
+# when it is missing, unknown or followed by another); a configuration with an error
 # stops each one with the file and line; run as root, pickup, qmgr and
 # smtpout refuse (skipped when the test does not run as root). Under a
 # running relayq: a reload with a bad line leaves every daemon on its old
@@ -45,6 +46,12 @@ for d in master pickup qmgr smtpout; do
     run_daemon "$d" -c "$CONF" extra
     [ "$STATUS" -eq 2 ] && [[ $ERR == *"usage: $d "* ]]
     ok $? "$d with an operand: exit 2 with its usage line"
+done
+# showq, qmgr's listing helper, takes one operand: the layout.
+for args in "" "xml" "text extra"; do
+    run_daemon showq -c "$CONF" $args
+    [ "$STATUS" -eq 2 ] && [[ $ERR == *"usage: showq [-v] [-c config_file] text|json"* ]]
+    ok $? "showq ${args:-without an operand}: exit 2 with its usage line ($STATUS: $ERR)"
 done
 
 cp "$CONF" "$T/bad.conf"

@@ -258,7 +258,7 @@ run check -c "$tmp/bad.conf"
 ok $? "check: a bad value gives file:line: reason and exit 78"
 
 mkdir -p "$tmp/libexec"
-for d in master pickup qmgr smtpout; do
+for d in master pickup qmgr showq smtpout; do
     printf '#!/bin/sh\nexit 0\n' >"$tmp/libexec/$d"
     chmod 755 "$tmp/libexec/$d"
 done

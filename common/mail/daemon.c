@@ -15,8 +15,11 @@
  *	   root itself before it starts anything else);
  *	3. arguments: -c FILE (default: $RELAYQ_CONFIG, else the installed
  *	   file), -v (more logging, may repeat), and -f (stay in the
- *	   foreground) with DAEMON_FLAG_DETACH. Anything else, or an operand,
- *	   prints the usage line and exits 2, in every daemon. The file name
+ *	   foreground) with DAEMON_FLAG_DETACH, then exactly as many operands
+ *	   as the spec names (spec->operand_count: none for the four
+ *	   daemons; spec->prepare checks their values). Anything else, or
+ *	   an operand more or less, prints the usage line and exits 2, in
+ *	   every daemon. The file name
  *	   is made absolute (a daemon may change directory; a symlinked name
  *	   stays that name);
  *	4. the configuration: read and checked against the parameter table,
@@ -40,11 +43,15 @@
  *	   every parameter its own sources read;
  *	7. the loop, one pass at most spec->pass_ms long, until spec->done
  *	   says the daemon may end; then spec->finish, and exit status 0.
+ * daemon_usage()
+ *	print the usage line and exit 2 (spec->prepare, for an operand
+ *	whose value it refuses).
  * daemon_context(), daemon_config_path(), daemon_foreground(),
- * daemon_listen_fds()
+ * daemon_listen_fds(), daemon_operand()
  *	the context given to daemon_main(), the configuration file's
- *	absolute name, whether -f was given, and how many listening sockets
- *	master passed (descriptors 3 to 3 + N - 1; close-on-exec from here).
+ *	absolute name, whether -f was given, how many listening sockets
+ *	master passed (descriptors 3 to 3 + N - 1; close-on-exec from here),
+ *	and the operand at an index (NULL past the last one given).
  *
  * One process runs one daemon: the signal callbacks find it through the
  * context the event loop hands them, not through a global.
@@ -78,10 +85,11 @@ static const int daemon_shared_params[] = {
 
 struct DAEMON {
     const DAEMON_SPEC *spec;
-    void *ctx;         /* the daemon's own state */
-    char *config_path; /* absolute */
-    int foreground;    /* -f */
-    int listen_fds;    /* passed listening sockets, from 3 on */
+    void *ctx;                               /* the daemon's own state */
+    char *config_path;                       /* absolute */
+    int foreground;                          /* -f */
+    int listen_fds;                          /* passed listening sockets, from 3 on */
+    char *operands[DAEMON_OPERANDS_MAX + 1]; /* NULL after the last */
 };
 
 /* daemon_sanitize_fds - keep what master passed, close the rest; 0, 1 and 2 always open */
@@ -106,10 +114,12 @@ static int daemon_sanitize_fds(void)
 }
 
 /* daemon_usage - the command line is wrong */
-static void __attribute__((noreturn)) daemon_usage(const DAEMON *daemon)
+void daemon_usage(const DAEMON *daemon)
 {
-    msg_fatal_status(DAEMON_USAGE_STATUS, "usage: %s %s[-v] [-c config_file]", daemon->spec->name,
-                     (daemon->spec->flags & DAEMON_FLAG_DETACH) ? "[-f] " : "");
+    msg_fatal_status(DAEMON_USAGE_STATUS, "usage: %s %s[-v] [-c config_file]%s%s",
+                     daemon->spec->name, (daemon->spec->flags & DAEMON_FLAG_DETACH) ? "[-f] " : "",
+                     daemon->spec->operands ? " " : "",
+                     daemon->spec->operands ? daemon->spec->operands : "");
 }
 
 /* daemon_abspath - a file name relative to the working directory, made absolute */
@@ -221,8 +231,10 @@ int daemon_main(int argc, char **argv, const DAEMON_SPEC *spec, void *ctx)
             daemon_usage(&daemon);
         }
     }
-    if (optind != argc)
+    if (argc - optind != spec->operand_count || spec->operand_count > DAEMON_OPERANDS_MAX)
         daemon_usage(&daemon);
+    for (int i = 0; optind + i < argc; i++)
+        daemon.operands[i] = argv[optind + i];
     daemon.config_path = daemon_abspath(config != NULL ? config : params_default_path());
     why = vstr_alloc(128);
     if (daemon_load(&daemon, NULL, why) < 0)
@@ -246,6 +258,12 @@ int daemon_main(int argc, char **argv, const DAEMON_SPEC *spec, void *ctx)
         spec->finish(&daemon);
     myfree(daemon.config_path);
     return 0;
+}
+
+/* daemon_operand - an operand after the options, NULL past the last */
+const char *daemon_operand(const DAEMON *daemon, int index)
+{
+    return index >= 0 && index < DAEMON_OPERANDS_MAX ? daemon->operands[index] : NULL;
 }
 
 /* daemon_context - the daemon's own state */

@@ -38,12 +38,21 @@ typedef struct DAEMON_SPEC {
     /* After the loop: release what init took (NULL: nothing). */
     void (*finish)(DAEMON *daemon);
     long long pass_ms; /* the longest wait of one pass of the loop; -1: until an event */
+    /* The operands it takes after the options, as the usage line shows
+     * them ("text|json"; NULL: none), and how many: exactly that many,
+     * at most DAEMON_OPERANDS_MAX. */
+    const char *operands;
+    int operand_count;
 } DAEMON_SPEC;
 
+#define DAEMON_OPERANDS_MAX 4
+
 int daemon_main(int argc, char **argv, const DAEMON_SPEC *spec, void *ctx);
+void __attribute__((noreturn)) daemon_usage(const DAEMON *daemon);
 void *daemon_context(const DAEMON *daemon);
 const char *daemon_config_path(const DAEMON *daemon);
 int daemon_foreground(const DAEMON *daemon);
 int daemon_listen_fds(const DAEMON *daemon);
+const char *daemon_operand(const DAEMON *daemon, int index);
 
 #endif

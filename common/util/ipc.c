@@ -25,6 +25,7 @@
  *	ipc_chan_set_record_max() gave the channel, is malformed as soon as
  *	that many bytes of it are buffered, so a peer that never ends its
  *	record holds no more than that.
+ *	ipc_chan_buffered() is what it read and no record took yet;
  *	ipc_chan_pending() is what the channel still holds to write,
  *	ipc_chan_unread() that plus what the socket holds and the peer has
  *	not read (SIOCOUTQ, counted with the kernel's overhead): a server
@@ -368,6 +369,12 @@ int ipc_chan_fd(const IPC_CHAN *chan)
 void ipc_chan_send(IPC_CHAN *chan, const IPC_REC *rec)
 {
     ipc_rec_encode(rec, chan->out);
+}
+
+/* ipc_chan_buffered - bytes read and not yet taken as a record */
+size_t ipc_chan_buffered(const IPC_CHAN *chan)
+{
+    return vstr_len(chan->in) - chan->in_off;
 }
 
 /* ipc_chan_pending - bytes queued and not yet written */

@@ -51,6 +51,7 @@ int ipc_chan_fd(const IPC_CHAN *chan);
 void ipc_chan_send(IPC_CHAN *chan, const IPC_REC *rec);
 int ipc_chan_flush(IPC_CHAN *chan);
 void ipc_chan_set_record_max(IPC_CHAN *chan, size_t bytes);
+size_t ipc_chan_buffered(const IPC_CHAN *chan);
 size_t ipc_chan_pending(const IPC_CHAN *chan);
 size_t ipc_chan_unread(const IPC_CHAN *chan);
 int ipc_chan_fill(IPC_CHAN *chan);

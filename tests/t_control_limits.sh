@@ -11,7 +11,8 @@
 # per-user caps of the sockets (32 on public/control, 16 on the others)
 # hold and are logged once per socket, not once per connection. The listing
 # an ordinary user gets, written by qmgr's helper showq, is the listing root
-# gets; with no showq to start, the user is told so and qmgr carries on.
+# gets; with no showq to start, or a queue showq cannot read, the user is
+# told why and qmgr carries on.
 # Needs root and setpriv, to act as another user.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
@@ -58,6 +59,15 @@ ok $? "without showq the user's mailq fails with the reason (exit $status: $(hea
 mv "$T/showq.away" "$T/libexec/showq"
 qmgr_answers
 ok $? "and qmgr still answers"
+# A queue showq cannot open: the user gets showq's reason, not a listing.
+mode=$(stat -c %a "$T/queue/db")
+chmod 000 "$T/queue/db"
+as_stranger "$RELAYQ" mailq >"$T/noread.txt" 2>"$T/noread.err"
+status=$?
+chmod "$mode" "$T/queue/db"
+[ $status -ne 0 ] && [ ! -s "$T/noread.txt" ] && grep -q "Permission denied" "$T/noread.err" &&
+    grep -q "showq.*warning: cannot list the queue" "$MAILLOG"
+ok $? "a queue showq cannot read: the user's mailq fails with the reason (exit $status: $(head -c 200 "$T/noread.err"))"
 
 # deliver TAG - queue N messages and wait until the relay has them all;
 # sets ELAPSED (seconds)

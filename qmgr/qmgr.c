@@ -382,7 +382,7 @@ static void qmgr_seal_check(void)
         if ((txn = qstore_begin(qmgr_store, 1, why)) != NULL) {
             /* A failed mark sticks to the transaction: the commit reports it. */
             (void)qstore_mark_sealed_only(txn, (long long)time(NULL));
-            rc = qstore_commit(txn, why);
+            rc = qstore_commit_at(txn, "qmgr-seal-commit", why);
         }
         if (rc != QSTORE_OK) {
             msg_warn("cannot mark the queue sealed-only: %s; trying again", vstr_str(why));

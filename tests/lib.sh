@@ -370,7 +370,7 @@ fill_and_deliver() {
 fault_build_or_skip() {
     grep -q '^#define RELAYQ_FAULT_INJECTION 1' "$top_builddir/config.h" && return 0
     local bins traces
-    bins=("$top_builddir"/{master/master,pickup/pickup,qmgr/qmgr,smtpout/smtpout,cli/relayq})
+    bins=("$top_builddir"/{master/master,pickup/pickup,qmgr/qmgr,smtpout/smtpout,cli/relayq,showq/showq})
     traces=$(grep -alE 'RELAYQ_CRASH_AT|RELAYQ_FAIL_AT|fault injection' "${bins[@]}" | tr '\n' ' ')
     check "production binaries carry no fault point${traces:+: $traces}" -- \
         test -z "$traces" -a -x "${bins[0]}" -a -x "${bins[1]}" -a -x "${bins[2]}" -a -x "${bins[3]}"

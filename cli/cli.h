@@ -96,6 +96,9 @@ int flush_main(int argc, char **argv);
 /* show.c */
 int show_main(int argc, char **argv);
 
+/* passwd.c */
+int passwd_main(int argc, char **argv);
+
 /* qshape.c */
 int qshape_main(int argc, char **argv);
 

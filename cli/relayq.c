@@ -71,6 +71,7 @@ static const CLI_CMD relayq_commands[] = {
     {"status", start_status_main, "[-c FILE]", PRIVS_GROUP_KEEP},
     {"check", check_main, "[-c FILE]", PRIVS_GROUP_DROP},
     {"keygen", keygen_main, "[-c FILE] [ID]", PRIVS_GROUP_DROP},
+    {"passwd", passwd_main, "USER", PRIVS_GROUP_DROP},
     {"sendmail", sendmail_main,
      "[-c FILE] [-t] [-i] [-f SENDER] [-F NAME] [-N DSN] [-R RET] [-V ENVID] [RCPT...] | -bs | "
      "-bp | -q | -bi",

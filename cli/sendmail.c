@@ -3,10 +3,11 @@
  *
  * sendmail_main()
  *	"relayq sendmail [options] [RCPT...]", also run as "sendmail": read a
- *	message from standard input and leave it in the queue's maildrop/
- *	directory for pickup. Exit 0 only when the file is durably there:
- *	written, fsynced and renamed to its final name, and the rename
- *	fsynced. Every failure is one line on standard error and a sysexits
+ *	message from standard input and hand it to pickup, or leave it in
+ *	the queue's maildrop/ directory. Exit 0 only when the message is
+ *	durably queued: committed by pickup, or its file written, fsynced
+ *	and renamed to its final name, and the rename fsynced. Every
+ *	failure is one line on standard error and a sysexits
  *	code (EX_USAGE for bad options, EX_DATAERR for bad addresses and
  *	oversized mail, EX_CONFIG, EX_CANTCREAT, EX_TEMPFAIL), and leaves
  *	nothing in maildrop/.
@@ -29,13 +30,23 @@
  * exit; the session goes on. The session logs to maillog_file (or
  * syslog), as the daemons do.
  *
- * The message is streamed: only the header section is held in memory
- * (to find -t recipients and drop Bcc:), the body goes straight to the
- * temporary file, and the size limit is checked as it grows. A signal or
- * a fatal error removes the temporary file (atexit and signal handlers).
+ * Handing over (sendmail_hand_over): a message of at most
+ * PICKUP_SUBMIT_MAX bytes, envelope included, is kept in memory and sent
+ * whole to pickup on public/pickup, which queues it in the commit it
+ * shares with SMTP clients and other sendmails and answers once that
+ * commit is done: no fsync here, one fsync for many submitters. When
+ * pickup is not running, cannot take the message now (a full queue, a
+ * failed commit) or says nothing within SENDMAIL_HAND_OVER_MS, the
+ * message is written to maildrop/ instead; when pickup refuses it for
+ * good (a bad envelope), that is the command's error.
  *
- * After the rename, pickup is woken through its public socket; that is
- * best effort, since pickup also scans maildrop/ on its own.
+ * A larger message is streamed to a file: the size limit is checked as it
+ * grows, and past PICKUP_SUBMIT_MAX the temporary file is made and the
+ * rest goes straight to it. A signal or a fatal error removes the
+ * temporary file (atexit and signal handlers); one left by a SIGKILL is
+ * removed by pickup an hour later. After the rename, pickup is woken
+ * through its public socket; that is best effort, since pickup also
+ * scans maildrop/ on its own.
  *
  * With queue_encryption_key_file set, the file is sealed as it is written
  * (seal.c) to the public key pickup publishes in public/maildrop_key: the
@@ -82,6 +93,7 @@
 #define SENDMAIL_ENVID_MAX 100           /* RFC 3461 */
 #define SENDMAIL_WRITE_CHUNK (64 * 1024) /* output buffered up to this */
 #define SENDMAIL_WAKEUP_MS 1000
+#define SENDMAIL_HAND_OVER_MS (60 * 1000)   /* for pickup's verdict on a message handed over */
 #define SENDMAIL_BS_TIMEOUT_MS (300 * 1000) /* Postfix's smtpd_timeout */
 #define SENDMAIL_BS_ERROR_LIMIT 20          /* Postfix's smtpd_hard_error_limit */
 
@@ -494,15 +506,18 @@ static void sendmail_extract(MAILDROP_ENV *env, const VSTR *headers, const SENDM
 /* SENDMAIL_OUT - the maildrop file being written, its size accounting, its first failure */
 typedef struct SENDMAIL_OUT {
     int fd;
-    VSTR *buf;           /* not yet written */
-    long long content;   /* message bytes so far */
-    long long limit;     /* message_size_limit, 0: none */
-    SEAL_DROP *seal;     /* sealing the file (queue_encryption_key_file), or NULL */
-    VSTR *sealed;        /* sealed bytes not yet written */
-    int status;          /* 0, or the sysexits code of the first failure */
-    int nospace;         /* that failure was ENOSPC or EDQUOT */
-    VSTR *why;           /* its one-line reason */
-    char name[PATH_MAX]; /* the file's final path, once committed */
+    VSTR *buf;            /* not yet written */
+    long long content;    /* message bytes so far */
+    long long limit;      /* message_size_limit, 0: none */
+    SEAL_DROP *seal;      /* sealing the file (queue_encryption_key_file), or NULL */
+    VSTR *sealed;         /* sealed bytes not yet written */
+    int status;           /* 0, or the sysexits code of the first failure */
+    int nospace;          /* that failure was ENOSPC or EDQUOT */
+    VSTR *why;            /* its one-line reason */
+    const char *maildrop; /* the directory of the file */
+    int filed;            /* the file exists: the message was too big to hand to pickup */
+    char name[PATH_MAX];  /* the file's final path, once committed */
+    char queue_id[64];    /* or the queue id pickup committed it as, "" */
 } SENDMAIL_OUT;
 
 /* sendmail_fail - record the first failure, drop the unfinished file; returns -1 */
@@ -577,6 +592,8 @@ static int sendmail_seal_setup(SENDMAIL_OUT *out)
     return ret;
 }
 
+static int sendmail_create(SENDMAIL_OUT *out, const char *maildrop);
+
 /* sendmail_content - add message bytes, enforcing message_size_limit */
 static int sendmail_content(SENDMAIL_OUT *out, const char *data, size_t len)
 {
@@ -587,7 +604,13 @@ static int sendmail_content(SENDMAIL_OUT *out, const char *data, size_t len)
         return sendmail_fail(out, EX_DATAERR,
                              "message is larger than message_size_limit (%lld bytes)", out->limit);
     vstr_append(out->buf, data, len);
-    if (vstr_len(out->buf) >= SENDMAIL_WRITE_CHUNK)
+    /* Too big to hand to pickup whole: it goes to a maildrop file. */
+    if (!out->filed && vstr_len(out->buf) > PICKUP_SUBMIT_MAX) {
+        if (sendmail_create(out, out->maildrop) < 0)
+            return -1;
+        out->filed = 1;
+    }
+    if (out->filed && vstr_len(out->buf) >= SENDMAIL_WRITE_CHUNK)
         return sendmail_flush(out, 0);
     return 0;
 }
@@ -676,12 +699,14 @@ static int sendmail_create(SENDMAIL_OUT *out, const char *maildrop)
 }
 
 /*
- * sendmail_open - start a maildrop file: seal, create, write the envelope
+ * sendmail_open - start a message: its envelope, and what sealing it needs
  *
  * Every message, from the command line or from "sendmail -bs", goes
  * through sendmail_open(), sendmail_content() and sendmail_commit(); after
  * a failure (out->status, out->why) nothing is left in maildrop/.
- * sendmail_close() releases the rest either way.
+ * sendmail_close() releases the rest either way. The message stays in
+ * memory until it passes PICKUP_SUBMIT_MAX bytes; only then is its
+ * maildrop file made.
  */
 static int sendmail_open(SENDMAIL_OUT *out, const MAILDROP_ENV *env, const char *maildrop)
 {
@@ -690,18 +715,81 @@ static int sendmail_open(SENDMAIL_OUT *out, const MAILDROP_ENV *env, const char 
     out->limit = var_int(message_size_limit);
     out->buf = vstr_alloc(SENDMAIL_WRITE_CHUNK + SENDMAIL_PIECE_MAX);
     out->why = vstr_alloc(100);
-    if (sendmail_seal_setup(out) < 0 || sendmail_create(out, maildrop) < 0)
+    out->maildrop = maildrop;
+    if (sendmail_seal_setup(out) < 0)
         return -1;
     maildrop_encode_envelope(env, out->buf);
     return 0;
 }
 
-/* sendmail_commit - fsync, rename into place, fsync the directory */
+/*
+ * sendmail_hand_over - give pickup the whole message and wait for the commit that holds it
+ *
+ * 1: committed (out->queue_id); 0: pickup is not there or cannot take it
+ * now (not running, queue full, a failed commit, no verdict in time): the
+ * caller writes the file instead; -1: pickup refused the message for good
+ * (out->status and out->why say why). A verdict lost after a commit
+ * means the file is written too: the message may go out twice, never
+ * not at all.
+ */
+static int sendmail_hand_over(SENDMAIL_OUT *out)
+{
+    char *path = qdir_path(var_str(queue_directory), SOCK_PICKUP);
+    VSTR *why = vstr_alloc(100);
+    IPC_CHAN *chan;
+    IPC_REC *rec = NULL;
+    int ret = 0;
+
+    if ((chan = ipc_client_open(path, PROTO_PICKUP, SENDMAIL_WAKEUP_MS, why)) != NULL) {
+        rec = ipc_rec_create("submit");
+        ipc_rec_add_long(rec, "size", (long long)vstr_len(out->buf));
+        ipc_chan_send(chan, rec);
+        ipc_rec_free(rec);
+        ipc_chan_send_raw(chan, vstr_str(out->buf), vstr_len(out->buf));
+        rec = NULL;
+        if (ipc_chan_send_wait(chan, NULL, SENDMAIL_HAND_OVER_MS, why) == 0)
+            rec = ipc_chan_recv_wait(chan, SENDMAIL_HAND_OVER_MS, why);
+    }
+    if (rec != NULL && strcmp(ipc_rec_type(rec), "queued") == 0 &&
+        ipc_rec_check(rec, "queue_id", "", why) == 0) {
+        snprintf(out->queue_id, sizeof(out->queue_id), "%s", ipc_rec_get(rec, "queue_id"));
+        ret = 1;
+    } else if (rec != NULL && strcmp(ipc_rec_type(rec), "refused") == 0 &&
+               ipc_rec_check(rec, "status,reason", "", why) == 0) {
+        if (strcmp(ipc_rec_get(rec, "status"), "rejected") == 0)
+            ret = sendmail_fail(out, EX_DATAERR, "message refused: %s", ipc_rec_get(rec, "reason"));
+        else if (msg_verbose)
+            msg_info("pickup cannot take the message now (%s): writing it to maildrop/",
+                     ipc_rec_get(rec, "reason"));
+    } else if (msg_verbose) {
+        msg_info("no verdict from pickup (%s): writing the message to maildrop/", vstr_str(why));
+    }
+    if (rec != NULL)
+        ipc_rec_free(rec);
+    if (chan != NULL)
+        ipc_chan_free(chan);
+    vstr_free(why);
+    myfree(path);
+    return ret;
+}
+
+/* sendmail_commit - hand the message to pickup, or else: its file written, fsynced, renamed
+ * into place, the directory fsynced */
 static int sendmail_commit(SENDMAIL_OUT *out, const char *maildrop)
 {
     struct timeval tv;
     int sync_errno = 0;
+    int ret;
 
+    if (out->status != 0)
+        return -1;
+    if (!out->filed) {
+        if ((ret = sendmail_hand_over(out)) != 0)
+            return ret > 0 ? 0 : -1;
+        if (sendmail_create(out, maildrop) < 0)
+            return -1;
+        out->filed = 1;
+    }
     if (sendmail_flush(out, 1) < 0)
         return -1;
     if (fsync(out->fd) < 0)
@@ -869,11 +957,13 @@ static SMTPD_RESULT sendmail_bs_message(void *ctx, const SMTPD_MSG *msg, VSTR *t
         result = out.status == EX_DATAERR ? SMTPD_REJECTED
                  : out.nospace            ? SMTPD_NOSPACE
                                           : SMTPD_TEMPFAIL;
-    } else {
+    } else if (out.filed) {
         msg_info("maildrop/%s: uid=%lld from=<%s> nrcpt=%zu", strrchr(out.name, '/') + 1, bs->uid,
                  msg->sender, msg->nrcpt);
         vstr_sprintf(text, "as %s", strrchr(out.name, '/') + 1);
         sendmail_wakeup();
+    } else {
+        vstr_sprintf(text, "as %s", out.queue_id);
     }
     sendmail_close(&out);
     maildrop_env_free(&env);
@@ -889,7 +979,7 @@ static SMTPD_RESULT sendmail_bs_message(void *ctx, const SMTPD_MSG *msg, VSTR *t
  */
 static int sendmail_bs(void)
 {
-    static const SMTPD_OPS ops = {sendmail_bs_write, sendmail_bs_message};
+    static const SMTPD_OPS ops = {sendmail_bs_write, sendmail_bs_message, NULL};
     SMTPD_LIMITS limits;
     SENDMAIL_BS bs;
     SMTPD_PROTO *sp;
@@ -1127,7 +1217,8 @@ int sendmail_main(int argc, char **argv)
     }
     if (sendmail_commit(&out, maildrop) < 0)
         sendmail_out_fatal(&out);
-    sendmail_wakeup();
+    if (out.filed)
+        sendmail_wakeup();
 
     sendmail_close(&out);
     vstr_free(headers);

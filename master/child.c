@@ -94,12 +94,16 @@ static void child_free(CHILD *cp)
     myfree(cp);
 }
 
-/* child_pass_fds - the listening sockets a slot's program gets (kept by master) */
-void child_pass_fds(CHILD *cp, const int *fds, int count)
+/* child_pass_fds - the listening sockets a slot's program gets, and their names (kept by master) */
+void child_pass_fds(CHILD *cp, const int *fds, const char *const *names, int count)
 {
     if (count > DAEMON_LISTEN_FDS_MAX)
         msg_panic("child_pass_fds: %d descriptors, at most %d", count, DAEMON_LISTEN_FDS_MAX);
+    for (int i = 0; i < count; i++)
+        if (strlen(names[i]) > DAEMON_LISTEN_NAME_MAX || strchr(names[i], ':') != NULL)
+            msg_panic("child_pass_fds: bad descriptor name \"%s\"", names[i]);
     cp->pass_fds = fds;
+    cp->pass_names = names;
     cp->npass = count;
 }
 
@@ -108,6 +112,8 @@ static void child_place_fds(const CHILD *cp)
 {
     int high[DAEMON_LISTEN_FDS_MAX];
     char count[16];
+    char names[DAEMON_LISTEN_FDS_MAX * (DAEMON_LISTEN_NAME_MAX + 1) + 1];
+    size_t used = 0;
 
     /* Out of the way first: a passed socket may already sit at 3 or 4. */
     for (int i = 0; i < cp->npass; i++)
@@ -117,7 +123,12 @@ static void child_place_fds(const CHILD *cp)
         if (dup2(high[i], 3 + i) < 0) /* dup2 leaves close-on-exec off */
             _exit(1);
     snprintf(count, sizeof(count), "%d", cp->npass);
-    if (setenv(DAEMON_LISTEN_FDS_ENV, count, 1) < 0)
+    names[0] = '\0';
+    for (int i = 0; i < cp->npass; i++)
+        used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", i ? ":" : "",
+                                 cp->pass_names[i]);
+    if (setenv(DAEMON_LISTEN_FDS_ENV, count, 1) < 0 ||
+        setenv(DAEMON_LISTEN_NAMES_ENV, names, 1) < 0)
         _exit(1);
 }
 

@@ -75,9 +75,11 @@ int master_stopping;
 static char *master_queue_dir; /* queue_directory at startup: a reload cannot move it */
 static char *master_owner;     /* mail_owner at startup, to warn when a reload changes it */
 static int master_lock_fd = -1;
-static int master_smtpd_fds[DAEMON_LISTEN_FDS_MAX]; /* smtpd_listen's sockets, for pickup */
+static int master_smtpd_fds[DAEMON_LISTEN_FDS_MAX]; /* the SMTP listener's sockets, for pickup */
+static const char *master_smtpd_names[DAEMON_LISTEN_FDS_MAX]; /* the parameter of each */
 static int master_smtpd_count;
-static char *master_smtpd_listen_text; /* smtpd_listen at startup: a reload cannot change it */
+static char *master_smtpd_listen_text;     /* smtpd_listen at startup: a reload cannot change it */
+static char *master_smtpd_tls_listen_text; /* smtpd_tls_listen at startup: neither */
 
 static const char *master_daemons[] = {"qmgr", "pickup", "smtpout"};
 
@@ -88,6 +90,31 @@ static int master_check_config(const CONFIG *cfg, VSTR *why)
         vstr_sprintf(why, "%s: relayhost is empty: relayq only relays; set relayhost = [host]:port",
                      config_path(cfg));
         return -1;
+    }
+    /* The SMTP listener's TLS and AUTH settings go together. */
+    if ((*config_str(cfg, "smtpd_tls_cert_file") == '\0') !=
+        (*config_str(cfg, "smtpd_tls_key_file") == '\0')) {
+        vstr_sprintf(why,
+                     "%s: smtpd_tls_cert_file and smtpd_tls_key_file go together: set both, "
+                     "or neither",
+                     config_path(cfg));
+        return -1;
+    }
+    if (*config_str(cfg, "smtpd_tls_cert_file") == '\0') {
+        if (*config_str(cfg, "smtpd_tls_listen") != '\0') {
+            vstr_sprintf(why,
+                         "%s: smtpd_tls_listen needs smtpd_tls_cert_file and "
+                         "smtpd_tls_key_file",
+                         config_path(cfg));
+            return -1;
+        }
+        if (*config_str(cfg, "smtpd_sasl_password_file") != '\0') {
+            vstr_sprintf(why,
+                         "%s: smtpd_sasl_password_file: AUTH is offered only over TLS; set "
+                         "smtpd_tls_cert_file and smtpd_tls_key_file",
+                         config_path(cfg));
+            return -1;
+        }
     }
     /* At a reload: the daemons work in the queue they started with. */
     if (master_queue_dir != NULL && strcmp(config_str(cfg, "queue_directory"), master_queue_dir)) {
@@ -124,35 +151,50 @@ static void master_prepare_log(uid_t uid, gid_t gid)
     close(fd);
 }
 
-/* master_smtpd_bind - one address of smtpd_listen: bind it now, while master may */
+/* The parameter whose addresses master_smtpd_bind() binds, and where it says why not. */
+typedef struct MASTER_BIND {
+    const char *param;
+    VSTR *why;
+} MASTER_BIND;
+
+/* master_smtpd_bind - one address of smtpd_listen or smtpd_tls_listen: bind it now, while
+ * master may */
 static int master_smtpd_bind(const char *word, const struct sockaddr *sa, socklen_t len, void *ctx)
 {
-    VSTR *why = ctx;
+    MASTER_BIND *target = ctx;
     int fd;
 
     if (master_smtpd_count == DAEMON_LISTEN_FDS_MAX) {
-        vstr_sprintf(why, "smtpd_listen: more than %d addresses (at %s)", DAEMON_LISTEN_FDS_MAX,
-                     word);
+        vstr_sprintf(target->why,
+                     "smtpd_listen and smtpd_tls_listen: more than %d addresses (at %s)",
+                     DAEMON_LISTEN_FDS_MAX, word);
         return -1;
     }
-    if ((fd = tcp_listen(sa, len, MASTER_SMTPD_BACKLOG, why)) < 0) {
-        vstr_sprintf_append(why, " (smtpd_listen: another program may be listening there; stop "
-                                 "it, or change smtpd_listen)");
+    if ((fd = tcp_listen(sa, len, MASTER_SMTPD_BACKLOG, target->why)) < 0) {
+        vstr_sprintf_append(target->why,
+                            " (%s: another program may be listening there; stop it, or change %s)",
+                            target->param, target->param);
         return -1;
     }
+    master_smtpd_names[master_smtpd_count] = target->param;
     master_smtpd_fds[master_smtpd_count++] = fd;
     return 0;
 }
 
-/* master_smtpd_listen - the SMTP listener's sockets, before root is given up (port 25) */
+/* master_smtpd_listen - the SMTP listener's sockets, before root is given up (ports 25, 465) */
 static void master_smtpd_listen(void)
 {
-    VSTR *why = vstr_alloc(128);
+    MASTER_BIND target = {"smtpd_listen", vstr_alloc(128)};
 
     master_smtpd_listen_text = mystrdup(var_str(smtpd_listen));
-    if (netaddr_listen_each(master_smtpd_listen_text, master_smtpd_bind, why, why) < 0)
-        msg_fatal("%s", vstr_str(why));
-    vstr_free(why);
+    master_smtpd_tls_listen_text = mystrdup(var_str(smtpd_tls_listen));
+    if (netaddr_listen_each(master_smtpd_listen_text, master_smtpd_bind, &target, target.why) < 0)
+        msg_fatal("%s", vstr_str(target.why));
+    target.param = "smtpd_tls_listen";
+    if (netaddr_listen_each(master_smtpd_tls_listen_text, master_smtpd_bind, &target, target.why) <
+        0)
+        msg_fatal("%s", vstr_str(target.why));
+    vstr_free(target.why);
 }
 
 /* master_setup_queue - create the queue tree as its owner; root becomes mail_owner */
@@ -184,6 +226,19 @@ static void master_setup_queue(void)
     }
 }
 
+/* master_check_readable - a file a daemon will read is readable by mail_owner ("": none) */
+static void master_check_readable(const char *param, const char *file)
+{
+    int fd;
+
+    if (*file == '\0')
+        return;
+    if ((fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        msg_fatal("%s %s: not readable by the mail system's user (uid %ld): %m", param, file,
+                  (long)getuid());
+    close(fd);
+}
+
 /* master_check_daemons - every program master will run is there, and the
  * configuration is readable by the user they run as */
 static void master_check_daemons(void)
@@ -195,6 +250,10 @@ static void master_check_daemons(void)
         msg_fatal("%s: not readable by the mail system's user (uid %ld): %m", master_config_path,
                   (long)getuid());
     close(fd);
+    /* pickup reads these as mail_owner: say so now rather than restart it in a loop. */
+    master_check_readable("smtpd_tls_cert_file", var_str(smtpd_tls_cert_file));
+    master_check_readable("smtpd_tls_key_file", var_str(smtpd_tls_key_file));
+    master_check_readable("smtpd_sasl_password_file", var_str(smtpd_sasl_password_file));
     for (size_t i = 0; i < sizeof(master_daemons) / sizeof(master_daemons[0]); i++) {
         vstr_sprintf(path, "%s/%s", var_str(daemon_directory), master_daemons[i]);
         if (access(vstr_str(path), X_OK) < 0)
@@ -354,6 +413,9 @@ static void master_reload(DAEMON *daemon)
     if (strcmp(var_str(smtpd_listen), master_smtpd_listen_text) != 0)
         msg_warn("reload: smtpd_listen changed from \"%s\" to \"%s\": that needs a restart",
                  master_smtpd_listen_text, var_str(smtpd_listen));
+    if (strcmp(var_str(smtpd_tls_listen), master_smtpd_tls_listen_text) != 0)
+        msg_warn("reload: smtpd_tls_listen changed from \"%s\" to \"%s\": that needs a restart",
+                 master_smtpd_tls_listen_text, var_str(smtpd_tls_listen));
     if (master_stopping)
         return;
     /* Signal first: the workers a new count adds read the new file anyway,
@@ -404,7 +466,7 @@ static void master_init(DAEMON *daemon)
     msg_info("daemon started -- version %s, configuration %s", PACKAGE_VERSION, master_config_path);
     child_start(child_create("qmgr"));
     pickup = child_create("pickup");
-    child_pass_fds(pickup, master_smtpd_fds, master_smtpd_count);
+    child_pass_fds(pickup, master_smtpd_fds, master_smtpd_names, master_smtpd_count);
     child_start(pickup);
     child_set_count("smtpout", (int)var_int(smtpout_workers));
     event_request_timer(master_watch_queue, NULL, MASTER_WATCH_INTERVAL * 1000LL);
@@ -422,10 +484,12 @@ int main(int argc, char **argv)
 {
     /* The parameters master reads (its own sources; t_param_lists checks). */
     static const int params[] = {
-        PARAM_ID(daemon_directory), PARAM_ID(queue_directory),
-        PARAM_ID(queue_map_size),   PARAM_ID(relayhost),
-        PARAM_ID(setgid_group),     PARAM_ID(smtpd_listen),
-        PARAM_ID(smtpout_workers),  -1,
+        PARAM_ID(daemon_directory),   PARAM_ID(queue_directory),
+        PARAM_ID(queue_map_size),     PARAM_ID(relayhost),
+        PARAM_ID(setgid_group),       PARAM_ID(smtpd_listen),
+        PARAM_ID(smtpd_tls_listen),   PARAM_ID(smtpd_tls_cert_file),
+        PARAM_ID(smtpd_tls_key_file), PARAM_ID(smtpd_sasl_password_file),
+        PARAM_ID(smtpout_workers),    -1,
     };
     static const DAEMON_SPEC spec = {
         .name = "master",

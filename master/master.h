@@ -23,15 +23,16 @@
  * follows the slot, not the pid.
  */
 typedef struct CHILD {
-    char *name;           /* program name in daemon_directory */
-    char *path;           /* the program last executed, for log lines */
-    pid_t pid;            /* the running process, 0 when none */
-    long long started_ms; /* now_ms() of the last spawn */
-    int fast_failures;    /* consecutive failures within CHILD_FAST_MS of start */
-    int delay_s;          /* current restart delay, 0 when not throttled */
-    int waiting;          /* a restart timer is pending */
-    int retiring;         /* sent SIGTERM for good: free the slot when it exits */
-    const int *pass_fds;  /* listening sockets the program gets as 3, 4, ... (pickup) */
+    char *name;                    /* program name in daemon_directory */
+    char *path;                    /* the program last executed, for log lines */
+    pid_t pid;                     /* the running process, 0 when none */
+    long long started_ms;          /* now_ms() of the last spawn */
+    int fast_failures;             /* consecutive failures within CHILD_FAST_MS of start */
+    int delay_s;                   /* current restart delay, 0 when not throttled */
+    int waiting;                   /* a restart timer is pending */
+    int retiring;                  /* sent SIGTERM for good: free the slot when it exits */
+    const int *pass_fds;           /* listening sockets the program gets as 3, 4, ... (pickup) */
+    const char *const *pass_names; /* each one's name: the parameter that made it */
     int npass;
     struct CHILD *next;
 } CHILD;
@@ -42,7 +43,7 @@ extern int master_stopping;            /* SIGTERM or SIGINT seen: restart nothin
 
 /* child.c: the child slots. */
 CHILD *child_create(const char *name);
-void child_pass_fds(CHILD *cp, const int *fds, int count);
+void child_pass_fds(CHILD *cp, const int *fds, const char *const *names, int count);
 void child_start(CHILD *cp);
 void child_reap(int sig, void *ctx);
 void child_signal_all(int sig);

@@ -362,12 +362,14 @@ int cleanup_message_limited(const char *data, size_t len, const CLEANUP_INFO *in
     vstr_reserve(out, total + total / 256 + 512);
     localtime_r(&info->now, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-    if (info->client_addr != NULL)
-        vstr_sprintf(
-            out, "Received: from %s (unknown [%s])\r\n\tby %s (relayq) with ESMTP id %s; %s\r\n",
-            *info->helo ? info->helo : "unknown", info->client_addr, info->myhostname, info->qid,
-            date);
-    else
+    if (info->client_addr != NULL) {
+        vstr_sprintf(out, "Received: from %s (unknown [%s])\r\n",
+                     *info->helo ? info->helo : "unknown", info->client_addr);
+        if (info->tls != NULL)
+            vstr_sprintf_append(out, "\t(using %s)\r\n", info->tls);
+        vstr_sprintf_append(out, "\tby %s (relayq) with %s id %s; %s\r\n", info->myhostname,
+                            info->protocol != NULL ? info->protocol : "ESMTP", info->qid, date);
+    } else
         vstr_sprintf(out, "Received: by %s (relayq) id %s; %s\r\n", info->myhostname, info->qid,
                      date);
     seen = cleanup_headers(out, text, hdr_end, stats);

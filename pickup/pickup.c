@@ -184,6 +184,8 @@ void pickup_tell_qmgr(PICKUP *p, const PICKUP_FILE *files, size_t nfiles)
 
 /* pickup_client_close - end a public/pickup connection */
 static void pickup_client_close(PICKUP_CLIENT *client);
+static void pickup_client_buffered(void *ctx);
+static void pickup_client_read(int fd, int events, void *ctx);
 
 /* pickup_client_timeout - a client that says nothing for too long */
 static void pickup_client_timeout(void *ctx)
@@ -191,17 +193,31 @@ static void pickup_client_timeout(void *ctx)
     pickup_client_close(ctx);
 }
 
+/* pickup_client_free - a connection's memory, once no verdict is to come */
+static void pickup_client_free(PICKUP_CLIENT *client)
+{
+    if (client->message != NULL)
+        vstr_free(client->message);
+    myfree(client);
+}
+
 /* pickup_client_close - end a public/pickup connection */
 static void pickup_client_close(PICKUP_CLIENT *client)
 {
     event_disable_readwrite(ipc_chan_fd(client->chan));
     event_cancel_timer(pickup_client_timeout, client);
+    event_cancel_timer(pickup_client_buffered, client);
     ipc_chan_free(client->chan);
+    client->chan = NULL;
     listener_closed(client->pickup->listener, client->uid);
-    myfree(client);
+    /* A message in the open transaction is queued all the same; its verdict frees the rest. */
+    if (client->waiting)
+        client->gone = 1;
+    else
+        pickup_client_free(client);
 }
 
-/* pickup_client_write - send the rest of the hello */
+/* pickup_client_write - send the rest of what is queued */
 static void pickup_client_write(int fd, int events, void *ctx)
 {
     PICKUP_CLIENT *client = ctx;
@@ -214,14 +230,147 @@ static void pickup_client_write(int fd, int events, void *ctx)
         pickup_client_close(client);
 }
 
-/* pickup_client_read - take wake-ups from a sendmail command */
+/* pickup_client_reply - send a record without blocking; -1 when the client is gone */
+static int pickup_client_reply(PICKUP_CLIENT *client, IPC_REC *rec)
+{
+    int ret;
+
+    ipc_chan_send(client->chan, rec);
+    ipc_rec_free(rec);
+    if ((ret = ipc_chan_flush(client->chan)) < 0)
+        return -1;
+    if (ret == 0)
+        event_enable_write(ipc_chan_fd(client->chan), pickup_client_write, client);
+    return 0;
+}
+
+/* pickup_client_tell - a message's verdict to its sender; -1 when the client is gone */
+static int pickup_client_tell(PICKUP_CLIENT *client, SMTPD_RESULT result, const char *text)
+{
+    IPC_REC *rec;
+
+    if (result == SMTPD_QUEUED) {
+        rec = ipc_rec_create("queued");
+        ipc_rec_add(rec, "queue_id", text);
+    } else {
+        rec = ipc_rec_create("refused");
+        ipc_rec_add(rec, "status",
+                    result == SMTPD_NOSPACE    ? "nospace"
+                    : result == SMTPD_REJECTED ? "rejected"
+                                               : "tempfail");
+        ipc_rec_add(rec, "reason", text);
+    }
+    return pickup_client_reply(client, rec);
+}
+
+/* pickup_client_verdict - the commit that held a client's message is over: tell it */
+static void pickup_client_verdict(void *ctx, SMTPD_RESULT result, const char *text)
+{
+    PICKUP_CLIENT *client = ctx;
+
+    client->waiting = 0;
+    if (client->gone) {
+        pickup_client_free(client);
+        return;
+    }
+    if (pickup_client_tell(client, result, text) < 0) {
+        pickup_client_close(client);
+        return;
+    }
+    /* Records that came behind the message: after the commit, not inside it. */
+    event_enable_read(ipc_chan_fd(client->chan), pickup_client_read, client);
+    if (ipc_chan_buffered(client->chan) > 0)
+        event_request_timer(pickup_client_buffered, client, 0);
+}
+
+/* pickup_client_message - a "submit" record's bytes are all here: into the group commit; 0:
+ * its verdict comes after the commit, 1: refused now (told), -1: the client is gone */
+static int pickup_client_message(PICKUP_CLIENT *client, VSTR *why)
+{
+    SMTPD_RESULT result;
+    const char *data = vstr_str(client->message);
+    size_t len = vstr_len(client->message);
+
+    result = submit_local(client->pickup->submit, data, len, (uid_t)client->uid,
+                          pickup_client_verdict, client, why);
+    vstr_free(client->message);
+    client->message = NULL;
+    if (result == SMTPD_PENDING) {
+        client->waiting = 1;
+        event_disable_read(ipc_chan_fd(client->chan));
+        return 0;
+    }
+    if (pickup_client_tell(client, result, vstr_str(why)) < 0) {
+        vstr_sprintf(why, "cannot send a reply");
+        return -1;
+    }
+    return 1;
+}
+
+/* pickup_client_records - take wake-ups and messages until a verdict must be waited for; -1:
+ * a malformed stream, with why */
+static int pickup_client_records(PICKUP_CLIENT *client, VSTR *why)
+{
+    PICKUP *p = client->pickup;
+    IPC_REC *rec;
+    long long size;
+    int ret;
+
+    while (!client->waiting && client->chan != NULL) {
+        if (client->message != NULL) {
+            client->missing -= ipc_chan_take_raw(client->chan, client->message, client->missing);
+            if (client->missing > 0)
+                return 0;
+            if ((ret = pickup_client_message(client, why)) <= 0)
+                return ret;
+            continue;
+        }
+        if ((ret = ipc_chan_next(client->chan, &rec, why)) <= 0)
+            return ret;
+        if (strcmp(ipc_rec_type(rec), "wakeup") == 0 && ipc_rec_check(rec, "", "", why) == 0) {
+            p->wakeup = 1;
+            /* While the queue is full the retry timer decides; a wake-up would only re-read files.
+             */
+            if (!p->full)
+                scan_request(p, 0);
+        } else if (strcmp(ipc_rec_type(rec), "submit") == 0 &&
+                   ipc_rec_check(rec, "size", "", why) == 0 &&
+                   ipc_rec_get_long(rec, "size", 1, PICKUP_SUBMIT_MAX, &size, why) == 0) {
+            client->message = vstr_alloc((size_t)size);
+            client->missing = (size_t)size;
+        } else {
+            if (vstr_len(why) == 0)
+                vstr_sprintf(why, "unexpected record type \"%.40s\"", ipc_rec_type(rec));
+            ipc_rec_free(rec);
+            return -1;
+        }
+        ipc_rec_free(rec);
+    }
+    return 0;
+}
+
+/* pickup_client_take - what the client sent so far, up to a verdict to wait for */
+static void pickup_client_take(PICKUP_CLIENT *client)
+{
+    VSTR *why = vstr_alloc(100);
+
+    if (pickup_client_records(client, why) < 0) {
+        msg_warn("%s: %s: closing the connection", SOCK_PICKUP, vstr_str(why));
+        pickup_client_close(client);
+    }
+    vstr_free(why);
+}
+
+/* pickup_client_buffered - records that waited behind a message's verdict */
+static void pickup_client_buffered(void *ctx)
+{
+    pickup_client_take(ctx);
+}
+
+/* pickup_client_read - take wake-ups and messages from a sendmail command */
 static void pickup_client_read(int fd, int events, void *ctx)
 {
     PICKUP_CLIENT *client = ctx;
-    PICKUP *p = client->pickup;
-    VSTR *why;
-    IPC_REC *rec;
-    int ret;
 
     (void)fd;
     (void)events;
@@ -229,27 +378,8 @@ static void pickup_client_read(int fd, int events, void *ctx)
         pickup_client_close(client);
         return;
     }
-    why = vstr_alloc(100);
-    while ((ret = ipc_chan_next(client->chan, &rec, why)) > 0) {
-        if (strcmp(ipc_rec_type(rec), "wakeup") != 0) {
-            vstr_sprintf(why, "unexpected record type \"%.40s\"", ipc_rec_type(rec));
-            ret = -1;
-        } else if (ipc_rec_check(rec, "", "", why) < 0) {
-            ret = -1;
-        }
-        ipc_rec_free(rec);
-        if (ret < 0)
-            break;
-        p->wakeup = 1;
-        /* While the queue is full the retry timer decides; a wake-up would only re-read files. */
-        if (!p->full)
-            scan_request(p, 0);
-    }
-    if (ret < 0) {
-        msg_warn("%s: %s: closing the connection", SOCK_PICKUP, vstr_str(why));
-        pickup_client_close(client);
-    }
-    vstr_free(why);
+    event_request_timer(pickup_client_timeout, client, PICKUP_CLIENT_TIMEOUT);
+    pickup_client_take(client);
 }
 
 /* pickup_accept - greet a new public/pickup client */
@@ -333,7 +463,8 @@ static void pickup_reload(DAEMON *daemon)
     vstr_free(why);
 }
 
-/* pickup_after_pass - the messages SMTP clients handed over in this pass: one commit */
+/* pickup_after_pass - the messages SMTP clients and sendmail handed over in this pass: one
+ * commit */
 static void pickup_after_pass(void *ctx)
 {
     PICKUP *p = ctx;
@@ -371,10 +502,9 @@ static void pickup_init(DAEMON *daemon)
     p->listener = listener_create(fd, SOCK_PICKUP, &limits, pickup_accept, p);
     listener_on_refuse(p->listener, pickup_refused);
 
-    if (daemon_listen_fds(daemon) > 0) {
-        p->submit = submit_create(p, 3, daemon_listen_fds(daemon));
-        event_after_pass(pickup_after_pass, p);
-    }
+    /* The group commit of SMTP clients and of messages sendmail hands over whole. */
+    p->submit = submit_create(p, daemon);
+    event_after_pass(pickup_after_pass, p);
     scan_picked_cleanup(p);
     pickup_connect_qmgr(p);
     scan_request(p, 0);
@@ -420,6 +550,10 @@ int main(int argc, char **argv)
         PARAM_ID(smtpd_recipient_limit),
         PARAM_ID(smtpd_timeout),
         PARAM_ID(smtpd_hard_error_limit),
+        PARAM_ID(smtpd_tls_listen),
+        PARAM_ID(smtpd_tls_cert_file),
+        PARAM_ID(smtpd_tls_key_file),
+        PARAM_ID(smtpd_sasl_password_file),
         -1,
     };
     static const DAEMON_SPEC spec = {

@@ -13,6 +13,7 @@
 #include "maildrop.h"
 #include "qid.h"
 #include "qstore.h"
+#include "smtpd_proto.h"
 #include "vstr.h"
 
 #define PICKUP_BATCH_FILES 256                /* files in one write transaction */
@@ -21,6 +22,7 @@
 #define PICKUP_FULL_RETRY 5000                /* ms before retrying a full queue */
 #define PICKUP_NO_LIMIT (1024L * 1024 * 1024) /* content limit when message_size_limit = 0 */
 #define PICKUP_SKIP_TIME 300                  /* s before retrying an unreadable file */
+#define PICKUP_TMP_MAX_AGE 3600               /* s before a "tmp.*" file is left for dead */
 #define PICKUP_CLIENTS_MAX 64                 /* concurrent public/pickup connections */
 #define PICKUP_CLIENTS_PER_UID 16             /* ... of one user */
 #define PICKUP_CLIENT_TIMEOUT 10000           /* ms a public/pickup client may stay idle */
@@ -61,11 +63,15 @@ typedef struct PICKUP_FILE {
     CLEANUP_STATS cleanup; /* logged once the message is committed */
 } PICKUP_FILE;
 
-/* A relayq sendmail command connected to public/pickup to send wake-ups. */
+/* A relayq sendmail command connected to public/pickup: wake-ups, or a message handed over. */
 typedef struct PICKUP_CLIENT {
     struct PICKUP *pickup; /* the daemon it talks to */
     IPC_CHAN *chan;
-    long uid; /* the user (SO_PEERCRED), for the listener's count */
+    long uid;       /* the user (SO_PEERCRED), for the listener's count and the log */
+    VSTR *message;  /* a "submit" record's bytes, or NULL */
+    size_t missing; /* bytes of it still to come */
+    int waiting;    /* the message is in the open transaction: reads wait for the verdict */
+    int gone;       /* the connection ended while waiting: freed by the verdict */
 } PICKUP_CLIENT;
 
 /*
@@ -110,14 +116,38 @@ typedef struct CLEANUP_INFO {
     /* Mail that came over SMTP: the client, for the Received: header (NULL: a maildrop file). */
     const char *helo;        /* the EHLO/HELO argument, or "" */
     const char *client_addr; /* numeric */
+    const char *protocol;    /* "ESMTP", "ESMTPS" (TLS), "ESMTPA", "ESMTPSA" (AUTH), RFC 3848 */
+    const char *tls;         /* "TLSv1.3 with cipher ...", or NULL */
 } CLEANUP_INFO;
 
 /* submit.c: the SMTP listener */
 typedef struct SUBMIT SUBMIT;
-SUBMIT *submit_create(PICKUP *p, int first_fd, int count);
+struct DAEMON;
+SUBMIT *submit_create(PICKUP *p, const struct DAEMON *daemon);
+/* A local submission's verdict: SMTPD_QUEUED with the queue id, or another result and why. */
+typedef void (*SUBMIT_DONE_FN)(void *ctx, SMTPD_RESULT result, const char *text);
+SMTPD_RESULT submit_local(SUBMIT *s, const char *data, size_t len, uid_t uid, SUBMIT_DONE_FN done,
+                          void *ctx, VSTR *text);
 void submit_commit(SUBMIT *s);
 void submit_reload(SUBMIT *s);
 void submit_free(SUBMIT *s);
+
+/* smtpd_tls.c: TLS for the listener's clients */
+#define SMTPD_TLS_DONE 0
+#define SMTPD_TLS_AGAIN 1
+#define SMTPD_TLS_FAILED (-1)
+typedef struct SMTPD_TLS SMTPD_TLS;
+typedef struct SMTPD_TLS_SESS SMTPD_TLS_SESS;
+SMTPD_TLS *smtpd_tls_create(const char *cert_file, const char *key_file, VSTR *why);
+void smtpd_tls_release(SMTPD_TLS *t);
+SMTPD_TLS_SESS *smtpd_tls_accept(SMTPD_TLS *t, int fd, VSTR *why);
+int smtpd_tls_handshake(SMTPD_TLS_SESS *ts, VSTR *why);
+int smtpd_tls_want_write(const SMTPD_TLS_SESS *ts);
+ssize_t smtpd_tls_read(SMTPD_TLS_SESS *ts, void *buf, size_t len);
+ssize_t smtpd_tls_write(SMTPD_TLS_SESS *ts, const void *buf, size_t len);
+int smtpd_tls_pending(const SMTPD_TLS_SESS *ts);
+void smtpd_tls_describe(const SMTPD_TLS_SESS *ts, VSTR *out);
+void smtpd_tls_end(SMTPD_TLS_SESS *ts);
 
 /* pickup.c */
 void pickup_tell_qmgr(PICKUP *p, const PICKUP_FILE *files, size_t nfiles);

@@ -148,6 +148,22 @@ static void scan_gone_free(PICKUP *p)
     p->ngone = 0;
 }
 
+/* scan_stale_tmp - remove a "tmp.*" file a killed sendmail left behind, once it is
+ * PICKUP_TMP_MAX_AGE seconds old */
+static void scan_stale_tmp(int dir_fd, const char *name, time_t now)
+{
+    struct stat st;
+
+    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        st.st_mtime > now - PICKUP_TMP_MAX_AGE)
+        return;
+    if (unlinkat(dir_fd, name, 0) == 0)
+        msg_info("maildrop/%s: removed: an unfinished submission, untouched for %lld s", name,
+                 (long long)(now - st.st_mtime));
+    else if (errno != ENOENT)
+        msg_warn("maildrop/%s: cannot remove an unfinished submission: %m", name);
+}
+
 /* scan_readdir - list the maildrop files to take, oldest first */
 static void scan_readdir(PICKUP *p)
 {
@@ -163,6 +179,10 @@ static void scan_readdir(PICKUP *p)
     while ((errno = 0, dp = readdir(dir)) != NULL) {
         struct stat st;
 
+        if (strncmp(dp->d_name, "tmp.", 4) == 0) {
+            scan_stale_tmp(dirfd(dir), dp->d_name, now);
+            continue;
+        }
         if (!qdir_maildrop_ready(dp->d_name))
             continue;
         if (scan_skipped(p, dp->d_name, now))
@@ -282,8 +302,9 @@ static int scan_read(PICKUP *p, const char *name, char **data, size_t *len, uid_
     return 0;
 }
 
-/* scan_queue - add a message to the transaction: a maildrop file's (client NULL, a
- * picked entry for f->name) or an SMTP client's; -1: reject it, with a reason */
+/* scan_queue - add a message to the transaction: a maildrop file's (f->name: a picked entry
+ * for it), an SMTP client's (client: its Received: line) or one sendmail handed over (neither);
+ * -1: reject it, with a reason */
 int scan_queue(QSTORE_TXN *txn, const MAILDROP_ENV *env, const char *content, size_t content_len,
                const CLEANUP_INFO *client, PICKUP_FILE *f, VSTR *body, VSTR *why)
 {
@@ -296,6 +317,8 @@ int scan_queue(QSTORE_TXN *txn, const MAILDROP_ENV *env, const char *content, si
     if (client != NULL) {
         info.helo = client->helo;
         info.client_addr = client->client_addr;
+        info.protocol = client->protocol;
+        info.tls = client->tls;
     }
     info.myhostname = var_str(myhostname);
     info.sender = env->sender;
@@ -342,7 +365,7 @@ int scan_queue(QSTORE_TXN *txn, const MAILDROP_ENV *env, const char *content, si
     qstore_body_put(txn, f->qid, vstr_str(body), vstr_len(body));
     qstore_message_reschedule(txn, &msg, (long long)info.now);
     f->due = (long long)info.now;
-    if (client == NULL)
+    if (f->name != NULL)
         qstore_picked_put(txn, f->name, f->qid);
     return 0;
 }

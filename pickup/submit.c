@@ -43,6 +43,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "event.h"
 #include "listener.h"
 #include "msg.h"
@@ -52,6 +53,7 @@
 #include "pickup.h"
 #include "smtpd_proto.h"
 #include "sock.h"
+#include "smtpd_passwd.h"
 
 #define SUBMIT_READ_SIZE 16384         /* bytes read from a client at once */
 #define SUBMIT_OUTPUT_MAX (256 * 1024) /* unread replies before the session stops reading */
@@ -61,16 +63,22 @@ typedef struct SUBMIT_SESSION SUBMIT_SESSION;
 
 /* A message in the open transaction, waiting for the commit. */
 typedef struct SUBMIT_WAIT {
-    SUBMIT_SESSION *session;
+    SUBMIT_SESSION *session; /* an SMTP session, or NULL: a local submission, told by done() */
+    SUBMIT_DONE_FN done;
+    void *ctx;
     PICKUP_FILE file; /* its queue id, schedule time and cleanup report */
+    char *auth;       /* ", sasl_method=PLAIN, sasl_username=USER" for the log, or NULL */
 } SUBMIT_WAIT;
 
 struct SUBMIT {
     PICKUP *pickup;
     LISTENER **listeners;
+    int *implicit_tls; /* per listener: smtpd_tls_listen's, TLS from the first byte */
     int nlisteners;
     NETMASK_LIST *mynetworks;
-    QSTORE_TXN *txn; /* the messages handed over since the last commit, or NULL */
+    SMTPD_TLS *tls;       /* the certificate and key, or NULL: no TLS */
+    SMTPD_PASSWD *passwd; /* smtpd_sasl_password_file, or NULL: no AUTH */
+    QSTORE_TXN *txn;      /* the messages handed over since the last commit, or NULL */
     SUBMIT_WAIT *waits;
     size_t nwaits;
     size_t waits_cap;
@@ -83,14 +91,19 @@ struct SUBMIT_SESSION {
     long uid; /* as the listener counted the connection */
     int fd;
     SMTPD_PROTO *sp;
-    VSTR *out; /* replies not yet written */
+    SMTPD_TLS_SESS *tls; /* NULL until STARTTLS (or the start, for implicit TLS) */
+    char *tls_text;      /* "TLSv1.3 with cipher ...", once the handshake is done */
+    VSTR *out;           /* replies not yet written */
     char client_addr[INET6_ADDRSTRLEN];
     char client[SUBMIT_CLIENT_MAX];
-    int reading; /* read events enabled */
-    int writing; /* write events enabled */
-    int ending;  /* the protocol is over: close once the replies are out */
-    int waiting; /* a message of this session is in the open transaction */
-    int gone;    /* the connection is closed; freed after the commit */
+    int reading;     /* read events enabled */
+    int writing;     /* write events enabled */
+    int ending;      /* the protocol is over: close once the replies are out */
+    int waiting;     /* a message of this session is in the open transaction */
+    int gone;        /* the connection is closed; freed after the commit */
+    int starttls;    /* answered STARTTLS: the handshake starts once the 220 is out */
+    int handshaking; /* the TLS handshake runs: no SMTP until it is done */
+    int implicit;    /* TLS from the start: greet after the handshake */
 };
 
 static void submit_session_end(SUBMIT_SESSION *ss);
@@ -114,7 +127,9 @@ static void submit_touch(SUBMIT_SESSION *ss)
 static int submit_flush(SUBMIT_SESSION *ss)
 {
     while (vstr_len(ss->out) > 0) {
-        ssize_t n = write(ss->fd, vstr_str(ss->out), vstr_len(ss->out));
+        ssize_t n = ss->tls != NULL && !ss->handshaking
+                        ? smtpd_tls_write(ss->tls, vstr_str(ss->out), vstr_len(ss->out))
+                        : write(ss->fd, vstr_str(ss->out), vstr_len(ss->out));
 
         if (n < 0 && errno == EINTR)
             continue;
@@ -130,12 +145,22 @@ static int submit_flush(SUBMIT_SESSION *ss)
 static void submit_read(int fd, int events, void *ctx);
 static void submit_write(int fd, int events, void *ctx);
 
+static void submit_pending(void *ctx);
+
 /* submit_events - read and write events as the session's state wants them */
 static void submit_events(SUBMIT_SESSION *ss)
 {
-    int want_read = !ss->ending && !ss->waiting && vstr_len(ss->out) < SUBMIT_OUTPUT_MAX;
+    int want_read =
+        !ss->ending && !ss->waiting && !ss->starttls && vstr_len(ss->out) < SUBMIT_OUTPUT_MAX;
     int want_write = vstr_len(ss->out) > 0;
 
+    if (ss->handshaking) {
+        want_write = smtpd_tls_want_write(ss->tls);
+        want_read = !want_write;
+    } else if (want_read && ss->tls != NULL && smtpd_tls_pending(ss->tls)) {
+        /* Decrypted input waits inside GnuTLS, where poll(2) cannot see it. */
+        event_request_timer(submit_pending, ss, 0);
+    }
     if (want_read && !ss->reading)
         event_enable_read(ss->fd, submit_read, ss);
     else if (!want_read && ss->reading)
@@ -148,11 +173,32 @@ static void submit_events(SUBMIT_SESSION *ss)
     ss->writing = want_write;
 }
 
-/* submit_after - after the protocol ran: end, or wait for the next event */
+static void submit_handshake(SUBMIT_SESSION *ss);
+
+/* submit_after - after the protocol ran: end, start TLS, or wait for the next event */
 static void submit_after(SUBMIT_SESSION *ss, int state)
 {
     if (state == SMTPD_DONE)
         ss->ending = 1;
+    if (state == SMTPD_STARTTLS)
+        ss->starttls = 1;
+    /* The 220 to STARTTLS goes out in the clear, whole, before the handshake. */
+    if (ss->starttls && !ss->ending && vstr_len(ss->out) == 0) {
+        VSTR *why = vstr_alloc(64);
+
+        ss->starttls = 0;
+        if ((ss->tls = smtpd_tls_accept(ss->submit->tls, ss->fd, why)) == NULL) {
+            msg_warn("%s: cannot start TLS: %s", ss->client, vstr_str(why));
+            vstr_free(why);
+            smtpd_proto_eof(ss->sp);
+            submit_session_end(ss);
+            return;
+        }
+        vstr_free(why);
+        ss->handshaking = 1;
+        submit_handshake(ss);
+        return;
+    }
     if (ss->ending && (vstr_len(ss->out) == 0 || submit_flush(ss) < 0 || vstr_len(ss->out) == 0)) {
         submit_session_end(ss);
         return;
@@ -167,6 +213,10 @@ static void submit_write(int fd, int events, void *ctx)
 
     (void)fd;
     (void)events;
+    if (ss->handshaking) {
+        submit_handshake(ss);
+        return;
+    }
     if (submit_flush(ss) < 0) {
         smtpd_proto_eof(ss->sp);
         submit_session_end(ss);
@@ -176,15 +226,46 @@ static void submit_write(int fd, int events, void *ctx)
     submit_after(ss, ss->ending ? SMTPD_DONE : SMTPD_MORE);
 }
 
-/* submit_read - the client sent something, or closed */
-static void submit_read(int fd, int events, void *ctx)
+/* submit_handshake - one step of the TLS handshake; when done, SMTP goes on inside TLS */
+static void submit_handshake(SUBMIT_SESSION *ss)
 {
-    SUBMIT_SESSION *ss = ctx;
+    VSTR *why = vstr_alloc(64);
+    int rc = smtpd_tls_handshake(ss->tls, why);
+
+    if (rc == SMTPD_TLS_FAILED) {
+        msg_info("TLS handshake failed with %s: %s", ss->client, vstr_str(why));
+        vstr_free(why);
+        smtpd_proto_eof(ss->sp);
+        submit_session_end(ss);
+        return;
+    }
+    submit_touch(ss);
+    if (rc == SMTPD_TLS_AGAIN) {
+        vstr_free(why);
+        submit_events(ss);
+        return;
+    }
+    ss->handshaking = 0;
+    smtpd_tls_describe(ss->tls, why);
+    ss->tls_text = mystrdup(vstr_str(why));
+    vstr_free(why);
+    msg_info("Anonymous TLS connection established from %s: %s", ss->client, ss->tls_text);
+    submit_after(ss, ss->implicit ? smtpd_proto_start(ss->sp)
+                                  : smtpd_proto_tls_started(ss->sp, ss->tls_text));
+}
+
+/* submit_input - read what the client sent, or its end */
+static void submit_input(SUBMIT_SESSION *ss)
+{
     char buf[SUBMIT_READ_SIZE];
     ssize_t n;
 
-    (void)events;
-    n = read(fd, buf, sizeof(buf));
+    if (ss->handshaking) {
+        submit_handshake(ss);
+        return;
+    }
+    n = ss->tls != NULL ? smtpd_tls_read(ss->tls, buf, sizeof(buf))
+                        : read(ss->fd, buf, sizeof(buf));
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n <= 0) {
@@ -196,6 +277,23 @@ static void submit_read(int fd, int events, void *ctx)
     submit_after(ss, smtpd_proto_input(ss->sp, buf, (size_t)n));
 }
 
+/* submit_read - the client sent something, or closed */
+static void submit_read(int fd, int events, void *ctx)
+{
+    (void)fd;
+    (void)events;
+    submit_input(ctx);
+}
+
+/* submit_pending - decrypted input GnuTLS holds: read as if the socket said so */
+static void submit_pending(void *ctx)
+{
+    SUBMIT_SESSION *ss = ctx;
+
+    if (!ss->gone && ss->reading)
+        submit_input(ss);
+}
+
 /* submit_proto_write - smtpd_proto's replies: out now, or kept for the write event */
 static int submit_proto_write(void *ctx, const char *data, size_t len)
 {
@@ -205,22 +303,20 @@ static int submit_proto_write(void *ctx, const char *data, size_t len)
     return submit_flush(ss);
 }
 
-/* submit_proto_message - a complete message: into the open transaction; the verdict after its
- * commit */
-static SMTPD_RESULT submit_proto_message(void *ctx, const SMTPD_MSG *msg, VSTR *text)
+/* submit_enqueue - a message into the open transaction (begun here when none is); SMTPD_PENDING
+ * with its wait entry in *wp, or the reason it cannot be queued in `text` */
+static SMTPD_RESULT submit_enqueue(SUBMIT *s, const char *who, const MAILDROP_ENV *env,
+                                   const char *content, size_t len, const CLEANUP_INFO *client,
+                                   SUBMIT_WAIT **wp, VSTR *text)
 {
-    SUBMIT_SESSION *ss = ctx;
-    SUBMIT *s = ss->submit;
-    MAILDROP_ENV env;
-    CLEANUP_INFO client;
     SUBMIT_WAIT *w;
     int rc;
 
     if (s->txn == NULL && (s->txn = qstore_begin(s->pickup->store, 1, text)) == NULL) {
-        msg_warn("%s: cannot queue a message: %s", ss->client, vstr_str(text));
+        msg_warn("%s: cannot queue a message: %s", who, vstr_str(text));
         return SMTPD_TEMPFAIL;
     }
-    if ((rc = qstore_room(s->txn, msg->content_len, text)) != QSTORE_OK)
+    if ((rc = qstore_room(s->txn, len, text)) != QSTORE_OK)
         return rc == QSTORE_FULL ? SMTPD_NOSPACE : SMTPD_TEMPFAIL;
     if (s->nwaits == s->waits_cap) {
         s->waits_cap = s->waits_cap ? s->waits_cap * 2 : 16;
@@ -228,6 +324,29 @@ static SMTPD_RESULT submit_proto_message(void *ctx, const SMTPD_MSG *msg, VSTR *
     }
     w = s->waits + s->nwaits;
     memset(w, 0, sizeof(*w));
+    if (scan_queue(s->txn, env, content, len, client, &w->file, s->body, text) < 0)
+        return SMTPD_REJECTED;
+    if (qstore_txn_error(s->txn) != QSTORE_OK) {
+        /* The transaction is lost for every message in it: the commit says so to each. */
+        vstr_strcpy(text, qstore_txn_reason(s->txn));
+        return qstore_txn_error(s->txn) == QSTORE_FULL ? SMTPD_NOSPACE : SMTPD_TEMPFAIL;
+    }
+    w->file.sender = mystrdup(env->sender);
+    s->nwaits++;
+    *wp = w;
+    return SMTPD_PENDING;
+}
+
+/* submit_proto_message - a complete message: into the open transaction; the verdict after its
+ * commit */
+static SMTPD_RESULT submit_proto_message(void *ctx, const SMTPD_MSG *msg, VSTR *text)
+{
+    SUBMIT_SESSION *ss = ctx;
+    MAILDROP_ENV env;
+    CLEANUP_INFO client;
+    SUBMIT_WAIT *w = NULL;
+    SMTPD_RESULT result;
+
     maildrop_env_init(&env);
     env.sender = mystrdup(msg->sender);
     env.ret = mystrdup(msg->ret);
@@ -238,32 +357,89 @@ static SMTPD_RESULT submit_proto_message(void *ctx, const SMTPD_MSG *msg, VSTR *
     memset(&client, 0, sizeof(client));
     client.helo = msg->helo;
     client.client_addr = ss->client_addr;
-    rc = scan_queue(s->txn, &env, msg->content, msg->content_len, &client, &w->file, s->body, text);
-    w->file.sender = mystrdup(msg->sender);
+    client.tls = ss->tls_text;
+    client.protocol = ss->tls_text != NULL ? (msg->auth_user != NULL ? "ESMTPSA" : "ESMTPS")
+                                           : (msg->auth_user != NULL ? "ESMTPA" : "ESMTP");
+    result = submit_enqueue(ss->submit, ss->client, &env, msg->content, msg->content_len, &client,
+                            &w, text);
     maildrop_env_free(&env);
-    if (rc < 0) {
-        myfree(w->file.sender);
-        return SMTPD_REJECTED;
-    }
-    if (qstore_txn_error(s->txn) != QSTORE_OK) {
-        /* The transaction is lost for every message in it: the commit says so to each. */
-        vstr_strcpy(text, qstore_txn_reason(s->txn));
-        myfree(w->file.sender);
-        return qstore_txn_error(s->txn) == QSTORE_FULL ? SMTPD_NOSPACE : SMTPD_TEMPFAIL;
-    }
+    if (result != SMTPD_PENDING)
+        return result;
     w->session = ss;
-    s->nwaits++;
+    if (msg->auth_user != NULL) {
+        VSTR *auth = vstr_alloc(64);
+
+        vstr_sprintf(auth, ", sasl_method=%s, sasl_username=%s", msg->auth_method, msg->auth_user);
+        w->auth = mystrdup(vstr_str(auth));
+        vstr_free(auth);
+    }
     ss->waiting = 1;
     return SMTPD_PENDING;
 }
 
-static const SMTPD_OPS submit_proto_ops = {submit_proto_write, submit_proto_message};
+/* submit_local - a message a local sendmail handed over whole, in a maildrop file's form: into
+ * the open transaction; `done` has the verdict after its commit */
+SMTPD_RESULT submit_local(SUBMIT *s, const char *data, size_t len, uid_t uid, SUBMIT_DONE_FN done,
+                          void *ctx, VSTR *text)
+{
+    MAILDROP_ENV env;
+    SUBMIT_WAIT *w = NULL;
+    SMTPD_RESULT result;
+    size_t off;
+    char who[32];
+
+    snprintf(who, sizeof(who), "uid=%ld", (long)uid);
+    memset(&env, 0, sizeof(env));
+    if (maildrop_parse(data, len, &env, &off, text) < 0) {
+        VSTR *reason = vstr_alloc(100);
+
+        vstr_sprintf(reason, "bad envelope: %s", vstr_str(text));
+        vstr_strcpy(text, vstr_str(reason));
+        vstr_free(reason);
+        return SMTPD_REJECTED;
+    }
+    /* root and mail_owner submit for others: the envelope names the user, as in a file. */
+    if ((uid == 0 || uid == geteuid()) && env.uid >= 0)
+        uid = (uid_t)env.uid;
+    if (var_int(message_size_limit) > 0 && len - off > (size_t)var_int(message_size_limit)) {
+        vstr_sprintf(text, "message size %zu exceeds message_size_limit %ld", len - off,
+                     var_int(message_size_limit));
+        maildrop_env_free(&env);
+        return SMTPD_REJECTED;
+    }
+    result = submit_enqueue(s, who, &env, data + off, len - off, NULL, &w, text);
+    maildrop_env_free(&env);
+    if (result != SMTPD_PENDING)
+        return result;
+    w->file.uid = uid;
+    w->done = done;
+    w->ctx = ctx;
+    return SMTPD_PENDING;
+}
+
+/* submit_proto_auth - AUTH: the user and password against smtpd_sasl_password_file */
+static SMTPD_AUTH_RESULT submit_proto_auth(void *ctx, const char *user, const char *password,
+                                           size_t len)
+{
+    SUBMIT_SESSION *ss = ctx;
+    SMTPD_AUTH_RESULT result = smtpd_passwd_verify(ss->submit->passwd, user, password, len);
+
+    if (result == SMTPD_AUTH_FAILED)
+        msg_warn("%s: SASL authentication failed for user \"%s\"", ss->client, user);
+    return result;
+}
+
+/* The operations of a session: with AUTH when a password file is loaded. */
+static const SMTPD_OPS submit_proto_ops = {submit_proto_write, submit_proto_message, NULL};
+static const SMTPD_OPS submit_proto_ops_auth = {submit_proto_write, submit_proto_message,
+                                                submit_proto_auth};
 
 /* submit_session_free - release a session's memory; its connection is closed */
 static void submit_session_free(SUBMIT_SESSION *ss)
 {
     smtpd_proto_free(ss->sp);
     vstr_free(ss->out);
+    myfree(ss->tls_text);
     myfree(ss);
 }
 
@@ -274,7 +450,10 @@ static void submit_session_end(SUBMIT_SESSION *ss)
         return;
     ss->gone = 1;
     event_cancel_timer(submit_timeout, ss);
+    event_cancel_timer(submit_pending, ss);
     event_disable_readwrite(ss->fd);
+    smtpd_tls_end(ss->tls);
+    ss->tls = NULL;
     close(ss->fd);
     listener_closed(ss->listener, ss->uid);
     if (!ss->waiting)
@@ -308,9 +487,21 @@ static void submit_accept(LISTENER *listener, int fd, long uid, void *ctx)
     limits.rcpt_limit = (size_t)var_int(smtpd_recipient_limit);
     limits.error_limit = (int)var_int(smtpd_hard_error_limit);
     limits.relay_denied = !netmask_list_match(s->mynetworks, (struct sockaddr *)&peer);
-    ss->sp = smtpd_proto_create(&limits, &submit_proto_ops, ss);
+    for (int i = 0; i < s->nlisteners; i++)
+        if (s->listeners[i] == listener)
+            ss->implicit = s->implicit_tls[i];
+    limits.tls_offer = s->tls != NULL && !ss->implicit;
+    limits.tls_active = ss->implicit;
+    ss->sp = smtpd_proto_create(&limits,
+                                s->passwd != NULL ? &submit_proto_ops_auth : &submit_proto_ops, ss);
     submit_touch(ss);
-    submit_after(ss, smtpd_proto_start(ss->sp));
+    if (ss->implicit) {
+        /* The greeting comes inside TLS: "connect from" is logged then. */
+        ss->starttls = 1;
+        submit_after(ss, SMTPD_MORE);
+    } else {
+        submit_after(ss, smtpd_proto_start(ss->sp));
+    }
 }
 
 /* submit_load_networks - mynetworks as the configuration says now */
@@ -327,42 +518,85 @@ static void submit_load_networks(SUBMIT *s)
     vstr_free(why);
 }
 
-/* submit_create - serve count listening sockets from first_fd on */
-SUBMIT *submit_create(PICKUP *p, int first_fd, int count)
+/* submit_load_secrets - the certificate, key and password file as the configuration says now;
+ * -1 with a reason when one cannot be loaded (nothing changed then) */
+static int submit_load_secrets(SUBMIT *s, VSTR *why)
+{
+    SMTPD_TLS *tls = NULL;
+    SMTPD_PASSWD *passwd = NULL;
+
+    if (*var_str(smtpd_tls_cert_file) != '\0' &&
+        (tls = smtpd_tls_create(var_str(smtpd_tls_cert_file), var_str(smtpd_tls_key_file), why)) ==
+            NULL)
+        return -1;
+    if (*var_str(smtpd_sasl_password_file) != '\0' &&
+        (passwd = smtpd_passwd_load(var_str(smtpd_sasl_password_file), why)) == NULL) {
+        smtpd_tls_release(tls);
+        return -1;
+    }
+    /* Sessions under way keep the credentials they started with. */
+    smtpd_tls_release(s->tls);
+    smtpd_passwd_free(s->passwd);
+    s->tls = tls;
+    s->passwd = passwd;
+    return 0;
+}
+
+/* submit_create - serve the SMTP listening sockets master passed to the daemon */
+SUBMIT *submit_create(PICKUP *p, const DAEMON *daemon)
 {
     SUBMIT *s = mycalloc(1, sizeof(*s));
     LISTENER_LIMITS limits = {(int)var_int(smtpd_client_connection_count_limit), 0};
+    int count = daemon_listen_fds(daemon);
+    VSTR *why = vstr_alloc(100);
 
     s->pickup = p;
     s->body = vstr_alloc(4096);
     submit_load_networks(s);
-    s->listeners = mycalloc((size_t)count, sizeof(*s->listeners));
+    if (submit_load_secrets(s, why) < 0)
+        msg_fatal("%s", vstr_str(why));
+    vstr_free(why);
+    s->listeners = mycalloc((size_t)count + 1, sizeof(*s->listeners));
+    s->implicit_tls = mycalloc((size_t)count + 1, sizeof(*s->implicit_tls));
     for (int i = 0; i < count; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
         char addr[INET6_ADDRSTRLEN];
-        int fd = first_fd + i, listening = 0;
+        int fd = 3 + i, listening = 0;
         socklen_t optlen = sizeof(listening);
+        const char *name = daemon_listen_fd_name(daemon, i);
 
         if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) < 0 || !listening ||
             getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
             msg_fatal("descriptor %d from master is not a listening socket", fd);
+        s->implicit_tls[i] = strcmp(name, "smtpd_tls_listen") == 0;
+        if (s->implicit_tls[i] && s->tls == NULL)
+            msg_fatal("smtpd_tls_listen needs smtpd_tls_cert_file and smtpd_tls_key_file");
         sock_addr_text((struct sockaddr *)&ss, addr, sizeof(addr));
         if (msg_verbose)
-            msg_info("SMTP listener on %s port %u", addr,
+            msg_info("SMTP listener on %s port %u%s", addr,
                      ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                    : ((struct sockaddr_in *)&ss)->sin_port));
+                                                    : ((struct sockaddr_in *)&ss)->sin_port),
+                     s->implicit_tls[i] ? " (implicit TLS)" : "");
         s->listeners[s->nlisteners++] =
-            listener_create(fd, "smtpd_listen", &limits, submit_accept, s);
+            listener_create(fd, *name ? name : "smtpd_listen", &limits, submit_accept, s);
     }
     return s;
 }
 
-/* submit_reload - mynetworks and the limits of the sessions to come */
+/* submit_reload - mynetworks, the certificate and the password file for the sessions to come */
 void submit_reload(SUBMIT *s)
 {
-    if (s != NULL)
-        submit_load_networks(s);
+    VSTR *why;
+
+    if (s == NULL)
+        return;
+    submit_load_networks(s);
+    why = vstr_alloc(100);
+    if (submit_load_secrets(s, why) < 0)
+        msg_warn("reload: %s; the SMTP listener keeps its old TLS and AUTH settings",
+                 vstr_str(why));
+    vstr_free(why);
 }
 
 /* submit_free - commit what waits, end every session, close the sockets */
@@ -374,7 +608,10 @@ void submit_free(SUBMIT *s)
     for (int i = 0; i < s->nlisteners; i++)
         listener_free(s->listeners[i]);
     myfree(s->listeners);
+    myfree(s->implicit_tls);
     netmask_list_free(s->mynetworks);
+    smtpd_tls_release(s->tls);
+    smtpd_passwd_free(s->passwd);
     vstr_free(s->body);
     myfree(s->waits);
     myfree(s);
@@ -386,39 +623,59 @@ void submit_commit(SUBMIT *s)
     VSTR *why;
     SMTPD_RESULT result;
     PICKUP_FILE *files; /* the committed messages, for qmgr */
+    SUBMIT_WAIT *waits = s != NULL ? s->waits : NULL;
+    size_t nwaits = s != NULL ? s->nwaits : 0;
     int rc;
     size_t committed = 0;
 
     if (s == NULL || s->txn == NULL)
         return;
     why = vstr_alloc(100);
-    files = mycalloc(s->nwaits, sizeof(*files));
+    files = mycalloc(nwaits + 1, sizeof(*files));
     rc = qstore_commit(s->txn, why);
     s->txn = NULL;
+    /*
+     * A verdict lets a session read on, and what it read may be a message
+     * (pipelined BDAT): that one goes into a new transaction and a new list.
+     */
+    s->waits = NULL;
+    s->nwaits = s->waits_cap = 0;
     result = rc == QSTORE_OK ? SMTPD_QUEUED : rc == QSTORE_FULL ? SMTPD_NOSPACE : SMTPD_TEMPFAIL;
     if (rc != QSTORE_OK)
-        msg_warn("cannot queue %zu message%s of SMTP clients: %s", s->nwaits,
-                 s->nwaits == 1 ? "" : "s", vstr_str(why));
-    for (size_t i = 0; i < s->nwaits; i++) {
-        SUBMIT_WAIT *w = s->waits + i;
+        msg_warn("cannot queue %zu message%s of SMTP clients and sendmail: %s", nwaits,
+                 nwaits == 1 ? "" : "s", vstr_str(why));
+    for (size_t i = 0; i < nwaits; i++) {
+        SUBMIT_WAIT *w = waits + i;
         SUBMIT_SESSION *ss = w->session;
         VSTR *text = vstr_alloc(32);
+        char who[32];
 
+        snprintf(who, sizeof(who), "uid=%ld", (long)w->file.uid);
         if (rc == QSTORE_OK) {
-            msg_info("%s: client=%s", w->file.qid, ss->client);
-            cleanup_log(w->file.qid, ss->client, (size_t)var_int(header_size_limit),
-                        &w->file.cleanup);
-            vstr_sprintf(text, "as %s", w->file.qid);
+            if (ss != NULL)
+                msg_info("%s: client=%s%s", w->file.qid, ss->client, w->auth ? w->auth : "");
+            else
+                msg_info("%s: uid=%ld from=<%s>", w->file.qid, (long)w->file.uid, w->file.sender);
+            cleanup_log(w->file.qid, ss != NULL ? ss->client : who,
+                        (size_t)var_int(header_size_limit), &w->file.cleanup);
+            vstr_strcpy(text, w->file.qid);
             files[committed++] = w->file;
         } else {
             vstr_strcpy(text, vstr_str(why));
             myfree(w->file.sender);
         }
-        ss->waiting = 0;
-        if (ss->gone)
-            submit_session_free(ss);
-        else
-            submit_after(ss, smtpd_proto_resume(ss->sp, result, vstr_str(text)));
+        myfree(w->auth);
+        if (ss == NULL) {
+            w->done(w->ctx, result, vstr_str(text));
+        } else {
+            ss->waiting = 0;
+            if (rc == QSTORE_OK)
+                vstr_sprintf(text, "as %s", w->file.qid);
+            if (ss->gone)
+                submit_session_free(ss);
+            else
+                submit_after(ss, smtpd_proto_resume(ss->sp, result, vstr_str(text)));
+        }
         vstr_free(text);
     }
     if (committed > 0)
@@ -426,6 +683,6 @@ void submit_commit(SUBMIT *s)
     for (size_t i = 0; i < committed; i++)
         myfree(files[i].sender);
     myfree(files);
-    s->nwaits = 0;
+    myfree(waits);
     vstr_free(why);
 }

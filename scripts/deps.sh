@@ -5,7 +5,7 @@
 set -e
 PACKAGES="build-essential autoconf automake pkg-config liblmdb-dev lmdb-utils
 libsodium-dev libgnutls28-dev gnutls-bin python3 python3-aiosmtpd procps faketime valgrind clang-14 libclang-rt-14-dev
-systemd logrotate pflogsumm swaks"
+systemd logrotate pflogsumm swaks libnet-ssleay-perl"
 
 missing=""
 for p in $PACKAGES; do

@@ -53,6 +53,7 @@
 #include "mymalloc.h"
 #include "params.h"
 #include "smtpout.h"
+#include "tls_desc.h"
 
 /* TLS 1.2 at least; the rest of GnuTLS's NORMAL set. */
 #define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
@@ -258,22 +259,11 @@ int tls_resumed(const CONN *conn)
 void tls_describe(const CONN *conn, VSTR *out)
 {
     const TLS_STATE *tls = conn->layer;
-    const char *proto, *suite;
-    size_t bits;
 
-    if (tls == NULL || !tls->done) {
+    if (tls == NULL || !tls->done)
         vstr_strcpy(out, "no TLS");
-        return;
-    }
-    proto = gnutls_protocol_get_name(gnutls_protocol_get_version(tls->session));
-    suite = gnutls_ciphersuite_get(tls->session);
-    bits = gnutls_cipher_get_key_size(gnutls_cipher_get(tls->session)) * 8;
-    if (proto != NULL && strncmp(proto, "TLS1.", 5) == 0)
-        vstr_sprintf(out, "TLSv%s", proto + 3);
     else
-        vstr_strcpy(out, proto != NULL ? proto : "unknown");
-    vstr_sprintf_append(out, " with cipher %s (%zu/%zu bits)", suite != NULL ? suite : "unknown",
-                        bits, bits);
+        tls_desc(tls->session, out);
 }
 
 /* tls_save_session - keep the session for resumption when it can be resumed */

@@ -59,7 +59,7 @@ base=$(grep -c '' "$CONF")
 ok $(($? != 78)) "a configuration with three Postfix parameters is refused (EX_CONFIG)"
 check "in one line" -- test "$(wc -l <"$T/err")" -eq 1
 check "naming inet_interfaces with its line and hint" -- \
-    grep -q "$T/bad.conf:$((base + 1)): unknown parameter \"inet_interfaces\" (a Postfix parameter relayq does not need: it runs no SMTP server" "$T/err"
+    grep -q "$T/bad.conf:$((base + 1)): unknown parameter \"inet_interfaces\" (a Postfix parameter; in relayq use smtpd_listen" "$T/err"
 check "naming mydestination with its line and hint" -- \
     grep -q "$T/bad.conf:$((base + 2)): unknown parameter \"mydestination\" (a Postfix parameter relayq does not need: it delivers nothing locally" "$T/err"
 check "naming default_transport with its line and equivalent" -- \

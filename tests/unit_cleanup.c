@@ -19,8 +19,8 @@
 /* A string literal as pointer and length: NUL bytes and all. */
 #define LIT(s) (s), sizeof(s) - 1
 
-static CLEANUP_INFO info = {"1ABCDEFGHJK2", "relayq.test", "alice@example.org", "", 1700000000,
-                            NULL,           NULL};
+static CLEANUP_INFO info = {
+    "1ABCDEFGHJK2", "relayq.test", "alice@example.org", "", 1700000000, NULL, NULL, NULL, NULL};
 
 /* well_formed - every line ends in CRLF, no bare CR or LF, none over 998 octets */
 static int well_formed(const VSTR *out)

@@ -353,16 +353,17 @@ static const struct file_case file_cases[] = {
      "myhostname = a.example\ninet_interfaces = loopback-only\nmydestination =\n"
      "smtp_destination_concurrency_limit = 2\n",
      0,
-     "%F:2: unknown parameter \"inet_interfaces\" (a Postfix parameter relayq does not need: it "
-     "runs no SMTP server, mail comes from local programs); %F:3: unknown parameter "
+     "%F:2: unknown parameter \"inet_interfaces\" (a Postfix parameter; in relayq use "
+     "smtpd_listen, the SMTP listener's addresses); %F:3: unknown parameter "
      "\"mydestination\" (a Postfix parameter relayq does not need: it delivers nothing locally, "
      "it relays all mail); %F:4: unknown parameter \"smtp_destination_concurrency_limit\" (a "
      "Postfix parameter; in relayq use default_destination_concurrency_limit)",
      NULL},
     {"a prefix stands for a family of Postfix parameters", H,
-     "smtpd_tls_cert_file = x\nvirtual_mailbox_maps = y\n", 0,
-     "%F:1: unknown parameter \"smtpd_tls_cert_file\" (a Postfix parameter relayq does not need: "
-     "it runs no SMTP server, mail comes from local programs); %F:2: unknown parameter "
+     "smtpd_helo_restrictions = x\nvirtual_mailbox_maps = y\n", 0,
+     "%F:1: unknown parameter \"smtpd_helo_restrictions\" (a Postfix parameter relayq does not "
+     "implement: its SMTP listener takes the smtpd_ parameters relayq.conf(5) lists); %F:2: "
+     "unknown parameter "
      "\"virtual_mailbox_maps\" (a Postfix parameter relayq does not need: it delivers nothing "
      "locally, it relays all mail)",
      NULL},

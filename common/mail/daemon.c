@@ -47,11 +47,13 @@
  *	print the usage line and exit 2 (spec->prepare, for an operand
  *	whose value it refuses).
  * daemon_context(), daemon_config_path(), daemon_foreground(),
- * daemon_listen_fds(), daemon_operand()
+ * daemon_listen_fds(), daemon_listen_fd_name(), daemon_operand()
  *	the context given to daemon_main(), the configuration file's
  *	absolute name, whether -f was given, how many listening sockets
  *	master passed (descriptors 3 to 3 + N - 1; close-on-exec from here),
- *	and the operand at an index (NULL past the last one given).
+ *	the name master gave each of them ($RELAYQ_LISTEN_FDNAMES: the
+ *	parameter that made it, smtpd_listen or smtpd_tls_listen), and
+ *	the operand at an index (NULL past the last one given).
  *
  * One process runs one daemon: the signal callbacks find it through the
  * context the event loop hands them, not through a global.
@@ -85,15 +87,28 @@ static const int daemon_shared_params[] = {
 
 struct DAEMON {
     const DAEMON_SPEC *spec;
-    void *ctx;                               /* the daemon's own state */
-    char *config_path;                       /* absolute */
-    int foreground;                          /* -f */
-    int listen_fds;                          /* passed listening sockets, from 3 on */
-    char *operands[DAEMON_OPERANDS_MAX + 1]; /* NULL after the last */
+    void *ctx;         /* the daemon's own state */
+    char *config_path; /* absolute */
+    int foreground;    /* -f */
+    int listen_fds;    /* passed listening sockets, from 3 on */
+    char listen_names[DAEMON_LISTEN_FDS_MAX][DAEMON_LISTEN_NAME_MAX + 1]; /* their names */
+    char *operands[DAEMON_OPERANDS_MAX + 1];                              /* NULL after the last */
 };
 
+/* daemon_listen_names - the passed sockets' names, "a:b:c"; a missing one is "" */
+static void daemon_listen_names(DAEMON *daemon, const char *names, int count)
+{
+    for (int i = 0; i < count && names != NULL; i++) {
+        size_t len = strcspn(names, ":");
+
+        if (len <= DAEMON_LISTEN_NAME_MAX)
+            memcpy(daemon->listen_names[i], names, len);
+        names = names[len] == ':' ? names + len + 1 : NULL;
+    }
+}
+
 /* daemon_sanitize_fds - keep what master passed, close the rest; 0, 1 and 2 always open */
-static int daemon_sanitize_fds(void)
+static int daemon_sanitize_fds(DAEMON *daemon)
 {
     const char *passed = getenv(DAEMON_LISTEN_FDS_ENV);
     char *end = NULL;
@@ -102,7 +117,9 @@ static int daemon_sanitize_fds(void)
     if (passed == NULL || *passed == '\0' || *end != '\0' || count < 0 ||
         count > DAEMON_LISTEN_FDS_MAX)
         count = 0;
+    daemon_listen_names(daemon, getenv(DAEMON_LISTEN_NAMES_ENV), (int)count);
     (void)unsetenv(DAEMON_LISTEN_FDS_ENV);
+    (void)unsetenv(DAEMON_LISTEN_NAMES_ENV);
     closefrom(3 + count);
     for (int fd = 0; fd < 3; fd++)
         if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
@@ -212,7 +229,7 @@ int daemon_main(int argc, char **argv, const DAEMON_SPEC *spec, void *ctx)
     VSTR *why;
     int ch;
 
-    daemon.listen_fds = daemon_sanitize_fds();
+    daemon.listen_fds = daemon_sanitize_fds(&daemon);
     msg_init(spec->name, MSG_TO_STDERR);
     if (!(spec->flags & DAEMON_FLAG_ROOT))
         privs_refuse_root();
@@ -282,6 +299,14 @@ const char *daemon_config_path(const DAEMON *daemon)
 int daemon_listen_fds(const DAEMON *daemon)
 {
     return daemon->listen_fds;
+}
+
+/* daemon_listen_fd_name - the name master gave the passed socket 3 + index, or "" */
+const char *daemon_listen_fd_name(const DAEMON *daemon, int index)
+{
+    if (index < 0 || index >= daemon->listen_fds)
+        return "";
+    return daemon->listen_names[index];
 }
 
 /* daemon_foreground - was -f given */

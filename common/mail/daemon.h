@@ -13,6 +13,8 @@ typedef struct DAEMON DAEMON;
  * their number in this variable of the environment. */
 #define DAEMON_LISTEN_FDS_ENV "RELAYQ_LISTEN_FDS"
 #define DAEMON_LISTEN_FDS_MAX 16
+#define DAEMON_LISTEN_NAMES_ENV "RELAYQ_LISTEN_FDNAMES" /* their names, ':' between */
+#define DAEMON_LISTEN_NAME_MAX 31                       /* bytes of one name */
 
 #define DAEMON_FLAG_ROOT 1   /* started as root and gives it up itself (master) */
 #define DAEMON_FLAG_DETACH 2 /* goes to the background unless -f (master) */
@@ -53,6 +55,7 @@ void *daemon_context(const DAEMON *daemon);
 const char *daemon_config_path(const DAEMON *daemon);
 int daemon_foreground(const DAEMON *daemon);
 int daemon_listen_fds(const DAEMON *daemon);
+const char *daemon_listen_fd_name(const DAEMON *daemon, int index);
 const char *daemon_operand(const DAEMON *daemon, int index);
 
 #endif

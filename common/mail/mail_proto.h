@@ -25,6 +25,15 @@
 #define PROTO_PICKUP "relayq-pickup-1"
 #define PROTO_MASTER "relayq-master-1"
 
+/*
+ * public/pickup: the sendmail command sends "wakeup" after it drops a file
+ * in maildrop/, or hands a message over whole: "submit size=N" followed
+ * by N bytes in a maildrop file's form (at most PICKUP_SUBMIT_MAX), then
+ * waits for "queued queue_id=QID" (committed) or "refused
+ * status=tempfail|nospace|rejected reason=TEXT".
+ */
+#define PICKUP_SUBMIT_MAX (1024 * 1024)
+
 /* Master's lock file, relative to the queue directory. */
 #define MASTER_LOCK_FILE "pid/master.pid"
 

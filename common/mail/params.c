@@ -378,7 +378,8 @@ const CONFIG_PARAM params_table[] = {
 #define PARAMS_NOT_NEEDED " relayq does not need: "
 #define PARAMS_NOT_DONE " relayq does not implement"
 #define PARAMS_NO_LOCAL PARAMS_NOT_NEEDED "it delivers nothing locally, it relays all mail"
-#define PARAMS_NO_SERVER PARAMS_NOT_NEEDED "it runs no SMTP server, mail comes from local programs"
+#define PARAMS_SMTPD                                                                               \
+    PARAMS_NOT_DONE ": its SMTP listener takes the smtpd_ parameters relayq.conf(5) lists"
 #define PARAMS_NO_REWRITE PARAMS_NOT_DONE ": it does not rewrite addresses or headers"
 #define PARAMS_NO_PATH PARAMS_NOT_NEEDED "a path of a Postfix installation"
 
@@ -426,12 +427,19 @@ static const struct {
     {"biff", PARAMS_NO_LOCAL},
     {"virtual_*", PARAMS_NO_LOCAL},
     {"lmtp_*", PARAMS_NO_LOCAL},
-    {"inet_interfaces", PARAMS_NO_SERVER},
-    {"mynetworks", PARAMS_NO_SERVER},
-    {"mynetworks_style", PARAMS_NO_SERVER},
-    {"relay_domains", PARAMS_NO_SERVER},
-    {"smtpd_*", PARAMS_NO_SERVER},
-    {"postscreen_*", PARAMS_NO_SERVER},
+    {"inet_interfaces", PARAMS_USE "smtpd_listen, the SMTP listener's addresses"},
+    {"mynetworks_style", PARAMS_USE "mynetworks"},
+    {"relay_domains",
+     PARAMS_NOT_NEEDED "it relays to any domain, for clients in mynetworks and clients that "
+                       "authenticate"},
+    {"smtpd_sasl_auth_enable", PARAMS_USE "smtpd_sasl_password_file"},
+    {"smtpd_tls_security_level",
+     PARAMS_NOT_NEEDED "STARTTLS is offered whenever smtpd_tls_cert_file is set"},
+    {"smtpd_tls_auth_only", PARAMS_NOT_NEEDED "AUTH is only ever offered inside TLS"},
+    {"smtpd_tls_wrappermode", PARAMS_USE "smtpd_tls_listen"},
+    {"smtpd_*", PARAMS_SMTPD},
+    {"postscreen_*", PARAMS_NOT_NEEDED "its SMTP listener takes submissions, not mail from the "
+                                       "Internet"},
     {"compatibility_level", PARAMS_NOT_NEEDED "it has one set of defaults"},
     {"command_directory", PARAMS_NO_PATH},
     {"data_directory", PARAMS_NO_PATH},

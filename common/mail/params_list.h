@@ -70,6 +70,10 @@
     X(INT, smtpd_client_connection_count_limit, "50", 1, 10000)                                    \
     X(INT, smtpd_recipient_limit, "1000", 1, 100000)                                               \
     X(TIME, smtpd_timeout, "300s", 1, 3600)                                                        \
-    X(INT, smtpd_hard_error_limit, "20", 1, 1000)
+    X(INT, smtpd_hard_error_limit, "20", 1, 1000)                                                  \
+    X(STR, smtpd_tls_cert_file, "", NULL) /* "": no STARTTLS */                                    \
+    X(STR, smtpd_tls_key_file, "", NULL)                                                           \
+    X(STR, smtpd_tls_listen, "", params_check_listen) /* implicit TLS (port 465 style) */          \
+    X(STR, smtpd_sasl_password_file, "", NULL)        /* "": no AUTH */
 
 #endif

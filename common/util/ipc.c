@@ -25,13 +25,18 @@
  *	ipc_chan_set_record_max() gave the channel, is malformed as soon as
  *	that many bytes of it are buffered, so a peer that never ends its
  *	record holds no more than that.
+ *	ipc_chan_send_raw() and ipc_chan_take_raw() carry bytes as they
+ *	are, after a record that announced how many (a message's content):
+ *	take_raw moves what is buffered past the last record, up to a
+ *	bound, and the next ipc_chan_next() starts after it.
  *	ipc_chan_buffered() is what it read and no record took yet;
  *	ipc_chan_pending() is what the channel still holds to write,
  *	ipc_chan_unread() that plus what the socket holds and the peer has
  *	not read (SIOCOUTQ, counted with the kernel's overhead): a server
  *	that streams to a peer can wait for a slow reader with it.
  * ipc_chan_recv_wait(), ipc_chan_send_wait()
- *	blocking variants with a deadline, for command-line clients.
+ *	blocking variants with a deadline, for command-line clients;
+ *	send_wait with no record writes what is queued (raw bytes).
  * ipc_client_open()
  *	connect to a server socket and check the protocol it announces in
  *	its first record ("type=hello", "protocol=NAME").
@@ -371,6 +376,24 @@ void ipc_chan_send(IPC_CHAN *chan, const IPC_REC *rec)
     ipc_rec_encode(rec, chan->out);
 }
 
+/* ipc_chan_send_raw - queue bytes as they are: the payload a record before them announced */
+void ipc_chan_send_raw(IPC_CHAN *chan, const void *data, size_t len)
+{
+    vstr_append(chan->out, data, len);
+}
+
+/* ipc_chan_take_raw - move up to max bytes read after the last record to out, as they are */
+size_t ipc_chan_take_raw(IPC_CHAN *chan, VSTR *out, size_t max)
+{
+    size_t take = vstr_len(chan->in) - chan->in_off;
+
+    if (take > max)
+        take = max;
+    vstr_append(out, vstr_str(chan->in) + chan->in_off, take);
+    chan->in_off += take;
+    return take;
+}
+
 /* ipc_chan_buffered - bytes read and not yet taken as a record */
 size_t ipc_chan_buffered(const IPC_CHAN *chan)
 {
@@ -479,13 +502,14 @@ static int ipc_wait(int fd, short events, long long deadline)
     return n;
 }
 
-/* ipc_chan_send_wait - send a record, waiting up to timeout_ms */
+/* ipc_chan_send_wait - send a record (NULL: only what is queued), waiting up to timeout_ms */
 int ipc_chan_send_wait(IPC_CHAN *chan, const IPC_REC *rec, int timeout_ms, VSTR *why)
 {
     long long deadline = now_ms() + timeout_ms;
     int ret;
 
-    ipc_chan_send(chan, rec);
+    if (rec != NULL)
+        ipc_chan_send(chan, rec);
     while ((ret = ipc_chan_flush(chan)) == 0)
         if (ipc_wait(chan->fd, POLLOUT, deadline) <= 0) {
             vstr_sprintf(why, "timed out sending a request");

@@ -51,6 +51,8 @@ int ipc_chan_fd(const IPC_CHAN *chan);
 void ipc_chan_send(IPC_CHAN *chan, const IPC_REC *rec);
 int ipc_chan_flush(IPC_CHAN *chan);
 void ipc_chan_set_record_max(IPC_CHAN *chan, size_t bytes);
+void ipc_chan_send_raw(IPC_CHAN *chan, const void *data, size_t len);
+size_t ipc_chan_take_raw(IPC_CHAN *chan, VSTR *out, size_t max);
 size_t ipc_chan_buffered(const IPC_CHAN *chan);
 size_t ipc_chan_pending(const IPC_CHAN *chan);
 size_t ipc_chan_unread(const IPC_CHAN *chan);

@@ -13,6 +13,7 @@
  * fuzz-sources: common/mail/maildrop.c common/mail/addr.c common/util/ipc.c
  * fuzz-sources: common/util/sock.c common/util/iostuff.c common/util/vstr.c
  * fuzz-sources: common/util/mymalloc.c common/util/msg.c common/mail/smtpd_proto.c
+ * fuzz-libs: -lsodium
  *
  * A broken invariant aborts; nothing is kept between inputs.
  */

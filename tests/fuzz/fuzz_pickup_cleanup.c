@@ -108,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char fullname[FUZZ_FULLNAME_MAX + 1];
     size_t name_len = size < FUZZ_FULLNAME_MAX ? size : FUZZ_FULLNAME_MAX;
-    CLEANUP_INFO info;
+    CLEANUP_INFO info = {0};
     VSTR *out = vstr_alloc(256);
     VSTR *why = vstr_alloc(64);
 
@@ -122,6 +122,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Half the inputs as mail of an SMTP client: the other Received: line. */
     info.helo = size % 4 < 2 ? NULL : "client.example";
     info.client_addr = info.helo != NULL ? "192.0.2.1" : NULL;
+    /* A quarter of those came over TLS with AUTH. */
+    if (size % 8 == 3) {
+        info.protocol = "ESMTPSA";
+        info.tls = "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)";
+    }
     if (cleanup_message((const char *)data, size, &info, out, why) < 0) {
         FUZZ_CHECK(vstr_len(why) > 0);
         FUZZ_CHECK(memchr(data, '\0', size) != NULL);

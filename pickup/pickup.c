@@ -469,7 +469,7 @@ static void pickup_after_pass(void *ctx)
 {
     PICKUP *p = ctx;
 
-    submit_commit(p->submit);
+    submit_pass_done(p->submit);
 }
 
 /* pickup_init - open the queue and public/pickup, look at maildrop/ */

@@ -128,6 +128,7 @@ SUBMIT *submit_create(PICKUP *p, const struct DAEMON *daemon);
 typedef void (*SUBMIT_DONE_FN)(void *ctx, SMTPD_RESULT result, const char *text);
 SMTPD_RESULT submit_local(SUBMIT *s, const char *data, size_t len, uid_t uid, SUBMIT_DONE_FN done,
                           void *ctx, VSTR *text);
+void submit_pass_done(SUBMIT *s);
 void submit_commit(SUBMIT *s);
 void submit_reload(SUBMIT *s);
 void submit_free(SUBMIT *s);

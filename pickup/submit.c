@@ -9,11 +9,15 @@
  *	an ESMTP session (smtpd_proto.c) in pickup's event loop. A client
  *	outside mynetworks may connect but every recipient it gives is
  *	refused (554 5.7.1 Relay access denied): relayq only relays.
+ * submit_pass_done()
+ *	after every pass of the event loop: commit at once when every SMTP
+ *	session waits for its verdict, else after SUBMIT_GATHER_MS, so that
+ *	one fsync serves the messages of many sessions.
  * submit_commit()
  *	the group commit: every message the sessions handed over since the
- *	last commit is in one write transaction; this commits it (pickup
- *	calls it after every pass of the event loop, and before a maildrop
- *	batch, which needs the queue's one writer), then gives each waiting
+ *	last commit is in one write transaction; this commits it (through
+ *	submit_pass_done(), and before a maildrop batch, which needs the
+ *	queue's one writer), then gives each waiting
  *	session its verdict: 250 with the queue id once committed, 451 or
  *	452 when the commit failed. No client sees 250 for a message that is
  *	not durable, and a message whose session ended before its verdict
@@ -39,6 +43,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -58,6 +63,7 @@
 #define SUBMIT_READ_SIZE 16384         /* bytes read from a client at once */
 #define SUBMIT_OUTPUT_MAX (256 * 1024) /* unread replies before the session stops reading */
 #define SUBMIT_CLIENT_MAX 80           /* "unknown[ADDRESS]" */
+#define SUBMIT_GATHER_MS 1             /* the longest a commit waits for more messages */
 
 typedef struct SUBMIT_SESSION SUBMIT_SESSION;
 
@@ -81,6 +87,9 @@ struct SUBMIT {
     QSTORE_TXN *txn;      /* the messages handed over since the last commit, or NULL */
     SUBMIT_WAIT *waits;
     size_t nwaits;
+    int sessions;         /* SMTP sessions open */
+    int sessions_waiting; /* ... of which have a message in the open transaction */
+    int gathering;        /* the commit waits SUBMIT_GATHER_MS for more sessions' messages */
     size_t waits_cap;
     VSTR *body; /* cleanup's output, reused */
 };
@@ -374,6 +383,7 @@ static SMTPD_RESULT submit_proto_message(void *ctx, const SMTPD_MSG *msg, VSTR *
         vstr_free(auth);
     }
     ss->waiting = 1;
+    ss->submit->sessions_waiting++;
     return SMTPD_PENDING;
 }
 
@@ -456,6 +466,7 @@ static void submit_session_end(SUBMIT_SESSION *ss)
     ss->tls = NULL;
     close(ss->fd);
     listener_closed(ss->listener, ss->uid);
+    ss->submit->sessions--;
     if (!ss->waiting)
         submit_session_free(ss);
 }
@@ -469,6 +480,8 @@ static void submit_accept(LISTENER *listener, int fd, long uid, void *ctx)
     socklen_t len = sizeof(peer);
     SMTPD_LIMITS limits;
 
+    /* Replies go out as they are made: no wait for the client's acknowledgement. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
     ss->uid = uid;
     ss->submit = s;
     ss->listener = listener;
@@ -492,6 +505,7 @@ static void submit_accept(LISTENER *listener, int fd, long uid, void *ctx)
             ss->implicit = s->implicit_tls[i];
     limits.tls_offer = s->tls != NULL && !ss->implicit;
     limits.tls_active = ss->implicit;
+    s->sessions++;
     ss->sp = smtpd_proto_create(&limits,
                                 s->passwd != NULL ? &submit_proto_ops_auth : &submit_proto_ops, ss);
     submit_touch(ss);
@@ -617,6 +631,34 @@ void submit_free(SUBMIT *s)
     myfree(s);
 }
 
+/* submit_gathered - the gathering time is over: commit */
+static void submit_gathered(void *ctx)
+{
+    SUBMIT *s = ctx;
+
+    s->gathering = 0;
+    submit_commit(s);
+}
+
+/*
+ * submit_pass_done - after a pass of the event loop: commit now when every
+ * SMTP session has its message in the transaction (none can add one before
+ * its verdict), else wait SUBMIT_GATHER_MS for the others to add theirs.
+ * One fsync costs about as much as a session's whole message: waiting a
+ * little lets one commit hold many sessions' messages.
+ */
+void submit_pass_done(SUBMIT *s)
+{
+    if (s->txn == NULL)
+        return;
+    if (s->sessions_waiting >= s->sessions) {
+        submit_commit(s);
+    } else if (!s->gathering) {
+        s->gathering = 1;
+        event_request_timer(submit_gathered, s, SUBMIT_GATHER_MS);
+    }
+}
+
 /* submit_commit - commit the messages handed over, then give each its verdict */
 void submit_commit(SUBMIT *s)
 {
@@ -630,6 +672,10 @@ void submit_commit(SUBMIT *s)
 
     if (s == NULL || s->txn == NULL)
         return;
+    if (s->gathering) {
+        event_cancel_timer(submit_gathered, s);
+        s->gathering = 0;
+    }
     why = vstr_alloc(100);
     files = mycalloc(nwaits + 1, sizeof(*files));
     rc = qstore_commit(s->txn, why);
@@ -669,6 +715,7 @@ void submit_commit(SUBMIT *s)
             w->done(w->ctx, result, vstr_str(text));
         } else {
             ss->waiting = 0;
+            s->sessions_waiting--;
             if (rc == QSTORE_OK)
                 vstr_sprintf(text, "as %s", w->file.qid);
             if (ss->gone)

@@ -546,6 +546,7 @@ int main(int argc, char **argv)
         PARAM_ID(queue_map_size),
         PARAM_ID(mynetworks),
         PARAM_ID(smtpd_listen),
+        PARAM_ID(smtpd_connection_limit),
         PARAM_ID(smtpd_client_connection_count_limit),
         PARAM_ID(smtpd_recipient_limit),
         PARAM_ID(smtpd_timeout),

@@ -5,7 +5,8 @@
  *	serve the listening TCP sockets master opened for smtpd_listen (as
  *	root, so that port 25 works; passed as descriptors first_fd on,
  *	daemon.c) through one listener (listener.c) capped at
- *	smtpd_client_connection_count_limit connections. Each connection is
+ *	smtpd_connection_limit connections, smtpd_client_connection_count_limit
+ *	of one client address. Each connection is
  *	an ESMTP session (smtpd_proto.c) in pickup's event loop. A client
  *	outside mynetworks may connect but every recipient it gives is
  *	refused (554 5.7.1 Relay access denied): relayq only relays.
@@ -560,7 +561,8 @@ static int submit_load_secrets(SUBMIT *s, VSTR *why)
 SUBMIT *submit_create(PICKUP *p, const DAEMON *daemon)
 {
     SUBMIT *s = mycalloc(1, sizeof(*s));
-    LISTENER_LIMITS limits = {(int)var_int(smtpd_client_connection_count_limit), 0};
+    LISTENER_LIMITS limits = {(int)var_int(smtpd_connection_limit),
+                              (int)var_int(smtpd_client_connection_count_limit)};
     int count = daemon_listen_fds(daemon);
     VSTR *why = vstr_alloc(100);
 

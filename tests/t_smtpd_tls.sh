@@ -19,7 +19,10 @@
 #  - a STARTTLS with a command pipelined after it in the same packet:
 #    the command is never answered (it was sent in the clear);
 #  - start refuses a password file without a certificate, and a
-#    certificate without its key.
+#    certificate without its key;
+#  - smtpd_client_connection_count_limit counts per client address: a
+#    third session of 127.0.0.1 is closed unanswered (one warning naming
+#    the client) while 127.0.0.3 is still greeted.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 rq_setup
@@ -51,6 +54,7 @@ rq_set smtpd_listen "127.0.0.1:$PORT"
 rq_set smtpd_tls_listen "127.0.0.1:$TLS_PORT"
 rq_set smtpd_tls_key_file "$T/certs/server-key.pem"
 rq_set mynetworks "127.0.0.2/32"
+rq_set smtpd_client_connection_count_limit 2
 "$RELAYQ" start
 ok $? "relayq start with STARTTLS on $PORT, implicit TLS on $TLS_PORT, AUTH"
 
@@ -192,6 +196,32 @@ print("after", reply)
 PY
 grep -q "^starttls 220 2.0.0" "$T/inject.out" && grep -q "^after 221 " "$T/inject.out"
 ok $? "a command pipelined after STARTTLS is never answered ($(tr '\n' ' ' <"$T/inject.out"))"
+
+# Per client: two sessions of 127.0.0.1 held open, a third is closed at once
+# without a greeting, while 127.0.0.3 is still greeted.
+python3 - "$PORT" >"$T/percap.out" 2>&1 <<'PY'
+import socket, sys
+
+port = int(sys.argv[1])
+
+
+def greet(src):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(src, 0))
+    return s, s.recv(512).decode().strip()
+
+
+held = [greet("127.0.0.1") for _ in range(2)]
+third, reply = greet("127.0.0.1")
+print("third", repr(reply))
+other, reply = greet("127.0.0.3")
+print("other", reply)
+for s, _ in held + [(third, ""), (other, "")]:
+    s.close()
+PY
+grep -q "^third ''" "$T/percap.out" && grep -q "^other 220 " "$T/percap.out"
+ok $? "smtpd_client_connection_count_limit = 2: a third session of one client is refused, another client's is not ($(tr '\n' ' ' <"$T/percap.out"))"
+log_has 1 "warning: smtpd_listen: client 127.0.0.1 has 2 connections: refusing more of its connections"
+ok $? "the refusal is logged once, naming the client"
 
 wait_for 30 queue_empty
 ok $? "nothing is left in the queue"

@@ -67,6 +67,7 @@
     X(STR, syslog_name, "relayq", params_check_syslog_name)                                        \
     X(STR, smtpd_listen, "127.0.0.1:25, [::1]:25", params_check_listen) /* "": no listener */      \
     X(STR, mynetworks, "127.0.0.0/8 [::1]/128", params_check_mynetworks)                           \
+    X(INT, smtpd_connection_limit, "100", 1, 10000)                                                \
     X(INT, smtpd_client_connection_count_limit, "50", 1, 10000)                                    \
     X(INT, smtpd_recipient_limit, "1000", 1, 100000)                                               \
     X(TIME, smtpd_timeout, "300s", 1, 3600)                                                        \

@@ -1,5 +1,5 @@
 /*
- * listener - a bounded acceptor for one listening UNIX socket
+ * listener - a bounded acceptor for one listening socket, UNIX or TCP
  *
  * listener_create()
  *	watch a non-blocking listening descriptor from the event loop and
@@ -20,7 +20,11 @@
  *
  * What a listener guarantees, whoever connects:
  *	- at most limits.clients_max connections at once, and at most
- *	  limits.per_uid_max of one uid (SO_PEERCRED). A connection past a
+ *	  limits.per_uid_max of one peer: of one uid (SO_PEERCRED) on a UNIX
+ *	  socket, of one client address on a TCP socket (the "uid" the
+ *	  callbacks get is then a number that stands for the address: the
+ *	  IPv4 address itself, an IPv4-mapped IPv6 address as that IPv4
+ *	  one, a hash of any other IPv6 address). A connection past a
  *	  cap is accepted and closed at once: its client reads end of file
  *	  instead of waiting in the listen queue;
  *	- one warning per episode of refusals, naming the socket and the cap.
@@ -43,6 +47,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -88,17 +94,47 @@ static void listener_uid_key(long uid, char key[LISTENER_UID_KEY_SIZE])
     snprintf(key, LISTENER_UID_KEY_SIZE, "%ld", uid);
 }
 
-/* listener_peer_uid - the user at the other end, -1 when the kernel does not say */
-static long listener_peer_uid(int fd)
+/* listener_addr_key - the number that stands for a TCP client's address */
+static long listener_addr_key(const struct sockaddr_storage *peer)
 {
-    struct ucred cred;
-    socklen_t len = sizeof(cred);
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)peer;
+    uint64_t hash = 14695981039346656037ULL; /* FNV-1a */
 
-    return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? (long)cred.uid : -1;
+    if (peer->ss_family == AF_INET)
+        return (long)ntohl(((const struct sockaddr_in *)peer)->sin_addr.s_addr);
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+        return (long)ntohl(((const uint32_t *)in6->sin6_addr.s6_addr)[3]);
+    for (int i = 0; i < 16; i++)
+        hash = (hash ^ in6->sin6_addr.s6_addr[i]) * 1099511628211ULL;
+    return (long)(hash >> 1);
 }
 
-/* listener_admit - count a new connection of uid in, or refuse it (0) with one warning */
-static int listener_admit(LISTENER *listener, long uid)
+/* listener_peer - the uid of a UNIX client, or the number of a TCP client's address, and its
+ * name for a warning; -1 when the kernel does not say */
+static long listener_peer(int fd, char *who, size_t len)
+{
+    struct sockaddr_storage peer;
+    socklen_t peer_len = sizeof(peer);
+    struct ucred cred;
+    socklen_t cred_len = sizeof(cred);
+    char addr[INET6_ADDRSTRLEN];
+
+    if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) == 0 &&
+        (peer.ss_family == AF_INET || peer.ss_family == AF_INET6)) {
+        sock_addr_text((struct sockaddr *)&peer, addr, sizeof(addr));
+        snprintf(who, len, "client %s", addr);
+        return listener_addr_key(&peer);
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) < 0) {
+        snprintf(who, len, "uid -1");
+        return -1;
+    }
+    snprintf(who, len, "uid %ld", (long)cred.uid);
+    return (long)cred.uid;
+}
+
+/* listener_admit - count a new connection of a peer in, or refuse it (0) with one warning */
+static int listener_admit(LISTENER *listener, long uid, const char *who)
 {
     char key[LISTENER_UID_KEY_SIZE];
     LISTENER_USER *user;
@@ -117,8 +153,8 @@ static int listener_admit(LISTENER *listener, long uid)
     }
     if (listener->limits.per_uid_max > 0 && user->clients >= listener->limits.per_uid_max) {
         if (!user->refusing)
-            msg_warn("%s: uid %ld has %d connections: refusing more of its connections",
-                     listener->name, uid, user->clients);
+            msg_warn("%s: %s has %d connections: refusing more of its connections", listener->name,
+                     who, user->clients);
         user->refusing = 1;
         return 0;
     }
@@ -155,6 +191,7 @@ static void listener_pause(LISTENER *listener, int err)
 static void listener_ready(int fd, int events, void *ctx)
 {
     LISTENER *listener = ctx;
+    char who[INET6_ADDRSTRLEN + 16];
     long uid;
     int conn;
 
@@ -169,8 +206,8 @@ static void listener_ready(int fd, int events, void *ctx)
                 msg_warn("%s: accept: %m", listener->name);
             return;
         }
-        uid = listener_peer_uid(conn);
-        if (listener_admit(listener, uid)) {
+        uid = listener_peer(conn, who, sizeof(who));
+        if (listener_admit(listener, uid, who)) {
             listener->accept_fn(listener, conn, uid, listener->ctx);
         } else {
             close(conn);

@@ -213,7 +213,9 @@ rq_cleanup() {
         local pid
         pid=$(master_pid)
         [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-        pkill -9 -f "^$T/libexec/" 2>/dev/null
+        # Every process run from the test directory: daemons, and the real
+        # programs behind a test's wrappers ($T/real/...).
+        pkill -9 -f "^$T/" 2>/dev/null
         sink_stop
         if [ -n "${KEEP_TEST_DIR:-}" ]; then
             echo "# kept $T" >&2

@@ -26,8 +26,9 @@
  *	   then by spec->check; any error exits with its "file:line:
  *	   reason";
  *	5. spec->prepare, the mail log opened (maillog.c), SIGPIPE ignored
- *	   (a peer that hangs up is an error of a write, not a death), then
- *	   spec->init;
+ *	   (a peer that hangs up is an error of a write, not a death), the
+ *	   signals of step 6 caught (a signal that arrives during init waits
+ *	   for the loop), then spec->init;
  *	6. signals, delivered inside the loop (event.c): SIGTERM and SIGINT
  *	   call spec->stop; SIGHUP reloads: the file is read and checked as
  *	   at start, and only a configuration that passes replaces the old
@@ -263,10 +264,12 @@ int daemon_main(int argc, char **argv, const DAEMON_SPEC *spec, void *ctx)
     maillog_start();
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         msg_fatal("signal SIGPIPE: %m");
-    spec->init(&daemon);
+    /* Before init: once init has said "daemon started" or spawned
+     * anything, a SIGTERM must reach spec->stop, not kill the process. */
     event_on_signal(SIGTERM, daemon_stop, &daemon);
     event_on_signal(SIGINT, daemon_stop, &daemon);
     event_on_signal(SIGHUP, daemon_reload, &daemon);
+    spec->init(&daemon);
 
     do
         event_loop(spec->pass_ms);

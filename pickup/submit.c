@@ -15,12 +15,16 @@
  *	session waits for its verdict, else after SUBMIT_GATHER_MS, so that
  *	one fsync serves the messages of many sessions.
  * submit_commit()
- *	the group commit: every message the sessions handed over since the
- *	last commit is in one write transaction; this commits it (through
- *	submit_pass_done(), and before a maildrop batch, which needs the
- *	queue's one writer), then gives each waiting
- *	session its verdict: 250 with the queue id once committed, 451 or
- *	452 when the commit failed. No client sees 250 for a message that is
+ *	the group commit: the messages the sessions handed over since the
+ *	last commit wait in memory (a copy each, the sessions' own buffers
+ *	being theirs); this writes them all in one write transaction and
+ *	commits it (through submit_pass_done(), and before a maildrop
+ *	batch), then gives each waiting session its verdict: 250 with the
+ *	queue id once committed, 451 or 452 when the commit failed, the
+ *	message's own refusal (554, a full map) when it could not be
+ *	written. The transaction begins only at the commit, so the queue's
+ *	write lock, which qmgr's commits need too, is never held while
+ *	sessions gather. No client sees 250 for a message that is
  *	not durable, and a message whose session ended before its verdict
  *	is queued all the same (the client may send it again: at least
  *	once, never lost).
@@ -68,13 +72,19 @@
 
 typedef struct SUBMIT_SESSION SUBMIT_SESSION;
 
-/* A message in the open transaction, waiting for the commit. */
+/* A message handed over, waiting for the next commit; it owns its copies. */
 typedef struct SUBMIT_WAIT {
     SUBMIT_SESSION *session; /* an SMTP session, or NULL: a local submission, told by done() */
     SUBMIT_DONE_FN done;
     void *ctx;
-    PICKUP_FILE file; /* its queue id, schedule time and cleanup report */
-    char *auth;       /* ", sasl_method=PLAIN, sasl_username=USER" for the log, or NULL */
+    MAILDROP_ENV env;
+    char *content;
+    size_t content_len;
+    char *helo, *client_addr, *protocol, *tls; /* the SMTP client, for Received: */
+    PICKUP_FILE file;     /* its queue id, schedule time and cleanup report, once written */
+    SMTPD_RESULT refused; /* SMTPD_PENDING: written; otherwise its verdict (reason) */
+    char *reason;
+    char *auth; /* ", sasl_method=PLAIN, sasl_username=USER" for the log, or NULL */
 } SUBMIT_WAIT;
 
 struct SUBMIT {
@@ -85,11 +95,10 @@ struct SUBMIT {
     NETMASK_LIST *mynetworks;
     SMTPD_TLS *tls;       /* the certificate and key, or NULL: no TLS */
     SMTPD_PASSWD *passwd; /* smtpd_sasl_password_file, or NULL: no AUTH */
-    QSTORE_TXN *txn;      /* the messages handed over since the last commit, or NULL */
-    SUBMIT_WAIT *waits;
+    SUBMIT_WAIT *waits;   /* the messages handed over since the last commit */
     size_t nwaits;
     int sessions;         /* SMTP sessions open */
-    int sessions_waiting; /* ... of which have a message in the open transaction */
+    int sessions_waiting; /* ... of which have a message waiting for the commit */
     int gathering;        /* the commit waits SUBMIT_GATHER_MS for more sessions' messages */
     size_t waits_cap;
     VSTR *body; /* cleanup's output, reused */
@@ -109,7 +118,7 @@ struct SUBMIT_SESSION {
     int reading;     /* read events enabled */
     int writing;     /* write events enabled */
     int ending;      /* the protocol is over: close once the replies are out */
-    int waiting;     /* a message of this session is in the open transaction */
+    int waiting;     /* a message of this session waits for the commit */
     int gone;        /* the connection is closed; freed after the commit */
     int starttls;    /* answered STARTTLS: the handshake starts once the 220 is out */
     int handshaking; /* the TLS handshake runs: no SMTP until it is done */
@@ -315,47 +324,57 @@ static int submit_proto_write(void *ctx, const char *data, size_t len)
 
 /* submit_enqueue - a message into the open transaction (begun here when none is); SMTPD_PENDING
  * with its wait entry in *wp, or the reason it cannot be queued in `text` */
-static SMTPD_RESULT submit_enqueue(SUBMIT *s, const char *who, const MAILDROP_ENV *env,
-                                   const char *content, size_t len, const CLEANUP_INFO *client,
-                                   SUBMIT_WAIT **wp, VSTR *text)
+/* submit_enqueue - keep a message for the next commit; it takes the envelope */
+static SUBMIT_WAIT *submit_enqueue(SUBMIT *s, MAILDROP_ENV *env, const char *content, size_t len,
+                                   const CLEANUP_INFO *client)
 {
     SUBMIT_WAIT *w;
-    int rc;
 
-    if (s->txn == NULL && (s->txn = qstore_begin(s->pickup->store, 1, text)) == NULL) {
-        msg_warn("%s: cannot queue a message: %s", who, vstr_str(text));
-        return SMTPD_TEMPFAIL;
-    }
-    if ((rc = qstore_room(s->txn, len, text)) != QSTORE_OK)
-        return rc == QSTORE_FULL ? SMTPD_NOSPACE : SMTPD_TEMPFAIL;
     if (s->nwaits == s->waits_cap) {
         s->waits_cap = s->waits_cap ? s->waits_cap * 2 : 16;
         s->waits = myrealloc(s->waits, sizeof(*s->waits) * s->waits_cap);
     }
-    w = s->waits + s->nwaits;
+    w = s->waits + s->nwaits++;
     memset(w, 0, sizeof(*w));
-    if (scan_queue(s->txn, env, content, len, client, &w->file, s->body, text) < 0)
-        return SMTPD_REJECTED;
-    if (qstore_txn_error(s->txn) != QSTORE_OK) {
-        /* The transaction is lost for every message in it: the commit says so to each. */
-        vstr_strcpy(text, qstore_txn_reason(s->txn));
-        return qstore_txn_error(s->txn) == QSTORE_FULL ? SMTPD_NOSPACE : SMTPD_TEMPFAIL;
+    w->env = *env;
+    w->content = mymalloc(len + 1);
+    memcpy(w->content, content, len);
+    w->content_len = len;
+    if (client != NULL) {
+        w->helo = mystrdup(client->helo);
+        w->client_addr = mystrdup(client->client_addr);
+        w->protocol = mystrdup(client->protocol);
+        w->tls = client->tls != NULL ? mystrdup(client->tls) : NULL;
     }
-    w->file.sender = mystrdup(env->sender);
-    s->nwaits++;
-    *wp = w;
-    return SMTPD_PENDING;
+    w->refused = SMTPD_PENDING;
+    return w;
 }
 
-/* submit_proto_message - a complete message: into the open transaction; the verdict after its
- * commit */
+/* submit_store - a kept message into the commit's transaction; its refusal is kept in it */
+static void submit_store(SUBMIT *s, QSTORE_TXN *txn, SUBMIT_WAIT *w, VSTR *text)
+{
+    CLEANUP_INFO client = {
+        .helo = w->helo, .client_addr = w->client_addr, .protocol = w->protocol, .tls = w->tls};
+    int rc;
+
+    if ((rc = qstore_room(txn, w->content_len, text)) != QSTORE_OK)
+        w->refused = rc == QSTORE_FULL ? SMTPD_NOSPACE : SMTPD_TEMPFAIL;
+    else if (scan_queue(txn, &w->env, w->content, w->content_len,
+                        w->client_addr != NULL ? &client : NULL, &w->file, s->body, text) < 0)
+        w->refused = SMTPD_REJECTED;
+    if (w->refused != SMTPD_PENDING)
+        w->reason = mystrdup(vstr_str(text));
+    else
+        w->file.sender = mystrdup(w->env.sender);
+}
+
+/* submit_proto_message - a complete message: kept for the next commit; the verdict after it */
 static SMTPD_RESULT submit_proto_message(void *ctx, const SMTPD_MSG *msg, VSTR *text)
 {
     SUBMIT_SESSION *ss = ctx;
     MAILDROP_ENV env;
     CLEANUP_INFO client;
-    SUBMIT_WAIT *w = NULL;
-    SMTPD_RESULT result;
+    SUBMIT_WAIT *w;
 
     maildrop_env_init(&env);
     env.sender = mystrdup(msg->sender);
@@ -370,11 +389,8 @@ static SMTPD_RESULT submit_proto_message(void *ctx, const SMTPD_MSG *msg, VSTR *
     client.tls = ss->tls_text;
     client.protocol = ss->tls_text != NULL ? (msg->auth_user != NULL ? "ESMTPSA" : "ESMTPS")
                                            : (msg->auth_user != NULL ? "ESMTPA" : "ESMTP");
-    result = submit_enqueue(ss->submit, ss->client, &env, msg->content, msg->content_len, &client,
-                            &w, text);
-    maildrop_env_free(&env);
-    if (result != SMTPD_PENDING)
-        return result;
+    (void)text; /* nothing is refused before the commit */
+    w = submit_enqueue(ss->submit, &env, msg->content, msg->content_len, &client);
     w->session = ss;
     if (msg->auth_user != NULL) {
         VSTR *auth = vstr_alloc(64);
@@ -389,17 +405,14 @@ static SMTPD_RESULT submit_proto_message(void *ctx, const SMTPD_MSG *msg, VSTR *
 }
 
 /* submit_local - a message a local sendmail handed over whole, in a maildrop file's form: into
- * the open transaction; `done` has the verdict after its commit */
+ * the next commit; `done` has the verdict after it */
 SMTPD_RESULT submit_local(SUBMIT *s, const char *data, size_t len, uid_t uid, SUBMIT_DONE_FN done,
                           void *ctx, VSTR *text)
 {
     MAILDROP_ENV env;
-    SUBMIT_WAIT *w = NULL;
-    SMTPD_RESULT result;
+    SUBMIT_WAIT *w;
     size_t off;
-    char who[32];
 
-    snprintf(who, sizeof(who), "uid=%ld", (long)uid);
     memset(&env, 0, sizeof(env));
     if (maildrop_parse(data, len, &env, &off, text) < 0) {
         VSTR *reason = vstr_alloc(100);
@@ -418,10 +431,7 @@ SMTPD_RESULT submit_local(SUBMIT *s, const char *data, size_t len, uid_t uid, SU
         maildrop_env_free(&env);
         return SMTPD_REJECTED;
     }
-    result = submit_enqueue(s, who, &env, data + off, len - off, NULL, &w, text);
-    maildrop_env_free(&env);
-    if (result != SMTPD_PENDING)
-        return result;
+    w = submit_enqueue(s, &env, data + off, len - off, NULL);
     w->file.uid = uid;
     w->done = done;
     w->ctx = ctx;
@@ -651,7 +661,7 @@ static void submit_gathered(void *ctx)
  */
 void submit_pass_done(SUBMIT *s)
 {
-    if (s->txn == NULL)
+    if (s->nwaits == 0)
         return;
     if (s->sessions_waiting >= s->sessions) {
         submit_commit(s);
@@ -661,45 +671,74 @@ void submit_pass_done(SUBMIT *s)
     }
 }
 
-/* submit_commit - commit the messages handed over, then give each its verdict */
+/* submit_wait_free - what a kept message owns */
+static void submit_wait_free(SUBMIT_WAIT *w)
+{
+    maildrop_env_free(&w->env);
+    myfree(w->content);
+    myfree(w->helo);
+    myfree(w->client_addr);
+    myfree(w->protocol);
+    myfree(w->tls);
+    myfree(w->reason);
+    myfree(w->auth);
+}
+
+/*
+ * submit_commit - write the messages handed over in one transaction,
+ * commit it, then give each its verdict. The transaction begins only now:
+ * while sessions gather, pickup does not hold the queue's write lock,
+ * which qmgr needs for its own commits.
+ */
 void submit_commit(SUBMIT *s)
 {
-    VSTR *why;
-    SMTPD_RESULT result;
+    VSTR *why, *text;
+    QSTORE_TXN *txn;
     PICKUP_FILE *files; /* the committed messages, for qmgr */
     SUBMIT_WAIT *waits = s != NULL ? s->waits : NULL;
     size_t nwaits = s != NULL ? s->nwaits : 0;
-    int rc;
+    int rc = QSTORE_ERROR;
     size_t committed = 0;
 
-    if (s == NULL || s->txn == NULL)
+    if (s == NULL || nwaits == 0)
         return;
     if (s->gathering) {
         event_cancel_timer(submit_gathered, s);
         s->gathering = 0;
     }
     why = vstr_alloc(100);
+    text = vstr_alloc(100);
     files = mycalloc(nwaits + 1, sizeof(*files));
-    rc = qstore_commit(s->txn, why);
-    s->txn = NULL;
+    if ((txn = qstore_begin(s->pickup->store, 1, why)) != NULL) {
+        for (size_t i = 0; i < nwaits; i++)
+            submit_store(s, txn, waits + i, text);
+        rc = qstore_commit_at(txn, "pickup-submit-commit", why);
+    }
     /*
      * A verdict lets a session read on, and what it read may be a message
-     * (pipelined BDAT): that one goes into a new transaction and a new list.
+     * (pipelined BDAT): that one waits for the next commit, in a new list.
      */
     s->waits = NULL;
     s->nwaits = s->waits_cap = 0;
-    result = rc == QSTORE_OK ? SMTPD_QUEUED : rc == QSTORE_FULL ? SMTPD_NOSPACE : SMTPD_TEMPFAIL;
     if (rc != QSTORE_OK)
         msg_warn("cannot queue %zu message%s of SMTP clients and sendmail: %s", nwaits,
                  nwaits == 1 ? "" : "s", vstr_str(why));
     for (size_t i = 0; i < nwaits; i++) {
         SUBMIT_WAIT *w = waits + i;
         SUBMIT_SESSION *ss = w->session;
-        VSTR *text = vstr_alloc(32);
+        SMTPD_RESULT result = w->refused;
         char who[32];
 
         snprintf(who, sizeof(who), "uid=%ld", (long)w->file.uid);
-        if (rc == QSTORE_OK) {
+        if (result == SMTPD_PENDING) {
+            result = rc == QSTORE_OK     ? SMTPD_QUEUED
+                     : rc == QSTORE_FULL ? SMTPD_NOSPACE
+                                         : SMTPD_TEMPFAIL;
+            vstr_strcpy(text, vstr_str(why));
+        } else {
+            vstr_strcpy(text, w->reason);
+        }
+        if (result == SMTPD_QUEUED) {
             if (ss != NULL)
                 msg_info("%s: client=%s%s", w->file.qid, ss->client, w->auth ? w->auth : "");
             else
@@ -709,23 +748,24 @@ void submit_commit(SUBMIT *s)
             vstr_strcpy(text, w->file.qid);
             files[committed++] = w->file;
         } else {
-            vstr_strcpy(text, vstr_str(why));
             myfree(w->file.sender);
+            if (w->refused != SMTPD_PENDING)
+                msg_warn("%s: message not queued: %s", ss != NULL ? ss->client : who,
+                         vstr_str(text));
         }
-        myfree(w->auth);
         if (ss == NULL) {
             w->done(w->ctx, result, vstr_str(text));
         } else {
             ss->waiting = 0;
             s->sessions_waiting--;
-            if (rc == QSTORE_OK)
+            if (result == SMTPD_QUEUED)
                 vstr_sprintf(text, "as %s", w->file.qid);
             if (ss->gone)
                 submit_session_free(ss);
             else
                 submit_after(ss, smtpd_proto_resume(ss->sp, result, vstr_str(text)));
         }
-        vstr_free(text);
+        submit_wait_free(w);
     }
     if (committed > 0)
         pickup_tell_qmgr(s->pickup, files, committed);
@@ -733,5 +773,6 @@ void submit_commit(SUBMIT *s)
         myfree(files[i].sender);
     myfree(files);
     myfree(waits);
+    vstr_free(text);
     vstr_free(why);
 }

@@ -6,7 +6,9 @@
  *	window, give the next job to an idle worker that has fewer than
  *	QMGR_UNCOMMITTED_MAX results waiting for their commit: first one whose open
  *	connection already goes to that destination (no new TCP, TLS or AUTH),
- *	then one without a connection, then any idle one. The job record
+ *	then one without a connection, then any idle one. When the worker
+ *	connected to the destination is idle but at its cap, the job waits
+ *	for the commit that frees it (the same pass) instead. The job record
  *	carries the DSN parameters (RET, ENVID, NOTIFY, ORCPT) for a relay
  *	that offers DSN. The job record is
  *	queued on the worker's channel; qmgr.c flushes channels after the pass.
@@ -41,15 +43,25 @@ void job_free(QMGR_JOB *job)
     myfree(job);
 }
 
-/* assign_pick_worker - the best idle worker for a destination, or NULL */
-static QMGR_PEER *assign_pick_worker(const QMGR_DEST *dest)
+/*
+ * assign_pick_worker - the best idle worker for a destination, or NULL:
+ * none is idle, or (*later set) one connected to the destination is idle
+ * but waits for the commit of its results, which that pass makes (gather.c):
+ * the job waits for it rather than open another connection.
+ */
+static QMGR_PEER *assign_pick_worker(const QMGR_DEST *dest, int *later)
 {
     QMGR_PEER *unconnected = NULL, *other = NULL;
 
+    *later = 0;
     for (QMGR_PEER *peer = qmgr_peers; peer; peer = peer->next) {
-        if (peer->kind != PEER_WORKER || peer->job != NULL ||
-            peer->uncommitted >= QMGR_UNCOMMITTED_MAX)
+        if (peer->kind != PEER_WORKER || peer->job != NULL)
             continue;
+        if (peer->uncommitted >= QMGR_UNCOMMITTED_MAX) {
+            if (peer->conn_dest == dest)
+                *later = 1;
+            continue;
+        }
         if (peer->conn_dest == dest)
             return peer;
         if (peer->conn_dest == NULL) {
@@ -59,6 +71,8 @@ static QMGR_PEER *assign_pick_worker(const QMGR_DEST *dest)
             other = peer;
         }
     }
+    if (*later)
+        return NULL;
     return unconnected ? unconnected : other;
 }
 
@@ -153,6 +167,7 @@ void assign_jobs(void)
             QMGR_PEER *worker;
             QMGR_JOB *job;
             long long wait_ms;
+            int later;
 
             if (dest->jobs.count == 0 || dest->busy >= dest->limit)
                 continue;
@@ -166,8 +181,11 @@ void assign_jobs(void)
             }
             if (assign_hold_back(dest))
                 continue;
-            if ((worker = assign_pick_worker(dest)) == NULL)
+            if ((worker = assign_pick_worker(dest, &later)) == NULL) {
+                if (later)
+                    continue;
                 return;
+            }
             if (!dest_take_token(dest, &wait_ms)) {
                 /* Over the rate: wake up when the next token is due. */
                 event_request_timer(assign_wakeup, dest, wait_ms);

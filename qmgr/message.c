@@ -43,8 +43,9 @@
  *	finalized, such a message is rescheduled to the probe time without
  *	an attempt counted, unless another job was deferred by a relay (then
  *	the backoff applies, and the resume still releases it).
- * message_done_pending()
- *	whether the done list is non-empty.
+ * message_done_pending(), message_done_count(), message_done_since_ms()
+ *	whether the done list is non-empty, how many messages it holds, and
+ *	since when (now_ms()) its oldest has waited: what gather.c weighs.
  * message_commit_failing()
  *	whether the last commit of results failed (assign.c then starts no
  *	job: results must not pile up while they cannot be recorded).
@@ -83,7 +84,9 @@
 #include "sched.h"
 
 static QMGR_MESSAGE *message_done_head;
-static int message_commit_failed; /* the last group commit failed: its warning is logged */
+static size_t message_done_length;      /* messages on the done list */
+static long long message_done_start_ms; /* now_ms() when the list's oldest came */
+static int message_commit_failed;       /* the last group commit failed: its warning is logged */
 
 /* message_free - release a message */
 void message_free(QMGR_MESSAGE *message)
@@ -234,6 +237,9 @@ void message_job_done(QMGR_MESSAGE *message)
     if (message->jobs_outstanding <= 0)
         msg_panic("%s: job done with none outstanding", message->env.qid);
     if (--message->jobs_outstanding == 0) {
+        if (message_done_head == NULL)
+            message_done_start_ms = now_ms();
+        message_done_length++;
         message->done_next = message_done_head;
         message_done_head = message;
         /* Only now do its results wait for a commit: the next pass's. */
@@ -271,6 +277,18 @@ void message_forget_reporter(QMGR_PEER *worker)
 int message_done_pending(void)
 {
     return message_done_head != NULL;
+}
+
+/* message_done_count - how many messages wait on the done list */
+size_t message_done_count(void)
+{
+    return message_done_length;
+}
+
+/* message_done_since_ms - now_ms() when the oldest message on the done list came */
+long long message_done_since_ms(void)
+{
+    return message_done_start_ms;
 }
 
 /* message_jitter - the backoff's random spread */
@@ -499,6 +517,7 @@ int message_finalize_done(void)
             count++;
         }
         message_done_head = NULL;
+        message_done_length = 0;
         vstr_free(why);
         return count;
     }
@@ -527,6 +546,7 @@ int message_finalize_done(void)
         }
     }
     message_done_head = kept;
+    message_done_length -= (size_t)count;
     vstr_free(why);
     return kept ? -1 : count;
 }

@@ -11,8 +11,10 @@
  *	0. hands queued jobs to the idle workers whose uncommitted results
  *	   are fewer than QMGR_UNCOMMITTED_MAX, and writes them out, so the
  *	   workers deliver while the commit below waits for the disk;
- *	1. commits the results of the pass in one write transaction (group
- *	   commit) and drops finished messages from the active set;
+ *	1. commits the results that wait in one write transaction (group
+ *	   commit) and drops finished messages from the active set, unless
+ *	   gather.c says they may wait a few milliseconds for others (a
+ *	   timer then ends a later pass in the commit);
  *	   then makes due the mail of destinations that came back (dest.c);
  *	2. activates the due messages of the in-memory schedule (scan.c,
  *	   sched.c), after a resync with the queue when pickup asked;
@@ -337,18 +339,52 @@ static void qmgr_flush_peers(int workers_only)
     }
 }
 
+/* qmgr_gathered - the waiting results have waited long enough: the pass ends in their commit */
+static void qmgr_gathered(void *ctx)
+{
+    (void)ctx;
+}
+
+/* qmgr_commit_wait_ms - 0: commit the waiting results now; else how long they may wait */
+static long long qmgr_commit_wait_ms(void)
+{
+    GATHER_VIEW view = {.stopping = qmgr_stopping,
+                        .commit_failing = message_commit_failing(),
+                        .done = message_done_count(),
+                        .oldest_age_ms = now_ms() - message_done_since_ms()};
+
+    for (QMGR_PEER *peer = qmgr_peers; peer; peer = peer->next) {
+        if (peer->kind != PEER_WORKER)
+            continue;
+        if (peer->job != NULL)
+            view.jobs_in_flight++;
+        if (peer->uncommitted >= QMGR_UNCOMMITTED_MAX)
+            view.worker_at_cap = 1;
+    }
+    return gather_wait_ms(&view);
+}
+
 /* qmgr_after_pass - dispatch, commit, activate, dispatch, then answer */
 static void qmgr_after_pass(void *ctx)
 {
+    long long wait;
+
     (void)ctx;
-    /* Workers whose results wait for this pass's commit go on with their
-     * next job during the fsync, up to QMGR_UNCOMMITTED_MAX results each. */
+    /* Workers whose results wait for the commit go on with their next job
+     * meanwhile, up to QMGR_UNCOMMITTED_MAX results each. */
     assign_jobs();
     qmgr_flush_peers(1);
-    /* A failed commit keeps the done list; the next pass (at most a
+    /* Results wait a little for others to share their commit (gather.c).
+     * A failed commit keeps the done list; the next pass (at most a
      * second away) tries again. */
-    if (message_done_pending())
-        message_finalize_done();
+    if (message_done_pending()) {
+        if ((wait = qmgr_commit_wait_ms()) > 0) {
+            event_request_timer(qmgr_gathered, NULL, wait);
+        } else {
+            event_cancel_timer(qmgr_gathered, NULL);
+            message_finalize_done();
+        }
+    }
     /* After the results: mail a resumed destination released is due now. */
     dest_release();
     if (qmgr_resync_wanted) {

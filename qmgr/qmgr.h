@@ -20,7 +20,7 @@
  * goes on with its next job: after a crash of qmgr at most this many
  * deliveries per worker are repeated (doc/internals.md).
  */
-#define QMGR_UNCOMMITTED_MAX 3
+#define QMGR_UNCOMMITTED_MAX 8
 
 typedef struct QMGR_DEST QMGR_DEST;
 typedef struct QMGR_JOB QMGR_JOB;
@@ -222,6 +222,8 @@ void message_free(QMGR_MESSAGE *message);
 void message_add_attempt(QMGR_MESSAGE *message, unsigned index, const char *relay);
 void message_defer_suspended(QMGR_MESSAGE *message, const QMGR_JOB *job);
 int message_done_pending(void);
+size_t message_done_count(void);
+long long message_done_since_ms(void);
 int message_commit_failing(void);
 void message_forget_reporter(QMGR_PEER *worker);
 
@@ -279,6 +281,21 @@ typedef struct BATCH {
     int fail_max; /* failed commits in a row that end the operation */
     int failures; /* failed commits in a row so far */
 } BATCH;
+
+/* What gather.c weighs to decide when the waiting results are committed. */
+#define GATHER_BATCH 16 /* results that are worth a commit of their own */
+#define GATHER_MAX_MS 5 /* the longest a result waits for others */
+typedef struct GATHER_VIEW {
+    int stopping;
+    int commit_failing;      /* the last commit of results failed */
+    size_t done;             /* messages whose results wait */
+    int worker_at_cap;       /* a worker has QMGR_UNCOMMITTED_MAX results waiting */
+    int jobs_in_flight;      /* jobs the workers are delivering */
+    long long oldest_age_ms; /* how long the oldest result has waited */
+} GATHER_VIEW;
+
+/* gather.c */
+long long gather_wait_ms(const GATHER_VIEW *v);
 
 /* batch.c */
 void batch_init(BATCH *b, size_t max, int fail_max);

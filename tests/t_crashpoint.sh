@@ -16,10 +16,10 @@
 #   smtpout-after-250: at most 1. The upstream has the message, and qmgr
 #     never hears of it: the worker's job is retried.
 #   qmgr-after-result, qmgr-mid-txn (and qstore-before-commit when qmgr is
-#     the process that dies there): at most 3 x smtpout_workers. A worker
+#     the process that dies there): at most 8 x smtpout_workers. A worker
 #     goes on with its next job while the results it reported wait for
-#     their commit, up to QMGR_UNCOMMITTED_MAX (3) of them (qmgr/qmgr.h),
-#     so each worker has at most three deliveries that qmgr has not
+#     their commit, up to QMGR_UNCOMMITTED_MAX (8) of them (qmgr/qmgr.h),
+#     so each worker has at most eight deliveries that qmgr has not
 #     recorded: results received but not committed when qmgr died, and the
 #     job in flight, which ends with nobody to tell. Each duplicate must be a
 #     message whose removal qmgr had not logged before the crash: a
@@ -166,7 +166,7 @@ for round in $(seq 1 "$ROUNDS"); do
         case $point:$prog in
         pickup-*:* | qstore-before-commit:pickup) allowed=0 why="pickup never sends" ;;
         smtpout-after-250:*) allowed=1 why="the one message the upstream took" ;;
-        *) allowed=$((3 * WORKERS)) why="three unrecorded deliveries per worker" ;;
+        *) allowed=$((8 * WORKERS)) why="eight unrecorded deliveries per worker" ;;
         esac
         what="$point:$at ($prog)"
         ok $((crashed || restart)) "$what: crashed there and master restarted it"

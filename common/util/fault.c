@@ -65,7 +65,7 @@ static const struct {
 } fault_points[] = {
     {"pickup-mid-txn", 0},   {"pickup-after-commit", 0}, {"qmgr-after-result", 0},
     {"qmgr-mid-txn", 0},     {"smtpout-after-250", 0},   {"qstore-before-commit", 1},
-    {"qmgr-bulk-commit", 1}, {"qmgr-seal-commit", 1},
+    {"qmgr-bulk-commit", 1}, {"qmgr-seal-commit", 1},    {"pickup-submit-commit", 1},
 };
 
 /* The errors a point can be made to fail with. */

@@ -32,6 +32,13 @@
  *
  * The queue is only read here: qmgr is the one writer of delivery state.
  * A read transaction never outlives the copy of one body into memory.
+ * A worker keeps up to SMTPOUT_MAPPED_MAX of queue pages mapped (qstore.c),
+ * eight times the other processes' limit: it reads every body once, and
+ * each time the store lets go of its mapped pages they are mapped again,
+ * page by page. With the 64 MB of the others, a backlog of 100,000
+ * messages drained 13% slower (bench/drain, 3,002 against 3,445 msg/s,
+ * medians of 3 in one run); the pages are the page cache's, shared by
+ * every process, not the worker's own memory.
  *
  * Fatal: a configuration that does not load at start-up, a queue that
  * does not open, a log file that cannot be opened. Everything about
@@ -64,6 +71,7 @@
 #define SMTPOUT_EXIT_FLUSH 5000       /* ms to hand the last result to qmgr at exit */
 #define SMTPOUT_BODY_PREALLOC 1048576 /* bytes reserved up front for a body */
 #define SMTPOUT_EVENTS_MAX 1000       /* connection events kept while qmgr is away */
+#define SMTPOUT_MAPPED_MAX ((size_t)512 * 1024 * 1024) /* queue pages kept mapped */
 
 static char *smtpout_qmgr_path;
 static QSTORE *smtpout_store;
@@ -385,6 +393,7 @@ static void smtpout_init(DAEMON *daemon)
     smtpout_store = qstore_open(db_path, (size_t)var_int(queue_map_size), 0, why);
     if (smtpout_store == NULL)
         msg_fatal("open queue %s: %s", db_path, vstr_str(why));
+    qstore_set_mapped_limit(smtpout_store, SMTPOUT_MAPPED_MAX);
     myfree(db_path);
     vstr_free(why);
     smtpout_qmgr_path = qdir_path(var_str(queue_directory), SOCK_QMGR);

@@ -31,7 +31,7 @@
  *	runs it; one long-lived process (qmgr) runs it every few seconds.
  * qstore_set_mapped_limit()
  *	the most queue pages the process keeps mapped (default
- *	QSTORE_MAPPED_DEFAULT, 64 MB). LMDB reads through a shared map of the
+ *	QSTORE_MAPPED_DEFAULT, 64 MB; smtpout sets 512 MB). LMDB reads through a shared map of the
  *	whole file, and the kernel maps the neighbours of each page read
  *	besides (fault-around): a process that reads a million messages
  *	(qmgr deleting them, smtpout sending their bodies) would otherwise

@@ -11,8 +11,10 @@
  * queue (seconds at a million messages), never runs in qmgr's loop. The
  * helper runs as mail_owner (qmgr's user) and
  *
- *	1. lowers its own priority by SHOWQ_NICE: on a busy machine a
- *	   listing waits for the CPU that delivery does not use;
+ *	1. runs as SCHED_IDLE (or, where that is refused, SHOWQ_NICE lower):
+ *	   a listing gets only the CPU time delivery leaves over, so on a
+ *	   machine that delivery keeps busy it takes longer, and delivery
+ *	   does not slow down;
  *	2. asks qmgr which messages are in delivery, for the "*" mark
  *	   (qactive.c), as root's mailq does;
  *	3. lists the queue in steps of SHOWQ_STEP_MESSAGES messages, each in
@@ -30,6 +32,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,11 +50,24 @@
 #include "qlist.h"
 #include "qstore.h"
 
-#define SHOWQ_NICE 10                 /* added to the priority: delivery comes first */
+#define SHOWQ_NICE 19                 /* without SCHED_IDLE: added to the priority */
 #define SHOWQ_STEP_MESSAGES 1024      /* messages listed in one read transaction */
 #define SHOWQ_CHUNK (512 * 1024)      /* bytes of listing text in one record */
 #define SHOWQ_SEND_TIMEOUT_MS 60000   /* the client must take a record within this */
 #define SHOWQ_ACTIVE_TIMEOUT_MS 10000 /* qmgr must say what it delivers within this */
+
+/* showq_lower_priority - run only on CPU time that delivery leaves over */
+static void showq_lower_priority(void)
+{
+    struct sched_param param = {.sched_priority = 0};
+
+    if (sched_setscheduler(0, SCHED_IDLE, &param) == 0)
+        return;
+    msg_warn("cannot run as SCHED_IDLE: %m; lowering the priority by %d instead", SHOWQ_NICE);
+    errno = 0;
+    if (nice(SHOWQ_NICE) < 0 && errno != 0)
+        msg_warn("nice: %m");
+}
 
 /* showq_send - one record to the client; 0, or -1 logged */
 static int showq_send(IPC_CHAN *client, IPC_REC *rec)
@@ -150,9 +166,7 @@ static void showq_init(DAEMON *daemon)
     QLIST_OPTS opts;
     QSTORE *store;
 
-    errno = 0;
-    if (nice(SHOWQ_NICE) < 0 && errno != 0)
-        msg_warn("nice: %m");
+    showq_lower_priority();
     memset(&opts, 0, sizeof(opts));
     opts.json = strcmp(format, "json") == 0;
     opts.maildrop = qdir_maildrop_count(var_str(queue_directory));

@@ -11,8 +11,9 @@
 # per-user caps of the sockets (32 on public/control, 16 on the others)
 # hold and are logged once per socket, not once per connection. The listing
 # an ordinary user gets, written by qmgr's helper showq, is the listing root
-# gets; with no showq to start, or a queue showq cannot read, the user is
-# told why and qmgr carries on.
+# gets; the helpers the flood's listings start run as SCHED_IDLE; with no
+# showq to start, or a queue showq cannot read, the user is told why and
+# qmgr carries on.
 # Needs root and setpriv, to act as another user.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
@@ -132,6 +133,16 @@ flood_pid=$!
 trap 'kill "$flood_pid" 2>/dev/null; rq_cleanup' EXIT
 wait_for 30 test -s "$T/flood/out"
 ok $? "an ordinary user holds connections to every public socket: $(tr '\n' ';' <"$T/flood/out")"
+# showq_idle - the listing helpers run, every one of them as SCHED_IDLE
+showq_idle() {
+    local pids pid
+    pids=$(pgrep -f "^showq -c $CONF") || return 1
+    for pid in $pids; do
+        chrt -p "$pid" 2>/dev/null | grep -q "policy: SCHED_IDLE" || return 1
+    done
+}
+check "the listing helpers the flood started run on the CPU time delivery leaves (SCHED_IDLE)" \
+    wait_for 30 showq_idle
 
 deliver during
 ok $? "$N messages delivered during the flood in $ELAPSED s"

@@ -210,7 +210,7 @@ static void pickup_client_close(PICKUP_CLIENT *client)
     ipc_chan_free(client->chan);
     client->chan = NULL;
     listener_closed(client->pickup->listener, client->uid);
-    /* A message in the open transaction is queued all the same; its verdict frees the rest. */
+    /* A message kept for the next commit is queued all the same; its verdict frees the rest. */
     if (client->waiting)
         client->gone = 1;
     else

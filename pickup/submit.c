@@ -322,8 +322,6 @@ static int submit_proto_write(void *ctx, const char *data, size_t len)
     return submit_flush(ss);
 }
 
-/* submit_enqueue - a message into the open transaction (begun here when none is); SMTPD_PENDING
- * with its wait entry in *wp, or the reason it cannot be queued in `text` */
 /* submit_enqueue - keep a message for the next commit; it takes the envelope */
 static SUBMIT_WAIT *submit_enqueue(SUBMIT *s, MAILDROP_ENV *env, const char *content, size_t len,
                                    const CLEANUP_INFO *client)
@@ -654,7 +652,7 @@ static void submit_gathered(void *ctx)
 
 /*
  * submit_pass_done - after a pass of the event loop: commit now when every
- * SMTP session has its message in the transaction (none can add one before
+ * SMTP session has a message waiting (none can hand over another before
  * its verdict), else wait SUBMIT_GATHER_MS for the others to add theirs.
  * One fsync costs about as much as a session's whole message: waiting a
  * little lets one commit hold many sessions' messages.

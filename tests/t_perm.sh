@@ -7,7 +7,8 @@
 # allows) but cannot flush, hold, release, delete or requeue (EX_NOPERM,
 # "permission denied", nothing changes); without the setgid command, or
 # with a configuration of their own, they reach nothing. The daemons refuse
-# to run as root. Needs root, to act as another user; skipped otherwise.
+# to run as root; a configuration link swapped while the command reads it
+# never lends the group. Needs root, to act as another user; skipped otherwise.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 if [ "$(id -u)" -ne 0 ] || ! command -v setpriv >/dev/null 2>&1; then
@@ -144,6 +145,55 @@ ok $? "root may hold it"
 ok $? "root may delete it"
 wait_for 10 queue_empty
 ok $? "the queue is empty"
+
+# --- the configuration swapped while the command reads it ---
+# The user points -c at a link of their own and swaps it, as fast as a
+# process can, between root's configuration and one that aims the queue at
+# a directory only group mail may write. Whatever the interleaving, a run
+# that read the user's file must not keep the group: nothing may appear in
+# that directory. Each run either used root's file (queued) or the user's
+# (refused). The system python3: a user cannot run root's own.
+mkdir -p "$T/race/target/maildrop"
+chown root:mail "$T/race/target" "$T/race/target/maildrop"
+chmod 755 "$T/race/target"
+chmod 1730 "$T/race/target/maildrop"
+sed "s|^queue_directory = .*|queue_directory = $T/race/target|" "$CONF" >"$T/race/user.conf"
+chown $STRANGER "$T/race" "$T/race/user.conf"
+# setpriv itself, not the function: $! must be the swapper's own pid.
+setpriv --reuid=$STRANGER --regid=$STRANGER --clear-groups /usr/bin/python3 -c '
+import os, sys
+link, tmp = sys.argv[1] + "/link", sys.argv[1] + "/link.tmp"
+while True:
+    for target in sys.argv[2:]:
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+' "$T/race" "$CONF" "$T/race/user.conf" &
+swapper=$!
+wait_for 10 test -L "$T/race/link"
+ok $? "the user's link is being swapped"
+queued=0 refused=0 other=0
+for _ in $(seq 300); do
+    printf 'Subject: race\n\nhello\n' |
+        as_stranger "$T/relayq" -c "$T/race/link" sendmail -f race@example.com b@example.com 2>"$T/err"
+    status=$?
+    if [ $status -eq 0 ]; then
+        queued=$((queued + 1))
+    elif grep -q 'ermission denied' "$T/err"; then
+        refused=$((refused + 1))
+    else
+        other=$((other + 1))
+        diag "exit $status: $(cat "$T/err")"
+    fi
+done
+kill "$swapper"
+wait "$swapper" 2>/dev/null
+diag "300 runs against the swapped link: $queued queued, $refused refused"
+check "every run either queued with root's file or was refused with the user's" -- \
+    test $other -eq 0
+check "both files were read over the runs (the swap raced the command)" -- \
+    test $queued -gt 0 -a $refused -gt 0
+check "no run kept the group with the user's file: nothing in the group's directory" -- \
+    test -z "$(ls -A "$T/race/target/maildrop")"
 
 # --- the daemons refuse root ---
 for d in pickup qmgr smtpout; do

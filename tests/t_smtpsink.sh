@@ -116,6 +116,23 @@ def wait_log(pred, timeout=3.0):
                 return l
         time.sleep(0.02)
     return None
+
+def stats_reads():
+    """SIGUSR1 the server and return reads=N of the new stats line."""
+    before = sum(1 for l in log_lines() if l.startswith("stats "))
+    with open(os.path.join(DIR, "pid")) as f:
+        os.kill(int(f.read()), 10)
+    if not wait_log(lambda l: sum(1 for x in log_lines() if x.startswith("stats ")) > before):
+        fail("no new stats line")
+    return int([l for l in log_lines() if l.startswith("stats ")][-1].split("reads=")[1])
+
+def wait_reads(n):
+    """Wait until the server has had at least n reads that returned data."""
+    end = time.time() + 3
+    while time.time() < end:
+        if stats_reads() >= n:
+            return
+    fail("the server never read %d times" % n)
 EOF
       cat; } > "$tmp/check.py"
     python3 "$tmp/check.py"
@@ -126,7 +143,7 @@ if [ ! -x "$SINK" ]; then
     exit 1
 fi
 
-echo "1..14"
+echo "1..15"
 
 # --- plain SMTP ---------------------------------------------------------
 start_sink plain --size 1000000 --hostname sink.example \
@@ -179,11 +196,38 @@ if stored != body:
     fail("stored %r, sent %r" % (stored, body))
 want = ("message conn=2 seq=1 from=<sender@example.org> "
         "rcpts=<rcpt@example.com>,<other@example.com> size=%d msgid=<t1@example.org> "
-        "mail_params=<SIZE=120> rcpt_params=-,-" % len(body))
+        "reads_in_transaction=2 mail_params=<SIZE=120> rcpt_params=-,-" % len(body))
 if not wait_log(lambda l: l == want):
     fail("no log line %r in %r" % (want, log_lines()))
 EOF
 result $? "pipelined message stored, dot-stuffing undone, logged with msgid"
+
+py <<'EOF'
+# Each part waits until the server has read the one before (stats reads=N),
+# so that every write is one read of its own: 2 + 4 reads in all.
+c = Raw()
+c.reply()
+c.send(b"EHLO x\r\n")
+c.reply()
+r0 = stats_reads()
+if r0 < 1:
+    fail("reads=%d after EHLO" % r0)
+c.send(b"MAIL FROM:<split@example.org>\r\nRC")
+wait_reads(r0 + 1)
+c.send(b"PT TO:<c@d>\r\nDATA\r\n")
+if [c.reply()[0] for _ in range(3)] != [250, 250, 354]:
+    fail("MAIL RCPT DATA")
+c.send(b"Message-ID: <split@x>\r\n\r\nbody\r\n")
+wait_reads(r0 + 3)
+c.send(b".\r\n")
+if c.reply()[0] != 250:
+    fail("dot")
+if not wait_log(lambda l: l.startswith("message ") and "msgid=<split@x> reads_in_transaction=4 " in l):
+    fail(log_lines())
+if stats_reads() != r0 + 4:
+    fail("reads=%d, want %d" % (stats_reads(), r0 + 4))
+EOF
+result $? "reads are counted exactly: per message from MAIL to the dot, in total in stats"
 
 py <<'EOF'
 import smtplib
@@ -200,7 +244,7 @@ if codes != [451, 250]:
     fail("soft recipient after @2: %s" % codes)
 s.rset()
 s.quit()
-if not wait_log(lambda l: l.startswith("reject conn=3 cmd=RCPT reply=550")):
+if not wait_log(lambda l: l.startswith("reject conn=4 cmd=RCPT reply=550")):
     fail("no reject line")
 EOF
 result $? "--rcpt-reply permanent and counted (@TIMES) replies"
@@ -245,7 +289,7 @@ except smtplib.SMTPServerDisconnected:
     pass
 if not wait_log(lambda l: l == "drop conn=2 where=after-dot"):
     fail(log_lines())
-if not wait_log(lambda l: l.startswith("message conn=2 seq=3 ") and l.endswith("msgid=<drop@x> mail_params=- rcpt_params=-")):
+if not wait_log(lambda l: l.startswith("message conn=2 seq=3 ") and "msgid=<drop@x> reads_in_transaction=" in l and l.endswith(" mail_params=- rcpt_params=-")):
     fail(log_lines())
 EOF
 result $? "--drop-in-data after: counted, then dropped without reply"
@@ -299,13 +343,14 @@ if s.has_extn("starttls") or "PLAIN" not in s.esmtp_features.get("auth", ""):
 if s.docmd("MAIL FROM:<a@b>")[0] != 530:
     fail("MAIL before AUTH accepted")
 s.login("alice", "s3cret")
+# smtplib waits for each reply: MAIL, RCPT, DATA, content and dot are 4 TLS records.
 s.sendmail("a@b", ["c@d"], "Message-ID: <tls@x>\r\n\r\nsecret\r\n")
 s.quit()
 if not wait_log(lambda l: l.startswith("tls conn=1 proto=TLS1.")):
     fail(log_lines())
 if not wait_log(lambda l: l == "auth conn=1 mech=PLAIN user=alice result=ok"):
     fail(log_lines())
-if not wait_log(lambda l: l.startswith("message conn=1 seq=1 ") and l.endswith("msgid=<tls@x> mail_params=- rcpt_params=-")):
+if not wait_log(lambda l: l.startswith("message conn=1 seq=1 ") and l.endswith("msgid=<tls@x> reads_in_transaction=4 mail_params=- rcpt_params=-")):
     fail(log_lines())
 EOF
     result $? "STARTTLS, then AUTH PLAIN with smtplib, then a message"
@@ -356,7 +401,7 @@ fi
 start_sink signals
 kill -USR1 "$pid"
 i=0
-while ! grep -q '^stats connections=0 messages=0 tls=0 auth_ok=0 auth_fail=0$' "$dir/log" &&
+while ! grep -q '^stats connections=0 messages=0 tls=0 auth_ok=0 auth_fail=0 reads=0$' "$dir/log" &&
     [ $i -lt 100 ]; do
     sleep 0.02
     i=$((i + 1))

@@ -13,6 +13,18 @@
  *	buffer, running the SMTP engine (smtp.c), writing replies.
  * conn_timers(), conn_deadline()
  *	handshake timeout, --stall, --idle-close and closing timeouts.
+ * conn_read_index()
+ *	which read of the connection (1, 2, ...) carried a given octet of
+ *	the unconsumed input; smtp.c uses it for "reads_in_transaction".
+ *
+ * Reads are counted exactly: every read(2) that returned data, or with
+ * TLS every gnutls_record_recv() that returned decrypted data (one TLS
+ * record at most, as the server code sees it; the handshake's own reads
+ * are not counted), adds one to c->reads and to stats.reads. EOF, errors
+ * and EAGAIN count nothing. For each read whose data is not consumed yet
+ * the end offset is kept; with SINK_READ_MARKS of them the connection
+ * stops reading until the SMTP engine consumes input, so the memory stays
+ * bounded whatever the peer's write pattern.
  *
  * TLS faults act where a handshake would begin (after the 220 to
  * STARTTLS, or at once with --implicit-tls): --stall TLS leaves the
@@ -79,6 +91,59 @@ void conn_log_close(struct conn *c, const char *reason)
 
 static void conn_fill(struct conn *c);
 static void conn_after_input(struct conn *c);
+
+/* read_prune - forget the reads whose data has been consumed */
+static void read_prune(struct conn *c)
+{
+    unsigned long long used = c->in_total - sbuf_avail(&c->in);
+
+    while (c->read_first < c->read_n && c->read_ends[c->read_first] <= used)
+        c->read_first++;
+}
+
+/* read_note - count a read that returned n octets and remember where they end */
+static void read_note(struct conn *c, size_t n)
+{
+    read_prune(c);
+    if (c->read_n == c->read_cap) {
+        if (c->read_first > 0) {
+            memmove(c->read_ends, c->read_ends + c->read_first,
+                    (c->read_n - c->read_first) * sizeof(*c->read_ends));
+            c->read_n -= c->read_first;
+            c->read_first = 0;
+        } else {
+            /* conn_can_read() keeps at most SINK_READ_MARKS live ones */
+            c->read_cap = c->read_cap ? c->read_cap * 2 : 16;
+            c->read_ends = realloc(c->read_ends, c->read_cap * sizeof(*c->read_ends));
+            if (c->read_ends == NULL)
+                sink_die("out of memory");
+        }
+    }
+    c->in_total += n;
+    c->read_ends[c->read_n++] = c->in_total;
+    c->reads++;
+    stats.reads++;
+}
+
+/* conn_read_index - the number of the read that carried input octet c->in.pos + off */
+unsigned long conn_read_index(struct conn *c, size_t off)
+{
+    unsigned long long at = c->in_total - sbuf_avail(&c->in) + off;
+    size_t i;
+
+    read_prune(c);
+    for (i = c->read_first; i < c->read_n && c->read_ends[i] <= at; i++)
+        ;
+    return c->reads - (unsigned long)(c->read_n - i) + 1;
+}
+
+/* conn_can_read - whether the connection takes more input now */
+static int conn_can_read(struct conn *c)
+{
+    read_prune(c); /* DATA content is consumed without conn_read_index() */
+    return !c->eof && !c->stall_noread && sbuf_avail(&c->in) < SINK_IN_CAP &&
+           c->read_n - c->read_first < SINK_READ_MARKS;
+}
 
 /* conn_tls_fail - log a TLS failure and drop the connection */
 static void conn_tls_fail(struct conn *c, const char *reason)
@@ -197,6 +262,7 @@ void conn_destroy(struct conn *c)
         close(c->fd);
     sbuf_free(&c->in);
     sbuf_free(&c->out);
+    free(c->read_ends);
     smtp_free(c);
     free(c);
 }
@@ -292,7 +358,7 @@ static void conn_fill(struct conn *c)
 {
     int tries = 0;
 
-    while (sbuf_avail(&c->in) < SINK_IN_CAP) {
+    while (conn_can_read(c)) {
         size_t room;
         ssize_t n;
 
@@ -329,6 +395,7 @@ static void conn_fill(struct conn *c)
             }
         }
         c->in.len += (size_t)n;
+        read_note(c, (size_t)n);
         c->last_activity = sink_now;
         /* A short read drained the socket; GnuTLS leftovers are polled separately. */
         if ((size_t)n < room)
@@ -364,7 +431,7 @@ short conn_poll_events(struct conn *c)
     case CS_HANDSHAKE:
         return gnutls_record_get_direction(c->tls) ? POLLOUT : POLLIN;
     case CS_SMTP:
-        if (!c->starttls_pending && !c->eof && !c->stall_noread && sbuf_avail(&c->in) < SINK_IN_CAP)
+        if (!c->starttls_pending && conn_can_read(c))
             ev |= POLLIN;
         if (sbuf_avail(&c->out) > 0)
             ev |= POLLOUT;
@@ -382,8 +449,8 @@ short conn_poll_events(struct conn *c)
 /* conn_tls_pending - whether GnuTLS holds decrypted input poll cannot see */
 int conn_tls_pending(struct conn *c)
 {
-    return c->state == CS_SMTP && c->tls_active && !c->eof && !c->stall_noread &&
-           sbuf_avail(&c->in) < SINK_IN_CAP && gnutls_record_check_pending(c->tls) > 0;
+    return c->state == CS_SMTP && c->tls_active && conn_can_read(c) &&
+           gnutls_record_check_pending(c->tls) > 0;
 }
 
 /* conn_after_input - run the SMTP engine and handle end of input */

@@ -36,7 +36,13 @@
  * counted over all connections, so a test sees it once and then a
  * healthy server. Faults log a "fault" or "stall" line.
  *
- * The "message" log line ends in " mail_params=<...> rcpt_params=<...>,<...>":
+ * The "message" log line has " reads_in_transaction=N" after the msgid: the
+ * reads that returned data (conn.c counts them) from the one that carried
+ * the first octet of the accepted MAIL command to the one that carried the
+ * message's last octet (the final dot's line end), both included; a client
+ * that writes MAIL, RCPT and DATA at once and then the content and dot
+ * gives 2 when the server's reads see the two writes apart. The line ends
+ * in " mail_params=<...> rcpt_params=<...>,<...>":
  * the raw parameter text after MAIL FROM's address and after each accepted
  * RCPT TO's (one per recipient, in order), "-" where there was none, so
  * tests can check what a client sent (SIZE, BODY, RET, ENVID, NOTIFY ...).
@@ -571,6 +577,7 @@ static void cmd_mail(struct conn *c, const char *arg)
     }
     if (smtp_answer(c, CMD_MAIL, "250 2.1.0 Ok") / 100 == 2) {
         c->in_tx = 1;
+        c->tx_read = c->line_read;
         c->from = path_dup(addr, alen, params);
     }
 }
@@ -1109,6 +1116,7 @@ static void log_message(struct conn *c)
     }
     sbuf_appendf(b, " size=%zu msgid=", c->msg_size);
     append_msgid(b, c->msg.data + c->msg.pos, sbuf_avail(&c->msg));
+    sbuf_appendf(b, " reads_in_transaction=%lu", c->msg_end_read - c->tx_read + 1);
     /* After msgid, so the fields other tests match keep their places. */
     sbuf_append(b, " mail_params=", 13);
     append_params(b, c->from);
@@ -1220,6 +1228,7 @@ static int smtp_data(struct conn *c)
                 if (sink_stall_starts(c, CMD_DOT))
                     return 0;
                 c->stall_done = 0;
+                c->msg_end_read = conn_read_index(c, tlen - 1);
                 sbuf_consume(&c->in, tlen);
                 smtp_dot(c);
                 if (c->state == CS_SMTP)
@@ -1293,6 +1302,8 @@ static int smtp_line(struct conn *c)
     for (i = 0; i < len; i++)
         if (c->line[i] == 0)
             c->line[i] = ' ';
+    c->line_read = conn_read_index(c, 0);
+    c->line_end_read = conn_read_index(c, (size_t)(nl - buf));
     sbuf_consume(&c->in, (size_t)(nl - buf) + 1);
     c->last_activity = sink_now;
     mark = sbuf_avail(&c->out);

@@ -10,7 +10,9 @@
  * connections, passing poll results and expired timers to conn.c, and
  * handling signals through a self-pipe (SIGTERM/SIGINT: stop listening,
  * close every connection, exit 0; SIGUSR1: append a "stats" line to the
- * event log). --help (or a bad option) prints the options and the fault
+ * event log, "stats connections=N messages=N tls=N auth_ok=N auth_fail=N
+ * reads=N", reads being the reads of all connections that returned data,
+ * as conn.c counts them). --help (or a bad option) prints the options and the fault
  * vocabulary.
  *
  * Failure policy: bad options and set-up problems (bind, certificates,
@@ -632,8 +634,9 @@ static void sweep(void)
 /* log_stats - the SIGUSR1 "stats" line */
 static void log_stats(void)
 {
-    sink_log("stats connections=%lu messages=%lu tls=%lu auth_ok=%lu auth_fail=%lu",
-             stats.connections, stats.messages, stats.tls, stats.auth_ok, stats.auth_fail);
+    sink_log("stats connections=%lu messages=%lu tls=%lu auth_ok=%lu auth_fail=%lu reads=%lu",
+             stats.connections, stats.messages, stats.tls, stats.auth_ok, stats.auth_fail,
+             stats.reads);
 }
 
 /* main - set up, then run the poll loop until SIGTERM/SIGINT */

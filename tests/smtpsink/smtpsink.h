@@ -20,6 +20,7 @@
 #define SINK_IN_CAP (1024 * 1024)                     /* stop reading above this much input */
 #define SINK_OUT_HIGH (256 * 1024)                    /* stop processing above this much output */
 #define SINK_HARD_MAX_MSG ((size_t)512 * 1024 * 1024) /* message cap without --size */
+#define SINK_READ_MARKS 4096 /* reads with unconsumed input remembered; reading waits above */
 
 /* sbuf - a growable byte buffer consumed from the front */
 typedef struct sbuf {
@@ -128,7 +129,8 @@ struct sink_stats {
     unsigned long tls;
     unsigned long auth_ok;
     unsigned long auth_fail;
-    unsigned long dots; /* final dots seen, for --drop-every */
+    unsigned long dots;  /* final dots seen, for --drop-every */
+    unsigned long reads; /* reads that returned data, all connections (see conn.c) */
 };
 
 enum conn_state {
@@ -168,6 +170,16 @@ struct conn {
     int starttls_pending;
     sbuf in;
     sbuf out;
+    /*
+     * Reads that returned data (conn.c): their number, the input octets so
+     * far, and where each read whose data is still in c->in ends (absolute
+     * input offsets, live from read_first to read_n), so that the read
+     * that carried a given octet is known exactly.
+     */
+    unsigned long reads;
+    unsigned long long in_total;
+    unsigned long long *read_ends;
+    size_t read_first, read_n, read_cap;
     /* SMTP */
     enum smtp_phase phase;
     int greet_pending;
@@ -185,6 +197,10 @@ struct conn {
     size_t msg_size;
     int msg_too_big;
     int data_bol;
+    unsigned long line_read;     /* read index of the current command line's first octet */
+    unsigned long line_end_read; /* ... and of its line end */
+    unsigned long tx_read;       /* read index of the MAIL command's first octet */
+    unsigned long msg_end_read;  /* read index of the message's last octet */
     char *login_user;
     char line[SINK_MAX_LINE + 1];
 };
@@ -230,6 +246,7 @@ void conn_flush(struct conn *c);
 void conn_begin_close(struct conn *c, const char *reason);
 void conn_abort(struct conn *c, const char *reason, int try_flush);
 void conn_log_close(struct conn *c, const char *reason);
+unsigned long conn_read_index(struct conn *c, size_t off);
 
 /* smtp.c */
 int sink_cmd_lookup(const char *name, size_t len);

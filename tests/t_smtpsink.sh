@@ -143,7 +143,7 @@ if [ ! -x "$SINK" ]; then
     exit 1
 fi
 
-echo "1..15"
+echo "1..17"
 
 # --- plain SMTP ---------------------------------------------------------
 start_sink plain --size 1000000 --hostname sink.example \
@@ -311,6 +311,59 @@ if codes != [250, 250] or time.time() - t0 < 0.5:
     fail("MAIL not stalled: %s after %.2fs" % (codes, time.time() - t0))
 EOF
 result $? "--stall delays one connection without blocking others"
+stop_sink
+
+# --- --delay ---------------------------------------------------------------------
+start_sink delay --delay 300
+py <<'EOF'
+t0 = time.time()
+c = Raw()
+if c.reply()[0] != 220 or time.time() - t0 < 0.3:
+    fail("greeting not delayed: %.2fs" % (time.time() - t0))
+# Pipelined: every reply 300 ms after its command, in order, not one after another.
+t0 = time.time()
+c.send(b"EHLO x\r\nNOOP\r\nVRFY u\r\nHELP\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")
+codes = [c.reply()[0] for _ in range(7)]
+t = time.time() - t0
+if codes != [250, 250, 252, 214, 250, 250, 354] or not 0.3 <= t < 1.0:
+    fail("pipelined: %s after %.2fs" % (codes, t))
+t0 = time.time()
+c.send(b"Message-ID: <delay@x>\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+codes = [c.reply()[0] for _ in range(2)]
+t = time.time() - t0
+if codes != [250, 221] or not 0.3 <= t < 1.0 or c.f.read() != b"":
+    fail("end of data and QUIT: %s after %.2fs" % (codes, t))
+if not wait_log(lambda l: l.startswith("message ") and "msgid=<delay@x> " in l):
+    fail(log_lines())
+EOF
+result $? "--delay: greeting, pipelined replies and the reply to the dot each 300 ms late, in order"
+
+py <<'EOF'
+# 20 connections, 5 commands each one after another: 6 x 300 ms apart
+# from the greeting, whatever the others do; a server that waited for each
+# delay in turn, or polled without a timeout, would fail the time or CPU.
+def cpu():
+    with open("/proc/%d/stat" % int(open(os.path.join(DIR, "pid")).read())) as f:
+        st = f.read().rsplit(")", 1)[1].split()
+    return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+cpu0, t0 = cpu(), time.time()
+conns = [Raw() for _ in range(20)]
+for c in conns:
+    if c.reply()[0] != 220:
+        fail("greeting")
+for i in range(5):
+    for c in conns:
+        c.send(b"NOOP\r\n")
+    for c in conns:
+        if c.reply()[0] != 250:
+            fail("NOOP")
+t = time.time() - t0
+if not 1.8 <= t < 3.5:
+    fail("20 connections x 6 replies took %.2fs" % t)
+if cpu() - cpu0 > 0.5:
+    fail("the server used %.2fs of CPU while waiting" % (cpu() - cpu0))
+EOF
+result $? "--delay: connections are delayed side by side, without a busy loop"
 stop_sink
 
 # --- TLS and AUTH ------------------------------------------------------------

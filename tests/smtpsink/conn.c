@@ -13,6 +13,12 @@
  *	buffer, running the SMTP engine (smtp.c), writing replies.
  * conn_timers(), conn_deadline()
  *	handshake timeout, --stall, --idle-close and closing timeouts.
+ * conn_hold(), conn_backlog()
+ *	--delay: take the replies that one step of the SMTP engine (the
+ *	greeting, a command line, the end of a message) queued after `mark`
+ *	out of the output buffer into the connection's queue of held
+ *	replies, due --delay milliseconds from now; and the octets waiting,
+ *	sent or held, for the engine's backlog limit.
  * conn_read_index()
  *	which read of the connection (1, 2, ...) carried a given octet of
  *	the unconsumed input; smtp.c uses it for "reads_in_transaction".
@@ -33,6 +39,15 @@
  * conn_begin_close(), conn_abort()
  *	graceful close (flush, shut the write side, drain input so the peer
  *	sees our last reply instead of a reset) and immediate close.
+ *
+ * --delay never blocks: the held replies, oldest first, go into the
+ * output buffer when conn_timers() finds them due, and conn_deadline()
+ * gives the poll loop the earliest due time. Replies of one pipelined
+ * batch are handled in one pass, so they are due together, each the delay
+ * after its command was read; other connections are served meanwhile. A
+ * close (QUIT, 421, EOF) waits for the held replies; STARTTLS starts its
+ * handshake once its 220 has gone. A --drop-in-data drop discards the
+ * replies still held: it is a sudden close.
  *
  * Failure policy: a socket or TLS error ends that connection only
  * ("close conn=N reason=error"); TLS setup problems at start-up are fatal.
@@ -135,6 +150,57 @@ unsigned long conn_read_index(struct conn *c, size_t off)
     for (i = c->read_first; i < c->read_n && c->read_ends[i] <= at; i++)
         ;
     return c->reads - (unsigned long)(c->read_n - i) + 1;
+}
+
+/* conn_hold - --delay: hold the replies queued after mark until the delay has passed */
+void conn_hold(struct conn *c, size_t mark)
+{
+    size_t n = sbuf_avail(&c->out) > mark ? sbuf_avail(&c->out) - mark : 0;
+    long long due = sink_now + cfg.delay_ms;
+    struct reply_wait *w = c->wait_tail;
+
+    if (cfg.delay_ms == 0 || n == 0 || (c->state != CS_SMTP && c->state != CS_CLOSING))
+        return;
+    /* The same due time: one pass of the loop, a pipelined batch, one entry. */
+    if (w == NULL || w->due != due) {
+        w = sink_alloc(sizeof(*w));
+        memset(w, 0, sizeof(*w));
+        w->due = due;
+        if (c->wait_tail)
+            c->wait_tail->next = w;
+        else
+            c->wait_head = w;
+        c->wait_tail = w;
+    }
+    sbuf_append(&w->text, c->out.data + c->out.pos + mark, n);
+    c->held += n;
+    c->out.len -= n;
+}
+
+/* conn_backlog - reply octets not yet sent, held ones included */
+size_t conn_backlog(const struct conn *c)
+{
+    return sbuf_avail(&c->out) + c->held;
+}
+
+/* conn_release - move the held replies that are due into the output; 1 when any */
+static int conn_release(struct conn *c)
+{
+    int any = 0;
+
+    while (c->wait_head && c->wait_head->due <= sink_now) {
+        struct reply_wait *w = c->wait_head;
+
+        sbuf_append(&c->out, w->text.data, w->text.len);
+        c->held -= w->text.len;
+        c->wait_head = w->next;
+        if (c->wait_head == NULL)
+            c->wait_tail = NULL;
+        sbuf_free(&w->text);
+        free(w);
+        any = 1;
+    }
+    return any;
 }
 
 /* conn_can_read - whether the connection takes more input now */
@@ -243,6 +309,7 @@ struct conn *conn_create(int fd, const char *addr, int over_limit)
     if (over_limit) {
         /* Refuse in plaintext even on an implicit-TLS port: cheap and clear. */
         smtp_reply(c, "GREETING", "421 4.7.0 too many connections");
+        conn_hold(c, 0);
         return c;
     }
     smtp_start(c);
@@ -263,6 +330,13 @@ void conn_destroy(struct conn *c)
     sbuf_free(&c->in);
     sbuf_free(&c->out);
     free(c->read_ends);
+    while (c->wait_head) {
+        struct reply_wait *w = c->wait_head;
+
+        c->wait_head = w->next;
+        sbuf_free(&w->text);
+        free(w);
+    }
     smtp_free(c);
     free(c);
 }
@@ -287,7 +361,7 @@ void conn_begin_close(struct conn *c, const char *reason)
         return;
     conn_log_close(c, reason);
     c->state = CS_CLOSING;
-    c->close_deadline = sink_now + CLOSE_FLUSH_MS;
+    c->close_deadline = sink_now + CLOSE_FLUSH_MS + cfg.delay_ms;
     c->starttls_pending = 0;
 }
 
@@ -344,7 +418,9 @@ void conn_flush(struct conn *c)
         }
         sbuf_consume(&c->out, (size_t)n);
     }
-    if (c->state == CS_CLOSING) {
+    if (c->held > 0) {
+        /* --delay: the close or the handshake waits for the held replies. */
+    } else if (c->state == CS_CLOSING) {
         conn_shutdown(c);
     } else if (c->starttls_pending) {
         /* The 220 is on the wire; whatever comes next is the ClientHello. */
@@ -437,7 +513,7 @@ short conn_poll_events(struct conn *c)
             ev |= POLLOUT;
         return ev;
     case CS_CLOSING:
-        return POLLOUT;
+        return sbuf_avail(&c->out) > 0 ? POLLOUT : 0; /* else --delay holds the rest */
     case CS_DRAIN:
         return POLLIN;
     case CS_DEAD:
@@ -461,7 +537,7 @@ static void conn_after_input(struct conn *c)
 
         smtp_process(c);
         /* smtp_process stops, input left, while the output is backed up. */
-        backed_up = c->state == CS_SMTP && sbuf_avail(&c->out) > SINK_OUT_HIGH;
+        backed_up = c->state == CS_SMTP && conn_backlog(c) > SINK_OUT_HIGH;
         if (!backed_up && c->state == CS_SMTP && c->eof) {
             /* A stalled peer that hung up gets no more answers. */
             if (c->stall_until)
@@ -475,7 +551,7 @@ static void conn_after_input(struct conn *c)
          * already buffered (a client that pipelined thousands of them and
          * now waits for the replies) must be handled here, or never.
          */
-        if (!backed_up || c->state != CS_SMTP || sbuf_avail(&c->out) > SINK_OUT_HIGH)
+        if (!backed_up || c->state != CS_SMTP || conn_backlog(c) > SINK_OUT_HIGH)
             return;
     }
 }
@@ -532,6 +608,7 @@ void conn_timers(struct conn *c)
         return;
     case CS_CLOSING:
     case CS_DRAIN:
+        conn_release(c); /* the main loop flushes a closing connection next */
         if (sink_now >= c->close_deadline)
             conn_abort(c, "error", 0);
         return;
@@ -539,6 +616,12 @@ void conn_timers(struct conn *c)
         return;
     case CS_SMTP:
         break;
+    }
+    /* Replies that went out may let the engine take the input it left. */
+    if (conn_release(c)) {
+        conn_after_input(c);
+        if (c->state != CS_SMTP)
+            return;
     }
     if (c->stall_until && sink_now >= c->stall_until) {
         c->stall_until = 0;
@@ -548,7 +631,7 @@ void conn_timers(struct conn *c)
         conn_after_input(c);
         return;
     }
-    if (cfg.idle_ms > 0 && !c->stall_until && !c->starttls_pending &&
+    if (cfg.idle_ms > 0 && !c->stall_until && !c->starttls_pending && c->held == 0 &&
         sink_now - c->last_activity >= cfg.idle_ms) {
         /* Not smtp_reply: this is no answer to a command, and no "reject". */
         sbuf_append(&c->out, "421 4.4.2 idle timeout\r\n", 24);
@@ -560,10 +643,14 @@ void conn_timers(struct conn *c)
 /* conn_deadline - the earliest timer of the connection, 0 when none */
 long long conn_deadline(struct conn *c)
 {
+    long long d = 0;
+
     switch (c->state) {
     case CS_HANDSHAKE:
         return c->hs_deadline;
     case CS_CLOSING:
+        return c->wait_head && c->wait_head->due < c->close_deadline ? c->wait_head->due
+                                                                     : c->close_deadline;
     case CS_DRAIN:
         return c->close_deadline;
     case CS_DEAD:
@@ -572,8 +659,10 @@ long long conn_deadline(struct conn *c)
         break;
     }
     if (c->stall_until)
-        return c->stall_until;
-    if (cfg.idle_ms > 0 && !c->starttls_pending)
-        return c->last_activity + cfg.idle_ms;
-    return 0;
+        d = c->stall_until;
+    else if (cfg.idle_ms > 0 && !c->starttls_pending && c->held == 0)
+        d = c->last_activity + cfg.idle_ms;
+    if (c->wait_head && (d == 0 || c->wait_head->due < d))
+        d = c->wait_head->due;
+    return d;
 }

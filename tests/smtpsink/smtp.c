@@ -10,6 +10,8 @@
  *	answered, replies batched in the output buffer), DATA bytes with
  *	un-dot-stuffing, AUTH continuation lines. It stops at a --stall
  *	timer, at STARTTLS, when the output backs up, or when input runs out.
+ *	The replies of each step (greeting, command line, end of message)
+ *	go to conn_hold(), which keeps them back for --delay.
  * smtp_reply()
  *	queue a reply; 4xx/5xx replies are logged as "reject", a 421 closes
  *	the connection after it is sent.
@@ -1312,22 +1314,27 @@ static int smtp_line(struct conn *c)
     return 1;
 }
 
-/* smtp_process - handle all buffered input that can be handled now */
+/*
+ * smtp_process - handle all buffered input that can be handled now; each
+ * step's replies are handed to conn_hold() for --delay
+ */
 void smtp_process(struct conn *c)
 {
     while (c->state == CS_SMTP && !c->stall_until && !c->starttls_pending) {
+        size_t mark = sbuf_avail(&c->out);
+        int more;
+
         if (c->greet_pending) {
             smtp_greet(c);
+            conn_hold(c, mark);
             continue;
         }
         /* A peer that does not read its replies gets no more of them. */
-        if (sbuf_avail(&c->out) > SINK_OUT_HIGH)
+        if (conn_backlog(c) > SINK_OUT_HIGH)
             break;
-        if (c->phase == PH_DATA) {
-            if (!smtp_data(c))
-                break;
-        } else if (!smtp_line(c)) {
+        more = c->phase == PH_DATA ? smtp_data(c) : smtp_line(c);
+        conn_hold(c, mark);
+        if (!more)
             break;
-        }
     }
 }

@@ -12,8 +12,10 @@
  * close every connection, exit 0; SIGUSR1: append a "stats" line to the
  * event log, "stats connections=N messages=N tls=N auth_ok=N auth_fail=N
  * reads=N", reads being the reads of all connections that returned data,
- * as conn.c counts them). --help (or a bad option) prints the options and the fault
- * vocabulary.
+ * as conn.c counts them). The poll timeout is the earliest timer of any
+ * connection, the replies --delay holds back included, so waiting costs
+ * no busy loop. --help (or a bad option) prints the options and the
+ * fault vocabulary.
  *
  * Failure policy: bad options and set-up problems (bind, certificates,
  * files) are fatal with a message on stderr and exit status 1 (2 for
@@ -69,13 +71,17 @@ static void usage(void)
             "  [--bad-reply CMD:garbage|long|flood|mixed|big[@TIMES]]...\n"
             "  [--421-after K] [--drop-in-data before|after[@TIMES]] [--drop-every N]\n"
             "  [--stall CMD:SECONDS[@TIMES]]... [--idle-close SECONDS] [--rate-limit N]\n"
-            "  [--max-connections N] [--max-rcpts N]\n"
+            "  [--max-connections N] [--max-rcpts N] [--delay MS]\n"
             "CMD: GREETING EHLO HELO STARTTLS AUTH MAIL RCPT DATA DOT NOOP RSET QUIT VRFY HELP,\n"
             "  and for --stall also CONNECT (the listen queue is kept full for SECONDS\n"
             "  after start-up, so TCP handshakes do not complete), TLS (the handshake\n"
             "  waits) and BODY (the content is not read after the 354); --bad-reply TLS\n"
             "  takes only garbage (sent instead of the handshake, then the server closes).\n"
             "@TIMES: the fault acts the first TIMES times only (over all connections).\n"
+            "--delay MS: every reply (greeting, each command's, the one after the\n"
+            "  content) leaves MS milliseconds after it would; each is due MS after\n"
+            "  its command was read, so pipelined replies keep their order and are\n"
+            "  not delayed one after another, and other connections go on meanwhile.\n"
             "--max-rcpts N: a RCPT TO after N accepted recipients of a transaction gets\n"
             "  \"452 4.5.3 Error: too many recipients\" (default and most: %d).\n"
             "--reply AUTH:334 text: every later line of the exchange, \"*\" included,\n"
@@ -256,6 +262,7 @@ static void parse_options(int argc, char **argv)
         O_RATE_LIMIT,
         O_MAX_CONNECTIONS,
         O_MAX_RCPTS,
+        O_DELAY,
         O_HELP
     };
     static const struct option opts[] = {
@@ -288,6 +295,7 @@ static void parse_options(int argc, char **argv)
         {"rate-limit", required_argument, NULL, O_RATE_LIMIT},
         {"max-connections", required_argument, NULL, O_MAX_CONNECTIONS},
         {"max-rcpts", required_argument, NULL, O_MAX_RCPTS},
+        {"delay", required_argument, NULL, O_DELAY},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -413,6 +421,11 @@ static void parse_options(int argc, char **argv)
             cfg.max_rcpts = (size_t)parse_ulong("--max-rcpts", optarg);
             if (cfg.max_rcpts == 0 || cfg.max_rcpts > SINK_MAX_RCPT)
                 sink_die("--max-rcpts: 1 to %d", SINK_MAX_RCPT);
+            break;
+        case O_DELAY:
+            cfg.delay_ms = (long long)parse_ulong("--delay", optarg);
+            if (cfg.delay_ms > SINK_MAX_DELAY)
+                sink_die("--delay: at most %d milliseconds", SINK_MAX_DELAY);
             break;
         default:
             usage();

@@ -20,7 +20,8 @@
 #define SINK_IN_CAP (1024 * 1024)                     /* stop reading above this much input */
 #define SINK_OUT_HIGH (256 * 1024)                    /* stop processing above this much output */
 #define SINK_HARD_MAX_MSG ((size_t)512 * 1024 * 1024) /* message cap without --size */
-#define SINK_READ_MARKS 4096 /* reads with unconsumed input remembered; reading waits above */
+#define SINK_READ_MARKS 4096  /* reads with unconsumed input remembered; reading waits above */
+#define SINK_MAX_DELAY 600000 /* --delay limit, milliseconds */
 
 /* sbuf - a growable byte buffer consumed from the front */
 typedef struct sbuf {
@@ -120,7 +121,8 @@ struct sink_config {
     long long idle_ms;
     unsigned long rate_limit;
     unsigned long max_conns;
-    size_t max_rcpts; /* recipients per transaction, 0: SINK_MAX_RCPT */
+    size_t max_rcpts;   /* recipients per transaction, 0: SINK_MAX_RCPT */
+    long long delay_ms; /* --delay: every reply leaves this much later */
 };
 
 struct sink_stats {
@@ -151,6 +153,13 @@ enum smtp_phase {
     PH_AUTH_ENDLESS /* --reply AUTH:334...: every line, "*" included, gets that 334 again */
 };
 
+/* reply_wait - replies held back by --delay, due together at one time */
+struct reply_wait {
+    struct reply_wait *next;
+    long long due;
+    sbuf text;
+};
+
 struct conn {
     int fd;
     unsigned long id;
@@ -170,6 +179,9 @@ struct conn {
     int starttls_pending;
     sbuf in;
     sbuf out;
+    /* --delay: replies not yet in c->out, oldest first, and their octets */
+    struct reply_wait *wait_head, *wait_tail;
+    size_t held;
     /*
      * Reads that returned data (conn.c): their number, the input octets so
      * far, and where each read whose data is still in c->in ends (absolute
@@ -246,6 +258,8 @@ void conn_flush(struct conn *c);
 void conn_begin_close(struct conn *c, const char *reason);
 void conn_abort(struct conn *c, const char *reason, int try_flush);
 void conn_log_close(struct conn *c, const char *reason);
+void conn_hold(struct conn *c, size_t mark);
+size_t conn_backlog(const struct conn *c);
 unsigned long conn_read_index(struct conn *c, size_t off);
 
 /* smtp.c */

@@ -117,6 +117,11 @@ def wait_log(pred, timeout=3.0):
         time.sleep(0.02)
     return None
 
+def codes(c, data, n):
+    """Send data in one write; the codes of the next n replies (None: closed)."""
+    c.send(data)
+    return [c.reply()[0] for _ in range(n)]
+
 def stats_reads():
     """SIGUSR1 the server and return reads=N of the new stats line."""
     before = sum(1 for l in log_lines() if l.startswith("stats "))
@@ -143,7 +148,7 @@ if [ ! -x "$SINK" ]; then
     exit 1
 fi
 
-echo "1..17"
+echo "1..22"
 
 # --- plain SMTP ---------------------------------------------------------
 start_sink plain --size 1000000 --hostname sink.example \
@@ -214,8 +219,7 @@ if r0 < 1:
     fail("reads=%d after EHLO" % r0)
 c.send(b"MAIL FROM:<split@example.org>\r\nRC")
 wait_reads(r0 + 1)
-c.send(b"PT TO:<c@d>\r\nDATA\r\n")
-if [c.reply()[0] for _ in range(3)] != [250, 250, 354]:
+if codes(c, b"PT TO:<c@d>\r\nDATA\r\n", 3) != [250, 250, 354]:
     fail("MAIL RCPT DATA")
 c.send(b"Message-ID: <split@x>\r\n\r\nbody\r\n")
 wait_reads(r0 + 3)
@@ -313,6 +317,105 @@ EOF
 result $? "--stall delays one connection without blocking others"
 stop_sink
 
+# --- --chunking (BDAT) -------------------------------------------------------------
+start_sink chunking --chunking --size 100
+py <<'EOF'
+c = Raw()
+c.reply()
+c.send(b"EHLO x\r\n")
+if "CHUNKING" not in [l[4:] for l in c.reply()[1]]:
+    fail("no CHUNKING")
+# MAIL, RCPT and BDAT LAST in one write: one read, answered in order, raw content.
+body = b"Message-ID: <b1@x>\r\n\r\n.lead\r\n.\r\nend\r\n"
+c.send(b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT %d LAST\r\n" % len(body) + body)
+codes = [c.reply() for _ in range(3)]
+if [x[0] for x in codes] != [250, 250, 250] or "queued as" not in codes[2][1][0]:
+    fail(codes)
+with open(os.path.join(DIR, "md", "1-1.eml"), "rb") as f:
+    if f.read() != body:
+        fail("stored content differs")
+if not wait_log(lambda l: l.startswith("message conn=1 seq=1 ") and
+                ("size=%d msgid=<b1@x> bdat_chunks=1 reads_in_transaction=1 mail_params=-" % len(body)) in l):
+    fail(log_lines())
+# Chunks split across reads, then an empty LAST chunk.
+c.send(b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 10\r\nabc")
+r = stats_reads()
+c.send(b"defghij" + b"BDAT 3\r\nxyz")
+wait_reads(r + 1)
+c.send(b"BDAT 0 LAST\r\n")
+codes = [c.reply() for _ in range(5)]
+if [x[0] for x in codes] != [250] * 5 or codes[2][1] != ["250 2.0.0 Ok: 10 octets"]:
+    fail(codes)
+with open(os.path.join(DIR, "md", "1-2.eml"), "rb") as f:
+    if f.read() != b"abcdefghijxyz":
+        fail("chunks stored wrong")
+if not wait_log(lambda l: l.startswith("message conn=1 seq=2 ") and
+                " size=13 msgid=- bdat_chunks=3 reads_in_transaction=3 " in l):
+    fail(log_lines())
+EOF
+result $? "--chunking: CHUNKING offered, MAIL RCPT BDAT LAST in one read, chunks stored raw"
+
+py <<'EOF'
+c = Raw()
+c.reply()
+# EHLO, BDAT without MAIL, NOOP, MAIL, BDAT without RCPT, RCPT, BDAT,
+# DATA after BDAT, BDAT over --size (ends the transaction), BDAT without
+# MAIL again, a 21-digit size, bad syntax, NOOP.
+got = codes(c, b"EHLO x\r\nBDAT 4\r\nRSETNOOP\r\n"
+            b"MAIL FROM:<a@b>\r\nBDAT 3\r\nabcRCPT TO:<c@d>\r\nBDAT 2\r\nxyDATA\r\n"
+            b"BDAT 101 LAST\r\n" + b"x" * 101 + b"BDAT 1 LAST\r\nz"
+            b"BDAT 123456789012345678901\r\nBDAT 5 LASTX\r\nNOOP\r\n", 13)
+if got != [250, 503, 250, 250, 503, 250, 250, 503, 552, 503, 501, 501, 250]:
+    fail(got)
+if any(l.startswith("message conn=2 ") for l in log_lines()):  # logged before any reply
+    fail("a refused message was accepted")
+EOF
+result $? "--chunking: 503 without MAIL/RCPT and for DATA after BDAT, 552 over --size, 501 for a bad size"
+stop_sink
+
+start_sink bdatfaults --chunking --drop-in-data after@1 --stall BODY:0.5@1
+py <<'EOF'
+def bdat_message(tag):
+    c = Raw()
+    c.reply()
+    body = b"Message-ID: <%s@x>\r\n\r\nx\r\n" % tag
+    return c, codes(c, b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT %d LAST\r\n"
+                    % len(body) + body, 4)
+t0 = time.time()
+c, got = bdat_message(b"f1")
+if got != [250, 250, 250, None] or time.time() - t0 < 0.5:
+    fail("stall, then drop after BDAT LAST: %s after %.2fs" % (got, time.time() - t0))
+if not wait_log(lambda l: l == "stall conn=1 cmd=BODY ms=500") or \
+   not wait_log(lambda l: l == "drop conn=1 where=after-bdat-last") or \
+   not wait_log(lambda l: l.startswith("message conn=1 ") and "msgid=<f1@x>" in l):
+    fail(log_lines())
+t0 = time.time()
+c, got = bdat_message(b"f2")
+if got != [250, 250, 250, 250] or time.time() - t0 > 0.4:
+    fail("healthy again: %s" % got)
+if not wait_log(lambda l: "msgid=<f2@x>" in l):
+    fail(log_lines())
+EOF
+result $? "--chunking: --stall BODY and --drop-in-data after act on BDAT (@1: once)"
+stop_sink
+
+start_sink bdatdrop --chunking --drop-in-data before --reply 'BDAT:452 4.3.1 full@1'
+py <<'EOF'
+c = Raw()
+c.reply()
+# --reply BDAT answers the first chunk and so ends the transaction.
+got = codes(c, b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 3\r\nabcBDAT 3 LAST\r\nabc"
+            b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 3 LAST\r\nabc", 8)
+if got != [250, 250, 250, 452, 503, 250, 250, None]:
+    fail(got)
+if not wait_log(lambda l: l == "drop conn=1 where=before-bdat-last"):
+    fail(log_lines())
+if any(l.startswith("message ") for l in log_lines()):  # logged before the drop
+    fail("message stored despite the drop before")
+EOF
+result $? "--chunking: --reply BDAT answers a chunk; --drop-in-data before drops at BDAT LAST"
+stop_sink
+
 # --- --delay ---------------------------------------------------------------------
 start_sink delay --delay 300
 py <<'EOF'
@@ -322,17 +425,15 @@ if c.reply()[0] != 220 or time.time() - t0 < 0.3:
     fail("greeting not delayed: %.2fs" % (time.time() - t0))
 # Pipelined: every reply 300 ms after its command, in order, not one after another.
 t0 = time.time()
-c.send(b"EHLO x\r\nNOOP\r\nVRFY u\r\nHELP\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")
-codes = [c.reply()[0] for _ in range(7)]
+got = codes(c, b"EHLO x\r\nNOOP\r\nVRFY u\r\nHELP\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n", 7)
 t = time.time() - t0
-if codes != [250, 250, 252, 214, 250, 250, 354] or not 0.3 <= t < 1.0:
-    fail("pipelined: %s after %.2fs" % (codes, t))
+if got != [250, 250, 252, 214, 250, 250, 354] or not 0.3 <= t < 1.0:
+    fail("pipelined: %s after %.2fs" % (got, t))
 t0 = time.time()
-c.send(b"Message-ID: <delay@x>\r\n\r\nbody\r\n.\r\nQUIT\r\n")
-codes = [c.reply()[0] for _ in range(2)]
+got = codes(c, b"Message-ID: <delay@x>\r\n\r\nbody\r\n.\r\nQUIT\r\n", 2)
 t = time.time() - t0
-if codes != [250, 221] or not 0.3 <= t < 1.0 or c.f.read() != b"":
-    fail("end of data and QUIT: %s after %.2fs" % (codes, t))
+if got != [250, 221] or not 0.3 <= t < 1.0 or c.f.read() != b"":
+    fail("end of data and QUIT: %s after %.2fs" % (got, t))
 if not wait_log(lambda l: l.startswith("message ") and "msgid=<delay@x> " in l):
     fail(log_lines())
 EOF
@@ -430,7 +531,7 @@ EOF
     result $? "AUTH failure is 535 and logged; AUTH LOGIN works"
     stop_sink
 
-    start_sink implicit --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" --implicit-tls
+    start_sink implicit --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" --implicit-tls --chunking
     py <<'EOF'
 import smtplib, ssl
 ctx = ssl.create_default_context()
@@ -443,11 +544,36 @@ if not wait_log(lambda l: l.startswith("message conn=1 seq=1 ")):
     fail(log_lines())
 EOF
     result $? "--implicit-tls"
+
+    py <<'EOF'
+import ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", PORT), timeout=5))
+f = s.makefile("rb")
+def reply():
+    while True:
+        l = f.readline()
+        if len(l) < 4 or l[3:4] != b"-":
+            return l[:3]
+reply()
+s.sendall(b"EHLO x\r\n")
+reply()
+# One sendall under 16 KB is one TLS record: one read for the whole message.
+s.sendall(b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 18 LAST\r\nMessage-ID: <r@x>\r\n")
+if [reply() for _ in range(3)] != [b"250"] * 3:
+    fail("BDAT over TLS")
+if not wait_log(lambda l: "msgid=<r@x> bdat_chunks=1 reads_in_transaction=1 " in l):
+    fail(log_lines())
+EOF
+    result $? "TLS: reads count records; MAIL RCPT BDAT LAST in one record is one read"
     stop_sink
 else
     skip "STARTTLS, then AUTH PLAIN with smtplib, then a message" "no certtool"
     skip "AUTH failure is 535 and logged; AUTH LOGIN works" "no certtool"
     skip "--implicit-tls" "no certtool"
+    skip "TLS: reads count records; MAIL RCPT BDAT LAST in one record is one read" "no certtool"
 fi
 
 # --- signals -------------------------------------------------------------------

@@ -8,7 +8,7 @@
  *	consume as much buffered input as possible: every complete command
  *	line in order (so pipelined commands arriving in one read are all
  *	answered, replies batched in the output buffer), DATA bytes with
- *	un-dot-stuffing, AUTH continuation lines. It stops at a --stall
+ *	un-dot-stuffing, BDAT chunks (raw), AUTH continuation lines. It stops at a --stall
  *	timer, at STARTTLS, when the output backs up, or when input runs out.
  *	The replies of each step (greeting, command line, end of message)
  *	go to conn_hold(), which keeps them back for --delay.
@@ -23,6 +23,22 @@
  *	and whether a --stall of a command begins now (then "stall" is
  *	logged and c->stall_until set); conn.c uses the two for the TLS
  *	handshake.
+ *
+ * With --chunking, EHLO offers CHUNKING and BDAT (RFC 3030) is served:
+ * "BDAT SIZE [LAST]" is followed by SIZE octets of raw content (no
+ * dot-unstuffing), which may share a packet with the line and with the
+ * MAIL and RCPT before it; each chunk is answered once its octets are
+ * read ("250 2.0.0 Ok: N octets"), and LAST ends the message as the final
+ * dot does: the same storing, "message" line (with " bdat_chunks=N"
+ * before reads_in_transaction) and reply, the same faults (--reply BDAT
+ * answers any chunk, LAST included; --drop-in-data and --drop-every act
+ * at BDAT LAST, logged as where=before-bdat-last or after-bdat-last;
+ * --stall BODY stops reading after the transaction's first BDAT line).
+ * A chunk without an accepted MAIL and RCPT gets 503, one that would take
+ * the message over --size (or SINK_HARD_MAX_MSG) 552, which also ends the
+ * transaction; in both cases the octets are read and dropped, never held.
+ * A SIZE that is no number of at most 20 digits gets 501 at once (its
+ * octets cannot be skipped), DATA after BDAT in a transaction 503.
  *
  * Fault injection (--reply, --bad-reply, --rcpt-reply, --421-after,
  * --drop-in-data, --stall, --rate-limit, --max-rcpts) lives here. An --reply override
@@ -66,8 +82,8 @@
 #include "smtpsink.h"
 
 static const char *const cmd_names[CMD_COUNT] = {
-    "GREETING", "EHLO", "HELO",     "MAIL", "RCPT", "DATA",    "DOT", "NOOP", "RSET",
-    "QUIT",     "AUTH", "STARTTLS", "VRFY", "HELP", "CONNECT", "TLS", "BODY", "OTHER",
+    "GREETING", "EHLO",     "HELO", "MAIL", "RCPT", "DATA",    "DOT", "NOOP", "RSET",  "QUIT",
+    "AUTH",     "STARTTLS", "VRFY", "HELP", "BDAT", "CONNECT", "TLS", "BODY", "OTHER",
 };
 
 struct auth_user {
@@ -308,6 +324,7 @@ static void smtp_reset_tx(struct conn *c)
         free(c->rcpts[i]);
     c->nrcpt = 0;
     c->in_tx = 0;
+    c->bdat_chunks = 0;
     sbuf_reset(&c->msg);
 }
 
@@ -499,6 +516,8 @@ static void cmd_ehlo(struct conn *c, const char *arg, int esmtp)
         ext[n++] = "SMTPUTF8";
     if (cfg.dsn)
         ext[n++] = "DSN";
+    if (cfg.chunking)
+        ext[n++] = "CHUNKING";
     if (sink_tls_enabled && !c->tls_active)
         ext[n++] = "STARTTLS";
     /* AUTH only where credentials are protected, unless TLS is not configured at all. */
@@ -637,6 +656,17 @@ static void cmd_rcpt(struct conn *c, const char *arg)
     }
 }
 
+/* msg_begin - a message's content starts (354 or first BDAT): empty it, play --stall BODY */
+static void msg_begin(struct conn *c)
+{
+    c->msg_size = 0;
+    c->msg_too_big = 0;
+    sbuf_reset(&c->msg);
+    /* The client's writes must block: stop reading, not only answering. */
+    if (sink_stall_starts(c, CMD_BODY))
+        c->stall_noread = 1;
+}
+
 /* cmd_data - DATA: enter the message phase when there are recipients */
 static void cmd_data(struct conn *c, const char *arg)
 {
@@ -652,16 +682,59 @@ static void cmd_data(struct conn *c, const char *arg)
         say(c, CMD_DATA, "554 5.5.1 Error: no valid recipients");
         return;
     }
+    if (c->bdat_chunks > 0) {
+        say(c, CMD_DATA, "503 5.5.1 Error: DATA after BDAT in one transaction");
+        return;
+    }
     if (smtp_answer(c, CMD_DATA, "354 End data with <CR><LF>.<CR><LF>") == 354) {
         c->phase = PH_DATA;
         c->data_bol = 1;
-        c->msg_size = 0;
-        c->msg_too_big = 0;
-        sbuf_reset(&c->msg);
-        /* The client's writes must block: stop reading, not only answering. */
-        if (sink_stall_starts(c, CMD_BODY))
-            c->stall_noread = 1;
+        msg_begin(c);
     }
+}
+
+/*
+ * cmd_bdat - BDAT SIZE [LAST]: the chunk's octets follow the line; the
+ * reply waits for them (smtp_bdat), errors included, so that octets
+ * pipelined after a refused chunk are never taken for commands
+ */
+static void cmd_bdat(struct conn *c, const char *arg)
+{
+    unsigned long long limit = cfg.size_limit ? cfg.size_limit : SINK_HARD_MAX_MSG, size = 0;
+    size_t digits = strspn(arg, "0123456789"), i;
+    const char *rest = arg + digits;
+
+    if (!cfg.chunking) {
+        smtp_reply(c, "BDAT", "502 5.5.2 Error: command not recognized");
+        return;
+    }
+    while (*rest == ' ')
+        rest++;
+    if (digits == 0 || digits > 20 || (*rest && strcasecmp(rest, "LAST") != 0) ||
+        (arg[digits] != 0 && arg[digits] != ' ')) {
+        say(c, CMD_BDAT, "501 5.5.4 Syntax: BDAT size [LAST]");
+        return;
+    }
+    for (i = 0; i < digits; i++) {
+        if (size > (~0ULL - 9) / 10) {
+            say(c, CMD_BDAT, "501 5.5.4 Syntax: BDAT size [LAST]");
+            return;
+        }
+        size = size * 10 + (unsigned long long)(arg[i] - '0');
+    }
+    c->phase = PH_BDAT;
+    c->bdat_size = c->bdat_left = size;
+    c->bdat_last = *rest != 0;
+    c->bdat_error = NULL;
+    c->msg_end_read = c->line_end_read; /* for an empty chunk */
+    if (!c->in_tx || c->nrcpt == 0) {
+        c->bdat_error = "503 5.5.1 Error: need MAIL and RCPT commands";
+        return;
+    }
+    if (c->bdat_chunks++ == 0)
+        msg_begin(c);
+    if (size > limit || c->msg_size > limit - size)
+        c->bdat_error = "552 5.3.4 Message size exceeds fixed limit";
 }
 
 /* cmd_starttls - STARTTLS: answer, then hand the socket to the handshake */
@@ -913,6 +986,7 @@ static void auth_continue(struct conn *c, const char *line)
         break;
     case PH_CMD:
     case PH_DATA:
+    case PH_BDAT:
     case PH_AUTH_ENDLESS:
         break;
     }
@@ -955,6 +1029,9 @@ static void smtp_command(struct conn *c, char *line, size_t len)
         break;
     case CMD_DATA:
         cmd_data(c, arg);
+        break;
+    case CMD_BDAT:
+        cmd_bdat(c, arg);
         break;
     case CMD_STARTTLS:
         cmd_starttls(c, arg);
@@ -1118,6 +1195,8 @@ static void log_message(struct conn *c)
     }
     sbuf_appendf(b, " size=%zu msgid=", c->msg_size);
     append_msgid(b, c->msg.data + c->msg.pos, sbuf_avail(&c->msg));
+    if (c->bdat_chunks > 0)
+        sbuf_appendf(b, " bdat_chunks=%lu", c->bdat_chunks);
     sbuf_appendf(b, " reads_in_transaction=%lu", c->msg_end_read - c->tx_read + 1);
     /* After msgid, so the fields other tests match keep their places. */
     sbuf_append(b, " mail_params=", 13);
@@ -1133,10 +1212,13 @@ static void log_message(struct conn *c)
     sink_log_raw(b->data, b->len);
 }
 
-/* smtp_dot - the final dot: drop, reject or accept (store, log, then 250) */
-static void smtp_dot(struct conn *c)
+/*
+ * smtp_end - the end of a message, cmd CMD_DOT (the final dot) or CMD_BDAT
+ * (BDAT LAST): drop, reject or accept (store, log, then 250)
+ */
+static void smtp_end(struct conn *c, int cmd)
 {
-    const char *text;
+    const char *text, *what = cmd == CMD_DOT ? "dot" : "bdat-last";
     int drop;
     char buf[80];
 
@@ -1145,24 +1227,24 @@ static void smtp_dot(struct conn *c)
     drop = cfg.drop != DROP_NONE && stats.dots % cfg.drop_every == 0 &&
            sink_fault_take(&cfg.drop_limit);
     if (drop && cfg.drop == DROP_BEFORE) {
-        sink_log("drop conn=%lu where=before-dot", c->id);
+        sink_log("drop conn=%lu where=before-%s", c->id, what);
         smtp_reset_tx(c);
         conn_abort(c, "drop", 1);
         return;
     }
     if (c->msg_too_big) {
-        say(c, CMD_DOT, "552 5.3.4 Message size exceeds fixed limit");
+        say(c, cmd, "552 5.3.4 Message size exceeds fixed limit");
         smtp_reset_tx(c);
         return;
     }
-    text = reply_override(CMD_DOT); /* counted only when it is the answer */
+    text = reply_override(cmd); /* counted only when it is the answer */
     if (text && reply_code(text) / 100 != 2) {
-        say(c, CMD_DOT, text);
+        say(c, cmd, text);
         smtp_reset_tx(c);
         return;
     }
     if (cfg.maildir && store_message(c, c->msgs + 1) < 0) {
-        say(c, CMD_DOT, "451 4.3.0 Error: cannot store message");
+        say(c, cmd, "451 4.3.0 Error: cannot store message");
         smtp_reset_tx(c);
         return;
     }
@@ -1171,7 +1253,7 @@ static void smtp_dot(struct conn *c)
     log_message(c);
     rate_note();
     if (drop) {
-        sink_log("drop conn=%lu where=after-dot", c->id);
+        sink_log("drop conn=%lu where=after-%s", c->id, what);
         smtp_reset_tx(c);
         conn_abort(c, "drop", 1);
         return;
@@ -1180,7 +1262,7 @@ static void smtp_dot(struct conn *c)
         snprintf(buf, sizeof(buf), "250 2.0.0 Ok: queued as S%lu", stats.messages);
         text = buf;
     }
-    say(c, CMD_DOT, text);
+    say(c, cmd, text);
     smtp_reset_tx(c);
 }
 
@@ -1232,7 +1314,7 @@ static int smtp_data(struct conn *c)
                 c->stall_done = 0;
                 c->msg_end_read = conn_read_index(c, tlen - 1);
                 sbuf_consume(&c->in, tlen);
-                smtp_dot(c);
+                smtp_end(c, CMD_DOT);
                 if (c->state == CS_SMTP)
                     bad_reply(c, CMD_DOT, mark);
                 return 1;
@@ -1256,6 +1338,50 @@ static int smtp_data(struct conn *c)
     }
     sbuf_consume(&c->in, pos);
     return 0;
+}
+
+/*
+ * smtp_bdat - take the current BDAT chunk's octets from the input, raw;
+ * returns 1 once the chunk is complete and answered, 0 when more is needed
+ */
+static int smtp_bdat(struct conn *c)
+{
+    size_t take = sbuf_avail(&c->in), mark;
+    const char *text;
+    char buf[80];
+
+    if (take > c->bdat_left)
+        take = (size_t)c->bdat_left;
+    if (take > 0) {
+        c->msg_end_read = conn_read_index(c, take - 1);
+        if (c->bdat_error == NULL)
+            msg_append(c, c->in.data + c->in.pos, take);
+        sbuf_consume(&c->in, take);
+        c->bdat_left -= take;
+        c->last_activity = sink_now;
+    }
+    if (c->bdat_left > 0)
+        return 0;
+    mark = sbuf_avail(&c->out);
+    c->phase = PH_CMD;
+    if (c->bdat_error) {
+        say(c, CMD_BDAT, c->bdat_error);
+        /* RFC 3030: content refused ends the transaction; what follows gets 503. */
+        if (reply_code(c->bdat_error) == 552)
+            smtp_reset_tx(c);
+    } else if (c->bdat_last) {
+        smtp_end(c, CMD_BDAT);
+    } else if ((text = reply_override(CMD_BDAT)) != NULL) {
+        say(c, CMD_BDAT, text);
+        if (reply_code(text) / 100 != 2)
+            smtp_reset_tx(c);
+    } else {
+        snprintf(buf, sizeof(buf), "250 2.0.0 Ok: %llu octets", c->bdat_size);
+        say(c, CMD_BDAT, buf);
+    }
+    if (c->state == CS_SMTP)
+        bad_reply(c, CMD_BDAT, mark);
+    return 1;
 }
 
 /* smtp_line - take the next complete command line from the input; 0 when none/stalled */
@@ -1332,7 +1458,12 @@ void smtp_process(struct conn *c)
         /* A peer that does not read its replies gets no more of them. */
         if (conn_backlog(c) > SINK_OUT_HIGH)
             break;
-        more = c->phase == PH_DATA ? smtp_data(c) : smtp_line(c);
+        if (c->phase == PH_DATA)
+            more = smtp_data(c);
+        else if (c->phase == PH_BDAT)
+            more = smtp_bdat(c);
+        else
+            more = smtp_line(c);
         conn_hold(c, mark);
         if (!more)
             break;

@@ -64,7 +64,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: smtpsink --listen ADDR:PORT [--port-file FILE] [--pid-file FILE]\n"
             "  [--log FILE] [--maildir DIR] [--hostname NAME] [--size N]\n"
-            "  [--no-pipelining] [--no-8bitmime] [--smtputf8] [--dsn]\n"
+            "  [--no-pipelining] [--no-8bitmime] [--smtputf8] [--dsn] [--chunking]\n"
             "  [--tls-cert FILE --tls-key FILE] [--tls-priority STRING] [--implicit-tls]\n"
             "  [--auth-file FILE] [--require-auth] [--require-tls]\n"
             "  [--reply CMD:NNN text[@TIMES]]... [--rcpt-reply ADDR=NNN text[@TIMES]]...\n"
@@ -72,11 +72,18 @@ static void usage(void)
             "  [--421-after K] [--drop-in-data before|after[@TIMES]] [--drop-every N]\n"
             "  [--stall CMD:SECONDS[@TIMES]]... [--idle-close SECONDS] [--rate-limit N]\n"
             "  [--max-connections N] [--max-rcpts N] [--delay MS]\n"
-            "CMD: GREETING EHLO HELO STARTTLS AUTH MAIL RCPT DATA DOT NOOP RSET QUIT VRFY HELP,\n"
-            "  and for --stall also CONNECT (the listen queue is kept full for SECONDS\n"
-            "  after start-up, so TCP handshakes do not complete), TLS (the handshake\n"
-            "  waits) and BODY (the content is not read after the 354); --bad-reply TLS\n"
-            "  takes only garbage (sent instead of the handshake, then the server closes).\n"
+            "CMD: GREETING EHLO HELO STARTTLS AUTH MAIL RCPT DATA DOT BDAT NOOP RSET QUIT VRFY\n"
+            "  HELP, and for --stall also CONNECT (the listen queue is kept full for\n"
+            "  SECONDS after start-up, so TCP handshakes do not complete), TLS (the\n"
+            "  handshake waits) and BODY (the content is not read after the 354 or the\n"
+            "  transaction's first BDAT line); --bad-reply TLS takes only garbage (sent\n"
+            "  instead of the handshake, then the server closes).\n"
+            "--chunking: EHLO offers CHUNKING and BDAT SIZE [LAST] is served (RFC 3030):\n"
+            "  SIZE raw octets follow the line, each chunk is answered once read, LAST\n"
+            "  ends the message like the dot; --reply BDAT:NNN text answers chunks (the\n"
+            "  LAST one too), --drop-in-data acts at BDAT LAST as at the dot. A chunk\n"
+            "  without MAIL and RCPT gets 503, one over --size 552 (its octets are read\n"
+            "  and discarded); a SIZE of more than 20 digits gets 501 at once.\n"
             "@TIMES: the fault acts the first TIMES times only (over all connections).\n"
             "--delay MS: every reply (greeting, each command's, the one after the\n"
             "  content) leaves MS milliseconds after it would; each is due MS after\n"
@@ -244,6 +251,7 @@ static void parse_options(int argc, char **argv)
         O_NO_8BITMIME,
         O_SMTPUTF8,
         O_DSN,
+        O_CHUNKING,
         O_TLS_CERT,
         O_TLS_KEY,
         O_TLS_PRIORITY,
@@ -277,6 +285,7 @@ static void parse_options(int argc, char **argv)
         {"no-8bitmime", no_argument, NULL, O_NO_8BITMIME},
         {"smtputf8", no_argument, NULL, O_SMTPUTF8},
         {"dsn", no_argument, NULL, O_DSN},
+        {"chunking", no_argument, NULL, O_CHUNKING},
         {"tls-cert", required_argument, NULL, O_TLS_CERT},
         {"tls-key", required_argument, NULL, O_TLS_KEY},
         {"tls-priority", required_argument, NULL, O_TLS_PRIORITY},
@@ -343,6 +352,9 @@ static void parse_options(int argc, char **argv)
             break;
         case O_DSN:
             cfg.dsn = 1;
+            break;
+        case O_CHUNKING:
+            cfg.chunking = 1;
             break;
         case O_TLS_CERT:
             cfg.tls_cert = optarg;

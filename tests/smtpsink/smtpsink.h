@@ -33,7 +33,7 @@ typedef struct sbuf {
 
 /* Commands that --reply, --bad-reply and --stall can name; CONNECT, TLS
  * and BODY are no commands but moments a fault can hit: the TCP handshake,
- * the TLS handshake, the message content after the 354. */
+ * the TLS handshake, the message content after the 354 or a BDAT line. */
 enum sink_cmd {
     CMD_GREETING,
     CMD_EHLO,
@@ -49,6 +49,7 @@ enum sink_cmd {
     CMD_STARTTLS,
     CMD_VRFY,
     CMD_HELP,
+    CMD_BDAT,
     CMD_CONNECT,
     CMD_TLS,
     CMD_BODY,
@@ -99,6 +100,7 @@ struct sink_config {
     int eightbitmime;
     int smtputf8;
     int dsn;
+    int chunking; /* --chunking: CHUNKING offered, BDAT served */
     const char *tls_cert;
     const char *tls_key;
     const char *tls_priority;
@@ -131,7 +133,7 @@ struct sink_stats {
     unsigned long tls;
     unsigned long auth_ok;
     unsigned long auth_fail;
-    unsigned long dots;  /* final dots seen, for --drop-every */
+    unsigned long dots;  /* ends of messages (dot, BDAT LAST) seen, for --drop-every */
     unsigned long reads; /* reads that returned data, all connections (see conn.c) */
 };
 
@@ -146,6 +148,7 @@ enum conn_state {
 enum smtp_phase {
     PH_CMD,
     PH_DATA,
+    PH_BDAT, /* reading the octets of a BDAT chunk */
     PH_AUTH_PLAIN,
     PH_AUTH_LOGIN_USER,
     PH_AUTH_LOGIN_PASS,
@@ -213,6 +216,12 @@ struct conn {
     unsigned long line_end_read; /* ... and of its line end */
     unsigned long tx_read;       /* read index of the MAIL command's first octet */
     unsigned long msg_end_read;  /* read index of the message's last octet */
+    /* BDAT (RFC 3030) */
+    unsigned long long bdat_size; /* octets of the current chunk */
+    unsigned long long bdat_left; /* ... still to read */
+    int bdat_last;                /* it is the LAST chunk */
+    const char *bdat_error;       /* its reply once read, the octets discarded; NULL: taken */
+    unsigned long bdat_chunks;    /* chunks of the transaction so far */
     char *login_user;
     char line[SINK_MAX_LINE + 1];
 };

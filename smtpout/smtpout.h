@@ -1,13 +1,15 @@
 /*
- * smtpout.h - private declarations of the smtpout delivery worker
+ * smtpout.h - private declarations of the smtpout delivery process
  *
  * smtpout is split by object: conn.c (the byte stream to the relay, behind
  * a table of functions so that a TLS session can replace the plain socket),
  * tls.c (GnuTLS under that table: STARTTLS and implicit TLS), auth.c (SMTP
  * AUTH: credentials and mechanisms), session.c (the SMTP client state
- * machine: one persistent connection that carries job after job), job.c (the job qmgr hands us and
- * the result we send back, with the per-recipient delivery log) and smtpout.c (main, the qmgr
- * channel, signals). Everything runs in one thread, driven by the event loop.
+ * machine: one persistent connection that carries job after job), job.c
+ * (the job qmgr hands us and the result we send back, with the
+ * per-recipient delivery log), worker.c (one session and its channel to
+ * qmgr) and smtpout.c (main: the queue, the process's workers, signals).
+ * Everything runs in one thread, driven by the event loop.
  */
 #ifndef RELAYQ_SMTPOUT_H
 #define RELAYQ_SMTPOUT_H
@@ -18,6 +20,7 @@
 
 #include "ipc.h"
 #include "qid.h"
+#include "qstore.h"
 #include "sasl_passwd.h"
 #include "smtp_reply.h"
 #include "vstr.h"
@@ -116,10 +119,6 @@ const char *auth_mech_name(unsigned mech);
 void auth_fail_remember(const unsigned char *id, const AUTH_EXCHANGE *ax, const char *reason);
 const char *auth_fail_cached(const unsigned char *id, const SASL_CRED *cred);
 
-/* Connection events for qmgr (type=conn); smtpout.c sends or buffers them. */
-void smtpout_conn_event(const char *event, const char *dest, const char *reason, unsigned messages,
-                        int resumed);
-
 /* Recipient outcome, as the result record spells it. */
 #define JOB_PENDING 0  /* not decided yet */
 #define JOB_SENT 1     /* the relay took responsibility */
@@ -152,9 +151,6 @@ typedef struct JOB_RCPT {
 } JOB_RCPT;
 
 typedef struct JOB JOB;
-
-/* Called when the session is done with a job (its result is complete). */
-typedef void (*SESSION_DONE_FN)(JOB *job);
 
 /* JOB models one type=deliver request: one message, some of its
  * recipients, one relay; plus the content read from the queue and the
@@ -232,13 +228,28 @@ typedef enum SESS_STATE {
 } SESS_STATE;
 
 /*
- * SESSION models the worker's one SMTP connection to a relay and the
+ * SESSION_HOOKS is what a session tells its owner, always from an
+ * event-loop callback: a finished job (every recipient decided, delivery
+ * lines logged), a change of its connection for qmgr (open, tls, auth_ok,
+ * auth_fail, timeout, close with its reason and message count), and the
+ * end of a shutdown (the connection is gone).
+ */
+typedef struct SESSION SESSION;
+typedef struct SESSION_HOOKS {
+    void (*done)(void *owner, JOB *job);
+    void (*conn_event)(void *owner, const char *event, const char *dest, const char *reason,
+                       unsigned messages, int resumed);
+    void (*stopped)(void *owner);
+} SESSION_HOOKS;
+
+/*
+ * SESSION models one SMTP connection to a relay and the
  * transaction it is running: the relay's identity and capabilities, the
  * buffered byte streams, the reply parser, the age and use count that
  * decide when to retire the connection, and the job in flight with the
  * progress of its pipelined command batch.
  */
-typedef struct SESSION {
+struct SESSION {
     SESS_STATE state;
     CONN *conn;   /* NULL when closed */
     unsigned gen; /* bumped on every close, to notice it from inside callbacks */
@@ -260,11 +271,17 @@ typedef struct SESSION {
     unsigned deferred_row; /* transactions in a row in which the relay deferred everything */
     JOB *job;              /* the job in flight or waiting for the connection */
     int job_active;        /* the connection is working for the job */
-    int reused;            /* the job's transaction runs on a connection used before */
-    int mail_ok;           /* MAIL FROM was accepted */
-    size_t rcpt_replies;   /* RCPT TO replies received */
-    size_t accepted;       /* recipients accepted */
-    int empty_data;        /* DATA got 354 with no recipient accepted: send only the dot */
+    /* The transaction in flight: reset when it begins. */
+    struct {
+        int reused;          /* the job's transaction runs on a connection used before */
+        int mail_ok;         /* MAIL FROM was accepted */
+        size_t rcpt_replies; /* RCPT TO replies received */
+        size_t rcpt_sent;    /* RCPT TO commands written */
+        int data_sent;       /* DATA was written after the last of them (PIPELINING) */
+        int rcpt_limited;    /* the relay takes no more recipients in this transaction */
+        size_t accepted;     /* recipients accepted */
+        int empty_data;      /* DATA got 354 with no recipient accepted: send only the dot */
+    } txn;
     /* The connection's identity: a job whose identity differs needs another connection. */
     unsigned char ident[SASL_ID_LEN];       /* hash of relay, port, TLS policy, credential */
     char *dest;                             /* "relay:port" as the job named it, for qmgr */
@@ -282,17 +299,33 @@ typedef struct SESSION {
     const char *close_reason;               /* why the connection is being retired */
     int stale;                              /* a reload changed its identity: retire before a job */
     int out_secret;                         /* out holds a secret: wipe it once written */
-    SESSION_DONE_FN done;
-    void (*stop_fn)(void); /* shutting down: call when the connection is gone */
-} SESSION;
+    int stopping;                           /* shutting down: tell the owner once closed */
+    const SESSION_HOOKS *hooks;
+    void *owner; /* the hooks' first argument */
+};
 
-void session_init(SESSION_DONE_FN done);
-void session_deliver(JOB *job);
-int session_busy(void);
-int session_is_open(void);
-void session_shutdown(void (*fn)(void));
-void session_reload(void);
-const char *session_held_dest(void);
+SESSION *session_create(const SESSION_HOOKS *hooks, void *owner);
+void session_deliver(SESSION *s, JOB *job);
+int session_busy(const SESSION *s);
+int session_is_open(const SESSION *s);
+void session_shutdown(SESSION *s);
+void session_reload(SESSION *s);
+const char *session_held_dest(const SESSION *s);
+
+/*
+ * WORKER is one session of the process as qmgr sees it (worker.c): the
+ * session, its connection to qmgr and the job in flight.
+ */
+typedef struct WORKER WORKER;
+
+/* Called once the worker's session closed for a stop. */
+typedef void (*WORKER_STOPPED_FN)(void *ctx, WORKER *worker);
+
+WORKER *worker_create(QSTORE *store, const char *qmgr_path, WORKER_STOPPED_FN stopped, void *ctx);
+void worker_stop(WORKER *w);
+int worker_busy(const WORKER *w);
+void worker_reload(WORKER *w);
+void worker_flush_results(WORKER *w, long long deadline);
 
 /* smtp_tls_security_level */
 #define SESS_TLS_NONE 0

@@ -93,6 +93,9 @@ maillog_file = $MAILLOG
 myhostname = relayq.test
 relayhost = [127.0.0.1]:${SINK_PORT:-1}
 smtpout_workers = 4
+# One connection per process, so that smtpout_workers counts connections
+# (tests of several sessions per process set it themselves).
+smtpout_sessions_per_worker = 1
 queue_map_size = 256m
 # The SMTP listener: off unless a test turns it on (a test never takes port 25).
 smtpd_listen =

@@ -164,6 +164,8 @@ queue_directory = $D/queue
 maillog_file = $D/maillog
 myhostname = relayq.test
 queue_map_size = 64m
+# the fake qmgr serves one worker
+smtpout_sessions_per_worker = 1
 CONF
 printf 'Subject: direct\r\nMessage-ID: <dsn4@relayq.test>\r\n\r\nbody\r\n' >"$D/body"
 QID=$("$QSTORE_PUT" "$D/queue" "$D/body" s@example.com e@example.com f@example.com)

@@ -113,6 +113,8 @@ smtp_connection_idle_timeout = 300s
 smtp_connection_reuse_count_limit = 1000
 smtp_connect_timeout = 5s
 smtp_helo_timeout = 2s
+# the fake qmgr serves one worker
+smtpout_sessions_per_worker = 1
 EOF
 
 # The fake qmgr: serves the jobs in jobs.json (one JSON object per line,

@@ -24,6 +24,7 @@
     X(STR, relayhost, "", params_check_relay)                                                      \
     X(STR, smtp_helo_name, "$myhostname", params_check_helo)                                       \
     X(INT, smtpout_workers, "4", 1, 256)                                                           \
+    X(INT, smtpout_sessions_per_worker, "8", 1, 64)                                                \
     X(INT, default_destination_concurrency_limit, "20", 1, 1000)                                   \
     X(INT, default_destination_recipient_limit, "50", 1, 10000)                                    \
     X(STR, destination_rate_limit, "0", params_check_rate) /* msg/s; 0: no limit */                \

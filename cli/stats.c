@@ -2,109 +2,86 @@
  * stats - the queue and the connection pool, as qmgr sees them
  *
  * stats_main()
- *	"relayq stats [-c FILE] [--json]": ask qmgr (public/control) for
- *	its figures and print, per destination, the connections open, busy
+ *	"relayq stats [-c FILE] [--json]": count the queue (qcount.c: all,
+ *	active, due, deferred, on hold, set aside, in maildrop, the oldest
+ *	message's age, the map's use), ask qmgr (public/control) for its
+ *	figures and print, per destination, the connections open, busy
  *	and idle, opened and closed (with the reasons), messages per
  *	connection, TLS handshakes and resumptions, AUTH successes and
  *	failures, timeouts; with --json one object on one line.
  *
- * The reply is checked strictly: every figure must be a number; a
- * malformed reply is EX_PROTOCOL. When qmgr does not listen, the mail
- * system is down: EX_UNAVAILABLE.
+ * The queue is counted here, from a read-only transaction, as the
+ * metrics daemon counts it, so the two agree and qmgr never walks the
+ * queue for either. A user who may not read the queue (only root and
+ * mail_owner may) gets qmgr's figures and the active count alone.
+ *
+ * The reply is checked strictly (qstats.c): every figure must be a
+ * number; a malformed reply is EX_PROTOCOL. When qmgr does not listen,
+ * the mail system is down: EX_UNAVAILABLE.
  */
 #include "config.h"
 
 #include <getopt.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
+#include <time.h>
 
 #include "cli.h"
 #include "mail_proto.h"
 #include "msg.h"
 #include "mymalloc.h"
+#include "params.h"
+#include "qcount.h"
+#include "qdir.h"
+#include "qstats.h"
 
 #define STATS_TIMEOUT_MS 10000
-#define STATS_FIELDS_MAX 64
-
-/* One destination's figures: its name and name=number pairs, in reply order. */
-typedef struct STATS_DEST {
-    char *name;
-    char *keys[STATS_FIELDS_MAX];
-    long long values[STATS_FIELDS_MAX];
-    int count;
-} STATS_DEST;
-
-/* stats_parse_dest - split "NAME k=v k=v ..." or exit EX_PROTOCOL */
-static void stats_parse_dest(const char *text, STATS_DEST *dest)
-{
-    char *copy = mystrdup(text), *save = NULL, *word;
-
-    memset(dest, 0, sizeof(*dest));
-    if ((word = strtok_r(copy, " ", &save)) == NULL)
-        msg_fatal_status(EX_PROTOCOL, "malformed stats reply from qmgr");
-    dest->name = mystrdup(word);
-    while ((word = strtok_r(NULL, " ", &save)) != NULL) {
-        char *eq = strchr(word, '='), *end;
-
-        if (eq == NULL || dest->count == STATS_FIELDS_MAX)
-            msg_fatal_status(EX_PROTOCOL, "malformed stats reply from qmgr");
-        *eq = '\0';
-        dest->values[dest->count] = strtoll(eq + 1, &end, 10);
-        if (*end != '\0' || end == eq + 1)
-            msg_fatal_status(EX_PROTOCOL, "malformed stats reply from qmgr");
-        dest->keys[dest->count++] = mystrdup(word);
-    }
-    myfree(copy);
-}
-
-/* stats_get - one figure of a destination, 0 when absent */
-static long long stats_get(const STATS_DEST *dest, const char *key)
-{
-    for (int i = 0; i < dest->count; i++)
-        if (strcmp(dest->keys[i], key) == 0)
-            return dest->values[i];
-    return 0;
-}
-
-/* stats_free_dest - release a parsed destination */
-static void stats_free_dest(STATS_DEST *dest)
-{
-    myfree(dest->name);
-    for (int i = 0; i < dest->count; i++)
-        myfree(dest->keys[i]);
-}
 
 /* stats_per_connection - messages per connection, one decimal */
-static double stats_per_connection(const STATS_DEST *dest)
+static double stats_per_connection(const QSTATS_DEST *dest)
 {
-    long long conns = stats_get(dest, "opened");
+    long long conns = qstats_get(dest, "opened");
 
     /* Connections opened before a qmgr restart still count as one each. */
-    if (conns < stats_get(dest, "open"))
-        conns = stats_get(dest, "open");
-    return conns > 0 ? (double)stats_get(dest, "messages") / (double)conns : 0.0;
+    if (conns < qstats_get(dest, "open"))
+        conns = qstats_get(dest, "open");
+    return conns > 0 ? (double)qstats_get(dest, "messages") / (double)conns : 0.0;
 }
 
-/* stats_print_text - the human-readable report */
-static void stats_print_text(const IPC_REC *reply, STATS_DEST *dests, size_t ndest)
+/* stats_print_text - the human-readable report; count NULL: the queue is not readable */
+static void stats_print_text(const QSTATS *stats, const QCOUNT *count)
 {
-    printf("queue: %s messages, %s active, %s deferred, %s on hold\n",
-           ipc_rec_get(reply, "messages"), ipc_rec_get(reply, "active"),
-           ipc_rec_get(reply, "deferred"), ipc_rec_get(reply, "hold"));
+    const QSTATS_DEST *dests = stats->dests;
+    size_t ndest = stats->ndest;
+
+    if (count == NULL) {
+        printf("queue: %lld active (only root and mail_owner may count the rest)\n", stats->active);
+    } else {
+        printf("queue: %lld messages, %lld active, %lld deferred, %lld on hold, %lld set aside, ",
+               count->messages, stats->active, count->deferred, count->hold, count->aside);
+        if (count->maildrop >= 0)
+            printf("%lld in maildrop; ", count->maildrop);
+        printf("oldest %lld s; map %lld of %lld bytes used (%.1f%%)\n", count->oldest_age,
+               count->map_used, count->map_size,
+               count->map_size > 0 ? 100.0 * (double)count->map_used / (double)count->map_size
+                                   : 0.0);
+    }
     for (size_t i = 0; i < ndest; i++) {
-        STATS_DEST *d = dests + i;
+        const QSTATS_DEST *d = dests + i;
         const char *sep = "";
 
         printf("destination %s\n", d->name);
-        if (stats_get(d, "suspended"))
+        if (qstats_get(d, "suspended"))
             printf("  suspended: down for %lld s, next probe in %lld s, %lld messages parked\n",
-                   stats_get(d, "suspended_for"), stats_get(d, "next_probe_in"),
-                   stats_get(d, "parked"));
+                   qstats_get(d, "suspended_for"), qstats_get(d, "next_probe_in"),
+                   qstats_get(d, "parked"));
         printf("  connections: %lld open (%lld busy, %lld idle), %lld opened, %lld closed\n",
-               stats_get(d, "open"), stats_get(d, "busy"), stats_get(d, "idle"),
-               stats_get(d, "opened"), stats_get(d, "closed"));
+               qstats_get(d, "open"), qstats_get(d, "busy"), qstats_get(d, "idle"),
+               qstats_get(d, "opened"), qstats_get(d, "closed"));
         printf("  closed by:  ");
         for (int k = 0; k < d->count; k++)
             if (strncmp(d->keys[k], "closed_", 7) == 0 && d->values[k] > 0) {
@@ -114,23 +91,31 @@ static void stats_print_text(const IPC_REC *reply, STATS_DEST *dests, size_t nde
         printf("%s\n", *sep ? "" : " nothing yet");
         printf("  messages: %lld delivered, %.1f per connection; recipients: %lld sent, "
                "%lld deferred, %lld bounced; %lld jobs queued\n",
-               stats_get(d, "messages"), stats_per_connection(d), stats_get(d, "rcpt_sent"),
-               stats_get(d, "rcpt_deferred"), stats_get(d, "rcpt_bounced"), stats_get(d, "queued"));
+               qstats_get(d, "messages"), stats_per_connection(d), qstats_get(d, "rcpt_sent"),
+               qstats_get(d, "rcpt_deferred"), qstats_get(d, "rcpt_bounced"),
+               qstats_get(d, "queued"));
         printf("  tls: %lld handshakes, %lld resumed; auth: %lld ok, %lld failed; timeouts: %lld\n",
-               stats_get(d, "tls"), stats_get(d, "tls_resumed"), stats_get(d, "auth_ok"),
-               stats_get(d, "auth_fail"), stats_get(d, "timeouts"));
+               qstats_get(d, "tls"), qstats_get(d, "tls_resumed"), qstats_get(d, "auth_ok"),
+               qstats_get(d, "auth_fail"), qstats_get(d, "timeouts"));
     }
 }
 
-/* stats_print_json - one JSON object on one line */
-static void stats_print_json(const IPC_REC *reply, STATS_DEST *dests, size_t ndest)
+/* stats_print_json - one JSON object on one line; count NULL: the queue is not readable */
+static void stats_print_json(const QSTATS *stats, const QCOUNT *count)
 {
-    printf("{\"queue\": {\"messages\": %s, \"active\": %s, \"deferred\": %s, \"hold\": %s}, "
-           "\"destinations\": [",
-           ipc_rec_get(reply, "messages"), ipc_rec_get(reply, "active"),
-           ipc_rec_get(reply, "deferred"), ipc_rec_get(reply, "hold"));
+    const QSTATS_DEST *dests = stats->dests;
+    size_t ndest = stats->ndest;
+
+    printf("{\"queue\": {\"active\": %lld", stats->active);
+    if (count != NULL)
+        printf(", \"messages\": %lld, \"due\": %lld, \"deferred\": %lld, \"hold\": %lld, "
+               "\"aside\": %lld, \"maildrop\": %lld, \"oldest_age\": %lld, \"map_used\": %lld, "
+               "\"map_size\": %lld",
+               count->messages, count->due, count->deferred, count->hold, count->aside,
+               count->maildrop, count->oldest_age, count->map_used, count->map_size);
+    printf("}, \"destinations\": [");
     for (size_t i = 0; i < ndest; i++) {
-        STATS_DEST *d = dests + i;
+        const QSTATS_DEST *d = dests + i;
 
         /* Destination names are host:port, checked by qmgr: no quoting needed
          * beyond what a host name can hold, but escape anyway. */
@@ -145,6 +130,32 @@ static void stats_print_json(const IPC_REC *reply, STATS_DEST *dests, size_t nde
     printf("]}\n");
 }
 
+/* stats_count - the queue's counts, read here; NULL when this user may not read the queue */
+static QCOUNT *stats_count(QCOUNT *count)
+{
+    char *dbdir = qdir_path(var_str(queue_directory), QDIR_DB);
+    char *datafile = qdir_path(dbdir, "data.mdb");
+    VSTR *why = vstr_alloc(100);
+    QCOUNT *result = NULL;
+    QSTORE *store;
+    struct stat st;
+
+    if (stat(datafile, &st) < 0 && errno == ENOENT) {
+        memset(count, 0, sizeof(*count)); /* no queue yet: nothing in it */
+        result = count;
+    } else if ((store = qstore_open(dbdir, (size_t)var_int(queue_map_size), QSTORE_READONLY,
+                                    why)) != NULL) {
+        if (qcount_take(store, var_str(queue_directory), (long long)time(NULL), count, why) < 0)
+            msg_fatal_status(EX_IOERR, "cannot count the queue: %s", vstr_str(why));
+        qstore_close(store);
+        result = count;
+    }
+    vstr_free(why);
+    myfree(datafile);
+    myfree(dbdir);
+    return result;
+}
+
 /* stats_main - "relayq stats [-c FILE] [--json]" */
 int stats_main(int argc, char **argv)
 {
@@ -152,8 +163,8 @@ int stats_main(int argc, char **argv)
     IPC_REC *req = ipc_rec_create("stats"), *reply = NULL;
     VSTR *why = vstr_alloc(100);
     const char *config = NULL;
-    STATS_DEST *dests;
-    size_t ndest = 0;
+    QCOUNT count_buf, *count;
+    QSTATS *stats;
     int json = 0, ch;
 
     opterr = 0;
@@ -175,30 +186,14 @@ int stats_main(int argc, char **argv)
     relayq_read_as_mail_owner();
 
     reply = control_qmgr(req, "stats request", STATS_TIMEOUT_MS);
-    if (strcmp(ipc_rec_type(reply), "stats") != 0 ||
-        ipc_rec_check(reply, "messages,active,deferred,hold", "dest*", why) < 0)
-        msg_fatal_status(EX_PROTOCOL, "unexpected reply from qmgr: %s",
-                         strcmp(ipc_rec_type(reply), "stats") ? ipc_rec_type(reply)
-                                                              : vstr_str(why));
-    {
-        static const char *const counts[] = {"messages", "active", "deferred", "hold"};
-        long long n;
-
-        for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
-            if (ipc_rec_get_long(reply, counts[i], 0, 1LL << 62, &n, why) < 0)
-                msg_fatal_status(EX_PROTOCOL, "unexpected reply from qmgr: %s", vstr_str(why));
-    }
-    dests = mycalloc(reply->count, sizeof(*dests));
-    for (size_t i = 1; i < reply->count; i++)
-        if (strcmp(reply->attrs[i].name, "dest") == 0)
-            stats_parse_dest(reply->attrs[i].value, dests + ndest++);
+    if ((stats = qstats_parse(reply, why)) == NULL)
+        msg_fatal_status(EX_PROTOCOL, "unexpected reply from qmgr: %s", vstr_str(why));
+    count = stats_count(&count_buf);
     if (json)
-        stats_print_json(reply, dests, ndest);
+        stats_print_json(stats, count);
     else
-        stats_print_text(reply, dests, ndest);
-    for (size_t i = 0; i < ndest; i++)
-        stats_free_dest(dests + i);
-    myfree(dests);
+        stats_print_text(stats, count);
+    qstats_free(stats);
     ipc_rec_free(reply);
     ipc_rec_free(req);
     vstr_free(why);

@@ -12,11 +12,15 @@
  *	count a finished job's recipients per outcome, and the message when
  *	at least one recipient was sent.
  * stats_report()
- *	the reply to a `stats` request: queue counts from the queue itself,
- *	and per destination the open, busy and idle connections (from the
+ *	the reply to a `stats` request: the messages in delivery, and per
+ *	destination the open, busy and idle connections (from the
  *	workers' state now) and the counters since qmgr started, and whether
  *	it is suspended (dest.c): suspended=1, suspended_for (seconds),
  *	next_probe_in (seconds), parked (messages waiting for the probe).
+ *
+ * The queue's other counts (deferred, on hold, ...) are not here: the
+ * asker reads them from the queue itself (qcount.c), so that asking,
+ * however often, never makes qmgr walk the queue.
  *
  * Counters live in memory and start again at zero when qmgr restarts;
  * open/busy/idle are always current because workers re-announce their
@@ -24,7 +28,6 @@
  */
 #include "config.h"
 
-#include <limits.h>
 #include <string.h>
 #include <time.h>
 
@@ -127,42 +130,16 @@ void stats_result(QMGR_DEST *dest, const QMGR_MESSAGE *message, const QMGR_JOB *
         dest->stats.messages++;
 }
 
-/* Counting schedule entries that are not due yet. */
-typedef struct STATS_COUNT {
-    long long now;
-    size_t future;
-} STATS_COUNT;
-
-/* stats_count_future - schedule scan callback */
-static int stats_count_future(const char *qid, long long when, void *ctx)
-{
-    STATS_COUNT *count = ctx;
-
-    (void)qid;
-    if (when > count->now)
-        count->future++;
-    return 0;
-}
-
 /* stats_report - the reply to a stats request */
 IPC_REC *stats_report(void)
 {
     IPC_REC *reply = ipc_rec_create("stats");
-    VSTR *why = vstr_alloc(100), *line = vstr_alloc(256);
-    QSTORE_TXN *txn = qstore_begin(qmgr_store, 0, why);
-    STATS_COUNT count = {.now = (long long)time(NULL)};
-    size_t messages = 0, scheduled = 0;
-    long long now = now_ms();
+    VSTR *line = vstr_alloc(256);
+    long long now = now_ms(), now_s = (long long)time(NULL);
 
-    if (txn != NULL) {
-        qstore_count(txn, &messages, &scheduled);
-        qstore_schedule_scan(txn, LLONG_MAX, stats_count_future, &count);
-        qstore_abort(txn);
-    }
-    ipc_rec_add_long(reply, "messages", (long long)messages);
+    /* Only what qmgr holds in memory: a scrape every 100 ms (the metrics
+     * daemon) must cost qmgr nothing in proportion to the queue. */
     ipc_rec_add_long(reply, "active", (long long)htable_count(qmgr_active));
-    ipc_rec_add_long(reply, "deferred", (long long)count.future);
-    ipc_rec_add_long(reply, "hold", (long long)(messages - scheduled));
     for (QMGR_DEST *dest = dest_list(); dest; dest = dest->next) {
         const DEST_STATS *st = &dest->stats;
         int open = 0, busy = 0;
@@ -187,13 +164,12 @@ IPC_REC *stats_report(void)
         vstr_sprintf_append(line, " suspended=%d suspended_for=%lld next_probe_in=%lld parked=%zu",
                             dest_suspended(dest),
                             dest_suspended(dest) ? (now - dest->suspend.since_ms) / 1000 : 0,
-                            dest_suspended(dest) ? dest_probe_time(dest) - count.now : 0,
+                            dest_suspended(dest) ? dest_probe_time(dest) - now_s : 0,
                             dest->parked ? htable_count(dest->parked) : 0);
         for (int i = 0; i < STATS_REASONS; i++)
             vstr_sprintf_append(line, " closed_%s=%lld", stats_reasons[i], st->closed_by[i]);
         ipc_rec_add(reply, "dest", vstr_str(line));
     }
     vstr_free(line);
-    vstr_free(why);
     return reply;
 }

@@ -10,6 +10,9 @@
  *	overwrite), which retries with a new id.
  * qid_valid()
  *	whether text is syntactically a queue id, for operator input.
+ * qid_time()
+ *	when a queue id was made, in seconds since the epoch, from its first
+ *	7 characters; -1 when they are not of the alphabet.
  *
  * The caller must have called sodium_init() (qstore_open does).
  */
@@ -50,4 +53,19 @@ int qid_valid(const char *text)
         if (strchr(qid_alphabet, *cp) == NULL)
             return 0;
     return 1;
+}
+
+/* qid_time - the creation time written in a queue id, or -1 */
+long long qid_time(const char *qid)
+{
+    long long when = 0;
+
+    for (int i = 0; i < 7; i++) {
+        const char *cp = qid[i] ? strchr(qid_alphabet, qid[i]) : NULL;
+
+        if (cp == NULL)
+            return -1;
+        when = (when << 5) | (long long)(cp - qid_alphabet);
+    }
+    return when;
 }

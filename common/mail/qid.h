@@ -8,5 +8,6 @@
 
 void qid_create(char *buf);
 int qid_valid(const char *text);
+long long qid_time(const char *qid);
 
 #endif

@@ -87,6 +87,19 @@
  *	the record that makes pickup idempotent across crashes.
  * qstore_count()
  *	the number of messages and of schedule entries.
+ * qstore_count_more()
+ *	the number of messages set aside, and of schedule entries after a
+ *	time (deferred mail), at a cost of twice the smaller of the counts
+ *	before and after it, not of the whole schedule: the entries are
+ *	walked from both ends at once, and the walk that ends first gives
+ *	the other count by subtraction (a drain has nothing deferred, a
+ *	quiet queue of retries nothing due: either way it costs little).
+ * qstore_oldest()
+ *	the queue id of the oldest message that is not set aside (queue ids
+ *	sort by time), or QSTORE_NOTFOUND; nothing is decoded, so a reader
+ *	without the encryption keys gets it too.
+ * qstore_map_use()
+ *	the bytes of the map in use (up to its last page) and the map's size.
  * qstore_aside_put(), qstore_aside_get(), qstore_aside_scan()
  *	set a message aside for good (its schedule entry is removed and it
  *	is never scheduled again; its records stay for the operator, and
@@ -1332,6 +1345,106 @@ int qstore_seal_ids(QSTORE_TXN *txn, const char *qid, unsigned *envelope, unsign
         return qstore_fail(txn, rc, "read body");
     *body = rc == 0 ? seal_key_id(val.mv_data, val.mv_size) : 0;
     return QSTORE_OK;
+}
+
+/* qstore_count_more - messages set aside, and schedule entries after a time */
+int qstore_count_more(QSTORE_TXN *txn, long long after, size_t *aside, size_t *later)
+{
+    MDB_cursor *early = NULL, *late = NULL;
+    MDB_val key, val;
+    MDB_stat st;
+    size_t before = 0, beyond = 0;
+    int rc, rc_early, rc_late;
+    char qid[QID_LEN + 1];
+    long long when;
+
+    *aside = 0;
+    if (txn->store->has_aside && (rc = mdb_stat(txn->txn, txn->store->aside, &st)) != 0)
+        return qstore_fail(txn, rc, "stat aside");
+    if (txn->store->has_aside)
+        *aside = st.ms_entries;
+    if ((rc = mdb_stat(txn->txn, txn->store->schedule, &st)) != 0)
+        return qstore_fail(txn, rc, "stat schedule");
+    if ((rc = mdb_cursor_open(txn->txn, txn->store->schedule, &early)) != 0 ||
+        (rc = mdb_cursor_open(txn->txn, txn->store->schedule, &late)) != 0) {
+        if (early != NULL)
+            mdb_cursor_close(early);
+        return qstore_fail(txn, rc, "count schedule");
+    }
+    /* One step from each end in turn; the first walk to cross the time wins. */
+    rc_early = mdb_cursor_get(early, &key, &val, MDB_FIRST);
+    rc_late = mdb_cursor_get(late, &key, &val, MDB_LAST);
+    for (;;) {
+        if (rc_early != 0) {
+            *later = 0; /* before the first entry: no entry at all */
+            break;
+        }
+        (void)mdb_cursor_get(early, &key, &val, MDB_GET_CURRENT);
+        if (qrecord_schedule_key_decode(key.mv_data, key.mv_size, &when, qid) == 0 &&
+            when > after) {
+            *later = st.ms_entries - before;
+            break;
+        }
+        before++;
+        rc_early = mdb_cursor_get(early, &key, &val, MDB_NEXT);
+        if (rc_late != 0) {
+            *later = beyond;
+            break;
+        }
+        (void)mdb_cursor_get(late, &key, &val, MDB_GET_CURRENT);
+        if (qrecord_schedule_key_decode(key.mv_data, key.mv_size, &when, qid) == 0 &&
+            when <= after) {
+            *later = beyond;
+            break;
+        }
+        beyond++;
+        rc_late = mdb_cursor_get(late, &key, &val, MDB_PREV);
+    }
+    mdb_cursor_close(early);
+    mdb_cursor_close(late);
+    if ((rc_early != 0 && rc_early != MDB_NOTFOUND) || (rc_late != 0 && rc_late != MDB_NOTFOUND))
+        return qstore_fail(txn, rc_early ? rc_early : rc_late, "count schedule");
+    return QSTORE_OK;
+}
+
+/* qstore_oldest - the first queue id of the messages that is not set aside */
+int qstore_oldest(QSTORE_TXN *txn, char qid[QID_LEN + 1])
+{
+    MDB_cursor *cur;
+    MDB_val key, val, ignored;
+    int rc;
+
+    if (txn->error)
+        return txn->error;
+    if ((rc = mdb_cursor_open(txn->txn, txn->store->messages, &cur)) != 0)
+        return qstore_fail(txn, rc, "find the oldest message");
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size > QID_LEN)
+            continue;
+        if (txn->store->has_aside && mdb_get(txn->txn, txn->store->aside, &key, &ignored) == 0)
+            continue;
+        memcpy(qid, key.mv_data, key.mv_size);
+        qid[key.mv_size] = '\0';
+        break;
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        return QSTORE_NOTFOUND;
+    return rc ? qstore_fail(txn, rc, "find the oldest message") : QSTORE_OK;
+}
+
+/* qstore_map_use - bytes of the map in use, and its size */
+void qstore_map_use(QSTORE *store, size_t *used, size_t *size)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+
+    *used = *size = 0;
+    if (mdb_env_info(store->env, &info) != 0 || mdb_env_stat(store->env, &st) != 0)
+        return;
+    *used = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+    *size = info.me_mapsize;
 }
 
 /* qstore_aside_put - set a message aside for good; when: its schedule entry, -1 to search */

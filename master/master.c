@@ -9,15 +9,17 @@
  *	(as root: owned by mail_owner, group setgid_group; see qdir.c),
  *	drop root privileges to mail_owner, take the queue's lock (one
  *	master per queue), create the LMDB environment, listen on
- *	public/master, detach (unless -f), then spawn qmgr, pickup and
- *	smtpout_workers x smtpout from daemon_directory and keep them
- *	running (child.c). SIGHUP re-reads the configuration, opens
- *	maillog_file again (log rotation; a new name), adjusts the
- *	number of smtpout workers and passes SIGHUP on; SIGTERM and SIGINT
- *	stop the children gracefully (SIGKILL after MASTER_STOP_WAIT s),
- *	remove the socket, release the lock and exit 0. When the lock file
- *	disappears (the queue directory was removed), master stops the same
- *	way, with a warning.
+ *	public/master, detach (unless -f), then spawn qmgr, pickup,
+ *	smtpout_workers x smtpout and, when metrics_listen is set, metrics
+ *	from daemon_directory and keep them running (child.c). The sockets
+ *	of smtpd_listen, smtpd_tls_listen (for pickup) and metrics_listen
+ *	(for metrics) are bound as root, before root is given up, and
+ *	passed to their daemon at each start: a restarted daemon never
+ *	loses its port, and a port that is taken fails the start. SIGHUP re-reads the configuration,
+ *opens maillog_file again (log rotation; a new name), adjusts the number of smtpout workers and
+ *passes SIGHUP on; SIGTERM and SIGINT stop the children gracefully (SIGKILL after MASTER_STOP_WAIT
+ *s), remove the socket, release the lock and exit 0. When the lock file disappears (the queue
+ *directory was removed), master stops the same way, with a warning.
  *
  * Every check that can fail runs before master detaches and before log
  * output moves to maillog_file, so "relayq start" shows the reason on
@@ -80,6 +82,10 @@ static const char *master_smtpd_names[DAEMON_LISTEN_FDS_MAX]; /* the parameter o
 static int master_smtpd_count;
 static char *master_smtpd_listen_text;     /* smtpd_listen at startup: a reload cannot change it */
 static char *master_smtpd_tls_listen_text; /* smtpd_tls_listen at startup: neither */
+static int master_metrics_fd[1];           /* metrics_listen's socket, for metrics */
+static const char *master_metrics_name[1]; /* "metrics_listen" */
+static int master_metrics_count;           /* 1 when metrics_listen is set */
+static char *master_metrics_listen_text; /* metrics_listen at startup: a reload cannot change it */
 
 static const char *master_daemons[] = {"qmgr", "pickup", "smtpout"};
 
@@ -151,23 +157,27 @@ static void master_prepare_log(uid_t uid, gid_t gid)
     close(fd);
 }
 
-/* The parameter whose addresses master_smtpd_bind() binds, and where it says why not. */
+/* The parameter whose addresses master_bind() binds, where their sockets go, and where it says
+ * why not. */
 typedef struct MASTER_BIND {
     const char *param;
+    int *fds;
+    const char **names;
+    int *count;
+    int max;
     VSTR *why;
 } MASTER_BIND;
 
-/* master_smtpd_bind - one address of smtpd_listen or smtpd_tls_listen: bind it now, while
- * master may */
-static int master_smtpd_bind(const char *word, const struct sockaddr *sa, socklen_t len, void *ctx)
+/* master_bind - one address of smtpd_listen, smtpd_tls_listen or metrics_listen: bind it now,
+ * while master may */
+static int master_bind(const char *word, const struct sockaddr *sa, socklen_t len, void *ctx)
 {
     MASTER_BIND *target = ctx;
     int fd;
 
-    if (master_smtpd_count == DAEMON_LISTEN_FDS_MAX) {
-        vstr_sprintf(target->why,
-                     "smtpd_listen and smtpd_tls_listen: more than %d addresses (at %s)",
-                     DAEMON_LISTEN_FDS_MAX, word);
+    if (*target->count == target->max) {
+        vstr_sprintf(target->why, "%s: more than %d addresses (at %s)", target->param, target->max,
+                     word);
         return -1;
     }
     if ((fd = tcp_listen(sa, len, MASTER_SMTPD_BACKLOG, target->why)) < 0) {
@@ -176,24 +186,37 @@ static int master_smtpd_bind(const char *word, const struct sockaddr *sa, sockle
                             target->param, target->param);
         return -1;
     }
-    master_smtpd_names[master_smtpd_count] = target->param;
-    master_smtpd_fds[master_smtpd_count++] = fd;
+    target->names[*target->count] = target->param;
+    target->fds[(*target->count)++] = fd;
     return 0;
 }
 
-/* master_smtpd_listen - the SMTP listener's sockets, before root is given up (ports 25, 465) */
+/* master_listen - bind every address of a parameter, or die saying why */
+static void master_listen(MASTER_BIND *target, const char *value)
+{
+    if (netaddr_listen_each(value, master_bind, target, target->why) < 0)
+        msg_fatal("%s", vstr_str(target->why));
+}
+
+/* master_smtpd_listen - the SMTP listener's and the metrics endpoint's sockets, before root is
+ * given up (ports 25, 465) */
 static void master_smtpd_listen(void)
 {
-    MASTER_BIND target = {"smtpd_listen", vstr_alloc(128)};
+    MASTER_BIND target = {"smtpd_listen",      master_smtpd_fds,      master_smtpd_names,
+                          &master_smtpd_count, DAEMON_LISTEN_FDS_MAX, vstr_alloc(128)};
 
     master_smtpd_listen_text = mystrdup(var_str(smtpd_listen));
     master_smtpd_tls_listen_text = mystrdup(var_str(smtpd_tls_listen));
-    if (netaddr_listen_each(master_smtpd_listen_text, master_smtpd_bind, &target, target.why) < 0)
-        msg_fatal("%s", vstr_str(target.why));
+    master_metrics_listen_text = mystrdup(var_str(metrics_listen));
+    master_listen(&target, master_smtpd_listen_text);
     target.param = "smtpd_tls_listen";
-    if (netaddr_listen_each(master_smtpd_tls_listen_text, master_smtpd_bind, &target, target.why) <
-        0)
-        msg_fatal("%s", vstr_str(target.why));
+    master_listen(&target, master_smtpd_tls_listen_text);
+    target.param = "metrics_listen";
+    target.fds = master_metrics_fd;
+    target.names = master_metrics_name;
+    target.count = &master_metrics_count;
+    target.max = 1;
+    master_listen(&target, master_metrics_listen_text);
     vstr_free(target.why);
 }
 
@@ -259,6 +282,10 @@ static void master_check_daemons(void)
         if (access(vstr_str(path), X_OK) < 0)
             msg_fatal("daemon_directory: cannot execute %s: %m", vstr_str(path));
     }
+    vstr_sprintf(path, "%s/metrics", var_str(daemon_directory));
+    if (master_metrics_count > 0 && access(vstr_str(path), X_OK) < 0)
+        msg_fatal("daemon_directory: cannot execute %s (metrics_listen is set): %m",
+                  vstr_str(path));
     vstr_free(path);
 }
 
@@ -416,6 +443,9 @@ static void master_reload(DAEMON *daemon)
     if (strcmp(var_str(smtpd_tls_listen), master_smtpd_tls_listen_text) != 0)
         msg_warn("reload: smtpd_tls_listen changed from \"%s\" to \"%s\": that needs a restart",
                  master_smtpd_tls_listen_text, var_str(smtpd_tls_listen));
+    if (strcmp(var_str(metrics_listen), master_metrics_listen_text) != 0)
+        msg_warn("reload: metrics_listen changed from \"%s\" to \"%s\": that needs a restart",
+                 master_metrics_listen_text, var_str(metrics_listen));
     if (master_stopping)
         return;
     /* Signal first: the workers a new count adds read the new file anyway,
@@ -469,6 +499,12 @@ static void master_init(DAEMON *daemon)
     child_pass_fds(pickup, master_smtpd_fds, master_smtpd_names, master_smtpd_count);
     child_start(pickup);
     child_set_count("smtpout", (int)var_int(smtpout_workers));
+    if (master_metrics_count > 0) {
+        CHILD *metrics = child_create("metrics");
+
+        child_pass_fds(metrics, master_metrics_fd, master_metrics_name, master_metrics_count);
+        child_start(metrics);
+    }
     event_request_timer(master_watch_queue, NULL, MASTER_WATCH_INTERVAL * 1000LL);
 }
 
@@ -484,12 +520,19 @@ int main(int argc, char **argv)
 {
     /* The parameters master reads (its own sources; t_param_lists checks). */
     static const int params[] = {
-        PARAM_ID(daemon_directory),   PARAM_ID(queue_directory),
-        PARAM_ID(queue_map_size),     PARAM_ID(relayhost),
-        PARAM_ID(setgid_group),       PARAM_ID(smtpd_listen),
-        PARAM_ID(smtpd_tls_listen),   PARAM_ID(smtpd_tls_cert_file),
-        PARAM_ID(smtpd_tls_key_file), PARAM_ID(smtpd_sasl_password_file),
-        PARAM_ID(smtpout_workers),    -1,
+        PARAM_ID(daemon_directory),
+        PARAM_ID(queue_directory),
+        PARAM_ID(queue_map_size),
+        PARAM_ID(relayhost),
+        PARAM_ID(setgid_group),
+        PARAM_ID(smtpd_listen),
+        PARAM_ID(smtpd_tls_listen),
+        PARAM_ID(smtpd_tls_cert_file),
+        PARAM_ID(smtpd_tls_key_file),
+        PARAM_ID(smtpd_sasl_password_file),
+        PARAM_ID(smtpout_workers),
+        PARAM_ID(metrics_listen),
+        -1,
     };
     static const DAEMON_SPEC spec = {
         .name = "master",

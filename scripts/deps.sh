@@ -4,7 +4,7 @@
 # is missing.
 set -e
 PACKAGES="build-essential autoconf automake pkg-config liblmdb-dev lmdb-utils
-libsodium-dev libgnutls28-dev gnutls-bin python3 python3-aiosmtpd procps faketime valgrind clang-14 libclang-rt-14-dev
+libsodium-dev libgnutls28-dev libmicrohttpd-dev prometheus curl gnutls-bin python3 python3-aiosmtpd procps faketime valgrind clang-14 libclang-rt-14-dev
 systemd logrotate pflogsumm swaks libnet-ssleay-perl"
 
 missing=""

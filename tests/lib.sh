@@ -72,7 +72,7 @@ rq_setup() {
     T=$(mktemp -d /tmp/relayq-test.XXXXXX)
     chmod 755 "$T"
     mkdir -p "$T/libexec" "$T/sink"
-    for d in master pickup qmgr showq smtpout; do
+    for d in master pickup qmgr showq smtpout metrics; do
         cp "$top_builddir/$d/$d" "$T/libexec/$d"
     done
     CONF=$T/relayq.conf
@@ -194,6 +194,11 @@ master_pid() {
 # child_pid - pid of one running relayq daemon of this test: child_pid NAME
 child_pid() {
     pgrep -f "^$T/libexec/$1 " | head -n 1
+}
+
+# free_port - a TCP port of 127.0.0.1 that nothing listens on now
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # queue_empty - whether mailq says the queue is empty

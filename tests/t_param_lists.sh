@@ -34,7 +34,7 @@ missing=$(comm -23 <(read_by $(ls "$src"/common/mail/*.c | grep -v '/params\.c$'
 [ -z "$missing" ]
 ok $? "the shared modules read only daemon_shared_params[] (missing: ${missing:-none})"
 
-for d in master pickup qmgr showq smtpout; do
+for d in master pickup qmgr showq smtpout metrics; do
     own=$(sort -u <(declared "$src/$d/$d.c") <(echo "$shared"))
     missing=$(comm -23 <(read_by "$src/$d"/*.c) <(echo "$own"))
     [ -z "$missing" ] && [ -n "$(declared "$src/$d/$d.c")" ]

@@ -38,7 +38,7 @@ else
     ok 1 "make install into a scratch prefix"
     tail -n 20 "$T/install.out" | sed 's/^/# /'
 fi
-for f in sbin/relayq libexec/relayq/master libexec/relayq/pickup libexec/relayq/qmgr \
+for f in sbin/relayq libexec/relayq/master libexec/relayq/pickup libexec/relayq/qmgr libexec/relayq/metrics \
     libexec/relayq/smtpout; do
     check "installed: $f" -- test -x "$S/$f"
 done

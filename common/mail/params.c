@@ -249,6 +249,32 @@ static int params_check_listen(const char *value, VSTR *why)
     return netaddr_listen_each(value, NULL, NULL, why);
 }
 
+/* params_count_word - netaddr_listen_each callback: count the words */
+static int params_count_word(const char *word, const struct sockaddr *sa, socklen_t len, void *ctx)
+{
+    (void)word;
+    (void)sa;
+    (void)len;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* params_check_metrics_listen - metrics_listen: empty, or one ADDRESS:PORT or [IPV6-ADDRESS]:PORT
+ */
+static int params_check_metrics_listen(const char *value, VSTR *why)
+{
+    int words = 0;
+
+    if (netaddr_listen_each(value, params_count_word, &words, why) < 0)
+        return -1;
+    if (words > 1) {
+        vstr_strcpy(why,
+                    "one address only: ADDRESS:PORT or [IPV6-ADDRESS]:PORT, as 127.0.0.1:9465");
+        return -1;
+    }
+    return 0;
+}
+
 /* params_check_mynetworks - mynetworks: ADDRESS/BITS and [IPV6-ADDRESS]/BITS words */
 static int params_check_mynetworks(const char *value, VSTR *why)
 {

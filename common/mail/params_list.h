@@ -75,7 +75,8 @@
     X(INT, smtpd_hard_error_limit, "20", 1, 1000)                                                  \
     X(STR, smtpd_tls_cert_file, "", NULL) /* "": no STARTTLS */                                    \
     X(STR, smtpd_tls_key_file, "", NULL)                                                           \
-    X(STR, smtpd_tls_listen, "", params_check_listen) /* implicit TLS (port 465 style) */          \
-    X(STR, smtpd_sasl_password_file, "", NULL)        /* "": no AUTH */
+    X(STR, smtpd_tls_listen, "", params_check_listen)       /* implicit TLS (port 465 style) */    \
+    X(STR, smtpd_sasl_password_file, "", NULL)              /* "": no AUTH */                      \
+    X(STR, metrics_listen, "", params_check_metrics_listen) /* "": no metrics endpoint */
 
 #endif

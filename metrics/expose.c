@@ -1,0 +1,235 @@
+/*
+ * expose - relayq's figures in the Prometheus text format, or OpenMetrics
+ *
+ * expose_write()
+ *	append to `out` the exposition of one scrape: the queue's counts
+ *	(NULL: the queue could not be read; its families are left out), and
+ *	qmgr's figures (NULL: qmgr did not answer; relayq_qmgr_up says 0 and
+ *	the per-destination families are left out). With openmetrics, the
+ *	OpenMetrics 1.0 text: a counter's family is named without its
+ *	"_total" (its samples keep it), and "# EOF" ends the text.
+ *
+ * Names follow Prometheus's conventions: the relayq_ prefix, base units
+ * (seconds, bytes), "_total" on counters, labels of bounded cardinality
+ * only (destination, which comes from the configuration, state, status,
+ * reason; never a queue id or an address). Every family has # HELP and
+ * # TYPE, and its samples follow together. Label values are escaped (\\,
+ * \" and \n) although a destination is host:port: the text must stay
+ * well-formed whatever qmgr sends.
+ *
+ * The caller owns `out`; nothing here fails.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "metrics.h"
+
+#define EXPOSE_KEYS_MAX 3 /* the most figures one family takes from a destination */
+
+/* A per-destination family: the figures of qmgr's dest record it shows. */
+typedef struct EXPOSE_FAMILY {
+    const char *name; /* without "_total" */
+    const char *type; /* "counter" or "gauge" */
+    const char *help;
+    const char *label;                         /* the second label's name, or NULL */
+    const char *keys[EXPOSE_KEYS_MAX];         /* figures of the dest record */
+    const char *label_values[EXPOSE_KEYS_MAX]; /* the second label's value for each */
+    const char *prefix;                        /* instead of keys: every figure PREFIXreason */
+} EXPOSE_FAMILY;
+
+static const EXPOSE_FAMILY expose_dest_families[] = {
+    {.name = "relayq_messages_delivered",
+     .type = "counter",
+     .help = "Messages of which the destination accepted at least one recipient.",
+     .keys = {"messages"}},
+    {.name = "relayq_recipients",
+     .type = "counter",
+     .help = "Recipients by the outcome of their delivery attempt.",
+     .label = "status",
+     .keys = {"rcpt_sent", "rcpt_deferred", "rcpt_bounced"},
+     .label_values = {"sent", "deferred", "bounced"}},
+    {.name = "relayq_connections",
+     .type = "gauge",
+     .help = "Connections to the destination now, by state.",
+     .label = "state",
+     .keys = {"open", "busy", "idle"},
+     .label_values = {"open", "busy", "idle"}},
+    {.name = "relayq_connections_opened",
+     .type = "counter",
+     .help = "Connections opened to the destination.",
+     .keys = {"opened"}},
+    {.name = "relayq_connections_closed",
+     .type = "counter",
+     .help = "Connections closed, by reason.",
+     .label = "reason",
+     .prefix = "closed_"},
+    {.name = "relayq_tls_handshakes",
+     .type = "counter",
+     .help = "TLS handshakes completed with the destination.",
+     .keys = {"tls"}},
+    {.name = "relayq_tls_resumptions",
+     .type = "counter",
+     .help = "TLS handshakes that resumed a session.",
+     .keys = {"tls_resumed"}},
+    {.name = "relayq_auth_successes",
+     .type = "counter",
+     .help = "SMTP AUTH exchanges the destination accepted.",
+     .keys = {"auth_ok"}},
+    {.name = "relayq_auth_failures",
+     .type = "counter",
+     .help = "SMTP AUTH exchanges the destination refused.",
+     .keys = {"auth_fail"}},
+    {.name = "relayq_timeouts",
+     .type = "counter",
+     .help = "Commands the destination did not answer in time.",
+     .keys = {"timeouts"}},
+    {.name = "relayq_destination_jobs_queued",
+     .type = "gauge",
+     .help = "Delivery jobs waiting for a worker.",
+     .keys = {"queued"}},
+    {.name = "relayq_destination_suspended",
+     .type = "gauge",
+     .help = "Whether delivery to the destination is suspended until a probe succeeds.",
+     .keys = {"suspended"}},
+    {.name = "relayq_destination_parked_messages",
+     .type = "gauge",
+     .help = "Messages parked while the destination is suspended.",
+     .keys = {"parked"}},
+};
+
+/* expose_escape - a label value, escaped for the exposition formats */
+static void expose_escape(VSTR *out, const char *value)
+{
+    for (const char *cp = value; *cp; cp++) {
+        if (*cp == '\\')
+            vstr_strcat(out, "\\\\");
+        else if (*cp == '"')
+            vstr_strcat(out, "\\\"");
+        else if (*cp == '\n')
+            vstr_strcat(out, "\\n");
+        else
+            vstr_addch(out, *cp);
+    }
+}
+
+/* expose_head - the HELP and TYPE lines of a family */
+static void expose_head(VSTR *out, const char *name, const char *type, const char *help,
+                        int openmetrics)
+{
+    const char *suffix = strcmp(type, "counter") == 0 && !openmetrics ? "_total" : "";
+
+    vstr_sprintf_append(out, "# HELP %s%s %s\n# TYPE %s%s %s\n", name, suffix, help, name, suffix,
+                        type);
+}
+
+/* expose_sample_start - "NAME{" or "NAME_total{" */
+static void expose_sample_start(VSTR *out, const char *name, const char *type)
+{
+    vstr_sprintf_append(out, "%s%s{", name, strcmp(type, "counter") == 0 ? "_total" : "");
+}
+
+/* expose_dest_sample - one sample of a per-destination family */
+static void expose_dest_sample(VSTR *out, const EXPOSE_FAMILY *family, const char *dest,
+                               const char *label_value, long long value)
+{
+    expose_sample_start(out, family->name, family->type);
+    vstr_strcat(out, "destination=\"");
+    expose_escape(out, dest);
+    vstr_addch(out, '"');
+    if (family->label != NULL) {
+        vstr_sprintf_append(out, ",%s=\"", family->label);
+        expose_escape(out, label_value);
+        vstr_addch(out, '"');
+    }
+    vstr_sprintf_append(out, "} %lld\n", value);
+}
+
+/* expose_dest_family - one family over every destination */
+static void expose_dest_family(VSTR *out, const EXPOSE_FAMILY *family, const QSTATS *stats,
+                               int openmetrics)
+{
+    size_t plen = family->prefix ? strlen(family->prefix) : 0;
+
+    expose_head(out, family->name, family->type, family->help, openmetrics);
+    for (size_t i = 0; i < stats->ndest; i++) {
+        const QSTATS_DEST *dest = stats->dests + i;
+
+        if (family->prefix != NULL) {
+            for (int k = 0; k < dest->count; k++)
+                if (strncmp(dest->keys[k], family->prefix, plen) == 0 && dest->keys[k][plen])
+                    expose_dest_sample(out, family, dest->name, dest->keys[k] + plen,
+                                       dest->values[k]);
+            continue;
+        }
+        for (int k = 0; k < EXPOSE_KEYS_MAX && family->keys[k] != NULL; k++)
+            expose_dest_sample(out, family, dest->name, family->label_values[k],
+                               qstats_get(dest, family->keys[k]));
+    }
+}
+
+/* expose_gauge - a family of one unlabelled gauge */
+static void expose_gauge(VSTR *out, const char *name, const char *help, long long value,
+                         int openmetrics)
+{
+    expose_head(out, name, "gauge", help, openmetrics);
+    vstr_sprintf_append(out, "%s %lld\n", name, value);
+}
+
+/* expose_queue - the queue's families */
+static void expose_queue(VSTR *out, const QCOUNT *count, const QSTATS *stats, int openmetrics)
+{
+    long long active = stats != NULL ? stats->active : 0;
+    const struct {
+        const char *state;
+        long long value;
+    } states[] = {
+        {"active", active},
+        /* Due mail that no worker has yet; the active mail is due mail too. */
+        {"waiting", count->due > active ? count->due - active : 0},
+        {"deferred", count->deferred},
+        {"hold", count->hold},
+        {"aside", count->aside},
+        {"maildrop", count->maildrop},
+    };
+
+    expose_head(out, "relayq_queue_messages", "gauge",
+                "Messages in the queue by state; maildrop: submissions not yet picked up.",
+                openmetrics);
+    for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+        if (states[i].value >= 0 && (stats != NULL || strcmp(states[i].state, "active") != 0))
+            vstr_sprintf_append(out, "relayq_queue_messages{state=\"%s\"} %lld\n", states[i].state,
+                                states[i].value);
+    expose_gauge(out, "relayq_queue_oldest_message_age_seconds",
+                 "Age of the oldest message in the queue (0: the queue is empty).",
+                 count->oldest_age, openmetrics);
+    expose_gauge(out, "relayq_queue_map_used_bytes", "Bytes of the queue's LMDB map in use.",
+                 count->map_used, openmetrics);
+    expose_gauge(out, "relayq_queue_map_size_bytes",
+                 "Size of the queue's LMDB map (queue_map_size).", count->map_size, openmetrics);
+    expose_head(out, "relayq_queue_map_used_ratio", "gauge",
+                "Share of the queue's LMDB map in use; new mail waits in maildrop when it is full.",
+                openmetrics);
+    vstr_sprintf_append(out, "relayq_queue_map_used_ratio %.6f\n",
+                        count->map_size > 0 ? (double)count->map_used / (double)count->map_size
+                                            : 0.0);
+}
+
+/* expose_write - one scrape's exposition */
+void expose_write(VSTR *out, const QCOUNT *count, const QSTATS *stats, int openmetrics)
+{
+    expose_head(out, "relayq_build_info", "gauge", "The relayq version that runs; always 1.",
+                openmetrics);
+    vstr_strcat(out, "relayq_build_info{version=\"");
+    expose_escape(out, PACKAGE_VERSION);
+    vstr_strcat(out, "\"} 1\n");
+    expose_gauge(out, "relayq_qmgr_up", "Whether qmgr answered this scrape's request for figures.",
+                 stats != NULL, openmetrics);
+    if (count != NULL)
+        expose_queue(out, count, stats, openmetrics);
+    if (stats != NULL)
+        for (size_t i = 0; i < sizeof(expose_dest_families) / sizeof(expose_dest_families[0]); i++)
+            expose_dest_family(out, expose_dest_families + i, stats, openmetrics);
+    if (openmetrics)
+        vstr_strcat(out, "# EOF\n");
+}

@@ -1,0 +1,149 @@
+#!/bin/bash
+# t_metrics - the Prometheus endpoint: with metrics_listen set, master
+# starts the metrics daemon, which serves /metrics on that address. 1,000
+# messages go to the test server, which refuses 50 recipients for good
+# (550) and 100 once (450). A scrape taken while mail flows, and one at
+# the end, pass "promtool check metrics" without a word; at the end the
+# counters say what the server saw: recipients sent (the 950 messages
+# and the 50 bounce notices), bounced 50, deferred 100; the queue is
+# empty, and relayq stats --json gives the same figures. Other paths get
+# 404, other methods 405; a bad metrics_listen is refused by relayq check.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+
+N=1000
+BOUNCED=50
+DEFERRED=100
+
+rq_setup
+rq_set metrics_listen "127.0.0.1:9465:1"
+"$RELAYQ" check >"$T/check.out" 2>&1
+status=$?
+ok $((status == 0)) "relayq check refuses metrics_listen = 127.0.0.1:9465:1 (exit $status)"
+check "and names the parameter" -- grep -q "metrics_listen" "$T/check.out"
+rq_set metrics_listen "127.0.0.1:9465, 127.0.0.1:9466"
+"$RELAYQ" check >"$T/check.out" 2>&1
+status=$?
+ok $((status == 0)) "relayq check refuses two addresses (exit $status)"
+check "and says one only" -- grep -q "one address only" "$T/check.out"
+
+PORT=$(free_port)
+rq_set metrics_listen "127.0.0.1:$PORT"
+"$RELAYQ" check >"$T/check.out" 2>&1
+ok $? "relayq check takes metrics_listen = 127.0.0.1:$PORT"
+
+# Spread out: a relay that defers transaction after transaction on one
+# connection is taken as loaded, and relayq slows down for it.
+replies=()
+for i in $(seq 7 20 $N); do
+    replies+=(--rcpt-reply "rcpt$i@example.com=550 5.1.1 no such user")
+done
+for i in $(seq 3 10 $N); do
+    replies+=(--rcpt-reply "rcpt$i@example.com=450 4.2.1 mailbox unavailable@1")
+done
+sink_start "${replies[@]}"
+ok $? "the test server on 127.0.0.1:$SINK_PORT"
+rq_set minimal_backoff_time 1s
+rq_set maximal_backoff_time 2s
+rq_set queue_run_delay 1s
+maildrop_fill $N metrics
+ok $? "$N messages waiting in maildrop"
+
+URL=http://127.0.0.1:$PORT/metrics
+# scrape FILE - one scrape of /metrics into a file
+scrape() { curl -sf --max-time 10 -o "$1" "$URL"; }
+# sample FILE SERIES - the value of one series of a scrape ("" when absent)
+sample() { awk -v s="$2" '$1 == s { print $2 }' "$1"; }
+DEST="destination=\"127.0.0.1:$SINK_PORT\""
+# delivered_some - the test server has some of the mail, not all of it yet
+delivered_some() { [ "$(sink_messages)" -ge 50 ]; }
+
+"$RELAYQ" start
+ok $? "relayq start"
+wait_for 10 scrape "$T/first"
+ok $? "metrics answers on 127.0.0.1:$PORT"
+wait_for 60 delivered_some
+scrape "$T/mid"
+ok $? "a scrape while mail flows (the server has $(sink_messages) messages)"
+promtool check metrics <"$T/mid" >"$T/promtool.out" 2>&1
+ok $? "promtool check metrics passes on it"
+check "without a word" -- test ! -s "$T/promtool.out"
+sed 's/^/# /' "$T/promtool.out" | head -n 10
+
+wait_for 120 sink_has $N
+ok $? "the server has $N messages ($(sink_messages))"
+wait_for 30 queue_empty
+ok $? "the queue is empty"
+# settled - the last result is counted: every recipient sent or bounced
+settled() {
+    scrape "$T/end" &&
+        [ "$(sample "$T/end" "relayq_recipients_total{$DEST,status=\"sent\"}")" = "$(sink_messages)" ] &&
+        [ "$(sample "$T/end" "relayq_recipients_total{$DEST,status=\"bounced\"}")" = "$BOUNCED" ]
+}
+wait_for 10 settled
+ok $? "the counters caught up"
+promtool check metrics <"$T/end" >"$T/promtool.out" 2>&1
+ok $? "promtool check metrics passes at the end"
+check "without a word" -- test ! -s "$T/promtool.out"
+sed 's/^/# /' "$T/promtool.out" | head -n 10
+
+sent=$(sample "$T/end" "relayq_recipients_total{$DEST,status=\"sent\"}")
+check "recipients sent = the messages the server took ($(sink_messages)): $sent" -- \
+    test "$sent" = "$(sink_messages)"
+check "messages delivered = the same: $(sample "$T/end" "relayq_messages_delivered_total{$DEST}")" -- \
+    test "$(sample "$T/end" "relayq_messages_delivered_total{$DEST}")" = "$(sink_messages)"
+refused=$(sink_count '^reject conn=.* cmd=RCPT reply=5')
+check "recipients bounced = what the server refused for good ($refused)" -- \
+    test "$(sample "$T/end" "relayq_recipients_total{$DEST,status=\"bounced\"}")" = "$refused" \
+    -a "$refused" -eq $BOUNCED
+refused=$(sink_count '^reject conn=.* cmd=RCPT reply=4')
+check "recipients deferred = what the server refused for now ($refused)" -- \
+    test "$(sample "$T/end" "relayq_recipients_total{$DEST,status=\"deferred\"}")" = "$refused" \
+    -a "$refused" -eq $DEFERRED
+check "opened connections = the server's ($(sink_connections))" -- \
+    test "$(sample "$T/end" "relayq_connections_opened_total{$DEST}")" = "$(sink_connections)"
+for state in active waiting deferred hold aside maildrop; do
+    check "relayq_queue_messages{state=\"$state\"} is 0" -- \
+        test "$(sample "$T/end" "relayq_queue_messages{state=\"$state\"}")" = 0
+done
+check "qmgr is up" -- test "$(sample "$T/end" relayq_qmgr_up)" = 1
+check "the build is named" -- grep -q '^relayq_build_info{version="[^"]*"} 1$' "$T/end"
+check "the destination is not suspended" -- \
+    test "$(sample "$T/end" "relayq_destination_suspended{$DEST}")" = 0
+check "every family has HELP and TYPE" -- \
+    test "$(grep -c '^# HELP ' "$T/end")" -eq "$(grep -c '^# TYPE ' "$T/end")"
+
+# relayq stats --json counts the same
+"$RELAYQ" stats --json >"$T/stats.json"
+ok $? "relayq stats --json"
+# field KEY - one figure of the destination in the JSON
+field() {
+    python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print([x for x in d["destinations"] if x["name"] == sys.argv[2]][0][sys.argv[3]])' \
+        "$T/stats.json" "127.0.0.1:$SINK_PORT" "$1"
+}
+check "relayq stats says the same: sent $(field rcpt_sent), bounced $(field rcpt_bounced), deferred $(field rcpt_deferred)" -- \
+    test "$(field rcpt_sent)" = "$sent" -a "$(field rcpt_bounced)" = $BOUNCED \
+    -a "$(field rcpt_deferred)" = $DEFERRED
+check "and the same map use" -- python3 -c 'import json, sys
+q = json.load(open(sys.argv[1]))["queue"]
+sys.exit(0 if q["map_size"] == int(sys.argv[2]) and q["messages"] == 0 else 1)' \
+    "$T/stats.json" "$(sample "$T/end" relayq_queue_map_size_bytes)"
+
+# OpenMetrics when asked, 404 and 405 otherwise
+curl -sf --max-time 10 -H 'Accept: application/openmetrics-text; version=1.0.0' -D "$T/om.head" \
+    -o "$T/om" "$URL"
+ok $? "a scrape that asks for OpenMetrics"
+check "gets that media type" -- grep -qi '^content-type: application/openmetrics-text' "$T/om.head"
+check "and ends with # EOF" -- test "$(tail -n 1 "$T/om")" = "# EOF"
+check "a counter's family has no _total in OpenMetrics" -- grep -q '^# TYPE relayq_recipients counter$' "$T/om"
+check "the text format's does" -- grep -q '^# TYPE relayq_recipients_total counter$' "$T/end"
+check "another path is 404" -- \
+    test "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/")" = 404
+check "POST is 405" -- \
+    test "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -d x "$URL")" = 405
+
+"$RELAYQ" stop
+ok $? "relayq stop"
+check "the metrics daemon is gone with master" -- sh -c "! curl -s --max-time 2 -o /dev/null '$URL'"
+tap_end

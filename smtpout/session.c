@@ -42,6 +42,14 @@
  * ORCPT) go upstream only when the relay's EHLO offered DSN; the job then
  * notes that the relay took over the notices (upstream_dsn in the result).
  *
+ * CHUNKING (RFC 3030; smtp_use_chunking): when the relay offers it with
+ * PIPELINING, "BDAT n LAST" and the whole content, as queued and without
+ * dot-stuffing, take the place of DATA right after the last RCPT TO, so
+ * a message costs one round trip. The RCPT TO replies decide the refused
+ * recipients and the BDAT reply the accepted ones, as DATA's and the
+ * dot's would. A relay that limits the recipients before the list is
+ * written gets DATA for that transaction.
+ *
  * A connection that was used before and dies before the server accepted
  * anything of the current job (end of file, reset, or 421 in reply to
  * MAIL FROM) is not a delivery failure: the job is retried once, at once,
@@ -65,7 +73,7 @@
  * carried a secret (AUTH) is wiped from the buffer once written.
  *
  * Upstream faults (doc/relayq.conf.5, UPSTREAM FAULTS): a 5xx to MAIL
- * FROM, RCPT TO, DATA or the final dot bounces; a 4xx, a 421, a reply
+ * FROM, RCPT TO, DATA, the final dot or BDAT bounces; a 4xx, a 421, a reply
  * out of place, a malformed reply, a lost connection, a stage timeout or
  * any failure of the setup (greeting, EHLO/HELO, STARTTLS, TLS, AUTH)
  * defers. The AUTH dialogue as a whole has one smtp_helo_timeout, and a
@@ -137,6 +145,8 @@ static const struct {
     [SESS_BODY] = {"sending message body", "end of DATA", "smtp_data_xfer_timeout"},
     [SESS_DOT] = {"sending end of data -- message may be sent more than once", "end of DATA",
                   "smtp_data_done_timeout"},
+    [SESS_BDAT] = {"sending message body -- message may be sent more than once", "BDAT",
+                   "smtp_data_done_timeout"},
     [SESS_RSET] = {"sending RSET", "RSET", "smtp_mail_timeout"},
     [SESS_QUIT] = {"sending QUIT", "QUIT", "smtp_quit_timeout"},
 };
@@ -1024,6 +1034,9 @@ static void session_begin(SESSION *s)
     job->conn_use = ++s->msgs;
     memset(&s->txn, 0, sizeof(s->txn));
     s->txn.reused = job->conn_use > 1;
+    /* RFC 3030: BDAT may follow the RCPT TOs unanswered only with PIPELINING. */
+    s->txn.bdat = var_bool(smtp_use_chunking) && (s->features & SESS_FEAT_CHUNKING) &&
+                  (s->features & SESS_FEAT_PIPELINING);
     session_arm(s, SESS_MAIL);
     /* The relay takes over success notices only if it speaks DSN (qmgr's "relayed"). */
     job->upstream_dsn = (s->features & SESS_FEAT_DSN) != 0;
@@ -1165,6 +1178,8 @@ static void session_ehlo_features(SESSION *s, const SMTP_REPLY *reply)
             s->features |= SESS_FEAT_DSN;
         else if (KEYWORD("STARTTLS"))
             s->features |= SESS_FEAT_STARTTLS;
+        else if (KEYWORD("CHUNKING"))
+            s->features |= SESS_FEAT_CHUNKING;
         else if (KEYWORD("AUTH") || (len > 5 && strncasecmp(line, "AUTH=", 5) == 0)) {
             s->features |= SESS_FEAT_AUTH;
             s->auth_mechs |= auth_mechs(line + 4, (size_t)(eol - line - 4));
@@ -1235,7 +1250,13 @@ static void session_rcpt_refill(SESSION *s)
            s->txn.rcpt_sent - s->txn.rcpt_replies < SESSION_RCPT_WINDOW)
         session_rcpt_append(s);
     if (s->txn.rcpt_sent == job->nrcpt) {
-        vstr_strcat(s->out, "DATA\r\n");
+        /* The content as it is queued (CRLF lines): BDAT takes it without dot-stuffing. */
+        if (s->txn.bdat) {
+            vstr_sprintf_append(s->out, "BDAT %zu LAST\r\n", vstr_len(job->body));
+            vstr_append(s->out, vstr_str(job->body), vstr_len(job->body));
+        } else {
+            vstr_strcat(s->out, "DATA\r\n");
+        }
         s->txn.data_sent = 1;
     }
     session_flush(s);
@@ -1299,7 +1320,28 @@ static void session_next_command(SESSION *s)
     }
 }
 
-/* session_transaction_reply - a reply to MAIL FROM, RCPT TO, DATA or the final dot */
+/* session_content_reply - the reply to the whole content decides the accepted recipients */
+static void session_content_reply(SESSION *s, const SMTP_REPLY *reply)
+{
+    JOB *job = s->job;
+    VSTR *text;
+    char dsn[16];
+
+    if (reply->code / 100 != 2) {
+        session_reply_fail(s, reply, session_reply_status(reply), 1);
+        return;
+    }
+    text = vstr_alloc(128);
+    session_reply_text(reply, text);
+    session_reply_dsn(reply, JOB_SENT, dsn, sizeof(dsn));
+    for (size_t i = 0; i < job->nrcpt; i++)
+        if (job->rcpts[i].accepted)
+            job_set(job, i, JOB_SENT, dsn, vstr_str(text));
+    vstr_free(text);
+    FAULT_POINT("smtpout-after-250");
+}
+
+/* session_transaction_reply - a reply to MAIL FROM, RCPT TO, DATA, the final dot or BDAT */
 static void session_transaction_reply(SESSION *s, const SMTP_REPLY *reply)
 {
     JOB *job = s->job;
@@ -1345,7 +1387,7 @@ static void session_transaction_reply(SESSION *s, const SMTP_REPLY *reply)
         if (s->txn.rcpt_replies < s->txn.rcpt_sent)
             session_arm(s, SESS_RCPT); /* more replies to come (PIPELINING) */
         else if (s->txn.data_sent)
-            session_arm(s, SESS_DATA);
+            session_arm(s, s->txn.bdat ? SESS_BDAT : SESS_DATA);
         else
             session_next_command(s);
         return;
@@ -1377,19 +1419,18 @@ static void session_transaction_reply(SESSION *s, const SMTP_REPLY *reply)
             session_job_done(s, AFTER_RSET);
             return;
         }
-        if (ok) {
-            text = vstr_alloc(128);
-            session_reply_text(reply, text);
-            session_reply_dsn(reply, JOB_SENT, dsn, sizeof(dsn));
-            for (size_t i = 0; i < job->nrcpt; i++)
-                if (job->rcpts[i].accepted)
-                    job_set(job, i, JOB_SENT, dsn, vstr_str(text));
-            vstr_free(text);
-            FAULT_POINT("smtpout-after-250");
-        } else {
-            session_reply_fail(s, reply, session_reply_status(reply), 1);
-        }
+        session_content_reply(s, reply);
         session_job_done(s, AFTER_IDLE);
+        return;
+    case SESS_BDAT:
+        /* With no recipient accepted the relay refused the content (503): nothing to decide. */
+        if (s->txn.accepted == 0) {
+            session_job_done(s, AFTER_RSET);
+            return;
+        }
+        session_content_reply(s, reply);
+        /* After a refused BDAT the transaction may linger on the relay's side. */
+        session_job_done(s, ok ? AFTER_IDLE : AFTER_RSET);
         return;
     default:
         msg_panic("session_transaction_reply: state %d", (int)s->state);
@@ -1491,6 +1532,7 @@ static void session_reply(SESSION *s, const SMTP_REPLY *reply)
     case SESS_DATA:
     case SESS_BODY:
     case SESS_DOT:
+    case SESS_BDAT:
         session_transaction_reply(s, reply);
         return;
     case SESS_NOOP:

@@ -154,6 +154,7 @@ int main(int argc, char **argv)
         PARAM_ID(smtp_tls_CAfile),
         PARAM_ID(smtp_tls_security_level),
         PARAM_ID(smtp_tls_wrappermode),
+        PARAM_ID(smtp_use_chunking),
         PARAM_ID(smtpout_sessions_per_worker),
         -1,
     };

@@ -204,6 +204,7 @@ void job_rcpt_dsn(const JOB *job, size_t i, VSTR *out);
 #define SESS_FEAT_DSN 32
 #define SESS_FEAT_STARTTLS 64
 #define SESS_FEAT_AUTH 128
+#define SESS_FEAT_CHUNKING 256
 
 /* What the session is doing; in the reply states, the reply it waits for. */
 typedef enum SESS_STATE {
@@ -222,6 +223,7 @@ typedef enum SESS_STATE {
     SESS_DATA,       /* waiting for the DATA reply */
     SESS_BODY,       /* writing the content */
     SESS_DOT,        /* final dot sent, waiting for the reply */
+    SESS_BDAT,       /* BDAT LAST sent with the content, waiting for the reply */
     SESS_RSET,       /* RSET sent after a transaction that did not end in a dot */
     SESS_QUIT,       /* QUIT sent; the connection closes on the reply */
     SESS_STATE_COUNT
@@ -281,6 +283,7 @@ struct SESSION {
         int rcpt_limited;    /* the relay takes no more recipients in this transaction */
         size_t accepted;     /* recipients accepted */
         int empty_data;      /* DATA got 354 with no recipient accepted: send only the dot */
+        int bdat;            /* the content goes as BDAT LAST, pipelined after the RCPT TOs */
     } txn;
     /* The connection's identity: a job whose identity differs needs another connection. */
     unsigned char ident[SASL_ID_LEN];       /* hash of relay, port, TLS policy, credential */

@@ -132,7 +132,11 @@ check "no RET, ENVID, NOTIFY or ORCPT was sent" -- \
 check "the recipient had no parameters" -- grep -q ' rcpt_params=-$' <<<"$line"
 check "smtpout logged the delivery as sent" -- log_has 1 'to=<d@example.com>, .*status=sent'
 # NOTIFY=SUCCESS and a relay that cannot pass it on: relayq says "relayed" itself.
-wait_for 20 test "$(notices_to s@example.com)" -ge 1
+# has_notice - whether a notice to an address arrived: has_notice ADDRESS
+has_notice() {
+    [ "$(notices_to "$1")" -ge 1 ]
+}
+wait_for 20 has_notice s@example.com
 ok $? "qmgr sent the sender a relayed notice"
 # With DSN upstream (parts 1 and 2) the relay sends the success notices, not relayq.
 check "only that one: none for the messages the DSN relay took" -- \

@@ -505,8 +505,12 @@ tls_conf() {
     if [ -n "${SMTPOUT_PID:-}" ] && kill -0 "$SMTPOUT_PID" 2>/dev/null; then
         RELOADS=$((RELOADS + 1))
         kill -HUP "$SMTPOUT_PID"
-        wait_for 10 test "$(grep -c "smtpout\[$SMTPOUT_PID\]: reload -- " "$MAILLOG")" -ge "$RELOADS"
+        wait_for 10 reloaded
     fi
+}
+# reloaded - whether the worker logged every reload asked of it
+reloaded() {
+    [ "$(grep -c "smtpout\[$SMTPOUT_PID\]: reload -- " "$MAILLOG")" -ge "$RELOADS" ]
 }
 
 # deliver_one PORT N RCPT - one job, waiting for its result; sets QID, JOB

@@ -66,6 +66,7 @@ typedef struct TLS_STATE {
     int done;                           /* handshake complete; conn->ops are TLS */
     int verify;                         /* level verify: the name and chain were checked */
     int write_pending;                  /* a record waits to be resent after EAGAIN */
+    int socket_empty;                   /* the last recv(2) under GnuTLS said EAGAIN */
     const char *trust;                  /* "Verified", "Trusted", "Untrusted" */
     char *cache_key;                    /* destination and TLS policy */
 } TLS_STATE;

@@ -47,6 +47,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "htable.h"
 #include "msg.h"
@@ -69,6 +70,8 @@ typedef struct TLS_CACHED {
     gnutls_datum_t data;
 } TLS_CACHED;
 
+static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len);
+static ssize_t tls_push(gnutls_transport_ptr_t ptr, const void *buf, size_t len);
 static ssize_t tls_read(CONN *conn, void *buf, size_t len);
 static ssize_t tls_write(CONN *conn, const void *buf, size_t len);
 static void tls_close(CONN *conn);
@@ -168,8 +171,37 @@ int tls_start(CONN *conn, const char *host, const char *cache_key, int verify, V
     if (tls_cache != NULL && (cached = htable_get(tls_cache, cache_key)) != NULL)
         (void)gnutls_session_set_data(tls->session, cached->data.data, cached->data.size);
     gnutls_handshake_set_timeout(tls->session, GNUTLS_INDEFINITE_TIMEOUT);
-    gnutls_transport_set_int(tls->session, conn->fd);
+    /* Our own socket calls: tls_pull notes an empty socket for tls_read(). */
+    gnutls_transport_set_ptr(tls->session, conn);
+    gnutls_transport_set_pull_function(tls->session, tls_pull);
+    gnutls_transport_set_push_function(tls->session, tls_push);
     return 0;
+}
+
+/* tls_pull - GnuTLS's reads from the socket; an empty socket is noted for tls_read() */
+static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len)
+{
+    CONN *conn = ptr;
+    TLS_STATE *tls = conn->layer;
+    ssize_t n = recv(conn->fd, buf, len, 0);
+
+    if (n < 0) {
+        tls->socket_empty = errno == EAGAIN || errno == EWOULDBLOCK;
+        gnutls_transport_set_errno(tls->session, errno);
+    }
+    return n;
+}
+
+/* tls_push - GnuTLS's writes to the socket */
+static ssize_t tls_push(gnutls_transport_ptr_t ptr, const void *buf, size_t len)
+{
+    CONN *conn = ptr;
+    TLS_STATE *tls = conn->layer;
+    ssize_t n = send(conn->fd, buf, len, MSG_NOSIGNAL);
+
+    if (n < 0)
+        gnutls_transport_set_errno(tls->session, errno);
+    return n;
 }
 
 /* tls_verify_text - GnuTLS's description of a verification status */
@@ -307,11 +339,16 @@ static ssize_t tls_read(CONN *conn, void *buf, size_t len)
     /*
      * After a post-handshake message (a TLS 1.3 session ticket) GnuTLS says
      * "again" even when the next record already sits in its own buffer,
-     * where poll(2) cannot see it: ask a few more times before believing it.
+     * where poll(2) cannot see it: ask again -- but only while the socket
+     * itself was not found empty. Once recv(2) said EAGAIN, so does
+     * GnuTLS rightly, and a read event costs one empty recv(2), not
+     * TLS_READ_TRIES.
      */
     do {
+        tls->socket_empty = 0;
         n = gnutls_record_recv(tls->session, buf, len);
-    } while ((n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) && ++tries < TLS_READ_TRIES);
+    } while ((n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) && !tls->socket_empty &&
+             ++tries < TLS_READ_TRIES);
     if (n >= 0)
         return n;
     switch (n) {

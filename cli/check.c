@@ -61,6 +61,7 @@
 #include "qdir.h"
 #include "sasl_passwd.h"
 #include "seal.h"
+#include "tls_policy.h"
 
 /* check_daemon - one daemon program must be an executable file */
 static int check_daemon(const char *file, const char *dir, const char *name)
@@ -316,6 +317,25 @@ static int check_table(const char *file, const char *param)
     return problems;
 }
 
+/* check_tls_policy - smtp_tls_policy_maps loads, every entry parses, each CAfile= is readable */
+static int check_tls_policy(const char *file)
+{
+    VSTR *why = vstr_alloc(100);
+    MAPS *map = maps_open(var_str(smtp_tls_policy_maps), why);
+    int problems = 0;
+
+    if (map == NULL && vstr_len(why) > 0) {
+        msg_error("%s: smtp_tls_policy_maps: %s", file, vstr_str(why));
+        problems = 1;
+    } else if (tls_policy_check(map, why) < 0) {
+        msg_error("%s: smtp_tls_policy_maps %s: %s", file, maps_path(map), vstr_str(why));
+        problems = 1;
+    }
+    maps_free(map);
+    vstr_free(why);
+    return problems;
+}
+
 /*
  * check_identities - as root, master becomes mail_owner and gives maildrop/
  * and public/ to setgid_group: both must be what master accepts. *reader is
@@ -394,6 +414,7 @@ int check_run(const char *path)
     problems += check_routes(file, "transport_maps", 1);
     problems += check_routes(file, "sender_dependent_relayhost_maps", 0);
     problems += check_table(file, "destination_policy_maps");
+    problems += check_tls_policy(file);
     problems += check_file(file, "queue_encryption_key_file", var_str(queue_encryption_key_file));
     problems += check_keys(file);
     /* Started as root, the daemons read these as mail_owner, never as root. */
@@ -408,6 +429,8 @@ int check_run(const char *path)
                                var_str(sender_dependent_relayhost_maps), reader, 0);
     problems += check_readable(file, "destination_policy_maps", var_str(destination_policy_maps),
                                reader, 0);
+    problems +=
+        check_readable(file, "smtp_tls_policy_maps", var_str(smtp_tls_policy_maps), reader, 0);
     return problems;
 }
 

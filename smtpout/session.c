@@ -244,6 +244,7 @@ static void session_close(SESSION *s, const char *reason)
     s->dest = NULL;
     myfree(s->tls_cache_key);
     s->tls_cache_key = NULL;
+    tls_policy_free(&s->policy);
     s->tls_on = 0;
     s->tls_declined = 0;
     s->auth_mechs = 0;
@@ -649,23 +650,10 @@ static void session_idle_expire(void *ctx)
     session_quit(s, "idle");
 }
 
-/* session_tls_level - smtp_tls_security_level as a number */
-static int session_tls_level(void)
-{
-    const char *level = var_str(smtp_tls_security_level);
-
-    if (strcmp(level, "none") == 0)
-        return SESS_TLS_NONE;
-    if (strcmp(level, "encrypt") == 0)
-        return SESS_TLS_ENCRYPT;
-    if (strcmp(level, "verify") == 0)
-        return SESS_TLS_VERIFY;
-    return SESS_TLS_MAY;
-}
-
 /*
  * session_identity - what a connection for this relay would be: relay,
- * port, TLS policy (level, wrappermode, CA file) and credential (user and
+ * port, TLS policy (wrappermode, and the relay's smtp_tls_policy_maps
+ * entry or the global level and CA file) and credential (user and
  * secret, as the keyed hash). -1 with the reason when AUTH is on and there
  * is no credential, or its last AUTH failed moments ago.
  */
@@ -674,17 +662,22 @@ static int session_identity(const char *relay, unsigned port, unsigned char *ide
     crypto_generichash_state state;
     SASL_CRED *cred = NULL;
     VSTR *text = vstr_alloc(128);
+    TLS_POLICY policy;
     const char *failed;
 
-    vstr_sprintf(text, "%s:%u:%d:%d:", relay, port, session_tls_level(),
-                 var_bool(smtp_tls_wrappermode));
-    /* Lower case for the relay; the CA file name (a path) is added as written. */
+    if (tls_policy(relay, port, &policy, why) < 0) {
+        vstr_free(text);
+        return -1;
+    }
+    vstr_sprintf(text, "%s:%u:%d:", relay, port, var_bool(smtp_tls_wrappermode));
+    /* Lower case for the relay; the policy (paths, names) is added as written. */
     for (size_t i = 0; i < vstr_len(text); i++)
         text->data[i] = (char)tolower((unsigned char)text->data[i]);
     vstr_addch(text, '\0');
     crypto_generichash_init(&state, NULL, 0, SASL_ID_LEN);
-    vstr_strcat(text, var_str(smtp_tls_CAfile));
+    vstr_strcat(text, policy.canonical);
     crypto_generichash_update(&state, (const unsigned char *)vstr_str(text), vstr_len(text));
+    tls_policy_free(&policy);
     vstr_free(text);
     if (var_bool(smtp_sasl_auth_enable)) {
         if (auth_lookup(relay, port, &cred, why) < 0)
@@ -714,7 +707,6 @@ static void session_open(SESSION *s, const unsigned char *ident)
         vstr_free(why);
         return;
     }
-    vstr_free(why);
     s->conn = conn;
     s->host = mystrdup(job->relay);
     s->port = job->port;
@@ -726,12 +718,15 @@ static void session_open(SESSION *s, const unsigned char *ident)
     memcpy(s->ident, ident, SASL_ID_LEN);
     s->dest = mymalloc(strlen(job->relay) + 16);
     sprintf(s->dest, "%s:%u", job->relay, job->port);
-    s->tls_level = session_tls_level();
+    /* session_kick() just found the policy in the identity: it is there. */
+    if (tls_policy(job->relay, job->port, &s->policy, why) < 0)
+        msg_panic("session_open: %s", vstr_str(why));
+    vstr_free(why);
+    s->tls_level = s->policy.level;
     s->wrapper = var_bool(smtp_tls_wrappermode);
     /* A session verified under other trust anchors must not be resumed under these. */
-    s->tls_cache_key = mymalloc(strlen(s->dest) + strlen(var_str(smtp_tls_CAfile)) + 32);
-    sprintf(s->tls_cache_key, "%s:%d:%d:%s", s->dest, s->tls_level, s->wrapper,
-            var_str(smtp_tls_CAfile));
+    s->tls_cache_key = mymalloc(strlen(s->dest) + strlen(s->policy.canonical) + 32);
+    sprintf(s->tls_cache_key, "%s:%d:%s", s->dest, s->wrapper, s->policy.canonical);
     /* Level may after a failed handshake: this one connection goes without TLS. */
     if (s->plain_once && !s->wrapper && memcmp(s->plain_ident, ident, SASL_ID_LEN) == 0)
         s->tls_declined = 1;
@@ -749,7 +744,7 @@ static void session_tls_begin(SESSION *s)
     /* Whatever came in plaintext after "220 ready to start TLS" must not be believed. */
     vstr_reset(s->in);
     smtp_reply_parser_reset(s->parser);
-    if (tls_start(s->conn, s->host, s->tls_cache_key, s->tls_level == SESS_TLS_VERIFY, why) < 0) {
+    if (tls_start(s->conn, s->host, &s->policy, s->tls_cache_key, why) < 0) {
         text = vstr_alloc(128);
         vstr_sprintf(text, "Cannot start TLS: %s", vstr_str(why));
         job_fail_pending(s->job, JOB_DEFERRED, "4.7.5", vstr_str(text));
@@ -775,7 +770,7 @@ static void session_tls_failed(SESSION *s, int ret, const char *why)
     if (ret == TLS_HS_UNTRUSTED || ret == TLS_HS_UNVERIFIED) {
         vstr_sprintf(text, "Server certificate not %s: host %s: %s",
                      ret == TLS_HS_UNTRUSTED ? "trusted" : "verified", vstr_str(s->label), why);
-    } else if (s->tls_level == SESS_TLS_MAY && !s->wrapper && !job->retried) {
+    } else if (s->tls_level == TLS_POLICY_MAY && !s->wrapper && !job->retried) {
         /* Opportunistic TLS must not cost the mail: once more, in plaintext. */
         msg_info("%s: TLS handshake with %s failed: %s; retrying on a new connection without "
                  "TLS",
@@ -863,13 +858,13 @@ static void session_setup_next(SESSION *s)
     VSTR *text;
     SASL_CRED *cred;
 
-    if (!s->tls_on && !s->tls_declined && s->tls_level != SESS_TLS_NONE) {
+    if (!s->tls_on && !s->tls_declined && s->tls_level != TLS_POLICY_NONE) {
         if (s->features & SESS_FEAT_STARTTLS) {
             session_arm(s, SESS_STARTTLS);
             session_send(s, "STARTTLS");
             return;
         }
-        if (s->tls_level >= SESS_TLS_ENCRYPT) {
+        if (s->tls_level >= TLS_POLICY_ENCRYPT) {
             text = vstr_alloc(128);
             vstr_sprintf(text, "TLS is required, but was not offered by host %s",
                          vstr_str(s->label));
@@ -1514,7 +1509,7 @@ static void session_reply(SESSION *s, const SMTP_REPLY *reply)
             session_tls_begin(s);
             return;
         }
-        if (s->tls_level == SESS_TLS_MAY) { /* opportunistic: carry on in plaintext */
+        if (s->tls_level == TLS_POLICY_MAY) { /* opportunistic: carry on in plaintext */
             msg_info("%s refused STARTTLS (%d); continuing without TLS", vstr_str(s->relay_text),
                      reply->code);
             s->tls_declined = 1;

@@ -97,7 +97,12 @@ static void smtpout_reload(DAEMON *daemon)
 {
     SMTPOUT *proc = daemon_context(daemon);
 
-    tls_reload();
+    VSTR *why = vstr_alloc(100);
+
+    /* The table was read at start: a bad one now keeps the old one in force. */
+    if (tls_reload(why) < 0)
+        msg_warn("reload: smtp_tls_policy_maps %s; keeping the old table", vstr_str(why));
+    vstr_free(why);
     auth_reload();
     for (int i = 0; i < proc->count; i++)
         worker_reload(proc->workers[i]);
@@ -116,9 +121,11 @@ static void smtpout_init(DAEMON *daemon)
         msg_fatal("open queue %s: %s", db_path, vstr_str(why));
     qstore_set_mapped_limit(proc->store, SMTPOUT_MAPPED_MAX);
     myfree(db_path);
-    vstr_free(why);
     proc->qmgr_path = qdir_path(var_str(queue_directory), SOCK_QMGR);
 
+    if (tls_reload(why) < 0)
+        msg_fatal("smtp_tls_policy_maps %s", vstr_str(why));
+    vstr_free(why);
     auth_reload();
     proc->count = (int)var_int(smtpout_sessions_per_worker);
     proc->workers = mymalloc(sizeof(*proc->workers) * (size_t)proc->count);
@@ -153,6 +160,7 @@ int main(int argc, char **argv)
         PARAM_ID(smtp_starttls_timeout),
         PARAM_ID(smtp_tls_CAfile),
         PARAM_ID(smtp_tls_security_level),
+        PARAM_ID(smtp_tls_policy_maps),
         PARAM_ID(smtp_tls_wrappermode),
         PARAM_ID(smtp_use_chunking),
         PARAM_ID(smtpout_sessions_per_worker),

@@ -23,6 +23,7 @@
 #include "qstore.h"
 #include "sasl_passwd.h"
 #include "smtp_reply.h"
+#include "tls_policy.h"
 #include "vstr.h"
 
 /*
@@ -67,6 +68,7 @@ typedef struct TLS_STATE {
     int verify;                         /* level verify: the name and chain were checked */
     int write_pending;                  /* a record waits to be resent after EAGAIN */
     int socket_empty;                   /* the last recv(2) under GnuTLS said EAGAIN */
+    struct TLS_CREDS *creds;            /* the trust anchors, one reference */
     const char *trust;                  /* "Verified", "Trusted", "Untrusted" */
     char *cache_key;                    /* destination and TLS policy */
 } TLS_STATE;
@@ -78,7 +80,9 @@ typedef struct TLS_STATE {
 #define TLS_HS_UNTRUSTED (-2)  /* the chain did not verify */
 #define TLS_HS_UNVERIFIED (-3) /* the chain did, the relay's name did not match */
 
-int tls_start(CONN *conn, const char *host, const char *cache_key, int verify, VSTR *why);
+int tls_policy(const char *relay, unsigned port, TLS_POLICY *policy, VSTR *why);
+int tls_start(CONN *conn, const char *host, const TLS_POLICY *policy, const char *cache_key,
+              VSTR *why);
 int tls_handshake(CONN *conn, VSTR *why);
 int tls_want_write(const CONN *conn);
 const char *tls_trust(const CONN *conn);
@@ -87,7 +91,7 @@ void tls_describe(const CONN *conn, VSTR *out);
 void tls_save_session(CONN *conn);
 void tls_forget_session(const char *cache_key);
 void tls_discard(CONN *conn);
-void tls_reload(void);
+int tls_reload(VSTR *why);
 
 /* SASL mechanisms, as EHLO AUTH offers them */
 #define AUTH_MECH_PLAIN 1
@@ -289,7 +293,8 @@ struct SESSION {
     /* The connection's identity: a job whose identity differs needs another connection. */
     unsigned char ident[SASL_ID_LEN];       /* hash of relay, port, TLS policy, credential */
     char *dest;                             /* "relay:port" as the job named it, for qmgr */
-    int tls_level;                          /* SESS_TLS_* of this connection */
+    TLS_POLICY policy;                      /* the relay's TLS policy (tls_policy.c) */
+    int tls_level;                          /* TLS_POLICY_* of this connection */
     int wrapper;                            /* implicit TLS (smtp_tls_wrappermode) */
     int tls_on;                             /* the TLS handshake completed */
     int tls_declined;                       /* level may: STARTTLS refused, carry on in plaintext */
@@ -330,11 +335,5 @@ void worker_stop(WORKER *w);
 int worker_busy(const WORKER *w);
 void worker_reload(WORKER *w);
 void worker_flush_results(WORKER *w, long long deadline);
-
-/* smtp_tls_security_level */
-#define SESS_TLS_NONE 0
-#define SESS_TLS_MAY 1
-#define SESS_TLS_ENCRYPT 2
-#define SESS_TLS_VERIFY 3
 
 #endif

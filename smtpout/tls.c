@@ -1,13 +1,18 @@
 /*
  * tls - GnuTLS under the CONN layer: STARTTLS and implicit TLS for smtpout
  *
+ * tls_policy()
+ *	the TLS policy of a relay: its smtp_tls_policy_maps entry, else the
+ *	global parameters (common/mail/tls_policy.c).
  * tls_start()
- *	attach a GnuTLS client session to a connected CONN: TLS 1.2 or 1.3
- *	only (TLS_PRIORITY), SNI when the relay is a name, the relay's name
- *	(or address literal) checked against the certificate when `verify`,
- *	and the saved session of the last good connection under the same
- *	`cache_key` (destination and TLS policy) offered for resumption.
- *	The CONN keeps its plain operations until the handshake is done.
+ *	attach a GnuTLS client session to a connected CONN under a relay's
+ *	policy: TLS 1.2 or 1.3 only (the policy's protocols and cipher
+ *	grade), SNI when the relay is a name, at level verify the relay's
+ *	name (or address literal, or the policy's match=) checked against
+ *	the certificate with the policy's trust anchors, and the saved
+ *	session of the last good connection under the same `cache_key`
+ *	(destination and TLS policy) offered for resumption. The CONN
+ *	keeps its plain operations until the handshake is done.
  * tls_handshake()
  *	advance the non-blocking handshake: TLS_HS_DONE (the CONN now reads
  *	and writes through TLS), TLS_HS_AGAIN (call again when the descriptor
@@ -26,15 +31,18 @@
  * tls_discard()
  *	free the TLS state of a CONN (conn_close() calls it).
  * tls_reload()
- *	the configuration was re-read: a different smtp_tls_CAfile makes the
- *	next connection load the trust anchors again.
+ *	at start and after each reload: read smtp_tls_policy_maps (every
+ *	entry must parse: -1 with the reason, and the old table stays), and
+ *	let the next connections load their CA files again.
  *
- * Trust anchors are smtp_tls_CAfile when set, else the system trust store,
- * loaded once (at the first TLS connection) into one credentials object
- * that every session shares; the worker never has two connections, so a
- * reload replaces it only when no session uses it. At levels may and
- * encrypt the chain is still checked after the handshake, only to say
- * "Trusted" or "Untrusted" in the log.
+ * Trust anchors are the policy's CA file (smtp_tls_CAfile, or CAfile= of
+ * its entry), else the system trust store, loaded at the first TLS
+ * connection that needs them into a credentials object that every
+ * session of the process with that file shares. The sessions of a
+ * process hold references: a reload retires the objects, and each is
+ * freed when its last session ends. At levels may and encrypt the chain
+ * is still checked after the handshake, only to say "Trusted" or
+ * "Untrusted" in the log.
  *
  * Ownership: the CONN owns its TLS state (conn->layer). The session cache
  * belongs to this module. GnuTLS failures are returned with their text;
@@ -50,20 +58,29 @@
 #include <sys/socket.h>
 
 #include "htable.h"
+#include "maps.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
 #include "smtpout.h"
 #include "tls_desc.h"
 
-/* TLS 1.2 at least; the rest of GnuTLS's NORMAL set. */
-#define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 #define TLS_READ_TRIES 4 /* gnutls_record_recv() calls before EAGAIN is believed */
 
-static gnutls_certificate_credentials_t tls_creds;
-static char *tls_creds_cafile; /* smtp_tls_CAfile the credentials were built from */
-static int tls_creds_stale;    /* rebuild before the next session */
-static HTABLE *tls_cache;      /* cache key -> TLS_CACHED */
+/*
+ * TLS_CREDS models the trust anchors of one CA file ("" the system's
+ * store), shared by the sessions that verify against it. A reload
+ * retires every entry: the next session loads the file again, and an
+ * entry is freed once no session uses it.
+ */
+typedef struct TLS_CREDS {
+    gnutls_certificate_credentials_t creds;
+    int refs; /* sessions using it, and one while it is the current entry */
+} TLS_CREDS;
+
+static HTABLE *tls_creds_by_file; /* CA file -> current TLS_CREDS */
+static MAPS *tls_policy_map;      /* smtp_tls_policy_maps */
+static HTABLE *tls_cache;         /* cache key -> TLS_CACHED */
 
 /* TLS_CACHED models one saved session, offered on the next connection. */
 typedef struct TLS_CACHED {
@@ -88,44 +105,77 @@ static void tls_cached_free(void *value)
     myfree(cached);
 }
 
-/* tls_reload - notice a changed smtp_tls_CAfile */
-void tls_reload(void)
+/* tls_creds_release - a session, or the table, lets go of credentials */
+static void tls_creds_release(void *value)
 {
-    if (tls_creds != NULL && strcmp(tls_creds_cafile, var_str(smtp_tls_CAfile)) != 0)
-        tls_creds_stale = 1;
+    TLS_CREDS *entry = value;
+
+    if (--entry->refs == 0) {
+        gnutls_certificate_free_credentials(entry->creds);
+        myfree(entry);
+    }
 }
 
-/* tls_load_creds - the shared credentials with the trust anchors */
-static int tls_load_creds(VSTR *why)
+/* tls_reload - the configuration was re-read: CA files and the policy table again */
+int tls_reload(VSTR *why)
 {
-    const char *cafile = var_str(smtp_tls_CAfile);
-    int ret;
+    MAPS *map = maps_open(var_str(smtp_tls_policy_maps), why);
+    VSTR *reason;
 
-    if (tls_creds != NULL && !tls_creds_stale)
-        return 0;
-    if (tls_creds != NULL) {
-        gnutls_certificate_free_credentials(tls_creds);
-        tls_creds = NULL;
-        myfree(tls_creds_cafile);
-        tls_creds_cafile = NULL;
-    }
-    tls_creds_stale = 0;
-    if ((ret = gnutls_certificate_allocate_credentials(&tls_creds)) < 0) {
-        vstr_sprintf(why, "cannot allocate TLS credentials: %s", gnutls_strerror(ret));
-        tls_creds = NULL;
+    if (map == NULL && vstr_len(why) > 0)
+        return -1;
+    reason = vstr_alloc(100);
+    if (tls_policy_check(map, reason) < 0) {
+        vstr_sprintf(why, "%s: %s", maps_path(map), vstr_str(reason));
+        vstr_free(reason);
+        maps_free(map);
         return -1;
     }
+    vstr_free(reason);
+    maps_free(tls_policy_map);
+    tls_policy_map = map;
+    if (tls_creds_by_file != NULL)
+        htable_free(tls_creds_by_file, tls_creds_release);
+    tls_creds_by_file = htable_create(8);
+    return 0;
+}
+
+/* tls_policy - the TLS policy of a relay (tls_policy.c, over smtp_tls_policy_maps) */
+int tls_policy(const char *relay, unsigned port, TLS_POLICY *policy, VSTR *why)
+{
+    TLS_POLICY_DEFAULTS defaults = {var_str(smtp_tls_security_level), var_str(smtp_tls_CAfile)};
+
+    return tls_policy_lookup(tls_policy_map, &defaults, relay, port, policy, why);
+}
+
+/* tls_creds_get - the credentials with a CA file's trust anchors, one reference more */
+static TLS_CREDS *tls_creds_get(const char *cafile, VSTR *why)
+{
+    TLS_CREDS *entry = htable_get(tls_creds_by_file, cafile);
+    int ret;
+
+    if (entry != NULL) {
+        entry->refs++;
+        return entry;
+    }
+    entry = mymalloc(sizeof(*entry));
+    if ((ret = gnutls_certificate_allocate_credentials(&entry->creds)) < 0) {
+        vstr_sprintf(why, "cannot allocate TLS credentials: %s", gnutls_strerror(ret));
+        myfree(entry);
+        return NULL;
+    }
     if (*cafile != '\0')
-        ret = gnutls_certificate_set_x509_trust_file(tls_creds, cafile, GNUTLS_X509_FMT_PEM);
+        ret = gnutls_certificate_set_x509_trust_file(entry->creds, cafile, GNUTLS_X509_FMT_PEM);
     else
-        ret = gnutls_certificate_set_x509_system_trust(tls_creds);
+        ret = gnutls_certificate_set_x509_system_trust(entry->creds);
     /* No anchors is not fatal: verification fails, and says why, at level verify. */
     if (ret <= 0)
         msg_warn("%s%s: no trusted CA certificates loaded%s%s",
-                 *cafile ? "smtp_tls_CAfile " : "system trust store", *cafile ? cafile : "",
-                 ret < 0 ? ": " : "", ret < 0 ? gnutls_strerror(ret) : "");
-    tls_creds_cafile = mystrdup(cafile);
-    return 0;
+                 *cafile ? "CA file " : "system trust store", cafile, ret < 0 ? ": " : "",
+                 ret < 0 ? gnutls_strerror(ret) : "");
+    entry->refs = 2; /* the table's and the caller's */
+    htable_put(tls_creds_by_file, cafile, entry);
+    return entry;
 }
 
 /* tls_is_address - is the relay an address literal (no SNI for those) */
@@ -137,28 +187,34 @@ static int tls_is_address(const char *host)
 }
 
 /* tls_start - a client session on the connected socket */
-int tls_start(CONN *conn, const char *host, const char *cache_key, int verify, VSTR *why)
+int tls_start(CONN *conn, const char *host, const TLS_POLICY *policy, const char *cache_key,
+              VSTR *why)
 {
+    int verify = policy->level == TLS_POLICY_VERIFY;
+    const char *name = policy->match ? policy->match : host;
     TLS_STATE *tls;
     TLS_CACHED *cached;
+    TLS_CREDS *creds;
     const char *err_pos = NULL;
     int ret;
 
     if (conn->layer != NULL)
         msg_panic("tls_start: connection already has TLS");
-    if (tls_load_creds(why) < 0)
+    if ((creds = tls_creds_get(policy->cafile, why)) == NULL)
         return -1;
     tls = mycalloc(1, sizeof(*tls));
     if ((ret = gnutls_init(&tls->session, GNUTLS_CLIENT | GNUTLS_NONBLOCK)) < 0) {
         vstr_sprintf(why, "cannot start TLS: %s", gnutls_strerror(ret));
+        tls_creds_release(creds);
         myfree(tls);
         return -1;
     }
     conn->layer = tls;
+    tls->creds = creds;
     tls->cache_key = mystrdup(cache_key);
     tls->verify = verify;
-    if ((ret = gnutls_priority_set_direct(tls->session, TLS_PRIORITY, &err_pos)) < 0 ||
-        (ret = gnutls_credentials_set(tls->session, GNUTLS_CRD_CERTIFICATE, tls_creds)) < 0 ||
+    if ((ret = gnutls_priority_set_direct(tls->session, policy->priority, &err_pos)) < 0 ||
+        (ret = gnutls_credentials_set(tls->session, GNUTLS_CRD_CERTIFICATE, creds->creds)) < 0 ||
         (!tls_is_address(host) &&
          (ret = gnutls_server_name_set(tls->session, GNUTLS_NAME_DNS, host, strlen(host))) < 0)) {
         vstr_sprintf(why, "cannot start TLS: %s", gnutls_strerror(ret));
@@ -167,7 +223,7 @@ int tls_start(CONN *conn, const char *host, const char *cache_key, int verify, V
     }
     /* gnutls checks an address literal against the certificate's IP addresses. */
     if (verify)
-        gnutls_session_set_verify_cert(tls->session, host, 0);
+        gnutls_session_set_verify_cert(tls->session, name, 0);
     if (tls_cache != NULL && (cached = htable_get(tls_cache, cache_key)) != NULL)
         (void)gnutls_session_set_data(tls->session, cached->data.data, cached->data.size);
     gnutls_handshake_set_timeout(tls->session, GNUTLS_INDEFINITE_TIMEOUT);
@@ -418,6 +474,7 @@ void tls_discard(CONN *conn)
     if (tls == NULL)
         return;
     gnutls_deinit(tls->session);
+    tls_creds_release(tls->creds);
     myfree(tls->cache_key);
     myfree(tls);
     conn->layer = NULL;

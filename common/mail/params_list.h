@@ -46,6 +46,7 @@
     X(ENUM, smtp_tls_security_level, "may", "none,may,encrypt,verify")                             \
     X(STR, smtp_tls_CAfile, "", NULL)                                                              \
     X(BOOL, smtp_tls_wrappermode, "no")                                                            \
+    X(STR, smtp_tls_policy_maps, "", NULL)                                                         \
     X(BOOL, smtp_use_chunking, "yes")                                                              \
     X(BOOL, smtp_sasl_auth_enable, "no")                                                           \
     X(STR, smtp_sasl_password_maps, "", NULL)                                                      \

@@ -2,11 +2,11 @@
  * conn - the byte stream between smtpout and a relay
  *
  * conn_connect()
- *	start a non-blocking TCP connection to host:port and return a CONN
- *	whose descriptor becomes writable when the attempt is over. On an
- *	immediate failure returns NULL with the reason in `why`; `addr`
- *	receives the peer's numeric address when one was chosen (otherwise
- *	it is left empty: the name did not resolve).
+ *	start a non-blocking TCP connection to one address of the relay
+ *	(session.c resolved the name and chooses the address) and return a
+ *	CONN whose descriptor becomes writable when the attempt is over. On
+ *	an immediate failure (network unreachable) returns NULL with the
+ *	reason in `why`.
  * conn_connect_finish()
  *	after the descriptor became writable: 0 when connected, -1 with the
  *	reason ("Connection refused") in `why`.
@@ -32,7 +32,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -78,27 +77,18 @@ static const CONN_OPS conn_plain_ops = {
     NULL, /* the kernel's buffer is visible to poll(2) */
 };
 
-/* conn_connect - begin a connection to a relay */
-CONN *conn_connect(const char *host, unsigned port, char *addr, size_t addr_size, VSTR *why)
+/* conn_connect - begin a connection to one address of a relay */
+CONN *conn_connect(const struct sockaddr *sa, socklen_t len, VSTR *why)
 {
-    struct sockaddr_storage ss;
-    socklen_t sslen = 0;
     CONN *conn;
     int fd;
 
-    memset(&ss, 0, sizeof(ss));
-    if (addr_size > 0)
-        addr[0] = '\0';
-    fd = tcp_connect_start(host, port, &ss, &sslen, why);
-    /* The address is known once the name resolved, even if connect(2) failed at once. */
-    if (sslen > 0 && addr_size > 0)
-        sock_addr_text((struct sockaddr *)&ss, addr, addr_size);
-    if (fd < 0)
+    if ((fd = tcp_connect_addr(sa, len, why)) < 0)
         return NULL;
     conn = mycalloc(1, sizeof(*conn));
     conn->fd = fd;
     conn->ops = &conn_plain_ops;
-    snprintf(conn->addr, sizeof(conn->addr), "%s", addr_size > 0 ? addr : "unknown");
+    sock_addr_text(sa, conn->addr, sizeof(conn->addr));
     return conn;
 }
 

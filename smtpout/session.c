@@ -61,6 +61,18 @@
  * the relay deferred every recipient (reason "deferrals": qmgr slows the
  * destination down, as for a throttling reply).
  *
+ * The relay's addresses: a name is looked up through the process's
+ * resolver (resolve.c; SESS_RESOLVING, under smtp_connect_timeout), an
+ * address literal is taken as it is; inet_protocols picks the families
+ * and smtp_mx_address_limit bounds the list, which the process's
+ * ADDR_CACHE reorders so that addresses that failed lately come last.
+ * A connection that is refused, unreachable or times out
+ * (smtp_connect_timeout per address) goes to the next address, and the
+ * failure is noted in the cache and logged; when none is left the job is
+ * deferred with the last address's reason, "connect to host[addr]:port:
+ * Connection refused". Nothing of this blocks: the process's other
+ * sessions run on while one waits.
+ *
  * Connection setup is: TCP, (implicit TLS,) greeting, EHLO, STARTTLS and
  * the TLS handshake and EHLO again (smtp_tls_security_level), AUTH once
  * (smtp_sasl_auth_enable; never without TLS), then job after job. A job
@@ -106,6 +118,7 @@
 #include "params.h"
 #include "smtp_reply.h"
 #include "smtpout.h"
+#include "sock.h"
 
 #define SESSION_READ_CHUNK 16384
 #define SESSION_HURRY_WAIT 5000 /* ms for the reply to QUIT, NOOP or RSET when a job waits */
@@ -130,6 +143,7 @@ static const struct {
     const char *timeout;
 } session_stage[SESS_STATE_COUNT] = {
     [SESS_CLOSED] = {"doing nothing", "", NULL},
+    [SESS_RESOLVING] = {"looking up the relay's address", "", "smtp_connect_timeout"},
     [SESS_CONNECTING] = {"connecting", "", "smtp_connect_timeout"},
     [SESS_GREETING] = {"receiving the initial server greeting", "", "smtp_helo_timeout"},
     [SESS_EHLO] = {"performing the EHLO handshake", "EHLO", "smtp_helo_timeout"},
@@ -163,9 +177,12 @@ static void session_tls_step(SESSION *s);
 static void session_read_again(void *ctx);
 static void session_protocol_error(SESSION *s, const char *why);
 static void session_rcpt_refill(SESSION *s);
+static void session_lookup_failed(SESSION *s, const char *why);
+static void session_connect_retry(SESSION *s, const char *why);
 
 /* session_create - a session, closed, that reports to its owner through hooks */
-SESSION *session_create(const SESSION_HOOKS *hooks, void *owner)
+SESSION *session_create(const SESSION_HOOKS *hooks, void *owner, RESOLVER *resolver,
+                        ADDR_CACHE *addr_cache)
 {
     SESSION *s = mymalloc(sizeof(*s));
 
@@ -179,6 +196,9 @@ SESSION *session_create(const SESSION_HOOKS *hooks, void *owner)
     s->reply = smtp_reply_alloc();
     s->hooks = hooks;
     s->owner = owner;
+    s->resolver = resolver;
+    s->addr_cache = addr_cache;
+    s->fail_why = vstr_alloc(64);
     return s;
 }
 
@@ -232,6 +252,13 @@ static void session_close(SESSION *s, const char *reason)
         conn_close(s->conn);
         s->conn = NULL;
     }
+    if (s->lookup != NULL) { /* its answer, when it comes, goes nowhere */
+        resolve_cancel(s->lookup);
+        s->lookup = NULL;
+    }
+    myfree(s->addrs);
+    s->addrs = NULL;
+    s->naddr = s->addr_next = 0;
     if (s->announced)
         s->hooks->conn_event(s->owner, "close", s->dest,
                              reason            ? reason
@@ -594,8 +621,13 @@ static void session_timeout(void *ctx)
     if (s->state != SESS_CLOSED && s->state != SESS_IDLE && s->dest != NULL)
         s->hooks->conn_event(s->owner, "timeout", s->dest, NULL, 0, 0);
     switch (s->state) {
+    case SESS_RESOLVING:
+        resolve_cancel(s->lookup);
+        s->lookup = NULL;
+        session_lookup_failed(s, "lookup timed out");
+        return;
     case SESS_CONNECTING:
-        session_connect_failed(s, s->conn->addr, "Connection timed out");
+        session_connect_retry(s, "Connection timed out");
         return;
     case SESS_NOOP:
         msg_info("connection to %s: no reply to NOOP while idle; closing", vstr_str(s->relay_text));
@@ -692,36 +724,137 @@ static int session_identity(const char *relay, unsigned port, unsigned char *ide
     return 0;
 }
 
-/* session_open - start a connection for the job */
+/* session_family - the address family inet_protocols allows; AF_UNSPEC: both */
+static int session_family(void)
+{
+    const char *protocols = var_str(inet_protocols);
+
+    if (strcmp(protocols, "ipv4") == 0)
+        return AF_INET;
+    if (strcmp(protocols, "ipv6") == 0)
+        return AF_INET6;
+    return AF_UNSPEC;
+}
+
+/* session_lookup_failed - the relay's name gave no address: defer the job */
+static void session_lookup_failed(SESSION *s, const char *why)
+{
+    VSTR *text = vstr_alloc(128);
+
+    vstr_sprintf(text, "Host or domain name not found. Name service error for name=%s: %s",
+                 s->job->relay, why);
+    session_connect_failed(s, "", vstr_str(text));
+    vstr_free(text);
+}
+
+/* session_addr_failed - one address did not answer: remember it, log it when others remain */
+static void session_addr_failed(SESSION *s, const char *addr, const char *why)
+{
+    snprintf(s->fail_addr, sizeof(s->fail_addr), "%s", addr);
+    vstr_strcpy(s->fail_why, why);
+    addr_cache_fail(s->addr_cache, addr, s->port);
+    /* The last failure is the job's deferral reason; the ones before only show here. */
+    if (s->addr_next < s->naddr)
+        msg_info("%s: connect to %s[%s]:%u: %s", s->job->queue_id, s->host, addr, s->port, why);
+}
+
+/* session_connect_next - connect to the next address; defer the job when none is left */
+static void session_connect_next(SESSION *s)
+{
+    VSTR *why = vstr_alloc(64);
+    SESS_ADDR *a;
+    CONN *conn;
+
+    while (s->addr_next < s->naddr) {
+        a = &s->addrs[s->addr_next++];
+        if ((conn = conn_connect((struct sockaddr *)&a->sa, a->len, why)) == NULL) {
+            session_addr_failed(s, a->text, vstr_str(why));
+            continue;
+        }
+        vstr_free(why);
+        s->conn = conn;
+        vstr_sprintf(s->label, "%s[%s]", s->host, conn->addr);
+        vstr_sprintf(s->relay_text, "%s[%s]:%u", s->host, conn->addr, s->port);
+        s->opened_ms = now_ms();
+        event_enable_write(conn->fd, session_event, s);
+        session_arm(s, SESS_CONNECTING);
+        return;
+    }
+    vstr_free(why);
+    if (s->naddr == 0)
+        session_lookup_failed(s, "no address of the protocols in inet_protocols");
+    else
+        session_connect_failed(s, s->fail_addr, vstr_str(s->fail_why));
+}
+
+/* session_connect_retry - the connection to this address failed: on to the next */
+static void session_connect_retry(SESSION *s, const char *why)
+{
+    char addr[sizeof(s->conn->addr)];
+
+    memcpy(addr, s->conn->addr, sizeof(addr));
+    event_cancel_timer(session_timeout, s);
+    event_disable_readwrite(s->conn->fd);
+    conn_close(s->conn);
+    s->conn = NULL;
+    session_addr_failed(s, addr, why);
+    session_connect_next(s);
+}
+
+/* session_take_addrs - the relay's addresses to try: inet_protocols, the limit, the cache */
+static void session_take_addrs(SESSION *s, const struct addrinfo *res)
+{
+    size_t limit = (size_t)var_int(smtp_mx_address_limit);
+    const struct addrinfo *ai;
+    SESS_ADDR *a;
+
+    myfree(s->addrs);
+    s->addrs = mymalloc(sizeof(*s->addrs) * limit);
+    s->naddr = s->addr_next = 0;
+    for (ai = res; ai != NULL && s->naddr < limit; ai = ai->ai_next) {
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+            ai->ai_addrlen > sizeof(a->sa))
+            continue;
+        a = &s->addrs[s->naddr++];
+        memset(a, 0, sizeof(*a));
+        memcpy(&a->sa, ai->ai_addr, ai->ai_addrlen);
+        a->len = ai->ai_addrlen;
+        sock_addr_text(ai->ai_addr, a->text, sizeof(a->text));
+    }
+    addr_cache_order(s->addr_cache, s->addrs, s->naddr, s->port);
+}
+
+/* session_resolved - the relay's addresses are known (resolve.c callback) */
+static void session_resolved(void *ctx, const struct addrinfo *res, const char *error)
+{
+    SESSION *s = ctx;
+
+    s->lookup = NULL;
+    if (res == NULL) {
+        session_lookup_failed(s, error);
+        return;
+    }
+    session_take_addrs(s, res);
+    session_connect_next(s);
+}
+
+/* session_open - set up the connection's identity, then find the relay's addresses */
 static void session_open(SESSION *s, const unsigned char *ident)
 {
     JOB *job = s->job;
-    VSTR *why = vstr_alloc(128);
-    char addr[64];
-    CONN *conn;
+    VSTR *why = vstr_alloc(64);
+    struct addrinfo *res;
 
-    conn = conn_connect(job->relay, job->port, addr, sizeof(addr), why);
-    if (conn == NULL) {
-        s->job_active = 1;
-        session_connect_failed(s, addr, vstr_str(why));
-        vstr_free(why);
-        return;
-    }
-    s->conn = conn;
+    s->job_active = 1;
     s->host = mystrdup(job->relay);
     s->port = job->port;
-    vstr_sprintf(s->label, "%s[%s]", job->relay, conn->addr);
-    vstr_sprintf(s->relay_text, "%s[%s]:%u", job->relay, conn->addr, job->port);
-    s->opened_ms = now_ms();
     s->msgs = 0;
-    s->job_active = 1;
     memcpy(s->ident, ident, SASL_ID_LEN);
     s->dest = mymalloc(strlen(job->relay) + 16);
     sprintf(s->dest, "%s:%u", job->relay, job->port);
     /* session_kick() just found the policy in the identity: it is there. */
     if (tls_policy(job->relay, job->port, &s->policy, why) < 0)
         msg_panic("session_open: %s", vstr_str(why));
-    vstr_free(why);
     s->tls_level = s->policy.level;
     s->wrapper = var_bool(smtp_tls_wrappermode);
     /* A session verified under other trust anchors must not be resumed under these. */
@@ -731,8 +864,23 @@ static void session_open(SESSION *s, const unsigned char *ident)
     if (s->plain_once && !s->wrapper && memcmp(s->plain_ident, ident, SASL_ID_LEN) == 0)
         s->tls_declined = 1;
     s->plain_once = 0;
-    event_enable_write(conn->fd, session_event, s);
-    session_arm(s, SESS_CONNECTING);
+    s->fail_addr[0] = '\0';
+    vstr_reset(s->fail_why);
+    /* An address literal ("[127.0.0.1]" in relayhost) needs no lookup. */
+    if (resolve_numeric(job->relay, job->port, session_family(), &res) == 0) {
+        session_take_addrs(s, res);
+        freeaddrinfo(res);
+        vstr_free(why);
+        session_connect_next(s);
+        return;
+    }
+    s->lookup = resolve_start(s->resolver, job->relay, job->port, session_family(),
+                              session_resolved, s, why);
+    if (s->lookup == NULL)
+        session_lookup_failed(s, vstr_str(why));
+    else
+        session_arm(s, SESS_RESOLVING);
+    vstr_free(why);
 }
 
 /* session_tls_begin - start the handshake on the connected socket */
@@ -975,11 +1123,12 @@ static void session_connected(SESSION *s)
     VSTR *why = vstr_alloc(64);
 
     if (conn_connect_finish(s->conn, why) < 0) {
-        session_connect_failed(s, s->conn->addr, vstr_str(why));
+        session_connect_retry(s, vstr_str(why));
         vstr_free(why);
         return;
     }
     vstr_free(why);
+    addr_cache_ok(s->addr_cache, s->conn->addr, s->port);
     if (msg_verbose)
         msg_info("connected to %s", vstr_str(s->relay_text));
     vstr_strcpy(s->job->relay_text, vstr_str(s->relay_text));

@@ -8,7 +8,11 @@
  *	and start smtpout_sessions_per_worker workers (worker.c), each one
  *	SMTP session with its own connection to qmgr, all in this process's
  *	one event loop. qmgr gives jobs to workers, not to processes: a
- *	destination's concurrency counts connections.
+ *	destination's concurrency counts connections. The workers share the
+ *	process's resolver (resolve.c: relay names are looked up off the
+ *	loop) and its ADDR_CACHE (addr_cache.c: a relay address whose
+ *	connection failed is tried last for SMTPOUT_ADDR_TTL, 60 s, so a
+ *	black hole costs one smtp_connect_timeout per process and minute).
  *
  * Signals: SIGTERM (and SIGINT) let every worker finish its job in
  * flight, send its result and QUIT; the process exits 0 once the last
@@ -49,11 +53,14 @@
 
 #define SMTPOUT_EXIT_FLUSH 5000 /* ms to hand the last results to qmgr at exit */
 #define SMTPOUT_MAPPED_MAX ((size_t)512 * 1024 * 1024) /* queue pages kept mapped */
+#define SMTPOUT_ADDR_TTL 60000 /* ms a relay address that failed is tried last */
 
 /* SMTPOUT models the process: its queue, its workers, and how many have stopped. */
 typedef struct SMTPOUT {
     QSTORE *store;
     char *qmgr_path;
+    RESOLVER *resolver;     /* relay name lookups off the event loop */
+    ADDR_CACHE *addr_cache; /* relay addresses that failed lately, for every session */
     WORKER **workers;
     int count;
     int stopped; /* workers whose session closed for the stop */
@@ -127,11 +134,13 @@ static void smtpout_init(DAEMON *daemon)
         msg_fatal("smtp_tls_policy_maps %s", vstr_str(why));
     vstr_free(why);
     auth_reload();
+    proc->resolver = resolve_create();
+    proc->addr_cache = addr_cache_create(SMTPOUT_ADDR_TTL);
     proc->count = (int)var_int(smtpout_sessions_per_worker);
     proc->workers = mymalloc(sizeof(*proc->workers) * (size_t)proc->count);
     for (int i = 0; i < proc->count; i++)
-        proc->workers[i] =
-            worker_create(proc->store, proc->qmgr_path, smtpout_worker_stopped, proc);
+        proc->workers[i] = worker_create(proc->store, proc->qmgr_path, proc->resolver,
+                                         proc->addr_cache, smtpout_worker_stopped, proc);
 }
 
 /* main - the delivery process; it ends by exiting once its last session closed */
@@ -139,6 +148,7 @@ int main(int argc, char **argv)
 {
     /* The parameters smtpout reads (its own sources; t_param_lists checks). */
     static const int params[] = {
+        PARAM_ID(inet_protocols),
         PARAM_ID(queue_directory),
         PARAM_ID(queue_map_size),
         PARAM_ID(relayhost),
@@ -153,6 +163,7 @@ int main(int argc, char **argv)
         PARAM_ID(smtp_helo_timeout),
         PARAM_ID(smtp_keepalive_interval),
         PARAM_ID(smtp_mail_timeout),
+        PARAM_ID(smtp_mx_address_limit),
         PARAM_ID(smtp_quit_timeout),
         PARAM_ID(smtp_rcpt_timeout),
         PARAM_ID(smtp_sasl_auth_enable),

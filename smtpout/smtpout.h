@@ -7,7 +7,8 @@
  * AUTH: credentials and mechanisms), session.c (the SMTP client state
  * machine: one persistent connection that carries job after job), job.c
  * (the job qmgr hands us and the result we send back, with the
- * per-recipient delivery log), worker.c (one session and its channel to
+ * per-recipient delivery log), addr_cache.c (the relay addresses that
+ * failed lately, shared by the process's sessions), worker.c (one session and its channel to
  * qmgr) and smtpout.c (main: the queue, the process's workers, signals).
  * Everything runs in one thread, driven by the event loop.
  */
@@ -15,12 +16,14 @@
 #define RELAYQ_SMTPOUT_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
 
 #include "ipc.h"
 #include "qid.h"
 #include "qstore.h"
+#include "resolve.h"
 #include "sasl_passwd.h"
 #include "smtp_reply.h"
 #include "tls_policy.h"
@@ -50,12 +53,35 @@ struct CONN {
     char addr[64]; /* the peer's numeric address, for "host[addr]" */
 };
 
-CONN *conn_connect(const char *host, unsigned port, char *addr, size_t addr_size, VSTR *why);
+CONN *conn_connect(const struct sockaddr *sa, socklen_t len, VSTR *why);
 int conn_connect_finish(CONN *conn, VSTR *why);
 ssize_t conn_read(CONN *conn, void *buf, size_t len);
 ssize_t conn_write(CONN *conn, const void *buf, size_t len);
 int conn_pending(CONN *conn);
 void conn_close(CONN *conn);
+
+/* SESS_ADDR is one address of a relay, in the list a session tries in order. */
+typedef struct SESS_ADDR {
+    struct sockaddr_storage sa;
+    socklen_t len;
+    char text[64]; /* numeric, for "host[addr]" and the cache's key */
+} SESS_ADDR;
+
+/*
+ * ADDR_CACHE models what the process learnt about relay addresses: the
+ * ones whose connection failed lately ("addr port" -> the time in
+ * now_ms() until which it is avoided). One per process, shared by its
+ * sessions (addr_cache.c).
+ */
+typedef struct ADDR_CACHE {
+    struct HTABLE *failed;
+    long long ttl_ms;
+} ADDR_CACHE;
+
+ADDR_CACHE *addr_cache_create(long long ttl_ms);
+void addr_cache_fail(ADDR_CACHE *c, const char *addr, unsigned port);
+void addr_cache_ok(ADDR_CACHE *c, const char *addr, unsigned port);
+void addr_cache_order(ADDR_CACHE *c, SESS_ADDR *list, size_t n, unsigned port);
 
 /*
  * TLS_STATE models the GnuTLS client session of one connection (CONN's
@@ -214,6 +240,7 @@ void job_rcpt_dsn(const JOB *job, size_t i, VSTR *out);
 /* What the session is doing; in the reply states, the reply it waits for. */
 typedef enum SESS_STATE {
     SESS_CLOSED,     /* no connection */
+    SESS_RESOLVING,  /* looking up the relay's addresses (resolve.c) */
     SESS_CONNECTING, /* TCP handshake in progress */
     SESS_GREETING,   /* waiting for the 220 banner */
     SESS_EHLO,       /* EHLO sent */
@@ -309,11 +336,21 @@ struct SESSION {
     int stale;                              /* a reload changed its identity: retire before a job */
     int out_secret;                         /* out holds a secret: wipe it once written */
     int stopping;                           /* shutting down: tell the owner once closed */
+    /* Connection setup: the relay's addresses, tried in order until one answers. */
+    RESOLVER *resolver;     /* the process's, borrowed */
+    ADDR_CACHE *addr_cache; /* the process's, borrowed */
+    RESOLVE_REQ *lookup;    /* the name lookup in flight; NULL: none */
+    SESS_ADDR *addrs;       /* at most smtp_mx_address_limit, the lately failed ones last */
+    size_t naddr;
+    size_t addr_next;   /* the next one to try */
+    char fail_addr[64]; /* the last address that failed ... */
+    VSTR *fail_why;     /* ... and why, for the deferral when all failed */
     const SESSION_HOOKS *hooks;
     void *owner; /* the hooks' first argument */
 };
 
-SESSION *session_create(const SESSION_HOOKS *hooks, void *owner);
+SESSION *session_create(const SESSION_HOOKS *hooks, void *owner, RESOLVER *resolver,
+                        ADDR_CACHE *addr_cache);
 void session_deliver(SESSION *s, JOB *job);
 int session_busy(const SESSION *s);
 int session_is_open(const SESSION *s);
@@ -330,7 +367,8 @@ typedef struct WORKER WORKER;
 /* Called once the worker's session closed for a stop. */
 typedef void (*WORKER_STOPPED_FN)(void *ctx, WORKER *worker);
 
-WORKER *worker_create(QSTORE *store, const char *qmgr_path, WORKER_STOPPED_FN stopped, void *ctx);
+WORKER *worker_create(QSTORE *store, const char *qmgr_path, RESOLVER *resolver,
+                      ADDR_CACHE *addr_cache, WORKER_STOPPED_FN stopped, void *ctx);
 void worker_stop(WORKER *w);
 int worker_busy(const WORKER *w);
 void worker_reload(WORKER *w);

@@ -2,7 +2,8 @@
  * worker - one session of an smtpout process, as qmgr sees it
  *
  * worker_create()
- *	a worker of the process: its own SMTP session (session.c) and its
+ *	a worker of the process: its own SMTP session (session.c), which
+ *	borrows the process's resolver and address cache, and its
  *	own connection to qmgr (private/qmgr, protocol relayq-qmgr-1), on
  *	which it announces "type=worker pid=N" and then serves
  *	"type=deliver" jobs one at a time: it reads the message content in
@@ -353,7 +354,8 @@ static void worker_qmgr_connect(void *ctx)
 }
 
 /* worker_create - a worker with its session, connecting to qmgr */
-WORKER *worker_create(QSTORE *store, const char *qmgr_path, WORKER_STOPPED_FN stopped, void *ctx)
+WORKER *worker_create(QSTORE *store, const char *qmgr_path, RESOLVER *resolver,
+                      ADDR_CACHE *addr_cache, WORKER_STOPPED_FN stopped, void *ctx)
 {
     static const SESSION_HOOKS hooks = {
         .done = worker_done,
@@ -367,7 +369,7 @@ WORKER *worker_create(QSTORE *store, const char *qmgr_path, WORKER_STOPPED_FN st
     w->qmgr_path = qmgr_path;
     w->stopped = stopped;
     w->ctx = ctx;
-    w->session = session_create(&hooks, w);
+    w->session = session_create(&hooks, w, resolver, addr_cache);
     worker_qmgr_connect(w);
     return w;
 }

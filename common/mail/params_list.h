@@ -35,6 +35,8 @@
     X(TIME, smtp_keepalive_interval, "60s", 0, DAY)                                                \
     X(TIME, smtp_connection_idle_timeout, "300s", 1, DAY)                                          \
     X(TIME, smtp_connect_timeout, "30s", 1, 3600)                                                  \
+    X(INT, smtp_mx_address_limit, "5", 1, 100) /* addresses tried per connection */                \
+    X(ENUM, inet_protocols, "all", "all,ipv4,ipv6")                                                \
     X(TIME, smtp_helo_timeout, "300s", 1, 3600)                                                    \
     X(TIME, smtp_mail_timeout, "300s", 1, 3600)                                                    \
     X(TIME, smtp_rcpt_timeout, "300s", 1, 3600)                                                    \

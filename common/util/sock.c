@@ -13,10 +13,10 @@
  *	close-on-exec.
  * sock_accept()
  *	accept a connection as a non-blocking, close-on-exec descriptor.
- * tcp_connect_start(), tcp_connect_finish()
- *	start a non-blocking TCP connection to host:port (the first address
- *	getaddrinfo gives), then, once the descriptor is writable, learn
- *	whether it succeeded. The peer address is returned for logging.
+ * tcp_connect_addr(), tcp_connect_finish()
+ *	start a non-blocking TCP connection to one address (the caller
+ *	resolved the name, without blocking: resolve.c), then, once the
+ *	descriptor is writable, learn whether it succeeded.
  * sock_addr_text()
  *	a numeric address, without port, for log lines.
  *
@@ -25,7 +25,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -134,33 +133,18 @@ int sock_accept(int listen_fd)
     return fd;
 }
 
-/* tcp_connect_start - begin a non-blocking TCP connection */
-int tcp_connect_start(const char *host, unsigned port, struct sockaddr_storage *addr,
-                      socklen_t *addrlen, VSTR *why)
+/* tcp_connect_addr - begin a non-blocking TCP connection to one address */
+int tcp_connect_addr(const struct sockaddr *sa, socklen_t len, VSTR *why)
 {
-    struct addrinfo hints, *res;
-    char service[16];
-    int err, fd, on = 1;
+    int fd, on = 1;
 
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    snprintf(service, sizeof(service), "%u", port);
-    if ((err = getaddrinfo(host, service, &hints, &res)) != 0) {
-        vstr_sprintf(why, "Host or domain name not found. Name service error for name=%s: %s", host,
-                     gai_strerror(err));
-        return -1;
-    }
-    memcpy(addr, res->ai_addr, res->ai_addrlen);
-    *addrlen = res->ai_addrlen;
-    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    freeaddrinfo(res);
+    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         vstr_sprintf(why, "socket: %s", strerror(errno));
         return -1;
     }
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    if (connect(fd, (struct sockaddr *)addr, *addrlen) < 0 && errno != EINPROGRESS) {
+    if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
         vstr_sprintf(why, "%s", strerror(errno));
         close(fd);
         return -1;

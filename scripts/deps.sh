@@ -5,7 +5,8 @@
 set -e
 PACKAGES="build-essential autoconf automake pkg-config liblmdb-dev lmdb-utils
 libsodium-dev libgnutls28-dev libmicrohttpd-dev prometheus curl gnutls-bin python3 python3-aiosmtpd procps faketime valgrind clang-14 libclang-rt-14-dev
-systemd logrotate pflogsumm swaks libnet-ssleay-perl"
+systemd logrotate pflogsumm swaks libnet-ssleay-perl
+postfix sasl2-bin libsasl2-modules libsasl2-modules-db"
 
 missing=""
 for p in $PACKAGES; do
@@ -15,4 +16,12 @@ done
 echo "installing:$missing"
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
 $SUDO apt-get update -q
+# postfix (tests/t_postfix_upstream.sh runs a private instance of it) asks
+# a debconf question on install; answer "No configuration" so that the
+# install neither prompts nor configures or starts the machine's own Postfix.
+case " $missing " in
+*" postfix "*)
+    echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+    ;;
+esac
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing

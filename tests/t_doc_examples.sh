@@ -56,7 +56,7 @@ maillog_file=$MAILLOG
 queue_encryption_key_file=$T/queue.keys
 smtp_tls_CAfile=$T/ca.pem"
 for p in smtp_sasl_password_maps transport_maps sender_dependent_relayhost_maps \
-    destination_policy_maps; do
+    destination_policy_maps smtp_tls_policy_maps; do
     machine="$machine
 $p=$(table_for $p)"
 done

@@ -372,6 +372,40 @@ fill_and_deliver() {
     ok $? "mailq prints 'Mail queue is empty'"
 }
 
+# --- the metrics tests' workload ---
+
+# metrics_workload - the mail of the metrics tests, relayq stopped: the test
+# server started refusing BOUNCED recipients for good (550) and DEFERRED
+# once (450), relayq retrying them within seconds, and N messages waiting
+# in maildrop (message i to rcpt<i>@example.com, Message-ID <TAG-i@...>).
+# The refused recipients are spread out (one every N/BOUNCED messages from
+# the 7th, one every N/DEFERRED from the 3rd; with 1,000/50/100 the two
+# never meet): a relay that defers transaction after transaction on one
+# connection is taken as loaded, and relayq slows down for it. One TAP
+# result a step: metrics_workload N BOUNCED DEFERRED TAG
+metrics_workload() {
+    local n=$1 bounced=$2 deferred=$3 tag=$4 i replies=()
+    for i in $(seq 7 $((n / bounced)) "$n"); do
+        replies+=(--rcpt-reply "rcpt$i@example.com=550 5.1.1 no such user")
+    done
+    for i in $(seq 3 $((n / deferred)) "$n"); do
+        replies+=(--rcpt-reply "rcpt$i@example.com=450 4.2.1 mailbox unavailable@1")
+    done
+    sink_start "${replies[@]}"
+    ok $? "the test server on 127.0.0.1:$SINK_PORT"
+    rq_set minimal_backoff_time 1s
+    rq_set maximal_backoff_time 2s
+    rq_set queue_run_delay 1s
+    maildrop_fill "$n" "$tag"
+    ok $? "$n messages waiting in maildrop"
+}
+
+# sink_refused - recipients the test server refused with a reply of a
+# class (5: for good, 4: for now): sink_refused CLASS
+sink_refused() {
+    sink_count "^reject conn=.* cmd=RCPT reply=$1"
+}
+
 # --- fault points (the fault-injection build) ---
 
 # fault_build_or_skip - in a build without --enable-fault-injection, check

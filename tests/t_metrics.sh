@@ -31,22 +31,7 @@ rq_set metrics_listen "127.0.0.1:$PORT"
 "$RELAYQ" check >"$T/check.out" 2>&1
 ok $? "relayq check takes metrics_listen = 127.0.0.1:$PORT"
 
-# Spread out: a relay that defers transaction after transaction on one
-# connection is taken as loaded, and relayq slows down for it.
-replies=()
-for i in $(seq 7 20 $N); do
-    replies+=(--rcpt-reply "rcpt$i@example.com=550 5.1.1 no such user")
-done
-for i in $(seq 3 10 $N); do
-    replies+=(--rcpt-reply "rcpt$i@example.com=450 4.2.1 mailbox unavailable@1")
-done
-sink_start "${replies[@]}"
-ok $? "the test server on 127.0.0.1:$SINK_PORT"
-rq_set minimal_backoff_time 1s
-rq_set maximal_backoff_time 2s
-rq_set queue_run_delay 1s
-maildrop_fill $N metrics
-ok $? "$N messages waiting in maildrop"
+metrics_workload $N $BOUNCED $DEFERRED metrics
 
 URL=http://127.0.0.1:$PORT/metrics
 # scrape FILE - one scrape of /metrics into a file
@@ -91,11 +76,11 @@ check "recipients sent = the messages the server took ($(sink_messages)): $sent"
     test "$sent" = "$(sink_messages)"
 check "messages delivered = the same: $(sample "$T/end" "relayq_messages_delivered_total{$DEST}")" -- \
     test "$(sample "$T/end" "relayq_messages_delivered_total{$DEST}")" = "$(sink_messages)"
-refused=$(sink_count '^reject conn=.* cmd=RCPT reply=5')
+refused=$(sink_refused 5)
 check "recipients bounced = what the server refused for good ($refused)" -- \
     test "$(sample "$T/end" "relayq_recipients_total{$DEST,status=\"bounced\"}")" = "$refused" \
     -a "$refused" -eq $BOUNCED
-refused=$(sink_count '^reject conn=.* cmd=RCPT reply=4')
+refused=$(sink_refused 4)
 check "recipients deferred = what the server refused for now ($refused)" -- \
     test "$(sample "$T/end" "relayq_recipients_total{$DEST,status=\"deferred\"}")" = "$refused" \
     -a "$refused" -eq $DEFERRED

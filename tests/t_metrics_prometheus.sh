@@ -2,15 +2,18 @@
 # t_metrics_prometheus - a real Prometheus server scrapes relayq: the test
 # starts prometheus (the Debian package's) on 127.0.0.1 with a scrape
 # every second of relayq's metrics_listen and relayq's alert rules
-# (doc/relayq-alerts.yml, which "promtool check rules" accepts), delivers
-# 300 messages to the test server, 20 of whose recipients it refuses for
-# good, and asks Prometheus's query API: the recipients sent and bounced
-# it has are what the test server took and refused, and its rules are
-# loaded. Prometheus is stopped by its pid.
+# (doc/relayq-alerts.yml, which "promtool check rules" accepts), and
+# relayq delivers t_metrics's workload (tests/lib.sh, metrics_workload):
+# 1,000 messages to the test server, which refuses 50 recipients for good
+# (550) and 100 once (450). Prometheus's query API then says what the test
+# server saw: the recipients sent (the 950 messages and the 50 bounce
+# notices it took), bounced 50 and deferred 100; its rules are loaded and
+# none fires. Prometheus is stopped by its pid.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
-N=300
-BOUNCED=20
+N=1000
+BOUNCED=50
+DEFERRED=100
 RULES=$top_srcdir/doc/relayq-alerts.yml
 
 if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
@@ -33,16 +36,9 @@ prom_stop() {
 }
 trap 'prom_stop; rq_cleanup' EXIT
 
-replies=()
-for i in $(seq 5 15 $((15 * BOUNCED))); do
-    replies+=(--rcpt-reply "rcpt$i@example.com=550 5.1.1 no such user")
-done
-sink_start "${replies[@]}"
-ok $? "the test server on 127.0.0.1:$SINK_PORT"
 PORT=$(free_port)
 rq_set metrics_listen "127.0.0.1:$PORT"
-maildrop_fill $N prom
-ok $? "$N messages waiting in maildrop"
+metrics_workload $N $BOUNCED $DEFERRED prom
 
 PROM_PORT=$(free_port)
 cat >"$T/prometheus.yml" <<YML
@@ -85,19 +81,25 @@ wait_for 30 queue_empty
 ok $? "the queue is empty"
 
 DEST="destination=\"127.0.0.1:$SINK_PORT\""
-# prom_agrees - Prometheus's latest sample of the sent and bounced counters
-# is what the test server saw
+# prom_agrees - Prometheus's latest sample of the sent, bounced and
+# deferred counters is what the test server saw
 prom_agrees() {
     [ "$(query "relayq_recipients_total{$DEST,status=\"sent\"}")" = "$(sink_messages)" ] &&
-        [ "$(query "relayq_recipients_total{$DEST,status=\"bounced\"}")" = \
-            "$(sink_count '^reject conn=.* cmd=RCPT reply=5')" ]
+        [ "$(query "relayq_recipients_total{$DEST,status=\"bounced\"}")" = "$(sink_refused 5)" ] &&
+        [ "$(query "relayq_recipients_total{$DEST,status=\"deferred\"}")" = "$(sink_refused 4)" ]
 }
 wait_for 30 prom_agrees
 ok $? "prometheus's query API says the server's figures"
-diag "sent: $(query "relayq_recipients_total{$DEST,status=\"sent\"}"), server: $(sink_messages);" \
-    "bounced: $(query "relayq_recipients_total{$DEST,status=\"bounced\"}"), refused: $(sink_count '^reject conn=.* cmd=RCPT reply=5')"
-check "the bounces are the $BOUNCED refused" -- \
+for status in sent bounced deferred; do
+    diag "$status: $(query "relayq_recipients_total{$DEST,status=\"$status\"}")"
+done
+diag "server: $(sink_messages) messages, $(sink_refused 5) refused for good, $(sink_refused 4) for now"
+check "the bounces are the $BOUNCED refused for good" -- \
     test "$(query "relayq_recipients_total{$DEST,status=\"bounced\"}")" = $BOUNCED
+check "the deferrals are the $DEFERRED refused for now" -- \
+    test "$(query "relayq_recipients_total{$DEST,status=\"deferred\"}")" = $DEFERRED
+check "the recipients sent are the $N messages less the bounced, and the bounce notices" -- \
+    test "$(query "relayq_recipients_total{$DEST,status=\"sent\"}")" = $N
 check "the messages delivered are the server's" -- \
     test "$(query "relayq_messages_delivered_total{$DEST}")" = "$(sink_messages)"
 check "the queue is empty to prometheus too" -- \

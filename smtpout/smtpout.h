@@ -4,12 +4,17 @@
  * smtpout is split by object: conn.c (the byte stream to the relay, behind
  * a table of functions so that a TLS session can replace the plain socket),
  * tls.c (GnuTLS under that table: STARTTLS and implicit TLS), auth.c (SMTP
- * AUTH: credentials and mechanisms), session.c (the SMTP client state
- * machine: one persistent connection that carries job after job), job.c
- * (the job qmgr hands us and the result we send back, with the
- * per-recipient delivery log), addr_cache.c (the relay addresses that
- * failed lately, shared by the process's sessions), worker.c (one session and its channel to
- * qmgr) and smtpout.c (main: the queue, the process's workers, signals).
+ * AUTH: credentials and mechanisms), and the SMTP client, one persistent
+ * connection that carries job after job, cut the way Postfix's smtp client
+ * is: session.c (the lifecycle: opening, reuse, idle, closing), chat.c (the
+ * session's I/O: output buffer, writes, reading and parsing replies),
+ * proto.c (the dialogue: setup, EHLO, STARTTLS, MAIL/RCPT/DATA/BDAT),
+ * sasl_proto.c (the AUTH dialogue) and trouble.c (what a failure means for
+ * the recipients). Then job.c (the job qmgr hands us and the result we send
+ * back, with the per-recipient delivery log), addr_cache.c (the relay
+ * addresses that failed lately, shared by the process's sessions), worker.c
+ * (one session and its channel to qmgr) and smtpout.c (main: the queue, the
+ * process's workers, signals).
  * Everything runs in one thread, driven by the event loop.
  */
 #ifndef RELAYQ_SMTPOUT_H
@@ -357,6 +362,59 @@ int session_is_open(const SESSION *s);
 void session_shutdown(SESSION *s);
 void session_reload(SESSION *s);
 const char *session_held_dest(const SESSION *s);
+
+/* What to do with the connection once a job is finished (session_job_done()). */
+typedef enum SESS_AFTER {
+    AFTER_IDLE,  /* keep it for the next job */
+    AFTER_RSET,  /* reset the aborted transaction, then keep it */
+    AFTER_QUIT,  /* say goodbye and close */
+    AFTER_CLOSE, /* close at once (421, timeout, lost) */
+    AFTER_NONE   /* there is no connection */
+} SESS_AFTER;
+
+/* session.c, for the other parts of the SMTP client: states, lifecycle */
+const char *session_stage_doing(SESS_STATE state);
+const char *session_stage_command(SESS_STATE state);
+void session_arm(SESSION *s, SESS_STATE state);
+void session_close(SESSION *s, const char *reason);
+void session_enter_idle(SESSION *s, int fresh);
+void session_quit(SESSION *s, const char *reason);
+void session_job_done(SESSION *s, SESS_AFTER after);
+void session_retry(SESSION *s, const char *why, const char *reason);
+void session_lookup_failed(SESSION *s, const char *why);
+void session_connect_retry(SESSION *s, const char *why);
+
+/* chat.c: the session's I/O */
+#define CHAT_READ_CHUNK 16384 /* bytes read at a time; the buffers' first size */
+void chat_out_reset(SESSION *s);
+void chat_flush(SESSION *s);
+void __attribute__((format(printf, 2, 3))) chat_send(SESSION *s, const char *fmt, ...);
+void chat_read_again(void *ctx);
+void chat_event(int fd, int events, void *ctx);
+
+/* proto.c: connection setup and the transaction */
+void proto_connected(SESSION *s);
+void proto_tls_step(SESSION *s);
+void proto_begin(SESSION *s);
+void proto_reply(SESSION *s, const SMTP_REPLY *reply);
+
+/* sasl_proto.c: the AUTH dialogue */
+int sasl_proto_start(SESSION *s);
+void sasl_proto_reply(SESSION *s, const SMTP_REPLY *reply);
+
+/* trouble.c: failures become recipient outcomes */
+void trouble_reply_text(const SMTP_REPLY *reply, VSTR *out);
+void trouble_reply_dsn(const SMTP_REPLY *reply, int status, char *dsn, size_t size);
+int trouble_reply_status(const SMTP_REPLY *reply);
+void trouble_reply_explain(SESSION *s, const SMTP_REPLY *reply, VSTR *text);
+void trouble_reply_fail(SESSION *s, const SMTP_REPLY *reply, int status, int only_accepted);
+void trouble_lost(SESSION *s, const char *detail);
+void trouble_write_failed(void *ctx);
+void trouble_connect_failed(SESSION *s, const char *addr, const char *why);
+void trouble_timeout(void *ctx);
+void trouble_setup_fail(SESSION *s, const char *dsn, const char *text);
+void trouble_protocol_error(SESSION *s, const char *why);
+void trouble_reply_421(SESSION *s, const SMTP_REPLY *reply);
 
 /*
  * WORKER is one session of the process as qmgr sees it (worker.c): the

@@ -7,6 +7,10 @@
  *	CONN whose descriptor becomes writable when the attempt is over. On
  *	an immediate failure (network unreachable) returns NULL with the
  *	reason in `why`.
+ * conn_open_fd()
+ *	a plain CONN over a stream socket that is already there (a test's
+ *	socketpair(2)), named after the address it stands for; the CONN owns
+ *	the descriptor.
  * conn_connect_finish()
  *	after the descriptor became writable: 0 when connected, -1 with the
  *	reason ("Connection refused") in `why`.
@@ -80,12 +84,18 @@ static const CONN_OPS conn_plain_ops = {
 /* conn_connect - begin a connection to one address of a relay */
 CONN *conn_connect(const struct sockaddr *sa, socklen_t len, VSTR *why)
 {
-    CONN *conn;
     int fd;
 
     if ((fd = tcp_connect_addr(sa, len, why)) < 0)
         return NULL;
-    conn = mycalloc(1, sizeof(*conn));
+    return conn_open_fd(fd, sa);
+}
+
+/* conn_open_fd - a plain CONN over a stream socket, named after the address sa */
+CONN *conn_open_fd(int fd, const struct sockaddr *sa)
+{
+    CONN *conn = mycalloc(1, sizeof(*conn));
+
     conn->fd = fd;
     conn->ops = &conn_plain_ops;
     sock_addr_text(sa, conn->addr, sizeof(conn->addr));

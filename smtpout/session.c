@@ -486,7 +486,10 @@ static void session_connect_next(SESSION *s)
 
     while (s->addr_next < s->naddr) {
         a = &s->addrs[s->addr_next++];
-        if ((conn = conn_connect((struct sockaddr *)&a->sa, a->len, why)) == NULL) {
+        conn = s->hooks->connect != NULL
+                   ? s->hooks->connect(s->owner, (struct sockaddr *)&a->sa, a->len, why)
+                   : conn_connect((struct sockaddr *)&a->sa, a->len, why);
+        if (conn == NULL) {
             session_addr_failed(s, a->text, vstr_str(why));
             continue;
         }

@@ -59,6 +59,7 @@ struct CONN {
 };
 
 CONN *conn_connect(const struct sockaddr *sa, socklen_t len, VSTR *why);
+CONN *conn_open_fd(int fd, const struct sockaddr *sa);
 int conn_connect_finish(CONN *conn, VSTR *why);
 ssize_t conn_read(CONN *conn, void *buf, size_t len);
 ssize_t conn_write(CONN *conn, const void *buf, size_t len);
@@ -271,7 +272,8 @@ typedef enum SESS_STATE {
  * event-loop callback: a finished job (every recipient decided, delivery
  * lines logged), a change of its connection for qmgr (open, tls, auth_ok,
  * auth_fail, timeout, close with its reason and message count), and the
- * end of a shutdown (the connection is gone).
+ * end of a shutdown (the connection is gone). `connect`, when not NULL,
+ * replaces conn_connect(): a test gives the session its connection.
  */
 typedef struct SESSION SESSION;
 typedef struct SESSION_HOOKS {
@@ -279,6 +281,7 @@ typedef struct SESSION_HOOKS {
     void (*conn_event)(void *owner, const char *event, const char *dest, const char *reason,
                        unsigned messages, int resumed);
     void (*stopped)(void *owner);
+    CONN *(*connect)(void *owner, const struct sockaddr *sa, socklen_t len, VSTR *why);
 } SESSION_HOOKS;
 
 /*

@@ -264,20 +264,34 @@ static void test_reserve(const char *base)
     vstr_free(why);
 }
 
-/* rss_file_kb - this process's resident pages of mapped files, in KiB (-1: unknown) */
-static long rss_file_kb(void)
+/* rss_kb - one Rss line of this process's status ("RssFile", "RssAnon"), in KiB (-1: unknown) */
+static long rss_kb(const char *name)
 {
     FILE *status = fopen("/proc/self/status", "r");
     char line[256];
+    size_t len = strlen(name);
     long kb = -1;
 
     if (status == NULL)
         return -1;
     while (fgets(line, sizeof(line), status) != NULL)
-        if (sscanf(line, "RssFile: %ld kB", &kb) == 1)
+        if (strncmp(line, name, len) == 0 && line[len] == ':' &&
+            sscanf(line + len + 1, "%ld kB", &kb) == 1)
             break;
     fclose(status);
     return kb;
+}
+
+/* rss_file_kb - this process's resident pages of mapped files, in KiB (-1: unknown) */
+static long rss_file_kb(void)
+{
+    return rss_kb("RssFile");
+}
+
+/* rss_anon_kb - this process's own resident memory, in KiB (-1: unknown) */
+static long rss_anon_kb(void)
+{
+    return rss_kb("RssAnon");
 }
 
 /* read_bodies - read every body back, each in its own transaction; how many
@@ -334,12 +348,19 @@ static void test_mapped_limit(const char *base)
     tap_ok(start > 0 && peak - start < MAPPED_TOTAL_KB / 2,
            "with a limit of %d MiB, reading %d MiB keeps at most %ld KiB mapped",
            MAPPED_LIMIT / 1024 / 1024, MAPPED_TOTAL_KB / 1024, peak - start);
-    /* Without a limit the same reads keep every page: what the limit prevents. */
-    qstore_set_mapped_limit(store, SIZE_MAX);
+    /* A resident budget the process's own memory already exceeds leaves the mapped limit. */
+    qstore_set_resident_limit(store, 1024 * 1024);
+    start = rss_file_kb();
+    same = read_bodies(store, qids, stored, body, MAPPED_BODY, &peak, why);
+    tap_ok(same == MAPPED_MESSAGES && start > 0 && peak - start < MAPPED_TOTAL_KB / 2,
+           "with a resident budget of 1 MiB, the mapped limit still holds: %ld KiB mapped",
+           peak - start);
+    /* A budget with room keeps every page read: the faults a small limit costs. */
+    qstore_set_resident_limit(store, (size_t)(rss_anon_kb() + 4 * MAPPED_TOTAL_KB) * 1024);
     start = rss_file_kb();
     same = read_bodies(store, qids, stored, body, MAPPED_BODY, &peak, why);
     tap_ok(same == MAPPED_MESSAGES && peak - start > MAPPED_TOTAL_KB * 3 / 4,
-           "without a limit the same reads keep %ld KiB mapped", peak - start);
+           "with a resident budget of room, the same reads keep %ld KiB mapped", peak - start);
     qstore_close(store);
     myfree(body);
     vstr_free(why);

@@ -34,6 +34,7 @@ const SEAL_RING *qstore_keyring(const QSTORE *store);
 int qstore_reload_keys(QSTORE *store, VSTR *why);
 int qstore_reader_check(QSTORE *store);
 void qstore_set_mapped_limit(QSTORE *store, size_t bytes);
+void qstore_set_resident_limit(QSTORE *store, size_t bytes);
 long long qstore_sealed_only(QSTORE_TXN *txn);
 int qstore_clear_left(QSTORE_TXN *txn);
 int qstore_mark_sealed_only(QSTORE_TXN *txn, long long now);

@@ -97,7 +97,37 @@ static void stats_print_text(const QSTATS *stats, const QCOUNT *count)
         printf("  tls: %lld handshakes, %lld resumed; auth: %lld ok, %lld failed; timeouts: %lld\n",
                qstats_get(d, "tls"), qstats_get(d, "tls_resumed"), qstats_get(d, "auth_ok"),
                qstats_get(d, "auth_fail"), qstats_get(d, "timeouts"));
+        printf("  throttling: %lld signals; rate limit %.3f messages/s (0: none)\n",
+               qstats_get(d, "throttles"), (double)qstats_get(d, "rate_milli") / 1000.0);
     }
+    printf("received:");
+    for (size_t i = 0; i < stats->nreceived; i++)
+        printf("%s %s %lld", i ? "," : "", stats->received[i].name, stats->received[i].value);
+    printf("\n");
+}
+
+/* stats_print_hist - one histogram as a JSON object, in the metrics' units */
+static void stats_print_hist(const QSTATS_HIST *h, int first)
+{
+    const QSTATS_HIST_KIND *kind = qstats_hist_kind(h->name);
+    double divisor = kind != NULL ? kind->divisor : 1;
+    VSTR *num = vstr_alloc(32);
+
+    /* Names and destinations are qmgr's words (no quote, no backslash: qstats.c). */
+    printf("%s{\"name\": \"%s\", \"metric\": \"%s\", \"destination\": \"%s\", \"count\": %lld",
+           first ? "" : ", ", h->name, kind != NULL ? kind->metric : "", h->dest, h->hist.count);
+    qstats_number(num, (double)h->hist.sum / divisor);
+    printf(", \"sum\": %s, \"buckets\": {", vstr_str(num));
+    for (int b = 0; b <= h->hist.nbounds; b++) {
+        vstr_reset(num);
+        if (b < h->hist.nbounds)
+            qstats_number(num, (double)h->hist.bounds[b] / divisor);
+        else
+            vstr_strcat(num, "+Inf");
+        printf("%s\"%s\": %lld", b ? ", " : "", vstr_str(num), hist_cumulative(&h->hist, b));
+    }
+    printf("}}");
+    vstr_free(num);
 }
 
 /* stats_print_json - one JSON object on one line; count NULL: the queue is not readable */
@@ -125,8 +155,15 @@ static void stats_print_json(const QSTATS *stats, const QCOUNT *count)
         printf("\"");
         for (int k = 0; k < d->count; k++)
             printf(", \"%s\": %lld", d->keys[k], d->values[k]);
-        printf(", \"messages_per_connection\": %.1f}", stats_per_connection(d));
+        printf(", \"messages_per_connection\": %.1f, \"rate_limit\": %.3f}",
+               stats_per_connection(d), (double)qstats_get(d, "rate_milli") / 1000.0);
     }
+    printf("], \"received\": {");
+    for (size_t i = 0; i < stats->nreceived; i++)
+        printf("%s\"%s\": %lld", i ? ", " : "", stats->received[i].name, stats->received[i].value);
+    printf("}, \"histograms\": [");
+    for (size_t i = 0; i < stats->nhist; i++)
+        stats_print_hist(stats->hists + i, i == 0);
     printf("]}\n");
 }
 

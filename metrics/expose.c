@@ -17,6 +17,11 @@
  * \" and \n) although a destination is host:port: the text must stay
  * well-formed whatever qmgr sends.
  *
+ * Besides the per-destination counters and gauges: the rate in force
+ * (sent in thousandths), the recipients by DSN class, qmgr's histograms
+ * (hist.c; bounds and sums shown in the base unit, qstats_hist_kinds[])
+ * and the new messages by source.
+ *
  * The caller owns `out`; nothing here fails.
  */
 #include "config.h"
@@ -36,6 +41,7 @@ typedef struct EXPOSE_FAMILY {
     const char *keys[EXPOSE_KEYS_MAX];         /* figures of the dest record */
     const char *label_values[EXPOSE_KEYS_MAX]; /* the second label's value for each */
     const char *prefix;                        /* instead of keys: every figure PREFIXreason */
+    double divisor; /* 0: the figure as it is; else divided by this (sent in thousandths) */
 } EXPOSE_FAMILY;
 
 static const EXPOSE_FAMILY expose_dest_families[] = {
@@ -96,6 +102,17 @@ static const EXPOSE_FAMILY expose_dest_families[] = {
      .type = "gauge",
      .help = "Messages parked while the destination is suspended.",
      .keys = {"parked"}},
+    {.name = "relayq_throttle_events",
+     .type = "counter",
+     .help = "Throttling signals from the destination: a reply asking to slow down, or "
+             "transactions deferred in a row.",
+     .keys = {"throttles"}},
+    {.name = "relayq_destination_rate_limit",
+     .type = "gauge",
+     .help = "Messages per second the destination is held to now (configured or learned from "
+             "throttling); 0: no limit.",
+     .keys = {"rate_milli"},
+     .divisor = 1000},
 };
 
 /* expose_escape - a label value, escaped for the exposition formats */
@@ -142,7 +159,12 @@ static void expose_dest_sample(VSTR *out, const EXPOSE_FAMILY *family, const cha
         expose_escape(out, label_value);
         vstr_addch(out, '"');
     }
-    vstr_sprintf_append(out, "} %lld\n", value);
+    vstr_strcat(out, "} ");
+    if (family->divisor > 0)
+        qstats_number(out, (double)value / family->divisor);
+    else
+        vstr_sprintf_append(out, "%lld", value);
+    vstr_addch(out, '\n');
 }
 
 /* expose_dest_family - one family over every destination */
@@ -215,6 +237,113 @@ static void expose_queue(VSTR *out, const QCOUNT *count, const QSTATS *stats, in
                                             : 0.0);
 }
 
+/* expose_labelled - "METRIC{LABEL="VALUE"": a sample's start, the rest to the caller */
+static void expose_labelled(VSTR *out, const char *metric, const char *label, const char *value)
+{
+    vstr_sprintf_append(out, "%s{%s=\"", metric, label);
+    expose_escape(out, value);
+    vstr_addch(out, '"');
+}
+
+/* expose_dsn - recipients by outcome and DSN class: the dest figures rcpt_STATUS_CLASS */
+static void expose_dsn(VSTR *out, const QSTATS *stats, int openmetrics)
+{
+    static const char *const statuses[] = {"sent_", "deferred_", "bounced_"};
+
+    expose_head(out, "relayq_recipients_dsn", "counter",
+                "Recipients by the outcome of their delivery attempt and the class of its DSN "
+                "code (class.subject, or the class alone).",
+                openmetrics);
+    for (size_t i = 0; i < stats->ndest; i++) {
+        const QSTATS_DEST *dest = stats->dests + i;
+
+        for (int k = 0; k < dest->count; k++) {
+            const char *key = dest->keys[k];
+
+            if (strncmp(key, "rcpt_", 5) != 0)
+                continue;
+            for (size_t st = 0; st < sizeof(statuses) / sizeof(statuses[0]); st++) {
+                size_t len = strlen(statuses[st]);
+
+                if (strncmp(key + 5, statuses[st], len) != 0 || key[5 + len] == '\0')
+                    continue;
+                expose_labelled(out, "relayq_recipients_dsn_total", "destination", dest->name);
+                vstr_sprintf_append(out, ",status=\"%.*s\",dsn_class=\"", (int)len - 1,
+                                    statuses[st]);
+                expose_escape(out, key + 5 + len);
+                vstr_sprintf_append(out, "\"} %lld\n", dest->values[k]);
+            }
+        }
+    }
+}
+
+/* expose_hist_labels - the name and labels of one line of a histogram:
+ * NAME_SUFFIX{destination=..,le=..} */
+static void expose_hist_labels(VSTR *out, const char *metric, const char *suffix,
+                               const QSTATS_HIST *h, const char *le)
+{
+    const char *sep = "";
+
+    vstr_sprintf_append(out, "%s%s", metric, suffix);
+    if (*h->dest == '\0' && le == NULL)
+        return;
+    vstr_addch(out, '{');
+    if (*h->dest) {
+        vstr_strcat(out, "destination=\"");
+        expose_escape(out, h->dest);
+        vstr_addch(out, '"');
+        sep = ",";
+    }
+    if (le != NULL)
+        vstr_sprintf_append(out, "%sle=\"%s\"", sep, le);
+    vstr_addch(out, '}');
+}
+
+/* expose_hists - every histogram qmgr sent, family by family */
+static void expose_hists(VSTR *out, const QSTATS *stats, int openmetrics)
+{
+    VSTR *le = vstr_alloc(32);
+
+    for (const QSTATS_HIST_KIND *kind = qstats_hist_kinds; kind->name; kind++) {
+        expose_head(out, kind->metric, "histogram", kind->help, openmetrics);
+        for (size_t i = 0; i < stats->nhist; i++) {
+            const QSTATS_HIST *h = stats->hists + i;
+
+            if (strcmp(h->name, kind->name) != 0)
+                continue;
+            for (int b = 0; b <= h->hist.nbounds; b++) {
+                vstr_reset(le);
+                if (b < h->hist.nbounds)
+                    qstats_number(le, (double)h->hist.bounds[b] / kind->divisor);
+                else
+                    vstr_strcat(le, "+Inf");
+                expose_hist_labels(out, kind->metric, "_bucket", h, vstr_str(le));
+                vstr_sprintf_append(out, " %lld\n", hist_cumulative(&h->hist, b));
+            }
+            expose_hist_labels(out, kind->metric, "_sum", h, NULL);
+            vstr_addch(out, ' ');
+            qstats_number(out, (double)h->hist.sum / kind->divisor);
+            vstr_addch(out, '\n');
+            expose_hist_labels(out, kind->metric, "_count", h, NULL);
+            vstr_sprintf_append(out, " %lld\n", h->hist.count);
+        }
+    }
+    vstr_free(le);
+}
+
+/* expose_received - new messages by source */
+static void expose_received(VSTR *out, const QSTATS *stats, int openmetrics)
+{
+    expose_head(out, "relayq_messages_received", "counter",
+                "New messages queued, by how they came (maildrop: a file of the sendmail "
+                "command; sendmail: handed over to pickup; smtp: an SMTP client).",
+                openmetrics);
+    for (size_t i = 0; i < stats->nreceived; i++) {
+        expose_labelled(out, "relayq_messages_received_total", "source", stats->received[i].name);
+        vstr_sprintf_append(out, "} %lld\n", stats->received[i].value);
+    }
+}
+
 /* expose_write - one scrape's exposition */
 void expose_write(VSTR *out, const QCOUNT *count, const QSTATS *stats, int openmetrics)
 {
@@ -227,9 +356,13 @@ void expose_write(VSTR *out, const QCOUNT *count, const QSTATS *stats, int openm
                  stats != NULL, openmetrics);
     if (count != NULL)
         expose_queue(out, count, stats, openmetrics);
-    if (stats != NULL)
+    if (stats != NULL) {
         for (size_t i = 0; i < sizeof(expose_dest_families) / sizeof(expose_dest_families[0]); i++)
             expose_dest_family(out, expose_dest_families + i, stats, openmetrics);
+        expose_dsn(out, stats, openmetrics);
+        expose_hists(out, stats, openmetrics);
+        expose_received(out, stats, openmetrics);
+    }
     if (openmetrics)
         vstr_strcat(out, "# EOF\n");
 }

@@ -177,7 +177,7 @@ void pickup_tell_qmgr(PICKUP *p, const PICKUP_FILE *files, size_t nfiles)
     rec = ipc_rec_create("queued");
     for (size_t i = 0; i < nfiles; i++)
         if (!files[i].already)
-            ipc_rec_addf(rec, "message", "%s %lld", files[i].qid, files[i].due);
+            ipc_rec_addf(rec, "message", "%s %lld %s", files[i].qid, files[i].due, files[i].source);
     pickup_qmgr_send(p, rec);
     ipc_rec_free(rec);
 }

@@ -59,6 +59,7 @@ typedef struct PICKUP_FILE {
     int already;
     long long due;         /* its schedule time, once queued */
     uid_t uid;             /* the file's owner, logged as Postfix pickup does */
+    const char *source;    /* how it came: "maildrop", "sendmail" (handed over) or "smtp" */
     char *sender;          /* for the log line */
     CLEANUP_STATS cleanup; /* logged once the message is committed */
 } PICKUP_FILE;

@@ -483,6 +483,7 @@ static int scan_batch(PICKUP *p)
             continue;
         memset(f, 0, sizeof(*f));
         f->name = mystrdup(name);
+        f->source = "maildrop";
         if ((taken = scan_take(p, txn, f, &bytes, body, take_why)) == SCAN_TAKEN) {
             nfiles++;
             FAULT_POINT("pickup-mid-txn");

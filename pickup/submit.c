@@ -390,6 +390,7 @@ static SMTPD_RESULT submit_proto_message(void *ctx, const SMTPD_MSG *msg, VSTR *
     (void)text; /* nothing is refused before the commit */
     w = submit_enqueue(ss->submit, &env, msg->content, msg->content_len, &client);
     w->session = ss;
+    w->file.source = "smtp";
     if (msg->auth_user != NULL) {
         VSTR *auth = vstr_alloc(64);
 
@@ -431,6 +432,7 @@ SMTPD_RESULT submit_local(SUBMIT *s, const char *data, size_t len, uid_t uid, SU
     }
     w = submit_enqueue(s, &env, data + off, len - off, NULL);
     w->file.uid = uid;
+    w->file.source = "sendmail";
     w->done = done;
     w->ctx = ctx;
     return SMTPD_PENDING;

@@ -247,6 +247,7 @@ QMGR_DEST *dest_find(const char *host, unsigned port)
         dest->name = mystrdup(vstr_str(name));
         dest->host = mystrdup(host);
         dest->port = port;
+        stats_dest_init(&dest->stats);
         dest->next = dest_head;
         dest_head = dest;
     }
@@ -540,6 +541,7 @@ void dest_note_throttle(QMGR_DEST *dest)
     long long now = now_ms();
     double seen;
 
+    dest->stats.throttles++;
     /* The jobs in flight when the relay objected all come back refused:
      * one decrease per second answers one overload, not each of them. */
     if (dest->decrease_ms > 0 && now - dest->decrease_ms < 1000)

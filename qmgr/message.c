@@ -501,13 +501,17 @@ int message_finalize_done(void)
 {
     VSTR *why;
     QMGR_MESSAGE *message, *next, *kept = NULL;
+    long long started_us; /* then the commit's time */
     int count = 0, rc;
 
     if (message_done_head == NULL)
         return 0;
     FAULT_POINT("qmgr-after-result");
     why = vstr_alloc(100);
-    if ((rc = message_commit(message_done_head, 0, why)) == QSTORE_OK) {
+    started_us = now_us();
+    rc = message_commit(message_done_head, 0, why);
+    started_us = now_us() - started_us; /* the commit's time, without the logging after it */
+    if (rc == QSTORE_OK) {
         if (message_commit_failed)
             msg_info("delivery results are recorded again");
         message_commit_failed = 0;
@@ -516,6 +520,7 @@ int message_finalize_done(void)
             message_release(message);
             count++;
         }
+        stats_commit(&qmgr_counters, started_us, count);
         message_done_head = NULL;
         message_done_length = 0;
         vstr_free(why);

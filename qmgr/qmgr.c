@@ -85,6 +85,7 @@ HTABLE *qmgr_active;
 SCHED *qmgr_sched;
 size_t qmgr_active_rcpts;
 QMGR_PEER *qmgr_peers;
+QMGR_COUNTERS qmgr_counters;
 LIST_HELPERS *qmgr_list_helpers;
 int qmgr_resync_wanted;
 int qmgr_stopping;
@@ -161,17 +162,20 @@ static int qmgr_pickup_record(QMGR_PEER *peer, const IPC_REC *rec)
     }
     for (size_t i = 1; i < rec->count; i++) {
         const char *value = rec->attrs[i].value;
-        char qid[QID_LEN + 1];
+        char qid[QID_LEN + 1], source[16];
         long long when;
-        int len = 0;
+        int len = 0, slot;
 
-        /* "QUEUE_ID WHEN": a new message and its schedule time. */
+        /* "QUEUE_ID WHEN SOURCE": a new message, its schedule time, how it came. */
         if (strcmp(rec->attrs[i].name, "message") != 0 ||
-            sscanf(value, "%12[0-9A-Za-z] %lld%n", qid, &when, &len) != 2 || value[len] != '\0' ||
-            !qid_valid(qid) || when <= 0) {
+            sscanf(value, "%12[0-9A-Za-z] %lld %15[a-z]%n", qid, &when, source, &len) != 3 ||
+            value[len] != '\0' || !qid_valid(qid) || when <= 0 ||
+            (slot = stats_source_index(source)) < 0) {
             msg_warn("bad queued record from pickup: \"%.60s\"", value);
             return -1;
         }
+        /* Counted here, as pickup announces it: pickup is never asked for figures. */
+        qmgr_counters.received[slot]++;
         /* What qmgr knows already (a resync found it) is newer. */
         if (!sched_known(qmgr_sched, qid))
             sched_set_new(qmgr_sched, qid, when);
@@ -500,6 +504,7 @@ static void qmgr_init(DAEMON *daemon)
     qstore_set_resident_limit(qmgr_store, QMGR_RESIDENT_BUDGET);
     qmgr_active = htable_create(1024);
     qmgr_sched = sched_create();
+    stats_init(&qmgr_counters);
     qstore_set_schedule_hook(qmgr_store, qmgr_schedule_changed, qmgr_sched);
     dest_init();
     route_init();

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "dsn.h"
+#include "hist.h"
 #include "htable.h"
 #include "ipc.h"
 #include "jobq.h"
@@ -100,6 +101,19 @@ typedef struct SUSPEND {
 /* Why a connection closed, as smtpout reports it; the order of stats_reasons[]. */
 #define STATS_REASONS 10
 
+/*
+ * Recipients' outcomes by DSN class (stats.c): status (sent, deferred,
+ * bounced) by class (2, 4, 5) by subject (the second part of the code,
+ * 0 to 7; STATS_SUBJECTS - 1 for any other, shown as the class alone),
+ * so that the labels stay few whatever relays answer.
+ */
+#define STATS_STATUSES 3
+#define STATS_CLASSES 3
+#define STATS_SUBJECTS 9
+
+/* Where new mail came from, as pickup names it (stats.c, stats_sources[]). */
+#define STATS_SOURCES 3
+
 /* What qmgr has learned about a destination's connections since it started. */
 typedef struct DEST_STATS {
     long long opened; /* new connections */
@@ -112,7 +126,19 @@ typedef struct DEST_STATS {
     long long timeouts;
     long long messages; /* messages with a recipient sent */
     long long rcpt_sent, rcpt_deferred, rcpt_bounced;
+    long long rcpt_dsn[STATS_STATUSES][STATS_CLASSES][STATS_SUBJECTS];
+    long long throttles; /* throttling signals: replies, or transactions deferred in a row */
+    HIST queue_time;     /* us from arrival to delivery, per delivered message */
+    HIST xfer_time;      /* us of the SMTP transaction, per delivered message */
+    HIST conn_messages;  /* messages a connection carried, when it closed */
 } DEST_STATS;
+
+/* What qmgr has counted outside any destination since it started (stats.c). */
+typedef struct QMGR_COUNTERS {
+    HIST commit_time;                  /* us of a group commit of delivery results */
+    HIST commit_batch;                 /* messages finalized by that commit */
+    long long received[STATS_SOURCES]; /* new messages pickup announced, by source */
+} QMGR_COUNTERS;
 
 /*
  * A destination (next hop): a relay host and port, with its queue of
@@ -178,6 +204,7 @@ extern HTABLE *qmgr_active;      /* queue id -> QMGR_MESSAGE */
 extern SCHED *qmgr_sched;        /* every scheduled message, and when it is due */
 extern size_t qmgr_active_rcpts; /* recipients of the active set */
 extern QMGR_PEER *qmgr_peers;
+extern QMGR_COUNTERS qmgr_counters;     /* figures for relayq stats and the metrics daemon */
 extern LIST_HELPERS *qmgr_list_helpers; /* showq processes for other users' listings */
 extern int qmgr_resync_wanted;          /* compare the schedule with the queue after this pass */
 extern int qmgr_stopping;               /* SIGTERM: no new jobs, exit when idle */
@@ -240,8 +267,13 @@ int result_receive(QMGR_PEER *worker, const IPC_REC *rec);
 void result_worker_lost(QMGR_PEER *worker);
 
 /* stats.c */
+void stats_init(QMGR_COUNTERS *counters);
+void stats_dest_init(DEST_STATS *st);
 int stats_event(QMGR_PEER *worker, const IPC_REC *rec);
-void stats_result(QMGR_DEST *dest, const QMGR_MESSAGE *message, const QMGR_JOB *job);
+void stats_result(QMGR_DEST *dest, const QMGR_MESSAGE *message, const QMGR_JOB *job,
+                  long long xfer_ms);
+void stats_commit(QMGR_COUNTERS *counters, long long elapsed_us, int messages);
+int stats_source_index(const char *source);
 IPC_REC *stats_report(void);
 
 /* bounce.c */

@@ -155,7 +155,7 @@ int result_receive(QMGR_PEER *worker, const IPC_REC *rec)
     QMGR_JOB *job = worker->job;
     VSTR *why = vstr_alloc(100);
     unsigned char *seen;
-    long long id;
+    long long id, xfer_ms = -1;
     const char *conn;
     const QRCPT *dead;
     int delivered = 0, ret = -1;
@@ -165,8 +165,10 @@ int result_receive(QMGR_PEER *worker, const IPC_REC *rec)
         vstr_free(why);
         return -1;
     }
-    if (ipc_rec_check(rec, "id,queue_id,relay,conn", "rcpt*,upstream_dsn", why) < 0 ||
-        ipc_rec_get_long(rec, "id", 1, (1LL << 62), &id, why) < 0) {
+    if (ipc_rec_check(rec, "id,queue_id,relay,conn", "rcpt*,upstream_dsn,xfer_ms", why) < 0 ||
+        ipc_rec_get_long(rec, "id", 1, (1LL << 62), &id, why) < 0 ||
+        (ipc_rec_get(rec, "xfer_ms") != NULL &&
+         ipc_rec_get_long(rec, "xfer_ms", 0, (1LL << 40), &xfer_ms, why) < 0)) {
         msg_warn("worker pid %ld: %s", worker->pid, vstr_str(why));
         vstr_free(why);
         return -1;
@@ -249,7 +251,7 @@ int result_receive(QMGR_PEER *worker, const IPC_REC *rec)
     }
     conn = ipc_rec_get(rec, "conn");
     worker->conn_dest = strcmp(conn, "open") == 0 ? job->dest : NULL;
-    stats_result(job->dest, job->message, job);
+    stats_result(job->dest, job->message, job, xfer_ms);
     result_job_finished(worker, 1);
     ret = 0;
 out:

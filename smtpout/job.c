@@ -33,7 +33,9 @@
  *	the type=result record for qmgr. It always fits qmgr's limit
  *	(IPC_RECORD_MAX): with many recipients each text is cut further, so
  *	that a long reply repeated for thousands of recipients cannot make
- *	qmgr refuse the result and run the delivery again.
+ *	qmgr refuse the result and run the delivery again. It carries the
+ *	transaction's time (xfer_ms, delays d of the log) for qmgr's
+ *	histogram.
  * job_status_name()
  *	"sent", "deferred", "bounced" (or "pending").
  * job_xtext()
@@ -486,12 +488,17 @@ static void job_delay(VSTR *buf, long long ms)
     vstr_strcat(buf, len > 0 ? text : "0");
 }
 
+/* job_xfer_ms - the transaction's time until now (delays d) */
+static long long job_xfer_ms(const JOB *job, long long now)
+{
+    return now - (job->xfer_start ? job->xfer_start : job->received_ms + job->setup_ms);
+}
+
 /* job_log - the delivery log line of every recipient */
 void job_log(const JOB *job)
 {
     VSTR *buf = vstr_alloc(256);
     long long now = wall_ms();
-    long long xfer_start = job->xfer_start ? job->xfer_start : job->received_ms + job->setup_ms;
 
     for (size_t i = 0; i < job->nrcpt; i++) {
         const JOB_RCPT *rcpt = job->rcpts + i;
@@ -509,7 +516,7 @@ void job_log(const JOB *job)
         vstr_strcat(buf, "/");
         job_delay(buf, job->setup_ms);
         vstr_strcat(buf, "/");
-        job_delay(buf, now - xfer_start);
+        job_delay(buf, job_xfer_ms(job, now));
         vstr_sprintf_append(buf, ", dsn=%s, status=%s (%s)", rcpt->dsn[0] ? rcpt->dsn : "4.0.0",
                             job_status_name(rcpt->status), vstr_str(rcpt->text));
         msg_info("%s", vstr_str(buf));
@@ -524,6 +531,7 @@ IPC_REC *job_result(const JOB *job, int conn_open)
     /* Each text byte may be encoded as three ("%25"); job_create() bounds nrcpt. */
     size_t budget = ((IPC_RECORD_MAX - JOB_RESULT_SLACK) / job->nrcpt - JOB_RCPT_FIXED) / 3;
     VSTR *text = vstr_alloc(128);
+    long long xfer_ms;
 
     ipc_rec_add_long(rec, "id", job->id);
     ipc_rec_add(rec, "queue_id", job->queue_id);
@@ -531,6 +539,9 @@ IPC_REC *job_result(const JOB *job, int conn_open)
     ipc_rec_add(rec, "conn", conn_open ? "open" : "closed");
     if (job->upstream_dsn)
         ipc_rec_add(rec, "upstream_dsn", "1");
+    /* As logged in delays=a/b/c/d: qmgr's transaction-time histogram. */
+    xfer_ms = job_xfer_ms(job, wall_ms());
+    ipc_rec_add_long(rec, "xfer_ms", xfer_ms < 0 ? 0 : xfer_ms);
     for (size_t i = 0; i < job->nrcpt; i++) {
         const JOB_RCPT *rcpt = job->rcpts + i;
 

@@ -6,7 +6,12 @@
 # the end, pass "promtool check metrics" without a word; at the end the
 # counters say what the server saw: recipients sent (the 950 messages
 # and the 50 bounce notices), bounced 50, deferred 100; the queue is
-# empty, and relayq stats --json gives the same figures. Other paths get
+# empty, and relayq stats --json gives the same figures. The histograms
+# count what the counters count: time in queue and SMTP transaction time
+# one per delivered message, messages per connection one per closed
+# connection; the recipients by DSN class put the 50 bounced under 5.x
+# and the 100 deferred under 4.x; the 1,000 messages were received from
+# maildrop; qmgr's commits show their time and batch size. Other paths get
 # 404, other methods 405; a bad metrics_listen is refused by relayq check.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
@@ -97,6 +102,41 @@ check "the destination is not suspended" -- \
 check "every family has HELP and TYPE" -- \
     test "$(grep -c '^# HELP ' "$T/end")" -eq "$(grep -c '^# TYPE ' "$T/end")"
 
+# The new families: histograms, DSN classes, sources, throttling
+delivered=$(sample "$T/end" "relayq_messages_delivered_total{$DEST}")
+for h in relayq_queue_time_seconds relayq_smtp_transaction_seconds; do
+    check "$h: one observation per delivered message ($(sample "$T/end" "${h}_count{$DEST}"))" -- \
+        test "$(sample "$T/end" "${h}_count{$DEST}")" = "$delivered"
+    check "and its +Inf bucket holds them all" -- \
+        test "$(sample "$T/end" "${h}_bucket{$DEST,le=\"+Inf\"}")" = "$delivered"
+done
+closed=$(awk -v d="$DEST" 'index($1, "relayq_connections_closed_total{" d ",") == 1 { n += $2 } END { print n + 0 }' "$T/end")
+check "messages per connection: one observation per closed connection ($closed)" -- \
+    test "$(sample "$T/end" "relayq_connection_messages_count{$DEST}")" = "$closed"
+# dsn_sum STATUS CLASS - recipients of a status whose DSN class starts with CLASS
+dsn_sum() {
+    awk -v p="relayq_recipients_dsn_total{$DEST,status=\"$1\",dsn_class=\"$2" \
+        'index($1, p) == 1 { n += $2 } END { print n + 0 }' "$T/end"
+}
+check "the $BOUNCED bounced are DSN class 5.x ($(dsn_sum bounced 5.))" -- \
+    test "$(dsn_sum bounced 5.)" = $BOUNCED -a "$(dsn_sum bounced)" = $BOUNCED
+check "the $DEFERRED deferred are DSN class 4.x ($(dsn_sum deferred 4.))" -- \
+    test "$(dsn_sum deferred 4.)" = $DEFERRED -a "$(dsn_sum deferred)" = $DEFERRED
+check "the sent are DSN class 2.x ($(dsn_sum sent 2.))" -- test "$(dsn_sum sent 2.)" = "$sent"
+check "received from maildrop: the $N injected" -- \
+    test "$(sample "$T/end" "relayq_messages_received_total{source=\"maildrop\"}")" = $N
+check "nothing from SMTP or handed over" -- \
+    test "$(sample "$T/end" "relayq_messages_received_total{source=\"smtp\"}")" = 0 \
+    -a "$(sample "$T/end" "relayq_messages_received_total{source=\"sendmail\"}")" = 0
+commits=$(sample "$T/end" relayq_qmgr_commit_seconds_count)
+check "qmgr's commits: as many times as batch sizes ($commits)" -- \
+    test "$commits" -gt 0 -a "$(sample "$T/end" relayq_qmgr_commit_batch_messages_count)" = "$commits"
+check "their batches hold every finalized message (at least $N)" -- \
+    test "$(sample "$T/end" relayq_qmgr_commit_batch_messages_sum)" -ge $N
+check "throttle events and the rate are shown" -- \
+    test -n "$(sample "$T/end" "relayq_throttle_events_total{$DEST}")" \
+    -a -n "$(sample "$T/end" "relayq_destination_rate_limit{$DEST}")"
+
 # relayq stats --json counts the same
 "$RELAYQ" stats --json >"$T/stats.json"
 ok $? "relayq stats --json"
@@ -110,6 +150,24 @@ print([x for x in d["destinations"] if x["name"] == sys.argv[2]][0][sys.argv[3]]
 check "relayq stats says the same: sent $(field rcpt_sent), bounced $(field rcpt_bounced), deferred $(field rcpt_deferred)" -- \
     test "$(field rcpt_sent)" = "$sent" -a "$(field rcpt_bounced)" = $BOUNCED \
     -a "$(field rcpt_deferred)" = $DEFERRED
+# hist NAME - count and sum of one of the destination's histograms in the JSON
+hist() {
+    python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+h = [x for x in d["histograms"] if x["name"] == sys.argv[2] and x["destination"] == sys.argv[3]][0]
+print(h["count"], h["buckets"]["+Inf"])' "$T/stats.json" "$1" "127.0.0.1:$SINK_PORT"
+}
+# (from the JSON's own counters: a connection may close between the two)
+check "and the same histograms: queue time $(hist queue_time)" -- \
+    test "$(hist queue_time)" = "$(field messages) $(field messages)"
+check "messages per connection $(hist conn_messages)" -- \
+    test "$(hist conn_messages)" = "$(field closed) $(field closed)"
+check "the same DSN classes and throttling" -- \
+    test "$(field rcpt_bounced_5.1)" = $BOUNCED -a "$(field throttles)" = \
+    "$(sample "$T/end" "relayq_throttle_events_total{$DEST}")"
+check "and the same sources" -- python3 -c 'import json, sys
+sys.exit(0 if json.load(open(sys.argv[1]))["received"]["maildrop"] == int(sys.argv[2]) else 1)' \
+    "$T/stats.json" $N
 check "and the same map use" -- python3 -c 'import json, sys
 q = json.load(open(sys.argv[1]))["queue"]
 sys.exit(0 if q["map_size"] == int(sys.argv[2]) and q["messages"] == 0 else 1)' \

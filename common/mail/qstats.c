@@ -12,9 +12,17 @@
  *	QSTATS_FIELDS_MAX figures each, every figure a decimal number. NULL
  *	with a reason for anything else. The queue counts an older qmgr
  *	sent (messages, deferred, hold) are accepted and ignored: the queue
- *	is counted by its readers now (qcount.c).
+ *	is counted by its readers now (qcount.c). Then the histograms,
+ *	"hist=NAME DEST ENCODED" (DEST "-": qmgr's own; hist.c decodes),
+ *	and the new messages by source, "received=SOURCE N".
  * qstats_get()
  *	one figure of a destination by its key, 0 when absent.
+ * qstats_hist_kind()
+ *	how a histogram qmgr names is shown (qstats_hist_kinds[]: its metric,
+ *	help and unit), or NULL for one this build does not know.
+ * qstats_number()
+ *	append a figure in the base unit as the exposition writes it: an
+ *	integer plainly, a fraction with as few digits as it needs.
  * qstats_free()
  *	release what qstats_ask() or qstats_parse() returned.
  *
@@ -23,6 +31,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +40,51 @@
 #include "qstats.h"
 
 #define QSTATS_VALUE_MAX (1LL << 62) /* the largest figure believed */
+
+const QSTATS_HIST_KIND qstats_hist_kinds[] = {
+    {"queue_time", "relayq_queue_time_seconds",
+     "Time from a message's arrival to its delivery, per delivered message.", 1e6},
+    {"xfer_time", "relayq_smtp_transaction_seconds",
+     "Time of the SMTP transaction, per delivered message, as the worker measured it.", 1e6},
+    {"conn_messages", "relayq_connection_messages",
+     "Messages a connection carried, observed when it closed.", 1},
+    {"commit_time", "relayq_qmgr_commit_seconds",
+     "Time of qmgr's group commits of delivery results.", 1e6},
+    {"commit_batch", "relayq_qmgr_commit_batch_messages",
+     "Messages whose delivery results one group commit of qmgr recorded.", 1},
+    {NULL, NULL, NULL, 0},
+};
+
+/* qstats_parse_hist - "NAME DEST ENCODED"; 0, or -1 with a reason */
+static int qstats_parse_hist(const char *text, QSTATS_HIST *h, VSTR *why)
+{
+    const char *dest = strchr(text, ' '), *rest;
+
+    if (dest == NULL || dest == text || (size_t)(dest - text) >= QSTATS_NAME_MAX ||
+        (rest = strchr(dest + 1, ' ')) == NULL || rest == dest + 1) {
+        vstr_strcpy(why, "malformed histogram: not NAME DEST ...");
+        return -1;
+    }
+    snprintf(h->name, sizeof(h->name), "%.*s", (int)(dest - text), text);
+    h->dest = rest == dest + 2 && dest[1] == '-' ? mystrdup("")
+                                                 : mystrndup(dest + 1, (size_t)(rest - dest - 1));
+    return hist_decode(&h->hist, rest + 1, why);
+}
+
+/* qstats_parse_count - "NAME N"; 0, or -1 with a reason */
+static int qstats_parse_count(const char *text, QSTATS_COUNT *c, VSTR *why)
+{
+    char *end;
+    const char *sp = strchr(text, ' ');
+
+    if (sp == NULL || sp == text || (size_t)(sp - text) >= QSTATS_NAME_MAX || sp[1] < '0' ||
+        sp[1] > '9' || (c->value = strtoll(sp + 1, &end, 10)) > QSTATS_VALUE_MAX || *end) {
+        vstr_strcpy(why, "malformed count: not NAME NUMBER");
+        return -1;
+    }
+    snprintf(c->name, sizeof(c->name), "%.*s", (int)(sp - text), text);
+    return 0;
+}
 
 /* qstats_parse_dest - split "NAME k=v k=v ..."; 0, or -1 with a reason */
 static int qstats_parse_dest(const char *text, QSTATS_DEST *dest, VSTR *why)
@@ -77,20 +131,31 @@ QSTATS *qstats_parse(const IPC_REC *reply, VSTR *why)
         vstr_sprintf(why, "a \"%.20s\" record instead of stats", ipc_rec_type(reply));
         return NULL;
     }
-    if (ipc_rec_check(reply, "active", "messages,deferred,hold,dest*", why) < 0)
+    if (ipc_rec_check(reply, "active", "messages,deferred,hold,dest*,hist*,received*", why) < 0)
         return NULL;
     stats = mycalloc(1, sizeof(*stats));
     stats->dests = mycalloc(reply->count, sizeof(*stats->dests));
+    stats->hists = mycalloc(reply->count, sizeof(*stats->hists));
+    stats->received = mycalloc(reply->count, sizeof(*stats->received));
     if (ipc_rec_get_long(reply, "active", 0, QSTATS_VALUE_MAX, &stats->active, why) < 0) {
         qstats_free(stats);
         return NULL;
     }
-    for (size_t i = 1; i < reply->count; i++)
-        if (strcmp(reply->attrs[i].name, "dest") == 0 &&
-            qstats_parse_dest(reply->attrs[i].value, stats->dests + stats->ndest++, why) < 0) {
+    for (size_t i = 1; i < reply->count; i++) {
+        const char *name = reply->attrs[i].name, *value = reply->attrs[i].value;
+        int rc = 0;
+
+        if (strcmp(name, "dest") == 0)
+            rc = qstats_parse_dest(value, stats->dests + stats->ndest++, why);
+        else if (strcmp(name, "hist") == 0)
+            rc = qstats_parse_hist(value, stats->hists + stats->nhist++, why);
+        else if (strcmp(name, "received") == 0)
+            rc = qstats_parse_count(value, stats->received + stats->nreceived++, why);
+        if (rc < 0) {
             qstats_free(stats);
             return NULL;
         }
+    }
     return stats;
 }
 
@@ -122,9 +187,31 @@ long long qstats_get(const QSTATS_DEST *dest, const char *key)
     return 0;
 }
 
+/* qstats_hist_kind - how a histogram is shown, NULL when unknown */
+const QSTATS_HIST_KIND *qstats_hist_kind(const char *name)
+{
+    for (const QSTATS_HIST_KIND *k = qstats_hist_kinds; k->name; k++)
+        if (strcmp(k->name, name) == 0)
+            return k;
+    return NULL;
+}
+
+/* qstats_number - a figure in the base unit, as few digits as it needs */
+void qstats_number(VSTR *out, double value)
+{
+    if (value == (double)(long long)value)
+        vstr_sprintf_append(out, "%lld", (long long)value);
+    else
+        vstr_sprintf_append(out, "%.9g", value);
+}
+
 /* qstats_free - release the decoded figures */
 void qstats_free(QSTATS *stats)
 {
+    for (size_t i = 0; i < stats->nhist; i++)
+        myfree(stats->hists[i].dest);
+    myfree(stats->hists);
+    myfree(stats->received);
     for (size_t i = 0; i < stats->ndest; i++) {
         myfree(stats->dests[i].name);
         for (int k = 0; k < stats->dests[i].count; k++)

@@ -13,6 +13,8 @@
  *	-1 with errno (EFBIG when over the limit).
  * now_ms()
  *	monotonic time in milliseconds, for timers and deadlines.
+ * now_us()
+ *	the same clock in microseconds (short durations: a commit's time).
  * wall_ms()
  *	wall-clock time in milliseconds since the epoch, for timestamps that
  *	other processes read (arrival and activation times).
@@ -126,6 +128,15 @@ long long now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* now_us - monotonic microseconds, for durations shorter than a millisecond */
+long long now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* wall_ms - wall-clock milliseconds since the epoch */

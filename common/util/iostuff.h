@@ -13,6 +13,7 @@ ssize_t write_all(int fd, const void *buf, size_t len);
 int fsync_dir(const char *path);
 int read_file(const char *path, size_t limit, void **data, size_t *len);
 long long now_ms(void);
+long long now_us(void);
 long long wall_ms(void);
 
 #endif

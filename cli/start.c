@@ -343,7 +343,7 @@ int start_status_main(int argc, char **argv)
         vstr_free(why);
         return 0;
     }
-    if (ipc_rec_check(reply, "pid", "child*,restarts", why) < 0)
+    if (ipc_rec_check(reply, "pid", "child*,restarts,restart*", why) < 0)
         msg_fatal_status(EX_PROTOCOL, "bad status reply from master: %s", vstr_str(why));
     shown = relayq_printable(ipc_rec_get(reply, "pid"), 20);
     printf("relayq: the mail system is running: PID %s\n", shown);

@@ -8,7 +8,12 @@
  *	figures and print, per destination, the connections open, busy
  *	and idle, opened and closed (with the reasons), messages per
  *	connection, TLS handshakes and resumptions, AUTH successes and
- *	failures, timeouts; with --json one object on one line.
+ *	failures, timeouts, throttling and the rate in force; the messages
+ *	received by source and master's restarts per daemon (asked on
+ *	public/master); with --json one object on one line, which adds the
+ *	recipients by DSN class and qmgr's histograms (time in queue, SMTP
+ *	transaction time, messages per connection, commit time and batch),
+ *	bounds and sums in seconds as the metrics show them.
  *
  * The queue is counted here, from a read-only transaction, as the
  * metrics daemon counts it, so the two agree and qmgr never walks the
@@ -103,7 +108,10 @@ static void stats_print_text(const QSTATS *stats, const QCOUNT *count)
     printf("received:");
     for (size_t i = 0; i < stats->nreceived; i++)
         printf("%s %s %lld", i ? "," : "", stats->received[i].name, stats->received[i].value);
-    printf("\n");
+    printf("\nrestarts:");
+    for (size_t i = 0; i < stats->nrestart; i++)
+        printf("%s %s %lld", i ? "," : "", stats->restarts[i].name, stats->restarts[i].value);
+    printf("%s\n", stats->nrestart ? "" : " unknown (master does not answer)");
 }
 
 /* stats_print_hist - one histogram as a JSON object, in the metrics' units */
@@ -161,6 +169,9 @@ static void stats_print_json(const QSTATS *stats, const QCOUNT *count)
     printf("], \"received\": {");
     for (size_t i = 0; i < stats->nreceived; i++)
         printf("%s\"%s\": %lld", i ? ", " : "", stats->received[i].name, stats->received[i].value);
+    printf("}, \"restarts\": {");
+    for (size_t i = 0; i < stats->nrestart; i++)
+        printf("%s\"%s\": %lld", i ? ", " : "", stats->restarts[i].name, stats->restarts[i].value);
     printf("}, \"histograms\": [");
     for (size_t i = 0; i < stats->nhist; i++)
         stats_print_hist(stats->hists + i, i == 0);
@@ -200,6 +211,7 @@ int stats_main(int argc, char **argv)
     IPC_REC *req = ipc_rec_create("stats"), *reply = NULL;
     VSTR *why = vstr_alloc(100);
     const char *config = NULL;
+    char *master;
     QCOUNT count_buf, *count;
     QSTATS *stats;
     int json = 0, ch;
@@ -225,6 +237,11 @@ int stats_main(int argc, char **argv)
     reply = control_qmgr(req, "stats request", STATS_TIMEOUT_MS);
     if ((stats = qstats_parse(reply, why)) == NULL)
         msg_fatal_status(EX_PROTOCOL, "unexpected reply from qmgr: %s", vstr_str(why));
+    /* Master's restarts per daemon, as the metrics daemon asks for them; none when it is silent. */
+    master = qdir_path(var_str(queue_directory), SOCK_MASTER);
+    if (qstats_restarts(stats, master, STATS_TIMEOUT_MS, why) < 0)
+        msg_warn("master gives no restart counts: %s", vstr_str(why));
+    myfree(master);
     count = stats_count(&count_buf);
     if (json)
         stats_print_json(stats, count);

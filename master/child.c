@@ -21,7 +21,8 @@
  * child_running()
  *	how many children are alive (not yet reaped).
  * child_status()
- *	add "child=NAME PID STATE" per slot and "restarts=N" to a record.
+ *	add "child=NAME PID STATE" per slot, "restarts=N" and, per program,
+ *	"restart=NAME N" (the metrics' restarts per daemon) to a record.
  *
  * Throttle: a child that dies less than CHILD_FAST_MS after its start
  * counts a fast failure; from CHILD_FAST_LIMIT fast failures in a row on,
@@ -212,6 +213,7 @@ static void child_wake(void *ctx)
     if (master_stopping)
         return;
     child_restarts++;
+    cp->restarts++;
     child_start(cp);
 }
 
@@ -276,6 +278,7 @@ static void child_restart(CHILD *cp, int status)
         return;
     }
     child_restarts++;
+    cp->restarts++;
     child_start(cp);
 }
 
@@ -403,4 +406,18 @@ void child_status(IPC_REC *rec)
         ipc_rec_addf(rec, "child", "%s %ld %s", cp->name, (long)cp->pid,
                      cp->pid != 0 ? "running" : "waiting");
     ipc_rec_add_long(rec, "restarts", child_restarts);
+    /* Per program, over its slots now (a slot a reload retired takes its count along). */
+    for (CHILD *cp = child_list; cp; cp = cp->next) {
+        CHILD *first = child_list;
+        long total = 0;
+
+        while (strcmp(first->name, cp->name) != 0)
+            first = first->next;
+        if (first != cp)
+            continue;
+        for (CHILD *same = cp; same; same = same->next)
+            if (strcmp(same->name, cp->name) == 0)
+                total += same->restarts;
+        ipc_rec_addf(rec, "restart", "%s %ld", cp->name, total);
+    }
 }

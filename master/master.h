@@ -31,6 +31,7 @@ typedef struct CHILD {
     int delay_s;                   /* current restart delay, 0 when not throttled */
     int waiting;                   /* a restart timer is pending */
     int retiring;                  /* sent SIGTERM for good: free the slot when it exits */
+    long restarts;                 /* times this slot's program was started again */
     const int *pass_fds;           /* listening sockets the program gets as 3, 4, ... (pickup) */
     const char *const *pass_names; /* each one's name: the parameter that made it */
     int npass;

@@ -20,7 +20,7 @@
  * Besides the per-destination counters and gauges: the rate in force
  * (sent in thousandths), the recipients by DSN class, qmgr's histograms
  * (hist.c; bounds and sums shown in the base unit, qstats_hist_kinds[])
- * and the new messages by source.
+ * the new messages by source, and master's restarts per daemon.
  *
  * The caller owns `out`; nothing here fails.
  */
@@ -331,17 +331,19 @@ static void expose_hists(VSTR *out, const QSTATS *stats, int openmetrics)
     vstr_free(le);
 }
 
-/* expose_received - new messages by source */
-static void expose_received(VSTR *out, const QSTATS *stats, int openmetrics)
+/* expose_counts - a counter family of one label over named counts */
+static void expose_counts(VSTR *out, const char *name, const char *label, const char *help,
+                          const QSTATS_COUNT *counts, size_t n, int openmetrics)
 {
-    expose_head(out, "relayq_messages_received", "counter",
-                "New messages queued, by how they came (maildrop: a file of the sendmail "
-                "command; sendmail: handed over to pickup; smtp: an SMTP client).",
-                openmetrics);
-    for (size_t i = 0; i < stats->nreceived; i++) {
-        expose_labelled(out, "relayq_messages_received_total", "source", stats->received[i].name);
-        vstr_sprintf_append(out, "} %lld\n", stats->received[i].value);
+    VSTR *metric = vstr_alloc(64);
+
+    vstr_sprintf(metric, "%s_total", name);
+    expose_head(out, name, "counter", help, openmetrics);
+    for (size_t i = 0; i < n; i++) {
+        expose_labelled(out, vstr_str(metric), label, counts[i].name);
+        vstr_sprintf_append(out, "} %lld\n", counts[i].value);
     }
+    vstr_free(metric);
 }
 
 /* expose_write - one scrape's exposition */
@@ -361,7 +363,14 @@ void expose_write(VSTR *out, const QCOUNT *count, const QSTATS *stats, int openm
             expose_dest_family(out, expose_dest_families + i, stats, openmetrics);
         expose_dsn(out, stats, openmetrics);
         expose_hists(out, stats, openmetrics);
-        expose_received(out, stats, openmetrics);
+        expose_counts(out, "relayq_messages_received", "source",
+                      "New messages queued, by how they came (maildrop: a file of the sendmail "
+                      "command; sendmail: handed over to pickup; smtp: an SMTP client).",
+                      stats->received, stats->nreceived, openmetrics);
+        expose_counts(out, "relayq_daemon_restarts", "daemon",
+                      "Times master started a daemon again after it ended (from master's status; "
+                      "absent when master does not answer).",
+                      stats->restarts, stats->nrestart, openmetrics);
     }
     if (openmetrics)
         vstr_strcat(out, "# EOF\n");

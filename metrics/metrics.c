@@ -54,7 +54,7 @@ static void metrics_page(void *ctx, int openmetrics, VSTR *body)
     VSTR *why = vstr_alloc(100);
     QCOUNT count;
     QSTATS *stats;
-    int counted;
+    int counted, rc;
 
     stats = qstats_ask(metrics->control_path, METRICS_QMGR_TIMEOUT_MS, why);
     if (stats == NULL && !metrics->qmgr_down)
@@ -62,6 +62,13 @@ static void metrics_page(void *ctx, int openmetrics, VSTR *body)
     else if (stats != NULL && metrics->qmgr_down)
         msg_info("qmgr gives its figures again");
     metrics->qmgr_down = stats == NULL;
+    if (stats != NULL) {
+        vstr_reset(why);
+        rc = qstats_restarts(stats, metrics->master_path, METRICS_QMGR_TIMEOUT_MS, why);
+        if (rc < 0 && !metrics->master_down)
+            msg_warn("master gives no restart counts: %s", vstr_str(why));
+        metrics->master_down = rc < 0;
+    }
     counted = qcount_take(metrics->store, var_str(queue_directory), (long long)time(NULL), &count,
                           why) == 0;
     if (!counted && !metrics->queue_failed)
@@ -99,6 +106,7 @@ static void metrics_init(DAEMON *daemon)
     myfree(db_path);
     vstr_free(why);
     metrics->control_path = qdir_path(var_str(queue_directory), SOCK_CONTROL);
+    metrics->master_path = qdir_path(var_str(queue_directory), SOCK_MASTER);
     metrics->http = http_create(3, metrics_page, metrics);
     msg_info("daemon started -- version %s, serving /metrics on %s", PACKAGE_VERSION,
              var_str(metrics_listen));
@@ -131,6 +139,7 @@ static void metrics_finish(DAEMON *daemon)
 
     qstore_close(metrics->store);
     myfree(metrics->control_path);
+    myfree(metrics->master_path);
 }
 
 /* main - the metrics endpoint */

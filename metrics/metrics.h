@@ -33,8 +33,10 @@ void http_free(HTTP *http);
 typedef struct METRICS {
     QSTORE *store;      /* the queue, read-only */
     char *control_path; /* qmgr's public/control */
+    char *master_path;  /* master's public/master: restarts per daemon */
     HTTP *http;         /* the endpoint, NULL once stopped */
     int qmgr_down;      /* the last scrape found qmgr silent (logged once) */
+    int master_down;    /* the last scrape found master silent (logged once) */
     int queue_failed;   /* the last scrape could not count the queue (logged once) */
 } METRICS;
 

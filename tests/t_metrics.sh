@@ -186,6 +186,29 @@ check "another path is 404" -- \
 check "POST is 405" -- \
     test "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -d x "$URL")" = 405
 
+# Restarts per daemon: master counts them, both readers ask master
+check "no daemon restarted so far" -- \
+    test "$(sample "$T/end" "relayq_daemon_restarts_total{daemon=\"pickup\"}")" = 0 \
+    -a "$(sample "$T/end" "relayq_daemon_restarts_total{daemon=\"qmgr\"}")" = 0 \
+    -a "$(sample "$T/end" "relayq_daemon_restarts_total{daemon=\"smtpout\"}")" = 0
+pickup_pid=$("$RELAYQ" status | awk '$1 == "pickup" && $2 == "pid" { print $3 }')
+kill -9 "$pickup_pid"
+ok $? "pickup (pid $pickup_pid) killed"
+# pickup_restarted - a scrape counts one restart of pickup
+pickup_restarted() {
+    scrape "$T/restart" &&
+        [ "$(sample "$T/restart" "relayq_daemon_restarts_total{daemon=\"pickup\"}")" = 1 ]
+}
+wait_for 30 pickup_restarted
+ok $? "the metrics count one restart of pickup"
+"$RELAYQ" stats --json >"$T/stats.json"
+check "and relayq stats --json too" -- python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))["restarts"]
+sys.exit(0 if r["pickup"] == 1 and r["qmgr"] == 0 else 1)' "$T/stats.json"
+promtool check metrics <"$T/restart" >"$T/promtool.out" 2>&1
+ok $? "promtool check metrics passes on that scrape"
+check "without a word" -- test ! -s "$T/promtool.out"
+
 "$RELAYQ" stop
 ok $? "relayq stop"
 check "the metrics daemon is gone with master" -- sh -c "! curl -s --max-time 2 -o /dev/null '$URL'"

@@ -15,6 +15,11 @@
  *	is counted by its readers now (qcount.c). Then the histograms,
  *	"hist=NAME DEST ENCODED" (DEST "-": qmgr's own; hist.c decodes),
  *	and the new messages by source, "received=SOURCE N".
+ * qstats_restarts()
+ *	add master's restarts per daemon to the figures: ask master on
+ *	public/master (its absolute name) for its status and take its
+ *	"restart=NAME N" attributes. -1 with a reason when master does not
+ *	answer or answers something else (the figures then have none).
  * qstats_get()
  *	one figure of a destination by its key, 0 when absent.
  * qstats_hist_kind()
@@ -159,23 +164,65 @@ QSTATS *qstats_parse(const IPC_REC *reply, VSTR *why)
     return stats;
 }
 
-/* qstats_ask - qmgr's figures now; NULL with a reason */
-QSTATS *qstats_ask(const char *control_path, int timeout_ms, VSTR *why)
+/* qstats_request - one request of `type` and its reply; NULL with a reason */
+static IPC_REC *qstats_request(const char *path, const char *proto, const char *type,
+                               int timeout_ms, VSTR *why)
 {
-    IPC_REC *req = ipc_rec_create("stats"), *reply = NULL;
-    QSTATS *stats = NULL;
+    IPC_REC *req = ipc_rec_create(type), *reply = NULL;
     IPC_CHAN *chan;
 
-    if ((chan = ipc_client_open(control_path, PROTO_CONTROL, timeout_ms, why)) != NULL &&
-        ipc_chan_send_wait(chan, req, timeout_ms, why) == 0 &&
-        (reply = ipc_chan_recv_wait(chan, timeout_ms, why)) != NULL)
-        stats = qstats_parse(reply, why);
-    if (reply != NULL)
-        ipc_rec_free(reply);
+    if ((chan = ipc_client_open(path, proto, timeout_ms, why)) != NULL &&
+        ipc_chan_send_wait(chan, req, timeout_ms, why) == 0)
+        reply = ipc_chan_recv_wait(chan, timeout_ms, why);
     if (chan != NULL)
         ipc_chan_free(chan);
     ipc_rec_free(req);
+    return reply;
+}
+
+/* qstats_ask - qmgr's figures now; NULL with a reason */
+QSTATS *qstats_ask(const char *control_path, int timeout_ms, VSTR *why)
+{
+    IPC_REC *reply = qstats_request(control_path, PROTO_CONTROL, "stats", timeout_ms, why);
+    QSTATS *stats = NULL;
+
+    if (reply != NULL) {
+        stats = qstats_parse(reply, why);
+        ipc_rec_free(reply);
+    }
     return stats;
+}
+
+/* qstats_restarts - master's restarts per daemon, added to the figures; 0, or -1 with a reason */
+int qstats_restarts(QSTATS *stats, const char *master_path, int timeout_ms, VSTR *why)
+{
+    IPC_REC *reply = qstats_request(master_path, PROTO_MASTER, "status", timeout_ms, why);
+    QSTATS_COUNT *restarts;
+    size_t n = 0;
+
+    if (reply == NULL)
+        return -1;
+    if (strcmp(ipc_rec_type(reply), "status") != 0 ||
+        ipc_rec_check(reply, "pid", "child*,restarts,restart*", why) < 0) {
+        if (vstr_len(why) == 0)
+            vstr_strcpy(why, "not a status reply");
+        ipc_rec_free(reply);
+        return -1;
+    }
+    restarts = mycalloc(reply->count, sizeof(*restarts));
+    for (size_t i = 1; i < reply->count; i++)
+        if (strcmp(reply->attrs[i].name, "restart") == 0 &&
+            qstats_parse_count(reply->attrs[i].value, restarts + n++, why) < 0) {
+            myfree(restarts);
+            ipc_rec_free(reply);
+            return -1;
+        }
+    ipc_rec_free(reply);
+    if (stats->restarts != NULL)
+        myfree(stats->restarts);
+    stats->restarts = restarts;
+    stats->nrestart = n;
+    return 0;
 }
 
 /* qstats_get - one figure of a destination, 0 when absent */
@@ -212,6 +259,8 @@ void qstats_free(QSTATS *stats)
         myfree(stats->hists[i].dest);
     myfree(stats->hists);
     myfree(stats->received);
+    if (stats->restarts != NULL)
+        myfree(stats->restarts);
     for (size_t i = 0; i < stats->ndest; i++) {
         myfree(stats->dests[i].name);
         for (int k = 0; k < stats->dests[i].count; k++)

@@ -41,6 +41,8 @@ typedef struct QSTATS {
     size_t nhist;
     QSTATS_COUNT *received;
     size_t nreceived;
+    QSTATS_COUNT *restarts; /* master's, per daemon (qstats_restarts()), or NULL */
+    size_t nrestart;
 } QSTATS;
 
 /* How a histogram is shown: by qmgr's name, its metric, and the unit's divisor. */
@@ -55,6 +57,7 @@ extern const QSTATS_HIST_KIND qstats_hist_kinds[];
 
 QSTATS *qstats_ask(const char *control_path, int timeout_ms, VSTR *why);
 QSTATS *qstats_parse(const IPC_REC *reply, VSTR *why);
+int qstats_restarts(QSTATS *stats, const char *master_path, int timeout_ms, VSTR *why);
 long long qstats_get(const QSTATS_DEST *dest, const char *key);
 const QSTATS_HIST_KIND *qstats_hist_kind(const char *name);
 void qstats_number(VSTR *out, double value);

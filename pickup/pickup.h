@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "hist.h"
 #include "ipc.h"
 #include "listener.h"
 #include "maildrop.h"
@@ -59,7 +60,7 @@ typedef struct PICKUP_FILE {
     int already;
     long long due;         /* its schedule time, once queued */
     uid_t uid;             /* the file's owner, logged as Postfix pickup does */
-    const char *source;    /* how it came: "maildrop", "sendmail" (handed over) or "smtp" */
+    int source;            /* how it came: PICKUP_SOURCE_* */
     char *sender;          /* for the log line */
     CLEANUP_STATS cleanup; /* logged once the message is committed */
 } PICKUP_FILE;
@@ -75,6 +76,23 @@ typedef struct PICKUP_CLIENT {
     int gone;       /* the connection ended while waiting: freed by the verdict */
 } PICKUP_CLIENT;
 
+/* How a message came to pickup: the order of pickup_sources[] (pickup.c). */
+#define PICKUP_SOURCE_MAILDROP 0 /* a maildrop file of the sendmail command */
+#define PICKUP_SOURCE_SENDMAIL 1 /* handed over whole on public/pickup */
+#define PICKUP_SOURCE_SMTP 2     /* an SMTP client (smtpd_listen) */
+#define PICKUP_SOURCES 3
+
+/*
+ * What pickup has counted since it started, told to qmgr whole with every
+ * record (qmgr shows the latest in relayq stats and the metrics), so that
+ * a record lost while qmgr is away loses nothing.
+ */
+typedef struct PICKUP_FIGURES {
+    long long received[PICKUP_SOURCES]; /* new messages queued, by source */
+    HIST commit_time;                   /* us of each commit that queued mail */
+    HIST commit_batch;                  /* the new messages of each */
+} PICKUP_FIGURES;
+
 /*
  * The daemon: the queue it writes, its sockets, and the state of the scan
  * of maildrop/ (the file names still to take, the names whose picked
@@ -87,7 +105,8 @@ typedef struct PICKUP {
     QSTORE *store;
     LISTENER *listener; /* public/pickup, and the count of its clients */
     IPC_CHAN *qmgr;     /* private/qmgr, or NULL while qmgr is away */
-    int stopping;       /* SIGTERM: exit after the batch in flight */
+    PICKUP_FIGURES figures;
+    int stopping; /* SIGTERM: exit after the batch in flight */
 
     /* The scan. */
     char **todo; /* file names found by the last directory read, oldest first */
@@ -152,7 +171,7 @@ void smtpd_tls_describe(const SMTPD_TLS_SESS *ts, VSTR *out);
 void smtpd_tls_end(SMTPD_TLS_SESS *ts);
 
 /* pickup.c */
-void pickup_tell_qmgr(PICKUP *p, const PICKUP_FILE *files, size_t nfiles);
+void pickup_tell_qmgr(PICKUP *p, const PICKUP_FILE *files, size_t nfiles, long long commit_us);
 void pickup_connect_qmgr(PICKUP *p);
 
 /* scan.c */

@@ -465,6 +465,7 @@ static int scan_batch(PICKUP *p)
     VSTR *why = vstr_alloc(100), *body = vstr_alloc(4096), *take_why = vstr_alloc(100);
     QSTORE_TXN *txn;
     size_t nfiles = 0, bytes = 0, queued = 0;
+    long long commit_us; /* the commit's time, told to qmgr */
     time_t now = time(NULL);
     int rc, taken, roomless = 0;
 
@@ -483,7 +484,7 @@ static int scan_batch(PICKUP *p)
             continue;
         memset(f, 0, sizeof(*f));
         f->name = mystrdup(name);
-        f->source = "maildrop";
+        f->source = PICKUP_SOURCE_MAILDROP;
         if ((taken = scan_take(p, txn, f, &bytes, body, take_why)) == SCAN_TAKEN) {
             nfiles++;
             FAULT_POINT("pickup-mid-txn");
@@ -497,7 +498,9 @@ static int scan_batch(PICKUP *p)
         }
     }
     vstr_free(body);
+    commit_us = now_us();
     rc = qstore_commit(txn, why);
+    commit_us = now_us() - commit_us;
     if (rc == QSTORE_OK) {
         scan_gone_free(p);
         if (p->full && nfiles > 0 && !roomless) {
@@ -552,7 +555,7 @@ static int scan_batch(PICKUP *p)
         myfree(f->sender);
     }
     if (queued > 0)
-        pickup_tell_qmgr(p, files, nfiles);
+        pickup_tell_qmgr(p, files, nfiles, commit_us);
     myfree(files);
     if (rc == QSTORE_OK && nfiles > 0 && fsync_dir(p->maildrop_dir) < 0) {
         /* The picked entries stay until a later fsync makes the unlinks durable. */

@@ -55,6 +55,7 @@
 
 #include "daemon.h"
 #include "event.h"
+#include "iostuff.h"
 #include "listener.h"
 #include "msg.h"
 #include "mymalloc.h"
@@ -390,7 +391,7 @@ static SMTPD_RESULT submit_proto_message(void *ctx, const SMTPD_MSG *msg, VSTR *
     (void)text; /* nothing is refused before the commit */
     w = submit_enqueue(ss->submit, &env, msg->content, msg->content_len, &client);
     w->session = ss;
-    w->file.source = "smtp";
+    w->file.source = PICKUP_SOURCE_SMTP;
     if (msg->auth_user != NULL) {
         VSTR *auth = vstr_alloc(64);
 
@@ -432,7 +433,7 @@ SMTPD_RESULT submit_local(SUBMIT *s, const char *data, size_t len, uid_t uid, SU
     }
     w = submit_enqueue(s, &env, data + off, len - off, NULL);
     w->file.uid = uid;
-    w->file.source = "sendmail";
+    w->file.source = PICKUP_SOURCE_SENDMAIL;
     w->done = done;
     w->ctx = ctx;
     return SMTPD_PENDING;
@@ -699,6 +700,7 @@ void submit_commit(SUBMIT *s)
     size_t nwaits = s != NULL ? s->nwaits : 0;
     int rc = QSTORE_ERROR;
     size_t committed = 0;
+    long long commit_us = 0;
 
     if (s == NULL || nwaits == 0)
         return;
@@ -712,7 +714,9 @@ void submit_commit(SUBMIT *s)
     if ((txn = qstore_begin(s->pickup->store, 1, why)) != NULL) {
         for (size_t i = 0; i < nwaits; i++)
             submit_store(s, txn, waits + i, text);
+        commit_us = now_us();
         rc = qstore_commit_at(txn, "pickup-submit-commit", why);
+        commit_us = now_us() - commit_us;
     }
     /*
      * A verdict lets a session read on, and what it read may be a message
@@ -768,7 +772,7 @@ void submit_commit(SUBMIT *s)
         submit_wait_free(w);
     }
     if (committed > 0)
-        pickup_tell_qmgr(s->pickup, files, committed);
+        pickup_tell_qmgr(s->pickup, files, committed, commit_us);
     for (size_t i = 0; i < committed; i++)
         myfree(files[i].sender);
     myfree(files);

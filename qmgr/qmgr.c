@@ -151,31 +151,35 @@ static int qmgr_pickup_record(QMGR_PEER *peer, const IPC_REC *rec)
     const char *type = ipc_rec_type(rec);
 
     (void)peer;
+    if (strcmp(type, "wakeup") != 0 && strcmp(type, "queued") != 0) {
+        msg_warn("unexpected record \"%.40s\" from pickup", type);
+        return -1;
+    }
+    /* Both carry pickup's figures whole (counted there: pickup is never asked). */
+    if (stats_pickup_figures(&qmgr_counters, rec) < 0)
+        return -1;
     if (strcmp(type, "wakeup") == 0) {
         /* Mail may be queued that no "queued" record announced. */
         qmgr_resync_wanted = 1;
         return 0;
     }
-    if (strcmp(type, "queued") != 0) {
-        msg_warn("unexpected record \"%.40s\" from pickup", type);
-        return -1;
-    }
     for (size_t i = 1; i < rec->count; i++) {
         const char *value = rec->attrs[i].value;
-        char qid[QID_LEN + 1], source[16];
+        char qid[QID_LEN + 1];
         long long when;
-        int len = 0, slot;
+        int len = 0;
 
-        /* "QUEUE_ID WHEN SOURCE": a new message, its schedule time, how it came. */
+        if (strcmp(rec->attrs[i].name, "received") == 0 ||
+            strcmp(rec->attrs[i].name, "commit_time") == 0 ||
+            strcmp(rec->attrs[i].name, "commit_batch") == 0)
+            continue; /* the figures, taken above */
+        /* "QUEUE_ID WHEN": a new message and its schedule time. */
         if (strcmp(rec->attrs[i].name, "message") != 0 ||
-            sscanf(value, "%12[0-9A-Za-z] %lld %15[a-z]%n", qid, &when, source, &len) != 3 ||
-            value[len] != '\0' || !qid_valid(qid) || when <= 0 ||
-            (slot = stats_source_index(source)) < 0) {
+            sscanf(value, "%12[0-9A-Za-z] %lld%n", qid, &when, &len) != 2 || value[len] != '\0' ||
+            !qid_valid(qid) || when <= 0) {
             msg_warn("bad queued record from pickup: \"%.60s\"", value);
             return -1;
         }
-        /* Counted here, as pickup announces it: pickup is never asked for figures. */
-        qmgr_counters.received[slot]++;
         /* What qmgr knows already (a resync found it) is newer. */
         if (!sched_known(qmgr_sched, qid))
             sched_set_new(qmgr_sched, qid, when);

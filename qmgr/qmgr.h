@@ -137,7 +137,9 @@ typedef struct DEST_STATS {
 typedef struct QMGR_COUNTERS {
     HIST commit_time;                  /* us of a group commit of delivery results */
     HIST commit_batch;                 /* messages finalized by that commit */
-    long long received[STATS_SOURCES]; /* new messages pickup announced, by source */
+    HIST pickup_commit_time;           /* pickup's commits' times (us), as pickup last told */
+    HIST pickup_commit_batch;          /* and their new messages */
+    long long received[STATS_SOURCES]; /* new messages pickup queued, by source, as it last told */
 } QMGR_COUNTERS;
 
 /*
@@ -273,6 +275,7 @@ int stats_event(QMGR_PEER *worker, const IPC_REC *rec);
 void stats_result(QMGR_DEST *dest, const QMGR_MESSAGE *message, const QMGR_JOB *job,
                   long long xfer_ms);
 void stats_commit(QMGR_COUNTERS *counters, long long elapsed_us, int messages);
+int stats_pickup_figures(QMGR_COUNTERS *counters, const IPC_REC *rec);
 int stats_source_index(const char *source);
 IPC_REC *stats_report(void);
 

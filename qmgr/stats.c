@@ -20,6 +20,11 @@
  *	of the SMTP transaction go to the destination's histograms.
  * stats_commit()
  *	a group commit of delivery results: its time and its messages.
+ * stats_pickup_figures()
+ *	take pickup's figures from one of its records (every `queued` and
+ *	`wakeup` carries them whole: "received=SOURCE N", "commit_time=HIST",
+ *	"commit_batch=HIST"): they replace what an earlier record said.
+ *	Malformed figures are a protocol error (-1), and change nothing.
  * stats_source_index()
  *	the slot of a source pickup names ("maildrop", "sendmail", "smtp"),
  *	or -1.
@@ -45,6 +50,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -52,6 +58,7 @@
 #include "msg.h"
 #include "mymalloc.h"
 #include "qmgr.h"
+#include "qstats.h"
 
 /* The close reasons smtpout reports, in DEST_STATS.closed_by order. */
 static const char *const stats_reasons[STATS_REASONS] = {
@@ -63,7 +70,7 @@ static const char *const stats_reasons[STATS_REASONS] = {
 static const char *const stats_statuses[STATS_STATUSES] = {"sent", "deferred", "bounced"};
 static const char stats_classes[STATS_CLASSES] = {'2', '4', '5'};
 
-/* Where new mail comes from, in QMGR_COUNTERS.received order. */
+/* Where new mail comes from, in QMGR_COUNTERS.received order (pickup's PICKUP_SOURCE_*). */
 static const char *const stats_sources[STATS_SOURCES] = {"maildrop", "sendmail", "smtp"};
 
 /* Histogram bounds: microseconds, or messages. */
@@ -76,12 +83,7 @@ static const long long stats_xfer_time_bounds[] = {
     S(0.001), S(0.0025), S(0.005), S(0.01), S(0.025), S(0.05), S(0.1),
     S(0.25),  S(0.5),    S(1),     S(2.5),  S(5),     S(10),   S(30),
 };
-static const long long stats_commit_time_bounds[] = {
-    S(0.0001), S(0.00025), S(0.0005), S(0.001), S(0.0025), S(0.005),
-    S(0.01),   S(0.025),   S(0.05),   S(0.1),   S(0.25),   S(1),
-};
 #undef S
-static const long long stats_batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 static const long long stats_conn_bounds[] = {1,   2,   5,    10,   20,   50,   100,
                                               200, 500, 1000, 2000, 5000, 10000};
 
@@ -91,8 +93,10 @@ static const long long stats_conn_bounds[] = {1,   2,   5,    10,   20,   50,   
 void stats_init(QMGR_COUNTERS *counters)
 {
     memset(counters, 0, sizeof(*counters));
-    hist_init(&counters->commit_time, stats_commit_time_bounds, NELEM(stats_commit_time_bounds));
-    hist_init(&counters->commit_batch, stats_batch_bounds, NELEM(stats_batch_bounds));
+    hist_init(&counters->commit_time, qstats_commit_us_bounds, qstats_commit_us_nbounds);
+    hist_init(&counters->commit_batch, qstats_batch_bounds, qstats_batch_nbounds);
+    hist_init(&counters->pickup_commit_time, qstats_commit_us_bounds, qstats_commit_us_nbounds);
+    hist_init(&counters->pickup_commit_batch, qstats_batch_bounds, qstats_batch_nbounds);
 }
 
 /* stats_dest_init - a destination's figures, empty */
@@ -118,6 +122,39 @@ void stats_commit(QMGR_COUNTERS *counters, long long elapsed_us, int messages)
 {
     hist_observe(&counters->commit_time, elapsed_us);
     hist_observe(&counters->commit_batch, messages);
+}
+
+/* stats_pickup_figures - pickup's figures, whole, from any record of pickup's; 0 or -1 */
+int stats_pickup_figures(QMGR_COUNTERS *counters, const IPC_REC *rec)
+{
+    QMGR_COUNTERS got = *counters;
+    VSTR *why = vstr_alloc(100);
+    char source[16];
+    long long n;
+    int len, slot, ret = 0;
+
+    for (size_t i = 1; ret == 0 && i < rec->count; i++) {
+        const char *name = rec->attrs[i].name, *value = rec->attrs[i].value;
+
+        len = 0;
+        if (strcmp(name, "commit_time") == 0)
+            ret = hist_decode(&got.pickup_commit_time, value, why);
+        else if (strcmp(name, "commit_batch") == 0)
+            ret = hist_decode(&got.pickup_commit_batch, value, why);
+        else if (strcmp(name, "received") != 0)
+            continue;
+        else if (sscanf(value, "%15[a-z] %lld%n", source, &n, &len) != 2 || value[len] != '\0' ||
+                 n < 0 || (slot = stats_source_index(source)) < 0)
+            ret = -1;
+        else
+            got.received[slot] = n;
+    }
+    if (ret < 0)
+        msg_warn("bad figures from pickup: %s", vstr_len(why) ? vstr_str(why) : "received");
+    else
+        *counters = got;
+    vstr_free(why);
+    return ret;
 }
 
 /* stats_reason_index - the slot of a close reason, or -1 */
@@ -311,6 +348,8 @@ IPC_REC *stats_report(void)
     }
     stats_report_hist(reply, line, "commit_time", "-", &qmgr_counters.commit_time);
     stats_report_hist(reply, line, "commit_batch", "-", &qmgr_counters.commit_batch);
+    stats_report_hist(reply, line, "pickup_commit_time", "-", &qmgr_counters.pickup_commit_time);
+    stats_report_hist(reply, line, "pickup_commit_batch", "-", &qmgr_counters.pickup_commit_batch);
     for (int i = 0; i < STATS_SOURCES; i++) {
         vstr_sprintf(line, "%s %lld", stats_sources[i], qmgr_counters.received[i]);
         ipc_rec_add(reply, "received", vstr_str(line));

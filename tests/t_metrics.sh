@@ -11,7 +11,9 @@
 # one per delivered message, messages per connection one per closed
 # connection; the recipients by DSN class put the 50 bounced under 5.x
 # and the 100 deferred under 4.x; the 1,000 messages were received from
-# maildrop; qmgr's commits show their time and batch size. Other paths get
+# maildrop; qmgr's and pickup's commits show their time and batch size
+# (pickup's batches add up to the 1,000). After pickup is killed, both
+# readers count one restart of it. Other paths get
 # 404, other methods 405; a bad metrics_listen is refused by relayq check.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
@@ -133,6 +135,10 @@ check "qmgr's commits: as many times as batch sizes ($commits)" -- \
     test "$commits" -gt 0 -a "$(sample "$T/end" relayq_qmgr_commit_batch_messages_count)" = "$commits"
 check "their batches hold every finalized message (at least $N)" -- \
     test "$(sample "$T/end" relayq_qmgr_commit_batch_messages_sum)" -ge $N
+check "pickup's commits queued the $N messages ($(sample "$T/end" relayq_pickup_commit_batch_messages_sum))" -- \
+    test "$(sample "$T/end" relayq_pickup_commit_batch_messages_sum)" = $N
+check "as many commit times as batches" -- test "$(sample "$T/end" relayq_pickup_commit_seconds_count)" \
+    = "$(sample "$T/end" relayq_pickup_commit_batch_messages_count)"
 check "throttle events and the rate are shown" -- \
     test -n "$(sample "$T/end" "relayq_throttle_events_total{$DEST}")" \
     -a -n "$(sample "$T/end" "relayq_destination_rate_limit{$DEST}")"

@@ -46,6 +46,12 @@
 
 #define QSTATS_VALUE_MAX (1LL << 62) /* the largest figure believed */
 
+const long long qstats_commit_us_bounds[] = {100,   250,   500,   1000,   2500,   5000,
+                                             10000, 25000, 50000, 100000, 250000, 1000000};
+const int qstats_commit_us_nbounds = sizeof(qstats_commit_us_bounds) / sizeof(long long);
+const long long qstats_batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+const int qstats_batch_nbounds = sizeof(qstats_batch_bounds) / sizeof(long long);
+
 const QSTATS_HIST_KIND qstats_hist_kinds[] = {
     {"queue_time", "relayq_queue_time_seconds",
      "Time from a message's arrival to its delivery, per delivered message.", 1e6},
@@ -57,6 +63,10 @@ const QSTATS_HIST_KIND qstats_hist_kinds[] = {
      "Time of qmgr's group commits of delivery results.", 1e6},
     {"commit_batch", "relayq_qmgr_commit_batch_messages",
      "Messages whose delivery results one group commit of qmgr recorded.", 1},
+    {"pickup_commit_time", "relayq_pickup_commit_seconds",
+     "Time of pickup's commits of new mail (as pickup tells qmgr after each).", 1e6},
+    {"pickup_commit_batch", "relayq_pickup_commit_batch_messages",
+     "New messages one commit of pickup queued.", 1},
     {NULL, NULL, NULL, 0},
 };
 

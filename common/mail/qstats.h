@@ -55,6 +55,12 @@ typedef struct QSTATS_HIST_KIND {
 
 extern const QSTATS_HIST_KIND qstats_hist_kinds[];
 
+/* The bounds of the commit histograms (pickup's and qmgr's): microseconds, messages. */
+extern const long long qstats_commit_us_bounds[];
+extern const int qstats_commit_us_nbounds;
+extern const long long qstats_batch_bounds[];
+extern const int qstats_batch_nbounds;
+
 QSTATS *qstats_ask(const char *control_path, int timeout_ms, VSTR *why);
 QSTATS *qstats_parse(const IPC_REC *reply, VSTR *why);
 int qstats_restarts(QSTATS *stats, const char *master_path, int timeout_ms, VSTR *why);

@@ -400,6 +400,13 @@ metrics_workload() {
     ok $? "$n messages waiting in maildrop"
 }
 
+# received_is - relayq stats --json counts N messages received from
+# SOURCE (maildrop, sendmail, smtp), as pickup told qmgr: received_is SOURCE N
+received_is() {
+    "$RELAYQ" stats --json 2>/dev/null | python3 -c 'import json, sys
+sys.exit(0 if json.load(sys.stdin)["received"][sys.argv[1]] == int(sys.argv[2]) else 1)' "$1" "$2"
+}
+
 # sink_refused - recipients the test server refused with a reply of a
 # class (5: for good, 4: for now): sink_refused CLASS
 sink_refused() {

@@ -6,7 +6,7 @@
 # made. Shown here:
 #  - 40 concurrent sendmails all exit 0, nothing ever reaches maildrop/,
 #    pickup logs each message with the submitter's uid, and each arrives
-#    exactly once;
+#    exactly once; relayq stats counts them received from sendmail;
 #  - as another user (root only: setpriv), the log names that user's uid,
 #    whatever the envelope it sent claims;
 #  - "sendmail -bs" answers 250 with the queue id pickup committed;
@@ -58,6 +58,10 @@ ok $? "the 40 arrive"
 [ "$(grep -o 'msgid=<ho-[0-9]*@relayq.test>' "$SINK_LOG" | sort -u | wc -l)" -eq 40 ] &&
     [ "$(grep -c 'msgid=<ho-' "$SINK_LOG")" -eq 40 ]
 ok $? "each exactly once"
+wait_for 10 received_is sendmail 40
+ok $? "relayq stats counts the 40 received from sendmail (handed over)"
+received_is maildrop 0
+ok $? "and none from maildrop"
 
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null 2>&1; then
     stranger=$(id -u daemon)

@@ -6,7 +6,7 @@
 #  - Python's smtplib sends three messages in one session: each is
 #    delivered once, with a Received: line naming the client, and the log
 #    has Postfix smtpd's "connect from", "QID: client=" and "disconnect
-#    from ... commands=" lines;
+#    from ... commands=" lines, and relayq stats counts 3 received from smtp;
 #  - swaks, as an administrator tries a relay, gets its message through;
 #  - RET, ENVID, NOTIFY and ORCPT the client gives reach the upstream;
 #  - a recipient past smtpd_recipient_limit is answered 452 4.5.3;
@@ -55,6 +55,8 @@ for i in 0 1 2; do
     [ "$(grep -c "msgid=<smtplib-$i@client.test>" "$SINK_LOG")" -eq 1 ] || break
 done
 ok $? "each exactly once"
+wait_for 10 received_is smtp 3
+ok $? "relayq stats counts them received from smtp"
 [ "$(grep -rl "^Received: from client.test (unknown \[127.0.0.1\])" "$T/sink/maildir" | wc -l)" -eq 3 ]
 ok $? "each has a Received: line naming the client's HELO and address"
 log_has 1 "relayq/pickup\[[0-9]*\]: connect from unknown\[127.0.0.1\]" &&

@@ -6,8 +6,10 @@
  *	clients from the event loop. Each client gets "type=hello",
  *	"protocol=relayq-master-1"; "type=status" is answered with
  *	"type=status", "pid=N", "child=NAME PID STATE" per child slot and
- *	"restarts=N" and "restart=NAME N" per program; any other request gets "type=error",
- *"reason=TEXT". status_close() stop listening, remove the socket file, drop every client.
+ *	"restarts=N", and "restart=NAME N" per program; any other request
+ *	gets "type=error", "reason=TEXT".
+ * status_close()
+ *	stop listening, remove the socket file, drop every client.
  *
  * Clients are untrusted local users. Everything they can make master
  * hold is bounded: the number of clients (STATUS_CLIENTS_MAX, and

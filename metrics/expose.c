@@ -19,7 +19,7 @@
  *
  * Besides the per-destination counters and gauges: the rate in force
  * (sent in thousandths), the recipients by DSN class, qmgr's histograms
- * (hist.c; bounds and sums shown in the base unit, qstats_hist_kinds[])
+ * (hist.c; bounds and sums shown in the base unit, qstats_hist_kinds[]),
  * the new messages by source, and master's restarts per daemon.
  *
  * The caller owns `out`; nothing here fails.

@@ -10,9 +10,12 @@
  *
  *	1. asks qmgr on public/control for its figures (qstats.c: the
  *	   messages in delivery; per destination the connections open, busy
- *	   and idle, and the counters since qmgr started), which qmgr
- *	   answers from memory; a qmgr that does not answer within
+ *	   and idle, the counters and histograms since qmgr started, and
+ *	   pickup's figures as pickup last told qmgr), which qmgr answers
+ *	   from memory; a qmgr that does not answer within
  *	   METRICS_QMGR_TIMEOUT_MS makes relayq_qmgr_up 0;
+ *	   then asks master on public/master for its restarts per daemon
+ *	   (qstats_restarts(); no answer: that family has no samples);
  *	2. counts the queue itself in one read transaction (qcount.c), as
  *	   "relayq stats" does: qmgr never walks the queue for a scraper;
  *	3. writes the exposition (expose.c).

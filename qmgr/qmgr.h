@@ -276,7 +276,6 @@ void stats_result(QMGR_DEST *dest, const QMGR_MESSAGE *message, const QMGR_JOB *
                   long long xfer_ms);
 void stats_commit(QMGR_COUNTERS *counters, long long elapsed_us, int messages);
 int stats_pickup_figures(QMGR_COUNTERS *counters, const IPC_REC *rec);
-int stats_source_index(const char *source);
 IPC_REC *stats_report(void);
 
 /* bounce.c */

@@ -25,9 +25,6 @@
  *	`wakeup` carries them whole: "received=SOURCE N", "commit_time=HIST",
  *	"commit_batch=HIST"): they replace what an earlier record said.
  *	Malformed figures are a protocol error (-1), and change nothing.
- * stats_source_index()
- *	the slot of a source pickup names ("maildrop", "sendmail", "smtp"),
- *	or -1.
  * stats_report()
  *	the reply to a `stats` request: the messages in delivery, and per
  *	destination the open, busy and idle connections (from the
@@ -70,7 +67,7 @@ static const char *const stats_reasons[STATS_REASONS] = {
 static const char *const stats_statuses[STATS_STATUSES] = {"sent", "deferred", "bounced"};
 static const char stats_classes[STATS_CLASSES] = {'2', '4', '5'};
 
-/* Where new mail comes from, in QMGR_COUNTERS.received order (pickup's PICKUP_SOURCE_*). */
+/* Where new mail comes from, in QMGR_COUNTERS.received order; pickup names them so. */
 static const char *const stats_sources[STATS_SOURCES] = {"maildrop", "sendmail", "smtp"};
 
 /* Histogram bounds: microseconds, or messages. */
@@ -109,7 +106,7 @@ void stats_dest_init(DEST_STATS *st)
 }
 
 /* stats_source_index - the slot of a source of new mail, or -1 */
-int stats_source_index(const char *source)
+static int stats_source_index(const char *source)
 {
     for (int i = 0; i < STATS_SOURCES; i++)
         if (strcmp(stats_sources[i], source) == 0)

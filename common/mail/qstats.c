@@ -212,10 +212,12 @@ int qstats_restarts(QSTATS *stats, const char *master_path, int timeout_ms, VSTR
 
     if (reply == NULL)
         return -1;
-    if (strcmp(ipc_rec_type(reply), "status") != 0 ||
-        ipc_rec_check(reply, "pid", "child*,restarts,restart*", why) < 0) {
-        if (vstr_len(why) == 0)
-            vstr_strcpy(why, "not a status reply");
+    if (strcmp(ipc_rec_type(reply), "status") != 0) {
+        vstr_sprintf(why, "a \"%.20s\" record instead of status", ipc_rec_type(reply));
+        ipc_rec_free(reply);
+        return -1;
+    }
+    if (ipc_rec_check(reply, "pid", "child*,restarts,restart*", why) < 0) {
         ipc_rec_free(reply);
         return -1;
     }

@@ -317,8 +317,8 @@ typedef struct BATCH {
 } BATCH;
 
 /* What gather.c weighs to decide when the waiting results are committed. */
-#define GATHER_BATCH 16 /* results that are worth a commit of their own */
-#define GATHER_MAX_MS 5 /* the longest a result waits for others */
+#define GATHER_BATCH 32 /* results that are worth a commit of their own */
+#define GATHER_MAX_MS 10 /* the longest a result waits for others */
 typedef struct GATHER_VIEW {
     int stopping;
     int commit_failing;      /* the last commit of results failed */

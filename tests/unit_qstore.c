@@ -2,7 +2,9 @@
  * unit_qstore - tests of the LMDB queue store on a tiny map
  *
  * Stores, reads, reschedules and deletes messages; checks the schedule
- * order, body chunking, the picked table, and that a full map gives
+ * order, body chunking, the picked table, the count of recipient records
+ * (a recipient marked sent still counts; its message's deletion takes it
+ * away), and that a full map gives
  * QSTORE_FULL at the write, leaves nothing half-written, and recovers when
  * messages are deleted.
  *
@@ -92,6 +94,20 @@ static int collect(const char *qid, long long when, void *ctx)
     }
     seen->count++;
     return 0;
+}
+
+/* count_rcpts - number of recipient records in the store */
+static size_t count_rcpts(QSTORE *store)
+{
+    VSTR *why = vstr_alloc(64);
+    QSTORE_TXN *txn = qstore_begin(store, 0, why);
+    size_t recipients = 0;
+
+    if (qstore_count_rcpts(txn, &recipients) != QSTORE_OK)
+        recipients = (size_t)-1;
+    qstore_abort(txn);
+    vstr_free(why);
+    return recipients;
 }
 
 /* count_messages - number of messages in the store */
@@ -425,6 +441,18 @@ int main(void)
     tap_ok(seen.count == 2 && seen.when[0] == 100 && seen.when[1] == 200 &&
                strcmp(seen.qid[0], qids[1]) == 0,
            "schedule scan returns due entries earliest first and stops at the limit");
+    tap_ok(count_rcpts(store) == 5, "recipient records: 5 for messages of 3, 1 and 1 (%zu)",
+           count_rcpts(store));
+
+    /* A recipient sent is marked in place: it counts until its message goes. */
+    txn = qstore_begin(store, 1, why);
+    if (qstore_rcpts_get(txn, qids[0], &rcpts, &nrcpt) == QSTORE_OK && nrcpt > 0) {
+        rcpts[0].status = QRCPT_SENT;
+        qstore_rcpt_put(txn, qids[0], &rcpts[0]);
+        qstore_rcpts_free(rcpts, nrcpt);
+    }
+    tap_ok(qstore_commit(txn, why) == QSTORE_OK && count_rcpts(store) == 5,
+           "a recipient marked sent still counts (%zu)", count_rcpts(store));
 
     /* Reschedule moves the entry. */
     txn = qstore_begin(store, 1, why);
@@ -463,6 +491,8 @@ int main(void)
                qstore_body_get(txn, qids[0], body) == QSTORE_NOTFOUND &&
                qstore_rcpts_get(txn, qids[0], &rcpts, &nrcpt) == QSTORE_OK && nrcpt == 0,
            "a deleted message leaves no envelope, body or recipients");
+    tap_ok(count_rcpts(store) == 2, "its 3 recipients no longer count (%zu left)",
+           count_rcpts(store));
     if (rcpts)
         qstore_rcpts_free(rcpts, nrcpt);
     memset(&seen, 0, sizeof(seen));

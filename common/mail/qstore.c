@@ -95,6 +95,14 @@
  *	the record that makes pickup idempotent across crashes.
  * qstore_count()
  *	the number of messages and of schedule entries.
+ * qstore_count_rcpts()
+ *	the number of recipient records: every recipient of every message
+ *	in the queue, set aside or not. A recipient delivered or bounced
+ *	stays, marked so, until its message leaves the queue (when the
+ *	message is tried again, qmgr passes over it by its mark), so
+ *	the figure counts recipients still to deliver plus those already
+ *	done in messages that still have some to deliver. One mdb_stat():
+ *	no walk.
  * qstore_count_more()
  *	the number of messages set aside, and of schedule entries after a
  *	time (deferred mail), at a cost of twice the smaller of the counts
@@ -1652,6 +1660,18 @@ int qstore_picked_scan(QSTORE_TXN *txn, int (*fn)(const char *name, void *ctx), 
     mdb_cursor_close(cur);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return qstore_fail(txn, rc, "scan picked");
+    return QSTORE_OK;
+}
+
+/* qstore_count_rcpts - how many recipient records there are */
+int qstore_count_rcpts(QSTORE_TXN *txn, size_t *recipients)
+{
+    MDB_stat st;
+    int rc;
+
+    if ((rc = mdb_stat(txn->txn, txn->store->recipients, &st)) != 0)
+        return qstore_fail(txn, rc, "stat recipients");
+    *recipients = st.ms_entries;
     return QSTORE_OK;
 }
 

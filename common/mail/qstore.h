@@ -77,6 +77,7 @@ int qstore_picked_delete(QSTORE_TXN *txn, const char *name);
 int qstore_picked_scan(QSTORE_TXN *txn, int (*fn)(const char *name, void *ctx), void *ctx);
 
 int qstore_count(QSTORE_TXN *txn, size_t *messages, size_t *scheduled);
+int qstore_count_rcpts(QSTORE_TXN *txn, size_t *recipients);
 int qstore_count_more(QSTORE_TXN *txn, long long after, size_t *aside, size_t *later);
 int qstore_oldest(QSTORE_TXN *txn, char qid[QID_LEN + 1]);
 void qstore_map_use(QSTORE *store, size_t *used, size_t *size);

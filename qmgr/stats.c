@@ -26,8 +26,10 @@
  *	"commit_batch=HIST"): they replace what an earlier record said.
  *	Malformed figures are a protocol error (-1), and change nothing.
  * stats_report()
- *	the reply to a `stats` request: the messages in delivery, and per
- *	destination the open, busy and idle connections (from the
+ *	the reply to a `stats` request: the messages in delivery and their
+ *	recipients (active_rcpts: every recipient of those messages, as
+ *	qmgr_active_rcpts counts them, those done in an earlier attempt
+ *	too), and per destination the open, busy and idle connections (from the
  *	workers' state now) and the counters since qmgr started, and whether
  *	it is suspended (dest.c): suspended=1, suspended_for (seconds),
  *	next_probe_in (seconds), parked (messages waiting for the probe);
@@ -295,6 +297,7 @@ IPC_REC *stats_report(void)
     /* Only what qmgr holds in memory: a scrape every 100 ms (the metrics
      * daemon) must cost qmgr nothing in proportion to the queue. */
     ipc_rec_add_long(reply, "active", (long long)htable_count(qmgr_active));
+    ipc_rec_add_long(reply, "active_rcpts", (long long)qmgr_active_rcpts);
     for (QMGR_DEST *dest = dest_list(); dest; dest = dest->next) {
         const DEST_STATS *st = &dest->stats;
         int open = 0, busy = 0;

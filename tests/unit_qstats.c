@@ -1,7 +1,8 @@
 /*
  * unit_qstats - decoding qmgr's stats reply: destinations, histograms, sources
  *
- * A table of replies, each a list of attributes after "active=3", with
+ * A table of replies, each a list of attributes after "active=3" and
+ * "active_rcpts=7" (unless the case leaves them out), with
  * whether qstats_parse() must take it; for the good ones, what it found
  * (destinations, histograms, sources). Then the exposition's numbers
  * (qstats_number) and the table of histogram kinds.
@@ -21,39 +22,48 @@ struct reply_case {
     int good;
     size_t ndest, nhist, nreceived;
     const char *why;
+    int bare; /* without active and active_rcpts: the case's attributes alone */
 };
 
 static const struct reply_case cases[] = {
-    {{"dest=a:25 open=1 rate_milli=1500 rcpt_bounced_5.1=2"}, 1, 1, 0, 0, "a destination"},
+    {{"dest=a:25 open=1 rate_milli=1500 rcpt_bounced_5.1=2"}, 1, 1, 0, 0, "a destination", 0},
     {{"hist=queue_time a:25 1500000 2 1000000:1 2000000:1 +Inf:0"},
      1,
      0,
      1,
      0,
-     "a destination's histogram"},
+     "a destination's histogram",
+     0},
     {{"hist=commit_time - 300 1 100:0 250:0 500:1 +Inf:0", "received=maildrop 7",
       "received=smtp 0"},
      1,
      0,
      1,
      2,
-     "qmgr's own histogram and the sources"},
-    {{"hist=queue_time a:25 5 2 10:1 +Inf:0"}, 0, 0, 0, 0, "buckets that do not add up"},
-    {{"hist=queue_time 5 1 +Inf:1"}, 0, 0, 0, 0, "a histogram without its destination"},
-    {{"hist=queue_time a:25"}, 0, 0, 0, 0, "a histogram without counts"},
-    {{"received=maildrop"}, 0, 0, 0, 0, "a source without its count"},
-    {{"received=maildrop -1"}, 0, 0, 0, 0, "a negative count"},
-    {{"received=maildrop 7x"}, 0, 0, 0, 0, "a count with trailing text"},
-    {{"dest=a:25 open=x"}, 0, 0, 0, 0, "a destination figure that is not a number"},
-    {{"histogram=x"}, 0, 0, 0, 0, "an unknown attribute"},
+     "qmgr's own histogram and the sources",
+     0},
+    {{"hist=queue_time a:25 5 2 10:1 +Inf:0"}, 0, 0, 0, 0, "buckets that do not add up", 0},
+    {{"hist=queue_time 5 1 +Inf:1"}, 0, 0, 0, 0, "a histogram without its destination", 0},
+    {{"hist=queue_time a:25"}, 0, 0, 0, 0, "a histogram without counts", 0},
+    {{"received=maildrop"}, 0, 0, 0, 0, "a source without its count", 0},
+    {{"received=maildrop -1"}, 0, 0, 0, 0, "a negative count", 0},
+    {{"received=maildrop 7x"}, 0, 0, 0, 0, "a count with trailing text", 0},
+    {{"dest=a:25 open=x"}, 0, 0, 0, 0, "a destination figure that is not a number", 0},
+    {{"histogram=x"}, 0, 0, 0, 0, "an unknown attribute", 0},
+    {{"active=3"}, 0, 0, 0, 0, "active without active_rcpts", 1},
+    {{"active=3", "active_rcpts=-1"}, 0, 0, 0, 0, "a negative active_rcpts", 1},
+    {{"active=3", "active_rcpts=7", "active_rcpts=7"}, 0, 0, 0, 0, "active_rcpts twice", 1},
 };
 
-/* reply_build - a stats reply with "active=3" and a case's attributes */
+/* reply_build - a stats reply: "active=3 active_rcpts=7" (unless bare), the case's attributes */
 static IPC_REC *reply_build(const struct reply_case *c)
 {
     IPC_REC *rec = ipc_rec_create("stats");
 
-    ipc_rec_add(rec, "active", "3");
+    if (!c->bare) {
+        ipc_rec_add(rec, "active", "3");
+        ipc_rec_add(rec, "active_rcpts", "7");
+    }
     for (size_t i = 0; i < NELEM(c->attrs) && c->attrs[i] != NULL; i++) {
         const char *eq = strchr(c->attrs[i], '=');
         char name[32];
@@ -78,8 +88,9 @@ int main(void)
         vstr_reset(why);
         stats = qstats_parse(rec, why);
         if (c->good)
-            tap_ok(stats != NULL && stats->active == 3 && stats->ndest == c->ndest &&
-                       stats->nhist == c->nhist && stats->nreceived == c->nreceived,
+            tap_ok(stats != NULL && stats->active == 3 && stats->active_rcpts == 7 &&
+                       stats->ndest == c->ndest && stats->nhist == c->nhist &&
+                       stats->nreceived == c->nreceived,
                    "taken: %s", c->why);
         else
             tap_ok(stats == NULL && vstr_len(why) > 0, "refused: %s (%s)", c->why, vstr_str(why));

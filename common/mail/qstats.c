@@ -7,14 +7,15 @@
  *	qmgr does not listen, does not answer in time, or answers something
  *	else (the metrics daemon: its scrape then says qmgr is down).
  * qstats_parse()
- *	decode a `stats` reply strictly: "active" (messages in delivery) and
- *	one "dest" per destination, "NAME key=number ...", at most
- *	QSTATS_FIELDS_MAX figures each, every figure a decimal number. NULL
- *	with a reason for anything else. The queue counts an older qmgr
- *	sent (messages, deferred, hold) are accepted and ignored: the queue
- *	is counted by its readers now (qcount.c). Then the histograms,
- *	"hist=NAME DEST ENCODED" (DEST "-": qmgr's own; hist.c decodes),
- *	and the new messages by source, "received=SOURCE N".
+ *	decode a `stats` reply strictly: "active" (messages in delivery),
+ *	"active_rcpts" (their recipients) and one "dest" per destination,
+ *	"NAME key=number ...", at most QSTATS_FIELDS_MAX figures each, every
+ *	figure a decimal number. NULL with a reason for anything else. The
+ *	queue counts an older qmgr sent (messages, deferred, hold) are
+ *	accepted and ignored: the queue is counted by its readers now
+ *	(qcount.c). Then the histograms, "hist=NAME DEST ENCODED" (DEST "-":
+ *	qmgr's own; hist.c decodes), and the new messages by source,
+ *	"received=SOURCE N".
  * qstats_restarts()
  *	add master's restarts per daemon to the figures: ask master on
  *	public/master (its absolute name) for its status and take its
@@ -146,13 +147,16 @@ QSTATS *qstats_parse(const IPC_REC *reply, VSTR *why)
         vstr_sprintf(why, "a \"%.20s\" record instead of stats", ipc_rec_type(reply));
         return NULL;
     }
-    if (ipc_rec_check(reply, "active", "messages,deferred,hold,dest*,hist*,received*", why) < 0)
+    if (ipc_rec_check(reply, "active,active_rcpts", "messages,deferred,hold,dest*,hist*,received*",
+                      why) < 0)
         return NULL;
     stats = mycalloc(1, sizeof(*stats));
     stats->dests = mycalloc(reply->count, sizeof(*stats->dests));
     stats->hists = mycalloc(reply->count, sizeof(*stats->hists));
     stats->received = mycalloc(reply->count, sizeof(*stats->received));
-    if (ipc_rec_get_long(reply, "active", 0, QSTATS_VALUE_MAX, &stats->active, why) < 0) {
+    if (ipc_rec_get_long(reply, "active", 0, QSTATS_VALUE_MAX, &stats->active, why) < 0 ||
+        ipc_rec_get_long(reply, "active_rcpts", 0, QSTATS_VALUE_MAX, &stats->active_rcpts, why) <
+            0) {
         qstats_free(stats);
         return NULL;
     }

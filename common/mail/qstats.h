@@ -34,7 +34,8 @@ typedef struct QSTATS_COUNT {
 
 /* What qmgr knows: messages in delivery, and each destination's pool and counters. */
 typedef struct QSTATS {
-    long long active;
+    long long active;       /* messages in delivery */
+    long long active_rcpts; /* their recipients, those done in an earlier attempt too */
     QSTATS_DEST *dests;
     size_t ndest;
     QSTATS_HIST *hists;

@@ -4,7 +4,8 @@
  * stats_main()
  *	"relayq stats [-c FILE] [--json]": count the queue (qcount.c: all,
  *	active, due, deferred, on hold, set aside, in maildrop, the oldest
- *	message's age, the map's use), ask qmgr (public/control) for its
+ *	message's age, the map's use; the recipients of all messages and of
+ *	those active, as the metrics show them), ask qmgr (public/control) for its
  *	figures and print, per destination, the connections open, busy
  *	and idle, opened and closed (with the reasons), messages per
  *	connection, TLS handshakes and resumptions, AUTH successes and
@@ -64,10 +65,14 @@ static void stats_print_text(const QSTATS *stats, const QCOUNT *count)
     size_t ndest = stats->ndest;
 
     if (count == NULL) {
-        printf("queue: %lld active (only root and mail_owner may count the rest)\n", stats->active);
+        printf("queue: %lld active (%lld recipients; only root and mail_owner may count the "
+               "rest)\n",
+               stats->active, stats->active_rcpts);
     } else {
-        printf("queue: %lld messages, %lld active, %lld deferred, %lld on hold, %lld set aside, ",
-               count->messages, stats->active, count->deferred, count->hold, count->aside);
+        printf("queue: %lld messages (%lld recipients), %lld active (%lld recipients), %lld "
+               "deferred, %lld on hold, %lld set aside, ",
+               count->messages, count->recipients, stats->active, stats->active_rcpts,
+               count->deferred, count->hold, count->aside);
         if (count->maildrop >= 0)
             printf("%lld in maildrop; ", count->maildrop);
         printf("oldest %lld s; map %lld of %lld bytes used (%.1f%%)\n", count->oldest_age,
@@ -144,13 +149,15 @@ static void stats_print_json(const QSTATS *stats, const QCOUNT *count)
     const QSTATS_DEST *dests = stats->dests;
     size_t ndest = stats->ndest;
 
-    printf("{\"queue\": {\"active\": %lld", stats->active);
+    printf("{\"queue\": {\"active\": %lld, \"active_recipients\": %lld", stats->active,
+           stats->active_rcpts);
     if (count != NULL)
-        printf(", \"messages\": %lld, \"due\": %lld, \"deferred\": %lld, \"hold\": %lld, "
+        printf(", \"messages\": %lld, \"recipients\": %lld, \"due\": %lld, \"deferred\": %lld, "
+               "\"hold\": %lld, "
                "\"aside\": %lld, \"maildrop\": %lld, \"oldest_age\": %lld, \"map_used\": %lld, "
                "\"map_size\": %lld",
-               count->messages, count->due, count->deferred, count->hold, count->aside,
-               count->maildrop, count->oldest_age, count->map_used, count->map_size);
+               count->messages, count->recipients, count->due, count->deferred, count->hold,
+               count->aside, count->maildrop, count->oldest_age, count->map_used, count->map_size);
     printf("}, \"destinations\": [");
     for (size_t i = 0; i < ndest; i++) {
         const QSTATS_DEST *d = dests + i;

@@ -3,7 +3,8 @@
  *
  * expose_write()
  *	append to `out` the exposition of one scrape: the queue's counts
- *	(NULL: the queue could not be read; its families are left out), and
+ *	(NULL: the queue could not be read; its families are left out;
+ *	messages by state, recipients in all and in delivery), and
  *	qmgr's figures (NULL: qmgr did not answer; relayq_qmgr_up says 0 and
  *	the per-destination families are left out). With openmetrics, the
  *	OpenMetrics 1.0 text: a counter's family is named without its
@@ -222,6 +223,18 @@ static void expose_queue(VSTR *out, const QCOUNT *count, const QSTATS *stats, in
         if (states[i].value >= 0 && (stats != NULL || strcmp(states[i].state, "active") != 0))
             vstr_sprintf_append(out, "relayq_queue_messages{state=\"%s\"} %lld\n", states[i].state,
                                 states[i].value);
+    /* Recipients: all from the queue's own count, active from qmgr. The
+     * other states would need every message's recipients read at each
+     * scrape, so they are not split (doc/internals.md). */
+    expose_head(out, "relayq_queue_recipients", "gauge",
+                "Recipients in the queue: all (of every message in the queue, set aside or not; "
+                "one already delivered or bounced counts until its message leaves), active (of "
+                "the messages in delivery).",
+                openmetrics);
+    vstr_sprintf_append(out, "relayq_queue_recipients{state=\"all\"} %lld\n", count->recipients);
+    if (stats != NULL)
+        vstr_sprintf_append(out, "relayq_queue_recipients{state=\"active\"} %lld\n",
+                            stats->active_rcpts);
     expose_gauge(out, "relayq_queue_oldest_message_age_seconds",
                  "Age of the oldest message in the queue (0: the queue is empty).",
                  count->oldest_age, openmetrics);

@@ -13,8 +13,14 @@
 # and the 100 deferred under 4.x; the 1,000 messages were received from
 # maildrop; qmgr's and pickup's commits show their time and batch size
 # (pickup's batches add up to the 1,000). After pickup is killed, both
-# readers count one restart of it. Other paths get
-# 404, other methods 405; a bad metrics_listen is refused by relayq check.
+# readers count one restart of it. Then 20 messages of 3 recipients each,
+# the relay (slow) taking the first of each and deferring the others:
+# relayq_queue_recipients{state="all"} is the 60 queued (a recipient sent
+# counts until its message leaves), state="active" three times the active
+# messages, and relayq stats says the same; once the relay takes the
+# rest, both are 0. Other
+# paths get 404, other methods 405; a bad metrics_listen is refused by
+# relayq check.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 N=1000
@@ -96,6 +102,10 @@ check "opened connections = the server's ($(sink_connections))" -- \
 for state in active waiting deferred hold aside maildrop; do
     check "relayq_queue_messages{state=\"$state\"} is 0" -- \
         test "$(sample "$T/end" "relayq_queue_messages{state=\"$state\"}")" = 0
+done
+for state in all active; do
+    check "relayq_queue_recipients{state=\"$state\"} is 0" -- \
+        test "$(sample "$T/end" "relayq_queue_recipients{state=\"$state\"}")" = 0
 done
 check "qmgr is up" -- test "$(sample "$T/end" relayq_qmgr_up)" = 1
 check "the build is named" -- grep -q '^relayq_build_info{version="[^"]*"} 1$' "$T/end"
@@ -214,6 +224,67 @@ sys.exit(0 if r["pickup"] == 1 and r["qmgr"] == 0 else 1)' "$T/stats.json"
 promtool check metrics <"$T/restart" >"$T/promtool.out" 2>&1
 ok $? "promtool check metrics passes on that scrape"
 check "without a word" -- test ! -s "$T/promtool.out"
+
+# Recipients by state: messages of RCPTS recipients each; the relay takes
+# the first recipient of each and defers the others, then takes them all
+MSGS=20
+RCPTS=3
+replies=()
+for i in $(seq 1 $MSGS); do
+    for k in $(seq 2 $RCPTS); do
+        replies+=(--rcpt-reply "rcpt$i-$k@example.com=450 4.2.1 not now, for the test")
+    done
+done
+sink_stop
+# Each reply 100 ms late: the retries keep some messages in delivery.
+sink_start --delay 100 "${replies[@]}"
+ok $? "the test server again, slow, deferring all recipients but the first of each message"
+maildrop_fill $MSGS rcpts 0 $RCPTS
+ok $? "$MSGS messages of $RCPTS recipients each waiting in maildrop"
+# first_sent - the server took the first recipient of every message
+first_sent() { [ "$(sink_count '^message .* rcpts=<rcpt[0-9]*-1@example.com> ')" -ge $MSGS ]; }
+wait_for 60 first_sent
+ok $? "the server took the first recipient of each message, alone"
+# some_active - a scrape taken while messages are in delivery
+some_active() {
+    scrape "$T/rcpts" && [ "$(sample "$T/rcpts" 'relayq_queue_messages{state="active"}')" -gt 0 ]
+}
+wait_for 30 some_active
+ok $? "a scrape while the retries are in delivery"
+check "relayq_queue_recipients{state=\"all\"}: the $((MSGS * RCPTS)) queued, the sent still counted" -- \
+    test "$(sample "$T/rcpts" 'relayq_queue_recipients{state="all"}')" = $((MSGS * RCPTS)) \
+    -a "$(sample "$T/rcpts" 'relayq_queue_messages{state="maildrop"}')" = 0
+active_msgs=$(sample "$T/rcpts" 'relayq_queue_messages{state="active"}')
+active_rcpts=$(sample "$T/rcpts" 'relayq_queue_recipients{state="active"}')
+check "active recipients: $RCPTS for each of the $active_msgs active messages ($active_rcpts)" -- \
+    test -n "$active_msgs" -a "$active_rcpts" = $((active_msgs * RCPTS))
+promtool check metrics <"$T/rcpts" >"$T/promtool.out" 2>&1
+ok $? "promtool check metrics passes on that scrape"
+check "without a word" -- test ! -s "$T/promtool.out"
+sed 's/^/# /' "$T/promtool.out" | head -n 10
+"$RELAYQ" stats --json >"$T/stats.json"
+check "relayq stats --json counts the same recipients" -- python3 -c 'import json, sys
+q = json.load(open(sys.argv[1]))["queue"]
+sys.exit(0 if q["recipients"] == int(sys.argv[2]) and
+         q["active_recipients"] == q["active"] * int(sys.argv[3]) else 1)' \
+    "$T/stats.json" $((MSGS * RCPTS)) $RCPTS
+"$RELAYQ" stats >"$T/stats.txt"
+check "and the text report names them" -- \
+    grep -q "^queue: $MSGS messages ($((MSGS * RCPTS)) recipients), [0-9]* active ([0-9]* recipients)" \
+    "$T/stats.txt"
+sink_stop
+sink_start
+ok $? "the test server takes mail again"
+wait_for 60 queue_empty
+ok $? "the $MSGS messages are delivered"
+# none_left - a scrape counts no recipient, in all or active
+none_left() {
+    scrape "$T/rcpts" &&
+        [ "$(sample "$T/rcpts" 'relayq_queue_recipients{state="all"}')" = 0 ] &&
+        [ "$(sample "$T/rcpts" 'relayq_queue_recipients{state="active"}')" = 0 ]
+}
+wait_for 10 none_left
+ok $? "then relayq_queue_recipients is 0 for all and active"
 
 "$RELAYQ" stop
 ok $? "relayq stop"

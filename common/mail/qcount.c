@@ -3,8 +3,10 @@
  *
  * qcount_take()
  *	count, in one read transaction of an open queue (read-only will do):
- *	all messages, those deferred (a schedule entry after `now`), due (a
- *	schedule entry at or before it: waiting for delivery, or in it), on
+ *	all messages and their recipient records (qstore_count_rcpts(): a
+ *	recipient already delivered or bounced counts until its message
+ *	leaves the queue), those deferred (a schedule entry after `now`),
+ *	due (a schedule entry at or before it: waiting for delivery, or in it), on
  *	hold (no schedule entry, not set aside), set aside; the age of the
  *	oldest message that is not set aside (from its queue id: nothing is
  *	decoded, so no key is needed); the map's use and size; and the
@@ -29,7 +31,7 @@
 int qcount_take(QSTORE *store, const char *queue_directory, long long now, QCOUNT *count, VSTR *why)
 {
     QSTORE_TXN *txn;
-    size_t messages = 0, scheduled = 0, aside = 0, later = 0, used, size;
+    size_t messages = 0, recipients = 0, scheduled = 0, aside = 0, later = 0, used, size;
     char qid[QID_LEN + 1];
     long long born;
     int rc;
@@ -38,6 +40,7 @@ int qcount_take(QSTORE *store, const char *queue_directory, long long now, QCOUN
     if ((txn = qstore_begin(store, 0, why)) == NULL)
         return -1;
     if (qstore_count(txn, &messages, &scheduled) != QSTORE_OK ||
+        qstore_count_rcpts(txn, &recipients) != QSTORE_OK ||
         qstore_count_more(txn, now, &aside, &later) != QSTORE_OK ||
         (rc = qstore_oldest(txn, qid)) < 0) {
         vstr_strcpy(why, qstore_txn_reason(txn));
@@ -46,6 +49,7 @@ int qcount_take(QSTORE *store, const char *queue_directory, long long now, QCOUN
     }
     qstore_abort(txn);
     count->messages = (long long)messages;
+    count->recipients = (long long)recipients;
     count->deferred = (long long)later;
     count->due = (long long)(scheduled - later);
     count->aside = (long long)aside;

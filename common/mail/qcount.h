@@ -10,6 +10,8 @@
 /* The queue's figures at one instant (one read transaction). */
 typedef struct QCOUNT {
     long long messages;   /* every message in the queue file */
+    long long recipients; /* their recipient records: still to deliver, or done in a message
+                             that has some left (qstore_count_rcpts()) */
     long long due;        /* scheduled at or before now: waiting for delivery, or in it */
     long long deferred;   /* scheduled after now */
     long long hold;       /* on hold */

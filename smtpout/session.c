@@ -412,23 +412,21 @@ static int session_identity(const char *relay, unsigned port, unsigned char *ide
 {
     crypto_generichash_state state;
     SASL_CRED *cred = NULL;
-    VSTR *text = vstr_alloc(128);
-    TLS_POLICY policy;
+    const TLS_POLICY *policy;
     const char *failed;
+    VSTR *text;
 
-    if (tls_policy(relay, port, &policy, why) < 0) {
-        vstr_free(text);
+    if ((policy = tls_policy(relay, port, why)) == NULL)
         return -1;
-    }
+    text = vstr_alloc(128);
     vstr_sprintf(text, "%s:%u:%d:", relay, port, var_bool(smtp_tls_wrappermode));
     /* Lower case for the relay; the policy (paths, names) is added as written. */
     for (size_t i = 0; i < vstr_len(text); i++)
         text->data[i] = (char)tolower((unsigned char)text->data[i]);
     vstr_addch(text, '\0');
     crypto_generichash_init(&state, NULL, 0, SASL_ID_LEN);
-    vstr_strcat(text, policy.canonical);
+    vstr_strcat(text, policy->canonical);
     crypto_generichash_update(&state, (const unsigned char *)vstr_str(text), vstr_len(text));
-    tls_policy_free(&policy);
     vstr_free(text);
     if (var_bool(smtp_sasl_auth_enable)) {
         if (auth_lookup(relay, port, &cred, why) < 0)
@@ -565,6 +563,7 @@ static void session_open(SESSION *s, const unsigned char *ident)
 {
     JOB *job = s->job;
     VSTR *why = vstr_alloc(64);
+    const TLS_POLICY *policy;
     struct addrinfo *res;
 
     s->job_active = 1;
@@ -574,9 +573,10 @@ static void session_open(SESSION *s, const unsigned char *ident)
     memcpy(s->ident, ident, SASL_ID_LEN);
     s->dest = mymalloc(strlen(job->relay) + 16);
     sprintf(s->dest, "%s:%u", job->relay, job->port);
-    /* session_kick() just found the policy in the identity: it is there. */
-    if (tls_policy(job->relay, job->port, &s->policy, why) < 0)
+    /* session_kick() just found the policy in the identity: it is there, parsed. */
+    if ((policy = tls_policy(job->relay, job->port, why)) == NULL)
         msg_panic("session_open: %s", vstr_str(why));
+    tls_policy_copy(&s->policy, policy);
     s->tls_level = s->policy.level;
     s->wrapper = var_bool(smtp_tls_wrappermode);
     /* A session verified under other trust anchors must not be resumed under these. */

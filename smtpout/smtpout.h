@@ -112,7 +112,7 @@ typedef struct TLS_STATE {
 #define TLS_HS_UNTRUSTED (-2)  /* the chain did not verify */
 #define TLS_HS_UNVERIFIED (-3) /* the chain did, the relay's name did not match */
 
-int tls_policy(const char *relay, unsigned port, TLS_POLICY *policy, VSTR *why);
+const TLS_POLICY *tls_policy(const char *relay, unsigned port, VSTR *why);
 int tls_start(CONN *conn, const char *host, const TLS_POLICY *policy, const char *cache_key,
               VSTR *why);
 int tls_handshake(CONN *conn, VSTR *why);
@@ -328,7 +328,7 @@ struct SESSION {
     /* The connection's identity: a job whose identity differs needs another connection. */
     unsigned char ident[SASL_ID_LEN];       /* hash of relay, port, TLS policy, credential */
     char *dest;                             /* "relay:port" as the job named it, for qmgr */
-    TLS_POLICY policy;                      /* the relay's TLS policy (tls_policy.c) */
+    TLS_POLICY policy;                      /* the relay's TLS policy, a copy of tls.c's */
     int tls_level;                          /* TLS_POLICY_* of this connection */
     int wrapper;                            /* implicit TLS (smtp_tls_wrappermode) */
     int tls_on;                             /* the TLS handshake completed */

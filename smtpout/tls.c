@@ -3,7 +3,10 @@
  *
  * tls_policy()
  *	the TLS policy of a relay: its smtp_tls_policy_maps entry, else the
- *	global parameters (common/mail/tls_policy.c).
+ *	global parameters (common/mail/tls_policy.c), parsed at the first
+ *	lookup and kept for the relay and port until the next tls_reload().
+ *	The policy is this module's: it stays valid until the next call or
+ *	reload, and a caller that keeps it copies it (tls_policy_copy()).
  * tls_start()
  *	attach a GnuTLS client session to a connected CONN under a relay's
  *	policy: TLS 1.2 or 1.3 only (the policy's protocols and cipher
@@ -32,8 +35,18 @@
  *	free the TLS state of a CONN (conn_close() calls it).
  * tls_reload()
  *	at start and after each reload: read smtp_tls_policy_maps (every
- *	entry must parse: -1 with the reason, and the old table stays), and
- *	let the next connections load their CA files again.
+ *	entry must parse: -1 with the reason, and the old table stays), drop
+ *	the parsed policies, and let the next connections load their CA
+ *	files again. A refused table keeps the parsed policies too, unless
+ *	the global level or CA file that relays without an entry get changed.
+ *
+ * A session asks for its relay's policy for every job (the connection's
+ * identity) and again when it opens a connection: the parsed policies
+ * ("[relay]:port" -> TLS_POLICY) spare it the table lookup and the
+ * parsing each time. They are process-wide like the table they come
+ * from; at most TLS_POLICY_CACHE_MAX relays are kept, and one more drops
+ * them all (a process that sees that many relays parses again, as it
+ * would without them).
  *
  * Trust anchors are the policy's CA file (smtp_tls_CAfile, or CAfile= of
  * its entry), else the system trust store, loaded at the first TLS
@@ -45,8 +58,9 @@
  * "Untrusted" in the log.
  *
  * Ownership: the CONN owns its TLS state (conn->layer). The session cache
- * belongs to this module. GnuTLS failures are returned with their text;
- * an allocation failure inside GnuTLS is treated as a failed handshake.
+ * and the parsed policies belong to this module. GnuTLS failures are
+ * returned with their text; an allocation failure inside GnuTLS is
+ * treated as a failed handshake.
  */
 #include "config.h"
 
@@ -54,6 +68,7 @@
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -65,7 +80,8 @@
 #include "smtpout.h"
 #include "tls_desc.h"
 
-#define TLS_READ_TRIES 4 /* gnutls_record_recv() calls before EAGAIN is believed */
+#define TLS_READ_TRIES 4         /* gnutls_record_recv() calls before EAGAIN is believed */
+#define TLS_POLICY_CACHE_MAX 256 /* relays whose parsed policy is kept */
 
 /*
  * TLS_CREDS models the trust anchors of one CA file ("" the system's
@@ -80,6 +96,8 @@ typedef struct TLS_CREDS {
 
 static HTABLE *tls_creds_by_file; /* CA file -> current TLS_CREDS */
 static MAPS *tls_policy_map;      /* smtp_tls_policy_maps */
+static HTABLE *tls_policies;      /* "[relay]:port" -> TLS_POLICY, parsed from that table */
+static char *tls_policies_global; /* the level and CA file they were parsed under */
 static HTABLE *tls_cache;         /* cache key -> TLS_CACHED */
 
 /* TLS_CACHED models one saved session, offered on the next connection. */
@@ -116,6 +134,45 @@ static void tls_creds_release(void *value)
     }
 }
 
+/* tls_policy_entry_free - one parsed policy, as htable_free() wants it */
+static void tls_policy_entry_free(void *value)
+{
+    tls_policy_free(value);
+    myfree(value);
+}
+
+/* tls_policies_drop - forget the parsed policies */
+static void tls_policies_drop(void)
+{
+    if (tls_policies != NULL)
+        htable_free(tls_policies, tls_policy_entry_free);
+    tls_policies = NULL;
+    myfree(tls_policies_global);
+    tls_policies_global = NULL;
+}
+
+/* tls_policies_global_now - the global level and CA file in force, as one string */
+static char *tls_policies_global_now(void)
+{
+    const char *level = var_str(smtp_tls_security_level);
+    const char *cafile = var_str(smtp_tls_CAfile);
+    char *text = mymalloc(strlen(level) + strlen(cafile) + 2);
+
+    sprintf(text, "%s\n%s", level, cafile);
+    return text;
+}
+
+/* tls_reload_refused - the old table stays, and its policies while the globals are the same */
+static int tls_reload_refused(void)
+{
+    char *global = tls_policies_global_now();
+
+    if (tls_policies_global != NULL && strcmp(global, tls_policies_global) != 0)
+        tls_policies_drop();
+    myfree(global);
+    return -1;
+}
+
 /* tls_reload - the configuration was re-read: CA files and the policy table again */
 int tls_reload(VSTR *why)
 {
@@ -123,29 +180,52 @@ int tls_reload(VSTR *why)
     VSTR *reason;
 
     if (map == NULL && vstr_len(why) > 0)
-        return -1;
+        return tls_reload_refused();
     reason = vstr_alloc(100);
     if (tls_policy_check(map, reason) < 0) {
         vstr_sprintf(why, "%s: %s", maps_path(map), vstr_str(reason));
         vstr_free(reason);
         maps_free(map);
-        return -1;
+        return tls_reload_refused();
     }
     vstr_free(reason);
     maps_free(tls_policy_map);
     tls_policy_map = map;
+    tls_policies_drop();
     if (tls_creds_by_file != NULL)
         htable_free(tls_creds_by_file, tls_creds_release);
     tls_creds_by_file = htable_create(8);
     return 0;
 }
 
-/* tls_policy - the TLS policy of a relay (tls_policy.c, over smtp_tls_policy_maps) */
-int tls_policy(const char *relay, unsigned port, TLS_POLICY *policy, VSTR *why)
+/* tls_policy - the TLS policy of a relay (tls_policy.c, over smtp_tls_policy_maps), kept */
+const TLS_POLICY *tls_policy(const char *relay, unsigned port, VSTR *why)
 {
     TLS_POLICY_DEFAULTS defaults = {var_str(smtp_tls_security_level), var_str(smtp_tls_CAfile)};
+    char *key = mymalloc(strlen(relay) + 16);
+    TLS_POLICY *policy;
 
-    return tls_policy_lookup(tls_policy_map, &defaults, relay, port, policy, why);
+    sprintf(key, "[%s]:%u", relay, port);
+    if (tls_policies != NULL && (policy = htable_get(tls_policies, key)) != NULL) {
+        myfree(key);
+        return policy;
+    }
+    policy = mymalloc(sizeof(*policy));
+    if (tls_policy_lookup(tls_policy_map, &defaults, relay, port, policy, why) < 0) {
+        myfree(policy);
+        myfree(key);
+        return NULL;
+    }
+    /* So many relays that keeping them all would cost more than parsing again. */
+    if (tls_policies != NULL && htable_count(tls_policies) >= TLS_POLICY_CACHE_MAX)
+        tls_policies_drop();
+    if (tls_policies == NULL) {
+        tls_policies = htable_create(16);
+        tls_policies_global = tls_policies_global_now();
+    }
+    htable_put(tls_policies, key, policy);
+    myfree(key);
+    return policy;
 }
 
 /* tls_creds_get - the credentials with a CA file's trust anchors, one reference more */

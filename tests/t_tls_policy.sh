@@ -8,6 +8,9 @@
 # 1.2, and mail to a relay without an entry goes in plaintext. A match=
 # name the certificate does not carry defers A's mail; relayq check and a
 # reload refuse a bad entry, naming it, and the old table stays in force.
+# smtpout keeps each relay's parsed policy until a reload: once the table
+# is put right, a reload makes the next connections follow it, and relayq
+# flush delivers the deferred mail to A.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 rq_setup
@@ -47,6 +50,18 @@ rq_set smtp_tls_policy_maps "texthash:$T/tls_policy"
 ok $? "relayq check accepts the table"
 "$RELAYQ" start
 ok $? "relayq start"
+
+# reload_smtpout - relayq reload, and wait until every smtpout process re-read the configuration
+reload_smtpout() {
+    local before procs
+    before=$(log_count 'smtpout\[[0-9]+\]: reload -- ')
+    procs=$(pgrep -fc "^$T/libexec/smtpout ")
+    "$RELAYQ" reload >/dev/null && wait_for 10 reloads_at_least $((before + procs))
+}
+# reloads_at_least N - whether the smtpout processes logged N reloads in all
+reloads_at_least() {
+    [ "$(log_count 'smtpout\[[0-9]+\]: reload -- ')" -ge "$1" ]
+}
 
 msg() { printf 'Subject: policy\nMessage-ID: <%s@relayq.test>\n\nhello\n' "$1"; }
 msg to-a | "$RELAYQ" sendmail -f s@example.com x@example.com
@@ -95,6 +110,17 @@ ok $? "a reload refuses it and keeps the old table"
 msg still-old | "$RELAYQ" sendmail -f s@example.com v@example.com
 wait_for 30 log_has 1 'to=<v@example.com>, .*status=deferred'
 ok $? "the old table (match=mail.example.com) is still in force"
+
+# --- the table put right: the next connections follow it ---
+policy_a localhost
+reload_smtpout
+ok $? "a reload takes the corrected table"
+"$RELAYQ" flush >/dev/null
+both_in() { got a wrong-name && got a still-old; }
+wait_for 30 both_in
+ok $? "relayq flush: A's deferred messages go over connections under the new entry"
+check "each logged as sent to A" -- \
+    test "$(log_count "to=<[vw]@example.com>, relay=127.0.0.1\[127.0.0.1\]:$PORT_A, .*status=sent")" -eq 2
 
 "$RELAYQ" stop
 ok $? "relayq stop"

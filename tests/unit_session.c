@@ -10,8 +10,10 @@
  * runs until the job comes back through the `done` hook; then each
  * recipient's outcome (status and DSN), the commands the relay received
  * (and whether the transaction came in one write) and the connection's
- * events are checked. No process is started; nothing is written but a
- * small configuration file in a temporary directory.
+ * events are checked. Last, the TLS policy each job's identity asks for
+ * is parsed once per relay and port and then kept (tls.c). No process is
+ * started; nothing is written but a small configuration file in a
+ * temporary directory.
  */
 #include "config.h"
 
@@ -436,6 +438,20 @@ static void load_config(void)
     vstr_free(why);
 }
 
+/* policy_kept - a relay's TLS policy is parsed at the first lookup, then kept */
+static void policy_kept(void)
+{
+    VSTR *why = vstr_alloc(64);
+    const TLS_POLICY *first = tls_policy("relay.example", 25, why);
+    const TLS_POLICY *again = tls_policy("relay.example", 25, why);
+    const TLS_POLICY *other = tls_policy("relay.example", 587, why);
+
+    tap_ok(first != NULL && first->level == TLS_POLICY_NONE, "TLS policy: the global level none");
+    tap_ok(again == first, "TLS policy: the second lookup for the relay finds the parsed one");
+    tap_ok(other != NULL && other != first, "TLS policy: another port is another entry");
+    vstr_free(why);
+}
+
 int main(void)
 {
     static SESSION *s; /* for the life of the program */
@@ -449,6 +465,7 @@ int main(void)
     s = session_create(&hooks, NULL, NULL, cache);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         run_case(s, &cases[i]);
+    policy_kept();
     vstr_free(events);
     return tap_done();
 }

@@ -81,7 +81,7 @@ int main(void)
     FILE *fp;
     int fd;
 
-    tap_plan((int)NELEM(cases) + 7);
+    tap_plan((int)NELEM(cases) + 8);
     for (size_t i = 0; i < NELEM(cases); i++) {
         const struct policy_case *c = cases + i;
         TLS_POLICY_DEFAULTS defaults = {c->entry, "/default.pem"};
@@ -123,6 +123,18 @@ int main(void)
     map = maps_open(path, why);
     tap_ok(lookup_level(map, "relay.example", 25) == 1, "then the bare \"host\"");
     tap_ok(tls_policy_check(map, why) == 0, "a good table passes the check");
+    {
+        TLS_POLICY_DEFAULTS defaults = {"verify match=mx.example.net", "/default.pem"};
+        TLS_POLICY copy;
+
+        (void)tls_policy_lookup(NULL, &defaults, "relay.example", 25, &policy, why);
+        tls_policy_copy(&copy, &policy);
+        tls_policy_free(&policy);
+        tap_ok(copy.level == 3 && same(copy.match, "mx.example.net") &&
+                   same(copy.cafile, "/default.pem") && strstr(copy.canonical, "mx.example.net"),
+               "a copy keeps every setting once the original is freed");
+        tls_policy_free(&copy);
+    }
     maps_free(map);
     unlink(path);
     vstr_free(why);

@@ -25,8 +25,10 @@
  * tls_policy_check()
  *	every entry of a table parses: "relayq check" runs it. 0, or -1
  *	with the first bad entry in why.
+ * tls_policy_copy()
+ *	a policy of one's own, for a caller that keeps one it was lent.
  * tls_policy_free()
- *	release what a lookup filled in.
+ *	release what a lookup or a copy filled in.
  *
  * Levels dane, fingerprint and secure are Postfix's, not relayq's: an
  * entry that names them is refused rather than treated as something
@@ -237,6 +239,16 @@ int tls_policy_check(const MAPS *map, VSTR *why)
     if (map != NULL)
         maps_walk(map, tls_policy_check_entry, &check);
     return check.bad ? -1 : 0;
+}
+
+/* tls_policy_copy - a copy with its own strings */
+void tls_policy_copy(TLS_POLICY *to, const TLS_POLICY *from)
+{
+    to->level = from->level;
+    to->match = from->match ? mystrdup(from->match) : NULL;
+    to->cafile = mystrdup(from->cafile);
+    to->priority = mystrdup(from->priority);
+    to->canonical = mystrdup(from->canonical);
 }
 
 /* tls_policy_free - release a policy's strings */

@@ -32,6 +32,7 @@ int tls_policy_level(const char *word);
 int tls_policy_lookup(const MAPS *map, const TLS_POLICY_DEFAULTS *defaults, const char *relay,
                       unsigned port, TLS_POLICY *policy, VSTR *why);
 int tls_policy_check(const MAPS *map, VSTR *why);
+void tls_policy_copy(TLS_POLICY *to, const TLS_POLICY *from);
 void tls_policy_free(TLS_POLICY *policy);
 
 #endif

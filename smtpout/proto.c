@@ -563,6 +563,13 @@ static void proto_transaction_reply(SESSION *s, const SMTP_REPLY *reply)
     }
 }
 
+/* proto_setup_refused - the relay refused a step of the setup: defer the job, say goodbye */
+static void proto_setup_refused(SESSION *s, const SMTP_REPLY *reply)
+{
+    trouble_reply_fail(s, reply, JOB_DEFERRED, 0);
+    session_job_done(s, AFTER_QUIT);
+}
+
 /* proto_reply - dispatch one complete reply by what we wait for */
 void proto_reply(SESSION *s, const SMTP_REPLY *reply)
 {
@@ -581,8 +588,7 @@ void proto_reply(SESSION *s, const SMTP_REPLY *reply)
             chat_send(s, "EHLO %s", var_str(smtp_helo_name));
             return;
         }
-        trouble_reply_fail(s, reply, JOB_DEFERRED, 0);
-        session_job_done(s, AFTER_QUIT);
+        proto_setup_refused(s, reply);
         return;
     case SESS_EHLO:
         if (ok) {
@@ -598,8 +604,7 @@ void proto_reply(SESSION *s, const SMTP_REPLY *reply)
             chat_send(s, "HELO %s", var_str(smtp_helo_name));
             return;
         }
-        trouble_reply_fail(s, reply, JOB_DEFERRED, 0);
-        session_job_done(s, AFTER_QUIT);
+        proto_setup_refused(s, reply);
         return;
     case SESS_HELO:
         if (ok) {
@@ -608,8 +613,7 @@ void proto_reply(SESSION *s, const SMTP_REPLY *reply)
             proto_setup_next(s);
             return;
         }
-        trouble_reply_fail(s, reply, JOB_DEFERRED, 0);
-        session_job_done(s, AFTER_QUIT);
+        proto_setup_refused(s, reply);
         return;
     case SESS_STARTTLS:
         if (reply->code == 220) {
@@ -623,8 +627,7 @@ void proto_reply(SESSION *s, const SMTP_REPLY *reply)
             proto_setup_next(s);
             return;
         }
-        trouble_reply_fail(s, reply, JOB_DEFERRED, 0);
-        session_job_done(s, AFTER_QUIT);
+        proto_setup_refused(s, reply);
         return;
     case SESS_AUTH:
         sasl_proto_reply(s, reply);

@@ -145,6 +145,14 @@ static int trouble_can_retry(SESSION *s)
            !s->txn.mail_ok && !s->job->retried;
 }
 
+/* trouble_defer_close - the connection broke under the job: defer the rest, close at once */
+static void trouble_defer_close(SESSION *s, const char *text, const char *reason)
+{
+    job_fail_pending(s->job, JOB_DEFERRED, "4.4.2", text);
+    s->close_reason = reason;
+    session_job_done(s, AFTER_CLOSE);
+}
+
 /* trouble_lost - end of file, reset or write failure */
 void trouble_lost(SESSION *s, const char *detail)
 {
@@ -166,10 +174,8 @@ void trouble_lost(SESSION *s, const char *detail)
     text = vstr_alloc(128);
     vstr_sprintf(text, "lost connection with %s while %s", vstr_str(s->label),
                  session_stage_doing(s->state));
-    job_fail_pending(s->job, JOB_DEFERRED, "4.4.2", vstr_str(text));
+    trouble_defer_close(s, vstr_str(text), "server_close");
     vstr_free(text);
-    s->close_reason = "server_close";
-    session_job_done(s, AFTER_CLOSE);
 }
 
 /* trouble_write_failed - a write failed earlier in this pass */
@@ -238,10 +244,8 @@ void trouble_timeout(void *ctx)
     text = vstr_alloc(128);
     vstr_sprintf(text, "conversation with %s timed out while %s", vstr_str(s->label),
                  session_stage_doing(s->state));
-    job_fail_pending(s->job, JOB_DEFERRED, "4.4.2", vstr_str(text));
+    trouble_defer_close(s, vstr_str(text), "error");
     vstr_free(text);
-    s->close_reason = "error";
-    session_job_done(s, AFTER_CLOSE);
 }
 
 /* trouble_setup_fail - the connection cannot serve the job: decide it, say goodbye */

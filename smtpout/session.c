@@ -55,9 +55,14 @@
  *
  * The relay's addresses: a name is looked up through the process's
  * resolver (resolve.c; SESS_RESOLVING, under smtp_connect_timeout), an
- * address literal is taken as it is; inet_protocols picks the families
- * and smtp_mx_address_limit bounds the list, which the process's
- * ADDR_CACHE reorders so that addresses that failed lately come last.
+ * address literal is taken as it is. Both give either family;
+ * inet_protocols then keeps its own, so that a relay whose addresses are
+ * all of the other family is told apart from a name that does not
+ * resolve ("no address of NAME is usable: it has only IPv4 addresses and
+ * inet_protocols = ipv6", dsn 4.4.3, where a lookup of the one family
+ * would say "Name or service not known"). smtp_mx_address_limit bounds
+ * the list, which the process's ADDR_CACHE reorders so that addresses
+ * that failed lately come last.
  * A connection that is refused, unreachable or times out
  * (smtp_connect_timeout per address) goes to the next address, and the
  * failure is noted in the cache and logged; when none is left the job is
@@ -453,6 +458,12 @@ static int session_family(void)
     return AF_UNSPEC;
 }
 
+/* session_family_name - "IPv4" or "IPv6" */
+static const char *session_family_name(int family)
+{
+    return family == AF_INET6 ? "IPv6" : "IPv4";
+}
+
 /* session_lookup_failed - the relay's name gave no address: defer the job */
 void session_lookup_failed(SESSION *s, const char *why)
 {
@@ -501,7 +512,9 @@ static void session_connect_next(SESSION *s)
         return;
     }
     vstr_free(why);
-    if (s->naddr == 0)
+    if (s->naddr == 0 && vstr_len(s->fail_why) > 0) /* session_take_addrs() said why */
+        trouble_connect_failed(s, "", vstr_str(s->fail_why));
+    else if (s->naddr == 0)
         session_lookup_failed(s, "no address of the protocols in inet_protocols");
     else
         trouble_connect_failed(s, s->fail_addr, vstr_str(s->fail_why));
@@ -521,11 +534,16 @@ void session_connect_retry(SESSION *s, const char *why)
     session_connect_next(s);
 }
 
-/* session_take_addrs - the relay's addresses to try: inet_protocols, the limit, the cache */
+/*
+ * session_take_addrs - the relay's addresses to try: inet_protocols, the
+ * limit, the cache; when inet_protocols leaves none, the reason in fail_why
+ */
 static void session_take_addrs(SESSION *s, const struct addrinfo *res)
 {
     size_t limit = (size_t)var_int(smtp_mx_address_limit);
+    int family = session_family();
     const struct addrinfo *ai;
+    int excluded = AF_UNSPEC; /* the family of an address inet_protocols left out */
     SESS_ADDR *a;
 
     myfree(s->addrs);
@@ -535,12 +553,20 @@ static void session_take_addrs(SESSION *s, const struct addrinfo *res)
         if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
             ai->ai_addrlen > sizeof(a->sa))
             continue;
+        if (family != AF_UNSPEC && ai->ai_family != family) {
+            excluded = ai->ai_family;
+            continue;
+        }
         a = &s->addrs[s->naddr++];
         memset(a, 0, sizeof(*a));
         memcpy(&a->sa, ai->ai_addr, ai->ai_addrlen);
         a->len = ai->ai_addrlen;
         sock_addr_text(ai->ai_addr, a->text, sizeof(a->text));
     }
+    if (s->naddr == 0 && excluded != AF_UNSPEC)
+        vstr_sprintf(s->fail_why,
+                     "no address of %s is usable: it has only %s addresses and inet_protocols = %s",
+                     s->host, session_family_name(excluded), var_str(inet_protocols));
     addr_cache_order(s->addr_cache, s->addrs, s->naddr, s->port);
 }
 
@@ -588,16 +614,17 @@ static void session_open(SESSION *s, const unsigned char *ident)
     s->plain_once = 0;
     s->fail_addr[0] = '\0';
     vstr_reset(s->fail_why);
-    /* An address literal ("[127.0.0.1]" in relayhost) needs no lookup. */
-    if (resolve_numeric(job->relay, job->port, session_family(), &res) == 0) {
+    /* An address literal ("[127.0.0.1]" in relayhost) needs no lookup. Both
+     * families for either: session_take_addrs() applies inet_protocols. */
+    if (resolve_numeric(job->relay, job->port, AF_UNSPEC, &res) == 0) {
         session_take_addrs(s, res);
         freeaddrinfo(res);
         vstr_free(why);
         session_connect_next(s);
         return;
     }
-    s->lookup = resolve_start(s->resolver, job->relay, job->port, session_family(),
-                              session_resolved, s, why);
+    s->lookup =
+        resolve_start(s->resolver, job->relay, job->port, AF_UNSPEC, session_resolved, s, why);
     if (s->lookup == NULL)
         session_lookup_failed(s, vstr_str(why));
     else

@@ -196,6 +196,19 @@ child_pid() {
     pgrep -f "^$T/libexec/$1 " | head -n 1
 }
 
+# smtpout_reloads_at_least - whether the smtpout processes logged N reloads in all
+smtpout_reloads_at_least() {
+    [ "$(log_count 'smtpout\[[0-9]+\]: reload -- ')" -ge "$1" ]
+}
+
+# reload_smtpout - relayq reload, and wait until every running smtpout re-read the configuration
+reload_smtpout() {
+    local before procs
+    before=$(log_count 'smtpout\[[0-9]+\]: reload -- ')
+    procs=$(pgrep -fc "^$T/libexec/smtpout ")
+    "$RELAYQ" reload >/dev/null && wait_for 10 smtpout_reloads_at_least $((before + procs))
+}
+
 # free_port - a TCP port of 127.0.0.1 that nothing listens on now
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

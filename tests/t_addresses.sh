@@ -13,6 +13,15 @@
 # waits for smtp_connect_timeout), 127.0.0.4 takes the mail. All three on
 # one port; relayhost = [relay.test]:PORT (brackets: no MX lookup). The
 # machine's /etc/hosts is never touched. Needs root (CI runs as root).
+#
+# Then the names that give no usable address, through transport_maps: a
+# name the file does not know (missing.test) defers with "Host or domain
+# name not found. Name service error for name=missing.test: ...", and
+# once the test adds it to the file, relayq flush delivers; with
+# inet_protocols = ipv6 a name with only IPv4 addresses (v4only.test),
+# and an IPv4 address literal, defer with "no address of NAME is usable:
+# it has only IPv4 addresses and inet_protocols = ipv6", and with
+# inet_protocols = all again relayq flush delivers them.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 if [ -z "${RQ_ADDRESSES_NS:-}" ]; then
@@ -32,6 +41,7 @@ cat >"$T/hosts" <<HOSTS
 127.0.0.2 relay.test
 127.0.0.3 relay.test
 127.0.0.4 relay.test
+127.0.0.4 v4only.test
 HOSTS
 printf 'hosts: files\n' >"$T/nsswitch.conf"
 chmod 644 "$T/hosts" "$T/nsswitch.conf"
@@ -59,6 +69,9 @@ ok $? "a server on 127.0.0.4:$P, a black hole on 127.0.0.3:$P, nothing on 127.0.
 
 cat >"$T/transport" <<MAP
 example.org [127.0.0.1]:$SINK_PORT
+missing.example [missing.test]:$P
+v4.example [v4only.test]:$P
+literal.example [127.0.0.4]:$P
 MAP
 rq_set relayhost "[relay.test]:$P"
 rq_set transport_maps "texthash:$T/transport"
@@ -104,6 +117,46 @@ check "no message went through 127.0.0.3" -- \
     test "$(log_count "relay=relay\.test\[127\.0\.0\.3\]")" -eq 0
 wait_for 10 queue_empty
 ok $? "every message delivered: the queue is empty"
+
+# --- a name that does not resolve, then does ---
+good_got() { grep -q "^message .*msgid=<$1@relayq.test>" "$T/good/log"; }
+send unknown rcpt@missing.example
+wait_for 30 log_has 1 'to=<rcpt@missing.example>, .*status=deferred'
+ok $? "a relay name that does not resolve: deferred"
+check "Host or domain name not found, naming the name" -- log_has 1 \
+    'to=<rcpt@missing.example>, relay=none, .*dsn=4\.4\.3, status=deferred (Host or domain name not found\. Name service error for name=missing\.test: '
+echo "127.0.0.4 missing.test" >>"$T/hosts"
+check "the name resolves once it is in /etc/hosts" -- getent ahostsv4 missing.test
+"$RELAYQ" flush >/dev/null
+wait_for 30 good_got unknown
+ok $? "relayq flush delivers it"
+check "through the name" -- \
+    log_has 1 "to=<rcpt@missing.example>, relay=missing\.test\[127\.0\.0\.4\]:$P, .*status=sent"
+
+# --- inet_protocols leaves no address ---
+rq_set inet_protocols ipv6
+reload_smtpout
+ok $? "inet_protocols = ipv6, reloaded"
+send v4only rcpt@v4.example
+send literal rcpt@literal.example
+wait_for 30 log_has 1 'to=<rcpt@v4.example>, .*status=deferred'
+ok $? "a relay name with only IPv4 addresses: deferred"
+check "no address is usable, naming the name, the family and inet_protocols" -- log_has 1 \
+    'to=<rcpt@v4.example>, relay=none, .*dsn=4\.4\.3, status=deferred (no address of v4only\.test is usable: it has only IPv4 addresses and inet_protocols = ipv6)'
+wait_for 30 log_has 1 'to=<rcpt@literal.example>, .*status=deferred'
+ok $? "an IPv4 address literal: deferred"
+check "for the same reason" -- log_has 1 \
+    'to=<rcpt@literal.example>, relay=none, .*status=deferred (no address of 127\.0\.0\.4 is usable: it has only IPv4 addresses and inet_protocols = ipv6)'
+check "neither reached the server" -- sh -c "! grep -Eq 'msgid=<(v4only|literal)@' '$T/good/log'"
+rq_set inet_protocols all
+reload_smtpout
+ok $? "inet_protocols = all, reloaded"
+"$RELAYQ" flush >/dev/null
+both_got() { good_got v4only && good_got literal; }
+wait_for 30 both_got
+ok $? "relayq flush delivers both"
+wait_for 10 queue_empty
+ok $? "the queue is empty again"
 
 "$RELAYQ" stop
 ok $? "relayq stop"

@@ -51,18 +51,6 @@ ok $? "relayq check accepts the table"
 "$RELAYQ" start
 ok $? "relayq start"
 
-# reload_smtpout - relayq reload, and wait until every smtpout process re-read the configuration
-reload_smtpout() {
-    local before procs
-    before=$(log_count 'smtpout\[[0-9]+\]: reload -- ')
-    procs=$(pgrep -fc "^$T/libexec/smtpout ")
-    "$RELAYQ" reload >/dev/null && wait_for 10 reloads_at_least $((before + procs))
-}
-# reloads_at_least N - whether the smtpout processes logged N reloads in all
-reloads_at_least() {
-    [ "$(log_count 'smtpout\[[0-9]+\]: reload -- ')" -ge "$1" ]
-}
-
 msg() { printf 'Subject: policy\nMessage-ID: <%s@relayq.test>\n\nhello\n' "$1"; }
 msg to-a | "$RELAYQ" sendmail -f s@example.com x@example.com
 msg to-b | "$RELAYQ" sendmail -f s@example.com y@example.org

@@ -10,7 +10,8 @@
  *	and idle, opened and closed (with the reasons), messages per
  *	connection, TLS handshakes and resumptions, AUTH successes and
  *	failures, timeouts, throttling and the rate in force; the messages
- *	received by source and master's restarts per daemon (asked on
+ *	received by source, the notices to senders by kind (failure, delay,
+ *	success) and master's restarts per daemon (asked on
  *	public/master); with --json one object on one line, which adds the
  *	recipients by DSN class and qmgr's histograms (time in queue, SMTP
  *	transaction time, messages per connection, commit time and batch),
@@ -113,6 +114,9 @@ static void stats_print_text(const QSTATS *stats, const QCOUNT *count)
     printf("received:");
     for (size_t i = 0; i < stats->nreceived; i++)
         printf("%s %s %lld", i ? "," : "", stats->received[i].name, stats->received[i].value);
+    printf("\nnotices:");
+    for (size_t i = 0; i < stats->nnotice; i++)
+        printf("%s %s %lld", i ? "," : "", stats->notices[i].name, stats->notices[i].value);
     printf("\nrestarts:");
     for (size_t i = 0; i < stats->nrestart; i++)
         printf("%s %s %lld", i ? "," : "", stats->restarts[i].name, stats->restarts[i].value);
@@ -176,6 +180,9 @@ static void stats_print_json(const QSTATS *stats, const QCOUNT *count)
     printf("], \"received\": {");
     for (size_t i = 0; i < stats->nreceived; i++)
         printf("%s\"%s\": %lld", i ? ", " : "", stats->received[i].name, stats->received[i].value);
+    printf("}, \"notices\": {");
+    for (size_t i = 0; i < stats->nnotice; i++)
+        printf("%s\"%s\": %lld", i ? ", " : "", stats->notices[i].name, stats->notices[i].value);
     printf("}, \"restarts\": {");
     for (size_t i = 0; i < stats->nrestart; i++)
         printf("%s\"%s\": %lld", i ? ", " : "", stats->restarts[i].name, stats->restarts[i].value);

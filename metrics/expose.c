@@ -21,7 +21,8 @@
  * Besides the per-destination counters and gauges: the rate in force
  * (sent in thousandths), the recipients by DSN class, qmgr's histograms
  * (hist.c; bounds and sums shown in the base unit, qstats_hist_kinds[]),
- * the new messages by source, and master's restarts per daemon.
+ * the new messages by source, the notices to senders by kind, and
+ * master's restarts per daemon.
  *
  * The caller owns `out`; nothing here fails.
  */
@@ -380,6 +381,11 @@ void expose_write(VSTR *out, const QCOUNT *count, const QSTATS *stats, int openm
                       "New messages queued, by how they came (maildrop: a file of the sendmail "
                       "command; sendmail: handed over to pickup; smtp: an SMTP client).",
                       stats->received, stats->nreceived, openmetrics);
+        expose_counts(out, "relayq_dsn_notices", "kind",
+                      "Delivery status notices queued to senders, by kind (failure: bounced or "
+                      "expired recipients; delay: still retried; success: relayed without DSN), "
+                      "counted once their transaction committed.",
+                      stats->notices, stats->nnotice, openmetrics);
         expose_counts(out, "relayq_daemon_restarts", "daemon",
                       "Times master started a daemon again after it ended (from master's status; "
                       "absent when master does not answer).",

@@ -12,7 +12,9 @@
  *	dropped, never sent, so two mail systems cannot bounce mail back and
  *	forth. Returns 1 when a notice was queued. What it did is logged
  *	("QUEUEID: sender delay notification: NOTICE_ID") once the
- *	transaction has committed: it goes into message->commit_log.
+ *	transaction has committed: it goes into message->commit_log, and
+ *	the notice into message->notices[kind], which message.c adds to
+ *	qmgr's counters after that commit only.
  * bounce_wants()
  *	whether a recipient's DSN NOTIFY asks for a notice of a kind
  *	(empty NOTIFY means FAILURE,DELAY, as RFC 3461 lets an MTA choose).
@@ -132,6 +134,7 @@ int bounce_notify(QSTORE_TXN *txn, QMGR_MESSAGE *message, DSN_KIND kind,
     qstore_message_reschedule(txn, &notice, info.now);
     vstr_sprintf_append(message->commit_log, "sender %s notification: %s\n", what[kind],
                         notice.qid);
+    message->notices[kind]++;
 
     vstr_free(text);
     vstr_free(boundary);

@@ -405,13 +405,15 @@ static void message_finalize(QSTORE_TXN *txn, QMGR_MESSAGE *message, long long n
     RETRY_POLICY policy;
     RETRY_OUTCOME out;
     RETRY_DECISION *d = &message->decision;
-    QMGR_MESSAGE view = *message;
+    QMGR_MESSAGE view;
     QMSG env = message->env;
 
+    /* A retry after a failed commit starts again: nothing of the try before counts. */
     if (message->commit_log == NULL)
         message->commit_log = vstr_alloc(100);
     vstr_reset(message->commit_log);
-    view.commit_log = message->commit_log;
+    memset(message->notices, 0, sizeof(message->notices));
+    view = *message;
     message_policy(&policy);
     message_outcome(message, &out);
     retry_decide(&policy, &out, now, d);
@@ -426,6 +428,7 @@ static void message_finalize(QSTORE_TXN *txn, QMGR_MESSAGE *message, long long n
     if (d->action == RETRY_EXPIRE)
         message_expire_rcpts(&view);
     message_notify(txn, &view, d->action == RETRY_EXPIRE, d->warn);
+    memcpy(message->notices, view.notices, sizeof(message->notices));
     if (d->action == RETRY_REMOVE || d->action == RETRY_EXPIRE) {
         qstore_message_delete(txn, message->env.qid);
     } else {
@@ -468,6 +471,8 @@ static void message_release(QMGR_MESSAGE *message)
     }
     if (d->action == RETRY_REMOVE || d->action == RETRY_EXPIRE)
         msg_info("%s: removed", message->env.qid);
+    for (int kind = 0; kind < STATS_NOTICES; kind++)
+        qmgr_counters.notices[kind] += message->notices[kind];
     for (size_t i = 0; i < message->nreporters; i++) {
         QMGR_PEER *worker = message->reporters[i];
 

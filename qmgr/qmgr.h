@@ -23,6 +23,9 @@
  */
 #define QMGR_UNCOMMITTED_MAX 8
 
+/* The notices bounce.c queues, in DSN_KIND order (stats.c, stats_notices[]). */
+#define STATS_NOTICES 3
+
 typedef struct QMGR_DEST QMGR_DEST;
 typedef struct QMGR_JOB QMGR_JOB;
 typedef struct QMGR_MESSAGE QMGR_MESSAGE;
@@ -54,9 +57,10 @@ struct QMGR_MESSAGE {
     QMGR_DEST *suspend_dest; /* a job waits for this suspended destination's probe */
     unsigned char *relayed;  /* per recipient: sent to a relay without DSN, SUCCESS asked */
     RETRY_DECISION
-    decision;              /* what its last finalize decided (retry.c), for the log after commit */
-    VSTR *commit_log;      /* lines its last finalize will log when committed */
-    QMGR_PEER **reporters; /* workers whose results for it wait for its commit */
+    decision;         /* what its last finalize decided (retry.c), for the log after commit */
+    VSTR *commit_log; /* lines its last finalize will log when committed */
+    int notices[STATS_NOTICES]; /* notices its last finalize queued, by DSN_KIND */
+    QMGR_PEER **reporters;      /* workers whose results for it wait for its commit */
     size_t nreporters;
     QMGR_MESSAGE *done_next; /* on the list of messages to finalize */
 };
@@ -140,6 +144,7 @@ typedef struct QMGR_COUNTERS {
     HIST pickup_commit_time;           /* pickup's commits' times (us), as pickup last told */
     HIST pickup_commit_batch;          /* and their new messages */
     long long received[STATS_SOURCES]; /* new messages pickup queued, by source, as it last told */
+    long long notices[STATS_NOTICES];  /* notices to senders committed, by DSN_KIND */
 } QMGR_COUNTERS;
 
 /*
@@ -317,7 +322,7 @@ typedef struct BATCH {
 } BATCH;
 
 /* What gather.c weighs to decide when the waiting results are committed. */
-#define GATHER_BATCH 32 /* results that are worth a commit of their own */
+#define GATHER_BATCH 32  /* results that are worth a commit of their own */
 #define GATHER_MAX_MS 10 /* the longest a result waits for others */
 typedef struct GATHER_VIEW {
     int stopping;

@@ -37,7 +37,9 @@
  *	of a message per second, 0: none), and the recipients by DSN class
  *	(rcpt_STATUS_CLASS, only those seen). Then the histograms, one
  *	"hist=NAME DEST ENCODED" each (hist.c; DEST "-" for qmgr's own), and
- *	the new messages by source, "received=SOURCE N".
+ *	the new messages by source, "received=SOURCE N", and the notices
+ *	to senders whose commit succeeded (bounce.c, message.c), by kind,
+ *	"notices=KIND N" (failure, delay, success: always all three).
  *
  * The queue's other counts (deferred, on hold, ...) are not here: the
  * asker reads them from the queue itself (qcount.c), so that asking,
@@ -71,6 +73,9 @@ static const char stats_classes[STATS_CLASSES] = {'2', '4', '5'};
 
 /* Where new mail comes from, in QMGR_COUNTERS.received order; pickup names them so. */
 static const char *const stats_sources[STATS_SOURCES] = {"maildrop", "sendmail", "smtp"};
+
+/* The notices to senders, in DSN_KIND order (QMGR_COUNTERS.notices). */
+static const char *const stats_notices[STATS_NOTICES] = {"failure", "delay", "success"};
 
 /* Histogram bounds: microseconds, or messages. */
 #define S(n) ((long long)((n)*1000000.0))
@@ -353,6 +358,10 @@ IPC_REC *stats_report(void)
     for (int i = 0; i < STATS_SOURCES; i++) {
         vstr_sprintf(line, "%s %lld", stats_sources[i], qmgr_counters.received[i]);
         ipc_rec_add(reply, "received", vstr_str(line));
+    }
+    for (int i = 0; i < STATS_NOTICES; i++) {
+        vstr_sprintf(line, "%s %lld", stats_notices[i], qmgr_counters.notices[i]);
+        ipc_rec_add(reply, "notices", vstr_str(line));
     }
     vstr_free(line);
     return reply;

@@ -420,6 +420,13 @@ received_is() {
 sys.exit(0 if json.load(sys.stdin)["received"][sys.argv[1]] == int(sys.argv[2]) else 1)' "$1" "$2"
 }
 
+# notices_is - relayq stats --json counts N notices to senders of KIND
+# (failure, delay, success) committed since qmgr started: notices_is KIND N
+notices_is() {
+    "$RELAYQ" stats --json 2>/dev/null | python3 -c 'import json, sys
+sys.exit(0 if json.load(sys.stdin)["notices"][sys.argv[1]] == int(sys.argv[2]) else 1)' "$1" "$2"
+}
+
 # sink_refused - recipients the test server refused with a reply of a
 # class (5: for good, 4: for now): sink_refused CLASS
 sink_refused() {

@@ -2,7 +2,7 @@
 # t_commit_fail - a commit of delivery results that fails once changes
 # nothing in qmgr's memory: the retry writes the same change set, so every
 # message ends with exactly one schedule entry, its attempt counted once,
-# and its delay notice queued once.
+# and its delay notice queued once (and counted once by relayq stats).
 #
 # M messages that arrived two hours ago (delay_warning_time is one hour)
 # wait in a queue filled by tests/qstore_fill; the relay defers every
@@ -38,6 +38,9 @@ originals_line() {
     grep -v '^bad: \|^messages=' "$T/schedule" | grep -c "attempts=$1 "
 }
 
+# only_delay_notices - relayq stats counts no failure and no success notice
+only_delay_notices() { notices_is failure 0 && notices_is success 0; }
+
 round=0
 for err in EIO MDB_MAP_FULL; do
     round=$((round + 1))
@@ -61,6 +64,9 @@ for err in EIO MDB_MAP_FULL; do
     ok $? "$err: all $M messages and their $M notices were tried and deferred"
     check "$err: qmgr recorded the results after the failure" -- \
         test "$(round_log | grep -c 'qmgr\[[0-9]*\]: warning: cannot record delivery results')" -eq 1
+    check "$err: relayq stats counts the $M delay notices once, after the commit" -- \
+        notices_is delay $M
+    check "$err: and no failure or success notice" -- only_delay_notices
     "$RELAYQ" stop >/dev/null
     ok $? "$err: relayq stop"
     "$QSTORE_SCHEDULE" "$T/queue/db" >"$T/schedule"

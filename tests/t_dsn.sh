@@ -5,10 +5,11 @@
 # a relay without DSN gets none of them and the message is still
 # delivered. The relay's DSN support also decides who sends the success
 # notice: with DSN upstream the relay does (qmgr sends no "relayed"
-# notice), without it qmgr does. What the relay received is read from
-# smtpsink's "message" log line (mail_params=, rcpt_params=). Part 4 runs
-# smtpout under a fake qmgr, for what relayq sendmail cannot ask for (an
-# ORCPT) and for the strict decoding of the new type=deliver attributes.
+# notice), without it qmgr does (and relayq stats counts it). What the
+# relay received is read from smtpsink's "message" log line (mail_params=,
+# rcpt_params=). Part 4 runs smtpout under a fake qmgr, for what relayq
+# sendmail cannot ask for (an ORCPT) and for the strict decoding of the
+# new type=deliver attributes.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 # sink_line - the sink's "message" line of one Message-ID: sink_line TAG
@@ -143,6 +144,9 @@ check "only that one: none for the messages the DSN relay took" -- \
     test "$(notices_to s@example.com)" -eq 1
 notice=$(grep -l 'relayed' "$T"/sink/*.eml | xargs grep -l 'ENV-3' | head -n 1)
 check "the notice says relayed and names ENVID ENV-3" -- test -n "$notice"
+# only_success_notice - relayq stats counts that one success notice and no other
+only_success_notice() { notices_is success 1 && notices_is failure 0 && notices_is delay 0; }
+check "relayq stats counts one success notice, no failure or delay notice" -- only_success_notice
 wait_for 10 queue_empty
 ok $? "the queue is empty afterwards"
 

@@ -11,7 +11,8 @@
 # one per delivered message, messages per connection one per closed
 # connection; the recipients by DSN class put the 50 bounced under 5.x
 # and the 100 deferred under 4.x; the 1,000 messages were received from
-# maildrop; qmgr's and pickup's commits show their time and batch size
+# maildrop; the 50 bounced made 50 failure notices, and no delay or
+# success notice was queued; qmgr's and pickup's commits show their time and batch size
 # (pickup's batches add up to the 1,000). After pickup is killed, both
 # readers count one restart of it. Then 20 messages of 3 recipients each,
 # the relay (slow) taking the first of each and deferring the others:
@@ -140,6 +141,11 @@ check "received from maildrop: the $N injected" -- \
 check "nothing from SMTP or handed over" -- \
     test "$(sample "$T/end" "relayq_messages_received_total{source=\"smtp\"}")" = 0 \
     -a "$(sample "$T/end" "relayq_messages_received_total{source=\"sendmail\"}")" = 0
+check "a failure notice for each of the $BOUNCED bounced ($(sample "$T/end" "relayq_dsn_notices_total{kind=\"failure\"}"))" -- \
+    test "$(sample "$T/end" "relayq_dsn_notices_total{kind=\"failure\"}")" = $BOUNCED
+check "no delay notice (no delay_warning_time), no success notice" -- \
+    test "$(sample "$T/end" "relayq_dsn_notices_total{kind=\"delay\"}")" = 0 \
+    -a "$(sample "$T/end" "relayq_dsn_notices_total{kind=\"success\"}")" = 0
 commits=$(sample "$T/end" relayq_qmgr_commit_seconds_count)
 check "qmgr's commits: as many times as batch sizes ($commits)" -- \
     test "$commits" -gt 0 -a "$(sample "$T/end" relayq_qmgr_commit_batch_messages_count)" = "$commits"
@@ -184,6 +190,10 @@ check "the same DSN classes and throttling" -- \
 check "and the same sources" -- python3 -c 'import json, sys
 sys.exit(0 if json.load(open(sys.argv[1]))["received"]["maildrop"] == int(sys.argv[2]) else 1)' \
     "$T/stats.json" $N
+check "and the same notices" -- python3 -c 'import json, sys
+n = json.load(open(sys.argv[1]))["notices"]
+sys.exit(0 if n == {"failure": int(sys.argv[2]), "delay": 0, "success": 0} else 1)' \
+    "$T/stats.json" $BOUNCED
 check "and the same map use" -- python3 -c 'import json, sys
 q = json.load(open(sys.argv[1]))["queue"]
 sys.exit(0 if q["map_size"] == int(sys.argv[2]) and q["messages"] == 0 else 1)' \

@@ -1,11 +1,11 @@
 /*
- * unit_qstats - decoding qmgr's stats reply: destinations, histograms, sources
+ * unit_qstats - decoding qmgr's stats reply: destinations, histograms, sources, notices
  *
  * A table of replies, each a list of attributes after "active=3" and
  * "active_rcpts=7" (unless the case leaves them out), with
  * whether qstats_parse() must take it; for the good ones, what it found
- * (destinations, histograms, sources). Then the exposition's numbers
- * (qstats_number) and the table of histogram kinds.
+ * (destinations, histograms, sources, notices by kind). Then the
+ * exposition's numbers (qstats_number) and the table of histogram kinds.
  */
 #include "config.h"
 
@@ -48,6 +48,10 @@ static const struct reply_case cases[] = {
     {{"received=maildrop"}, 0, 0, 0, 0, "a source without its count", 0},
     {{"received=maildrop -1"}, 0, 0, 0, 0, "a negative count", 0},
     {{"received=maildrop 7x"}, 0, 0, 0, 0, "a count with trailing text", 0},
+    {{"notices=failure 50", "notices=success 1"}, 1, 0, 0, 0, "notices to senders by kind", 0},
+    {{"notices=failure"}, 0, 0, 0, 0, "a kind of notice without its count", 0},
+    {{"notices=delay -2"}, 0, 0, 0, 0, "a negative count of notices", 0},
+    {{"notices=success 1 2"}, 0, 0, 0, 0, "a count of notices with trailing text", 0},
     {{"dest=a:25 open=x"}, 0, 0, 0, 0, "a destination figure that is not a number", 0},
     {{"histogram=x"}, 0, 0, 0, 0, "an unknown attribute", 0},
     {{"active=3"}, 0, 0, 0, 0, "active without active_rcpts", 1},
@@ -80,7 +84,7 @@ int main(void)
     QSTATS *stats;
     IPC_REC *rec;
 
-    tap_plan((int)NELEM(cases) + 6);
+    tap_plan((int)NELEM(cases) + 7);
     for (size_t i = 0; i < NELEM(cases); i++) {
         const struct reply_case *c = cases + i;
 
@@ -108,6 +112,15 @@ int main(void)
     tap_ok(stats != NULL && strcmp(stats->received[0].name, "maildrop") == 0 &&
                stats->received[0].value == 7,
            "a source and its count");
+    qstats_free(stats);
+    ipc_rec_free(rec);
+
+    rec = reply_build(cases + 9);
+    stats = qstats_parse(rec, why);
+    tap_ok(stats != NULL && stats->nnotice == 2 && strcmp(stats->notices[0].name, "failure") == 0 &&
+               stats->notices[0].value == 50 && strcmp(stats->notices[1].name, "success") == 0 &&
+               stats->notices[1].value == 1,
+           "a kind of notice and its count");
     qstats_free(stats);
     ipc_rec_free(rec);
 

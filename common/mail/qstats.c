@@ -14,8 +14,9 @@
  *	queue counts an older qmgr sent (messages, deferred, hold) are
  *	accepted and ignored: the queue is counted by its readers now
  *	(qcount.c). Then the histograms, "hist=NAME DEST ENCODED" (DEST "-":
- *	qmgr's own; hist.c decodes), and the new messages by source,
- *	"received=SOURCE N".
+ *	qmgr's own; hist.c decodes), the new messages by source,
+ *	"received=SOURCE N", and the notices to senders by kind,
+ *	"notices=KIND N" (both optional: an older qmgr sends none).
  * qstats_restarts()
  *	add master's restarts per daemon to the figures: ask master on
  *	public/master (its absolute name) for its status and take its
@@ -147,13 +148,14 @@ QSTATS *qstats_parse(const IPC_REC *reply, VSTR *why)
         vstr_sprintf(why, "a \"%.20s\" record instead of stats", ipc_rec_type(reply));
         return NULL;
     }
-    if (ipc_rec_check(reply, "active,active_rcpts", "messages,deferred,hold,dest*,hist*,received*",
-                      why) < 0)
+    if (ipc_rec_check(reply, "active,active_rcpts",
+                      "messages,deferred,hold,dest*,hist*,received*,notices*", why) < 0)
         return NULL;
     stats = mycalloc(1, sizeof(*stats));
     stats->dests = mycalloc(reply->count, sizeof(*stats->dests));
     stats->hists = mycalloc(reply->count, sizeof(*stats->hists));
     stats->received = mycalloc(reply->count, sizeof(*stats->received));
+    stats->notices = mycalloc(reply->count, sizeof(*stats->notices));
     if (ipc_rec_get_long(reply, "active", 0, QSTATS_VALUE_MAX, &stats->active, why) < 0 ||
         ipc_rec_get_long(reply, "active_rcpts", 0, QSTATS_VALUE_MAX, &stats->active_rcpts, why) <
             0) {
@@ -170,6 +172,8 @@ QSTATS *qstats_parse(const IPC_REC *reply, VSTR *why)
             rc = qstats_parse_hist(value, stats->hists + stats->nhist++, why);
         else if (strcmp(name, "received") == 0)
             rc = qstats_parse_count(value, stats->received + stats->nreceived++, why);
+        else if (strcmp(name, "notices") == 0)
+            rc = qstats_parse_count(value, stats->notices + stats->nnotice++, why);
         if (rc < 0) {
             qstats_free(stats);
             return NULL;
@@ -275,6 +279,7 @@ void qstats_free(QSTATS *stats)
         myfree(stats->hists[i].dest);
     myfree(stats->hists);
     myfree(stats->received);
+    myfree(stats->notices);
     if (stats->restarts != NULL)
         myfree(stats->restarts);
     for (size_t i = 0; i < stats->ndest; i++) {

@@ -26,7 +26,7 @@ typedef struct QSTATS_HIST {
     HIST hist;
 } QSTATS_HIST;
 
-/* A labelled count outside any destination: new messages by source. */
+/* A labelled count outside any destination: new messages by source, notices by kind. */
 typedef struct QSTATS_COUNT {
     char name[QSTATS_NAME_MAX];
     long long value;
@@ -42,6 +42,8 @@ typedef struct QSTATS {
     size_t nhist;
     QSTATS_COUNT *received;
     size_t nreceived;
+    QSTATS_COUNT *notices; /* notices to senders by kind (failure, delay, success) */
+    size_t nnotice;
     QSTATS_COUNT *restarts; /* master's, per daemon (qstats_restarts()), or NULL */
     size_t nrestart;
 } QSTATS;

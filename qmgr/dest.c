@@ -49,11 +49,15 @@
  *	(the most recipients of a message one job carries, so that one
  *	transaction stays within what a relay accepts), overridden per relay by
  *	the table's "concurrency=N", "rate=R" (messages per second) and
- *	"recipient_limit=N".
+ *	"recipient_limit=N"; "local" keeps the relay's limits per instance
+ *	when shared_limits_server is set, "shared_key=NAME" shares them
+ *	under NAME instead of the relay's "host:port" (shared.c).
  * dest_take_token()
  *	the rate limit: a token bucket holding at most one token, filled at
- *	the destination's rate. Returns 1 when a job may start now, else 0
- *	with the milliseconds until the next token.
+ *	the destination's rate; the configured rate is granted by the
+ *	shared-limits server instead when it is shared (shared.c). Returns 1
+ *	when a job may start now, else 0 with the milliseconds until the
+ *	next token (or until the server's answer is due; it wakes the loop).
  * dest_rate()
  *	the rate in force: the lower of the configured one
  *	(destination_rate_limit, or one message per
@@ -132,6 +136,22 @@ static int dest_policy_word(const char *word, QMGR_DEST *dest)
         return dest_policy_int(word, 12, 1000, &dest->limit);
     if (strncmp(word, "recipient_limit=", 16) == 0)
         return dest_policy_int(word, 16, 10000, &dest->rcpt_limit);
+    if (strcmp(word, "local") == 0) {
+        dest->shared_local = 1;
+        return 0;
+    }
+    if (strncmp(word, "shared_key=", 11) == 0) {
+        size_t len = strlen(word + 11);
+
+        /* Printable, and short: it becomes part of Redis key names. */
+        if (len == 0 || len > 200 ||
+            strspn(word + 11, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+                              "qrstuvwxyz0123456789.:_-@[]/+=") != len)
+            return -1;
+        myfree(dest->shared_key);
+        dest->shared_key = mystrdup(word + 11);
+        return 0;
+    }
     if (strncmp(word, "rate=", 5) == 0) {
         double r = strtod(word + 5, &end);
 
@@ -149,7 +169,7 @@ static void dest_check_policy(const char *key, void *value, void *ctx)
     VSTR *why = ctx;
     RELAY_ADDR relay;
     char *copy, *save = NULL, *word;
-    QMGR_DEST scratch;
+    QMGR_DEST scratch = {0};
 
     if (vstr_len(why) > 0)
         return;
@@ -159,11 +179,12 @@ static void dest_check_policy(const char *key, void *value, void *ctx)
     for (word = strtok_r(copy, " \t", &save); word; word = strtok_r(NULL, " \t", &save))
         if (dest_policy_word(word, &scratch) < 0) {
             vstr_sprintf(why,
-                         "entry \"%s\": bad setting \"%s\" (concurrency=1..1000, rate=N, "
-                         "recipient_limit=1..10000)",
+                         "entry \"%s\": bad setting \"%s\" (concurrency=1..1000, rate=N, local, "
+                         "shared_key=NAME, recipient_limit=1..10000)",
                          key, word);
             break;
         }
+    myfree(scratch.shared_key);
     myfree(copy);
 }
 
@@ -210,6 +231,9 @@ static void dest_apply_policy(QMGR_DEST *dest)
     dest->limit = (int)var_int(default_destination_concurrency_limit);
     dest->rcpt_limit = (int)var_int(default_destination_recipient_limit);
     dest->rate_limit = dest_configured_rate();
+    dest->shared_local = 0;
+    myfree(dest->shared_key);
+    dest->shared_key = NULL;
     if (dest_policy == NULL)
         return;
     /* Keys as written in relayhost: "[host]:port", "host:port", "[host]". */
@@ -482,14 +506,11 @@ double dest_rate(const QMGR_DEST *dest)
     return dest->adaptive_rate;
 }
 
-/* dest_take_token - may a job start now */
-int dest_take_token(QMGR_DEST *dest, long long *wait_ms)
+/* dest_bucket - the local token bucket at a rate: may a job start now */
+static int dest_bucket(QMGR_DEST *dest, double rate, long long *wait_ms)
 {
-    double rate = dest_rate(dest);
     long long now = now_ms();
 
-    if (rate <= 0)
-        return 1;
     if (dest->refill_ms == 0) {
         dest->tokens = 1;
     } else {
@@ -504,6 +525,40 @@ int dest_take_token(QMGR_DEST *dest, long long *wait_ms)
     }
     *wait_ms = (long long)((1 - dest->tokens) * 1000.0 / rate) + 1;
     return 0;
+}
+
+/*
+ * dest_take_token - may a job start now: the configured rate, shared
+ * with the other instances when a shared-limits server is set (shared.c;
+ * this instance's share of it while the server is unavailable), and the
+ * rate learned from the relay's throttling replies, which is this
+ * instance's own.
+ */
+int dest_take_token(QMGR_DEST *dest, long long *wait_ms)
+{
+    double rate = dest_rate(dest);
+
+    if (rate <= 0)
+        return 1;
+    if (dest->rate_limit > 0 && shared_applies(qmgr_shared, dest)) {
+        switch (shared_rate_take(qmgr_shared, dest, wait_ms)) {
+        case 0:
+            return 0;
+        case 1:
+            if (dest->adaptive_rate > 0 && dest->adaptive_rate < dest->rate_limit &&
+                !dest_bucket(dest, dest->adaptive_rate, wait_ms)) {
+                shared_rate_unget(dest);
+                return 0;
+            }
+            return 1;
+        default:
+            rate = dest->rate_limit * shared_fallback_share(qmgr_shared);
+            if (dest->adaptive_rate > 0 && dest->adaptive_rate < rate)
+                rate = dest->adaptive_rate;
+            break;
+        }
+    }
+    return dest_bucket(dest, rate, wait_ms);
 }
 
 /* dest_window - roll the one-second delivery counter */

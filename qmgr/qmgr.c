@@ -89,6 +89,7 @@ QMGR_COUNTERS qmgr_counters;
 LIST_HELPERS *qmgr_list_helpers;
 int qmgr_resync_wanted;
 int qmgr_stopping;
+SHARED *qmgr_shared;
 
 static long long qmgr_stop_deadline;
 
@@ -469,6 +470,9 @@ static void qmgr_reload(DAEMON *daemon)
     VSTR *why = vstr_alloc(100);
 
     (void)daemon;
+    /* A changed server (or share) starts a new membership; grants in
+     * flight are answered as unavailable and asked again. */
+    qmgr_shared = shared_reload(qmgr_shared);
     dest_reload();
     route_reload();
     /* A new key seals from now on; the old ones still open what they sealed. */
@@ -510,6 +514,7 @@ static void qmgr_init(DAEMON *daemon)
     qmgr_sched = sched_create();
     stats_init(&qmgr_counters);
     qstore_set_schedule_hook(qmgr_store, qmgr_schedule_changed, qmgr_sched);
+    qmgr_shared = shared_create();
     dest_init();
     route_init();
 
@@ -541,6 +546,7 @@ static void qmgr_finish(DAEMON *daemon)
     listener_free(listeners->control);
     listener_free(listeners->private);
     list_helpers_free(qmgr_list_helpers);
+    shared_free(qmgr_shared);
     qstore_close(qmgr_store);
     sched_free(qmgr_sched);
 }
@@ -572,6 +578,8 @@ int main(int argc, char **argv)
         PARAM_ID(queue_run_delay),
         PARAM_ID(relayhost),
         PARAM_ID(sender_dependent_relayhost_maps),
+        PARAM_ID(shared_limits_fallback_share),
+        PARAM_ID(shared_limits_server),
         PARAM_ID(transport_maps),
         -1,
     };

@@ -32,6 +32,9 @@ typedef struct QMGR_MESSAGE QMGR_MESSAGE;
 typedef struct QMGR_PEER QMGR_PEER;
 typedef struct BULK BULK;
 typedef struct LIST_HELPERS LIST_HELPERS;
+typedef struct SHARED SHARED;
+typedef struct SHARED_CONN SHARED_CONN;
+struct redisReply;
 
 /*
  * A message in the active set: its envelope and recipients as loaded
@@ -148,6 +151,17 @@ typedef struct QMGR_COUNTERS {
 } QMGR_COUNTERS;
 
 /*
+ * A destination's grants of the shared rate (shared.c): tokens the
+ * shared-limits server granted this instance and it has not used yet.
+ */
+typedef struct QMGR_GRANTS {
+    int pending;             /* a grant request in flight */
+    int tokens;              /* granted, not used yet */
+    long long granted_ms;    /* when they were granted */
+    long long not_before_ms; /* the server said: none before then */
+} QMGR_GRANTS;
+
+/*
  * A destination (next hop): a relay host and port, with its queue of
  * jobs waiting for a worker, its concurrency window and its statistics.
  */
@@ -173,6 +187,9 @@ struct QMGR_DEST {
     HTABLE *parked;   /* queue ids waiting for the probe (bounded), or NULL */
     HTABLE *released; /* queue ids to make due now after a resume, or NULL */
     int rcpt_limit;   /* most recipients of a message in one job */
+    int shared_local; /* "local": its limits stay per instance */
+    char *shared_key; /* "shared_key=": the name its limits are shared under, or NULL */
+    QMGR_GRANTS grants;
     DEST_STATS stats;
     QMGR_DEST *next;
 };
@@ -215,6 +232,7 @@ extern QMGR_COUNTERS qmgr_counters;     /* figures for relayq stats and the metr
 extern LIST_HELPERS *qmgr_list_helpers; /* showq processes for other users' listings */
 extern int qmgr_resync_wanted;          /* compare the schedule with the queue after this pass */
 extern int qmgr_stopping;               /* SIGTERM: no new jobs, exit when idle */
+extern SHARED *qmgr_shared;             /* limits shared with other instances, or NULL */
 void qmgr_peer_close(QMGR_PEER *peer);
 
 /* dest.c */
@@ -356,6 +374,27 @@ long long suspend_next_interval(long long base_ms, long long prev_ms, long long 
 int suspend_fail(SUSPEND *s, long long now, long long base_ms, int probe);
 long long suspend_resume(SUSPEND *s, long long now);
 int suspend_probe_due(const SUSPEND *s, long long now);
+
+/* shared_conn.c */
+typedef void (*SHARED_CONN_FN)(void *ctx, const struct redisReply *reply, const char *why);
+typedef void (*SHARED_CONN_STATE_FN)(void *ctx, int up, const char *why);
+int shared_conn_parse(const char *url, char **host, int *port, char **password, int *db, VSTR *why);
+SHARED_CONN *shared_conn_create(const char *url, const char *const *scripts,
+                                SHARED_CONN_STATE_FN state_fn, void *state_ctx, VSTR *why);
+int shared_conn_up(const SHARED_CONN *conn);
+int shared_conn_script(SHARED_CONN *conn, int script, SHARED_CONN_FN fn, void *ctx, int nkeys,
+                       int argc, const char **argv);
+void shared_conn_free(SHARED_CONN *conn);
+
+/* shared.c */
+SHARED *shared_create(void);
+SHARED *shared_reload(SHARED *sh);
+void shared_free(SHARED *sh);
+int shared_applies(const SHARED *sh, const QMGR_DEST *dest);
+const char *shared_dest_key(const QMGR_DEST *dest);
+double shared_fallback_share(const SHARED *sh);
+int shared_rate_take(SHARED *sh, QMGR_DEST *dest, long long *wait_ms);
+void shared_rate_unget(QMGR_DEST *dest);
 
 /* list.c */
 LIST_HELPERS *list_helpers_create(const char *config_path);

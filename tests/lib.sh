@@ -325,14 +325,16 @@ secure_upstream() {
 # about SIZE bytes of body (lines of 76 characters) when SIZE is given.
 # Pickup reads them as it reads what sendmail leaves:
 # With RCPTS, each message has that many recipients (rcptI-K@example.com).
+# FILL_QUEUE: another queue directory than $T/queue (another instance).
 # maildrop_fill COUNT [TAG [SIZE [RCPTS]]]
 maildrop_fill() {
     local count=$1 tag=${2:-m} size=${3:-0} rcpts=${4:-1}
-    if [ ! -d "$T/queue/maildrop" ]; then
+    local queue=${FILL_QUEUE:-$T/queue}
+    if [ ! -d "$queue/maildrop" ]; then
         # The first start creates the queue tree.
         "$RELAYQ" start >/dev/null && "$RELAYQ" stop >/dev/null || return 1
     fi
-    python3 - "$T/queue/maildrop" "$count" "$tag" "$size" "$rcpts" <<'PY'
+    python3 - "$queue/maildrop" "$count" "$tag" "$size" "$rcpts" <<'PY'
 import os, secrets, sys, time
 mdir, count, tag, size = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 nrcpt = int(sys.argv[5])
@@ -463,4 +465,108 @@ fault_marker() {
 # round_log - the maillog lines from line $from on (the current round)
 round_log() {
     tail -n +"$from" "$MAILLOG" 2>/dev/null
+}
+
+# --- shared limits (several instances and a Redis server) ---
+
+# redis_start - a private redis-server on a free port of 127.0.0.1, no
+# persistence; sets REDIS_PORT, REDIS_PID (the same port again when
+# REDIS_PORT is set: a restart)
+redis_start() {
+    mkdir -p "$T/redis"
+    REDIS_PORT=${REDIS_PORT:-$(free_port)}
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+        --dir "$T/redis" --logfile "$T/redis/log" --daemonize no >/dev/null 2>&1 &
+    REDIS_PID=$!
+    wait_for 10 redis_up
+}
+
+# redis_up - whether the test's redis-server answers
+redis_up() {
+    [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]
+}
+
+# redis_stop - stop the test's redis-server by its pid and wait for it
+redis_stop() {
+    if [ -n "${REDIS_PID:-}" ]; then
+        kill "$REDIS_PID" 2>/dev/null
+        kill -CONT "$REDIS_PID" 2>/dev/null # a test that stopped it
+        wait "$REDIS_PID" 2>/dev/null
+        REDIS_PID=
+    fi
+}
+
+# redis_kill - kill the test's redis-server (SIGKILL, as a crash) and wait for it
+redis_kill() {
+    if [ -n "${REDIS_PID:-}" ]; then
+        { kill -9 "$REDIS_PID" && wait "$REDIS_PID"; } 2>/dev/null
+        REDIS_PID=
+    fi
+}
+
+# instances_setup - N instances of relayq, each with its own queue and
+# configuration ($T/iK/relayq.conf, queue $T/iK/queue, syslog_name
+# relayq-iK), all logging to $MAILLOG and sending to the test's server,
+# sharing limits through the test's Redis: instances_setup N
+instances_setup() {
+    local k
+    INSTANCES=$1
+    for ((k = 1; k <= INSTANCES; k++)); do
+        mkdir -p "$T/i$k"
+        sed -e "s|^queue_directory = .*|queue_directory = $T/i$k/queue|" "$CONF" >"$T/i$k/relayq.conf"
+        printf 'syslog_name = relayq-i%s\nshared_limits_server = redis://127.0.0.1:%s/0\n' \
+            "$k" "$REDIS_PORT" >>"$T/i$k/relayq.conf"
+    done
+}
+
+# shared_setup - the scratch directory, a Redis server, the test SMTP
+# server (with the extra arguments) whose relay gets POLICY in
+# destination_policy_maps, and N instances sharing limits (one TAP
+# result): shared_setup N POLICY [SINK_ARGS...]
+shared_setup() {
+    local n=$1 policy=$2
+    shift 2
+    rq_setup
+    trap instances_cleanup EXIT
+    redis_start
+    ok $? "redis-server started on 127.0.0.1:$REDIS_PORT"
+    sink_start "$@"
+    printf '[127.0.0.1]:%s %s\n' "$SINK_PORT" "$policy" >"$T/policy"
+    rq_set destination_policy_maps "$T/policy"
+    instances_setup "$n"
+}
+
+# on_instances - run a relayq command for every instance: on_instances ARGS...
+on_instances() {
+    local k status=0
+    for ((k = 1; k <= INSTANCES; k++)); do
+        RELAYQ_CONFIG=$T/i$k/relayq.conf "$RELAYQ" "$@" || status=1
+    done
+    return $status
+}
+
+# instances_fill - N messages into each instance's maildrop: instances_fill N TAG
+instances_fill() {
+    local k
+    for ((k = 1; k <= INSTANCES; k++)); do
+        RELAYQ_CONFIG=$T/i$k/relayq.conf FILL_QUEUE=$T/i$k/queue maildrop_fill "$1" "$2-i$k" || return 1
+    done
+}
+
+# instances_cleanup - stop the instances and Redis, then what rq_cleanup stops
+instances_cleanup() {
+    on_instances stop >/dev/null 2>&1
+    redis_stop
+    rq_cleanup
+}
+
+# sink_rate - messages per second the server accepted, from its own
+# timestamps (smtpsink --timestamps), between its first and last message
+# matching a pattern: sink_rate [PATTERN]
+sink_rate() {
+    grep '^message ' "$SINK_LOG" | grep -- "${1:-.}" | sed -n 's/.* t=\([0-9]*\)$/\1/p' |
+        python3 -c '
+import sys
+t = sorted(int(x) for x in sys.stdin)
+print(f"{(len(t) - 1) * 1000 / (t[-1] - t[0]):.2f}" if len(t) > 1 and t[-1] > t[0] else "0")'
 }

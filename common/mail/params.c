@@ -346,6 +346,43 @@ static int params_check_rate(const char *value, VSTR *why)
     return 0;
 }
 
+/* params_check_shared_server - empty, or redis://[:password@]host[:port][/db] */
+static int params_check_shared_server(const char *value, VSTR *why)
+{
+    const char *host = value + 8, *at;
+
+    if (*value == '\0')
+        return 0;
+    if (strncmp(value, "redis://", 8) != 0) {
+        vstr_sprintf(why, "not a Redis address: redis://[:password@]host[:port][/db]%s",
+                     strncmp(value, "rediss://", 9) == 0 ? " (TLS is not supported yet)" : "");
+        return -1;
+    }
+    if ((at = strrchr(host, '@')) != NULL)
+        host = at + 1;
+    if (*host == '\0' || *host == ':' || *host == '/') {
+        vstr_strcpy(why, "not a Redis address: no host");
+        return -1;
+    }
+    return 0;
+}
+
+/* params_check_share - empty (1/instances), or a fraction above 0, at most 1 */
+static int params_check_share(const char *value, VSTR *why)
+{
+    char *end;
+    double share;
+
+    if (*value == '\0')
+        return 0;
+    share = strtod(value, &end);
+    if (*end != '\0' || !(share > 0) || share > 1) {
+        vstr_strcpy(why, "not a share: a decimal number above 0 and at most 1, or empty");
+        return -1;
+    }
+    return 0;
+}
+
 /* params_check_syslog_name - the log tag: "relayq", "relayq-out", "relayq/eu" */
 static int params_check_syslog_name(const char *value, VSTR *why)
 {

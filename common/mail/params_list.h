@@ -68,6 +68,8 @@
     X(STR, transport_maps, "", NULL)                                                               \
     X(STR, sender_dependent_relayhost_maps, "", NULL)                                              \
     X(STR, destination_policy_maps, "", NULL)                                                      \
+    X(STR, shared_limits_server, "", params_check_shared_server) /* "": limits per instance */     \
+    X(STR, shared_limits_fallback_share, "", params_check_share) /* "": 1/instances seen */        \
     X(STR, maillog_file, "", NULL)                                                                 \
     X(STR, syslog_name, "relayq", params_check_syslog_name)                                        \
     X(STR, smtpd_listen, "127.0.0.1:25, [::1]:25", params_check_listen) /* "": no listener */      \

@@ -1209,6 +1209,12 @@ static void log_message(struct conn *c)
     }
     if (c->nrcpt == 0)
         sbuf_append(b, "-", 1);
+    if (cfg.timestamps) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        sbuf_appendf(b, " t=%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    }
     sink_log_raw(b->data, b->len);
 }
 

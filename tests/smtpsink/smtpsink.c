@@ -71,7 +71,7 @@ static void usage(void)
             "  [--bad-reply CMD:garbage|long|flood|mixed|big[@TIMES]]...\n"
             "  [--421-after K] [--drop-in-data before|after[@TIMES]] [--drop-every N]\n"
             "  [--stall CMD:SECONDS[@TIMES]]... [--idle-close SECONDS] [--rate-limit N]\n"
-            "  [--max-connections N] [--max-rcpts N] [--delay MS]\n"
+            "  [--max-connections N] [--max-rcpts N] [--delay MS] [--timestamps]\n"
             "CMD: GREETING EHLO HELO STARTTLS AUTH MAIL RCPT DATA DOT BDAT NOOP RSET QUIT VRFY\n"
             "  HELP, and for --stall also CONNECT (the listen queue is kept full for\n"
             "  SECONDS after start-up, so TCP handshakes do not complete), TLS (the\n"
@@ -89,6 +89,8 @@ static void usage(void)
             "  content) leaves MS milliseconds after it would; each is due MS after\n"
             "  its command was read, so pipelined replies keep their order and are\n"
             "  not delayed one after another, and other connections go on meanwhile.\n"
+            "--timestamps: each \"message\" line ends in \" t=MS\", the wall-clock\n"
+            "  milliseconds when the message was accepted (rates measured by tests).\n"
             "--max-rcpts N: a RCPT TO after N accepted recipients of a transaction gets\n"
             "  \"452 4.5.3 Error: too many recipients\" (default and most: %d).\n"
             "--reply AUTH:334 text: every later line of the exchange, \"*\" included,\n"
@@ -271,6 +273,7 @@ static void parse_options(int argc, char **argv)
         O_MAX_CONNECTIONS,
         O_MAX_RCPTS,
         O_DELAY,
+        O_TIMESTAMPS,
         O_HELP
     };
     static const struct option opts[] = {
@@ -305,6 +308,7 @@ static void parse_options(int argc, char **argv)
         {"max-connections", required_argument, NULL, O_MAX_CONNECTIONS},
         {"max-rcpts", required_argument, NULL, O_MAX_RCPTS},
         {"delay", required_argument, NULL, O_DELAY},
+        {"timestamps", no_argument, NULL, O_TIMESTAMPS},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -433,6 +437,9 @@ static void parse_options(int argc, char **argv)
             cfg.max_rcpts = (size_t)parse_ulong("--max-rcpts", optarg);
             if (cfg.max_rcpts == 0 || cfg.max_rcpts > SINK_MAX_RCPT)
                 sink_die("--max-rcpts: 1 to %d", SINK_MAX_RCPT);
+            break;
+        case O_TIMESTAMPS:
+            cfg.timestamps = 1;
             break;
         case O_DELAY:
             cfg.delay_ms = (long long)parse_ulong("--delay", optarg);

@@ -125,6 +125,7 @@ struct sink_config {
     unsigned long max_conns;
     size_t max_rcpts;   /* recipients per transaction, 0: SINK_MAX_RCPT */
     long long delay_ms; /* --delay: every reply leaves this much later */
+    int timestamps;     /* --timestamps: "message" lines end in t=UNIX_MS */
 };
 
 struct sink_stats {

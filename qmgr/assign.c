@@ -13,8 +13,10 @@
  *	that offers DSN. The job record is
  *	queued on the worker's channel; qmgr.c flushes channels after the pass.
  *	A queued job whose message the operator deleted or held meanwhile is
- *	dropped instead. A destination over its rate (dest_take_token) gets
- *	no job this pass; a timer brings the loop back when it may.
+ *	dropped instead. A destination over its rate (dest_take_token) or
+ *	without a free slot of its shared concurrency limit (dest_take_slot)
+ *	gets no job this pass; a timer, or the shared-limits server's answer,
+ *	brings the loop back when it may.
  *	A suspended destination (dest.c) gets one job when its probe is due
  *	and none in flight; before that, its queued jobs are deferred to the
  *	probe time (message_defer_suspended) or, when their route has a relay
@@ -185,6 +187,11 @@ void assign_jobs(void)
                 if (later)
                     continue;
                 return;
+            }
+            if (!dest_take_slot(dest, worker, &wait_ms)) {
+                /* Every slot of a shared concurrency limit is taken. */
+                event_request_timer(assign_wakeup, dest, wait_ms);
+                continue;
             }
             if (!dest_take_token(dest, &wait_ms)) {
                 /* Over the rate: wake up when the next token is due. */

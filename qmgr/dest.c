@@ -58,6 +58,9 @@
  *	shared-limits server instead when it is shared (shared.c). Returns 1
  *	when a job may start now, else 0 with the milliseconds until the
  *	next token (or until the server's answer is due; it wakes the loop).
+ * dest_take_slot()
+ *	a relay's "concurrency=" is shared when a shared-limits server is
+ *	set: whether a worker may start a job there (shared.c's leases).
  * dest_rate()
  *	the rate in force: the lower of the configured one
  *	(destination_rate_limit, or one message per
@@ -132,8 +135,10 @@ static int dest_policy_word(const char *word, QMGR_DEST *dest)
 {
     char *end;
 
-    if (strncmp(word, "concurrency=", 12) == 0)
+    if (strncmp(word, "concurrency=", 12) == 0) {
+        dest->limit_shared = 1;
         return dest_policy_int(word, 12, 1000, &dest->limit);
+    }
     if (strncmp(word, "recipient_limit=", 16) == 0)
         return dest_policy_int(word, 16, 10000, &dest->rcpt_limit);
     if (strcmp(word, "local") == 0) {
@@ -232,6 +237,7 @@ static void dest_apply_policy(QMGR_DEST *dest)
     dest->rcpt_limit = (int)var_int(default_destination_recipient_limit);
     dest->rate_limit = dest_configured_rate();
     dest->shared_local = 0;
+    dest->limit_shared = 0;
     myfree(dest->shared_key);
     dest->shared_key = NULL;
     if (dest_policy == NULL)
@@ -559,6 +565,35 @@ int dest_take_token(QMGR_DEST *dest, long long *wait_ms)
         }
     }
     return dest_bucket(dest, rate, wait_ms);
+}
+
+/*
+ * dest_take_slot - may the worker start a job to the destination, as far
+ * as a shared concurrency limit goes: a worker whose connection already
+ * goes there may; another needs a lease of the shared limit that no
+ * connection of this instance uses (shared.c), or, while the server is
+ * unavailable, fewer connections there than this instance's share of the
+ * limit (at least one). 1, or 0 with the milliseconds until it may ask
+ * again (the server's answer wakes the loop sooner).
+ */
+int dest_take_slot(QMGR_DEST *dest, const QMGR_PEER *worker, long long *wait_ms)
+{
+    int share;
+
+    if (!dest->limit_shared || !shared_applies(qmgr_shared, dest) || worker->conn_dest == dest)
+        return 1;
+    switch (shared_lease_take(qmgr_shared, dest, worker, wait_ms)) {
+    case 0:
+        return 0;
+    case 1:
+        return 1;
+    default:
+        share = (int)(dest->limit * shared_fallback_share(qmgr_shared));
+        if (shared_lease_users(dest, worker) < (share < 1 ? 1 : share))
+            return 1;
+        *wait_ms = 1000;
+        return 0;
+    }
 }
 
 /* dest_window - roll the one-second delivery counter */

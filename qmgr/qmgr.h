@@ -162,6 +162,21 @@ typedef struct QMGR_GRANTS {
 } QMGR_GRANTS;
 
 /*
+ * A destination's leases of a shared concurrency limit (shared.c): each
+ * lets one connection of this instance to the relay be open; the server
+ * forgets a lease that is not renewed, so a dead instance's slots return.
+ */
+typedef struct QMGR_LEASES {
+    char **ids; /* the leases held */
+    int count;
+    int pending;             /* an acquisition or renewal in flight */
+    char *asking;            /* the id being acquired, or NULL */
+    long long not_before_ms; /* refused: ask again then */
+    long long renewed_ms;    /* the last renewal */
+    long long empty_ms;      /* since when no job waits for the relay, 0: some wait */
+} QMGR_LEASES;
+
+/*
  * A destination (next hop): a relay host and port, with its queue of
  * jobs waiting for a worker, its concurrency window and its statistics.
  */
@@ -189,7 +204,9 @@ struct QMGR_DEST {
     int rcpt_limit;   /* most recipients of a message in one job */
     int shared_local; /* "local": its limits stay per instance */
     char *shared_key; /* "shared_key=": the name its limits are shared under, or NULL */
+    int limit_shared; /* "concurrency=" in its entry: shared when a server is set */
     QMGR_GRANTS grants;
+    QMGR_LEASES leases;
     DEST_STATS stats;
     QMGR_DEST *next;
 };
@@ -253,6 +270,7 @@ QMGR_JOB *dest_peek(const QMGR_DEST *dest);
 QMGR_DEST *dest_list(void);
 QMGR_DEST *dest_by_name(const char *name);
 int dest_take_token(QMGR_DEST *dest, long long *wait_ms);
+int dest_take_slot(QMGR_DEST *dest, const QMGR_PEER *worker, long long *wait_ms);
 void dest_note_delivery(QMGR_DEST *dest);
 void dest_note_throttle(QMGR_DEST *dest);
 void dest_note_deferrals(QMGR_DEST *dest);
@@ -395,6 +413,8 @@ const char *shared_dest_key(const QMGR_DEST *dest);
 double shared_fallback_share(const SHARED *sh);
 int shared_rate_take(SHARED *sh, QMGR_DEST *dest, long long *wait_ms);
 void shared_rate_unget(QMGR_DEST *dest);
+int shared_lease_take(SHARED *sh, QMGR_DEST *dest, const QMGR_PEER *worker, long long *wait_ms);
+int shared_lease_users(const QMGR_DEST *dest, const QMGR_PEER *except);
 
 /* list.c */
 LIST_HELPERS *list_helpers_create(const char *config_path);

@@ -28,6 +28,14 @@
  * shared_rate_unget()
  *	give back the token shared_rate_take() granted, unused (a local
  *	limit stopped the job after all).
+ * shared_lease_take()
+ *	may a worker that has no connection to a destination whose
+ *	concurrency is shared open one: 1 (a lease of the shared limit that
+ *	no connection of this instance uses), 0 (not now; an acquisition is
+ *	in flight or every slot was taken), -1 (the server is unavailable:
+ *	the caller applies its share, dest.c).
+ * shared_lease_users()
+ *	connections of this instance to a destination, open or opening.
  * shared_fallback_share()
  *	the share of each limit this instance uses while the server is
  *	unavailable: shared_limits_fallback_share, or 1/N where N is the
@@ -40,6 +48,16 @@
  * how long until the next message conforms. The burst tolerance is what
  * the batch needs, at least SHARED_BURST_MS, so that the time an
  * instance takes to ask again is not lost to the rate.
+ *
+ * Concurrency: leases in a sorted set per limit, scored by expiry on the
+ * server's clock; one Lua script takes a lease while fewer than the
+ * limit are live and renews those held. A connection (a worker whose
+ * open connection goes to the relay, or that was given a job there)
+ * needs a lease; every SHARED_TICK_MS the leases are renewed when due
+ * (SHARED_RENEW_MS, lease time SHARED_LEASE_MS), those no connection uses
+ * are given back once no mail waits, and when no mail has waited for
+ * SHARED_IDLE_RELEASE_MS the relay's idle connections are asked to close
+ * ("type=release" to the worker), so that other instances get the slots.
  *
  * Instances: every SHARED_REGISTER_MS each instance adds itself
  * (myhostname and queue_directory) to a sorted set scored by expiry,
@@ -72,17 +90,21 @@
 #include "params.h"
 #include "qmgr.h"
 
-#define SHARED_PREFIX "relayq:"   /* every key relayq writes starts with it */
-#define SHARED_REGISTER_MS 5000   /* between registrations of the instance */
-#define SHARED_INSTANCE_TTL 20    /* s: an instance counts that long after its last */
-#define SHARED_BATCH_MS 50        /* a batch of tokens covers that much of the rate */
-#define SHARED_BATCH_MAX 50       /* most tokens asked for at once */
-#define SHARED_BURST_MS 100       /* least burst tolerance of the rate */
-#define SHARED_TOKEN_TTL_MS 1000  /* a granted token unused that long is dropped */
-#define SHARED_REPLY_WAIT_MS 1000 /* a grant in flight: its reply wakes the loop first */
+#define SHARED_PREFIX "relayq:"     /* every key relayq writes starts with it */
+#define SHARED_REGISTER_MS 5000     /* between registrations of the instance */
+#define SHARED_INSTANCE_TTL 20      /* s: an instance counts that long after its last */
+#define SHARED_BATCH_MS 50          /* a batch of tokens covers that much of the rate */
+#define SHARED_BATCH_MAX 50         /* most tokens asked for at once */
+#define SHARED_BURST_MS 100         /* least burst tolerance of the rate */
+#define SHARED_TOKEN_TTL_MS 1000    /* a granted token unused that long is dropped */
+#define SHARED_REPLY_WAIT_MS 1000   /* a grant in flight: its reply wakes the loop first */
+#define SHARED_LEASE_MS 15000       /* a lease not renewed is free again after that */
+#define SHARED_RENEW_MS 5000        /* between renewals of the leases held */
+#define SHARED_TICK_MS 500          /* between looks at the leases held */
+#define SHARED_IDLE_RELEASE_MS 1000 /* no mail waits that long: idle connections close */
 
 /* The scripts, in the order of SHARED_SCRIPT_*. */
-enum { SHARED_SCRIPT_RATE, SHARED_SCRIPT_REGISTER };
+enum { SHARED_SCRIPT_RATE, SHARED_SCRIPT_REGISTER, SHARED_SCRIPT_LEASE, SHARED_SCRIPT_UNLEASE };
 
 static const char *const shared_scripts[] = {
     /* GCRA. KEYS[1]: the rate's state; ARGV: microseconds per message,
@@ -110,25 +132,51 @@ static const char *const shared_scripts[] = {
     "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
     "redis.call('EXPIRE', KEYS[1], ttl * 2)\n"
     "return redis.call('ZCARD', KEYS[1])\n",
+    /* KEYS[1]: the leases, scored by expiry (ms); ARGV: the limit, the
+     * lease time in ms, then lease ids. Each id held is renewed, each
+     * other one taken while the limit allows. Returns 1 (held) or 0 per id. */
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local limit = tonumber(ARGV[1])\n"
+    "local ttl = tonumber(ARGV[2])\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
+    "local held = {}\n"
+    "for i = 3, #ARGV do\n"
+    "  if redis.call('ZSCORE', KEYS[1], ARGV[i]) or\n"
+    "     redis.call('ZCARD', KEYS[1]) < limit then\n"
+    "    redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])\n"
+    "    held[#held + 1] = 1\n"
+    "  else\n"
+    "    held[#held + 1] = 0\n"
+    "  end\n"
+    "end\n"
+    "redis.call('PEXPIRE', KEYS[1], ttl * 2)\n"
+    "return held\n",
+    /* KEYS[1]: the leases; ARGV: lease ids given back. */
+    "return redis.call('ZREM', KEYS[1], unpack(ARGV))\n",
     NULL,
 };
 
 /* SHARED models this instance's membership in the group that shares limits. */
 struct SHARED {
     SHARED_CONN *conn;
-    char *url;            /* shared_limits_server as configured */
-    char *share_text;     /* shared_limits_fallback_share as configured */
-    char *server;         /* shared_limits_server without the password, for the log */
-    char *instance;       /* this instance's name in the group */
-    int instances;        /* instances seen recently, at least 1 */
-    double share;         /* shared_limits_fallback_share, 0: 1/instances */
-    int fallback;         /* local shares in force (logged once) */
-    long long down_ms;    /* when the fallback began */
-    int register_pending; /* a registration in flight */
-    int counted;          /* instances is the server's count, not the default */
+    char *url;               /* shared_limits_server as configured */
+    char *share_text;        /* shared_limits_fallback_share as configured */
+    char *server;            /* shared_limits_server without the password, for the log */
+    char *instance;          /* this instance's name in the group */
+    int instances;           /* instances seen recently, at least 1 */
+    double share;            /* shared_limits_fallback_share, 0: 1/instances */
+    int fallback;            /* local shares in force (logged once) */
+    long long down_ms;       /* when the fallback began */
+    int register_pending;    /* a registration in flight */
+    int counted;             /* instances is the server's count, not the default */
+    unsigned long lease_seq; /* the last lease id made */
 };
 
 static void shared_register(void *ctx);
+static void shared_tick(void *ctx);
+static void shared_lease_forget(QMGR_DEST *dest);
+static void shared_tick(void *ctx);
 
 /* shared_state - the connection went up or down */
 static void shared_state(void *ctx, int up, const char *why)
@@ -217,6 +265,7 @@ SHARED *shared_create(void)
         msg_fatal("shared_limits_server: %s", vstr_str(why));
     vstr_free(why);
     msg_info("sharing limits through %s as %s", sh->server, sh->instance);
+    event_request_timer(shared_tick, sh, SHARED_TICK_MS);
     return sh;
 }
 
@@ -226,7 +275,11 @@ void shared_free(SHARED *sh)
     if (sh == NULL)
         return;
     event_cancel_timer(shared_register, sh);
+    event_cancel_timer(shared_tick, sh);
     shared_conn_free(sh->conn);
+    /* The server forgets the leases when they are not renewed. */
+    for (QMGR_DEST *dest = dest_list(); dest; dest = dest->next)
+        shared_lease_forget(dest);
     myfree(sh->url);
     myfree(sh->share_text);
     myfree(sh->server);
@@ -355,4 +408,212 @@ int shared_rate_take(SHARED *sh, QMGR_DEST *dest, long long *wait_ms)
 void shared_rate_unget(QMGR_DEST *dest)
 {
     dest->grants.tokens++;
+}
+
+/* shared_lease_forget - drop the leases a destination holds, in memory only */
+static void shared_lease_forget(QMGR_DEST *dest)
+{
+    QMGR_LEASES *l = &dest->leases;
+
+    for (int i = 0; i < l->count; i++)
+        myfree(l->ids[i]);
+    myfree(l->ids);
+    myfree(l->asking);
+    memset(l, 0, sizeof(*l));
+}
+
+/* shared_lease_key - the server's key of a destination's leases */
+static void shared_lease_key(const QMGR_DEST *dest, char *key, size_t size)
+{
+    snprintf(key, size, SHARED_PREFIX "conc:%s", shared_dest_key(dest));
+}
+
+/* shared_lease_users - connections of this instance to the destination, open or opening */
+int shared_lease_users(const QMGR_DEST *dest, const QMGR_PEER *except)
+{
+    int users = 0;
+
+    for (const QMGR_PEER *peer = qmgr_peers; peer; peer = peer->next)
+        if (peer != except && peer->kind == PEER_WORKER &&
+            (peer->conn_dest == dest || (peer->job != NULL && peer->job->dest == dest)))
+            users++;
+    return users;
+}
+
+/* shared_leased - the server answered an acquisition or a renewal */
+static void shared_leased(void *ctx, const redisReply *reply, const char *why)
+{
+    QMGR_DEST *dest = ctx;
+    QMGR_LEASES *l = &dest->leases;
+    int kept = 0;
+
+    (void)why;
+    l->pending = 0;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        if (reply != NULL)
+            msg_warn("%s: shared concurrency: unexpected reply%s%.200s", dest->name,
+                     reply->type == REDIS_REPLY_ERROR ? ": " : "",
+                     reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+        myfree(l->asking);
+        l->asking = NULL;
+        return;
+    }
+    if (l->asking != NULL) {
+        /* An acquisition: one id. */
+        if (reply->elements == 1 && reply->element[0]->type == REDIS_REPLY_INTEGER &&
+            reply->element[0]->integer == 1) {
+            l->ids = myrealloc(l->ids, sizeof(*l->ids) * (size_t)(l->count + 1));
+            l->ids[l->count++] = l->asking;
+        } else {
+            myfree(l->asking);
+            /* Every slot is taken: ask again soon (slots free as connections close). */
+            l->not_before_ms = now_ms() + SHARED_TICK_MS;
+        }
+        l->asking = NULL;
+        return;
+    }
+    /* A renewal of the first elements ids: a lease the server gave away
+     * meanwhile (it restarted, or did not hear from us in time) is lost. */
+    for (int i = 0; i < l->count; i++) {
+        if ((size_t)i < reply->elements && reply->element[i]->type == REDIS_REPLY_INTEGER &&
+            reply->element[i]->integer == 0) {
+            myfree(l->ids[i]);
+            continue;
+        }
+        l->ids[kept++] = l->ids[i];
+    }
+    if (kept < l->count)
+        msg_info("%s: %d lease%s of the shared concurrency lost", dest->name, l->count - kept,
+                 l->count - kept == 1 ? "" : "s");
+    l->count = kept;
+}
+
+/* shared_lease_call - send a lease script for a destination; 0, or -1 */
+static int shared_lease_call(SHARED *sh, QMGR_DEST *dest, int script, char **ids, int nids,
+                             SHARED_CONN_FN fn)
+{
+    char key[512], limit[16], ttl[16];
+    const char **argv = mycalloc((size_t)nids + 3, sizeof(*argv));
+    int argc = 0, ret;
+
+    shared_lease_key(dest, key, sizeof(key));
+    argv[argc++] = key;
+    if (script == SHARED_SCRIPT_LEASE) {
+        snprintf(limit, sizeof(limit), "%d", dest->limit);
+        snprintf(ttl, sizeof(ttl), "%d", SHARED_LEASE_MS);
+        argv[argc++] = limit;
+        argv[argc++] = ttl;
+    }
+    for (int i = 0; i < nids; i++)
+        argv[argc++] = ids[i];
+    ret = shared_conn_script(sh->conn, script, fn, dest, 1, argc, argv);
+    myfree(argv);
+    return ret;
+}
+
+/* shared_ignore - a reply nobody waits for */
+static void shared_ignore(void *ctx, const redisReply *reply, const char *why)
+{
+    (void)ctx;
+    (void)reply;
+    (void)why;
+}
+
+/* shared_lease_take - may a worker not connected to the destination open a connection */
+int shared_lease_take(SHARED *sh, QMGR_DEST *dest, const QMGR_PEER *worker, long long *wait_ms)
+{
+    QMGR_LEASES *l = &dest->leases;
+    long long now = now_ms();
+    char id[300];
+
+    if (!shared_conn_up(sh->conn))
+        return -1;
+    if (shared_lease_users(dest, worker) < l->count)
+        return 1;
+    *wait_ms = SHARED_REPLY_WAIT_MS;
+    if (l->pending)
+        return 0;
+    if (now < l->not_before_ms || l->count >= dest->limit) {
+        *wait_ms = l->not_before_ms > now ? l->not_before_ms - now : SHARED_TICK_MS;
+        return 0;
+    }
+    snprintf(id, sizeof(id), "%s:%lu", sh->instance, ++sh->lease_seq);
+    l->asking = mystrdup(id);
+    if (shared_lease_call(sh, dest, SHARED_SCRIPT_LEASE, &l->asking, 1, shared_leased) < 0) {
+        myfree(l->asking);
+        l->asking = NULL;
+        return -1;
+    }
+    l->pending = 1;
+    return 0;
+}
+
+/* shared_lease_release - give back a lease no connection uses */
+static void shared_lease_release(SHARED *sh, QMGR_DEST *dest)
+{
+    QMGR_LEASES *l = &dest->leases;
+    char *id = l->ids[--l->count];
+
+    (void)shared_lease_call(sh, dest, SHARED_SCRIPT_UNLEASE, &id, 1, shared_ignore);
+    myfree(id);
+}
+
+/* shared_lease_idle - ask the idle connections of a relay without waiting mail to close */
+static void shared_lease_idle(QMGR_DEST *dest)
+{
+    IPC_REC *rec = NULL;
+
+    for (QMGR_PEER *peer = qmgr_peers; peer; peer = peer->next) {
+        if (peer->kind != PEER_WORKER || peer->job != NULL || peer->conn_dest != dest)
+            continue;
+        if (rec == NULL) {
+            rec = ipc_rec_create("release");
+            ipc_rec_add(rec, "dest", dest->name);
+        }
+        ipc_chan_send(peer->chan, rec);
+    }
+    if (rec != NULL)
+        ipc_rec_free(rec);
+}
+
+/*
+ * shared_tick - timer: keep the leases held alive, give back those no
+ * connection uses once no mail waits, and close the idle connections of
+ * a relay whose mail ran out, so that other instances get their slots.
+ */
+static void shared_tick(void *ctx)
+{
+    SHARED *sh = ctx;
+    long long now = now_ms();
+
+    event_request_timer(shared_tick, sh, SHARED_TICK_MS);
+    for (QMGR_DEST *dest = dest_list(); dest; dest = dest->next) {
+        QMGR_LEASES *l = &dest->leases;
+
+        if (!dest->limit_shared || !shared_applies(sh, dest)) {
+            /* Not shared (any more, after a reload): the server forgets them. */
+            if (l->count > 0 && !l->pending)
+                shared_lease_forget(dest);
+            continue;
+        }
+        if (l->count == 0 && dest->jobs.count > 0)
+            continue;
+        if (dest->jobs.count > 0) {
+            l->empty_ms = 0;
+        } else if (l->empty_ms == 0) {
+            l->empty_ms = now;
+        } else if (now - l->empty_ms >= SHARED_IDLE_RELEASE_MS) {
+            shared_lease_idle(dest);
+        }
+        if (!shared_conn_up(sh->conn) || l->pending)
+            continue;
+        while (l->count > 0 && dest->jobs.count == 0 && shared_lease_users(dest, NULL) < l->count)
+            shared_lease_release(sh, dest);
+        if (l->count > 0 && now - l->renewed_ms >= SHARED_RENEW_MS &&
+            shared_lease_call(sh, dest, SHARED_SCRIPT_LEASE, l->ids, l->count, shared_leased) ==
+                0) {
+            l->pending = 1;
+            l->renewed_ms = now;
+        }
+    }
 }

@@ -61,7 +61,7 @@
 #define SHARED_CONN_TIMEOUT_MS 1000     /* a request not answered by then: server unavailable */
 #define SHARED_CONN_BACKOFF_MIN_MS 250  /* first wait before reconnecting */
 #define SHARED_CONN_BACKOFF_MAX_MS 4000 /* longest wait before reconnecting */
-#define SHARED_CONN_ARGS_MAX 16         /* keys and arguments of one script call */
+#define SHARED_CONN_ARGS_MAX 1100       /* keys and arguments of one script call */
 
 /* One request in flight, in the order the server answers. */
 typedef struct SHARED_REQ {
@@ -71,8 +71,8 @@ typedef struct SHARED_REQ {
     int script; /* index of the script, -1: a set-up command */
     int eval;   /* sent again as EVAL after NOSCRIPT */
     int argc;
-    char *argv[SHARED_CONN_ARGS_MAX + 3];
-    size_t argvlen[SHARED_CONN_ARGS_MAX + 3];
+    char **argv;
+    size_t *argvlen;
     long long deadline_ms;
     struct SHARED_REQ *prev, *next;
 } SHARED_REQ;
@@ -231,6 +231,8 @@ static void shared_conn_req_free(SHARED_REQ *req)
 {
     for (int i = 0; i < req->argc; i++)
         myfree(req->argv[i]);
+    myfree(req->argv);
+    myfree(req->argvlen);
     myfree(req);
 }
 
@@ -332,6 +334,8 @@ static SHARED_REQ *shared_conn_request(int script, SHARED_CONN_FN fn, void *ctx,
     req->fn = fn;
     req->ctx = ctx;
     req->argc = argc;
+    req->argv = mycalloc((size_t)argc, sizeof(*req->argv));
+    req->argvlen = mycalloc((size_t)argc, sizeof(*req->argvlen));
     for (int i = 0; i < argc; i++) {
         req->argv[i] = mystrdup(argv[i]);
         req->argvlen[i] = strlen(argv[i]);
@@ -535,13 +539,14 @@ int shared_conn_up(const SHARED_CONN *conn)
 int shared_conn_script(SHARED_CONN *conn, int script, SHARED_CONN_FN fn, void *ctx, int nkeys,
                        int argc, const char **argv)
 {
-    const char *args[SHARED_CONN_ARGS_MAX + 3];
+    const char **args;
     char count[16];
     SHARED_REQ *req;
 
-    if (!shared_conn_up(conn) || script < 0 || script >= conn->nscripts ||
+    if (!shared_conn_up(conn) || script < 0 || script >= conn->nscripts || argc < 0 ||
         argc > SHARED_CONN_ARGS_MAX)
         return -1;
+    args = mycalloc((size_t)argc + 3, sizeof(*args));
     snprintf(count, sizeof(count), "%d", nkeys);
     args[0] = "EVALSHA";
     args[1] = conn->sha[script];
@@ -549,6 +554,7 @@ int shared_conn_script(SHARED_CONN *conn, int script, SHARED_CONN_FN fn, void *c
     for (int i = 0; i < argc; i++)
         args[3 + i] = argv[i];
     req = shared_conn_request(script, fn, ctx, argc + 3, args);
+    myfree(args);
     if (shared_conn_send(conn, req) < 0) {
         shared_conn_req_free(req);
         return -1;

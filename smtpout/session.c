@@ -24,6 +24,9 @@
  *	after a configuration reload: a connection whose identity (relay,
  *	port, TLS policy, credential) changed is retired -- at once when
  *	idle, else before the next job (close reason "reload").
+ * session_release()
+ *	qmgr gives a shared concurrency slot back (qmgr/shared.c): an idle
+ *	connection QUITs at once (close reason "idle"); a busy one is left.
  * session_held_dest()
  *	"relay:port" of the open connection, for the "held" event that
  *	follows the worker's introduction to a restarted qmgr.
@@ -391,6 +394,17 @@ static void session_keepalive(void *ctx)
     event_cancel_timer(session_idle_expire, s);
     session_arm(s, SESS_NOOP);
     chat_send(s, "NOOP");
+}
+
+/* session_release - qmgr wants the connection's slot back: close it if idle */
+void session_release(SESSION *s)
+{
+    if (s->conn == NULL || s->state != SESS_IDLE || s->job != NULL)
+        return;
+    msg_info("connection to %s: released to other instances", vstr_str(s->relay_text));
+    event_cancel_timer(session_keepalive, s);
+    event_cancel_timer(session_idle_expire, s);
+    session_quit(s, "idle");
 }
 
 /* session_idle_expire - idle too long: retire the connection */

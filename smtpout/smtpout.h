@@ -364,6 +364,7 @@ int session_busy(const SESSION *s);
 int session_is_open(const SESSION *s);
 void session_shutdown(SESSION *s);
 void session_reload(SESSION *s);
+void session_release(SESSION *s);
 const char *session_held_dest(const SESSION *s);
 
 /* What to do with the connection once a job is finished (session_job_done()). */

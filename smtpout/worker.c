@@ -9,6 +9,9 @@
  *	"type=deliver" jobs one at a time: it reads the message content in
  *	one short read transaction of the process's queue, hands the job to
  *	its session, and answers "type=result" when the session is done.
+ *	"type=release" asks it to close its connection if it is idle (qmgr
+ *	gives the slot of a shared concurrency limit back to other
+ *	instances); a busy or closed one ignores it.
  *	qmgr gives jobs to workers, so a process of K workers is K of qmgr's
  *	workers, and a destination's concurrency counts their connections.
  * worker_stop()
@@ -269,6 +272,10 @@ static int worker_dispatch(WORKER *w, const IPC_REC *rec, VSTR *why)
 
     if (strcmp(type, "deliver") == 0)
         return worker_deliver(w, rec, why);
+    if (strcmp(type, "release") == 0) {
+        session_release(w->session);
+        return 0;
+    }
     vstr_sprintf(why, "unexpected record type \"%.40s\"", type);
     return -1;
 }

@@ -570,3 +570,10 @@ import sys
 t = sorted(int(x) for x in sys.stdin)
 print(f"{(len(t) - 1) * 1000 / (t[-1] - t[0]):.2f}" if len(t) > 1 and t[-1] > t[0] else "0")'
 }
+
+# sink_peak_connections - the most connections the server had open at once,
+# from the order of its "connect" and "close" lines
+sink_peak_connections() {
+    awk '/^connect conn=/ { n++; if (n > peak) peak = n } /^close conn=/ { n-- }
+        END { print peak + 0 }' "$SINK_LOG" 2>/dev/null
+}

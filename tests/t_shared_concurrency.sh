@@ -1,0 +1,27 @@
+#!/bin/bash
+# t_shared_concurrency - three instances with 4 workers each share
+# concurrency=3 for one relay through Redis: the test server, which
+# answers every command 20 ms late so that connections overlap, never has
+# more than 3 connections open at once (counted from its own log), and
+# all 600 messages arrive, each once. An instance whose mail ran out
+# closes its idle connections, so the others get the slots.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+
+shared_setup 3 concurrency=3 --delay 20
+instances_fill 200 conc
+ok $? "200 messages in each instance's maildrop"
+on_instances start
+ok $? "three instances with 4 workers each started"
+wait_for 180 sink_has 600
+ok $? "all 600 messages delivered ($(sink_messages))"
+check "each message arrived once" -- sink_ids_once 600
+peak=$(sink_peak_connections)
+diag "the server saw at most $peak connections at once, $(sink_connections) in all"
+check "never more than 3 connections at once ($peak)" -- test "$peak" -le 3
+check "the slots were used ($peak at once)" -- test "$peak" -ge 2
+for k in 1 2 3; do
+    check "instance $k delivered its mail" -- test "$(sink_count "msgid=<conc-i$k-")" -eq 200
+done
+check "no instance fell back to a local share" -- test "$(log_count 'shared limits unavailable')" -eq 0
+on_instances stop
+tap_end

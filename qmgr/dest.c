@@ -58,6 +58,12 @@
  *	shared-limits server instead when it is shared (shared.c). Returns 1
  *	when a job may start now, else 0 with the milliseconds until the
  *	next token (or until the server's answer is due; it wakes the loop).
+ * dest_quota_reached()
+ *	a "daily=N" quota (kept by the shared-limits server) is used up:
+ *	logged once, "DEST: daily quota of N messages for KEY reached
+ *	(rolling 24 h); deliveries resume in Ns"; the destination is
+ *	suspended until the window frees a slot, its mail deferred with that
+ *	reason (mailq shows it), and one message probes when the time comes.
  * dest_take_slot()
  *	a relay's "concurrency=" is shared when a shared-limits server is
  *	set: whether a worker may start a job there (shared.c's leases).
@@ -104,8 +110,9 @@ static MAPS *dest_policy; /* destination_policy_maps */
 
 static void dest_apply_policy(QMGR_DEST *dest);
 
-#define DEST_DECREASE 0.75 /* multiplicative decrease on a throttling reply */
-#define DEST_MIN_RATE 0.2  /* never slower than one message per 5 seconds */
+#define DEST_DECREASE 0.75        /* multiplicative decrease on a throttling reply */
+#define DEST_MIN_RATE 0.2         /* never slower than one message per 5 seconds */
+#define DEST_QUOTA_RETRY_MS 60000 /* a quota share used up without the server: ask again then */
 
 /* dest_configured_rate - the rate limit from the configuration, 0: none */
 static double dest_configured_rate(void)
@@ -139,6 +146,8 @@ static int dest_policy_word(const char *word, QMGR_DEST *dest)
         dest->limit_shared = 1;
         return dest_policy_int(word, 12, 1000, &dest->limit);
     }
+    if (strncmp(word, "daily=", 6) == 0)
+        return dest_policy_int(word, 6, 1000000000, &dest->daily);
     if (strncmp(word, "recipient_limit=", 16) == 0)
         return dest_policy_int(word, 16, 10000, &dest->rcpt_limit);
     if (strcmp(word, "local") == 0) {
@@ -184,8 +193,8 @@ static void dest_check_policy(const char *key, void *value, void *ctx)
     for (word = strtok_r(copy, " \t", &save); word; word = strtok_r(NULL, " \t", &save))
         if (dest_policy_word(word, &scratch) < 0) {
             vstr_sprintf(why,
-                         "entry \"%s\": bad setting \"%s\" (concurrency=1..1000, rate=N, local, "
-                         "shared_key=NAME, recipient_limit=1..10000)",
+                         "entry \"%s\": bad setting \"%s\" (concurrency=1..1000, rate=N, "
+                         "daily=N, local, shared_key=NAME, recipient_limit=1..10000)",
                          key, word);
             break;
         }
@@ -238,6 +247,7 @@ static void dest_apply_policy(QMGR_DEST *dest)
     dest->rate_limit = dest_configured_rate();
     dest->shared_local = 0;
     dest->limit_shared = 0;
+    dest->daily = 0;
     myfree(dest->shared_key);
     dest->shared_key = NULL;
     if (dest_policy == NULL)
@@ -330,9 +340,16 @@ void dest_suspend(QMGR_DEST *dest, const QMGR_JOB *job, const char *dsn, const c
 /* dest_resume - a job reached the relay */
 void dest_resume(QMGR_DEST *dest)
 {
-    long long outage_ms = suspend_resume(&dest->suspend, now_ms());
+    long long outage_ms;
     size_t count = dest->parked ? htable_count(dest->parked) : 0;
     HTABLE *parked = dest->parked;
+
+    /* A quota ends with a delivery that started when it allowed one, not
+     * with the result of one that was in flight when it was reached. */
+    if (dest->quota_wait && now_ms() < dest->suspend.probe_at_ms)
+        return;
+    dest->quota_wait = 0;
+    outage_ms = suspend_resume(&dest->suspend, now_ms());
 
     if (outage_ms < 0)
         return;
@@ -544,27 +561,61 @@ int dest_take_token(QMGR_DEST *dest, long long *wait_ms)
 {
     double rate = dest_rate(dest);
 
-    if (rate <= 0)
-        return 1;
-    if (dest->rate_limit > 0 && shared_applies(qmgr_shared, dest)) {
+    if ((dest->rate_limit > 0 || dest->daily > 0) && shared_applies(qmgr_shared, dest)) {
         switch (shared_rate_take(qmgr_shared, dest, wait_ms)) {
         case 0:
             return 0;
         case 1:
-            if (dest->adaptive_rate > 0 && dest->adaptive_rate < dest->rate_limit &&
+            if (dest->adaptive_rate > 0 &&
+                (dest->rate_limit == 0 || dest->adaptive_rate < dest->rate_limit) &&
                 !dest_bucket(dest, dest->adaptive_rate, wait_ms)) {
                 shared_rate_unget(dest);
                 return 0;
             }
             return 1;
         default:
+            if (!shared_daily_fallback(qmgr_shared, dest)) {
+                dest_quota_reached(dest, DEST_QUOTA_RETRY_MS,
+                                   "this instance's share of the daily quota is used up "
+                                   "while the shared-limits server is unavailable");
+                *wait_ms = 1000;
+                return 0;
+            }
             rate = dest->rate_limit * shared_fallback_share(qmgr_shared);
-            if (dest->adaptive_rate > 0 && dest->adaptive_rate < rate)
+            if (dest->adaptive_rate > 0 && (rate == 0 || dest->adaptive_rate < rate))
                 rate = dest->adaptive_rate;
             break;
         }
     }
+    if (rate <= 0)
+        return 1;
     return dest_bucket(dest, rate, wait_ms);
+}
+
+/*
+ * dest_quota_reached - a daily quota is used up: the destination waits as
+ * a suspended one does, its mail deferred with the reason, until the
+ * window frees a slot (wait_ms); then one message goes first, and its
+ * delivery resumes the destination (or the quota suspends it again).
+ */
+void dest_quota_reached(QMGR_DEST *dest, long long wait_ms, const char *reason)
+{
+    long long now = now_ms();
+    int started = !dest->suspend.active;
+
+    dest->suspend.active = 1;
+    dest->quota_wait = 1;
+    if (started) {
+        dest->suspend.since_ms = now;
+        dest->suspend.probes_failed = 0;
+    }
+    dest->suspend.probe_at_ms = now + wait_ms;
+    dest->suspend.interval_ms = wait_ms;
+    myfree(dest->suspend_reason);
+    dest->suspend_reason = mystrdup(reason);
+    snprintf(dest->suspend_dsn, sizeof(dest->suspend_dsn), "%s", "4.7.0");
+    if (started)
+        msg_info("%s: %s; deliveries resume in %llds", dest->name, reason, (wait_ms + 999) / 1000);
 }
 
 /*

@@ -159,6 +159,9 @@ typedef struct QMGR_GRANTS {
     int tokens;              /* granted, not used yet */
     long long granted_ms;    /* when they were granted */
     long long not_before_ms; /* the server said: none before then */
+    long long daily_left;    /* the daily quota left at the server's last answer */
+    int daily_known;         /* daily_left is an answer, not unknown */
+    long long fallback_sent; /* messages sent under the daily quota while the server is away */
 } QMGR_GRANTS;
 
 /*
@@ -198,6 +201,7 @@ struct QMGR_DEST {
     int deferrals_slowed;  /* slowed for deferred transactions; none delivered since */
     SUSPEND suspend;       /* down: one probe per interval (suspend.c) */
     char *suspend_reason;  /* the failure that suspended it */
+    int quota_wait;        /* suspended by a used-up daily quota (dest_quota_reached) */
     char suspend_dsn[12];
     HTABLE *parked;   /* queue ids waiting for the probe (bounded), or NULL */
     HTABLE *released; /* queue ids to make due now after a resume, or NULL */
@@ -205,6 +209,7 @@ struct QMGR_DEST {
     int shared_local; /* "local": its limits stay per instance */
     char *shared_key; /* "shared_key=": the name its limits are shared under, or NULL */
     int limit_shared; /* "concurrency=" in its entry: shared when a server is set */
+    int daily;        /* "daily=": messages per rolling 24 h, kept by the server; 0: none */
     QMGR_GRANTS grants;
     QMGR_LEASES leases;
     DEST_STATS stats;
@@ -271,6 +276,7 @@ QMGR_DEST *dest_list(void);
 QMGR_DEST *dest_by_name(const char *name);
 int dest_take_token(QMGR_DEST *dest, long long *wait_ms);
 int dest_take_slot(QMGR_DEST *dest, const QMGR_PEER *worker, long long *wait_ms);
+void dest_quota_reached(QMGR_DEST *dest, long long wait_ms, const char *reason);
 void dest_note_delivery(QMGR_DEST *dest);
 void dest_note_throttle(QMGR_DEST *dest);
 void dest_note_deferrals(QMGR_DEST *dest);
@@ -413,6 +419,7 @@ const char *shared_dest_key(const QMGR_DEST *dest);
 double shared_fallback_share(const SHARED *sh);
 int shared_rate_take(SHARED *sh, QMGR_DEST *dest, long long *wait_ms);
 void shared_rate_unget(QMGR_DEST *dest);
+int shared_daily_fallback(const SHARED *sh, QMGR_DEST *dest);
 int shared_lease_take(SHARED *sh, QMGR_DEST *dest, const QMGR_PEER *worker, long long *wait_ms);
 int shared_lease_users(const QMGR_DEST *dest, const QMGR_PEER *except);
 

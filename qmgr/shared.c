@@ -94,6 +94,7 @@
 #define SHARED_REGISTER_MS 5000     /* between registrations of the instance */
 #define SHARED_INSTANCE_TTL 20      /* s: an instance counts that long after its last */
 #define SHARED_BATCH_MS 50          /* a batch of tokens covers that much of the rate */
+#define SHARED_DAILY_BATCH 10       /* tokens asked for at once under a quota without a rate */
 #define SHARED_BATCH_MAX 50         /* most tokens asked for at once */
 #define SHARED_BURST_MS 100         /* least burst tolerance of the rate */
 #define SHARED_TOKEN_TTL_MS 1000    /* a granted token unused that long is dropped */
@@ -107,23 +108,52 @@
 enum { SHARED_SCRIPT_RATE, SHARED_SCRIPT_REGISTER, SHARED_SCRIPT_LEASE, SHARED_SCRIPT_UNLEASE };
 
 static const char *const shared_scripts[] = {
-    /* GCRA. KEYS[1]: the rate's state; ARGV: microseconds per message,
-     * messages wanted, burst tolerance in microseconds. Returns {granted,
-     * microseconds until the next one conforms (when none was)}. */
+    /* Grants. KEYS[1]: the rate's state (GCRA), KEYS[2]: the daily
+     * quota's counts per hour; ARGV: microseconds per message (0: no
+     * rate), messages wanted, burst tolerance in microseconds, the daily
+     * quota (0: none). The quota is a rolling window of 24 to 25 hours: a
+     * message counts in its hour's bucket until 25 buckets later. Returns
+     * {granted, microseconds until the rate allows one (none granted),
+     * seconds until the quota frees one (none granted), quota left}. */
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local step = tonumber(ARGV[1])\n"
     "local want = tonumber(ARGV[2])\n"
     "local burst = tonumber(ARGV[3])\n"
-    "local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "if tat < now then tat = now end\n"
-    "local room = math.floor((now + burst + step - tat) / step)\n"
-    "if room < 1 then return {0, math.ceil(tat - burst - now)} end\n"
-    "if room > want then room = want end\n"
-    "tat = tat + room * step\n"
-    "redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX',\n"
-    "           math.ceil((tat - now) / 1000) + 1000)\n"
-    "return {room, 0}\n",
+    "local daily = tonumber(ARGV[4])\n"
+    "local hour = math.floor(tonumber(t[1]) / 3600)\n"
+    "local used, oldest = 0, hour\n"
+    "if daily > 0 then\n"
+    "  local h = redis.call('HGETALL', KEYS[2])\n"
+    "  for i = 1, #h, 2 do\n"
+    "    local b = tonumber(h[i])\n"
+    "    if b < hour - 24 then redis.call('HDEL', KEYS[2], h[i])\n"
+    "    else\n"
+    "      used = used + tonumber(h[i + 1])\n"
+    "      if b < oldest then oldest = b end\n"
+    "    end\n"
+    "  end\n"
+    "  if used >= daily then\n"
+    "    return {0, 0, (oldest + 25) * 3600 - tonumber(t[1]), 0}\n"
+    "  end\n"
+    "  if want > daily - used then want = daily - used end\n"
+    "end\n"
+    "local room = want\n"
+    "if step > 0 then\n"
+    "  local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "  if tat < now then tat = now end\n"
+    "  room = math.floor((now + burst + step - tat) / step)\n"
+    "  if room < 1 then return {0, math.ceil(tat - burst - now), 0, daily - used} end\n"
+    "  if room > want then room = want end\n"
+    "  tat = tat + room * step\n"
+    "  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX',\n"
+    "             math.ceil((tat - now) / 1000) + 1000)\n"
+    "end\n"
+    "if daily > 0 then\n"
+    "  redis.call('HINCRBY', KEYS[2], string.format('%d', hour), room)\n"
+    "  redis.call('EXPIRE', KEYS[2], 25 * 3600 + 60)\n"
+    "end\n"
+    "return {room, 0, 0, daily - used - room}\n",
     /* KEYS[1]: the instances, scored by expiry; ARGV: this instance,
      * seconds it counts. Returns how many instances count now. */
     "local now = tonumber(redis.call('TIME')[1])\n"
@@ -319,37 +349,54 @@ double shared_fallback_share(const SHARED *sh)
 static void shared_granted(void *ctx, const redisReply *reply, const char *why)
 {
     QMGR_DEST *dest = ctx;
+    QMGR_GRANTS *g = &dest->grants;
     long long now = now_ms();
+    VSTR *reason;
 
     (void)why;
-    dest->grants.pending = 0;
+    g->pending = 0;
     if (reply == NULL)
         return; /* unavailable: shared_state() saw it first */
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
         reply->element[0]->type != REDIS_REPLY_INTEGER ||
-        reply->element[1]->type != REDIS_REPLY_INTEGER) {
+        reply->element[1]->type != REDIS_REPLY_INTEGER ||
+        reply->element[2]->type != REDIS_REPLY_INTEGER ||
+        reply->element[3]->type != REDIS_REPLY_INTEGER) {
         msg_warn("%s: shared rate: unexpected reply%s%.200s", dest->name,
                  reply->type == REDIS_REPLY_ERROR ? ": " : "",
                  reply->type == REDIS_REPLY_ERROR ? reply->str : "");
         /* Not a reason to stop: ask again a little later. */
-        dest->grants.not_before_ms = now + SHARED_REPLY_WAIT_MS;
+        g->not_before_ms = now + SHARED_REPLY_WAIT_MS;
         return;
     }
+    g->daily_left = reply->element[3]->integer;
+    g->daily_known = 1;
+    g->fallback_sent = 0;
     if (reply->element[0]->integer > 0) {
-        dest->grants.tokens += (int)reply->element[0]->integer;
-        dest->grants.granted_ms = now;
+        g->tokens += (int)reply->element[0]->integer;
+        g->granted_ms = now;
+    } else if (reply->element[2]->integer > 0) {
+        /* The daily quota is used up: the mail waits until the window frees a slot. */
+        reason = vstr_alloc(100);
+        vstr_sprintf(reason, "daily quota of %d messages for %s reached (rolling 24 h)",
+                     dest->daily, shared_dest_key(dest));
+        dest_quota_reached(dest, reply->element[2]->integer * 1000, vstr_str(reason));
+        vstr_free(reason);
     } else {
-        dest->grants.not_before_ms = now + (reply->element[1]->integer + 999) / 1000;
+        g->not_before_ms = now + (reply->element[1]->integer + 999) / 1000;
     }
 }
 
 /* shared_rate_ask - ask the server for a batch of tokens; 0, or -1 when unavailable */
-static int shared_rate_ask(SHARED *sh, QMGR_DEST *dest, double rate)
+static int shared_rate_ask(SHARED *sh, QMGR_DEST *dest)
 {
-    double step = 1e6 / rate;
-    long long batch = (long long)(rate * SHARED_BATCH_MS / 1000.0 + 0.5), burst;
-    char key[512], step_arg[32], want_arg[32], burst_arg[32];
-    const char *argv[] = {key, step_arg, want_arg, burst_arg};
+    double rate = dest->rate_limit;
+    double step = rate > 0 ? 1e6 / rate : 0;
+    long long batch = rate > 0 ? (long long)(rate * SHARED_BATCH_MS / 1000.0 + 0.5)
+                               : SHARED_DAILY_BATCH,
+              burst;
+    char keys[2][512], step_arg[32], want_arg[32], burst_arg[32], daily_arg[16];
+    const char *argv[] = {keys[0], keys[1], step_arg, want_arg, burst_arg, daily_arg};
 
     if (batch < 1)
         batch = 1;
@@ -361,17 +408,19 @@ static int shared_rate_ask(SHARED *sh, QMGR_DEST *dest, double rate)
     burst = (long long)(step * (double)(batch - 1));
     if (burst < SHARED_BURST_MS * 1000LL)
         burst = SHARED_BURST_MS * 1000LL;
-    snprintf(key, sizeof(key), SHARED_PREFIX "rate:%s", shared_dest_key(dest));
-    snprintf(step_arg, sizeof(step_arg), "%.0f", step < 1 ? 1 : step);
+    snprintf(keys[0], sizeof(keys[0]), SHARED_PREFIX "rate:%s", shared_dest_key(dest));
+    snprintf(keys[1], sizeof(keys[1]), SHARED_PREFIX "daily:%s", shared_dest_key(dest));
+    snprintf(step_arg, sizeof(step_arg), "%.0f", rate > 0 && step < 1 ? 1 : step);
     snprintf(want_arg, sizeof(want_arg), "%lld", batch);
     snprintf(burst_arg, sizeof(burst_arg), "%lld", burst);
-    if (shared_conn_script(sh->conn, SHARED_SCRIPT_RATE, shared_granted, dest, 1, 4, argv) < 0)
+    snprintf(daily_arg, sizeof(daily_arg), "%d", dest->daily);
+    if (shared_conn_script(sh->conn, SHARED_SCRIPT_RATE, shared_granted, dest, 2, 6, argv) < 0)
         return -1;
     dest->grants.pending = 1;
     return 0;
 }
 
-/* shared_rate_take - may a message start under the shared rate */
+/* shared_rate_take - may a message start under the shared rate and daily quota */
 int shared_rate_take(SHARED *sh, QMGR_DEST *dest, long long *wait_ms)
 {
     long long now = now_ms();
@@ -387,7 +436,7 @@ int shared_rate_take(SHARED *sh, QMGR_DEST *dest, long long *wait_ms)
         g->tokens--;
         /* Ask ahead for the next batch while this one is spent. */
         if (g->tokens == 0 && !g->pending && dest->jobs.count > 1 && now >= g->not_before_ms)
-            (void)shared_rate_ask(sh, dest, dest->rate_limit);
+            (void)shared_rate_ask(sh, dest);
         return 1;
     }
     if (g->pending) {
@@ -398,10 +447,28 @@ int shared_rate_take(SHARED *sh, QMGR_DEST *dest, long long *wait_ms)
         *wait_ms = g->not_before_ms - now;
         return 0;
     }
-    if (shared_rate_ask(sh, dest, dest->rate_limit) < 0)
+    if (shared_rate_ask(sh, dest) < 0)
         return -1;
     *wait_ms = SHARED_REPLY_WAIT_MS;
     return 0;
+}
+
+/*
+ * shared_daily_fallback - while the server is away: may one more message
+ * go under this instance's share of what was left of the daily quota at
+ * the server's last answer (when it never answered, the quota is not
+ * enforced until it does). Counts the message.
+ */
+int shared_daily_fallback(const SHARED *sh, QMGR_DEST *dest)
+{
+    QMGR_GRANTS *g = &dest->grants;
+
+    if (dest->daily <= 0 || !g->daily_known)
+        return 1;
+    if ((double)g->fallback_sent >= (double)g->daily_left * shared_fallback_share(sh))
+        return 0;
+    g->fallback_sent++;
+    return 1;
 }
 
 /* shared_rate_unget - a granted token was not used */

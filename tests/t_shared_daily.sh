@@ -1,0 +1,52 @@
+#!/bin/bash
+# t_shared_daily - daily=500 for one relay, kept in Redis as a rolling
+# window of hourly counts. The window is set up in Redis as if 499
+# messages had gone this hour; of 3 new messages, the first (the 500th)
+# is sent and the other two (the 501st and 502nd) are deferred with a
+# reason naming the quota, not sent. Then the window is shifted as if 25
+# hours had passed (the hour's count moved 25 hours back, so the server's
+# clock finds it expired): after "relayq flush" the two go out, and the
+# destination is logged as resumed.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+
+# redis - a command to the test's server
+redis() {
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"
+}
+
+# deferred_with_quota - whether mailq shows N recipients deferred for the quota
+deferred_with_quota() {
+    [ "$(RELAYQ_CONFIG=$T/i1/relayq.conf "$RELAYQ" mailq | grep -c 'daily quota of 500 messages')" -ge "$1" ]
+}
+
+shared_setup 1 daily=500
+hour=$(($(redis time | head -n 1) / 3600))
+key="relayq:daily:127.0.0.1:$SINK_PORT"
+redis hset "$key" "$hour" 499 >/dev/null
+ok $? "the window holds 499 messages of this hour"
+instances_fill 3 day
+on_instances start
+ok $? "relayq started with 3 messages"
+wait_for 30 sink_has 1
+ok $? "the 500th message was sent"
+wait_for 30 log_has 1 "daily quota of 500 messages for 127.0.0.1:$SINK_PORT reached (rolling 24 h); deliveries resume in"
+ok $? "the quota reached is logged once, with when deliveries resume"
+wait_for 30 deferred_with_quota 2
+ok $? "the 501st and 502nd are deferred with a reason naming the quota"
+RELAYQ_CONFIG=$T/i1/relayq.conf "$RELAYQ" mailq | grep 'daily quota' | head -n 1 | sed 's/^/# /'
+check "only the 500th reached the server" -- test "$(sink_messages)" -eq 1
+check "the quota was logged once" -- test "$(log_count 'daily quota of 500 messages for .* reached .rolling 24 h.; deliveries resume in')" -eq 1
+check "the window counts 500" -- test "$(redis hget "$key" "$hour")" -eq 500
+
+# 25 hours later: the hour's count has left the window.
+redis hdel "$key" "$hour" >/dev/null
+redis hset "$key" $((hour - 25)) 500 >/dev/null
+RELAYQ_CONFIG=$T/i1/relayq.conf "$RELAYQ" flush
+ok $? "relayq flush"
+wait_for 30 sink_has 3
+ok $? "once the window moved on, the deferred messages were sent"
+check "each message arrived once" -- sink_ids_once 3
+check "the destination was resumed" -- log_has 1 "127.0.0.1:$SINK_PORT: destination resumed after"
+check "the expired hour was dropped from the window" -- test -z "$(redis hget "$key" $((hour - 25)))"
+on_instances stop
+tap_end

@@ -9,7 +9,10 @@
  *	figures and print, per destination, the connections open, busy
  *	and idle, opened and closed (with the reasons), messages per
  *	connection, TLS handshakes and resumptions, AUTH successes and
- *	failures, timeouts, throttling and the rate in force; the messages
+ *	failures, timeouts, throttling and the rate in force, and the
+ *	limits it shares with other instances through shared_limits_server
+ *	(rate, concurrency and the leases held here, daily quota and what is
+ *	left, the instances counted, whether local shares are in force); the messages
  *	received by source, the notices to senders by kind (failure, delay,
  *	success) and master's restarts per daemon (asked on
  *	public/master); with --json one object on one line, which adds the
@@ -57,6 +60,26 @@ static double stats_per_connection(const QSTATS_DEST *dest)
     if (conns < qstats_get(dest, "open"))
         conns = qstats_get(dest, "open");
     return conns > 0 ? (double)qstats_get(dest, "messages") / (double)conns : 0.0;
+}
+
+/* stats_print_shared - the limits a destination shares with other instances */
+static void stats_print_shared(const QSTATS_DEST *d)
+{
+    printf("  shared with %lld instance%s%s:", qstats_get(d, "shared_instances"),
+           qstats_get(d, "shared_instances") == 1 ? "" : "s",
+           qstats_get(d, "shared_fallback") ? " (server unavailable: local shares)" : "");
+    if (qstats_get(d, "shared_rate_milli"))
+        printf(" rate %.3g/s;", (double)qstats_get(d, "shared_rate_milli") / 1000.0);
+    if (qstats_get(d, "shared_concurrency"))
+        printf(" concurrency %lld, %lld leases held here;", qstats_get(d, "shared_concurrency"),
+               qstats_get(d, "shared_leases"));
+    if (qstats_get(d, "shared_daily")) {
+        printf(" daily %lld", qstats_get(d, "shared_daily"));
+        if (qstats_get(d, "shared_daily_known"))
+            printf(", %lld left", qstats_get(d, "shared_daily_left"));
+        printf(";");
+    }
+    printf("\n");
 }
 
 /* stats_print_text - the human-readable report; count NULL: the queue is not readable */
@@ -110,6 +133,8 @@ static void stats_print_text(const QSTATS *stats, const QCOUNT *count)
                qstats_get(d, "auth_fail"), qstats_get(d, "timeouts"));
         printf("  throttling: %lld signals; rate limit %.3f messages/s (0: none)\n",
                qstats_get(d, "throttles"), (double)qstats_get(d, "rate_milli") / 1000.0);
+        if (qstats_get(d, "shared"))
+            stats_print_shared(d);
     }
     printf("received:");
     for (size_t i = 0; i < stats->nreceived; i++)

@@ -420,6 +420,7 @@ double shared_fallback_share(const SHARED *sh);
 int shared_rate_take(SHARED *sh, QMGR_DEST *dest, long long *wait_ms);
 void shared_rate_unget(QMGR_DEST *dest);
 int shared_daily_fallback(const SHARED *sh, QMGR_DEST *dest);
+void shared_stats(const SHARED *sh, const QMGR_DEST *dest, VSTR *line);
 int shared_lease_take(SHARED *sh, QMGR_DEST *dest, const QMGR_PEER *worker, long long *wait_ms);
 int shared_lease_users(const QMGR_DEST *dest, const QMGR_PEER *except);
 

@@ -36,6 +36,11 @@
  *	the caller applies its share, dest.c).
  * shared_lease_users()
  *	connections of this instance to a destination, open or opening.
+ * shared_stats()
+ *	append a destination's shared limits to its "relayq stats" figures:
+ *	shared=1, the shared rate (in thousandths), concurrency and leases
+ *	held, daily quota and what was left at the last answer, the
+ *	instances counted, and whether local shares are in force.
  * shared_fallback_share()
  *	the share of each limit this instance uses while the server is
  *	unavailable: shared_limits_fallback_share, or 1/N where N is the
@@ -683,4 +688,20 @@ static void shared_tick(void *ctx)
             l->renewed_ms = now;
         }
     }
+}
+
+/* shared_stats - a destination's shared limits, as stats figures */
+void shared_stats(const SHARED *sh, const QMGR_DEST *dest, VSTR *line)
+{
+    if (!shared_applies(sh, dest))
+        return;
+    vstr_sprintf_append(line,
+                        " shared=1 shared_rate_milli=%lld shared_concurrency=%d shared_leases=%d "
+                        "shared_daily=%d shared_daily_known=%d shared_daily_left=%lld "
+                        "shared_instances=%d shared_fallback=%d",
+                        (long long)(dest->rate_limit * 1000 + 0.5),
+                        dest->limit_shared ? dest->limit : 0, dest->leases.count, dest->daily,
+                        dest->grants.daily_known,
+                        dest->grants.daily_left > 0 ? dest->grants.daily_left : 0, sh->instances,
+                        !shared_conn_up(sh->conn));
 }

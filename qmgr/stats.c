@@ -343,6 +343,7 @@ IPC_REC *stats_report(void)
                             dest->parked ? htable_count(dest->parked) : 0);
         for (int i = 0; i < STATS_REASONS; i++)
             vstr_sprintf_append(line, " closed_%s=%lld", stats_reasons[i], st->closed_by[i]);
+        shared_stats(qmgr_shared, dest, line);
         ipc_rec_add(reply, "dest", vstr_str(line));
     }
     /* The histograms follow the destinations, so each line stays short. */

@@ -23,5 +23,12 @@ for k in 1 2 3; do
     check "instance $k delivered its mail" -- test "$(sink_count "msgid=<conc-i$k-")" -eq 200
 done
 check "no instance fell back to a local share" -- test "$(log_count 'shared limits unavailable')" -eq 0
+RELAYQ_CONFIG=$T/i1/relayq.conf "$RELAYQ" stats >"$T/stats.out"
+grep 'shared with' "$T/stats.out" | sed 's/^/# /'
+check "relayq stats shows the shared concurrency and the group" -- \
+    grep -Eq '^  shared with 3 instances: concurrency 3, [0-3] leases held here;$' "$T/stats.out"
+RELAYQ_CONFIG=$T/i1/relayq.conf "$RELAYQ" stats --json >"$T/stats.json"
+check "relayq stats --json has the figures" -- \
+    grep -q '"shared": 1, "shared_rate_milli": 0, "shared_concurrency": 3, ' "$T/stats.json"
 on_instances stop
 tap_end

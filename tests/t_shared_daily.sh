@@ -37,6 +37,10 @@ RELAYQ_CONFIG=$T/i1/relayq.conf "$RELAYQ" mailq | grep 'daily quota' | head -n 1
 check "only the 500th reached the server" -- test "$(sink_messages)" -eq 1
 check "the quota was logged once" -- test "$(log_count 'daily quota of 500 messages for .* reached .rolling 24 h.; deliveries resume in')" -eq 1
 check "the window counts 500" -- test "$(redis hget "$key" "$hour")" -eq 500
+RELAYQ_CONFIG=$T/i1/relayq.conf "$RELAYQ" stats >"$T/stats.out"
+grep 'shared with' "$T/stats.out" | sed 's/^/# /'
+check "relayq stats shows the shared quota used up" -- \
+    grep -q '^  shared with 1 instance: daily 500, 0 left;$' "$T/stats.out"
 
 # 25 hours later: the hour's count has left the window.
 redis hdel "$key" "$hour" >/dev/null

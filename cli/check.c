@@ -26,6 +26,8 @@
  *
  * The routing tables (transport_maps, sender_dependent_relayhost_maps)
  * must load, and every relay they name must parse, as qmgr requires.
+ * destination_policy_maps must load, and every entry parse (dest_policy.c:
+ * its key a relay, its value the limits words), as qmgr requires.
  *
  * The queue's key file (queue_encryption_key_file) gets the checks the
  * daemons make when they open the queue (seal.c): owner, no access for
@@ -55,6 +57,7 @@
 #include "cli.h"
 #include "msg.h"
 #include "mymalloc.h"
+#include "dest_policy.h"
 #include "maps.h"
 #include "params.h"
 #include "privs.h"
@@ -301,15 +304,18 @@ static int check_routes(const char *file, const char *param, int transport)
     return check.problems;
 }
 
-/* check_table - a table must at least load (qmgr checks its settings) */
-static int check_table(const char *file, const char *param)
+/* check_dest_policy - destination_policy_maps loads, every entry parses */
+static int check_dest_policy(const char *file)
 {
     VSTR *why = vstr_alloc(100);
-    MAPS *map = maps_open(config_str(var_config, param), why);
+    MAPS *map = maps_open(var_str(destination_policy_maps), why);
     int problems = 0;
 
     if (map == NULL && vstr_len(why) > 0) {
-        msg_error("%s: %s: %s", file, param, vstr_str(why));
+        msg_error("%s: destination_policy_maps: %s", file, vstr_str(why));
+        problems = 1;
+    } else if (dest_policy_check(map, why) < 0) {
+        msg_error("%s: destination_policy_maps: %s: %s", file, maps_path(map), vstr_str(why));
         problems = 1;
     }
     maps_free(map);
@@ -413,7 +419,7 @@ int check_run(const char *path)
     problems += check_file(file, "smtp_tls_CAfile", var_str(smtp_tls_CAfile));
     problems += check_routes(file, "transport_maps", 1);
     problems += check_routes(file, "sender_dependent_relayhost_maps", 0);
-    problems += check_table(file, "destination_policy_maps");
+    problems += check_dest_policy(file);
     problems += check_tls_policy(file);
     problems += check_file(file, "queue_encryption_key_file", var_str(queue_encryption_key_file));
     problems += check_keys(file);

@@ -96,6 +96,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dest_policy.h"
 #include "iostuff.h"
 #include "maps.h"
 #include "msg.h"
@@ -125,83 +126,6 @@ static double dest_configured_rate(void)
     return rate;
 }
 
-/* dest_policy_int - parse the number of a "name=N" policy word; -1 when malformed */
-static int dest_policy_int(const char *word, size_t name_len, long max, int *value)
-{
-    char *end;
-    long n = strtol(word + name_len, &end, 10);
-
-    if (*end != '\0' || end == word + name_len || n < 1 || n > max)
-        return -1;
-    *value = (int)n;
-    return 0;
-}
-
-/* dest_policy_word - parse one "name=value" of a policy into dest; -1 when malformed */
-static int dest_policy_word(const char *word, QMGR_DEST *dest)
-{
-    char *end;
-
-    if (strncmp(word, "concurrency=", 12) == 0) {
-        dest->limit_shared = 1;
-        return dest_policy_int(word, 12, 1000, &dest->limit);
-    }
-    if (strncmp(word, "daily=", 6) == 0)
-        return dest_policy_int(word, 6, 1000000000, &dest->daily);
-    if (strncmp(word, "recipient_limit=", 16) == 0)
-        return dest_policy_int(word, 16, 10000, &dest->rcpt_limit);
-    if (strcmp(word, "local") == 0) {
-        dest->shared_local = 1;
-        return 0;
-    }
-    if (strncmp(word, "shared_key=", 11) == 0) {
-        size_t len = strlen(word + 11);
-
-        /* Printable, and short: it becomes part of Redis key names. */
-        if (len == 0 || len > 200 ||
-            strspn(word + 11, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
-                              "qrstuvwxyz0123456789.:_-@[]/+=") != len)
-            return -1;
-        myfree(dest->shared_key);
-        dest->shared_key = mystrdup(word + 11);
-        return 0;
-    }
-    if (strncmp(word, "rate=", 5) == 0) {
-        double r = strtod(word + 5, &end);
-
-        if (*end != '\0' || end == word + 5 || !(r >= 0) || r > 1e6)
-            return -1;
-        dest->rate_limit = r;
-        return 0;
-    }
-    return -1;
-}
-
-/* dest_check_policy - maps_walk callback: keys are relays, values parse */
-static void dest_check_policy(const char *key, void *value, void *ctx)
-{
-    VSTR *why = ctx;
-    RELAY_ADDR relay;
-    char *copy, *save = NULL, *word;
-    QMGR_DEST scratch = {0};
-
-    if (vstr_len(why) > 0)
-        return;
-    if (params_parse_relay(key, &relay, why) < 0)
-        return;
-    copy = mystrdup(value);
-    for (word = strtok_r(copy, " \t", &save); word; word = strtok_r(NULL, " \t", &save))
-        if (dest_policy_word(word, &scratch) < 0) {
-            vstr_sprintf(why,
-                         "entry \"%s\": bad setting \"%s\" (concurrency=1..1000, rate=N, "
-                         "daily=N, local, shared_key=NAME, recipient_limit=1..10000)",
-                         key, word);
-            break;
-        }
-    myfree(scratch.shared_key);
-    myfree(copy);
-}
-
 /* dest_load_policy - read destination_policy_maps; 0, or -1 with why */
 static int dest_load_policy(MAPS **out, VSTR *why)
 {
@@ -213,8 +137,7 @@ static int dest_load_policy(MAPS **out, VSTR *why)
     if (map == NULL)
         return vstr_len(why) > 0 ? -1 : (*out = NULL, 0);
     check = vstr_alloc(100);
-    maps_walk(map, dest_check_policy, check);
-    if (vstr_len(check) > 0) {
+    if (dest_policy_check(map, check) < 0) {
         vstr_sprintf(why, "destination_policy_maps: %s: %s", maps_path(map), vstr_str(check));
         vstr_free(check);
         maps_free(map);
@@ -239,7 +162,7 @@ void dest_init(void)
 static void dest_apply_policy(QMGR_DEST *dest)
 {
     const char *value = NULL;
-    char *copy, *save = NULL, *word;
+    DEST_POLICY policy;
     VSTR *key;
 
     dest->limit = (int)var_int(default_destination_concurrency_limit);
@@ -266,10 +189,24 @@ static void dest_apply_policy(QMGR_DEST *dest)
     vstr_free(key);
     if (value == NULL)
         return;
-    copy = mystrdup(value);
-    for (word = strtok_r(copy, " \t", &save); word; word = strtok_r(NULL, " \t", &save))
-        (void)dest_policy_word(word, dest);
-    myfree(copy);
+    key = vstr_alloc(64);
+    /* The table was checked when loaded (dest_load_policy). */
+    if (dest_policy_parse(value, &policy, key) == 0) {
+        if (policy.concurrency > 0) {
+            dest->limit = policy.concurrency;
+            dest->limit_shared = 1;
+        }
+        if (policy.recipient_limit > 0)
+            dest->rcpt_limit = policy.recipient_limit;
+        if (policy.rate >= 0)
+            dest->rate_limit = policy.rate;
+        dest->daily = policy.daily;
+        dest->shared_local = policy.local;
+        dest->shared_key = policy.shared_key;
+        policy.shared_key = NULL;
+    }
+    dest_policy_free(&policy);
+    vstr_free(key);
 }
 
 /* dest_find - the destination of a host and port */

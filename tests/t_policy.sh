@@ -3,8 +3,14 @@
 # rate for one relay (200 messages at rate=40 take at least 199/40 s, less
 # a margin for the clocks: never faster; a busy machine may make them
 # slower, which says nothing about the limit) and a concurrency of 1 (four
-# idle workers, yet one connection at a time).
+# idle workers, yet one connection at a time). A bad setting is refused
+# by relayq check, relayq start and qmgr's reload, with the entry named.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+
+# qmgr_answers - whether qmgr is up and answers a stats request
+qmgr_answers() {
+    "$RELAYQ" stats >/dev/null 2>&1
+}
 
 rq_setup
 sink_start
@@ -32,10 +38,21 @@ check "one connection carried them all ($(sink_connections))" -- test "$(sink_co
 "$RELAYQ" stop
 
 printf '[127.0.0.1]:%s concurrency=many\n' "$SINK_PORT" >"$T/policy"
-"$RELAYQ" start
-wait_for 10 log_has 1 'destination_policy_maps'
-ok $? "a bad setting stops qmgr with the reason"
-check "the reason names the entry and the setting" -- \
-    grep -q "destination_policy_maps: $T/policy: entry \"\[127.0.0.1\]:$SINK_PORT\": bad setting \"concurrency=many\"" "$MAILLOG"
+bad="destination_policy_maps: $T/policy: entry \"\[127.0.0.1\]:$SINK_PORT\": bad setting \"concurrency=many\""
+"$RELAYQ" check >"$T/check.out" 2>&1
+check "relayq check refuses a bad setting, naming the entry" -- grep -q "$bad" "$T/check.out"
+"$RELAYQ" start >"$T/start.out" 2>&1
+test $? -ne 0
+ok $? "relayq start refuses it too"
+check "with the entry and the setting" -- grep -q "$bad" "$T/start.out"
+
+# qmgr checks a table it reloads: a bad one is refused, the old one stays.
+printf '[127.0.0.1]:%s concurrency=1\n' "$SINK_PORT" >"$T/policy"
+"$RELAYQ" start && wait_for 30 qmgr_answers
+ok $? "relayq start with a good table; qmgr answers"
+printf '[127.0.0.1]:%s concurrency=many\n' "$SINK_PORT" >"$T/policy"
+"$RELAYQ" reload
+wait_for 10 log_has 1 "destination_policy_maps not reloaded: $bad"
+ok $? "qmgr refuses the bad table on reload, with the reason"
 "$RELAYQ" stop
 tap_end

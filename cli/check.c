@@ -317,6 +317,10 @@ static int check_dest_policy(const char *file)
     } else if (dest_policy_check(map, why) < 0) {
         msg_error("%s: destination_policy_maps: %s: %s", file, maps_path(map), vstr_str(why));
         problems = 1;
+    } else if (*var_str(shared_limits_server) == '\0' && dest_policy_daily_entry(map) != NULL) {
+        msg_warn("%s: destination_policy_maps: %s: entry \"%s\": daily= is kept by "
+                 "shared_limits_server, which is not set: the quota is not enforced",
+                 file, maps_path(map), dest_policy_daily_entry(map));
     }
     maps_free(map);
     vstr_free(why);

@@ -20,6 +20,10 @@ deferred_with_quota() {
 }
 
 shared_setup 1 daily=500
+sed '/^shared_limits_server = /d' "$T/i1/relayq.conf" >"$T/alone.conf"
+RELAYQ_CONFIG=$T/alone.conf "$RELAYQ" check >"$T/check.out" 2>&1
+check "relayq check warns that daily= is not enforced without a server" -- \
+    grep -q "entry \"\[127.0.0.1\]:$SINK_PORT\": daily= is kept by shared_limits_server, which is not set" "$T/check.out"
 hour=$(($(redis time | head -n 1) / 3600))
 key="relayq:daily:127.0.0.1:$SINK_PORT"
 redis hset "$key" "$hour" 499 >/dev/null

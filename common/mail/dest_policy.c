@@ -16,6 +16,10 @@
  *	value parses: 0, or -1 with `entry "KEY": REASON` in why. qmgr
  *	refuses such a table (at start, fatal; on reload, the old one
  *	stays); "relayq check" reports it.
+ * dest_policy_daily_entry()
+ *	the key of the first entry that sets daily=, or NULL: a quota that
+ *	only a shared-limits server keeps ("relayq check" warns when there
+ *	is none).
  *
  * Parsing only: no parameter is read here; what the settings mean (the
  * defaults they override, which are shared through shared_limits_server)
@@ -133,4 +137,30 @@ int dest_policy_check(const MAPS *map, VSTR *why)
     if (map != NULL)
         maps_walk(map, dest_policy_check_entry, why);
     return vstr_len(why) > 0 ? -1 : 0;
+}
+
+/* dest_policy_find_daily - maps_walk callback: remember the first key with daily= */
+static void dest_policy_find_daily(const char *key, void *value, void *ctx)
+{
+    const char **found = ctx;
+    DEST_POLICY policy;
+    VSTR *why;
+
+    if (*found != NULL)
+        return;
+    why = vstr_alloc(100);
+    if (dest_policy_parse(value, &policy, why) == 0 && policy.daily > 0)
+        *found = key;
+    dest_policy_free(&policy);
+    vstr_free(why);
+}
+
+/* dest_policy_daily_entry - the first entry with a daily quota, or NULL */
+const char *dest_policy_daily_entry(const MAPS *map)
+{
+    const char *found = NULL;
+
+    if (map != NULL)
+        maps_walk(map, dest_policy_find_daily, &found);
+    return found;
 }

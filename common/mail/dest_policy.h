@@ -20,5 +20,6 @@ typedef struct DEST_POLICY {
 int dest_policy_parse(const char *value, DEST_POLICY *policy, VSTR *why);
 void dest_policy_free(DEST_POLICY *policy);
 int dest_policy_check(const MAPS *map, VSTR *why);
+const char *dest_policy_daily_entry(const MAPS *map);
 
 #endif

@@ -58,8 +58,9 @@
  *	shared-limits server instead when it is shared (shared.c). Returns 1
  *	when a job may start now, else 0 with the milliseconds until the
  *	next token (or until the server's answer is due; it wakes the loop).
- * dest_quota_reached()
- *	a "daily=N" quota (kept by the shared-limits server) is used up:
+ * dest_hold()
+ *	a shared limit holds the destination back (shared.c): a "daily=N"
+ *	quota used up, or an AUTH rejection of the relay's credential:
  *	logged once, "DEST: daily quota of N messages for KEY reached
  *	(rolling 24 h); deliveries resume in Ns"; the destination is
  *	suspended until the window frees a slot, its mail deferred with that
@@ -281,11 +282,12 @@ void dest_resume(QMGR_DEST *dest)
     size_t count = dest->parked ? htable_count(dest->parked) : 0;
     HTABLE *parked = dest->parked;
 
-    /* A quota ends with a delivery that started when it allowed one, not
-     * with the result of one that was in flight when it was reached. */
-    if (dest->quota_wait && now_ms() < dest->suspend.probe_at_ms)
+    /* A hold ends with a delivery that started when it allowed one, not
+     * with the result of one that was in flight when it began. */
+    if (dest->held && now_ms() < dest->suspend.probe_at_ms)
         return;
-    dest->quota_wait = 0;
+    dest->held = 0;
+    dest->auth_held = 0;
     outage_ms = suspend_resume(&dest->suspend, now_ms());
 
     if (outage_ms < 0)
@@ -512,9 +514,9 @@ int dest_take_token(QMGR_DEST *dest, long long *wait_ms)
             return 1;
         default:
             if (!shared_daily_fallback(qmgr_shared, dest)) {
-                dest_quota_reached(dest, DEST_QUOTA_RETRY_MS,
-                                   "this instance's share of the daily quota is used up "
-                                   "while the shared-limits server is unavailable");
+                dest_hold(dest, DEST_QUOTA_RETRY_MS,
+                          "this instance's share of the daily quota is used up "
+                          "while the shared-limits server is unavailable");
                 *wait_ms = 1000;
                 return 0;
             }
@@ -530,18 +532,19 @@ int dest_take_token(QMGR_DEST *dest, long long *wait_ms)
 }
 
 /*
- * dest_quota_reached - a daily quota is used up: the destination waits as
- * a suspended one does, its mail deferred with the reason, until the
- * window frees a slot (wait_ms); then one message goes first, and its
- * delivery resumes the destination (or the quota suspends it again).
+ * dest_hold - a shared limit holds the destination back (a used-up daily
+ * quota, an AUTH rejection another instance saw): it waits as a suspended
+ * one does, its mail deferred with the reason, for wait_ms; then one
+ * message goes first, and its delivery resumes the destination (or the
+ * limit holds it again). Logged when the hold begins.
  */
-void dest_quota_reached(QMGR_DEST *dest, long long wait_ms, const char *reason)
+void dest_hold(QMGR_DEST *dest, long long wait_ms, const char *reason)
 {
     long long now = now_ms();
     int started = !dest->suspend.active;
 
     dest->suspend.active = 1;
-    dest->quota_wait = 1;
+    dest->held = 1;
     if (started) {
         dest->suspend.since_ms = now;
         dest->suspend.probes_failed = 0;
@@ -568,7 +571,12 @@ int dest_take_slot(QMGR_DEST *dest, const QMGR_PEER *worker, long long *wait_ms)
 {
     int share;
 
-    if (!dest->limit_shared || !shared_applies(qmgr_shared, dest) || worker->conn_dest == dest)
+    if (!shared_applies(qmgr_shared, dest) || worker->conn_dest == dest)
+        return 1;
+    /* A new connection logs in: not while another instance saw the credential rejected. */
+    if (!shared_auth_fresh(qmgr_shared, dest, wait_ms))
+        return 0;
+    if (!dest->limit_shared)
         return 1;
     switch (shared_lease_take(qmgr_shared, dest, worker, wait_ms)) {
     case 0:

@@ -187,21 +187,24 @@ struct QMGR_DEST {
     char *name; /* "host:port" */
     char *host;
     unsigned port;
-    int busy;              /* jobs in delivery */
-    int limit;             /* concurrency limit */
-    JOBQ jobs;             /* waiting for a worker: new mail and the rest in turn */
-    double rate_limit;     /* configured messages per second, 0: none */
-    double adaptive_rate;  /* learned from throttling replies, 0: none */
-    double tokens;         /* token bucket for the rate, at most one */
-    long long refill_ms;   /* when tokens were last added */
-    long long window_ms;   /* start of the current one-second window */
-    int window_count;      /* deliveries in it */
-    int last_window_count; /* deliveries in the one before */
-    long long decrease_ms; /* the last multiplicative decrease */
-    int deferrals_slowed;  /* slowed for deferred transactions; none delivered since */
-    SUSPEND suspend;       /* down: one probe per interval (suspend.c) */
-    char *suspend_reason;  /* the failure that suspended it */
-    int quota_wait;        /* suspended by a used-up daily quota (dest_quota_reached) */
+    int busy;               /* jobs in delivery */
+    int limit;              /* concurrency limit */
+    JOBQ jobs;              /* waiting for a worker: new mail and the rest in turn */
+    double rate_limit;      /* configured messages per second, 0: none */
+    double adaptive_rate;   /* learned from throttling replies, 0: none */
+    double tokens;          /* token bucket for the rate, at most one */
+    long long refill_ms;    /* when tokens were last added */
+    long long window_ms;    /* start of the current one-second window */
+    int window_count;       /* deliveries in it */
+    int last_window_count;  /* deliveries in the one before */
+    long long decrease_ms;  /* the last multiplicative decrease */
+    int deferrals_slowed;   /* slowed for deferred transactions; none delivered since */
+    SUSPEND suspend;        /* down: one probe per interval (suspend.c) */
+    char *suspend_reason;   /* the failure that suspended it */
+    int held;               /* held back by a shared limit, not down (dest_hold) */
+    int auth_held;          /* held back by an AUTH rejection shared by the instances */
+    int auth_checking;      /* a look at the shared AUTH state in flight */
+    long long auth_free_ms; /* when the server last said its credential may log in */
     char suspend_dsn[12];
     HTABLE *parked;   /* queue ids waiting for the probe (bounded), or NULL */
     HTABLE *released; /* queue ids to make due now after a resume, or NULL */
@@ -276,7 +279,7 @@ QMGR_DEST *dest_list(void);
 QMGR_DEST *dest_by_name(const char *name);
 int dest_take_token(QMGR_DEST *dest, long long *wait_ms);
 int dest_take_slot(QMGR_DEST *dest, const QMGR_PEER *worker, long long *wait_ms);
-void dest_quota_reached(QMGR_DEST *dest, long long wait_ms, const char *reason);
+void dest_hold(QMGR_DEST *dest, long long wait_ms, const char *reason);
 void dest_note_delivery(QMGR_DEST *dest);
 void dest_note_throttle(QMGR_DEST *dest);
 void dest_note_deferrals(QMGR_DEST *dest);
@@ -421,6 +424,9 @@ int shared_rate_take(SHARED *sh, QMGR_DEST *dest, long long *wait_ms);
 void shared_rate_unget(QMGR_DEST *dest);
 int shared_daily_fallback(const SHARED *sh, QMGR_DEST *dest);
 void shared_stats(const SHARED *sh, const QMGR_DEST *dest, VSTR *line);
+void shared_auth_rejected(SHARED *sh, QMGR_DEST *dest);
+void shared_auth_ok(SHARED *sh, QMGR_DEST *dest);
+int shared_auth_fresh(SHARED *sh, QMGR_DEST *dest, long long *wait_ms);
 int shared_lease_take(SHARED *sh, QMGR_DEST *dest, const QMGR_PEER *worker, long long *wait_ms);
 int shared_lease_users(const QMGR_DEST *dest, const QMGR_PEER *except);
 

@@ -41,6 +41,16 @@
  *	shared=1, the shared rate (in thousandths), concurrency and leases
  *	held, daily quota and what was left at the last answer, the
  *	instances counted, and whether local shares are in force.
+ * shared_auth_rejected(), shared_auth_ok(), shared_auth_fresh()
+ *	a credential the relay rejected (5xx to AUTH, smtpout's auth_fail
+ *	event with reason=rejected) is suspended for every instance for
+ *	SHARED_AUTH_SUSPEND_MS, smtpout's own suspension; a successful login
+ *	clears the need of a probe; a new connection to a relay logs in only
+ *	on the server's word (at most SHARED_AUTH_FRESH_MS old) that the
+ *	credential is not suspended and no other instance probes it (while
+ *	the server is unavailable, it does). A suspended destination is held
+ *	(dest_hold) with the reason; after the suspension one instance
+ *	claims the probe, the others wait for its outcome.
  * shared_fallback_share()
  *	the share of each limit this instance uses while the server is
  *	unavailable: shared_limits_fallback_share, or 1/N where N is the
@@ -95,22 +105,35 @@
 #include "params.h"
 #include "qmgr.h"
 
-#define SHARED_PREFIX "relayq:"     /* every key relayq writes starts with it */
-#define SHARED_REGISTER_MS 5000     /* between registrations of the instance */
-#define SHARED_INSTANCE_TTL 20      /* s: an instance counts that long after its last */
-#define SHARED_BATCH_MS 50          /* a batch of tokens covers that much of the rate */
-#define SHARED_DAILY_BATCH 10       /* tokens asked for at once under a quota without a rate */
-#define SHARED_BATCH_MAX 50         /* most tokens asked for at once */
-#define SHARED_BURST_MS 100         /* least burst tolerance of the rate */
-#define SHARED_TOKEN_TTL_MS 1000    /* a granted token unused that long is dropped */
-#define SHARED_REPLY_WAIT_MS 1000   /* a grant in flight: its reply wakes the loop first */
-#define SHARED_LEASE_MS 15000       /* a lease not renewed is free again after that */
-#define SHARED_RENEW_MS 5000        /* between renewals of the leases held */
-#define SHARED_TICK_MS 500          /* between looks at the leases held */
+#define SHARED_PREFIX "relayq:"   /* every key relayq writes starts with it */
+#define SHARED_REGISTER_MS 5000   /* between registrations of the instance */
+#define SHARED_INSTANCE_TTL 20    /* s: an instance counts that long after its last */
+#define SHARED_BATCH_MS 50        /* a batch of tokens covers that much of the rate */
+#define SHARED_DAILY_BATCH 10     /* tokens asked for at once under a quota without a rate */
+#define SHARED_BATCH_MAX 50       /* most tokens asked for at once */
+#define SHARED_BURST_MS 100       /* least burst tolerance of the rate */
+#define SHARED_TOKEN_TTL_MS 1000  /* a granted token unused that long is dropped */
+#define SHARED_REPLY_WAIT_MS 1000 /* a grant in flight: its reply wakes the loop first */
+#define SHARED_LEASE_MS 15000     /* a lease not renewed is free again after that */
+#define SHARED_RENEW_MS 5000      /* between renewals of the leases held */
+#define SHARED_TICK_MS 500        /* between looks at the leases held */
+#define SHARED_AUTH_SUSPEND_MS                                                                     \
+    60000                           /* an AUTH rejection suspends the credential (smtpout's too)   \
+                                     */
+#define SHARED_AUTH_FRESH_MS 1000   /* a new connection logs in on an answer this recent */
+#define SHARED_AUTH_PROBE_MS 30000  /* the longest one instance's probe of it holds the others */
 #define SHARED_IDLE_RELEASE_MS 1000 /* no mail waits that long: idle connections close */
 
 /* The scripts, in the order of SHARED_SCRIPT_*. */
-enum { SHARED_SCRIPT_RATE, SHARED_SCRIPT_REGISTER, SHARED_SCRIPT_LEASE, SHARED_SCRIPT_UNLEASE };
+enum {
+    SHARED_SCRIPT_RATE,
+    SHARED_SCRIPT_REGISTER,
+    SHARED_SCRIPT_LEASE,
+    SHARED_SCRIPT_UNLEASE,
+    SHARED_SCRIPT_AUTHFAIL,
+    SHARED_SCRIPT_AUTHCHECK,
+    SHARED_SCRIPT_AUTHOK
+};
 
 static const char *const shared_scripts[] = {
     /* Grants. KEYS[1]: the rate's state (GCRA), KEYS[2]: the daily
@@ -189,6 +212,29 @@ static const char *const shared_scripts[] = {
     "return held\n",
     /* KEYS[1]: the leases; ARGV: lease ids given back. */
     "return redis.call('ZREM', KEYS[1], unpack(ARGV))\n",
+    /* AUTH rejected. KEYS: the suspension, the need of a probe, the
+     * prober; ARGV: this instance, the suspension in ms. The first
+     * rejection of an interval sets it. Returns its ms left. */
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX')\n"
+    "redis.call('SET', KEYS[2], ARGV[1], 'EX', 86400)\n"
+    "redis.call('DEL', KEYS[3])\n"
+    "return redis.call('PTTL', KEYS[1])\n",
+    /* May this instance log in. KEYS as above; ARGV: this instance, how
+     * long a probe may take in ms. Returns {0} (yes), {1, ms, who} (the
+     * credential is suspended), {2, ms} (another instance probes it):
+     * after a suspension one instance tries first. */
+    "local left = redis.call('PTTL', KEYS[1])\n"
+    "if left > 0 then return {1, left, redis.call('GET', KEYS[1])} end\n"
+    "if redis.call('EXISTS', KEYS[2]) == 0 then return {0} end\n"
+    "local prober = redis.call('GET', KEYS[3])\n"
+    "if prober == false then\n"
+    "  redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])\n"
+    "  return {0}\n"
+    "end\n"
+    "if prober == ARGV[1] then return {0} end\n"
+    "return {2, redis.call('PTTL', KEYS[3])}\n",
+    /* AUTH accepted: the credential is good again. KEYS as above. */
+    "return redis.call('DEL', KEYS[2], KEYS[3])\n",
     NULL,
 };
 
@@ -211,6 +257,7 @@ struct SHARED {
 static void shared_register(void *ctx);
 static void shared_tick(void *ctx);
 static void shared_lease_forget(QMGR_DEST *dest);
+static void shared_auth_check(SHARED *sh, QMGR_DEST *dest);
 static void shared_tick(void *ctx);
 
 /* shared_state - the connection went up or down */
@@ -385,7 +432,7 @@ static void shared_granted(void *ctx, const redisReply *reply, const char *why)
         reason = vstr_alloc(100);
         vstr_sprintf(reason, "daily quota of %d messages for %s reached (rolling 24 h)",
                      dest->daily, shared_dest_key(dest));
-        dest_quota_reached(dest, reply->element[2]->integer * 1000, vstr_str(reason));
+        dest_hold(dest, reply->element[2]->integer * 1000, vstr_str(reason));
         vstr_free(reason);
     } else {
         g->not_before_ms = now + (reply->element[1]->integer + 999) / 1000;
@@ -662,6 +709,10 @@ static void shared_tick(void *ctx)
     for (QMGR_DEST *dest = dest_list(); dest; dest = dest->next) {
         QMGR_LEASES *l = &dest->leases;
 
+        if (var_bool(smtp_sasl_auth_enable) && shared_applies(sh, dest) &&
+            (dest->jobs.count > 0 || dest->auth_held))
+            shared_auth_check(sh, dest);
+
         if (!dest->limit_shared || !shared_applies(sh, dest)) {
             /* Not shared (any more, after a reload): the server forgets them. */
             if (l->count > 0 && !l->pending)
@@ -704,4 +755,130 @@ void shared_stats(const SHARED *sh, const QMGR_DEST *dest, VSTR *line)
                         dest->grants.daily_known,
                         dest->grants.daily_left > 0 ? dest->grants.daily_left : 0, sh->instances,
                         !shared_conn_up(sh->conn));
+}
+
+/* shared_auth_keys - the server's keys of a destination's credential state */
+static void shared_auth_keys(const QMGR_DEST *dest, char keys[3][512])
+{
+    snprintf(keys[0], 512, SHARED_PREFIX "auth:%s", shared_dest_key(dest));
+    snprintf(keys[1], 512, SHARED_PREFIX "authwait:%s", shared_dest_key(dest));
+    snprintf(keys[2], 512, SHARED_PREFIX "authprobe:%s", shared_dest_key(dest));
+}
+
+/* shared_auth_hold - hold a destination back for its credential */
+static void shared_auth_hold(QMGR_DEST *dest, long long wait_ms, const char *who)
+{
+    VSTR *reason = vstr_alloc(100);
+
+    vstr_sprintf(reason,
+                 "SASL authentication rejected by the relay (seen by %.200s); the credential is "
+                 "suspended for every instance",
+                 who);
+    dest->auth_held = 1;
+    /* Longer than the server's suspension: its answer, not this clock,
+     * says when this instance may try (shared_auth_checked). */
+    dest_hold(dest, wait_ms + 2 * SHARED_TICK_MS + 1000, vstr_str(reason));
+    vstr_free(reason);
+}
+
+/* shared_auth_set - the suspension after a rejection, as the server set it */
+static void shared_auth_set(void *ctx, const redisReply *reply, const char *why)
+{
+    QMGR_DEST *dest = ctx;
+
+    (void)why;
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0 &&
+        qmgr_shared != NULL)
+        shared_auth_hold(dest, reply->integer, qmgr_shared->instance);
+}
+
+/* shared_auth_rejected - this instance's relay rejected the credential (5xx) */
+void shared_auth_rejected(SHARED *sh, QMGR_DEST *dest)
+{
+    char keys[3][512], ms[32];
+    const char *argv[5];
+
+    if (!shared_applies(sh, dest))
+        return;
+    argv[0] = keys[0];
+    argv[1] = keys[1];
+    argv[2] = keys[2];
+    argv[3] = sh->instance;
+    argv[4] = ms;
+    shared_auth_keys(dest, keys);
+    snprintf(ms, sizeof(ms), "%d", SHARED_AUTH_SUSPEND_MS);
+    (void)shared_conn_script(sh->conn, SHARED_SCRIPT_AUTHFAIL, shared_auth_set, dest, 3, 5, argv);
+}
+
+/* shared_auth_ok - a login with the credential succeeded: no probe is needed */
+void shared_auth_ok(SHARED *sh, QMGR_DEST *dest)
+{
+    char keys[3][512];
+    const char *argv[] = {keys[0], keys[1], keys[2]};
+
+    if (!shared_applies(sh, dest))
+        return;
+    shared_auth_keys(dest, keys);
+    (void)shared_conn_script(sh->conn, SHARED_SCRIPT_AUTHOK, shared_ignore, dest, 3, 3, argv);
+}
+
+/* shared_auth_checked - the credential's state on the server */
+static void shared_auth_checked(void *ctx, const redisReply *reply, const char *why)
+{
+    QMGR_DEST *dest = ctx;
+    long long now = now_ms();
+
+    (void)why;
+    dest->auth_checking = 0;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER)
+        return;
+    switch (reply->element[0]->integer) {
+    case 0:
+        /* Free, or this instance probes: one message goes now. */
+        dest->auth_free_ms = now;
+        if (dest->auth_held && dest->suspend.probe_at_ms > now)
+            dest->suspend.probe_at_ms = now;
+        break;
+    case 1:
+        if (reply->elements == 3 && reply->element[1]->type == REDIS_REPLY_INTEGER &&
+            reply->element[2]->type == REDIS_REPLY_STRING)
+            shared_auth_hold(dest, reply->element[1]->integer, reply->element[2]->str);
+        break;
+    default:
+        /* Another instance probes the credential: wait for its outcome. */
+        if (reply->elements == 2 && reply->element[1]->type == REDIS_REPLY_INTEGER)
+            shared_auth_hold(dest, reply->element[1]->integer, "another instance");
+        break;
+    }
+}
+
+/* shared_auth_check - ask the server whether this instance may log in to the relay */
+static void shared_auth_check(SHARED *sh, QMGR_DEST *dest)
+{
+    char keys[3][512], ms[32];
+    const char *argv[] = {keys[0], keys[1], keys[2], sh->instance, ms};
+
+    if (dest->auth_checking)
+        return;
+    shared_auth_keys(dest, keys);
+    snprintf(ms, sizeof(ms), "%d", SHARED_AUTH_PROBE_MS);
+    if (shared_conn_script(sh->conn, SHARED_SCRIPT_AUTHCHECK, shared_auth_checked, dest, 3, 5,
+                           argv) == 0)
+        dest->auth_checking = 1;
+}
+
+/*
+ * shared_auth_fresh - may a new connection log in to the relay: the server
+ * said so less than SHARED_AUTH_FRESH_MS ago (or it is unavailable, or
+ * AUTH is off). Else ask it, and 0 with the time to wait for its answer.
+ */
+int shared_auth_fresh(SHARED *sh, QMGR_DEST *dest, long long *wait_ms)
+{
+    if (!var_bool(smtp_sasl_auth_enable) || !shared_applies(sh, dest) ||
+        !shared_conn_up(sh->conn) || now_ms() - dest->auth_free_ms <= SHARED_AUTH_FRESH_MS)
+        return 1;
+    shared_auth_check(sh, dest);
+    *wait_ms = SHARED_REPLY_WAIT_MS;
+    return 0;
 }

@@ -224,8 +224,13 @@ int stats_event(QMGR_PEER *worker, const IPC_REC *rec)
             st->tls_resumed++;
     } else if (strcmp(event, "auth_ok") == 0) {
         st->auth_ok++;
+        shared_auth_ok(qmgr_shared, dest);
     } else if (strcmp(event, "auth_fail") == 0) {
         st->auth_fail++;
+        /* A rejected credential (5xx) is rejected for every instance. */
+        reason = ipc_rec_get(rec, "reason");
+        if (reason != NULL && strcmp(reason, "rejected") == 0)
+            shared_auth_rejected(qmgr_shared, dest);
     } else if (strcmp(event, "timeout") == 0) {
         st->timeouts++;
     } else {

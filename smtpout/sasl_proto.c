@@ -110,7 +110,9 @@ void sasl_proto_reply(SESSION *s, const SMTP_REPLY *reply)
         session_enter_idle(s, 1);
         return;
     }
-    s->hooks->conn_event(s->owner, "auth_fail", s->dest, NULL, 0, 0);
+    /* "rejected": the credential itself (5xx), which qmgr suspends for every instance. */
+    s->hooks->conn_event(s->owner, "auth_fail", s->dest, reply->code / 100 == 5 ? "rejected" : NULL,
+                         0, 0);
     text = vstr_alloc(128);
     quoted = vstr_alloc(128);
     trouble_reply_text(reply, quoted);

@@ -138,6 +138,8 @@ static void worker_conn_event(void *ctx, const char *event, const char *dest, co
         ipc_rec_add_long(rec, "messages", messages);
     } else if (strcmp(event, "tls") == 0) {
         ipc_rec_add_long(rec, "resumed", resumed ? 1 : 0);
+    } else if (strcmp(event, "auth_fail") == 0 && reason != NULL) {
+        ipc_rec_add(rec, "reason", reason);
     }
     if (w->qmgr != NULL) {
         ipc_chan_send(w->qmgr, rec);

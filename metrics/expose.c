@@ -22,7 +22,10 @@
  * (sent in thousandths), the recipients by DSN class, qmgr's histograms
  * (hist.c; bounds and sums shown in the base unit, qstats_hist_kinds[]),
  * the new messages by source, the notices to senders by kind, and
- * master's restarts per daemon.
+ * master's restarts per daemon. The limits shared with other instances
+ * (relayq_shared_*) show only for the destinations that share some, and
+ * only the limits set; which instances share them is a count, never a
+ * label, so that the labels stay bounded.
  *
  * The caller owns `out`; nothing here fails.
  */
@@ -43,7 +46,9 @@ typedef struct EXPOSE_FAMILY {
     const char *keys[EXPOSE_KEYS_MAX];         /* figures of the dest record */
     const char *label_values[EXPOSE_KEYS_MAX]; /* the second label's value for each */
     const char *prefix;                        /* instead of keys: every figure PREFIXreason */
-    double divisor; /* 0: the figure as it is; else divided by this (sent in thousandths) */
+    double divisors[EXPOSE_KEYS_MAX];          /* 0: the figure as it is; else divided by this */
+    const char *only;                  /* a figure that must be non-zero, or NULL: every dest */
+    const char *when[EXPOSE_KEYS_MAX]; /* per key: a figure that must be non-zero, or NULL */
 } EXPOSE_FAMILY;
 
 static const EXPOSE_FAMILY expose_dest_families[] = {
@@ -114,7 +119,48 @@ static const EXPOSE_FAMILY expose_dest_families[] = {
      .help = "Messages per second the destination is held to now (configured or learned from "
              "throttling); 0: no limit.",
      .keys = {"rate_milli"},
-     .divisor = 1000},
+     .divisors = {1000}},
+    /* The limits shared with other instances (qmgr/shared.c), for the
+     * destinations that share some; a limit that is not set is left out. */
+    {.name = "relayq_shared_limit",
+     .type = "gauge",
+     .help = "A limit the destination shares with other relayq instances through "
+             "shared_limits_server: rate in messages per second, concurrency in connections at "
+             "once, daily in messages per rolling 24 hours.",
+     .label = "limit",
+     .keys = {"shared_rate_milli", "shared_concurrency", "shared_daily"},
+     .label_values = {"rate", "concurrency", "daily"},
+     .divisors = {1000},
+     .only = "shared",
+     .when = {"shared_rate_milli", "shared_concurrency", "shared_daily"}},
+    {.name = "relayq_shared_limit_used",
+     .type = "gauge",
+     .help = "Use of a shared limit: concurrency, the leases this instance holds; daily, the "
+             "messages every instance sent in the window, at the server's last answer.",
+     .label = "limit",
+     .keys = {"shared_leases", "shared_daily_used"},
+     .label_values = {"concurrency", "daily"},
+     .only = "shared",
+     .when = {"shared_concurrency", "shared_daily_known"}},
+    {.name = "relayq_shared_daily_remaining",
+     .type = "gauge",
+     .help = "Messages the shared daily quota still allows in the window, at the server's last "
+             "answer.",
+     .keys = {"shared_daily_left"},
+     .only = "shared",
+     .when = {"shared_daily_known"}},
+    {.name = "relayq_shared_instances",
+     .type = "gauge",
+     .help = "relayq instances that share the destination's limits, as the server last counted "
+             "them.",
+     .keys = {"shared_instances"},
+     .only = "shared"},
+    {.name = "relayq_shared_fallback",
+     .type = "gauge",
+     .help = "Whether the shared limits server is unavailable and this instance applies its "
+             "local share of each limit.",
+     .keys = {"shared_fallback"},
+     .only = "shared"},
 };
 
 /* expose_escape - a label value, escaped for the exposition formats */
@@ -150,7 +196,7 @@ static void expose_sample_start(VSTR *out, const char *name, const char *type)
 
 /* expose_dest_sample - one sample of a per-destination family */
 static void expose_dest_sample(VSTR *out, const EXPOSE_FAMILY *family, const char *dest,
-                               const char *label_value, long long value)
+                               const char *label_value, long long value, double divisor)
 {
     expose_sample_start(out, family->name, family->type);
     vstr_strcat(out, "destination=\"");
@@ -162,8 +208,8 @@ static void expose_dest_sample(VSTR *out, const EXPOSE_FAMILY *family, const cha
         vstr_addch(out, '"');
     }
     vstr_strcat(out, "} ");
-    if (family->divisor > 0)
-        qstats_number(out, (double)value / family->divisor);
+    if (divisor > 0)
+        qstats_number(out, (double)value / divisor);
     else
         vstr_sprintf_append(out, "%lld", value);
     vstr_addch(out, '\n');
@@ -179,16 +225,19 @@ static void expose_dest_family(VSTR *out, const EXPOSE_FAMILY *family, const QST
     for (size_t i = 0; i < stats->ndest; i++) {
         const QSTATS_DEST *dest = stats->dests + i;
 
+        if (family->only != NULL && qstats_get(dest, family->only) == 0)
+            continue;
         if (family->prefix != NULL) {
             for (int k = 0; k < dest->count; k++)
                 if (strncmp(dest->keys[k], family->prefix, plen) == 0 && dest->keys[k][plen])
                     expose_dest_sample(out, family, dest->name, dest->keys[k] + plen,
-                                       dest->values[k]);
+                                       dest->values[k], 0);
             continue;
         }
         for (int k = 0; k < EXPOSE_KEYS_MAX && family->keys[k] != NULL; k++)
-            expose_dest_sample(out, family, dest->name, family->label_values[k],
-                               qstats_get(dest, family->keys[k]));
+            if (family->when[k] == NULL || qstats_get(dest, family->when[k]) != 0)
+                expose_dest_sample(out, family, dest->name, family->label_values[k],
+                                   qstats_get(dest, family->keys[k]), family->divisors[k]);
     }
 }
 

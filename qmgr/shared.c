@@ -39,8 +39,9 @@
  * shared_stats()
  *	append a destination's shared limits to its "relayq stats" figures:
  *	shared=1, the shared rate (in thousandths), concurrency and leases
- *	held, daily quota and what was left at the last answer, the
- *	instances counted, and whether local shares are in force.
+ *	held, daily quota and what was left (and so used) at the last
+ *	answer, the instances counted, and whether local shares are in
+ *	force.
  * shared_auth_rejected(), shared_auth_ok(), shared_auth_fresh()
  *	a credential the relay rejected (5xx to AUTH, smtpout's auth_fail
  *	event with reason=rejected) is suspended for every instance for
@@ -744,16 +745,21 @@ static void shared_tick(void *ctx)
 /* shared_stats - a destination's shared limits, as stats figures */
 void shared_stats(const SHARED *sh, const QMGR_DEST *dest, VSTR *line)
 {
+    /* Known: a quota is set and the server answered about it. */
+    int known = dest->daily > 0 && dest->grants.daily_known;
+    long long left = known && dest->grants.daily_left > 0 ? dest->grants.daily_left : 0;
+
     if (!shared_applies(sh, dest))
         return;
+    if (left > dest->daily)
+        left = dest->daily;
     vstr_sprintf_append(line,
                         " shared=1 shared_rate_milli=%lld shared_concurrency=%d shared_leases=%d "
                         "shared_daily=%d shared_daily_known=%d shared_daily_left=%lld "
-                        "shared_instances=%d shared_fallback=%d",
+                        "shared_daily_used=%lld shared_instances=%d shared_fallback=%d",
                         (long long)(dest->rate_limit * 1000 + 0.5),
                         dest->limit_shared ? dest->limit : 0, dest->leases.count, dest->daily,
-                        dest->grants.daily_known,
-                        dest->grants.daily_left > 0 ? dest->grants.daily_left : 0, sh->instances,
+                        known, left, known ? dest->daily - left : 0, sh->instances,
                         !shared_conn_up(sh->conn));
 }
 

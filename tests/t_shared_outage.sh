@@ -8,6 +8,9 @@
 # resumed; every message arrives exactly once. Then Redis is stopped
 # (SIGSTOP), not killed: requests time out, the instances fall back again
 # without waiting on it, and come back when it continues (SIGCONT).
+# Instance 1 runs the metrics daemon: its scrapes show the shared rate
+# (30), the instances (3) and the fallback (0 while sharing, 1 during the
+# outage, 0 after), and pass "promtool check metrics" without a word.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 # counted_three - whether every instance logged a group of 3
@@ -32,7 +35,24 @@ now_ms() {
     date +%s%3N
 }
 
+# scrape FILE - one scrape of instance 1's /metrics into a file
+scrape() { curl -sf --max-time 10 -o "$1" "$URL"; }
+# sample FILE SERIES - the value of one series of a scrape ("" when absent)
+sample() { awk -v s="$2" '$1 == s { print $2 }' "$1"; }
+# fallback_is V - instance 1's scrape says relayq_shared_fallback V
+fallback_is() {
+    scrape "$T/scrape" && [ "$(sample "$T/scrape" "relayq_shared_fallback{$DEST}")" = "$1" ]
+}
+# promtool_silent FILE - promtool check metrics passes on a scrape without a word
+promtool_silent() {
+    promtool check metrics <"$1" >"$T/promtool.out" 2>&1 && test ! -s "$T/promtool.out"
+}
+
 shared_setup 3 rate=30 --timestamps
+PORT=$(free_port)
+printf 'metrics_listen = 127.0.0.1:%s\n' "$PORT" >>"$T/i1/relayq.conf"
+URL=http://127.0.0.1:$PORT/metrics
+DEST="destination=\"127.0.0.1:$SINK_PORT\""
 instances_fill 600 out
 ok $? "600 messages in each instance's maildrop"
 on_instances start
@@ -41,6 +61,16 @@ wait_for 30 counted_three
 ok $? "each instance counted 3 instances in the group"
 wait_for 60 sink_has 150
 ok $? "sharing: 150 messages delivered"
+wait_for 10 fallback_is 0
+ok $? "metrics: relayq_shared_fallback is 0 while sharing"
+check "metrics: the shared rate is 30 per second" -- \
+    test "$(sample "$T/scrape" "relayq_shared_limit{$DEST,limit=\"rate\"}")" = 30
+check "metrics: 3 instances share it" -- \
+    test "$(sample "$T/scrape" "relayq_shared_instances{$DEST}")" = 3
+check "metrics: no concurrency or daily limit is shown (none is set)" -- \
+    sh -c "! grep -q 'limit=\"\(concurrency\|daily\)\"' '$T/scrape'"
+check "promtool check metrics passes on it without a word" -- promtool_silent "$T/scrape"
+sed 's/^/# /' "$T/promtool.out" | head -n 10
 
 # Redis dies; the mail goes on at the local shares.
 redis_kill
@@ -48,6 +78,9 @@ down_ms=$(now_ms)
 at_kill=$(sink_messages)
 wait_for 30 log_has 3 'shared limits unavailable'
 ok $? "every instance logged the fallback"
+wait_for 10 fallback_is 1
+ok $? "metrics: relayq_shared_fallback is 1 during the outage"
+check "promtool check metrics passes on it without a word" -- promtool_silent "$T/scrape"
 wait_for 60 sink_has $((at_kill + 600))
 ok $? "600 messages delivered while Redis was down"
 up_ms=$(now_ms)
@@ -59,6 +92,8 @@ check "the combined rate stayed within the fallback shares: at most 33 per secon
     between 0 "$outage_rate" 33
 wait_for 30 log_has 3 'shared limits available again'
 ok $? "every instance logged that sharing resumed"
+wait_for 10 fallback_is 0
+ok $? "metrics: relayq_shared_fallback is 0 again after it"
 for k in 1 2 3; do
     check "instance $k logged the fallback once" -- \
         test "$(log_count "relayq-i$k/qmgr.*shared limits unavailable")" -eq 1

@@ -45,8 +45,9 @@
  * shared_auth_rejected(), shared_auth_ok(), shared_auth_fresh()
  *	a credential the relay rejected (5xx to AUTH, smtpout's auth_fail
  *	event with reason=rejected) is suspended for every instance for
- *	SHARED_AUTH_SUSPEND_MS, smtpout's own suspension; a successful login
- *	clears the need of a probe; a new connection to a relay logs in only
+ *	smtp_sasl_auth_failure_suspend (smtpout's own suspension lasts as
+ *	long); a successful login clears the need of a probe; a new
+ *	connection to a relay logs in only
  *	on the server's word (at most SHARED_AUTH_FRESH_MS old) that the
  *	credential is not suspended and no other instance probes it (while
  *	the server is unavailable, it does). A suspended destination is held
@@ -106,21 +107,18 @@
 #include "params.h"
 #include "qmgr.h"
 
-#define SHARED_PREFIX "relayq:"   /* every key relayq writes starts with it */
-#define SHARED_REGISTER_MS 5000   /* between registrations of the instance */
-#define SHARED_INSTANCE_TTL 20    /* s: an instance counts that long after its last */
-#define SHARED_BATCH_MS 50        /* a batch of tokens covers that much of the rate */
-#define SHARED_DAILY_BATCH 10     /* tokens asked for at once under a quota without a rate */
-#define SHARED_BATCH_MAX 50       /* most tokens asked for at once */
-#define SHARED_BURST_MS 100       /* least burst tolerance of the rate */
-#define SHARED_TOKEN_TTL_MS 1000  /* a granted token unused that long is dropped */
-#define SHARED_REPLY_WAIT_MS 1000 /* a grant in flight: its reply wakes the loop first */
-#define SHARED_LEASE_MS 15000     /* a lease not renewed is free again after that */
-#define SHARED_RENEW_MS 5000      /* between renewals of the leases held */
-#define SHARED_TICK_MS 500        /* between looks at the leases held */
-#define SHARED_AUTH_SUSPEND_MS                                                                     \
-    60000                           /* an AUTH rejection suspends the credential (smtpout's too)   \
-                                     */
+#define SHARED_PREFIX "relayq:"     /* every key relayq writes starts with it */
+#define SHARED_REGISTER_MS 5000     /* between registrations of the instance */
+#define SHARED_INSTANCE_TTL 20      /* s: an instance counts that long after its last */
+#define SHARED_BATCH_MS 50          /* a batch of tokens covers that much of the rate */
+#define SHARED_DAILY_BATCH 10       /* tokens asked for at once under a quota without a rate */
+#define SHARED_BATCH_MAX 50         /* most tokens asked for at once */
+#define SHARED_BURST_MS 100         /* least burst tolerance of the rate */
+#define SHARED_TOKEN_TTL_MS 1000    /* a granted token unused that long is dropped */
+#define SHARED_REPLY_WAIT_MS 1000   /* a grant in flight: its reply wakes the loop first */
+#define SHARED_LEASE_MS 15000       /* a lease not renewed is free again after that */
+#define SHARED_RENEW_MS 5000        /* between renewals of the leases held */
+#define SHARED_TICK_MS 500          /* between looks at the leases held */
 #define SHARED_AUTH_FRESH_MS 1000   /* a new connection logs in on an answer this recent */
 #define SHARED_AUTH_PROBE_MS 30000  /* the longest one instance's probe of it holds the others */
 #define SHARED_IDLE_RELEASE_MS 1000 /* no mail waits that long: idle connections close */
@@ -812,7 +810,7 @@ void shared_auth_rejected(SHARED *sh, QMGR_DEST *dest)
     argv[3] = sh->instance;
     argv[4] = ms;
     shared_auth_keys(dest, keys);
-    snprintf(ms, sizeof(ms), "%d", SHARED_AUTH_SUSPEND_MS);
+    snprintf(ms, sizeof(ms), "%lld", var_int(smtp_sasl_auth_failure_suspend) * 1000LL);
     (void)shared_conn_script(sh->conn, SHARED_SCRIPT_AUTHFAIL, shared_auth_set, dest, 3, 5, argv);
 }
 

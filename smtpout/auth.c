@@ -32,7 +32,7 @@
  *	an AUTH rejection (the session calls this for 5xx replies only: a
  *	4xx says the server may accept the same credential next time) for
  *	a credential identity is remembered for
- *	AUTH_FAIL_CACHE seconds (or until the next reload), so that the jobs
+ *	smtp_sasl_auth_failure_suspend (or until the next reload), so that the jobs
  *	behind it are deferred at once instead of each logging in again and
  *	again -- the storm that makes providers lock an account.
  *
@@ -61,7 +61,6 @@
 #include "sasl_passwd.h"
 #include "smtpout.h"
 
-#define AUTH_FAIL_CACHE 60           /* seconds an AUTH failure is remembered */
 #define AUTH_STEP_CANCELLED SIZE_MAX /* AUTH_EXCHANGE step once "*" was sent */
 
 static SASL_PASSWD *auth_table;
@@ -309,7 +308,7 @@ const char *auth_mech_name(unsigned mech)
 void auth_fail_remember(const unsigned char *id, const AUTH_EXCHANGE *ax, const char *reason)
 {
     memcpy(auth_fail_id, id, SASL_ID_LEN);
-    auth_fail_until = now_ms() + AUTH_FAIL_CACHE * 1000LL;
+    auth_fail_until = now_ms() + var_int(smtp_sasl_auth_failure_suspend) * 1000LL;
     memset(&auth_fail_token, 0, sizeof(auth_fail_token));
     auth_fail_token.token = ax->token;
     auth_fail_token.token_mtime = ax->token_mtime;

@@ -167,6 +167,7 @@ int main(int argc, char **argv)
         PARAM_ID(smtp_quit_timeout),
         PARAM_ID(smtp_rcpt_timeout),
         PARAM_ID(smtp_sasl_auth_enable),
+        PARAM_ID(smtp_sasl_auth_failure_suspend),
         PARAM_ID(smtp_sasl_password_maps),
         PARAM_ID(smtp_starttls_timeout),
         PARAM_ID(smtp_tls_CAfile),

@@ -52,6 +52,7 @@
     X(BOOL, smtp_use_chunking, "yes")                                                              \
     X(BOOL, smtp_sasl_auth_enable, "no")                                                           \
     X(STR, smtp_sasl_password_maps, "", NULL)                                                      \
+    X(TIME, smtp_sasl_auth_failure_suspend, "60s", 1, DAY)                                         \
     X(TIME, minimal_backoff_time, "300s", 1, 30 * DAY)                                             \
     X(TIME, maximal_backoff_time, "4000s", 1, 30 * DAY)                                            \
     X(TIME, queue_run_delay, "300s", 1, DAY)                                                       \

@@ -12,7 +12,8 @@
  *	failures, timeouts, throttling and the rate in force, and the
  *	limits it shares with other instances through shared_limits_server
  *	(rate, concurrency and the leases held here, daily quota and what is
- *	left, the instances counted, whether local shares are in force); the messages
+ *	left, the instances counted and the names of the first 16 of them,
+ *	whether local shares are in force); the messages
  *	received by source, the notices to senders by kind (failure, delay,
  *	success) and master's restarts per daemon (asked on
  *	public/master); with --json one object on one line, which adds the
@@ -62,8 +63,37 @@ static double stats_per_connection(const QSTATS_DEST *dest)
     return conns > 0 ? (double)qstats_get(dest, "messages") / (double)conns : 0.0;
 }
 
+/* stats_print_instances - "  instances: A, B and N more" */
+static void stats_print_instances(const QSTATS *stats, const QSTATS_DEST *d)
+{
+    long long more = qstats_get(d, "shared_instances") - (long long)stats->ninstance;
+
+    if (stats->ninstance == 0)
+        return;
+    printf("  instances:");
+    for (size_t i = 0; i < stats->ninstance; i++)
+        printf("%s %s", i ? "," : "", stats->instances[i]);
+    if (more > 0)
+        printf(" and %lld more", more);
+    printf("\n");
+}
+
+/* stats_json_string - a JSON string, escaped */
+static void stats_json_string(const char *text)
+{
+    putchar('"');
+    for (const char *cp = text; *cp; cp++)
+        if (*cp == '"' || *cp == '\\')
+            printf("\\%c", *cp);
+        else if ((unsigned char)*cp < 0x20)
+            printf("\\u%04x", (unsigned char)*cp);
+        else
+            putchar(*cp);
+    putchar('"');
+}
+
 /* stats_print_shared - the limits a destination shares with other instances */
-static void stats_print_shared(const QSTATS_DEST *d)
+static void stats_print_shared(const QSTATS *stats, const QSTATS_DEST *d)
 {
     printf("  shared with %lld instance%s%s:", qstats_get(d, "shared_instances"),
            qstats_get(d, "shared_instances") == 1 ? "" : "s",
@@ -80,6 +110,7 @@ static void stats_print_shared(const QSTATS_DEST *d)
         printf(";");
     }
     printf("\n");
+    stats_print_instances(stats, d);
 }
 
 /* stats_print_text - the human-readable report; count NULL: the queue is not readable */
@@ -134,7 +165,7 @@ static void stats_print_text(const QSTATS *stats, const QCOUNT *count)
         printf("  throttling: %lld signals; rate limit %.3f messages/s (0: none)\n",
                qstats_get(d, "throttles"), (double)qstats_get(d, "rate_milli") / 1000.0);
         if (qstats_get(d, "shared"))
-            stats_print_shared(d);
+            stats_print_shared(stats, d);
     }
     printf("received:");
     for (size_t i = 0; i < stats->nreceived; i++)
@@ -199,8 +230,17 @@ static void stats_print_json(const QSTATS *stats, const QCOUNT *count)
         printf("\"");
         for (int k = 0; k < d->count; k++)
             printf(", \"%s\": %lld", d->keys[k], d->values[k]);
-        printf(", \"messages_per_connection\": %.1f, \"rate_limit\": %.3f}",
-               stats_per_connection(d), (double)qstats_get(d, "rate_milli") / 1000.0);
+        printf(", \"messages_per_connection\": %.1f, \"rate_limit\": %.3f", stats_per_connection(d),
+               (double)qstats_get(d, "rate_milli") / 1000.0);
+        if (qstats_get(d, "shared")) {
+            printf(", \"shared_instance_names\": [");
+            for (size_t n = 0; n < stats->ninstance; n++) {
+                printf("%s", n ? ", " : "");
+                stats_json_string(stats->instances[n]);
+            }
+            printf("]");
+        }
+        printf("}");
     }
     printf("], \"received\": {");
     for (size_t i = 0; i < stats->nreceived; i++)

@@ -424,6 +424,7 @@ int shared_rate_take(SHARED *sh, QMGR_DEST *dest, long long *wait_ms);
 void shared_rate_unget(QMGR_DEST *dest);
 int shared_daily_fallback(const SHARED *sh, QMGR_DEST *dest);
 void shared_stats(const SHARED *sh, const QMGR_DEST *dest, VSTR *line);
+void shared_stats_instances(const SHARED *sh, IPC_REC *reply);
 void shared_auth_rejected(SHARED *sh, QMGR_DEST *dest);
 void shared_auth_ok(SHARED *sh, QMGR_DEST *dest);
 int shared_auth_fresh(SHARED *sh, QMGR_DEST *dest, long long *wait_ms);

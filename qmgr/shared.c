@@ -42,6 +42,11 @@
  *	held, daily quota and what was left (and so used) at the last
  *	answer, the instances counted, and whether local shares are in
  *	force.
+ * shared_stats_instances()
+ *	add the names of the instances in the group (myhostname and
+ *	queue_directory of each; SHARED_NAMES_MAX of them, at
+ *	most SHARED_NAME_LEN bytes each) to the stats reply, one "instance"
+ *	attribute each; the count is shared_instances.
  * shared_auth_rejected(), shared_auth_ok(), shared_auth_fresh()
  *	a credential the relay rejected (5xx to AUTH, smtpout's auth_fail
  *	event with reason=rejected) is suspended for every instance for
@@ -78,7 +83,8 @@
  *
  * Instances: every SHARED_REGISTER_MS each instance adds itself
  * (myhostname and queue_directory) to a sorted set scored by expiry,
- * drops the expired ones and learns how many there are: the N of 1/N,
+ * drops the expired ones and learns how many there are (the N of 1/N)
+ * and up to SHARED_NAMES_MAX of their names (for "relayq stats"),
  * logged when it changes ("shared limits: N instances in the group").
  * The last count is kept while the server is away; an instance that
  * never reached the server counts 1.
@@ -122,6 +128,8 @@
 #define SHARED_AUTH_FRESH_MS 1000   /* a new connection logs in on an answer this recent */
 #define SHARED_AUTH_PROBE_MS 30000  /* the longest one instance's probe of it holds the others */
 #define SHARED_IDLE_RELEASE_MS 1000 /* no mail waits that long: idle connections close */
+#define SHARED_NAMES_MAX 16         /* instances "relayq stats" names; the rest are counted */
+#define SHARED_NAME_LEN 200         /* bytes of an instance's name kept */
 
 /* The scripts, in the order of SHARED_SCRIPT_*. */
 enum {
@@ -182,13 +190,16 @@ static const char *const shared_scripts[] = {
     "end\n"
     "return {room, 0, 0, daily - used - room}\n",
     /* KEYS[1]: the instances, scored by expiry; ARGV: this instance,
-     * seconds it counts. Returns how many instances count now. */
+     * seconds it counts, most names wanted. Returns how many instances
+     * count now, then the first names of them. */
     "local now = tonumber(redis.call('TIME')[1])\n"
     "local ttl = tonumber(ARGV[2])\n"
     "redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])\n"
     "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
     "redis.call('EXPIRE', KEYS[1], ttl * 2)\n"
-    "return redis.call('ZCARD', KEYS[1])\n",
+    "local names = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)\n"
+    "table.insert(names, 1, redis.call('ZCARD', KEYS[1]))\n"
+    "return names\n",
     /* KEYS[1]: the leases, scored by expiry (ms); ARGV: the limit, the
      * lease time in ms, then lease ids. Each id held is renewed, each
      * other one taken while the limit allows. Returns 1 (held) or 0 per id. */
@@ -240,11 +251,13 @@ static const char *const shared_scripts[] = {
 /* SHARED models this instance's membership in the group that shares limits. */
 struct SHARED {
     SHARED_CONN *conn;
-    char *url;               /* shared_limits_server as configured */
-    char *share_text;        /* shared_limits_fallback_share as configured */
-    char *server;            /* shared_limits_server without the password, for the log */
-    char *instance;          /* this instance's name in the group */
-    int instances;           /* instances seen recently, at least 1 */
+    char *url;                     /* shared_limits_server as configured */
+    char *share_text;              /* shared_limits_fallback_share as configured */
+    char *server;                  /* shared_limits_server without the password, for the log */
+    char *instance;                /* this instance's name in the group */
+    int instances;                 /* instances seen recently, at least 1 */
+    char *names[SHARED_NAMES_MAX]; /* some of their names, at the last count */
+    int nnames;
     double share;            /* shared_limits_fallback_share, 0: 1/instances */
     int fallback;            /* local shares in force (logged once) */
     long long down_ms;       /* when the fallback began */
@@ -281,15 +294,43 @@ static void shared_state(void *ctx, int up, const char *why)
              sh->share > 0 ? "" : " (1/instances seen)");
 }
 
-/* shared_registered - the group's size, as the server counted it */
+/* shared_names_clear - forget the instances' names */
+static void shared_names_clear(SHARED *sh)
+{
+    for (int i = 0; i < sh->nnames; i++)
+        myfree(sh->names[i]);
+    sh->nnames = 0;
+}
+
+/* shared_name_keep - keep an instance's name, bounded, control characters as '?' */
+static void shared_name_keep(SHARED *sh, const char *name, size_t len)
+{
+    char *copy;
+
+    if (sh->nnames == SHARED_NAMES_MAX)
+        return;
+    copy = mystrndup(name, len > SHARED_NAME_LEN ? SHARED_NAME_LEN : len);
+    for (char *cp = copy; *cp; cp++)
+        if ((unsigned char)*cp < 0x20 || *cp == 0x7f)
+            *cp = '?';
+    sh->names[sh->nnames++] = copy;
+}
+
+/* shared_registered - the group's size and names, as the server counted them */
 static void shared_registered(void *ctx, const redisReply *reply, const char *why)
 {
     SHARED *sh = ctx;
 
     (void)why;
     sh->register_pending = 0;
-    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer >= 1) {
-        int n = reply->integer > 100000 ? 100000 : (int)reply->integer;
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+        reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer >= 1) {
+        int n = reply->element[0]->integer > 100000 ? 100000 : (int)reply->element[0]->integer;
+
+        shared_names_clear(sh);
+        for (size_t i = 1; i < reply->elements; i++)
+            if (reply->element[i]->type == REDIS_REPLY_STRING)
+                shared_name_keep(sh, reply->element[i]->str, reply->element[i]->len);
 
         /* Logged when it changes: the fallback share follows it. */
         if (n != sh->instances || !sh->counted)
@@ -304,14 +345,15 @@ static void shared_registered(void *ctx, const redisReply *reply, const char *wh
 static void shared_register(void *ctx)
 {
     SHARED *sh = ctx;
-    char ttl[16];
-    const char *argv[] = {SHARED_PREFIX "instances", sh->instance, ttl};
+    char ttl[16], most[16];
+    const char *argv[] = {SHARED_PREFIX "instances", sh->instance, ttl, most};
 
     event_request_timer(shared_register, sh, SHARED_REGISTER_MS);
     if (sh->register_pending)
         return;
     snprintf(ttl, sizeof(ttl), "%d", SHARED_INSTANCE_TTL);
-    if (shared_conn_script(sh->conn, SHARED_SCRIPT_REGISTER, shared_registered, sh, 1, 3, argv) ==
+    snprintf(most, sizeof(most), "%d", SHARED_NAMES_MAX);
+    if (shared_conn_script(sh->conn, SHARED_SCRIPT_REGISTER, shared_registered, sh, 1, 4, argv) ==
         0)
         sh->register_pending = 1;
 }
@@ -365,6 +407,7 @@ void shared_free(SHARED *sh)
     myfree(sh->share_text);
     myfree(sh->server);
     myfree(sh->instance);
+    shared_names_clear(sh);
     myfree(sh);
 }
 
@@ -759,6 +802,15 @@ void shared_stats(const SHARED *sh, const QMGR_DEST *dest, VSTR *line)
                         dest->limit_shared ? dest->limit : 0, dest->leases.count, dest->daily,
                         known, left, known ? dest->daily - left : 0, sh->instances,
                         !shared_conn_up(sh->conn));
+}
+
+/* shared_stats_instances - the instances' names, one "instance" figure each */
+void shared_stats_instances(const SHARED *sh, IPC_REC *reply)
+{
+    if (sh == NULL)
+        return;
+    for (int i = 0; i < sh->nnames; i++)
+        ipc_rec_add(reply, "instance", sh->names[i]);
 }
 
 /* shared_auth_keys - the server's keys of a destination's credential state */

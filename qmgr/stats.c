@@ -351,6 +351,7 @@ IPC_REC *stats_report(void)
         shared_stats(qmgr_shared, dest, line);
         ipc_rec_add(reply, "dest", vstr_str(line));
     }
+    shared_stats_instances(qmgr_shared, reply);
     /* The histograms follow the destinations, so each line stays short. */
     for (QMGR_DEST *dest = dest_list(); dest; dest = dest->next) {
         stats_report_hist(reply, line, "queue_time", dest->name, &dest->stats.queue_time);

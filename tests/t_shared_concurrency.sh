@@ -4,7 +4,8 @@
 # answers every command 20 ms late so that connections overlap, never has
 # more than 3 connections open at once (counted from its own log), and
 # all 600 messages arrive, each once. An instance whose mail ran out
-# closes its idle connections, so the others get the slots.
+# closes its idle connections, so the others get the slots. relayq stats
+# (text and --json) names the three instances (myhostname:queue_directory).
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 shared_setup 3 concurrency=3 --delay 20
@@ -27,8 +28,19 @@ RELAYQ_CONFIG=$T/i1/relayq.conf "$RELAYQ" stats >"$T/stats.out"
 grep 'shared with' "$T/stats.out" | sed 's/^/# /'
 check "relayq stats shows the shared concurrency and the group" -- \
     grep -Eq '^  shared with 3 instances: concurrency 3, [0-3] leases held here;$' "$T/stats.out"
+grep '^  instances:' "$T/stats.out" | sed 's/^/# /'
+for k in 1 2 3; do
+    check "relayq stats names instance $k (myhostname:queue_directory)" -- \
+        grep -Eq "^  instances: (.*, )?relayq.test:$T/i$k/queue(,|$)" "$T/stats.out"
+done
 RELAYQ_CONFIG=$T/i1/relayq.conf "$RELAYQ" stats --json >"$T/stats.json"
 check "relayq stats --json has the figures" -- \
     grep -q '"shared": 1, "shared_rate_milli": 0, "shared_concurrency": 3, ' "$T/stats.json"
+check "and the three instances' names" -- python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["destinations"][0]
+names = sorted(d["shared_instance_names"])
+want = sorted(f"{sys.argv[2]}:{sys.argv[3]}/i{k}/queue" for k in (1, 2, 3))
+sys.exit(names != want)' "$T/stats.json" "relayq.test" "$T"
 on_instances stop
 tap_end

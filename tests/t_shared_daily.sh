@@ -45,6 +45,9 @@ RELAYQ_CONFIG=$T/i1/relayq.conf "$RELAYQ" stats >"$T/stats.out"
 grep 'shared with' "$T/stats.out" | sed 's/^/# /'
 check "relayq stats shows the shared quota used up" -- \
     grep -q '^  shared with 1 instance: daily 500, 0 left;$' "$T/stats.out"
+RELAYQ_CONFIG=$T/i1/relayq.conf "$RELAYQ" stats --json >"$T/stats.json"
+check "relayq stats --json: the quota used up, 500 used" -- \
+    grep -q '"shared_daily": 500, "shared_daily_known": 1, "shared_daily_left": 0, "shared_daily_used": 500,' "$T/stats.json"
 
 # 25 hours later: the hour's count has left the window.
 redis hdel "$key" "$hour" >/dev/null

@@ -4,7 +4,8 @@
  * A table of replies, each a list of attributes after "active=3" and
  * "active_rcpts=7" (unless the case leaves them out), with
  * whether qstats_parse() must take it; for the good ones, what it found
- * (destinations, histograms, sources, notices by kind). Then the
+ * (destinations, histograms, sources, notices by kind, the names of the
+ * instances sharing limits). Then the
  * exposition's numbers (qstats_number) and the table of histogram kinds.
  */
 #include "config.h"
@@ -53,6 +54,14 @@ static const struct reply_case cases[] = {
     {{"notices=delay -2"}, 0, 0, 0, 0, "a negative count of notices", 0},
     {{"notices=success 1 2"}, 0, 0, 0, 0, "a count of notices with trailing text", 0},
     {{"dest=a:25 open=x"}, 0, 0, 0, 0, "a destination figure that is not a number", 0},
+    {{"dest=a:25 shared=1 shared_instances=3", "instance=mx1.example:/var/spool/relayq",
+      "instance=mx2.example:/var/spool/relayq"},
+     1,
+     1,
+     0,
+     0,
+     "the names of the instances sharing limits",
+     0},
     {{"histogram=x"}, 0, 0, 0, 0, "an unknown attribute", 0},
     {{"active=3"}, 0, 0, 0, 0, "active without active_rcpts", 1},
     {{"active=3", "active_rcpts=-1"}, 0, 0, 0, 0, "a negative active_rcpts", 1},

@@ -16,7 +16,10 @@
  *	(qcount.c). Then the histograms, "hist=NAME DEST ENCODED" (DEST "-":
  *	qmgr's own; hist.c decodes), the new messages by source,
  *	"received=SOURCE N", and the notices to senders by kind,
- *	"notices=KIND N" (both optional: an older qmgr sends none).
+ *	"notices=KIND N" (both optional: an older qmgr sends none), and
+ *	the names of the instances that share limits through
+ *	shared_limits_server, "instance=NAME" (the first few; the count is
+ *	each shared destination's shared_instances).
  * qstats_restarts()
  *	add master's restarts per daemon to the figures: ask master on
  *	public/master (its absolute name) for its status and take its
@@ -149,13 +152,14 @@ QSTATS *qstats_parse(const IPC_REC *reply, VSTR *why)
         return NULL;
     }
     if (ipc_rec_check(reply, "active,active_rcpts",
-                      "messages,deferred,hold,dest*,hist*,received*,notices*", why) < 0)
+                      "messages,deferred,hold,dest*,hist*,received*,notices*,instance*", why) < 0)
         return NULL;
     stats = mycalloc(1, sizeof(*stats));
     stats->dests = mycalloc(reply->count, sizeof(*stats->dests));
     stats->hists = mycalloc(reply->count, sizeof(*stats->hists));
     stats->received = mycalloc(reply->count, sizeof(*stats->received));
     stats->notices = mycalloc(reply->count, sizeof(*stats->notices));
+    stats->instances = mycalloc(reply->count, sizeof(*stats->instances));
     if (ipc_rec_get_long(reply, "active", 0, QSTATS_VALUE_MAX, &stats->active, why) < 0 ||
         ipc_rec_get_long(reply, "active_rcpts", 0, QSTATS_VALUE_MAX, &stats->active_rcpts, why) <
             0) {
@@ -174,6 +178,8 @@ QSTATS *qstats_parse(const IPC_REC *reply, VSTR *why)
             rc = qstats_parse_count(value, stats->received + stats->nreceived++, why);
         else if (strcmp(name, "notices") == 0)
             rc = qstats_parse_count(value, stats->notices + stats->nnotice++, why);
+        else if (strcmp(name, "instance") == 0)
+            stats->instances[stats->ninstance++] = mystrdup(value);
         if (rc < 0) {
             qstats_free(stats);
             return NULL;
@@ -280,6 +286,9 @@ void qstats_free(QSTATS *stats)
     myfree(stats->hists);
     myfree(stats->received);
     myfree(stats->notices);
+    for (size_t i = 0; i < stats->ninstance; i++)
+        myfree(stats->instances[i]);
+    myfree(stats->instances);
     if (stats->restarts != NULL)
         myfree(stats->restarts);
     for (size_t i = 0; i < stats->ndest; i++) {

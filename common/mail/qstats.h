@@ -46,6 +46,8 @@ typedef struct QSTATS {
     size_t nnotice;
     QSTATS_COUNT *restarts; /* master's, per daemon (qstats_restarts()), or NULL */
     size_t nrestart;
+    char **instances; /* the first names of the instances sharing limits */
+    size_t ninstance;
 } QSTATS;
 
 /* How a histogram is shown: by qmgr's name, its metric, and the unit's divisor. */

@@ -29,6 +29,12 @@
  * on a slow pipe ("mailq | less") would otherwise pin old pages and let
  * the map fill up under the daemons.
  *
+ * Before the listing's last line (Postfix's total, which scripts read
+ * last), a line per relay whose limits shared with other instances hold
+ * its mail: its daily quota used up, or the local shares in force while
+ * the server is away (qmgr's stats, qstats.c; nothing when qmgr does not
+ * answer, in the JSON layout, or for an empty queue).
+ *
  * A queue that was never created (no mail ever queued) is empty. Other
  * failures to read it are fatal (EX_UNAVAILABLE, or EX_NOPERM).
  */
@@ -53,10 +59,77 @@
 #include "qactive.h"
 #include "qid.h"
 #include "qlist.h"
+#include "qstats.h"
 #include "qstore.h"
 
 #define MAILQ_ACTIVE_TIMEOUT_MS 2000
 #define MAILQ_REMOTE_TIMEOUT_MS 30000 /* to reach qmgr, and for each chunk of its listing */
+
+static VSTR *mailq_last; /* the listing's last line so far, held back */
+
+/* mailq_out - listing text to standard output, all but its last line */
+static void mailq_out(const char *data, size_t len)
+{
+    const char *nl;
+    size_t take;
+
+    if (mailq_last == NULL)
+        mailq_last = vstr_alloc(128);
+    while (len > 0) {
+        if (vstr_len(mailq_last) > 0 && vstr_str(mailq_last)[vstr_len(mailq_last) - 1] == '\n') {
+            fputs(vstr_str(mailq_last), stdout);
+            vstr_reset(mailq_last);
+        }
+        nl = memchr(data, '\n', len);
+        take = nl ? (size_t)(nl - data) + 1 : len;
+        vstr_append(mailq_last, data, take);
+        data += take;
+        len -= take;
+    }
+}
+
+/* mailq_shared - what holds a relay's mail among the limits shared with other instances */
+static void mailq_shared(void)
+{
+    char *path = control_socket_path(SOCK_CONTROL);
+    VSTR *why = vstr_alloc(100);
+    QSTATS *stats = qstats_ask(path, MAILQ_ACTIVE_TIMEOUT_MS, why);
+
+    /* No qmgr, or no answer: the listing alone, as without shared limits. */
+    for (size_t i = 0; stats != NULL && i < stats->ndest; i++) {
+        const QSTATS_DEST *d = stats->dests + i;
+
+        if (!qstats_get(d, "shared"))
+            continue;
+        if (qstats_get(d, "shared_daily_known") && qstats_get(d, "shared_daily_left") == 0)
+            printf("Shared limits of %s: the daily quota (%lld messages) is used up by %lld "
+                   "instance%s; its mail is deferred until the window frees a slot\n",
+                   d->name, qstats_get(d, "shared_daily"), qstats_get(d, "shared_instances"),
+                   qstats_get(d, "shared_instances") == 1 ? "" : "s");
+        if (qstats_get(d, "shared_fallback"))
+            printf("Shared limits of %s: server unavailable; this instance applies its local "
+                   "share of each limit\n",
+                   d->name);
+    }
+    if (stats != NULL)
+        qstats_free(stats);
+    vstr_free(why);
+    myfree(path);
+}
+
+/* mailq_finish - the shared limits that hold mail, then the listing's last line */
+static void mailq_finish(int json)
+{
+    if (mailq_last == NULL)
+        return;
+    /* Postfix's last line ("-- N Kbytes in M Requests.") stays last; an
+     * empty queue's line stays alone. */
+    if (!json && strcmp(vstr_str(mailq_last), "Mail queue is empty\n") != 0)
+        mailq_shared();
+    fputs(vstr_str(mailq_last), stdout);
+    vstr_free(mailq_last);
+    mailq_last = NULL;
+}
 
 /* mailq_copy - the finished listing to standard output */
 static void mailq_copy(FILE *from)
@@ -66,8 +139,7 @@ static void mailq_copy(FILE *from)
 
     rewind(from);
     while ((n = fread(buf, 1, sizeof(buf), from)) > 0)
-        if (fwrite(buf, 1, n, stdout) != n)
-            break;
+        mailq_out(buf, n);
     if (ferror(from))
         msg_fatal_status(EX_IOERR, "read the temporary listing: %s", strerror(errno));
 }
@@ -99,7 +171,7 @@ static void mailq_remote(int json, const char *local_reason)
         if (strcmp(ipc_rec_type(reply), "list") != 0 || ipc_rec_check(reply, "data", "", why) < 0 ||
             (data = ipc_rec_get(reply, "data")) == NULL)
             msg_fatal_status(EX_SOFTWARE, "qmgr sent a malformed listing: %s", vstr_str(why));
-        fputs(data, stdout);
+        mailq_out(data, strlen(data));
         ipc_rec_free(reply);
     }
     ipc_rec_free(reply);
@@ -212,6 +284,7 @@ int mailq_main(int argc, char **argv)
         qactive_free(active);
         myfree(control_path);
     }
+    mailq_finish(opts.json);
     if (fflush(stdout) != 0 || ferror(stdout))
         msg_fatal_status(EX_IOERR, "write the listing: %s", strerror(errno));
     mailq_corrupt();

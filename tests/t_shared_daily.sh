@@ -6,7 +6,8 @@
 # reason naming the quota, not sent. Then the window is shifted as if 25
 # hours had passed (the hour's count moved 25 hours back, so the server's
 # clock finds it expired): after "relayq flush" the two go out, and the
-# destination is logged as resumed.
+# destination is logged as resumed. While the quota holds the mail,
+# mailq says so before Postfix's total line, which stays last.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 # redis - a command to the test's server
@@ -37,7 +38,12 @@ wait_for 30 log_has 1 "daily quota of 500 messages for 127.0.0.1:$SINK_PORT reac
 ok $? "the quota reached is logged once, with when deliveries resume"
 wait_for 30 deferred_with_quota 2
 ok $? "the 501st and 502nd are deferred with a reason naming the quota"
-RELAYQ_CONFIG=$T/i1/relayq.conf "$RELAYQ" mailq | grep 'daily quota' | head -n 1 | sed 's/^/# /'
+RELAYQ_CONFIG=$T/i1/relayq.conf "$RELAYQ" mailq >"$T/mailq.out"
+grep 'daily quota' "$T/mailq.out" | head -n 1 | sed 's/^/# /'
+grep '^Shared limits' "$T/mailq.out" | sed 's/^/# /'
+check "mailq ends with the relay's quota used up, then Postfix's total line" -- \
+    test "$(tail -n 2 "$T/mailq.out" | head -n 1)" = "Shared limits of 127.0.0.1:$SINK_PORT: the daily quota (500 messages) is used up by 1 instance; its mail is deferred until the window frees a slot"
+check "the total line stays last" -- grep -Eq '^-- [0-9]+ Kbytes in 2 Requests\.$' <(tail -n 1 "$T/mailq.out")
 check "only the 500th reached the server" -- test "$(sink_messages)" -eq 1
 check "the quota was logged once" -- test "$(log_count 'daily quota of 500 messages for .* reached .rolling 24 h.; deliveries resume in')" -eq 1
 check "the window counts 500" -- test "$(redis hget "$key" "$hour")" -eq 500

@@ -10,7 +10,9 @@
 # without waiting on it, and come back when it continues (SIGCONT).
 # Instance 1 runs the metrics daemon: its scrapes show the shared rate
 # (30), the instances (3) and the fallback (0 while sharing, 1 during the
-# outage, 0 after), and pass "promtool check metrics" without a word.
+# outage, 0 after), and pass "promtool check metrics" without a word;
+# during the outage its mailq says the local shares are in force, before
+# Postfix's total line.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 # counted_three - whether every instance logged a group of 3
@@ -80,6 +82,10 @@ wait_for 30 log_has 3 'shared limits unavailable'
 ok $? "every instance logged the fallback"
 wait_for 10 fallback_is 1
 ok $? "metrics: relayq_shared_fallback is 1 during the outage"
+RELAYQ_CONFIG=$T/i1/relayq.conf "$RELAYQ" mailq >"$T/mailq.out"
+check "mailq says the local shares are in force, before its last line" -- \
+    test "$(tail -n 2 "$T/mailq.out" | head -n 1)" = "Shared limits of 127.0.0.1:$SINK_PORT: server unavailable; this instance applies its local share of each limit"
+check "and Postfix's total line stays last" -- grep -Eq '^-- [0-9]+ Kbytes in [0-9]+ Requests\.$' <(tail -n 1 "$T/mailq.out")
 check "promtool check metrics passes on it without a word" -- promtool_silent "$T/scrape"
 wait_for 60 sink_has $((at_kill + 600))
 ok $? "600 messages delivered while Redis was down"

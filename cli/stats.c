@@ -113,6 +113,22 @@ static void stats_print_shared(const QSTATS *stats, const QSTATS_DEST *d)
     stats_print_instances(stats, d);
 }
 
+/* stats_text_counts - a label, then "NAME N" pairs separated by commas */
+static void stats_text_counts(const char *label, const QSTATS_COUNT *counts, size_t n)
+{
+    printf("%s", label);
+    for (size_t i = 0; i < n; i++)
+        printf("%s %s %lld", i ? "," : "", counts[i].name, counts[i].value);
+}
+
+/* stats_json_counts - what opens the object, then its "NAME": N members */
+static void stats_json_counts(const char *open, const QSTATS_COUNT *counts, size_t n)
+{
+    printf("%s", open);
+    for (size_t i = 0; i < n; i++)
+        printf("%s\"%s\": %lld", i ? ", " : "", counts[i].name, counts[i].value);
+}
+
 /* stats_print_text - the human-readable report; count NULL: the queue is not readable */
 static void stats_print_text(const QSTATS *stats, const QCOUNT *count)
 {
@@ -167,15 +183,9 @@ static void stats_print_text(const QSTATS *stats, const QCOUNT *count)
         if (qstats_get(d, "shared"))
             stats_print_shared(stats, d);
     }
-    printf("received:");
-    for (size_t i = 0; i < stats->nreceived; i++)
-        printf("%s %s %lld", i ? "," : "", stats->received[i].name, stats->received[i].value);
-    printf("\nnotices:");
-    for (size_t i = 0; i < stats->nnotice; i++)
-        printf("%s %s %lld", i ? "," : "", stats->notices[i].name, stats->notices[i].value);
-    printf("\nrestarts:");
-    for (size_t i = 0; i < stats->nrestart; i++)
-        printf("%s %s %lld", i ? "," : "", stats->restarts[i].name, stats->restarts[i].value);
+    stats_text_counts("received:", stats->received, stats->nreceived);
+    stats_text_counts("\nnotices:", stats->notices, stats->nnotice);
+    stats_text_counts("\nrestarts:", stats->restarts, stats->nrestart);
     printf("%s\n", stats->nrestart ? "" : " unknown (master does not answer)");
 }
 
@@ -242,15 +252,9 @@ static void stats_print_json(const QSTATS *stats, const QCOUNT *count)
         }
         printf("}");
     }
-    printf("], \"received\": {");
-    for (size_t i = 0; i < stats->nreceived; i++)
-        printf("%s\"%s\": %lld", i ? ", " : "", stats->received[i].name, stats->received[i].value);
-    printf("}, \"notices\": {");
-    for (size_t i = 0; i < stats->nnotice; i++)
-        printf("%s\"%s\": %lld", i ? ", " : "", stats->notices[i].name, stats->notices[i].value);
-    printf("}, \"restarts\": {");
-    for (size_t i = 0; i < stats->nrestart; i++)
-        printf("%s\"%s\": %lld", i ? ", " : "", stats->restarts[i].name, stats->restarts[i].value);
+    stats_json_counts("], \"received\": {", stats->received, stats->nreceived);
+    stats_json_counts("}, \"notices\": {", stats->notices, stats->nnotice);
+    stats_json_counts("}, \"restarts\": {", stats->restarts, stats->nrestart);
     printf("}, \"histograms\": [");
     for (size_t i = 0; i < stats->nhist; i++)
         stats_print_hist(stats->hists + i, i == 0);

@@ -36,9 +36,10 @@
  * shares with SMTP clients and other sendmails and answers once that
  * commit is done: no fsync here, one fsync for many submitters. When
  * pickup is not running, cannot take the message now (a full queue, a
- * failed commit) or says nothing within SENDMAIL_HAND_OVER_MS, the
- * message is written to maildrop/ instead; when pickup refuses it for
- * good (a bad envelope), that is the command's error.
+ * failed commit) or says nothing within SENDMAIL_HAND_OVER_MS (for its
+ * greeting, then for its verdict), the message is written to maildrop/
+ * instead; when pickup refuses it for good (a bad envelope), that is the
+ * command's error.
  *
  * A larger message is streamed to a file: the size limit is checked as it
  * grows, and past PICKUP_SUBMIT_MAX the temporary file is made and the
@@ -90,10 +91,10 @@
 
 #define SENDMAIL_HEADER_MAX (1024 * 1024) /* header bytes parsed for -t; the rest is body */
 #define SENDMAIL_FULLNAME_MAX 256
-#define SENDMAIL_ENVID_MAX 100           /* RFC 3461 */
-#define SENDMAIL_WRITE_CHUNK (64 * 1024) /* output buffered up to this */
-#define SENDMAIL_WAKEUP_MS 1000
-#define SENDMAIL_HAND_OVER_MS (60 * 1000)   /* for pickup's verdict on a message handed over */
+#define SENDMAIL_ENVID_MAX 100              /* RFC 3461 */
+#define SENDMAIL_WRITE_CHUNK (64 * 1024)    /* output buffered up to this */
+#define SENDMAIL_WAKEUP_MS 1000             /* for pickup's greeting to a wake-up after a file */
+#define SENDMAIL_HAND_OVER_MS (60 * 1000)   /* for each step of handing a message over */
 #define SENDMAIL_BS_TIMEOUT_MS (300 * 1000) /* Postfix's smtpd_timeout */
 #define SENDMAIL_BS_ERROR_LIMIT 20          /* Postfix's smtpd_hard_error_limit */
 
@@ -740,7 +741,8 @@ static int sendmail_hand_over(SENDMAIL_OUT *out)
     IPC_REC *rec = NULL;
     int ret = 0;
 
-    if ((chan = ipc_client_open(path, PROTO_PICKUP, SENDMAIL_WAKEUP_MS, why)) != NULL) {
+    /* A pickup busy with a long commit greets late: waiting costs less than a file. */
+    if ((chan = ipc_client_open(path, PROTO_PICKUP, SENDMAIL_HAND_OVER_MS, why)) != NULL) {
         rec = ipc_rec_create("submit");
         ipc_rec_add_long(rec, "size", (long long)vstr_len(out->buf));
         ipc_chan_send(chan, rec);

@@ -7,6 +7,8 @@
 #  - 40 concurrent sendmails all exit 0, nothing ever reaches maildrop/,
 #    pickup logs each message with the submitter's uid, and each arrives
 #    exactly once; relayq stats counts them received from sendmail;
+#  - a sendmail that pickup greets late (pickup stopped for 3 s) still
+#    hands its message over rather than write a file;
 #  - as another user (root only: setpriv), the log names that user's uid,
 #    whatever the envelope it sent claims;
 #  - "sendmail -bs" answers 250 with the queue id pickup committed;
@@ -62,6 +64,24 @@ wait_for 10 received_is sendmail 40
 ok $? "relayq stats counts the 40 received from sendmail (handed over)"
 received_is maildrop 0
 ok $? "and none from maildrop"
+
+# A pickup that greets late (stopped, as a long commit on a busy disk
+# keeps it): sendmail waits for it rather than write a file.
+running_for() {
+    [ "$(ps -o etimes= -p "$1" 2>/dev/null)" -ge "$2" ] 2>/dev/null
+}
+pickup=$(child_pid pickup)
+kill -STOP "$pickup"
+printf 'Subject: late\nMessage-ID: <late@relayq.test>\n\nhi\n' |
+    "$RELAYQ" sendmail -f late@example.org late@example.com &
+late=$!
+wait_for 30 running_for "$late" 3
+ok $? "a sendmail waits 3 s for a stopped pickup's greeting"
+kill -CONT "$pickup"
+wait "$late"
+ok $? "it exits 0 once pickup goes on"
+wait_for 10 received_is sendmail 41 && received_is maildrop 0
+ok $? "pickup took it over the socket, not from maildrop/"
 
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null 2>&1; then
     stranger=$(id -u daemon)

@@ -51,7 +51,15 @@
  *	the table's "concurrency=N", "rate=R" (messages per second) and
  *	"recipient_limit=N"; "local" keeps the relay's limits per instance
  *	when shared_limits_server is set, "shared_key=NAME" shares them
- *	under NAME instead of the relay's "host:port" (shared.c).
+ *	under NAME instead of the relay's "host:port" (shared.c). Without
+ *	shared_key=, a relay with a credential in smtp_sasl_password_maps
+ *	(AUTH on) shares them under "host:port/USER": an account's limits
+ *	are the provider's, so two accounts on one relay are two sets of
+ *	limits. A user name outside DEST_POLICY_KEY_CHARS, or longer than
+ *	DEST_POLICY_KEY_MAX, is replaced by the hex of a hash of it, the same
+ *	on every instance. The credentials file is read with the policy; an
+ *	unusable one only leaves the key without the user (smtpout reports
+ *	the file with the mail it defers).
  * dest_take_token()
  *	the rate limit: a token bucket holding at most one token, filled at
  *	the destination's rate; the configured rate is granted by the
@@ -92,10 +100,13 @@
  */
 #include "config.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dest_policy.h"
 #include "iostuff.h"
@@ -104,11 +115,13 @@
 #include "mymalloc.h"
 #include "params.h"
 #include "qmgr.h"
+#include "sasl_passwd.h"
 
 #define DEST_PARKED_MAX 100000 /* queue ids remembered per suspended destination */
 
 static QMGR_DEST *dest_head;
-static MAPS *dest_policy; /* destination_policy_maps */
+static MAPS *dest_policy;             /* destination_policy_maps */
+static SASL_PASSWD *dest_credentials; /* smtp_sasl_password_maps: the user names, for the keys */
 
 static void dest_apply_policy(QMGR_DEST *dest);
 
@@ -149,6 +162,66 @@ static int dest_load_policy(MAPS **out, VSTR *why)
     return 0;
 }
 
+/* dest_credentials_quiet - malformed lines of the credentials file: smtpout warns of them */
+static void dest_credentials_quiet(const char *text)
+{
+    (void)text;
+}
+
+/* dest_load_credentials - the credentials file, when shared limits may be keyed by its users */
+static void dest_load_credentials(void)
+{
+    const char *map = var_str(smtp_sasl_password_maps);
+    VSTR *why;
+
+    sasl_passwd_free(dest_credentials);
+    dest_credentials = NULL;
+    if (!var_bool(smtp_sasl_auth_enable) || *map == '\0' || *var_str(shared_limits_server) == '\0')
+        return;
+    why = vstr_alloc(100);
+    dest_credentials = sasl_passwd_load(map, geteuid(), dest_credentials_quiet, why);
+    if (dest_credentials == NULL && msg_verbose)
+        msg_info("shared limits keyed without the SASL user: %s", vstr_str(why));
+    vstr_free(why);
+}
+
+/* dest_credential_key - "host:port/USER" for a relay with a credential, else NULL */
+static char *dest_credential_key(const QMGR_DEST *dest)
+{
+    const char *relayhost = var_str(relayhost);
+    unsigned char hash[16];
+    char hex[sizeof(hash) * 2 + 1];
+    RELAY_ADDR parsed;
+    SASL_CRED *cred;
+    VSTR *key;
+    char *result;
+    size_t len;
+
+    if (dest_credentials == NULL)
+        return NULL;
+    key = vstr_alloc(64);
+    if (*relayhost != '\0' && params_parse_relay(relayhost, &parsed, key) == 0 &&
+        strcasecmp(parsed.host, dest->host) == 0 && parsed.port == dest->port)
+        cred = sasl_passwd_find_relay(dest_credentials, relayhost, dest->host, dest->port);
+    else
+        cred = sasl_passwd_find_relay(dest_credentials, NULL, dest->host, dest->port);
+    if (cred == NULL) {
+        vstr_free(key);
+        return NULL;
+    }
+    len = strlen(cred->user);
+    if (len <= DEST_POLICY_KEY_MAX && strspn(cred->user, DEST_POLICY_KEY_CHARS) == len) {
+        vstr_sprintf(key, "%s/%s", dest->name, cred->user);
+    } else {
+        crypto_generichash(hash, sizeof(hash), (const unsigned char *)cred->user, len, NULL, 0);
+        sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
+        vstr_sprintf(key, "%s/%s", dest->name, hex);
+    }
+    result = mystrdup(vstr_str(key));
+    vstr_free(key);
+    return result;
+}
+
 /* dest_init - read the per-destination policy at start, or a fatal error */
 void dest_init(void)
 {
@@ -157,6 +230,7 @@ void dest_init(void)
     if (dest_load_policy(&dest_policy, why) < 0)
         msg_fatal("%s", vstr_str(why));
     vstr_free(why);
+    dest_load_credentials();
 }
 
 /* dest_apply_policy - the defaults, then this destination's overrides */
@@ -173,7 +247,7 @@ static void dest_apply_policy(QMGR_DEST *dest)
     dest->limit_shared = 0;
     dest->daily = 0;
     myfree(dest->shared_key);
-    dest->shared_key = NULL;
+    dest->shared_key = dest_credential_key(dest);
     if (dest_policy == NULL)
         return;
     /* Keys as written in relayhost: "[host]:port", "host:port", "[host]". */
@@ -203,8 +277,11 @@ static void dest_apply_policy(QMGR_DEST *dest)
             dest->rate_limit = policy.rate;
         dest->daily = policy.daily;
         dest->shared_local = policy.local;
-        dest->shared_key = policy.shared_key;
-        policy.shared_key = NULL;
+        if (policy.shared_key != NULL) {
+            myfree(dest->shared_key);
+            dest->shared_key = policy.shared_key;
+            policy.shared_key = NULL;
+        }
     }
     dest_policy_free(&policy);
     vstr_free(key);
@@ -247,6 +324,7 @@ void dest_reload(void)
         dest_policy = policy;
     }
     vstr_free(why);
+    dest_load_credentials();
     for (QMGR_DEST *dest = dest_head; dest; dest = dest->next)
         dest_apply_policy(dest);
 }

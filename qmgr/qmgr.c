@@ -582,6 +582,7 @@ int main(int argc, char **argv)
         PARAM_ID(shared_limits_server),
         PARAM_ID(smtp_sasl_auth_enable),
         PARAM_ID(smtp_sasl_auth_failure_suspend),
+        PARAM_ID(smtp_sasl_password_maps),
         PARAM_ID(transport_maps),
         -1,
     };

@@ -210,7 +210,8 @@ struct QMGR_DEST {
     HTABLE *released; /* queue ids to make due now after a resume, or NULL */
     int rcpt_limit;   /* most recipients of a message in one job */
     int shared_local; /* "local": its limits stay per instance */
-    char *shared_key; /* "shared_key=": the name its limits are shared under, or NULL */
+    char *shared_key; /* the name its limits are shared under (shared_key=, or NAME/USER);
+                         NULL: its name */
     int limit_shared; /* "concurrency=" in its entry: shared when a server is set */
     int daily;        /* "daily=": messages per rolling 24 h, kept by the server; 0: none */
     QMGR_GRANTS grants;

@@ -105,7 +105,6 @@ int auth_lookup(const char *relay, unsigned port, SASL_CRED **cred, VSTR *why)
 {
     const char *relayhost = var_str(relayhost);
     RELAY_ADDR parsed;
-    VSTR *key = vstr_alloc(64);
     VSTR *shown = vstr_alloc(64);
     int ret = -1;
 
@@ -116,32 +115,13 @@ int auth_lookup(const char *relay, unsigned port, SASL_CRED **cred, VSTR *why)
         vstr_strcpy(shown, relayhost);
     else
         vstr_sprintf(shown, "[%s]:%u", relay, port);
-    if (auth_table == NULL && vstr_len(auth_table_error) > 0) {
+    if (auth_table == NULL && vstr_len(auth_table_error) > 0)
         vstr_strcpy(why, vstr_str(auth_table_error));
-        goto done;
-    }
-    if ((*cred = sasl_passwd_find(auth_table, vstr_str(shown))) != NULL) {
+    else if ((*cred = sasl_passwd_find_relay(auth_table, vstr_str(shown), relay, port)) != NULL)
         ret = 0;
-        goto done;
-    }
-    for (int i = 0; i < 4; i++) {
-        if (i == 0)
-            vstr_sprintf(key, "[%s]:%u", relay, port);
-        else if (i == 1)
-            vstr_sprintf(key, "%s:%u", relay, port);
-        else if (i == 2)
-            vstr_sprintf(key, "[%s]", relay);
-        else
-            vstr_strcpy(key, relay);
-        if ((*cred = sasl_passwd_find(auth_table, vstr_str(key))) != NULL) {
-            ret = 0;
-            goto done;
-        }
-    }
-    vstr_sprintf(why, "no SASL credentials for relay %s in %s", vstr_str(shown),
-                 sasl_passwd_path(var_str(smtp_sasl_password_maps)));
-done:
-    vstr_free(key);
+    else
+        vstr_sprintf(why, "no SASL credentials for relay %s in %s", vstr_str(shown),
+                     sasl_passwd_path(var_str(smtp_sasl_password_maps)));
     vstr_free(shown);
     return ret;
 }

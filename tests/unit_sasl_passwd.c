@@ -95,6 +95,30 @@ int main(void)
         sasl_cred_close(cred);
     tap_ok(sasl_passwd_find(table, "[relay.example.net]") == NULL, "no key form is guessed here");
 
+    /* A relay's credential: as written first, then [host]:port, host:port, [host], host. */
+    static const struct {
+        const char *written, *host;
+        unsigned port;
+        const char *user; /* NULL: none */
+    } relays[] = {
+        {NULL, "smtp.example.com", 587, "alice"},             /* [host]:port */
+        {NULL, "SMTP.example.com", 587, "alice"},             /* any case */
+        {NULL, "smtp.example.com", 25, NULL},                 /* another port */
+        {NULL, "relay.example.net", 2525, "bob"},             /* the bare host, any port */
+        {NULL, "mx.example.org", 25, "carol"},                /* host:port */
+        {NULL, "mx.example.org", 26, NULL},                   /* not another port */
+        {"relay.example.net", "smtp.example.com", 25, "bob"}, /* as written wins */
+        {"[nowhere.example]", "mx.example.org", 25, "carol"}, /* then the forms */
+        {NULL, "other.example.com", 25, NULL},                /* its line was malformed */
+    };
+    for (size_t i = 0; i < sizeof(relays) / sizeof(relays[0]); i++) {
+        cred = sasl_passwd_find_relay(table, relays[i].written, relays[i].host, relays[i].port);
+        tap_ok(
+            relays[i].user ? cred != NULL && strcmp(cred->user, relays[i].user) == 0 : cred == NULL,
+            "relay %s port %u (written %s): %s", relays[i].host, relays[i].port,
+            relays[i].written ? relays[i].written : "-", relays[i].user ? relays[i].user : "none");
+    }
+
     tok = sasl_passwd_find(table, "mx.example.org:25");
     tap_ok(tok != NULL && tok->token_file != NULL && strcmp(tok->token_file, token) == 0,
            "xoauth2: names the token file");

@@ -36,8 +36,6 @@
 
 #define DEST_POLICY_WORDS                                                                          \
     "concurrency=1..1000, rate=N, daily=N, local, shared_key=NAME, recipient_limit=1..10000"
-#define DEST_POLICY_KEY_CHARS                                                                      \
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.:_-@[]/+="
 
 /* dest_policy_int - the number of a "name=N" word, 1 to max; -1 when malformed */
 static int dest_policy_int(const char *word, size_t name_len, long max, int *value)
@@ -69,7 +67,8 @@ static int dest_policy_word(const char *word, DEST_POLICY *policy)
     }
     if (strncmp(word, "shared_key=", 11) == 0) {
         len = strlen(word + 11);
-        if (len == 0 || len > 200 || strspn(word + 11, DEST_POLICY_KEY_CHARS) != len)
+        if (len == 0 || len > DEST_POLICY_KEY_MAX ||
+            strspn(word + 11, DEST_POLICY_KEY_CHARS) != len)
             return -1;
         myfree(policy->shared_key);
         policy->shared_key = mystrdup(word + 11);

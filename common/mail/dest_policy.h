@@ -7,6 +7,11 @@
 #include "maps.h"
 #include "vstr.h"
 
+/* The characters and length of a name limits are shared under (shared_key=). */
+#define DEST_POLICY_KEY_CHARS                                                                      \
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.:_-@[]/+="
+#define DEST_POLICY_KEY_MAX 200
+
 /* DEST_POLICY models the limits one entry sets; what it does not set keeps the defaults. */
 typedef struct DEST_POLICY {
     int concurrency;     /* connections at once; 0: not set */

@@ -21,6 +21,10 @@
  *	destroy a table (secrets wiped); the number of credentials.
  * sasl_passwd_find()
  *	the credential for a key (compared without regard to case), or NULL.
+ * sasl_passwd_find_relay()
+ *	the credential for a relay, looked up in this order: the relay as
+ *	the configuration writes it (relayhost, when it names this host and
+ *	port; may be NULL), "[host]:port", "host:port", "[host]", "host".
  * sasl_cred_refresh()
  *	XOAUTH2: read the token file again when its size or modification
  *	time changed since the last read (a no-op for a password).
@@ -291,6 +295,30 @@ SASL_CRED *sasl_passwd_find(SASL_PASSWD *table, const char *key)
     for (size_t i = 0; i < table->count; i++)
         if (strcasecmp(table->creds[i].key, key) == 0)
             return table->creds + i;
+    return NULL;
+}
+
+/* sasl_passwd_find_relay - the credential for a relay: as written, then each key form */
+SASL_CRED *sasl_passwd_find_relay(SASL_PASSWD *table, const char *written, const char *host,
+                                  unsigned port)
+{
+    char key[SASL_RELAY_KEY_MAX];
+    SASL_CRED *cred;
+
+    if (written != NULL && (cred = sasl_passwd_find(table, written)) != NULL)
+        return cred;
+    for (int i = 0; i < 4; i++) {
+        if (i == 0)
+            snprintf(key, sizeof(key), "[%s]:%u", host, port);
+        else if (i == 1)
+            snprintf(key, sizeof(key), "%s:%u", host, port);
+        else if (i == 2)
+            snprintf(key, sizeof(key), "[%s]", host);
+        else
+            snprintf(key, sizeof(key), "%s", host);
+        if ((cred = sasl_passwd_find(table, key)) != NULL)
+            return cred;
+    }
     return NULL;
 }
 

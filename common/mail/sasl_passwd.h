@@ -10,7 +10,8 @@
 
 #include "vstr.h"
 
-#define SASL_ID_LEN 32 /* bytes of a credential's identity hash */
+#define SASL_ID_LEN 32         /* bytes of a credential's identity hash */
+#define SASL_RELAY_KEY_MAX 300 /* bytes of a lookup key made from a host name and port */
 
 /*
  * SASL_CRED models one line of the credentials file: the relay it is for,
@@ -42,6 +43,8 @@ SASL_PASSWD *sasl_passwd_load(const char *map, uid_t owner, SASL_PASSWD_COMPLAIN
 void sasl_passwd_free(SASL_PASSWD *table);
 size_t sasl_passwd_count(const SASL_PASSWD *table);
 SASL_CRED *sasl_passwd_find(SASL_PASSWD *table, const char *key);
+SASL_CRED *sasl_passwd_find_relay(SASL_PASSWD *table, const char *written, const char *host,
+                                  unsigned port);
 int sasl_cred_refresh(SASL_CRED *cred, VSTR *why);
 const char *sasl_cred_open(SASL_CRED *cred);
 void sasl_cred_close(SASL_CRED *cred);

@@ -90,6 +90,7 @@ LIST_HELPERS *qmgr_list_helpers;
 int qmgr_resync_wanted;
 int qmgr_stopping;
 SHARED *qmgr_shared;
+static RESOLVER *qmgr_resolver; /* the shared-limits server's name, off the loop */
 
 static long long qmgr_stop_deadline;
 
@@ -472,7 +473,7 @@ static void qmgr_reload(DAEMON *daemon)
     (void)daemon;
     /* A changed server (or share) starts a new membership; grants in
      * flight are answered as unavailable and asked again. */
-    qmgr_shared = shared_reload(qmgr_shared);
+    qmgr_shared = shared_reload(qmgr_shared, qmgr_resolver);
     dest_reload();
     route_reload();
     /* A new key seals from now on; the old ones still open what they sealed. */
@@ -514,7 +515,8 @@ static void qmgr_init(DAEMON *daemon)
     qmgr_sched = sched_create();
     stats_init(&qmgr_counters);
     qstore_set_schedule_hook(qmgr_store, qmgr_schedule_changed, qmgr_sched);
-    qmgr_shared = shared_create();
+    qmgr_resolver = resolve_create();
+    qmgr_shared = shared_create(qmgr_resolver);
     dest_init();
     route_init();
 

@@ -13,6 +13,7 @@
 #include "jobq.h"
 #include "listener.h"
 #include "qstore.h"
+#include "resolve.h"
 #include "retry.h"
 #include "sched.h"
 
@@ -407,7 +408,7 @@ int suspend_probe_due(const SUSPEND *s, long long now);
 typedef void (*SHARED_CONN_FN)(void *ctx, const struct redisReply *reply, const char *why);
 typedef void (*SHARED_CONN_STATE_FN)(void *ctx, int up, const char *why);
 int shared_conn_parse(const char *url, char **host, int *port, char **password, int *db, VSTR *why);
-SHARED_CONN *shared_conn_create(const char *url, const char *const *scripts,
+SHARED_CONN *shared_conn_create(const char *url, const char *const *scripts, RESOLVER *resolver,
                                 SHARED_CONN_STATE_FN state_fn, void *state_ctx, VSTR *why);
 int shared_conn_up(const SHARED_CONN *conn);
 int shared_conn_script(SHARED_CONN *conn, int script, SHARED_CONN_FN fn, void *ctx, int nkeys,
@@ -415,8 +416,8 @@ int shared_conn_script(SHARED_CONN *conn, int script, SHARED_CONN_FN fn, void *c
 void shared_conn_free(SHARED_CONN *conn);
 
 /* shared.c */
-SHARED *shared_create(void);
-SHARED *shared_reload(SHARED *sh);
+SHARED *shared_create(RESOLVER *resolver);
+SHARED *shared_reload(SHARED *sh, RESOLVER *resolver);
 void shared_free(SHARED *sh);
 int shared_applies(const SHARED *sh, const QMGR_DEST *dest);
 const char *shared_dest_key(const QMGR_DEST *dest);

@@ -359,7 +359,7 @@ static void shared_register(void *ctx)
 }
 
 /* shared_create - the shared limits of the configured server, or NULL */
-SHARED *shared_create(void)
+SHARED *shared_create(RESOLVER *resolver)
 {
     const char *url = var_str(shared_limits_server);
     SHARED *sh;
@@ -384,7 +384,8 @@ SHARED *shared_create(void)
     myfree(password);
     vstr_sprintf(why, "%s:%s", var_str(myhostname), var_str(queue_directory));
     sh->instance = mystrdup(vstr_str(why));
-    if ((sh->conn = shared_conn_create(url, shared_scripts, shared_state, sh, why)) == NULL)
+    if ((sh->conn = shared_conn_create(url, shared_scripts, resolver, shared_state, sh, why)) ==
+        NULL)
         msg_fatal("shared_limits_server: %s", vstr_str(why));
     vstr_free(why);
     msg_info("sharing limits through %s as %s", sh->server, sh->instance);
@@ -412,13 +413,13 @@ void shared_free(SHARED *sh)
 }
 
 /* shared_reload - the same object, or a new one for a changed configuration */
-SHARED *shared_reload(SHARED *sh)
+SHARED *shared_reload(SHARED *sh, RESOLVER *resolver)
 {
     if (sh != NULL && strcmp(sh->url, var_str(shared_limits_server)) == 0 &&
         strcmp(sh->share_text, var_str(shared_limits_fallback_share)) == 0)
         return sh;
     shared_free(sh);
-    return shared_create();
+    return shared_create(resolver);
 }
 
 /* shared_applies - are a destination's limits shared */

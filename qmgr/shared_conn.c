@@ -3,9 +3,9 @@
  *
  * shared_conn_create()
  *	a connection object for a "redis://[:password@]host[:port][/db]"
- *	address, with the Lua scripts it will run; it connects from the
- *	event loop and reconnects by itself. NULL with the reason in `why`
- *	when the address does not parse.
+ *	address, with the Lua scripts it will run and the process's
+ *	resolver; it connects from the event loop and reconnects by itself.
+ *	NULL with the reason in `why` when the address does not parse.
  * shared_conn_parse()
  *	check an address without connecting ("relayq check" and reload).
  * shared_conn_up()
@@ -33,9 +33,13 @@
  * SCRIPT LOAD per script (which gives its SHA1 for EVALSHA); the
  * connection is up when all of them answered.
  *
- * TLS is not supported yet (hiredis 0.14, Debian 12's, has no TLS); the
- * host is resolved by hiredis with a blocking lookup, so the address
- * should be an IP address or a name in /etc/hosts.
+ * A host name is looked up off the loop (resolve.c, the process's
+ * resolver) before each connection, and hiredis is given the address,
+ * so a slow name service never stalls the loop either; while the lookup
+ * runs the connection is down, as while it connects. Each attempt takes
+ * the next of the host's addresses ("localhost" may be ::1, then
+ * 127.0.0.1). TLS is not
+ * supported yet (hiredis 0.14, Debian 12's, has no TLS).
  *
  * Ownership: the caller owns the object; the object owns its hiredis
  * context and its requests. Failures of the server are never fatal: they
@@ -48,6 +52,7 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +61,7 @@
 #include "msg.h"
 #include "mymalloc.h"
 #include "qmgr.h"
+#include "resolve.h"
 #include "vstr.h"
 
 #define SHARED_CONN_TIMEOUT_MS 1000     /* a request not answered by then: server unavailable */
@@ -87,6 +93,9 @@ struct SHARED_CONN {
     char (*sha)[41];            /* their SHA1 as the server computed it */
     int nscripts;
     redisAsyncContext *ac; /* NULL: not connected */
+    RESOLVER *resolver;    /* the process's, for the host's name */
+    RESOLVE_REQ *lookup;   /* the name being looked up; NULL: none */
+    unsigned attempts;     /* connections tried: which of the host's addresses is next */
     int fd;
     int up;    /* every set-up command answered */
     int setup; /* set-up commands not answered yet */
@@ -450,26 +459,29 @@ static void shared_conn_setup_command(SHARED_CONN *conn, int argc, const char **
     conn->setup++;
 }
 
-/* shared_conn_connect - timer: (re)connect */
-static void shared_conn_connect(void *ctx)
+/* shared_conn_retry - an attempt to connect failed: tell the owner, try again later */
+static void shared_conn_retry(SHARED_CONN *conn, const char *why)
 {
-    SHARED_CONN *conn = ctx;
+    if (conn->state_fn)
+        conn->state_fn(conn->state_ctx, 0, why);
+    event_request_timer(shared_conn_connect, conn, conn->backoff_ms);
+    conn->backoff_ms *= 2;
+    if (conn->backoff_ms > SHARED_CONN_BACKOFF_MAX_MS)
+        conn->backoff_ms = SHARED_CONN_BACKOFF_MAX_MS;
+}
+
+/* shared_conn_open - connect to an address (a literal: hiredis looks nothing up) */
+static void shared_conn_open(SHARED_CONN *conn, const char *address)
+{
     redisAsyncContext *ac;
     char db[16];
 
-    if (conn->ac != NULL)
-        return;
-    ac = redisAsyncConnect(conn->host, conn->port);
+    ac = redisAsyncConnect(address, conn->port);
     if (ac == NULL || ac->err) {
         /* Refused at once (a local server that is down): as a lost connection. */
-        if (conn->state_fn)
-            conn->state_fn(conn->state_ctx, 0, ac ? ac->errstr : "out of memory");
+        shared_conn_retry(conn, ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
-        event_request_timer(shared_conn_connect, conn, conn->backoff_ms);
-        conn->backoff_ms *= 2;
-        if (conn->backoff_ms > SHARED_CONN_BACKOFF_MAX_MS)
-            conn->backoff_ms = SHARED_CONN_BACKOFF_MAX_MS;
         return;
     }
     conn->ac = ac;
@@ -507,8 +519,66 @@ static void shared_conn_connect(void *ctx)
     }
 }
 
+/* shared_conn_open_next - connect to the next address of a list: each attempt takes another */
+static void shared_conn_open_next(SHARED_CONN *conn, const struct addrinfo *res)
+{
+    char address[NI_MAXHOST];
+    unsigned count = 0;
+    int err;
+
+    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
+        count++;
+    for (unsigned skip = conn->attempts++ % count; skip > 0; skip--)
+        res = res->ai_next;
+    if ((err = getnameinfo(res->ai_addr, res->ai_addrlen, address, sizeof(address), NULL, 0,
+                           NI_NUMERICHOST)) != 0) {
+        shared_conn_retry(conn, gai_strerror(err));
+        return;
+    }
+    shared_conn_open(conn, address);
+}
+
+/* shared_conn_resolved - the host's addresses, or why there are none */
+static void shared_conn_resolved(void *ctx, const struct addrinfo *res, const char *error)
+{
+    SHARED_CONN *conn = ctx;
+    VSTR *why;
+
+    conn->lookup = NULL;
+    if (res != NULL) {
+        shared_conn_open_next(conn, res);
+        return;
+    }
+    why = vstr_alloc(100);
+    vstr_sprintf(why, "look up %s: %s", conn->host, error);
+    shared_conn_retry(conn, vstr_str(why));
+    vstr_free(why);
+}
+
+/* shared_conn_connect - timer: (re)connect, after a lookup of the host's name */
+static void shared_conn_connect(void *ctx)
+{
+    SHARED_CONN *conn = ctx;
+    struct addrinfo *res;
+    VSTR *why;
+
+    if (conn->ac != NULL || conn->lookup != NULL)
+        return;
+    if (resolve_numeric(conn->host, (unsigned)conn->port, AF_UNSPEC, &res) == 0) {
+        shared_conn_open_next(conn, res);
+        freeaddrinfo(res);
+        return;
+    }
+    why = vstr_alloc(100);
+    conn->lookup = resolve_start(conn->resolver, conn->host, (unsigned)conn->port, AF_UNSPEC,
+                                 shared_conn_resolved, conn, why);
+    if (conn->lookup == NULL)
+        shared_conn_retry(conn, vstr_str(why));
+    vstr_free(why);
+}
+
 /* shared_conn_create - a connection object; it connects from the loop */
-SHARED_CONN *shared_conn_create(const char *url, const char *const *scripts,
+SHARED_CONN *shared_conn_create(const char *url, const char *const *scripts, RESOLVER *resolver,
                                 SHARED_CONN_STATE_FN state_fn, void *state_ctx, VSTR *why)
 {
     SHARED_CONN *conn = mycalloc(1, sizeof(*conn));
@@ -518,6 +588,7 @@ SHARED_CONN *shared_conn_create(const char *url, const char *const *scripts,
         return NULL;
     }
     conn->scripts = scripts;
+    conn->resolver = resolver;
     while (scripts[conn->nscripts] != NULL)
         conn->nscripts++;
     conn->sha = mycalloc((size_t)conn->nscripts + 1, sizeof(*conn->sha));
@@ -568,6 +639,8 @@ void shared_conn_free(SHARED_CONN *conn)
     if (conn == NULL)
         return;
     conn->state_fn = NULL;
+    if (conn->lookup != NULL)
+        resolve_cancel(conn->lookup);
     shared_conn_drop(conn, "closed");
     event_cancel_timer(shared_conn_connect, conn);
     event_cancel_timer(shared_conn_timer, conn);

@@ -8,7 +8,8 @@
 #  - after "relayq reload" puts the same credential on both, both send
 #    under one key;
 #  - shared_key= in destination_policy_maps overrides the default key.
-# All the mail arrives each time.
+# Instance 2 names the Redis server "localhost": its rate key shows that
+# it found the server by that name. All the mail arrives each time.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 # rate_keys - the rate keys in Redis, sorted, on one line
@@ -55,8 +56,10 @@ rq_set destination_policy_maps "$T/policy"
 instances_setup 2
 sasl_file "$T/sasl_other" "$other_user" "b0b-secret"
 CONF=$T/i2/relayq.conf rq_set smtp_sasl_password_maps "$T/sasl_other"
+# Instance 2 names the server: its qmgr looks the name up off its loop.
+CONF=$T/i2/relayq.conf rq_set shared_limits_server "redis://localhost:$REDIS_PORT/0"
 on_instances start
-ok $? "two instances started, with different users"
+ok $? "two instances started, with different users (instance 2 names Redis as localhost)"
 
 send_each accounts
 wait_for 30 sink_has 2

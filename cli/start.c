@@ -7,7 +7,10 @@
  *	master replaces this process and stays in the foreground (systemd);
  *	without, master daemonizes itself and this process waits, bounded,
  *	until master answers on its status socket, so that "start" returning
- *	0 means the mail system is up.
+ *	0 means the mail system is up: master made the submission sockets
+ *	(public/pickup, smtpd_listen) before it answers, so a client of
+ *	either waits for pickup rather than be refused; relayq commands that
+ *	ask qmgr (stats, mailq's shared limits) may find it still starting.
  * start_stop_main()
  *	"relayq stop": SIGTERM to master, then wait, bounded, until master
  *	has released its pid file lock (its children have finished).

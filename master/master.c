@@ -9,17 +9,23 @@
  *	(as root: owned by mail_owner, group setgid_group; see qdir.c),
  *	drop root privileges to mail_owner, take the queue's lock (one
  *	master per queue), create the LMDB environment, listen on
- *	public/master, detach (unless -f), then spawn qmgr, pickup,
- *	smtpout_workers x smtpout and, when metrics_listen is set, metrics
- *	from daemon_directory and keep them running (child.c). The sockets
- *	of smtpd_listen, smtpd_tls_listen (for pickup) and metrics_listen
- *	(for metrics) are bound as root, before root is given up, and
- *	passed to their daemon at each start: a restarted daemon never
- *	loses its port, and a port that is taken fails the start. SIGHUP re-reads the configuration,
- *opens maillog_file again (log rotation; a new name), adjusts the number of smtpout workers and
- *passes SIGHUP on; SIGTERM and SIGINT stop the children gracefully (SIGKILL after MASTER_STOP_WAIT
- *s), remove the socket, release the lock and exit 0. When the lock file disappears (the queue
- *directory was removed), master stops the same way, with a warning.
+ *	public/master and public/pickup, detach (unless -f), then spawn
+ *	qmgr, pickup, smtpout_workers x smtpout and, when metrics_listen is
+ *	set, metrics from daemon_directory and keep them running (child.c).
+ *	The sockets of smtpd_listen, smtpd_tls_listen (for pickup) and
+ *	metrics_listen (for metrics) are bound as root, before root is
+ *	given up; public/pickup is made as mail_owner. Each is passed to its
+ *	daemon at each start: a restarted daemon never loses its port, a
+ *	port that is taken fails the start, and a client that connects
+ *	while its daemon starts or restarts waits in the backlog instead of
+ *	being refused ("relayq start" returns once master answers, and by
+ *	then every submission socket accepts). SIGHUP re-reads the
+ *	configuration, opens maillog_file again (log rotation; a new name),
+ *	adjusts the number of smtpout workers and passes SIGHUP on; SIGTERM
+ *	and SIGINT stop the children gracefully (SIGKILL after
+ *	MASTER_STOP_WAIT s), remove the socket, release the lock and exit
+ *	0. When the lock file disappears (the queue directory was removed),
+ *	master stops the same way, with a warning.
  *
  * Every check that can fail runs before master detaches and before log
  * output moves to maillog_file, so "relayq start" shows the reason on
@@ -77,9 +83,10 @@ int master_stopping;
 static char *master_queue_dir; /* queue_directory at startup: a reload cannot move it */
 static char *master_owner;     /* mail_owner at startup, to warn when a reload changes it */
 static int master_lock_fd = -1;
-static int master_smtpd_fds[DAEMON_LISTEN_FDS_MAX]; /* the SMTP listener's sockets, for pickup */
-static const char *master_smtpd_names[DAEMON_LISTEN_FDS_MAX]; /* the parameter of each */
-static int master_smtpd_count;
+/* The sockets pickup serves: the SMTP listener's, then public/pickup. */
+static int master_pickup_fds[DAEMON_LISTEN_FDS_MAX];
+static const char *master_pickup_names[DAEMON_LISTEN_FDS_MAX]; /* the parameter, or SOCK_PICKUP */
+static int master_pickup_count;
 static char *master_smtpd_listen_text;     /* smtpd_listen at startup: a reload cannot change it */
 static char *master_smtpd_tls_listen_text; /* smtpd_tls_listen at startup: neither */
 static int master_metrics_fd[1];           /* metrics_listen's socket, for metrics */
@@ -202,8 +209,9 @@ static void master_listen(MASTER_BIND *target, const char *value)
  * given up (ports 25, 465) */
 static void master_smtpd_listen(void)
 {
-    MASTER_BIND target = {"smtpd_listen",      master_smtpd_fds,      master_smtpd_names,
-                          &master_smtpd_count, DAEMON_LISTEN_FDS_MAX, vstr_alloc(128)};
+    /* One place is kept for public/pickup (master_pickup_listen). */
+    MASTER_BIND target = {"smtpd_listen",       master_pickup_fds,         master_pickup_names,
+                          &master_pickup_count, DAEMON_LISTEN_FDS_MAX - 1, vstr_alloc(128)};
 
     master_smtpd_listen_text = mystrdup(var_str(smtpd_listen));
     master_smtpd_tls_listen_text = mystrdup(var_str(smtpd_tls_listen));
@@ -218,6 +226,22 @@ static void master_smtpd_listen(void)
     target.max = 1;
     master_listen(&target, master_metrics_listen_text);
     vstr_free(target.why);
+}
+
+/* master_pickup_listen - public/pickup, as mail_owner: open before "relayq start" returns, so
+ * a submission never finds it missing while pickup starts or restarts (it waits in the backlog) */
+static void master_pickup_listen(void)
+{
+    char *path = qdir_path(master_queue_dir, SOCK_PICKUP);
+    VSTR *why = vstr_alloc(100);
+    int fd;
+
+    if ((fd = unix_listen(path, MASTER_PICKUP_BACKLOG, 0666, why)) < 0)
+        msg_fatal("%s", vstr_str(why));
+    master_pickup_fds[master_pickup_count] = fd;
+    master_pickup_names[master_pickup_count++] = SOCK_PICKUP;
+    vstr_free(why);
+    myfree(path);
 }
 
 /* master_setup_queue - create the queue tree as its owner; root becomes mail_owner */
@@ -481,6 +505,7 @@ static void master_prepare(DAEMON *daemon)
     socket_path = qdir_path(master_queue_dir, SOCK_MASTER);
     status_listen(socket_path);
     myfree(socket_path);
+    master_pickup_listen();
 }
 
 /* master_init - detach, then start the daemons */
@@ -496,7 +521,7 @@ static void master_init(DAEMON *daemon)
     msg_info("daemon started -- version %s, configuration %s", PACKAGE_VERSION, master_config_path);
     child_start(child_create("qmgr"));
     pickup = child_create("pickup");
-    child_pass_fds(pickup, master_smtpd_fds, master_smtpd_names, master_smtpd_count);
+    child_pass_fds(pickup, master_pickup_fds, master_pickup_names, master_pickup_count);
     child_start(pickup);
     child_set_count("smtpout", (int)var_int(smtpout_workers));
     if (master_metrics_count > 0) {

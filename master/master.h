@@ -8,13 +8,14 @@
 
 #include "ipc.h"
 
-#define CHILD_FAST_MS 10000      /* a child that dies sooner counts a fast failure */
-#define CHILD_FAST_LIMIT 3       /* fast failures in a row before restarts are delayed */
-#define CHILD_DELAY_MAX 60       /* seconds: ceiling of the doubling restart delay */
-#define CHILD_CLEAN_MS 1000      /* a clean exit sooner than this waits this long */
-#define MASTER_STOP_WAIT 60      /* seconds children get to finish before SIGKILL */
-#define MASTER_WATCH_INTERVAL 5  /* seconds between checks that the queue directory exists */
-#define MASTER_SMTPD_BACKLOG 128 /* connections waiting for pickup to accept them */
+#define CHILD_FAST_MS 10000       /* a child that dies sooner counts a fast failure */
+#define CHILD_FAST_LIMIT 3        /* fast failures in a row before restarts are delayed */
+#define CHILD_DELAY_MAX 60        /* seconds: ceiling of the doubling restart delay */
+#define CHILD_CLEAN_MS 1000       /* a clean exit sooner than this waits this long */
+#define MASTER_STOP_WAIT 60       /* seconds children get to finish before SIGKILL */
+#define MASTER_WATCH_INTERVAL 5   /* seconds between checks that the queue directory exists */
+#define MASTER_SMTPD_BACKLOG 128  /* connections waiting for pickup to accept them */
+#define MASTER_PICKUP_BACKLOG 128 /* public/pickup clients (sendmail) waiting for pickup */
 
 /*
  * One child slot: a daemon master keeps running (qmgr, pickup, or one of

@@ -3,19 +3,23 @@
  *
  * Usage: pickup [-v] [-c CONFIG_FILE]
  *
- * master runs pickup in the queue directory's owner's name. It listens on
- * public/pickup, where the sendmail command sends a wake-up after it drops
- * a file; it also scans maildrop/ at start and every PICKUP_SCAN_INTERVAL
- * ms, so a lost wake-up only delays mail. public/pickup serves at most
+ * master runs pickup in the queue directory's owner's name. It serves
+ * public/pickup, where the sendmail command hands over a message or sends
+ * a wake-up after it drops a file; master makes that socket and passes it
+ * at each start (named SOCK_PICKUP among the daemon's descriptors), so a
+ * client that connects while pickup starts or restarts waits for it.
+ * pickup also scans maildrop/ at start and every PICKUP_SCAN_INTERVAL ms,
+ * so a lost wake-up only delays mail. public/pickup serves at most
  * PICKUP_CLIENTS_MAX connections at once and PICKUP_CLIENTS_PER_UID of
  * one user (listener.c); a connection refused at a cap makes pickup scan
- * as its wake-up would have (pickup_refused). The scan (scan.c) commits the
- * files to the queue in batches and cleanup.c normalises their content.
+ * as its wake-up would have (pickup_refused). The scan (scan.c) commits
+ * the files to the queue in batches and cleanup.c normalises their
+ * content.
  * After a commit that queued mail, pickup tells qmgr over private/qmgr.
  *
  * main()
- *	pickup's part of the daemon skeleton (daemon.c): open the queue and
- *	the listening socket, and run the event loop until SIGTERM.
+ *	pickup's part of the daemon skeleton (daemon.c): open the queue,
+ *	serve the sockets master passed, and run the event loop until SIGTERM.
  * pickup_connect_qmgr()
  *	(re)connect to qmgr; when qmgr is not there, pickup carries on. A
  *	new connection starts with a `wakeup` record: qmgr compares its
@@ -515,7 +519,7 @@ static void pickup_init(DAEMON *daemon)
     PICKUP *p = daemon_context(daemon);
     VSTR *why = vstr_alloc(100);
     char *path;
-    int fd;
+    int fd, i;
 
     p->queue_directory = mystrdup(var_str(queue_directory));
     if (chdir(p->queue_directory) < 0)
@@ -533,10 +537,12 @@ static void pickup_init(DAEMON *daemon)
     if (pickup_publish_key(p, why) < 0)
         msg_fatal("%s", vstr_str(why));
 
-    path = qdir_path(p->queue_directory, SOCK_PICKUP);
-    if ((fd = unix_listen(path, 128, 0666, why)) < 0)
-        msg_fatal("%s", vstr_str(why));
-    myfree(path);
+    /* master made public/pickup before anyone could be told relayq runs. */
+    for (fd = -1, i = 0; fd < 0 && i < daemon_listen_fds(daemon); i++)
+        if (strcmp(daemon_listen_fd_name(daemon, i), SOCK_PICKUP) == 0)
+            fd = 3 + i;
+    if (fd < 0)
+        msg_fatal("master passed no %s socket: pickup runs under master", SOCK_PICKUP);
     p->listener = listener_create(fd, SOCK_PICKUP, &limits, pickup_accept, p);
     listener_on_refuse(p->listener, pickup_refused);
 

@@ -57,6 +57,7 @@
 #include "event.h"
 #include "iostuff.h"
 #include "listener.h"
+#include "mail_proto.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "netaddr.h"
@@ -589,22 +590,25 @@ SUBMIT *submit_create(PICKUP *p, const DAEMON *daemon)
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
         char addr[INET6_ADDRSTRLEN];
-        int fd = 3 + i, listening = 0;
+        int fd = 3 + i, listening = 0, implicit;
         socklen_t optlen = sizeof(listening);
         const char *name = daemon_listen_fd_name(daemon, i);
 
+        if (strcmp(name, SOCK_PICKUP) == 0)
+            continue; /* pickup's own socket (pickup.c) */
         if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) < 0 || !listening ||
             getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
             msg_fatal("descriptor %d from master is not a listening socket", fd);
-        s->implicit_tls[i] = strcmp(name, "smtpd_tls_listen") == 0;
-        if (s->implicit_tls[i] && s->tls == NULL)
+        implicit = strcmp(name, "smtpd_tls_listen") == 0;
+        if (implicit && s->tls == NULL)
             msg_fatal("smtpd_tls_listen needs smtpd_tls_cert_file and smtpd_tls_key_file");
         sock_addr_text((struct sockaddr *)&ss, addr, sizeof(addr));
         if (msg_verbose)
             msg_info("SMTP listener on %s port %u%s", addr,
                      ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                     : ((struct sockaddr_in *)&ss)->sin_port),
-                     s->implicit_tls[i] ? " (implicit TLS)" : "");
+                     implicit ? " (implicit TLS)" : "");
+        s->implicit_tls[s->nlisteners] = implicit;
         s->listeners[s->nlisteners++] =
             listener_create(fd, *name ? name : "smtpd_listen", &limits, submit_accept, s);
     }

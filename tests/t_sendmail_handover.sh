@@ -7,7 +7,8 @@
 #  - 40 concurrent sendmails all exit 0, nothing ever reaches maildrop/,
 #    pickup logs each message with the submitter's uid, and each arrives
 #    exactly once; relayq stats counts them received from sendmail;
-#  - a sendmail that pickup greets late (pickup stopped for 3 s) still
+#  - a sendmail that pickup greets late (pickup stopped for 3 s), or that
+#    runs before pickup has started (master made public/pickup), still
 #    hands its message over rather than write a file;
 #  - as another user (root only: setpriv), the log names that user's uid,
 #    whatever the envelope it sent claims;
@@ -150,6 +151,33 @@ ok $? "the fresh one is left alone"
 rm -f "$T/queue/maildrop/tmp.2.fresh"
 wait_for 30 queue_empty
 ok $? "the queue drains"
+"$RELAYQ" stop
+ok $? "relayq stop"
+
+# A pickup slow to start (it waits on a FIFO): public/pickup is master's,
+# so a sendmail run as soon as "relayq start" returns waits for pickup
+# rather than write a file.
+mv "$T/libexec/pickup" "$T/libexec/pickup.real"
+mkfifo -m 666 "$T/pickup.go"
+printf '#!/bin/sh
+read -r go <"%s"
+exec "%s" "$@"
+' "$T/pickup.go" "$T/libexec/pickup.real" >"$T/libexec/pickup"
+chmod 755 "$T/libexec/pickup"
+"$RELAYQ" start
+ok $? "relayq start, with a pickup that waits to be let go"
+printf 'Subject: early\nMessage-ID: <early@relayq.test>\n\nhi\n' |
+    "$RELAYQ" sendmail -f early@example.org early@example.com &
+early=$!
+wait_for 30 running_for "$early" 3
+ok $? "a sendmail waits 3 s for the pickup that has not started"
+echo go >"$T/pickup.go"
+wait "$early"
+ok $? "it exits 0 once pickup runs"
+wait_for 10 received_is sendmail 1 && received_is maildrop 0
+ok $? "pickup took it over the socket, not from maildrop/"
+wait_for 30 grep -q "msgid=<early@relayq.test>" "$SINK_LOG"
+ok $? "it arrives"
 "$RELAYQ" stop
 ok $? "relayq stop"
 tap_end

@@ -75,10 +75,25 @@ EOF
     if [ -n "$as_daemon" ]; then chown -R nobody "$1"; fi
 }
 
-# start_pickup QDIR - run pickup in the background (as nobody when root;
-# setpriv execs it, so $! is pickup's pid)
+# start_pickup QDIR - run pickup in the background as master does: with
+# public/pickup made for it and passed as descriptor 3, named in the
+# environment (as nobody when root; python and setpriv exec it, so $! is
+# pickup's pid)
 start_pickup() {
-    $as_daemon "$PICKUP" -c "$1.conf" 2>>"$dir/stderr" &
+    python3 -c '
+import os, socket, sys
+path = sys.argv[1]
+if os.path.exists(path):
+    os.unlink(path)
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+os.chmod(path, 0o666)
+s.listen(128)
+s.setblocking(False)
+os.dup2(s.fileno(), 3)
+os.environ["RELAYQ_LISTEN_FDS"] = "1"
+os.environ["RELAYQ_LISTEN_FDNAMES"] = "public/pickup"
+os.execvp(sys.argv[2], sys.argv[2:])' "$1/public/pickup" $as_daemon "$PICKUP" -c "$1.conf" 2>>"$dir/stderr" &
     pid=$!
 }
 

@@ -28,9 +28,6 @@
  *	relayq.conf in that directory; the caller frees it.
  * relayq_usage()
  *	print a one-line usage and exit EX_USAGE.
- * relayq_printable()
- *	a bounded, printable copy of untrusted text for a diagnostic; the
- *	caller frees it.
  *
  * Diagnostics go to standard error as "relayq: fatal: reason"; exit codes
  * come from sysexits.h so that scripts and mail programs can tell a
@@ -49,8 +46,6 @@
 #include "mymalloc.h"
 #include "params.h"
 #include "privs.h"
-
-#define RELAYQ_QUOTE_DEFAULT 100 /* bytes of untrusted text shown in a message */
 
 #define OPS_USAGE                                                                                  \
     "[-c FILE] [--dry-run] [--sender ADDR] [--recipient ADDR] [--domain DOMAIN] "                  \
@@ -181,27 +176,6 @@ void relayq_usage(const char *command, const char *args)
                 args = cmd->usage;
     fprintf(stderr, "usage: relayq %s %s\n", command, args ? args : "");
     exit(EX_USAGE);
-}
-
-/* relayq_printable - a bounded copy with control and non-ASCII bytes shown as "?" */
-char *relayq_printable(const char *text, size_t limit)
-{
-    VSTR *buf = vstr_alloc(64);
-    char *copy;
-    size_t i;
-
-    if (limit == 0)
-        limit = RELAYQ_QUOTE_DEFAULT;
-    for (i = 0; text[i] && i < limit; i++) {
-        unsigned char ch = (unsigned char)text[i];
-
-        vstr_addch(buf, ch >= 0x20 && ch < 0x7f ? ch : '?');
-    }
-    if (text[i])
-        vstr_strcat(buf, "...");
-    copy = mystrdup(vstr_str(buf));
-    vstr_free(buf);
-    return copy;
 }
 
 /* relayq_all_usage - the list of commands */

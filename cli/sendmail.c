@@ -1,34 +1,41 @@
 /*
  * sendmail - the sendmail-compatible mail submission command
  *
- * sendmail_main()
- *	"relayq sendmail [options] [RCPT...]", also run as "sendmail": read a
- *	message from standard input and hand it to pickup, or leave it in
- *	the queue's maildrop/ directory. Exit 0 only when the message is
- *	durably queued: committed by pickup, or its file written, fsynced
- *	and renamed to its final name, and the rename fsynced. Every
- *	failure is one line on standard error and a sysexits
- *	code (EX_USAGE for bad options, EX_DATAERR for bad addresses and
- *	oversized mail, EX_CONFIG, EX_CANTCREAT, EX_TEMPFAIL), and leaves
- *	nothing in maildrop/.
+ * sendmail_args()
+ *	the options of Postfix's sendmail: -t (recipients from To:, Cc:,
+ *	Bcc:), -i / -oi (a lone "." line is data), -f, -F, -N, -R, -V; the
+ *	common flags of other programs (-odi, -oem, -v, -B, -bm, -U, -L,
+ *	-o*) are accepted and ignored; -bs, -bp, -bi and -q choose another
+ *	mode (sendmail_modes.c). -1 for an option it does not know.
+ * sendmail_queue()
+ *	with the configuration loaded: read a message from standard input
+ *	and hand it to pickup, or leave it in the queue's maildrop/
+ *	directory. Exit 0 only when the message is durably queued:
+ *	committed by pickup, or its file written, fsynced and renamed to
+ *	its final name, and the rename fsynced. Every failure is one line
+ *	on standard error and a sysexits code (EX_USAGE for bad options,
+ *	EX_DATAERR for bad addresses and oversized mail, EX_CONFIG,
+ *	EX_CANTCREAT, EX_TEMPFAIL), and leaves nothing in maildrop/. A
+ *	recipient argument may be an address list as in a To: header
+ *	("Name <a@b>", "a@x,b@y"), parsed as -t parses one.
+ * sendmail_no_aliases()
+ *	-bi, and the program run as "newaliases": say on standard error
+ *	that a null client has no aliases, and succeed.
+ * sendmail_open(), sendmail_content(), sendmail_commit(), sendmail_close()
+ *	one message into the queue (SENDMAIL_OUT), from the command line or
+ *	from a "sendmail -bs" session; after a failure (out->status,
+ *	out->why) nothing is left in maildrop/.
+ * sendmail_wakeup()
+ *	tell pickup a file is waiting, best effort.
+ * sendmail_catch_signals()
+ *	remove an unfinished temporary file when a signal or an exit comes.
  *
- * Options are those of Postfix's sendmail: -t (recipients from To:, Cc:,
- * Bcc:), -i / -oi (a lone "." line is data), -f, -F, -N, -R, -V; the
- * common flags of other programs (-odi, -oem, -v, -B, -bm, -U, -L, -o*)
- * are accepted and ignored. A recipient argument may be an address list
- * as in a To: header ("Name <a@b>", "a@x,b@y"), parsed as -t parses one.
- * Other modes: -bp is mailq; -q is "relayq flush" (-qR SITE: flush -s
- * SITE); -bi, and the program run as "newaliases", say on standard error
- * that a null client has no aliases and exit 0.
- *
- * -bs speaks SMTP on standard input and output (smtpd_proto.c), as
- * PHP's, Symfony's and Laravel's mailers expect: every message of the
- * session is written as its own maildrop file by the same code as a
- * message from the command line (sendmail_open, sendmail_content,
- * sendmail_commit), and the reply to its final dot is 250 only once the
- * file is durably in maildrop/. A failure is a 451/452/554 reply, not an
- * exit; the session goes on. The session logs to maillog_file (or
- * syslog), as the daemons do.
+ * No user database, no resolver: this file runs in the front (front.c),
+ * a program linked without the dynamic loader, where glibc's NSS lookups
+ * are not safe. A message without -f carries no sender, and pickup names
+ * the submitting user (its login name at myorigin) from the uid it
+ * trusts; bare local parts are left for pickup to qualify with
+ * "@myorigin"; as root, the maildrop file goes to the owner of maildrop/.
  *
  * Handing over (sendmail_hand_over): a message of at most
  * PICKUP_SUBMIT_MAX bytes, envelope included, is kept in memory and sent
@@ -62,8 +69,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -91,12 +96,10 @@
 
 #define SENDMAIL_HEADER_MAX (1024 * 1024) /* header bytes parsed for -t; the rest is body */
 #define SENDMAIL_FULLNAME_MAX 256
-#define SENDMAIL_ENVID_MAX 100              /* RFC 3461 */
-#define SENDMAIL_WRITE_CHUNK (64 * 1024)    /* output buffered up to this */
-#define SENDMAIL_WAKEUP_MS 1000             /* for pickup's greeting to a wake-up after a file */
-#define SENDMAIL_HAND_OVER_MS (60 * 1000)   /* for each step of handing a message over */
-#define SENDMAIL_BS_TIMEOUT_MS (300 * 1000) /* Postfix's smtpd_timeout */
-#define SENDMAIL_BS_ERROR_LIMIT 20          /* Postfix's smtpd_hard_error_limit */
+#define SENDMAIL_ENVID_MAX 100            /* RFC 3461 */
+#define SENDMAIL_WRITE_CHUNK (64 * 1024)  /* output buffered up to this */
+#define SENDMAIL_WAKEUP_MS 1000           /* for pickup's greeting to a wake-up after a file */
+#define SENDMAIL_HAND_OVER_MS (60 * 1000) /* for each step of handing a message over */
 
 /* The temporary file to remove if we die before the rename; "" when none. */
 static char sendmail_tmp[PATH_MAX];
@@ -128,33 +131,18 @@ static void sendmail_fatal_addr(int status, const char *what, const char *addr, 
     msg_fatal_status(status, "bad %s address \"%s\": %s", what, shown, reason);
 }
 
-/* sendmail_qualify - an address as stored: brackets off, "@myorigin" added when bare */
-static char *sendmail_qualify(const char *addr)
+/* sendmail_unbracket - an address as stored: angle brackets off; pickup adds "@myorigin" to a
+ * bare local part */
+static char *sendmail_unbracket(const char *addr)
 {
     size_t len = strlen(addr);
-    VSTR *buf = vstr_alloc(len + 64);
-    const char *scan;
-    const char *quote;
-    char *result;
 
     if (len >= 2 && addr[0] == '<' && addr[len - 1] == '>')
-        vstr_append(buf, addr + 1, len - 2);
-    else
-        vstr_append(buf, addr, len);
-    /* A quoted local part may hold "@"; only an "@" after it counts. */
-    scan = vstr_str(buf);
-    if (scan[0] == '"' && (quote = strchr(scan + 1, '"')) != NULL)
-        scan = quote;
-    if (vstr_len(buf) > 0 && strchr(scan, '@') == NULL) {
-        vstr_addch(buf, '@');
-        vstr_strcat(buf, var_str(myorigin));
-    }
-    result = mystrdup(vstr_str(buf));
-    vstr_free(buf);
-    return result;
+        return mystrndup(addr + 1, len - 2);
+    return mystrdup(addr);
 }
 
-/* sendmail_add_rcpt - qualify, validate and add a recipient, once */
+/* sendmail_add_rcpt - validate and add a recipient, once */
 static void sendmail_add_rcpt(MAILDROP_ENV *env, const char *addr)
 {
     VSTR *why = vstr_alloc(100);
@@ -163,8 +151,8 @@ static void sendmail_add_rcpt(MAILDROP_ENV *env, const char *addr)
     /* Check the raw text first: a line break must be reported as such, not mangled. */
     if (memchr(addr, '\r', strlen(addr)) || memchr(addr, '\n', strlen(addr)))
         sendmail_fatal_addr(EX_DATAERR, "recipient", addr, "contains a line break (CR or LF)");
-    rcpt = sendmail_qualify(addr);
-    if (addr_check(rcpt, strlen(rcpt), ADDR_ALLOW_UTF8, why) < 0)
+    rcpt = sendmail_unbracket(addr);
+    if (addr_check(rcpt, strlen(rcpt), ADDR_ALLOW_UTF8 | ADDR_ALLOW_BARE, why) < 0)
         sendmail_fatal_addr(EX_DATAERR, "recipient", addr, vstr_str(why));
     for (size_t i = 0; i < env->nrcpt; i++) {
         if (strcmp(env->rcpts[i], rcpt) == 0) {
@@ -207,8 +195,9 @@ static void sendmail_add_arg(MAILDROP_ENV *env, const char *arg)
         return;
     }
     why = vstr_alloc(100);
-    rcpt = sendmail_qualify(arg);
-    plain = arg[0] != '<' && addr_check(rcpt, strlen(rcpt), ADDR_ALLOW_UTF8, why) == 0;
+    rcpt = sendmail_unbracket(arg);
+    plain = arg[0] != '<' &&
+            addr_check(rcpt, strlen(rcpt), ADDR_ALLOW_UTF8 | ADDR_ALLOW_BARE, why) == 0;
     myfree(rcpt);
     if (plain) {
         sendmail_add_rcpt(env, arg);
@@ -220,27 +209,27 @@ static void sendmail_add_arg(MAILDROP_ENV *env, const char *arg)
     vstr_free(why);
 }
 
-/* sendmail_set_sender - -f, or the login name of the real uid at myorigin */
+/* sendmail_set_sender - -f; without it pickup names the submitting user (own_sender) */
 static void sendmail_set_sender(MAILDROP_ENV *env, const char *sender)
 {
-    VSTR *why = vstr_alloc(100);
-    struct passwd *pw;
+    VSTR *why;
     char *addr;
 
-    if (sender != NULL && (strcmp(sender, "") == 0 || strcmp(sender, "<>") == 0)) {
+    if (sender == NULL) {
+        env->own_sender = 1;
+        return;
+    }
+    why = vstr_alloc(100);
+    if (strcmp(sender, "") == 0 || strcmp(sender, "<>") == 0) {
         addr = mystrdup("");
-    } else if (sender != NULL) {
+    } else {
         if (strchr(sender, '\r') || strchr(sender, '\n'))
             sendmail_fatal_addr(EX_DATAERR, "sender", sender, "contains a line break (CR or LF)");
-        addr = sendmail_qualify(sender);
-    } else {
-        if ((pw = getpwuid(getuid())) == NULL)
-            msg_fatal_status(EX_OSERR, "cannot find the login name of uid %ld: use -f SENDER",
-                             (long)getuid());
-        addr = sendmail_qualify(pw->pw_name);
+        addr = sendmail_unbracket(sender);
     }
-    if (addr_check(addr, strlen(addr), ADDR_ALLOW_EMPTY | ADDR_ALLOW_UTF8, why) < 0)
-        sendmail_fatal_addr(EX_DATAERR, "sender", sender ? sender : addr, vstr_str(why));
+    if (addr_check(addr, strlen(addr), ADDR_ALLOW_EMPTY | ADDR_ALLOW_UTF8 | ADDR_ALLOW_BARE, why) <
+        0)
+        sendmail_fatal_addr(EX_DATAERR, "sender", sender, vstr_str(why));
     myfree(env->sender);
     env->sender = addr;
     vstr_free(why);
@@ -504,23 +493,6 @@ static void sendmail_extract(MAILDROP_ENV *env, const VSTR *headers, const SENDM
     vstr_free(why);
 }
 
-/* SENDMAIL_OUT - the maildrop file being written, its size accounting, its first failure */
-typedef struct SENDMAIL_OUT {
-    int fd;
-    VSTR *buf;            /* not yet written */
-    long long content;    /* message bytes so far */
-    long long limit;      /* message_size_limit, 0: none */
-    SEAL_DROP *seal;      /* sealing the file (queue_encryption_key_file), or NULL */
-    VSTR *sealed;         /* sealed bytes not yet written */
-    int status;           /* 0, or the sysexits code of the first failure */
-    int nospace;          /* that failure was ENOSPC or EDQUOT */
-    VSTR *why;            /* its one-line reason */
-    const char *maildrop; /* the directory of the file */
-    int filed;            /* the file exists: the message was too big to hand to pickup */
-    char name[PATH_MAX];  /* the file's final path, once committed */
-    char queue_id[64];    /* or the queue id pickup committed it as, "" */
-} SENDMAIL_OUT;
-
 /* sendmail_fail - record the first failure, drop the unfinished file; returns -1 */
 static int sendmail_fail(SENDMAIL_OUT *out, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -596,7 +568,7 @@ static int sendmail_seal_setup(SENDMAIL_OUT *out)
 static int sendmail_create(SENDMAIL_OUT *out, const char *maildrop);
 
 /* sendmail_content - add message bytes, enforcing message_size_limit */
-static int sendmail_content(SENDMAIL_OUT *out, const char *data, size_t len)
+int sendmail_content(SENDMAIL_OUT *out, const char *data, size_t len)
 {
     if (out->status != 0)
         return -1;
@@ -636,8 +608,8 @@ static void sendmail_signal_set(sigset_t *set)
     sigaddset(set, SIGTERM);
 }
 
-/* sendmail_catch_signals - remove the temporary file when interrupted */
-static void sendmail_catch_signals(void)
+/* sendmail_catch_signals - remove the temporary file when interrupted or at exit */
+void sendmail_catch_signals(void)
 {
     struct sigaction sa;
 
@@ -650,12 +622,13 @@ static void sendmail_catch_signals(void)
     sigaction(SIGTERM, &sa, NULL);
     /* A file size limit must show as a write error, not a kill. */
     signal(SIGXFSZ, SIG_IGN);
+    atexit(sendmail_cleanup);
 }
 
 /* sendmail_create - the temporary file, with its mode and owner */
 static int sendmail_create(SENDMAIL_OUT *out, const char *maildrop)
 {
-    struct passwd *pw;
+    struct stat dir;
     sigset_t block;
     sigset_t saved;
     int tries;
@@ -685,13 +658,16 @@ static int sendmail_create(SENDMAIL_OUT *out, const char *maildrop)
                              maildrop, strerror(errno));
     }
     /*
-     * Pickup runs as mail_owner: as root, give the file to it and keep it
-     * private; otherwise make it readable whatever our umask is.
+     * Pickup runs as mail_owner, who owns maildrop/: as root, give the file
+     * to it and keep it private; otherwise make it readable whatever our
+     * umask is.
      */
-    if (geteuid() == 0 && (pw = getpwnam(var_str(mail_owner))) != NULL) {
-        if (fchown(out->fd, pw->pw_uid, pw->pw_gid) < 0)
-            return sendmail_fail(out, EX_TEMPFAIL, "cannot queue the message: chown %s: %s",
-                                 sendmail_tmp, strerror(errno));
+    if (geteuid() == 0) {
+        if (stat(maildrop, &dir) < 0 || fchown(out->fd, dir.st_uid, (gid_t)-1) < 0)
+            return sendmail_fail(out, EX_TEMPFAIL,
+                                 "cannot queue the message: give %s to the "
+                                 "owner of %s: %s",
+                                 sendmail_tmp, maildrop, strerror(errno));
     } else if (geteuid() != 0 && fchmod(out->fd, 0644) < 0) {
         return sendmail_fail(out, EX_TEMPFAIL, "cannot queue the message: chmod %s: %s",
                              sendmail_tmp, strerror(errno));
@@ -709,7 +685,7 @@ static int sendmail_create(SENDMAIL_OUT *out, const char *maildrop)
  * memory until it passes PICKUP_SUBMIT_MAX bytes; only then is its
  * maildrop file made.
  */
-static int sendmail_open(SENDMAIL_OUT *out, const MAILDROP_ENV *env, const char *maildrop)
+int sendmail_open(SENDMAIL_OUT *out, const MAILDROP_ENV *env, const char *maildrop)
 {
     memset(out, 0, sizeof(*out));
     out->fd = -1;
@@ -777,7 +753,7 @@ static int sendmail_hand_over(SENDMAIL_OUT *out)
 
 /* sendmail_commit - hand the message to pickup, or else: its file written, fsynced, renamed
  * into place, the directory fsynced */
-static int sendmail_commit(SENDMAIL_OUT *out, const char *maildrop)
+int sendmail_commit(SENDMAIL_OUT *out, const char *maildrop)
 {
     struct timeval tv;
     int sync_errno = 0;
@@ -832,7 +808,7 @@ static int sendmail_commit(SENDMAIL_OUT *out, const char *maildrop)
 }
 
 /* sendmail_close - release what sendmail_open() took */
-static void sendmail_close(SENDMAIL_OUT *out)
+void sendmail_close(SENDMAIL_OUT *out)
 {
     if (out->fd >= 0)
         (void)close(out->fd);
@@ -852,7 +828,7 @@ static void sendmail_out_fatal(SENDMAIL_OUT *out)
 }
 
 /* sendmail_wakeup - tell pickup, best effort; it scans maildrop/ anyway */
-static void sendmail_wakeup(void)
+void sendmail_wakeup(void)
 {
     char *path = qdir_path(var_str(queue_directory), SOCK_PICKUP);
     VSTR *why = vstr_alloc(100);
@@ -869,251 +845,64 @@ static void sendmail_wakeup(void)
     myfree(path);
 }
 
-/* sendmail_bp - "sendmail -bp" is mailq */
-static int sendmail_bp(const char *config)
+/* sendmail_args - the options of "sendmail"; -1 for one it does not know */
+int sendmail_args(int argc, char **argv, SENDMAIL_ARGS *args)
 {
-    char *args[4] = {"mailq", NULL, NULL, NULL};
-
-    if (config != NULL) {
-        args[1] = "-c";
-        args[2] = (char *)config;
-    }
-    optind = 1;
-    return mailq_main(config ? 3 : 1, args);
-}
-
-/* sendmail_q - "sendmail -q" is relayq flush, "-qR SITE" / "-qRSITE" flush -s SITE */
-static int sendmail_q(const char *config, const char *site)
-{
-    char *args[6] = {"flush", NULL, NULL, NULL, NULL, NULL};
-    int n = 1;
-
-    if (config != NULL) {
-        args[n++] = "-c";
-        args[n++] = (char *)config;
-    }
-    if (site != NULL) {
-        args[n++] = "-s";
-        args[n++] = (char *)site;
-    }
-    optind = 1;
-    return flush_main(n, args);
-}
-
-/* SENDMAIL_BS - the queue's side of a "sendmail -bs" session */
-typedef struct SENDMAIL_BS {
-    char *maildrop; /* the directory */
-    long long uid;  /* the submitting user */
-} SENDMAIL_BS;
-
-/* sendmail_bs_write - smtpd_proto's replies to standard output */
-static int sendmail_bs_write(void *ctx, const char *data, size_t len)
-{
-    (void)ctx;
-    return write_all(1, data, len) < 0 ? -1 : 0;
-}
-
-/*
- * sendmail_bs_message - one message of the session to a maildrop file
- *
- * The file is written exactly as the command line writes one; the
- * answer is SMTPD_QUEUED only once it is durably in maildrop/. What
- * pickup would set aside (a NUL byte in the header section) is refused
- * here, so that a 250 is never followed by a message in corrupt/.
- */
-static SMTPD_RESULT sendmail_bs_message(void *ctx, const SMTPD_MSG *msg, VSTR *text)
-{
-    SENDMAIL_BS *bs = ctx;
-    MAILDROP_ENV env;
-    SENDMAIL_OUT out;
-    SMTPD_RESULT result = SMTPD_QUEUED;
-    const char *blank;
-    size_t header_len;
-
-    blank = msg->content_len >= 2 && memcmp(msg->content, "\r\n", 2) == 0
-                ? msg->content
-                : memmem(msg->content, msg->content_len, "\r\n\r\n", 4);
-    header_len = blank ? (size_t)(blank - msg->content) : msg->content_len;
-    if (memchr(msg->content, '\0', header_len) != NULL) {
-        vstr_strcpy(text, "a NUL byte in the message header");
-        msg_warn("message from <%s> refused: %s", msg->sender, vstr_str(text));
-        return SMTPD_REJECTED;
-    }
-    maildrop_env_init(&env);
-    env.uid = bs->uid;
-    env.posted = (long long)time(NULL);
-    myfree(env.sender);
-    env.sender = mystrdup(msg->sender);
-    myfree(env.ret);
-    env.ret = mystrdup(msg->ret);
-    myfree(env.envid);
-    env.envid = mystrdup(msg->envid);
-    for (size_t i = 0; i < msg->nrcpt; i++)
-        maildrop_env_add_rcpt_dsn(&env, msg->rcpts[i].addr, msg->rcpts[i].notify,
-                                  msg->rcpts[i].orcpt);
-    if (sendmail_open(&out, &env, bs->maildrop) < 0 ||
-        sendmail_content(&out, msg->content, msg->content_len) < 0 ||
-        sendmail_commit(&out, bs->maildrop) < 0) {
-        msg_warn("message from <%s> not queued: %s", msg->sender, vstr_str(out.why));
-        vstr_strcpy(text, vstr_str(out.why));
-        result = out.status == EX_DATAERR ? SMTPD_REJECTED
-                 : out.nospace            ? SMTPD_NOSPACE
-                                          : SMTPD_TEMPFAIL;
-    } else if (out.filed) {
-        msg_info("maildrop/%s: uid=%lld from=<%s> nrcpt=%zu", strrchr(out.name, '/') + 1, bs->uid,
-                 msg->sender, msg->nrcpt);
-        vstr_sprintf(text, "as %s", strrchr(out.name, '/') + 1);
-        sendmail_wakeup();
-    } else {
-        vstr_sprintf(text, "as %s", out.queue_id);
-    }
-    sendmail_close(&out);
-    maildrop_env_free(&env);
-    return result;
-}
-
-/*
- * sendmail_bs - "sendmail -bs": SMTP on standard input and output
- *
- * smtpd_proto speaks the protocol; each message becomes one maildrop file
- * (sendmail_bs_message). The session logs to maillog_file (or syslog) as
- * the daemons do, not to standard error, which the client may read.
- */
-static int sendmail_bs(void)
-{
-    static const SMTPD_OPS ops = {sendmail_bs_write, sendmail_bs_message, NULL};
-    SMTPD_LIMITS limits;
-    SENDMAIL_BS bs;
-    SMTPD_PROTO *sp;
-    VSTR *client = vstr_alloc(32);
-    struct pollfd pfd;
-    char *buf;
-    ssize_t got;
-    int state;
-    int ready;
-
-    bs.maildrop = qdir_path(var_str(queue_directory), QDIR_MAILDROP);
-    bs.uid = (long long)getuid();
-    msg_init("sendmail", MSG_TO_STDERR);
-    if (msg_set_log(var_str(syslog_name), var_str(maillog_file)) < 0)
-        (void)msg_set_log(var_str(syslog_name), "");
-    sendmail_catch_signals();
-    atexit(sendmail_cleanup);
-    /* A client that goes away is an end of session, not a kill. */
-    signal(SIGPIPE, SIG_IGN);
-
-    vstr_sprintf(client, "local[uid=%lld]", bs.uid);
-    memset(&limits, 0, sizeof(limits));
-    limits.hostname = var_str(myhostname);
-    limits.client = vstr_str(client);
-    limits.qualify = var_str(myorigin);
-    limits.size_limit = var_int(message_size_limit);
-    limits.rcpt_limit = MAILDROP_RCPT_MAX;
-    limits.error_limit = SENDMAIL_BS_ERROR_LIMIT;
-    sp = smtpd_proto_create(&limits, &ops, &bs);
-    buf = mymalloc(SENDMAIL_PIECE_MAX);
-    state = smtpd_proto_start(sp);
-    while (state == SMTPD_MORE) {
-        pfd.fd = 0;
-        pfd.events = POLLIN;
-        if ((ready = poll(&pfd, 1, SENDMAIL_BS_TIMEOUT_MS)) < 0 && errno == EINTR)
-            continue;
-        if (ready == 0) {
-            smtpd_proto_timeout(sp);
-            break;
-        }
-        if ((got = read(0, buf, SENDMAIL_PIECE_MAX)) < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            msg_warn("read standard input: %s", strerror(errno));
-        if (got <= 0) {
-            smtpd_proto_eof(sp);
-            break;
-        }
-        state = smtpd_proto_input(sp, buf, (size_t)got);
-    }
-    smtpd_proto_free(sp);
-    myfree(buf);
-    vstr_free(client);
-    myfree(bs.maildrop);
-    return 0;
-}
-
-/* sendmail_main - queue the message on standard input */
-int sendmail_main(int argc, char **argv)
-{
-    MAILDROP_ENV env;
-    SENDMAIL_INPUT in;
-    SENDMAIL_OUT out;
-    SENDMAIL_HDR *hdrs;
-    VSTR *headers;
-    VSTR *pending;
-    VSTR *piece;
-    const char *config = NULL;
-    const char *sender = NULL;
-    const char *fullname = NULL;
-    const char *notify = NULL;
-    const char *ret = NULL;
-    const char *envid = NULL;
-    char *maildrop;
-    size_t nhdr;
-    const char *site = NULL;
     const char *base;
-    int extract = 0;
-    int mode = 'm';
-    int dots = 1;
-    int ended;
-    int at_start;
     int ch;
 
+    memset(args, 0, sizeof(*args));
+    args->mode = 'm';
+    args->dots = 1;
     opterr = 0;
+    optind = 1;
     while ((ch = getopt(argc, argv, "+B:b:C:c:F:f:Gh:IiL:mN:nO:o:q::R:r:tUV:vX:x")) != -1) {
         switch (ch) {
         case 'C':
         case 'c':
-            config = optarg;
+            args->config = optarg;
             break;
         case 'F':
-            fullname = optarg;
+            args->fullname = optarg;
             break;
         case 'f':
         case 'r': /* the old name of -f */
-            sender = optarg;
+            args->sender = optarg;
             break;
         case 'i':
-            dots = 0;
+            args->dots = 0;
             break;
         case 'N':
-            notify = optarg;
+            args->notify = optarg;
             break;
         case 'R':
-            ret = optarg;
+            args->ret = optarg;
             break;
         case 't':
-            extract = 1;
+            args->extract = 1;
             break;
         case 'V':
-            envid = optarg;
+            args->envid = optarg;
             break;
         case 'o':
             /* -oi is -i; -odi, -odb, -oem and the other sendmail options do not apply. */
             if (strcmp(optarg, "i") == 0)
-                dots = 0;
+                args->dots = 0;
             break;
         case 'b':
             if (strlen(optarg) != 1 || strchr("impqs", optarg[0]) == NULL)
                 msg_fatal_status(EX_USAGE,
                                  "unsupported option -b%.20s: only -bm, -bs, -bp and -bi work",
                                  optarg);
-            mode = optarg[0];
+            args->mode = optarg[0];
             break;
         case 'q':
             /* -q: deliver the queue; -qR SITE (or -qRSITE): the mail for one site. */
-            mode = 'q';
+            args->mode = 'q';
             if (optarg != NULL && strcmp(optarg, "R") == 0 && optind < argc)
-                site = argv[optind++];
+                args->site = argv[optind++];
             else if (optarg != NULL && optarg[0] == 'R' && optarg[1] != '\0')
-                site = optarg + 1;
+                args->site = optarg + 1;
             else if (optarg != NULL)
                 msg_fatal_status(EX_USAGE, "unsupported option -q%.20s: only -q and -qR SITE work",
                                  optarg);
@@ -1132,46 +921,56 @@ int sendmail_main(int argc, char **argv)
         case 'x':
             break;
         default:
-            relayq_usage("sendmail", NULL);
+            return -1;
         }
     }
     /* Run as newaliases, it is "sendmail -bi". */
     base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
     if (strcmp(base, "newaliases") == 0)
-        mode = 'i';
-    if (mode == 'p')
-        return sendmail_bp(config);
-    if (mode == 'q')
-        return sendmail_q(config, site);
-    if (mode == 'i') {
-        /* A null client delivers nothing locally: there is no alias database to build. */
-        fprintf(stderr, "relayq: no aliases to rebuild: relayq relays all mail, local "
-                        "delivery and aliases are the relay's\n");
-        return 0;
-    }
-    relayq_load_config(config);
-    if (mode == 's') {
-        if (optind != argc || extract)
-            msg_fatal_status(EX_USAGE, "-bs takes the recipients from RCPT TO: no recipients "
-                                       "or -t on the command line");
-        return sendmail_bs();
-    }
+        args->mode = 'i';
+    args->first_rcpt = optind;
+    return 0;
+}
+
+/* sendmail_no_aliases - -bi, newaliases: nothing to do */
+int sendmail_no_aliases(void)
+{
+    /* A null client delivers nothing locally: there is no alias database to build. */
+    fprintf(stderr, "relayq: no aliases to rebuild: relayq relays all mail, local "
+                    "delivery and aliases are the relay's\n");
+    return 0;
+}
+
+/* sendmail_queue - queue the message on standard input (the configuration is loaded) */
+int sendmail_queue(const SENDMAIL_ARGS *args, int argc, char **argv)
+{
+    MAILDROP_ENV env;
+    SENDMAIL_INPUT in;
+    SENDMAIL_OUT out;
+    SENDMAIL_HDR *hdrs;
+    VSTR *headers;
+    VSTR *pending;
+    VSTR *piece;
+    char *maildrop;
+    size_t nhdr;
+    int ended;
+    int at_start;
 
     maildrop_env_init(&env);
     env.uid = (long long)getuid();
     env.posted = (long long)time(NULL);
-    sendmail_set_sender(&env, sender);
-    if (fullname != NULL)
-        sendmail_set_fullname(&env, fullname);
-    if (notify != NULL)
-        sendmail_set_notify(&env, notify);
-    if (ret != NULL)
-        sendmail_set_ret(&env, ret);
-    if (envid != NULL)
-        sendmail_set_envid(&env, envid);
-    for (int i = optind; i < argc; i++)
+    sendmail_set_sender(&env, args->sender);
+    if (args->fullname != NULL)
+        sendmail_set_fullname(&env, args->fullname);
+    if (args->notify != NULL)
+        sendmail_set_notify(&env, args->notify);
+    if (args->ret != NULL)
+        sendmail_set_ret(&env, args->ret);
+    if (args->envid != NULL)
+        sendmail_set_envid(&env, args->envid);
+    for (int i = args->first_rcpt; i < argc; i++)
         sendmail_add_arg(&env, argv[i]);
-    if (!extract && env.nrcpt == 0)
+    if (!args->extract && env.nrcpt == 0)
         msg_fatal_status(EX_USAGE, "no recipients specified");
 
     /* The header section decides the -t recipients before anything is written. */
@@ -1182,10 +981,10 @@ int sendmail_main(int argc, char **argv)
     in.line_start = 1;
     headers = vstr_alloc(4096);
     pending = vstr_alloc(256);
-    ended = sendmail_read_headers(&in, dots, headers, &hdrs, &nhdr, pending);
+    ended = sendmail_read_headers(&in, args->dots, headers, &hdrs, &nhdr, pending);
     if (sendmail_header_has_nul(headers, hdrs, nhdr))
         msg_fatal_status(EX_DATAERR, "a NUL byte in the message header: message not queued");
-    if (extract) {
+    if (args->extract) {
         sendmail_extract(&env, headers, hdrs, nhdr);
         if (env.nrcpt == 0)
             msg_fatal_status(EX_DATAERR, "no recipient addresses found in message header");
@@ -1193,7 +992,6 @@ int sendmail_main(int argc, char **argv)
 
     maildrop = qdir_path(var_str(queue_directory), QDIR_MAILDROP);
     sendmail_catch_signals();
-    atexit(sendmail_cleanup);
     /* An oversized header section needs no file to be refused. */
     if (var_int(message_size_limit) > 0 &&
         (long long)(vstr_len(headers) + vstr_len(pending)) > var_int(message_size_limit))
@@ -1210,7 +1008,7 @@ int sendmail_main(int argc, char **argv)
     if (!ended) {
         piece = vstr_alloc(256);
         while (sendmail_read_piece(&in, piece, &at_start)) {
-            if (dots && sendmail_is_dot(piece, at_start, in.eof && in.pos == in.len))
+            if (args->dots && sendmail_is_dot(piece, at_start, in.eof && in.pos == in.len))
                 break;
             if (sendmail_content(&out, vstr_str(piece), vstr_len(piece)) < 0)
                 sendmail_out_fatal(&out);

@@ -586,6 +586,7 @@ int main(int argc, char **argv)
         PARAM_ID(header_size_limit),
         PARAM_ID(message_size_limit),
         PARAM_ID(myhostname),
+        PARAM_ID(myorigin),
         PARAM_ID(queue_directory),
         PARAM_ID(queue_map_size),
         PARAM_ID(mynetworks),

@@ -189,4 +189,7 @@ int cleanup_message_limited(const char *data, size_t len, const CLEANUP_INFO *in
 void cleanup_log(const char *qid, const char *source, size_t header_limit,
                  const CLEANUP_STATS *stats);
 
+/* sender.c */
+int sender_of_uid(MAILDROP_ENV *env, uid_t uid, const char *origin, int *retry, VSTR *why);
+
 #endif

@@ -377,6 +377,7 @@ static int scan_take(PICKUP *p, QSTORE_TXN *txn, PICKUP_FILE *f, size_t *bytes, 
     MAILDROP_ENV env;
     char *data;
     size_t len, off;
+    int retry;
     int rc;
 
     switch (qstore_picked_get(txn, f->name, f->qid)) {
@@ -413,7 +414,7 @@ static int scan_take(PICKUP *p, QSTORE_TXN *txn, PICKUP_FILE *f, size_t *bytes, 
         return SCAN_LEFT;
     }
     memset(&env, 0, sizeof(env));
-    if (maildrop_parse(data, len, &env, &off, why) < 0) {
+    if (maildrop_parse(data, len, var_str(myorigin), &env, &off, why) < 0) {
         VSTR *reason = vstr_alloc(100);
 
         vstr_sprintf(reason, "bad envelope: %s", vstr_str(why));
@@ -430,7 +431,14 @@ static int scan_take(PICKUP *p, QSTORE_TXN *txn, PICKUP_FILE *f, size_t *bytes, 
      */
     if (f->uid == geteuid() && env.uid >= 0)
         f->uid = (uid_t)env.uid;
-    if (var_int(message_size_limit) > 0 && len - off > (size_t)var_int(message_size_limit)) {
+    if (sender_of_uid(&env, f->uid, var_str(myorigin), &retry, why) < 0 && retry) {
+        msg_warn("maildrop/%s: %s; will retry in %d s", f->name, vstr_str(why), PICKUP_SKIP_TIME);
+        scan_skip_add(p, f->name);
+        rc = SCAN_LEFT;
+    } else if (env.own_sender) {
+        scan_corrupt(p, f->name, vstr_str(why));
+        rc = SCAN_LEFT;
+    } else if (var_int(message_size_limit) > 0 && len - off > (size_t)var_int(message_size_limit)) {
         vstr_sprintf(why, "message size %zu exceeds message_size_limit %ld", len - off,
                      var_int(message_size_limit));
         scan_corrupt(p, f->name, vstr_str(why));

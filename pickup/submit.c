@@ -413,9 +413,10 @@ SMTPD_RESULT submit_local(SUBMIT *s, const char *data, size_t len, uid_t uid, SU
     MAILDROP_ENV env;
     SUBMIT_WAIT *w;
     size_t off;
+    int retry;
 
     memset(&env, 0, sizeof(env));
-    if (maildrop_parse(data, len, &env, &off, text) < 0) {
+    if (maildrop_parse(data, len, var_str(myorigin), &env, &off, text) < 0) {
         VSTR *reason = vstr_alloc(100);
 
         vstr_sprintf(reason, "bad envelope: %s", vstr_str(text));
@@ -426,6 +427,10 @@ SMTPD_RESULT submit_local(SUBMIT *s, const char *data, size_t len, uid_t uid, SU
     /* root and mail_owner submit for others: the envelope names the user, as in a file. */
     if ((uid == 0 || uid == geteuid()) && env.uid >= 0)
         uid = (uid_t)env.uid;
+    if (sender_of_uid(&env, uid, var_str(myorigin), &retry, text) < 0) {
+        maildrop_env_free(&env);
+        return retry ? SMTPD_TEMPFAIL : SMTPD_REJECTED;
+    }
     if (var_int(message_size_limit) > 0 && len - off > (size_t)var_int(message_size_limit)) {
         vstr_sprintf(text, "message size %zu exceeds message_size_limit %ld", len - off,
                      var_int(message_size_limit));

@@ -9,6 +9,9 @@
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 top_builddir=${top_builddir:-$top_srcdir}
 RELAYQ=$top_builddir/cli/relayq
+# The front runs the full command for everything but sendmail's messages.
+RELAYQ_COMMAND=$top_builddir/cli/relayq-command
+export RELAYQ_COMMAND
 SMTPSINK=$top_builddir/tests/smtpsink/smtpsink
 
 TAP_COUNT=0

@@ -1,6 +1,7 @@
 #!/bin/bash
 # t_install - the operator's path: "make install" into a scratch root, the
-# command set-group-id as the install hook leaves it, and every operator
+# command (the front and the full command it runs) set-group-id as the
+# install hook leaves it, and every operator
 # command run by root and by an ordinary user, each with the exit code it
 # must give. Root runs the system; the ordinary user may queue mail and read
 # the queue (authorized_mailq_users = anyone) and is refused the rest with
@@ -26,6 +27,15 @@ check "the command is installed" -- test -x "$IRELAYQ"
 check "the daemons are installed" -- test -x "$IMASTER"
 check "the install hook made it set-group-id to setgid_group" -- \
     test "$(stat -c '%a %G' "$IRELAYQ")" = "2755 mail"
+# The full command the front runs for all but sendmail's messages, in libexec.
+IRELAYQ_COMMAND=$(find "$DEST" -type f -name relayq-command -perm -u+x | head -n 1)
+check "the full command is installed in the daemon directory" -- \
+    test "$(dirname "$IRELAYQ_COMMAND")" = "$(dirname "$IMASTER")"
+check "the install hook made it set-group-id to setgid_group too" -- \
+    test "$(stat -c '%a %G' "$IRELAYQ_COMMAND")" = "2755 mail"
+# Staged, the front finds the full command where this test says, not where it
+# will be installed for good.
+RELAYQ_COMMAND=$IRELAYQ_COMMAND
 # A sanitizer runtime cannot start set-group-id (it reads /proc/self, which
 # the kernel closes to such a process): nothing more to learn here.
 if ! setpriv --reuid=$STRANGER --regid=$STRANGER --clear-groups "$IRELAYQ" --help >/dev/null 2>&1; then

@@ -7,8 +7,8 @@
 # var_str/var_int/var_bool(name) or by its name in quotes, must be in its
 # list or in the skeleton's daemon_shared_params[] (common/mail/daemon.c);
 # every parameter the shared modules read (common/mail, but the registry
-# params.c) must be in daemon_shared_params[]. A name that is no parameter
-# does not compile: params_list.h.
+# params.c and params_load.c) must be in daemon_shared_params[]. A name
+# that is no parameter does not compile: params_list.h.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 src=$top_srcdir
@@ -30,7 +30,7 @@ read_by() {
 }
 
 shared=$(declared "$src/common/mail/daemon.c")
-missing=$(comm -23 <(read_by $(ls "$src"/common/mail/*.c | grep -v '/params\.c$')) <(echo "$shared"))
+missing=$(comm -23 <(read_by $(ls "$src"/common/mail/*.c | grep -vE '/params(_load)?\.c$')) <(echo "$shared"))
 [ -z "$missing" ]
 ok $? "the shared modules read only daemon_shared_params[] (missing: ${missing:-none})"
 

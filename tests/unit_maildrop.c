@@ -2,8 +2,10 @@
  * unit_maildrop - tests of the maildrop file envelope
  *
  * An envelope encoded by maildrop_encode_envelope parses back, up to
- * MAILDROP_RCPT_MAX recipients of the longest address; a table of damaged
- * or hostile files is refused with a reason that names the problem.
+ * MAILDROP_RCPT_MAX recipients of the longest address; bare local parts
+ * get "@origin" and an envelope without a sender says so (own_sender); a
+ * table of damaged or hostile files is refused with a reason that names
+ * the problem.
  */
 #include "config.h"
 
@@ -13,6 +15,8 @@
 #include "addr.h"
 #include "maildrop.h"
 #include "tap.h"
+
+#define ORIGIN "origin.example"
 
 /* Files pickup must refuse, with a word the reason must contain. */
 static const struct {
@@ -24,7 +28,9 @@ static const struct {
     {"type=other\nversion=1\n\nbody", "not \"maildrop\""},
     {"type=maildrop\nversion=9\nuid=0\nposted=1\nsender=a@b.c\nrcpt=x@y.z\n\nbody", "version"},
     {"type=maildrop\nversion=1\nuid=0\nposted=1\nsender=a@b.c\n\nbody", "no recipients"},
-    {"type=maildrop\nversion=1\nuid=0\nposted=1\nsender=a@b.c\nrcpt=bad\n\nbody", "recipient"},
+    {"type=maildrop\nversion=1\nuid=0\nposted=1\nsender=a@b.c\nrcpt=bad..dots\n\nbody",
+     "recipient"},
+    {"type=maildrop\nversion=1\nuid=0\nposted=1\nsender=a@b.c\nrcpt=x@\n\nbody", "recipient"},
     {"type=maildrop\nversion=1\nuid=0\nposted=1\nsender=a@b.c\nrcpt=x%0D%0A@y.z\n\nbody",
      "recipient"},
     {"type=maildrop\nversion=1\nuid=0\nposted=1\nsender=a b@c\nrcpt=x@y.z\n\nbody", "sender"},
@@ -57,7 +63,7 @@ int main(void)
     maildrop_env_add_rcpt(&env, "two@example.org");
     maildrop_encode_envelope(&env, file);
     vstr_strcat(file, "Subject: hi\n\nbody\n");
-    tap_ok(maildrop_parse(vstr_str(file), vstr_len(file), &back, &offset, why) == 0,
+    tap_ok(maildrop_parse(vstr_str(file), vstr_len(file), ORIGIN, &back, &offset, why) == 0,
            "an encoded envelope parses: %s", vstr_str(why));
     tap_ok(back.nrcpt == 2 && strcmp(back.rcpts[1], "two@example.org") == 0 &&
                strcmp(back.sender, "") == 0 && back.uid == 1000,
@@ -74,7 +80,7 @@ int main(void)
     vstr_reset(file);
     maildrop_encode_envelope(&env, file);
     vstr_strcat(file, "x\n");
-    tap_ok(maildrop_parse(vstr_str(file), vstr_len(file), &back, &offset, why) == 0 &&
+    tap_ok(maildrop_parse(vstr_str(file), vstr_len(file), ORIGIN, &back, &offset, why) == 0 &&
                strcmp(back.notifies[0], "") == 0 && strcmp(back.orcpts[0], "") == 0 &&
                strcmp(back.notifies[1], "success,delay") == 0 &&
                strcmp(back.orcpts[1], "rfc822;old@example.org") == 0,
@@ -82,8 +88,36 @@ int main(void)
     maildrop_env_free(&back);
     maildrop_env_free(&env);
 
+    /* No -f: no sender in the file, and pickup is told to name the user. */
+    maildrop_env_init(&env);
+    env.own_sender = 1;
+    maildrop_env_add_rcpt(&env, "bob");
+    maildrop_env_add_rcpt(&env, "\"a@b\"");
+    maildrop_env_add_rcpt(&env, "carol@example.com");
+    vstr_reset(file);
+    maildrop_encode_envelope(&env, file);
+    tap_ok(strstr(vstr_str(file), "sender=") == NULL, "own sender: no sender attribute written");
+    vstr_strcat(file, "x\n");
+    ret = maildrop_parse(vstr_str(file), vstr_len(file), ORIGIN, &back, &offset, why);
+    tap_ok(ret == 0 && back.own_sender == 1 && strcmp(back.sender, "") == 0,
+           "own sender: parsed as such: %s", vstr_str(why));
+    tap_ok(ret == 0 && strcmp(back.rcpts[0], "bob@" ORIGIN) == 0 &&
+               strcmp(back.rcpts[1], "\"a@b\"@" ORIGIN) == 0 &&
+               strcmp(back.rcpts[2], "carol@example.com") == 0,
+           "bare local parts, a quoted one with \"@\" too, get @origin; whole addresses stay");
+    if (ret == 0)
+        maildrop_env_free(&back);
+    maildrop_env_free(&env);
+    vstr_strcpy(file, "type=maildrop\nversion=1\nuid=0\nposted=1\nsender=alice\nrcpt=x@y.z\n\nb");
+    ret = maildrop_parse(vstr_str(file), vstr_len(file), ORIGIN, &back, &offset, why);
+    tap_ok(ret == 0 && back.own_sender == 0 && strcmp(back.sender, "alice@" ORIGIN) == 0,
+           "a bare -f sender gets @origin: %s", vstr_str(why));
+    if (ret == 0)
+        maildrop_env_free(&back);
+
     for (size_t i = 0; i < sizeof(bad_files) / sizeof(bad_files[0]); i++) {
-        ret = maildrop_parse(bad_files[i].file, strlen(bad_files[i].file), &back, &offset, why);
+        ret = maildrop_parse(bad_files[i].file, strlen(bad_files[i].file), ORIGIN, &back, &offset,
+                             why);
 
         tap_ok(ret < 0 && strstr(vstr_str(why), bad_files[i].reason) != NULL,
                "refused with \"%s\": %s", bad_files[i].reason, vstr_str(why));
@@ -104,7 +138,7 @@ int main(void)
     vstr_reset(file);
     maildrop_encode_envelope(&env, file);
     vstr_strcat(file, "Subject: many\n\nbody\n");
-    ret = maildrop_parse(vstr_str(file), vstr_len(file), &back, &offset, why);
+    ret = maildrop_parse(vstr_str(file), vstr_len(file), ORIGIN, &back, &offset, why);
     tap_ok(ret == 0 && back.nrcpt == MAILDROP_RCPT_MAX && offset > 1024 * 1024,
            "%d recipients of %zu octets (%zu bytes of envelope) parse", MAILDROP_RCPT_MAX,
            strlen(env.rcpts[0]), offset);
@@ -114,7 +148,7 @@ int main(void)
     vstr_reset(file);
     maildrop_encode_envelope(&env, file);
     vstr_strcat(file, "\nbody\n");
-    tap_ok(maildrop_parse(vstr_str(file), vstr_len(file), &back, &offset, why) < 0 &&
+    tap_ok(maildrop_parse(vstr_str(file), vstr_len(file), ORIGIN, &back, &offset, why) < 0 &&
                strstr(vstr_str(why), "more than 10000 recipients") != NULL,
            "one more is refused: %s", vstr_str(why));
     maildrop_env_free(&env);

@@ -6,7 +6,11 @@
  *	Quoted-string local part, "@", and a domain of LDH labels or an
  *	address literal ([192.0.2.1], [IPv6:2001:db8::1]), within the RFC
  *	5321 length limits. UTF-8 (RFC 6531) only with ADDR_ALLOW_UTF8; the
- *	empty address only with ADDR_ALLOW_EMPTY.
+ *	empty address only with ADDR_ALLOW_EMPTY; a local part alone (that
+ *	pickup qualifies with "@myorigin") only with ADDR_ALLOW_BARE.
+ * addr_is_bare()
+ *	whether an address is a local part alone: not empty, and no "@"
+ *	after its local part (a quoted local part may hold "@").
  * addr_domain()
  *	the domain part: the text after the last "@", or "".
  * addr_needs_utf8()
@@ -222,6 +226,8 @@ int addr_check(const char *addr, size_t len, int flags, VSTR *why)
         if (i >= len)
             return addr_fail(why, "unterminated quoted local part");
         local_len = i + 1;
+        if (local_len == len && (flags & ADDR_ALLOW_BARE))
+            return addr_check_local(addr, local_len, why);
         if (local_len == len)
             return addr_fail(why, "missing @domain");
         if (addr[local_len] != '@')
@@ -231,12 +237,27 @@ int addr_check(const char *addr, size_t len, int flags, VSTR *why)
         const char *at = memchr(addr, '@', len);
 
         local_len = at ? (size_t)(at - addr) : len;
+        if (local_len >= len && at == NULL && (flags & ADDR_ALLOW_BARE))
+            return addr_check_local(addr, local_len, why);
         if (local_len >= len)
             return addr_fail(why, "missing @domain");
     }
     if (addr_check_local(addr, local_len, why) < 0)
         return -1;
     return addr_check_domain(addr + local_len + 1, len - local_len - 1, flags, why);
+}
+
+/* addr_is_bare - a local part with no "@domain" */
+int addr_is_bare(const char *addr)
+{
+    const char *scan = addr;
+    const char *quote;
+
+    if (*addr == '\0')
+        return 0;
+    if (scan[0] == '"' && (quote = strchr(scan + 1, '"')) != NULL)
+        scan = quote;
+    return strchr(scan, '@') == NULL;
 }
 
 /* addr_domain - the text after the last "@", or "" */

@@ -15,8 +15,10 @@
 /* Flags for addr_check. */
 #define ADDR_ALLOW_EMPTY 1 /* the null reverse-path "" is valid (senders) */
 #define ADDR_ALLOW_UTF8 2  /* UTF-8 in local part and domain (RFC 6531) */
+#define ADDR_ALLOW_BARE 4  /* a local part alone, qualified later with "@myorigin" */
 
 int addr_check(const char *addr, size_t len, int flags, VSTR *why);
+int addr_is_bare(const char *addr);
 const char *addr_domain(const char *addr);
 int addr_needs_utf8(const char *addr);
 int addr_extract_list(const char *header_value, size_t len,

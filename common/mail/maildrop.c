@@ -5,7 +5,11 @@
  * "name=value", an empty line at the end, type "maildrop") followed by the
  * message content exactly as submitted. A recipient's own DSN requests
  * (RCPT TO NOTIFY and ORCPT of "sendmail -bs") follow its "rcpt" as
- * "rcpt_notify" and "rcpt_orcpt", each at most once. The sendmail command writes it to
+ * "rcpt_notify" and "rcpt_orcpt", each at most once. An envelope without
+ * "sender" is one the user gave no sender for (no -f): pickup names the
+ * submitting user (its login name at myorigin), as only pickup may ask
+ * the system's user database. Addresses may be bare local parts; pickup
+ * qualifies them with "@myorigin". The sendmail command writes it to
  * a temporary name, fsyncs it and renames it into maildrop/; pickup reads
  * it as untrusted input.
  *
@@ -17,8 +21,9 @@
  *	append the envelope record.
  * maildrop_parse()
  *	decode and validate the envelope of a file held in memory: strict
- *	attributes, version, sender and recipients checked as RFC 5321
- *	addresses, at least one and at most MAILDROP_RCPT_MAX recipients,
+ *	attributes, version, bare addresses qualified with "@origin", sender
+ *	and recipients then checked as RFC 5321 addresses, at least one and
+ *	at most MAILDROP_RCPT_MAX recipients,
  *	the whole record at most MAILDROP_ENVELOPE_MAX bytes (a file cut
  *	short inside its envelope has no end of record: "truncated").
  *	Sets *content_offset to the first byte of the message. Returns 0, or
@@ -26,6 +31,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "addr.h"
@@ -92,7 +98,8 @@ void maildrop_encode_envelope(const MAILDROP_ENV *env, VSTR *out)
     ipc_rec_add(rec, "version", MAILDROP_VERSION);
     ipc_rec_add_long(rec, "uid", env->uid);
     ipc_rec_add_long(rec, "posted", env->posted);
-    ipc_rec_add(rec, "sender", env->sender);
+    if (!env->own_sender)
+        ipc_rec_add(rec, "sender", env->sender);
     if (*env->fullname)
         ipc_rec_add(rec, "fullname", env->fullname);
     if (*env->notify)
@@ -117,6 +124,21 @@ static void maildrop_set(char **field, const char *value)
 {
     myfree(*field);
     *field = mystrdup(value ? value : "");
+}
+
+/* maildrop_qualify - replace one of the envelope's addresses, "@origin" added when bare */
+static void maildrop_qualify(char **field, const char *value, const char *origin)
+{
+    size_t len;
+
+    if (value == NULL || !addr_is_bare(value)) {
+        maildrop_set(field, value);
+        return;
+    }
+    myfree(*field);
+    len = strlen(value) + 1 + strlen(origin) + 1;
+    *field = mymalloc(len);
+    snprintf(*field, len, "%s@%s", value, origin);
 }
 
 /* maildrop_rcpt_dsn - a rcpt_notify or rcpt_orcpt: of the recipient before it, once, valid */
@@ -152,8 +174,8 @@ static int maildrop_rcpt_dsn(MAILDROP_ENV *env, const char *name, const char *va
 }
 
 /* maildrop_parse - decode and validate a maildrop file's envelope */
-int maildrop_parse(const char *data, size_t len, MAILDROP_ENV *env, size_t *content_offset,
-                   VSTR *why)
+int maildrop_parse(const char *data, size_t len, const char *origin, MAILDROP_ENV *env,
+                   size_t *content_offset, VSTR *why)
 {
     const char *end = NULL;
     IPC_REC *rec = NULL;
@@ -173,8 +195,8 @@ int maildrop_parse(const char *data, size_t len, MAILDROP_ENV *env, size_t *cont
         vstr_sprintf(why, "envelope of type \"%.40s\", not \"maildrop\"", ipc_rec_type(rec));
         goto out;
     }
-    if (ipc_rec_check(rec, "version,uid,posted,sender",
-                      "fullname,notify,ret,envid,rcpt*,rcpt_notify*,rcpt_orcpt*", why) < 0)
+    if (ipc_rec_check(rec, "version,uid,posted",
+                      "sender,fullname,notify,ret,envid,rcpt*,rcpt_notify*,rcpt_orcpt*", why) < 0)
         goto out;
     if (strcmp(ipc_rec_get(rec, "version"), MAILDROP_VERSION) != 0) {
         vstr_sprintf(why, "unsupported maildrop version \"%.20s\"", ipc_rec_get(rec, "version"));
@@ -187,7 +209,8 @@ int maildrop_parse(const char *data, size_t len, MAILDROP_ENV *env, size_t *cont
     if (ipc_rec_get_long(rec, "posted", 0, 1LL << 40, &number, why) < 0)
         goto out_env;
     env->posted = number;
-    maildrop_set(&env->sender, ipc_rec_get(rec, "sender"));
+    env->own_sender = ipc_rec_get(rec, "sender") == NULL;
+    maildrop_qualify(&env->sender, ipc_rec_get(rec, "sender"), origin);
     maildrop_set(&env->fullname, ipc_rec_get(rec, "fullname"));
     maildrop_set(&env->notify, ipc_rec_get(rec, "notify"));
     maildrop_set(&env->ret, ipc_rec_get(rec, "ret"));
@@ -215,6 +238,9 @@ int maildrop_parse(const char *data, size_t len, MAILDROP_ENV *env, size_t *cont
             vstr_sprintf(why, "more than %d recipients", MAILDROP_RCPT_MAX);
             goto out_env;
         }
+        maildrop_env_add_rcpt(env, "");
+        maildrop_qualify(env->rcpts + env->nrcpt - 1, value, origin);
+        value = env->rcpts[env->nrcpt - 1];
         if (addr_check(value, strlen(value), ADDR_ALLOW_UTF8, why) < 0) {
             VSTR *reason = vstr_alloc(100);
 
@@ -223,7 +249,6 @@ int maildrop_parse(const char *data, size_t len, MAILDROP_ENV *env, size_t *cont
             vstr_free(reason);
             goto out_env;
         }
-        maildrop_env_add_rcpt(env, value);
     }
     if (env->nrcpt == 0) {
         vstr_strcpy(why, "no recipients");

@@ -22,6 +22,7 @@ typedef struct MAILDROP_ENV {
     long long uid;    /* the submitting user */
     long long posted; /* time(2) of submission */
     char *sender;     /* "" for the null sender */
+    int own_sender;   /* no sender given (no -f): pickup names the submitting user */
     char *fullname;   /* sendmail -F, or "" */
     char *notify;     /* DSN NOTIFY (sendmail -N), or "" */
     char *ret;        /* DSN RET (sendmail -R), or "" */
@@ -38,7 +39,7 @@ void maildrop_env_add_rcpt_dsn(MAILDROP_ENV *env, const char *rcpt, const char *
                                const char *orcpt);
 void maildrop_env_free(MAILDROP_ENV *env);
 void maildrop_encode_envelope(const MAILDROP_ENV *env, VSTR *out);
-int maildrop_parse(const char *data, size_t len, MAILDROP_ENV *env, size_t *content_offset,
-                   VSTR *why);
+int maildrop_parse(const char *data, size_t len, const char *origin, MAILDROP_ENV *env,
+                   size_t *content_offset, VSTR *why);
 
 #endif

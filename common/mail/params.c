@@ -9,22 +9,16 @@
  * params_default_path()
  *	the configuration file to use without -c: $RELAYQ_CONFIG when set and
  *	not empty, else DEFAULT_CONFIG_FILE.
- * params_load()
- *	load and check a file against the table (NULL: the default path),
- *	fill an empty myhostname from the system, and make the result the
- *	process-wide var_config (freeing the one before).
- *	Unknown names are all listed in one error (cfgfile.c); a Postfix
- *	parameter among them says so, with what relayq has instead.
- * params_use()
- *	the second half of params_load(): fill an empty myhostname of a
- *	configuration params_read() returned and make it var_config (it
- *	takes the configuration; on error it frees it).
- * params_load_or_die()
- *	the same, exiting with the "file:line: reason" line on error.
  * params_read()
  *	read and check a file against the table, with the Postfix hints,
  *	without making it the process's configuration (for a reload that
- *	must check before it replaces).
+ *	must check before it replaces). Unknown names are all listed in one
+ *	error (cfgfile.c); a Postfix parameter among them says so, with
+ *	what relayq has instead.
+ * params_adopt()
+ *	make a configuration the process-wide var_config as it is (an empty
+ *	myhostname stays empty), freeing the one before: for the front,
+ *	which must not ask the system's resolver (params_load.c does).
  * params_hint()
  *	append what relayq says of a Postfix parameter it does not have
  *	(" (a Postfix parameter; in relayq use ...)") to a message; nothing for other names.
@@ -40,22 +34,22 @@
  *	"relay:" prefix removed; "" (the default route) for ":" or a bare
  *	prefix.
  *
- * Ownership: var_config belongs to this module; params_load() replaces it
- * and returns it. RELAY_ADDR is the caller's.
+ * Ownership: var_config belongs to this module; params_adopt() (and
+ * params_load(), through it) replaces it. RELAY_ADDR is the caller's.
  *
- * Failures: params_load() and params_parse_relay() return an error with a
- * one-line reason in `why`; params_load_or_die() turns that into
- * msg_fatal(). Allocation failure is fatal (mymalloc).
+ * Failures: params_read() and params_parse_relay() return an error with a
+ * one-line reason in `why`. Allocation failure is fatal (mymalloc).
+ *
+ * Nothing here asks the system's user database or resolver: the front
+ * links this file without the dynamic loader (params_load.c does the
+ * lookup of myhostname).
  */
 #include "config.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "cfgfile.h"
 #include "msg.h"
@@ -584,80 +578,11 @@ const char *params_default_path(void)
     return env != NULL && *env != '\0' ? env : DEFAULT_CONFIG_FILE;
 }
 
-/* params_system_hostname - the host's name, fully qualified when the resolver knows it */
-static int params_system_hostname(VSTR *name, VSTR *why)
+/* params_adopt - make a configuration the process's, freeing the one before */
+void params_adopt(CONFIG *cfg)
 {
-    char buf[256]; /* HOST_NAME_MAX is 64 on Linux; gethostname() truncates, we terminate */
-    struct addrinfo hints;
-    struct addrinfo *res;
-
-    if (gethostname(buf, sizeof(buf) - 1) < 0) {
-        vstr_sprintf(why, "cannot find the host name: %s", strerror(errno));
-        return -1;
-    }
-    buf[sizeof(buf) - 1] = '\0';
-    vstr_strcpy(name, buf);
-    if (strchr(buf, '.') != NULL)
-        return 0;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_CANONNAME;
-    /* An unqualified name is still usable; the canonical name is only a better one. */
-    if (getaddrinfo(buf, NULL, &hints, &res) == 0) {
-        if (res->ai_canonname != NULL && strchr(res->ai_canonname, '.') != NULL)
-            vstr_strcpy(name, res->ai_canonname);
-        freeaddrinfo(res);
-    }
-    return 0;
-}
-
-/* params_load - load the configuration of this process */
-CONFIG *params_load(const char *path, VSTR *why)
-{
-    CONFIG *cfg;
-
-    if (path == NULL)
-        path = params_default_path();
-    if ((cfg = params_read(path, why)) == NULL || params_use(cfg, why) < 0)
-        return NULL;
-    return cfg;
-}
-
-/* params_use - complete a configuration that was read, and make it the process's */
-int params_use(CONFIG *cfg, VSTR *why)
-{
-    VSTR *name;
-    VSTR *reason;
-
-    if (*config_str(cfg, "myhostname") == '\0') {
-        name = vstr_alloc(64);
-        reason = vstr_alloc(64);
-        if (params_system_hostname(name, reason) < 0 ||
-            config_set(cfg, "myhostname", vstr_str(name), reason) < 0) {
-            vstr_sprintf(why,
-                         "%s: myhostname is not set and the system's host name is not "
-                         "usable (%s); set myhostname",
-                         config_path(cfg), vstr_str(reason));
-            vstr_free(name);
-            vstr_free(reason);
-            config_free(cfg);
-            return -1;
-        }
-        vstr_free(name);
-        vstr_free(reason);
-    }
+    if (cfg == var_config)
+        return;
     config_free(var_config);
     var_config = cfg;
-    return 0;
-}
-
-/* params_load_or_die - load the configuration or exit with the reason */
-void params_load_or_die(const char *path)
-{
-    VSTR *why = vstr_alloc(128);
-
-    if (params_load(path, why) == NULL)
-        msg_fatal("%s", vstr_str(why));
-    vstr_free(why);
 }

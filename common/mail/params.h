@@ -17,6 +17,7 @@ const char *params_default_path(void);
 CONFIG *params_load(const char *path, VSTR *why);
 CONFIG *params_read(const char *path, VSTR *why);
 int params_use(CONFIG *cfg, VSTR *why);
+void params_adopt(CONFIG *cfg);
 void params_hint(const char *name, VSTR *message);
 const CONFIG_PARAM *params_find(const char *name);
 void params_load_or_die(const char *path);

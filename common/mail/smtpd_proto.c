@@ -483,13 +483,7 @@ static int smtpd_xtext(const char *text, size_t len, VSTR *out)
 /* smtpd_qualify - a bare local part gets "@qualify"; -1 when that is not allowed */
 static int smtpd_qualify(SMTPD_PROTO *sp, VSTR *addr)
 {
-    const char *scan = vstr_str(addr);
-    const char *quote;
-
-    /* A quoted local part may hold "@"; only an "@" after it counts. */
-    if (scan[0] == '"' && (quote = strchr(scan + 1, '"')) != NULL)
-        scan = quote;
-    if (strchr(scan, '@') != NULL)
+    if (!addr_is_bare(vstr_str(addr)))
         return 0;
     if (sp->qualify == NULL)
         return -1;

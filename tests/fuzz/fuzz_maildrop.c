@@ -33,9 +33,9 @@
 static int fuzz_same_env(const MAILDROP_ENV *a, const MAILDROP_ENV *b)
 {
     if (a->uid != b->uid || a->posted != b->posted || a->nrcpt != b->nrcpt ||
-        strcmp(a->sender, b->sender) != 0 || strcmp(a->fullname, b->fullname) != 0 ||
-        strcmp(a->notify, b->notify) != 0 || strcmp(a->ret, b->ret) != 0 ||
-        strcmp(a->envid, b->envid) != 0)
+        a->own_sender != b->own_sender || strcmp(a->sender, b->sender) != 0 ||
+        strcmp(a->fullname, b->fullname) != 0 || strcmp(a->notify, b->notify) != 0 ||
+        strcmp(a->ret, b->ret) != 0 || strcmp(a->envid, b->envid) != 0)
         return 0;
     for (size_t i = 0; i < a->nrcpt; i++)
         if (strcmp(a->rcpts[i], b->rcpts[i]) != 0)
@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     MAILDROP_ENV env, again;
     size_t offset = 0;
 
-    if (maildrop_parse((const char *)data, size, &env, &offset, why) < 0) {
+    if (maildrop_parse((const char *)data, size, "origin.example", &env, &offset, why) < 0) {
         FUZZ_CHECK(vstr_len(why) > 0);
     } else {
         VSTR *wire = vstr_alloc(256);
@@ -70,7 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* What sendmail would write for this envelope reads back the same. */
         maildrop_encode_envelope(&env, wire);
         vstr_strcat(wire, "Subject: x\n\nbody\n");
-        FUZZ_CHECK(maildrop_parse(vstr_str(wire), vstr_len(wire), &again, &offset2, why) == 0);
+        FUZZ_CHECK(maildrop_parse(vstr_str(wire), vstr_len(wire), "origin.example", &again,
+                                  &offset2, why) == 0);
         FUZZ_CHECK(fuzz_same_env(&env, &again));
         FUZZ_CHECK(strcmp(vstr_str(wire) + offset2, "Subject: x\n\nbody\n") == 0);
         maildrop_env_free(&again);

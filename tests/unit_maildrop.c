@@ -94,6 +94,7 @@ int main(void)
     maildrop_env_add_rcpt(&env, "bob");
     maildrop_env_add_rcpt(&env, "\"a@b\"");
     maildrop_env_add_rcpt(&env, "carol@example.com");
+    maildrop_env_add_rcpt_dsn(&env, "bob@" ORIGIN, "never", "");
     vstr_reset(file);
     maildrop_encode_envelope(&env, file);
     tap_ok(strstr(vstr_str(file), "sender=") == NULL, "own sender: no sender attribute written");
@@ -101,10 +102,12 @@ int main(void)
     ret = maildrop_parse(vstr_str(file), vstr_len(file), ORIGIN, &back, &offset, why);
     tap_ok(ret == 0 && back.own_sender == 1 && strcmp(back.sender, "") == 0,
            "own sender: parsed as such: %s", vstr_str(why));
-    tap_ok(ret == 0 && strcmp(back.rcpts[0], "bob@" ORIGIN) == 0 &&
+    tap_ok(ret == 0 && back.nrcpt == 3 && strcmp(back.rcpts[0], "bob@" ORIGIN) == 0 &&
                strcmp(back.rcpts[1], "\"a@b\"@" ORIGIN) == 0 &&
                strcmp(back.rcpts[2], "carol@example.com") == 0,
            "bare local parts, a quoted one with \"@\" too, get @origin; whole addresses stay");
+    tap_ok(ret == 0 && back.nrcpt == 3 && strcmp(back.notifies[0], "") == 0,
+           "bob@origin after bare bob is one recipient: the first, its DSN requests too");
     if (ret == 0)
         maildrop_env_free(&back);
     maildrop_env_free(&env);

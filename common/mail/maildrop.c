@@ -22,7 +22,8 @@
  * maildrop_parse()
  *	decode and validate the envelope of a file held in memory: strict
  *	attributes, version, bare addresses qualified with "@origin", sender
- *	and recipients then checked as RFC 5321 addresses, at least one and
+ *	and recipients then checked as RFC 5321 addresses, a recipient given
+ *	twice kept once (the first, with its DSN requests), at least one and
  *	at most MAILDROP_RCPT_MAX recipients,
  *	the whole record at most MAILDROP_ENVELOPE_MAX bytes (a file cut
  *	short inside its envelope has no end of record: "truncated").
@@ -35,6 +36,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "htable.h"
 #include "ipc.h"
 #include "maildrop.h"
 #include "mymalloc.h"
@@ -126,6 +128,15 @@ static void maildrop_set(char **field, const char *value)
     *field = mystrdup(value ? value : "");
 }
 
+/* maildrop_env_drop_last - remove the last recipient */
+static void maildrop_env_drop_last(MAILDROP_ENV *env)
+{
+    env->nrcpt--;
+    myfree(env->rcpts[env->nrcpt]);
+    myfree(env->notifies[env->nrcpt]);
+    myfree(env->orcpts[env->nrcpt]);
+}
+
 /* maildrop_qualify - replace one of the envelope's addresses, "@origin" added when bare */
 static void maildrop_qualify(char **field, const char *value, const char *origin)
 {
@@ -179,7 +190,9 @@ int maildrop_parse(const char *data, size_t len, const char *origin, MAILDROP_EN
 {
     const char *end = NULL;
     IPC_REC *rec = NULL;
+    HTABLE *seen = NULL;
     long long number;
+    int dropped = 0;
     int ret = -1;
 
     /* The envelope ends at the first empty line, within MAILDROP_ENVELOPE_MAX bytes. */
@@ -223,17 +236,20 @@ int maildrop_parse(const char *data, size_t len, const char *origin, MAILDROP_EN
         vstr_free(reason);
         goto out_env;
     }
+    seen = htable_create(64);
     for (size_t i = 1; i < rec->count; i++) {
         const char *name = rec->attrs[i].name;
         const char *value = rec->attrs[i].value;
 
         if (strcmp(name, "rcpt_notify") == 0 || strcmp(name, "rcpt_orcpt") == 0) {
-            if (maildrop_rcpt_dsn(env, name, value, why) < 0)
+            /* The DSN requests of a recipient dropped as a duplicate go with it. */
+            if (!dropped && maildrop_rcpt_dsn(env, name, value, why) < 0)
                 goto out_env;
             continue;
         }
         if (strcmp(name, "rcpt") != 0)
             continue;
+        dropped = 0;
         if (env->nrcpt >= MAILDROP_RCPT_MAX) {
             vstr_sprintf(why, "more than %d recipients", MAILDROP_RCPT_MAX);
             goto out_env;
@@ -249,6 +265,13 @@ int maildrop_parse(const char *data, size_t len, const char *origin, MAILDROP_EN
             vstr_free(reason);
             goto out_env;
         }
+        /* "bob" and "bob@myorigin" given both are one recipient once qualified: the first stays. */
+        if (htable_get(seen, value) != NULL) {
+            maildrop_env_drop_last(env);
+            dropped = 1;
+        } else {
+            htable_put(seen, value, env);
+        }
     }
     if (env->nrcpt == 0) {
         vstr_strcpy(why, "no recipients");
@@ -260,6 +283,8 @@ int maildrop_parse(const char *data, size_t len, const char *origin, MAILDROP_EN
 out_env:
     maildrop_env_free(env);
 out:
+    if (seen != NULL)
+        htable_free(seen, NULL);
     ipc_rec_free(rec);
     return ret;
 }

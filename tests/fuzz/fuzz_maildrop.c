@@ -11,7 +11,7 @@
  *	sendmail command had written it. A rejection must have a reason.
  *
  * fuzz-sources: common/mail/maildrop.c common/mail/addr.c common/util/ipc.c
- * fuzz-sources: common/util/sock.c common/util/iostuff.c common/util/vstr.c
+ * fuzz-sources: common/util/sock.c common/util/iostuff.c common/util/vstr.c common/util/htable.c
  * fuzz-sources: common/util/mymalloc.c common/util/msg.c common/mail/smtpd_proto.c
  * fuzz-libs: -lsodium
  *

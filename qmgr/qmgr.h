@@ -411,6 +411,7 @@ int shared_conn_parse(const char *url, char **host, int *port, char **password, 
 SHARED_CONN *shared_conn_create(const char *url, const char *const *scripts, RESOLVER *resolver,
                                 SHARED_CONN_STATE_FN state_fn, void *state_ctx, VSTR *why);
 int shared_conn_up(const SHARED_CONN *conn);
+int shared_conn_settled(const SHARED_CONN *conn);
 int shared_conn_script(SHARED_CONN *conn, int script, SHARED_CONN_FN fn, void *ctx, int nkeys,
                        int argc, const char **argv);
 void shared_conn_free(SHARED_CONN *conn);

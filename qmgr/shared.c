@@ -22,6 +22,9 @@
  *	1 (a token granted by the server, used now), 0 (not yet; *wait_ms
  *	says when to ask again), or -1 (the server is unavailable: the
  *	caller applies its local share of the rate, shared_fallback_share()).
+ *	While the first connection to the server is being made, 0: a server
+ *	not reached yet is not an unavailable one (shared_conn_settled()),
+ *	and the same holds for shared_lease_take() and shared_auth_fresh().
  *	Grants are asked for ahead and in small batches when the rate is
  *	high, so the loop never waits on the server: a job starts only on a
  *	token already granted, and the grant's reply wakes the loop.
@@ -125,6 +128,7 @@
 #define SHARED_LEASE_MS 15000       /* a lease not renewed is free again after that */
 #define SHARED_RENEW_MS 5000        /* between renewals of the leases held */
 #define SHARED_TICK_MS 500          /* between looks at the leases held */
+#define SHARED_START_WAIT_MS 50     /* between looks while the first connection is made */
 #define SHARED_AUTH_FRESH_MS 1000   /* a new connection logs in on an answer this recent */
 #define SHARED_AUTH_PROBE_MS 30000  /* the longest one instance's probe of it holds the others */
 #define SHARED_IDLE_RELEASE_MS 1000 /* no mail waits that long: idle connections close */
@@ -523,6 +527,10 @@ int shared_rate_take(SHARED *sh, QMGR_DEST *dest, long long *wait_ms)
 
     if (!shared_conn_up(sh->conn)) {
         g->tokens = 0;
+        if (!shared_conn_settled(sh->conn)) {
+            *wait_ms = SHARED_START_WAIT_MS;
+            return 0;
+        }
         return -1;
     }
     if (g->tokens > 0 && now - g->granted_ms > SHARED_TOKEN_TTL_MS)
@@ -688,8 +696,13 @@ int shared_lease_take(SHARED *sh, QMGR_DEST *dest, const QMGR_PEER *worker, long
     long long now = now_ms();
     char id[300];
 
-    if (!shared_conn_up(sh->conn))
+    if (!shared_conn_up(sh->conn)) {
+        if (!shared_conn_settled(sh->conn)) {
+            *wait_ms = SHARED_START_WAIT_MS;
+            return 0;
+        }
         return -1;
+    }
     if (shared_lease_users(dest, worker) < l->count)
         return 1;
     *wait_ms = SHARED_REPLY_WAIT_MS;
@@ -932,8 +945,13 @@ static void shared_auth_check(SHARED *sh, QMGR_DEST *dest)
  */
 int shared_auth_fresh(SHARED *sh, QMGR_DEST *dest, long long *wait_ms)
 {
-    if (!var_bool(smtp_sasl_auth_enable) || !shared_applies(sh, dest) ||
-        !shared_conn_up(sh->conn) || now_ms() - dest->auth_free_ms <= SHARED_AUTH_FRESH_MS)
+    if (!var_bool(smtp_sasl_auth_enable) || !shared_applies(sh, dest))
+        return 1;
+    if (!shared_conn_up(sh->conn) && !shared_conn_settled(sh->conn)) {
+        *wait_ms = SHARED_START_WAIT_MS;
+        return 0;
+    }
+    if (!shared_conn_up(sh->conn) || now_ms() - dest->auth_free_ms <= SHARED_AUTH_FRESH_MS)
         return 1;
     shared_auth_check(sh, dest);
     *wait_ms = SHARED_REPLY_WAIT_MS;

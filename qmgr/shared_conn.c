@@ -11,6 +11,14 @@
  * shared_conn_up()
  *	whether the server answered since the last (re)connection: requests
  *	are accepted only then.
+ * shared_conn_settled()
+ *	whether the server's state is known: the connection came up once, or
+ *	an attempt failed, or SHARED_CONN_START_WAIT_MS passed since the
+ *	object was made. Until then a server not reached yet is not an
+ *	unavailable one: the owner waits rather than fall back to local
+ *	limits, so that mail already queued when qmgr starts does not go out
+ *	past a shared quota, or log in with a suspended credential, in the
+ *	milliseconds the first connection takes.
  * shared_conn_script()
  *	run one of the scripts with its keys and arguments: EVALSHA, and
  *	EVAL with the body when the server answers NOSCRIPT (a restarted or
@@ -65,6 +73,7 @@
 #include "vstr.h"
 
 #define SHARED_CONN_TIMEOUT_MS 1000     /* a request not answered by then: server unavailable */
+#define SHARED_CONN_START_WAIT_MS 2000  /* the first connection's outcome waited for at most */
 #define SHARED_CONN_BACKOFF_MIN_MS 250  /* first wait before reconnecting */
 #define SHARED_CONN_BACKOFF_MAX_MS 4000 /* longest wait before reconnecting */
 #define SHARED_CONN_ARGS_MAX 1100       /* keys and arguments of one script call */
@@ -97,8 +106,10 @@ struct SHARED_CONN {
     RESOLVE_REQ *lookup;   /* the name being looked up; NULL: none */
     unsigned attempts;     /* connections tried: which of the host's addresses is next */
     int fd;
-    int up;    /* every set-up command answered */
-    int setup; /* set-up commands not answered yet */
+    int up;             /* every set-up command answered */
+    int setup;          /* set-up commands not answered yet */
+    int settled;        /* came up once, or an attempt failed */
+    long long start_ms; /* when the object was made */
     long long backoff_ms;
     SHARED_REQ *head, *tail; /* requests in flight, oldest first */
     SHARED_CONN_STATE_FN state_fn;
@@ -258,6 +269,7 @@ static void shared_conn_answer(SHARED_REQ *req, const redisReply *reply, const c
 /* shared_conn_set_up - tell the owner when the connection goes up or down */
 static void shared_conn_set_up(SHARED_CONN *conn, int up, const char *why)
 {
+    conn->settled = 1;
     if (conn->up == up)
         return;
     conn->up = up;
@@ -276,6 +288,7 @@ static void shared_conn_drop(SHARED_CONN *conn, const char *why)
 
     conn->ac = NULL;
     conn->setup = 0;
+    conn->settled = 1;
     /* Owners learn of the failure before their requests' answers; the
      * failure of a connection that never came up is news too. */
     conn->up = 0;
@@ -462,6 +475,7 @@ static void shared_conn_setup_command(SHARED_CONN *conn, int argc, const char **
 /* shared_conn_retry - an attempt to connect failed: tell the owner, try again later */
 static void shared_conn_retry(SHARED_CONN *conn, const char *why)
 {
+    conn->settled = 1;
     if (conn->state_fn)
         conn->state_fn(conn->state_ctx, 0, why);
     event_request_timer(shared_conn_connect, conn, conn->backoff_ms);
@@ -594,6 +608,7 @@ SHARED_CONN *shared_conn_create(const char *url, const char *const *scripts, RES
     conn->sha = mycalloc((size_t)conn->nscripts + 1, sizeof(*conn->sha));
     conn->fd = -1;
     conn->backoff_ms = SHARED_CONN_BACKOFF_MIN_MS;
+    conn->start_ms = now_ms();
     conn->state_fn = state_fn;
     conn->state_ctx = state_ctx;
     event_request_timer(shared_conn_connect, conn, 0);
@@ -604,6 +619,12 @@ SHARED_CONN *shared_conn_create(const char *url, const char *const *scripts, RES
 int shared_conn_up(const SHARED_CONN *conn)
 {
     return conn->up && conn->ac != NULL;
+}
+
+/* shared_conn_settled - whether the server's state is known (up, or failed once) */
+int shared_conn_settled(const SHARED_CONN *conn)
+{
+    return conn->settled || now_ms() - conn->start_ms >= SHARED_CONN_START_WAIT_MS;
 }
 
 /* shared_conn_script - run a script: EVALSHA, EVAL after NOSCRIPT */
